@@ -1,0 +1,58 @@
+# The two commands: `make run` (the whole platform, in the foreground) and `make test` (the whole suite).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+UV := .tools/bin/uv
+UV_VERSION := 0.13.9
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export UV_PYTHON_DOWNLOADS := never
+export PYTHONUNBUFFERED := 1
+
+# Exports DATABASE_URL / REDIS_URL for an embedded PostgreSQL / Redis when they are not already set.
+SERVICES = eval "$$($(VENV)/bin/python -m referral_saas.embedded env)"
+MANAGE = $(VENV)/bin/python manage.py
+
+.PHONY: install run test bench lint format migrate stop-embedded clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --all-extras --python "$(PYTHON)"
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	@$(SERVICES); export DEBUG=$${DEBUG:-true}; set -e; \
+	echo "==> migrating"; $(MANAGE) migrate --noinput; \
+	echo "==> compiling translations and static files"; $(MANAGE) compiletranslations; \
+	$(MANAGE) collectstatic --noinput -v0; \
+	$(MANAGE) seed_demo; \
+	echo "==> starting web (http://127.0.0.1:8000), worker and beat; Ctrl-C stops them all"; \
+	exec $(VENV)/bin/honcho -f Procfile start
+
+test: install
+	@$(SERVICES); $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	@$(SERVICES); $(VENV)/bin/python -m bench $(BENCH_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@$(SERVICES); $(MANAGE) makemigrations --check --dry-run
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+migrate: install
+	@$(SERVICES); $(MANAGE) migrate
+
+stop-embedded: install
+	$(VENV)/bin/python -m referral_saas.embedded stop
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .ruff_cache

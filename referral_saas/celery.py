@@ -1,0 +1,50 @@
+"""The Celery app, configured from Django settings (CELERY_*). Queues, routes and the beat schedule live there."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from celery import Celery, signals
+
+from referral_saas.logging import request_id_var
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "referral_saas.settings")
+
+app = Celery("referral_saas")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+BEAT_HEARTBEAT_KEY = "rs:beat:last_seen"
+
+
+@app.task(name="referral_saas.ping")
+def ping() -> str:
+    """Round-trip check: the broker delivers, a worker runs it, the result backend answers."""
+    return "pong"
+
+
+@app.task(name="referral_saas.beat_heartbeat", ignore_result=True)
+def beat_heartbeat() -> None:
+    """Scheduled by beat; /readyz reports how long ago beat (and a worker) last ran it."""
+    from referral_saas.redis_client import get_redis
+
+    get_redis().set(BEAT_HEARTBEAT_KEY, str(time.time()), ex=3600)
+
+
+@signals.before_task_publish.connect
+def _carry_request_id(headers=None, **_kwargs) -> None:
+    # The request that enqueued the task is named on the worker's log lines too.
+    if headers is not None and request_id_var.get() != "-":
+        headers.setdefault("request_id", request_id_var.get())
+
+
+@signals.task_prerun.connect
+def _set_task_request_id(task_id=None, task=None, **_kwargs) -> None:
+    origin = getattr(task.request, "request_id", None) if task is not None else None
+    request_id_var.set(f"{origin}/{task_id}" if origin else f"task/{task_id}")
+
+
+@signals.task_postrun.connect
+def _clear_task_request_id(**_kwargs) -> None:
+    request_id_var.set("-")

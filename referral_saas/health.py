@@ -1,0 +1,50 @@
+"""/healthz: the process answers. /readyz: PostgreSQL and Redis answer (503 when either does not)."""
+
+from __future__ import annotations
+
+import time
+
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+
+from referral_saas.celery import BEAT_HEARTBEAT_KEY
+from referral_saas.redis_client import get_redis
+
+
+@never_cache
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+def _timed(check) -> dict:
+    started = time.perf_counter()
+    try:
+        detail = check()
+        result = {"status": "ok"}
+        if detail:
+            result.update(detail)
+    except Exception as exc:  # a failing dependency is the answer here, not an error
+        result = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return result
+
+
+def _postgres() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _redis() -> dict:
+    client = get_redis()
+    client.ping()
+    last_beat = client.get(BEAT_HEARTBEAT_KEY)
+    return {"beat_last_seen_seconds": round(time.time() - float(last_beat), 1) if last_beat else None}
+
+
+@never_cache
+def readyz(request):
+    checks = {"postgres": _timed(_postgres), "redis": _timed(_redis)}
+    ready = all(check["status"] == "ok" for check in checks.values())
+    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

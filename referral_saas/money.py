@@ -1,0 +1,56 @@
+"""Money is Decimal plus an ISO-4217 code, never float. Currency facts come from CLDR (Babel)."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from decimal import Decimal
+
+from babel.core import get_global
+from babel.numbers import get_currency_precision
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+# Amounts are stored as DecimalField(max_digits=14, decimal_places=2).
+STORED_DECIMAL_PLACES = 2
+MAX_AMOUNT = Decimal("1000000000")  # 10^9: anything larger is a bug or an attack, not an order
+
+
+@functools.cache
+def active_currencies() -> frozenset[str]:
+    """ISO-4217 codes that are legal tender somewhere today (no historical, test or precious-metal codes)."""
+    today = datetime.date.today()
+    codes: set[str] = set()
+    for entries in get_global("territory_currencies").values():
+        for code, start, end, tender in entries:
+            if not tender:
+                continue
+            if start and datetime.date(*start) > today:
+                continue
+            if end and datetime.date(*end) < today:
+                continue
+            codes.add(code)
+    return frozenset(codes)
+
+
+def is_currency(code: str) -> bool:
+    return isinstance(code, str) and code in active_currencies()
+
+
+def currency_decimals(code: str) -> int:
+    """How many decimals an amount in this currency may have (JPY 0, PLN 2), capped at what we store."""
+    return min(get_currency_precision(code), STORED_DECIMAL_PLACES)
+
+
+def validate_currency(value: str) -> None:
+    if not is_currency(value):
+        raise ValidationError(
+            _("%(value)s is not an ISO-4217 currency code in use (e.g. USD, EUR, PLN)."), params={"value": value}
+        )
+
+
+def quantize(amount: Decimal, currency: str) -> Decimal:
+    """Round half-up to the currency's minor unit (used for computed amounts like 10% of an order)."""
+    from decimal import ROUND_HALF_UP
+
+    return amount.quantize(Decimal(1).scaleb(-currency_decimals(currency)), rounding=ROUND_HALF_UP)

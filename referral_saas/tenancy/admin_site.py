@@ -1,0 +1,186 @@
+"""Two admin sites: `/admin/` for a merchant's staff (every row scoped to their merchant) and `/ops/` for operators.
+
+A merchant admin page shows only the current merchant's rows, and so do its foreign-key dropdowns, autocomplete,
+list filters, search, history and "add another" pop-ups. A foreign id is a 404, not a redirect that confirms it
+exists. Owners and admins can change things; analysts can only look.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.contrib.admin import RelatedOnlyFieldListFilter
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+
+from referral_saas.tenancy.models import Membership, TenantModel, User
+from referral_saas.tenancy.selectors import SESSION_MERCHANT_KEY, memberships_for_user
+
+
+def _login_redirect(request):
+    target = request.get_full_path()
+    if request.user.is_authenticated:
+        return None
+    return HttpResponseRedirect(f"{reverse('account_login')}?{urlencode({'next': target})}")
+
+
+class MerchantAdminSite(admin.AdminSite):
+    site_header = _("Referral SaaS")
+    site_title = _("Referral SaaS admin")
+    index_title = _("Dashboard")
+    index_template = "admin/merchant_dashboard.html"
+    enable_nav_sidebar = True
+
+    def has_permission(self, request) -> bool:
+        return bool(request.user.is_active and getattr(request, "membership", None) is not None)
+
+    def login(self, request, extra_context=None):
+        response = _login_redirect(request)
+        if response is not None:
+            return response
+        # Signed in but not on any team (removed, or never created a shop): say so and offer a new shop.
+        return render(request, "tenancy/no_membership.html", status=403)
+
+    def logout(self, request, extra_context=None):
+        return redirect("account_logout")
+
+    def each_context(self, request):
+        context = super().each_context(request)
+        context.update(
+            is_merchant_admin=True,
+            current_merchant=getattr(request, "merchant", None),
+            current_membership=getattr(request, "membership", None),
+            memberships=getattr(request, "memberships", []),
+        )
+        return context
+
+    def get_urls(self):
+        urls = [
+            path("switch-merchant/", self.admin_view(self.switch_merchant), name="switch_merchant"),
+        ]
+        # The contenttypes "view on site" shortcut (r/<ct>/<id>/) looks objects up unscoped: not on this site.
+        return urls + [u for u in super().get_urls() if getattr(u, "name", None) != "view_on_site"]
+
+    @staticmethod
+    @require_POST
+    def switch_merchant(request):
+        wanted = request.POST.get("merchant_id", "")
+        ids = {m.merchant_id for m in memberships_for_user(user=request.user)}
+        if not wanted.isdigit() or int(wanted) not in ids:
+            raise Http404
+        request.session[SESSION_MERCHANT_KEY] = int(wanted)
+        next_url = request.POST.get("next") or reverse("admin:index")
+        if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+            next_url = reverse("admin:index")
+        return redirect(next_url)
+
+    def index(self, request, extra_context=None):
+        from analytics.selectors import dashboard_cards
+
+        extra_context = {**(extra_context or {}), "cards": dashboard_cards(merchant=request.merchant)}
+        return super().index(request, extra_context)
+
+
+class OpsAdminSite(admin.AdminSite):
+    """Platform operators (superusers): every merchant, for support."""
+
+    site_header = _("Referral SaaS operations")
+    site_title = _("Referral SaaS ops")
+    index_title = _("All merchants")
+
+    def has_permission(self, request) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def login(self, request, extra_context=None):
+        response = _login_redirect(request)
+        if response is not None:
+            return response
+        return render(request, "errors/error.html", {"status": 403, "title": _("Operators only")}, status=403)
+
+    def logout(self, request, extra_context=None):
+        return redirect("account_logout")
+
+
+merchant_admin = MerchantAdminSite(name="admin")
+ops_admin = OpsAdminSite(name="ops")
+
+
+class TenantModelAdmin(admin.ModelAdmin):
+    """Base for every merchant-admin page of a tenant model."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).for_merchant(request.merchant)
+
+    # --- related choices ---------------------------------------------------------------------------------------
+
+    def _scoped_related(self, request, related_model):
+        if issubclass(related_model, TenantModel):
+            return related_model.objects.for_merchant(request.merchant)
+        if related_model is User:
+            return User.objects.filter(memberships__merchant=request.merchant)
+        return None
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        queryset = self._scoped_related(request, db_field.related_model)
+        if queryset is not None:
+            kwargs["queryset"] = queryset
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        queryset = self._scoped_related(request, db_field.related_model)
+        if queryset is not None:
+            kwargs["queryset"] = queryset
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def get_list_filter(self, request):
+        # A plain related-field filter lists every row of the related table; "related only" lists the values
+        # present in this (scoped) changelist.
+        scoped = []
+        for item in super().get_list_filter(request):
+            if isinstance(item, str) and "__" not in item:
+                field = self.model._meta.get_field(item)
+                if field.is_relation:
+                    item = (item, RelatedOnlyFieldListFilter)
+            scoped.append(item)
+        return scoped
+
+    # --- writes ------------------------------------------------------------------------------------------------
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.merchant = request.merchant
+        elif obj.merchant_id != request.merchant.pk:  # pragma: no cover - get_object already scoped it
+            raise Http404
+        super().save_model(request, obj, form, change)
+
+    # --- permissions by role -----------------------------------------------------------------------------------
+
+    def has_module_permission(self, request) -> bool:
+        return getattr(request, "membership", None) is not None
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return getattr(request, "membership", None) is not None
+
+    def _can_write(self, request) -> bool:
+        membership: Membership | None = getattr(request, "membership", None)
+        return membership is not None and membership.can_write
+
+    def has_add_permission(self, request) -> bool:
+        return self._can_write(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._can_write(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._can_write(request)
+
+    # --- a foreign or missing id is a 404 ----------------------------------------------------------------------
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        raise Http404(f"No {opts.verbose_name} with id {object_id!r}.")
+
+    def message_domain_error(self, request, error) -> None:
+        self.message_user(request, error.message, level=messages.ERROR)

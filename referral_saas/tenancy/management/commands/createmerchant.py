@@ -1,0 +1,65 @@
+"""manage.py createmerchant --name "Shop" --owner-email a@b.c [--password ...] [--json]"""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from referral_saas.errors import ApplicationError
+from referral_saas.tenancy import services
+from referral_saas.tenancy.models import ApiKey
+
+
+class Command(BaseCommand):
+    help = "Create a merchant, its owner (verified email) and a live + a test API key, and print them."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--name", required=True)
+        parser.add_argument("--owner-email", required=True)
+        parser.add_argument("--password", help="The owner's password (omit to let them reset it by email).")
+        parser.add_argument("--currency", default="USD")
+        parser.add_argument("--timezone", default="UTC")
+        parser.add_argument("--language", default="en", choices=["en", "pl", "ro", "ru"])
+        parser.add_argument("--json", action="store_true", help="Print one JSON object (for scripts).")
+
+    def handle(self, *args, **opts):
+        try:
+            result = create_merchant_with_keys(
+                name=opts["name"],
+                owner_email=opts["owner_email"],
+                password=opts["password"],
+                currency=opts["currency"],
+                timezone_name=opts["timezone"],
+                language=opts["language"],
+            )
+        except ApplicationError as exc:
+            details = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.fields.items())
+            raise CommandError(f"{exc.message} {details}".strip()) from exc
+        if opts["json"]:
+            self.stdout.write(json.dumps(result))
+            return
+        self.stdout.write(self.style.SUCCESS(f"Merchant {result['merchant']} created."))
+        self.stdout.write(f"Owner:         {opts['owner_email']}")
+        self.stdout.write(f"Live API key:  {result['live_key']}")
+        self.stdout.write(f"Test API key:  {result['test_key']}")
+        self.stdout.write("Keys are shown once; store them now.")
+
+
+@transaction.atomic
+def create_merchant_with_keys(
+    *, name: str, owner_email: str, password: str | None, currency: str, timezone_name: str, language: str
+) -> dict:
+    merchant = services.merchant_create(
+        name=name,
+        owner_email=owner_email,
+        owner_password=password,
+        default_currency=currency,
+        timezone_name=timezone_name,
+        default_language=language,
+        email_verified=True,
+    )
+    _live, live_key = services.apikey_create(merchant=merchant, name="Live key", mode=ApiKey.Mode.LIVE)
+    _test, test_key = services.apikey_create(merchant=merchant, name="Test key", mode=ApiKey.Mode.TEST)
+    return {"merchant": merchant.slug, "live_key": live_key, "test_key": test_key, "program": None}

@@ -1,0 +1,283 @@
+"""Writes for tenants, staff, API keys and invitations."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+
+from referral_saas.errors import NotFound, PermissionDeniedError, Unprocessable, ValidationFailed
+from referral_saas.money import is_currency
+from referral_saas.tenancy.models import ApiKey, Invitation, Membership, Merchant, User, validate_timezone
+
+_KEY_ALPHABET = string.ascii_letters + string.digits
+API_KEY_SECRET_LENGTH = 40  # ~238 bits
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+# --- merchants --------------------------------------------------------------------------------------------------
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:50] or "shop"
+    slug, n = base, 1
+    while Merchant.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+@transaction.atomic
+def merchant_create(
+    *,
+    name: str,
+    owner: User | None = None,
+    owner_email: str | None = None,
+    owner_password: str | None = None,
+    default_currency: str = "USD",
+    timezone_name: str = "UTC",
+    default_language: str = "en",
+    email_verified: bool = False,
+) -> Merchant:
+    """Create a merchant and make `owner` (or the user with `owner_email`, created if new) its owner."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed(fields={"name": [_("A shop name is required.")]})
+    if not is_currency(default_currency):
+        raise ValidationFailed(fields={"default_currency": [_("Unknown currency code.")]})
+    try:
+        validate_timezone(timezone_name)
+    except Exception as exc:
+        raise ValidationFailed(fields={"timezone": [_("Unknown time zone.")]}) from exc
+
+    if owner is None:
+        if not owner_email:
+            raise ValidationFailed(fields={"owner_email": [_("An owner email is required.")]})
+        owner = User.objects.filter(email__iexact=owner_email).first()
+        if owner is None:
+            owner = User.objects.create_user(email=owner_email, password=owner_password)
+            if owner_password is None:
+                owner.set_unusable_password()
+                owner.save(update_fields=["password"])
+    if email_verified:
+        _mark_email_verified(owner)
+
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                merchant = Merchant.objects.create(
+                    name=name,
+                    slug=_unique_slug(name),
+                    default_currency=default_currency,
+                    timezone=timezone_name,
+                    default_language=default_language,
+                )
+            break
+        except IntegrityError:  # two sign-ups raced for the same slug: pick the next one
+            continue
+    else:  # pragma: no cover - five collisions in a row
+        raise Unprocessable(_("Could not allocate a unique shop address; try again."))
+    Membership.objects.for_merchant(merchant).create(user=owner, role=Membership.Role.OWNER)
+    return merchant
+
+
+def _mark_email_verified(user: User) -> None:
+    from allauth.account.models import EmailAddress
+
+    EmailAddress.objects.update_or_create(
+        user=user, email=user.email, defaults={"verified": True, "primary": True}
+    )
+
+
+# --- API keys ---------------------------------------------------------------------------------------------------
+
+
+def apikey_create(*, merchant: Merchant, name: str, mode: str = ApiKey.Mode.LIVE, created_by: User | None = None):
+    """Make a key and return (ApiKey, plaintext). The plaintext exists only in this return value."""
+    if mode not in ApiKey.Mode.values:
+        raise ValidationFailed(fields={"mode": [_("Mode must be live or test.")]})
+    prefix = f"rk_{mode}_"
+    secret = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(API_KEY_SECRET_LENGTH))
+    plaintext = prefix + secret
+    api_key = ApiKey.objects.for_merchant(merchant).create(
+        name=(name or "").strip() or _("API key"),
+        mode=mode,
+        prefix=prefix,
+        key_hash=_sha256(plaintext),
+        last4=plaintext[-4:],
+        created_by=created_by,
+    )
+    return api_key, plaintext
+
+
+def apikey_revoke(*, merchant: Merchant, api_key_id: int) -> ApiKey:
+    updated = ApiKey.objects.for_merchant(merchant).filter(pk=api_key_id, revoked_at__isnull=True)
+    updated.update(revoked_at=timezone.now())
+    try:
+        return ApiKey.objects.for_merchant(merchant).get(pk=api_key_id)
+    except ApiKey.DoesNotExist as exc:
+        raise NotFound(_("No such API key.")) from exc
+
+
+def apikey_authenticate(*, raw_key: str) -> ApiKey | None:
+    """The active key whose hash matches, else None.
+
+    Missing prefix, unknown, revoked: all take the same path (hash, one indexed lookup), so the response time
+    does not tell which part was wrong. `last_used_at` is written at most once a minute per key.
+    """
+    digest = _sha256(raw_key or "")
+    api_key = (
+        ApiKey.all_merchants.select_related("merchant")
+        .filter(key_hash=digest, revoked_at__isnull=True)
+        .first()
+    )
+    if api_key is None or not secrets.compare_digest(api_key.key_hash, digest):
+        return None
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
+    if api_key.last_used_at is None or api_key.last_used_at < stale:
+        ApiKey.all_merchants.filter(pk=api_key.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale)
+        ).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key
+
+
+# --- team -------------------------------------------------------------------------------------------------------
+
+
+def _owner_count(merchant: Merchant) -> int:
+    return Membership.objects.for_merchant(merchant).filter(role=Membership.Role.OWNER).count()
+
+
+def membership_role_change_check(*, membership: Membership, role: str, actor: Membership) -> None:
+    """The rules for changing a teammate's role: only owners grant or take away ownership; a shop keeps an owner."""
+    if not actor.can_write:
+        raise PermissionDeniedError(_("Analysts cannot change the team."))
+    if Membership.Role.OWNER in (role, membership.role) and actor.role != Membership.Role.OWNER:
+        raise PermissionDeniedError(_("Only an owner can grant or remove the owner role."))
+    if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
+        if _owner_count(membership.merchant) <= 1:
+            raise Unprocessable(_("A shop needs at least one owner: make someone else owner first."))
+
+
+@transaction.atomic
+def membership_change_role(*, membership: Membership, role: str, actor: Membership) -> Membership:
+    # Lock the merchant's owner rows so two concurrent demotions cannot leave the shop without an owner.
+    list(Membership.objects.for_merchant(membership.merchant).filter(role=Membership.Role.OWNER).select_for_update())
+    membership_role_change_check(membership=membership, role=role, actor=actor)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+def membership_remove_check(*, membership: Membership, actor: Membership) -> None:
+    if not actor.can_write:
+        raise PermissionDeniedError(_("Analysts cannot change the team."))
+    if membership.role == Membership.Role.OWNER:
+        if actor.role != Membership.Role.OWNER:
+            raise PermissionDeniedError(_("Only an owner can remove an owner."))
+        if _owner_count(membership.merchant) <= 1:
+            raise Unprocessable(_("A shop needs at least one owner: you cannot remove the last one."))
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor: Membership) -> None:
+    list(Membership.objects.for_merchant(membership.merchant).filter(role=Membership.Role.OWNER).select_for_update())
+    membership_remove_check(membership=membership, actor=actor)
+    membership.delete()
+
+
+def invitation_create(*, merchant: Merchant, email: str, role: str, invited_by: User | None) -> Invitation:
+    """Invite `email` with `role`. A second invite to the same address renews and re-sends the pending one."""
+    email = (email or "").strip().lower()
+    if role not in Membership.Role.values:
+        raise ValidationFailed(fields={"role": [_("Unknown role.")]})
+    if Membership.objects.for_merchant(merchant).filter(user__email__iexact=email).exists():
+        raise Unprocessable(_("%(email)s is already on the team.") % {"email": email}, fields={"email": ["exists"]})
+    token = secrets.token_urlsafe(32)
+    expires_at = timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS)
+    with transaction.atomic():
+        pending = (
+            Invitation.objects.for_merchant(merchant)
+            .select_for_update()
+            .filter(email__iexact=email, accepted_at__isnull=True)
+            .first()
+        )
+        if pending:
+            pending.role, pending.token_hash, pending.expires_at = role, _sha256(token), expires_at
+            pending.invited_by = invited_by
+            pending.save(update_fields=["role", "token_hash", "expires_at", "invited_by"])
+            invitation = pending
+        else:
+            invitation = Invitation.objects.for_merchant(merchant).create(
+                email=email, role=role, token_hash=_sha256(token), invited_by=invited_by, expires_at=expires_at
+            )
+        transaction.on_commit(lambda: _send_invitation_email(invitation, token))
+    return invitation
+
+
+def _send_invitation_email(invitation: Invitation, token: str) -> None:
+    context = {
+        "merchant": invitation.merchant,
+        "role": invitation.get_role_display(),
+        "inviter": invitation.invited_by,
+        "url": settings.SITE_URL + reverse("invitation_accept", args=[token]),
+        "expires_at": invitation.expires_at,
+    }
+    subject = _("You are invited to join %(merchant)s on Referral SaaS") % {"merchant": invitation.merchant.name}
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string("emails/team_invitation.txt", context),
+        to=[invitation.email],
+    )
+    message.attach_alternative(render_to_string("emails/team_invitation.html", context), "text/html")
+    message.send()
+
+
+def invitation_find(*, token: str) -> Invitation | None:
+    """The invitation behind a token from an email link (any merchant: the token is the credential)."""
+    return Invitation.all_merchants.select_related("merchant", "invited_by").filter(token_hash=_sha256(token)).first()
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user: User) -> Membership:
+    """Join the team. The signed-in user's email must be the invited one; accepting twice is harmless."""
+    invitation = invitation_find(token=token)
+    if invitation is None:
+        raise NotFound(_("This invitation link is not valid."))
+    invitation = Invitation.all_merchants.select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at is None and invitation.expires_at <= timezone.now():
+        raise Unprocessable(_("This invitation has expired; ask for a new one."), code="invitation_expired")
+    if invitation.email.lower() != user.email.lower():
+        raise PermissionDeniedError(
+            _("This invitation was sent to %(email)s; sign in with that address.") % {"email": invitation.email}
+        )
+    membership, _created = Membership.objects.for_merchant(invitation.merchant).get_or_create(
+        user=user, defaults={"role": invitation.role}
+    )
+    if invitation.accepted_at is None:
+        invitation.accepted_at, invitation.accepted_by = timezone.now(), user
+        invitation.save(update_fields=["accepted_at", "accepted_by"])
+    return membership
+
+
+def invitations_purge_expired(*, older_than_days: int = 30) -> int:
+    """Delete invitations that expired long ago and were never accepted (all merchants: a beat task)."""
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted, _detail = Invitation.all_merchants.filter(accepted_at__isnull=True, expires_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,8 @@
+from celery import shared_task
+
+from referral_saas.tenancy import services
+
+
+@shared_task(name="referral_saas.tenancy.purge_expired_invitations", acks_late=True, ignore_result=True)
+def purge_expired_invitations() -> int:
+    return services.invitations_purge_expired()
