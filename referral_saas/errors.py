@@ -114,7 +114,9 @@ def api_exception_handler(exc: Exception, context: dict):
     headers: dict[str, str] = {}
 
     if isinstance(exc, DjangoValidationError):
-        exc = drf.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages})
+        exc = drf.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
     elif isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -9,12 +9,34 @@ from datetime import UTC, datetime
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id"}
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "request_id",
+}
+
+
+def install_record_factory() -> None:
+    """Stamp the request id on every record when it is created (handlers, caplog and Sentry all see it)."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "_stamps_request_id", False):
+        return
+
+    def factory(*args, **kwargs):
+        record = previous(*args, **kwargs)
+        record.request_id = request_id_var.get()
+        return record
+
+    factory._stamps_request_id = True
+    logging.setLogRecordFactory(factory)
 
 
 class RequestIdFilter(logging.Filter):
+    """For records made before the factory was installed."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
         return True
 
 

@@ -45,7 +45,8 @@ def currency_decimals(code: str) -> int:
 def validate_currency(value: str) -> None:
     if not is_currency(value):
         raise ValidationError(
-            _("%(value)s is not an ISO-4217 currency code in use (e.g. USD, EUR, PLN)."), params={"value": value}
+            _("%(value)s is not an ISO-4217 currency code in use (e.g. USD, EUR, PLN)."),
+            params={"value": value},
         )
 
 

@@ -9,7 +9,10 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
+
+from referral_saas.logging import install_record_factory
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -21,10 +24,11 @@ if (BASE_DIR / ".env").exists():
 TESTING = "PYTEST_VERSION" in os.environ
 
 DEBUG = env.bool("DEBUG", default=False)
-if DEBUG or TESTING:
-    SECRET_KEY = env("SECRET_KEY", default="dev-only-secret-key-never-used-in-production-0123456789abcdef")
-else:
-    SECRET_KEY = env("SECRET_KEY")
+SECRET_KEY = env("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not (DEBUG or TESTING):
+        raise ImproperlyConfigured("SECRET_KEY must be set (50+ random characters) when DEBUG is off.")
+    SECRET_KEY = "dev-only-secret-key-never-used-in-production-0123456789abcdef"  # noqa: S105 - DEBUG/tests only
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -50,7 +54,8 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="rs"),
+        # Each test run gets its own key space, so runs never see each other's cached values or rate limits.
+        "KEY_PREFIX": f"test{os.getpid()}" if TESTING else env("CACHE_KEY_PREFIX", default="rs"),
         "TIMEOUT": 300,
     }
 }
@@ -246,11 +251,15 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "beat-heartbeat": {"task": "referral_saas.beat_heartbeat", "schedule": 30.0},
-    "purge-expired-invitations": {"task": "referral_saas.tenancy.purge_expired_invitations", "schedule": 3600.0},
+    "purge-expired-invitations": {
+        "task": "referral_saas.tenancy.purge_expired_invitations",
+        "schedule": 3600.0,
+    },
 }
 
 # --- logging ----------------------------------------------------------------------------------------------------
 
+install_record_factory()
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env("LOG_FORMAT", default="text" if DEBUG else "json")
 LOGGING = {

@@ -170,7 +170,10 @@ class InvitationAdmin(TenantModelAdmin):
     def resend(self, request, queryset):
         for invitation in queryset.filter(accepted_at__isnull=True):
             services.invitation_create(
-                merchant=request.merchant, email=invitation.email, role=invitation.role, invited_by=request.user
+                merchant=request.merchant,
+                email=invitation.email,
+                role=invitation.role,
+                invited_by=request.user,
             )
         messages.success(request, _("Invitations re-sent."))
 

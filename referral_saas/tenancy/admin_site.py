@@ -20,11 +20,16 @@ from referral_saas.tenancy.models import Membership, TenantModel, User
 from referral_saas.tenancy.selectors import SESSION_MERCHANT_KEY, memberships_for_user
 
 
-def _login_redirect(request):
-    target = request.get_full_path()
+def _next_url(request, default: str) -> str:
+    target = request.GET.get("next") or default
+    return target if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}) else default
+
+
+def _login_redirect(request, default: str):
+    """Anonymous visitors sign in through allauth (with MFA), then come back to where they were going."""
     if request.user.is_authenticated:
         return None
-    return HttpResponseRedirect(f"{reverse('account_login')}?{urlencode({'next': target})}")
+    return HttpResponseRedirect(f"{reverse('account_login')}?{urlencode({'next': _next_url(request, default)})}")
 
 
 class MerchantAdminSite(admin.AdminSite):
@@ -38,9 +43,11 @@ class MerchantAdminSite(admin.AdminSite):
         return bool(request.user.is_active and getattr(request, "membership", None) is not None)
 
     def login(self, request, extra_context=None):
-        response = _login_redirect(request)
+        response = _login_redirect(request, reverse("admin:index"))
         if response is not None:
             return response
+        if self.has_permission(request):
+            return redirect(_next_url(request, reverse("admin:index")))
         # Signed in but not on any team (removed, or never created a shop): say so and offer a new shop.
         return render(request, "tenancy/no_membership.html", status=403)
 
@@ -95,9 +102,11 @@ class OpsAdminSite(admin.AdminSite):
         return bool(request.user.is_active and request.user.is_superuser)
 
     def login(self, request, extra_context=None):
-        response = _login_redirect(request)
+        response = _login_redirect(request, reverse("ops:index"))
         if response is not None:
             return response
+        if self.has_permission(request):
+            return redirect(_next_url(request, reverse("ops:index")))
         return render(request, "errors/error.html", {"status": 403, "title": _("Operators only")}, status=403)
 
     def logout(self, request, extra_context=None):

@@ -98,9 +98,7 @@ def merchant_create(
 def _mark_email_verified(user: User) -> None:
     from allauth.account.models import EmailAddress
 
-    EmailAddress.objects.update_or_create(
-        user=user, email=user.email, defaults={"verified": True, "primary": True}
-    )
+    EmailAddress.objects.update_or_create(user=user, email=user.email, defaults={"verified": True, "primary": True})
 
 
 # --- API keys ---------------------------------------------------------------------------------------------------
@@ -140,11 +138,7 @@ def apikey_authenticate(*, raw_key: str) -> ApiKey | None:
     does not tell which part was wrong. `last_used_at` is written at most once a minute per key.
     """
     digest = _sha256(raw_key or "")
-    api_key = (
-        ApiKey.all_merchants.select_related("merchant")
-        .filter(key_hash=digest, revoked_at__isnull=True)
-        .first()
-    )
+    api_key = ApiKey.all_merchants.select_related("merchant").filter(key_hash=digest, revoked_at__isnull=True).first()
     if api_key is None or not secrets.compare_digest(api_key.key_hash, digest):
         return None
     now = timezone.now()
@@ -170,9 +164,12 @@ def membership_role_change_check(*, membership: Membership, role: str, actor: Me
         raise PermissionDeniedError(_("Analysts cannot change the team."))
     if Membership.Role.OWNER in (role, membership.role) and actor.role != Membership.Role.OWNER:
         raise PermissionDeniedError(_("Only an owner can grant or remove the owner role."))
-    if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
-        if _owner_count(membership.merchant) <= 1:
-            raise Unprocessable(_("A shop needs at least one owner: make someone else owner first."))
+    if (
+        membership.role == Membership.Role.OWNER
+        and role != Membership.Role.OWNER
+        and _owner_count(membership.merchant) <= 1
+    ):
+        raise Unprocessable(_("A shop needs at least one owner: make someone else owner first."))
 
 
 @transaction.atomic
@@ -225,7 +222,11 @@ def invitation_create(*, merchant: Merchant, email: str, role: str, invited_by: 
             invitation = pending
         else:
             invitation = Invitation.objects.for_merchant(merchant).create(
-                email=email, role=role, token_hash=_sha256(token), invited_by=invited_by, expires_at=expires_at
+                email=email,
+                role=role,
+                token_hash=_sha256(token),
+                invited_by=invited_by,
+                expires_at=expires_at,
             )
         transaction.on_commit(lambda: _send_invitation_email(invitation, token))
     return invitation

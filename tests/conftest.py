@@ -1,0 +1,79 @@
+"""Shared fixtures: a merchant with its owner and API client, and a second merchant for isolation checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.test import Client
+from rest_framework.test import APIClient
+
+from referral_saas.tenancy.models import ApiKey, Membership, Merchant, User
+from referral_saas.tenancy.selectors import SESSION_MERCHANT_KEY
+from tests.factories import MembershipFactory, MerchantFactory, UserFactory, make_api_key
+
+
+@dataclass
+class Tenant:
+    merchant: Merchant
+    owner: User
+    api_key: ApiKey
+    raw_key: str
+    api: APIClient
+    admin: Client
+
+
+def _make_tenant(name: str) -> Tenant:
+    merchant = MerchantFactory(name=name)
+    owner = UserFactory(email=f"owner@{merchant.slug}.example")
+    MembershipFactory(merchant=merchant, user=owner, role=Membership.Role.OWNER)
+    api_key, raw = make_api_key(merchant)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    admin = staff_client(owner, merchant)
+    return Tenant(merchant=merchant, owner=owner, api_key=api_key, raw_key=raw, api=api, admin=admin)
+
+
+def staff_client(user: User, merchant: Merchant | None = None) -> Client:
+    client = Client()
+    client.force_login(user)
+    if merchant is not None:
+        session = client.session
+        session[SESSION_MERCHANT_KEY] = merchant.pk
+        session.save()
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache (rate limits, cached lookups) without touching other Redis data."""
+    yield
+    from django.conf import settings
+
+    from referral_saas.redis_client import get_redis
+
+    client = get_redis()
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def tenant(db) -> Tenant:
+    return _make_tenant("Alpha Shop")
+
+
+@pytest.fixture
+def other_tenant(db) -> Tenant:
+    return _make_tenant("Beta Shop")
+
+
+@pytest.fixture
+def merchant(tenant) -> Merchant:
+    return tenant.merchant
+
+
+@pytest.fixture
+def api_client(tenant) -> APIClient:
+    return tenant.api

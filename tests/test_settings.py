@@ -1,0 +1,65 @@
+"""Settings come from the environment; production values pass Django's deployment checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PRODUCTION_ENV = {
+    "DEBUG": "false",
+    "SECRET_KEY": "x7Gq2!vN9pR4tL8wZ1cK6mB3hJ5fD0sA-yE7uI2oP9qW4rT6yU1iO3pL5kJ8hG2f",
+    "ALLOWED_HOSTS": "referrals.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://referrals.example.com",
+    "SITE_URL": "https://referrals.example.com",
+    "BEHIND_TLS_PROXY": "true",
+    "SECURE_SSL_REDIRECT": "true",
+}
+
+
+def _run_manage(*args: str, extra_env: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_VERSION", "SECRET_KEY", "DEBUG")}
+    env.update(extra_env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.slow
+def test_check_deploy_reports_nothing_with_production_values():
+    result = _run_manage("check", "--deploy", "--fail-level", "DEBUG", extra_env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("value", ["", None])
+def test_production_refuses_to_start_without_a_secret_key(value):
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
+    if value is not None:
+        env["SECRET_KEY"] = value
+    result = _run_manage("check", extra_env=env)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.django_db
+def test_migrations_match_the_models():
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_env_example_lists_every_variable_the_settings_read():
+    settings_source = (ROOT / "referral_saas" / "settings.py").read_text()
+    import re
+
+    read = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z_]+)"', settings_source))
+    read |= set(re.findall(r'os\.environ\.get\("([A-Z_]+)"\)', settings_source))
+    read.discard("PYTEST_VERSION")
+    listed = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines() if "=" in line}
+    assert read - listed == set(), f"add to .env.example: {sorted(read - listed)}"
