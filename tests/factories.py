@@ -6,7 +6,7 @@ import factory
 from django.utils import timezone
 
 from referral_saas.tenancy import services
-from referral_saas.tenancy.models import ApiKey, Invitation, Membership, Merchant, User
+from referral_saas.tenancy.models import ApiKey, Invitation, Membership, Merchant, ShopSettings, User
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -77,5 +77,5 @@ FACTORY_FOR_MODEL = {
     Membership: lambda merchant: MembershipFactory(merchant=merchant, role=Membership.Role.ANALYST),
     Invitation: lambda merchant: InvitationFactory(merchant=merchant),
     ApiKey: _api_key_row,
-    Merchant: lambda merchant: merchant,
+    ShopSettings: lambda merchant: ShopSettings.objects.get(pk=merchant.pk),
 }

@@ -14,7 +14,7 @@ from referral_saas.errors import ApplicationError
 from referral_saas.money import active_currencies
 from referral_saas.tenancy import services
 from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin, ops_admin
-from referral_saas.tenancy.models import ApiKey, Invitation, Membership, Merchant, User
+from referral_saas.tenancy.models import ApiKey, Invitation, Membership, Merchant, ShopSettings, User
 
 # --- the shop itself --------------------------------------------------------------------------------------------
 
@@ -23,7 +23,7 @@ class MerchantSettingsForm(forms.ModelForm):
     default_currency = forms.ChoiceField(choices=[])
 
     class Meta:
-        model = Merchant
+        model = ShopSettings
         fields = ["name", "default_currency", "timezone", "default_language"]
 
     def __init__(self, *args, **kwargs):
@@ -31,7 +31,7 @@ class MerchantSettingsForm(forms.ModelForm):
         self.fields["default_currency"].choices = [(c, c) for c in sorted(active_currencies())]
 
 
-@admin.register(Merchant, site=merchant_admin)
+@admin.register(ShopSettings, site=merchant_admin)
 class MerchantSettingsAdmin(admin.ModelAdmin):
     """The current merchant's own settings: one row, never another merchant's."""
 
@@ -217,7 +217,8 @@ class ApiKeyAdmin(TenantModelAdmin):
         api_key, plaintext = services.apikey_create(
             merchant=request.merchant, name=obj.name, mode=obj.mode, created_by=request.user
         )
-        obj.pk = api_key.pk
+        for field in ("pk", "merchant_id", "prefix", "key_hash", "last4", "created_at", "created_by_id"):
+            setattr(obj, field, getattr(api_key, field))
         messages.warning(
             request,
             format_html(

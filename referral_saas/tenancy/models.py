@@ -89,6 +89,15 @@ class Merchant(models.Model):
         return self.status == self.Status.ACTIVE
 
 
+class ShopSettings(Merchant):
+    """The merchant admin's view of its own Merchant row ("Shop settings")."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("shop settings")
+        verbose_name_plural = _("shop settings")
+
+
 class TenantModel(models.Model):
     """Base of every tenant-owned table: a merchant on every row, scoped access through `objects.for_merchant`.
 

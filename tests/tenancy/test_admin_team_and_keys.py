@@ -194,7 +194,7 @@ def test_a_user_of_two_shops_switches_between_them(tenant):
 
 
 def test_shop_settings_page_edits_only_the_current_shop(tenant, other_tenant):
-    url = f"/admin/tenancy/merchant/{tenant.merchant.pk}/change/"
+    url = f"/admin/tenancy/shopsettings/{tenant.merchant.pk}/change/"
     response = tenant.admin.post(
         url,
         {

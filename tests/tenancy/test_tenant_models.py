@@ -15,6 +15,7 @@ OUR_APPS = {"tenancy", "programs", "tracking", "rewards", "fraud", "analytics", 
 GLOBAL_MODELS = {
     "tenancy.Merchant": "the tenant itself",
     "tenancy.User": "a person can work for several merchants (through Membership)",
+    "tenancy.ShopSettings": "a proxy of Merchant for the merchant admin",
 }
 
 
