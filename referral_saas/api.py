@@ -2,13 +2,83 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from rest_framework import serializers
+from rest_framework.pagination import CursorPagination
 from rest_framework.views import APIView
+
+from referral_saas import idempotency
+from referral_saas.errors import PayloadTooLarge
 
 
 class TenantAPIView(APIView):
-    """Sets `request.merchant` and `request.livemode`; subclasses scope every query with them."""
+    """Sets `request.merchant` and `request.livemode`; every POST may carry an `Idempotency-Key`.
+
+    Subclasses scope every query with `Model.objects.for_merchant(request.merchant)` and `livemode`.
+    """
 
     def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)  # authenticates and checks permissions first
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > settings.API_MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"The request body is over {settings.API_MAX_BODY_BYTES // 1024} KB.")
+        super().initial(request, *args, **kwargs)  # authenticates, checks permissions and rate limits
         request.merchant = request.auth.merchant
         request.livemode = request.auth.mode == request.auth.Mode.LIVE
+
+    def dispatch(self, request, *args, **kwargs):
+        """DRF's dispatch, with the handler run under the Idempotency-Key when a POST carries one."""
+        self.args, self.kwargs = args, kwargs
+        request = self.initialize_request(request, *args, **kwargs)
+        self.request = request
+        self.headers = self.default_response_headers
+        try:
+            self.initial(request, *args, **kwargs)
+            method = request.method.lower()
+            handler = getattr(self, method, self.http_method_not_allowed)
+            if method in self.http_method_names and method == "post" and idempotency.HEADER in request.headers:
+                response = idempotency.run(request, lambda: handler(request, *args, **kwargs))
+            else:
+                response = handler(request, *args, **kwargs)
+        except Exception as exc:
+            response = self.handle_exception(exc)
+        self.response = self.finalize_response(request, response, *args, **kwargs)
+        return self.response
+
+
+class Cursor(CursorPagination):
+    page_size = 50
+    max_page_size = 200
+    page_size_query_param = "limit"
+    ordering = "-created_at"
+
+
+def paginate(
+    view: TenantAPIView, queryset, serializer_class: type[serializers.Serializer], ordering: str | None = None
+):
+    """A cursor-paginated list response (`next` / `previous` links, `limit` up to 200)."""
+    paginator = Cursor()
+    if ordering:
+        paginator.ordering = ordering
+    page = paginator.paginate_queryset(queryset, view.request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+def filter_parameters(filterset_class) -> list:
+    """OpenAPI query parameters for a django-filter FilterSet used by a plain APIView."""
+    from drf_spectacular.types import OpenApiTypes
+    from drf_spectacular.utils import OpenApiParameter
+
+    types = {"NumberFilter": OpenApiTypes.INT, "IsoDateTimeFilter": OpenApiTypes.DATETIME}
+    params = [
+        OpenApiParameter(
+            name,
+            types.get(type(f).__name__, OpenApiTypes.STR),
+            required=False,
+            description=str(f.extra.get("help_text", "")),
+            enum=[c for c, _label in f.extra["choices"]] if "choices" in f.extra else None,
+        )
+        for name, f in filterset_class.base_filters.items()
+    ]
+    params.append(OpenApiParameter("cursor", OpenApiTypes.STR, required=False, description="From `next`/`previous`."))
+    params.append(OpenApiParameter("limit", OpenApiTypes.INT, required=False, description="Page size (1-200)."))
+    return params

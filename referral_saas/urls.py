@@ -1,17 +1,25 @@
+from django.conf import settings
+from django.conf.urls.i18n import i18n_patterns
 from django.urls import include, path
+from django.views.i18n import set_language
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from referral_saas import health, views
 from referral_saas.tenancy.admin_site import merchant_admin, ops_admin
 from referral_saas.tenancy.api import MeApi
+from tracking.views import bare_redirect, referral_redirect
 
 api_v1 = [
     path("me", MeApi.as_view(), name="me"),
+    path("", include("programs.urls_api")),
+    path("", include("tracking.urls")),
 ]
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("r/<str:code>", referral_redirect, name="referral_redirect"),
     path("healthz", health.healthz, name="healthz"),
+    path("i18n/setlang/", set_language, name="set_language"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", merchant_admin.urls),
     path("ops/", ops_admin.urls),
@@ -22,6 +30,12 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]
+
+# The referrer portal, in the visitor's language: /p/... (browser language) or /pl/p/... (chosen).
+urlpatterns += i18n_patterns(path("p/", include("programs.urls_portal")), prefix_default_language=False)
+
+if settings.BENCH_ENDPOINTS:
+    urlpatterns.append(path("bench/bare-302", bare_redirect))
 
 handler400 = "referral_saas.errors.bad_request"
 handler403 = "referral_saas.errors.permission_denied"

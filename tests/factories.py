@@ -5,8 +5,10 @@ from __future__ import annotations
 import factory
 from django.utils import timezone
 
+from programs.models import Invite, Participant, Program, ShareEvent
 from referral_saas.tenancy import services
 from referral_saas.tenancy.models import ApiKey, Invitation, Membership, Merchant, ShopSettings, User
+from tracking.models import Click, Conversion, Referral, ReferralCode, Refund
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -64,6 +66,127 @@ class InvitationFactory(factory.django.DjangoModelFactory):
         return model_class.all_merchants.create(*args, **kwargs)
 
 
+class ProgramFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Program
+
+    merchant = factory.SubFactory(MerchantFactory)
+    name = factory.Sequence(lambda n: f"Program {n}")
+    slug = factory.Sequence(lambda n: f"program-{n}")
+    status = Program.Status.ACTIVE
+    starts_on = factory.LazyFunction(lambda: timezone.localdate() - timezone.timedelta(days=30))
+    currency = "PLN"
+    landing_url = "https://shop.example/welcome?lang=pl"
+    referrer_offer = "10% of your friend's first order"
+    referee_offer = "10% off your first order"
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return model_class.all_merchants.create(*args, **kwargs)
+
+
+def join(
+    program: Program,
+    *,
+    email: str | None = None,
+    external_id: str | None = None,
+    name: str = "Anna Kowalska",
+    livemode: bool = True,
+):
+    """A participant of `program` with their code, through the real service."""
+    from programs.services import participant_upsert
+
+    participant, code, _created = participant_upsert(
+        merchant=program.merchant, livemode=livemode, program=program, email=email, external_id=external_id, name=name
+    )
+    return participant, code
+
+
+_counter = iter(range(10**6))
+
+
+def _participant(merchant):
+    return join(ProgramFactory(merchant=merchant), email=f"p{next(_counter)}@people.example")[0]
+
+
+def _code(merchant):
+    return join(ProgramFactory(merchant=merchant), email=f"c{next(_counter)}@people.example")[1]
+
+
+def _click(merchant):
+    import uuid
+
+    code = _code(merchant)
+    return Click.all_merchants.create(
+        merchant=merchant,
+        click_id=uuid.uuid4(),
+        occurred_at=timezone.now(),
+        program=code.program,
+        code=code,
+        participant=code.participant,
+        utm_source="whatsapp",
+    )
+
+
+def _referral(merchant):
+    from tracking.services import referral_record_signup
+
+    code = _code(merchant)
+    return referral_record_signup(
+        merchant=merchant,
+        livemode=True,
+        customer_external_id=None,
+        customer_email=f"friend{next(_counter)}@people.example",
+        code=code.code,
+    )[0]
+
+
+def _conversion(merchant):
+    from decimal import Decimal
+
+    from tracking.services import conversion_record
+
+    code = _code(merchant)
+    return conversion_record(
+        merchant=merchant,
+        livemode=True,
+        order_id=f"order-{next(_counter)}",
+        amount=Decimal("100.00"),
+        currency="PLN",
+        customer_email=f"buyer{next(_counter)}@people.example",
+        code=code.code,
+    )[0]
+
+
+def _refund(merchant):
+    from decimal import Decimal
+
+    from tracking.services import refund_record
+
+    conversion = _conversion(merchant)
+    return refund_record(
+        merchant=merchant, livemode=True, order_id=conversion.order_id, amount=Decimal("10.00"), refund_id="r-1"
+    )[0]
+
+
+def _invite(merchant):
+    participant = _participant(merchant)
+    program = ReferralCode.all_merchants.filter(participant=participant).first().program
+    return Invite.all_merchants.create(
+        merchant=merchant,
+        program=program,
+        participant=participant,
+        email="friend@elsewhere.example",
+        email_normalized="friend@elsewhere.example",
+    )
+
+
+def _share(merchant):
+    participant = _participant(merchant)
+    program = ReferralCode.all_merchants.filter(participant=participant).first().program
+    return ShareEvent.all_merchants.create(merchant=merchant, program=program, participant=participant, channel="x")
+
+
 def make_api_key(merchant: Merchant, mode: str = ApiKey.Mode.LIVE, name: str = "Checkout") -> tuple[ApiKey, str]:
     return services.apikey_create(merchant=merchant, name=name, mode=mode)
 
@@ -78,4 +201,13 @@ FACTORY_FOR_MODEL = {
     Invitation: lambda merchant: InvitationFactory(merchant=merchant),
     ApiKey: _api_key_row,
     ShopSettings: lambda merchant: ShopSettings.objects.get(pk=merchant.pk),
+    Program: lambda merchant: ProgramFactory(merchant=merchant),
+    Participant: _participant,
+    ReferralCode: _code,
+    Click: _click,
+    Referral: _referral,
+    Conversion: _conversion,
+    Refund: _refund,
+    Invite: _invite,
+    ShareEvent: _share,
 }

@@ -40,9 +40,24 @@ def celery_worker(queues: list[str], concurrency: int = 1, pool: str = "prefork"
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "celery", "-A", "referral_saas", "worker",
-            "--queues", ",".join(queues), "--concurrency", str(concurrency), "--pool", pool,
-            "--hostname", name, "--loglevel", "INFO", "--without-mingle", "--without-gossip",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "referral_saas",
+            "worker",
+            "--queues",
+            ",".join(queues),
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            pool,
+            "--hostname",
+            name,
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
         ],
         cwd=ROOT,
         env=subprocess_env(),
@@ -50,7 +65,7 @@ def celery_worker(queues: list[str], concurrency: int = 1, pool: str = "prefork"
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-    )  # fmt: skip
+    )
     lines: list[str] = []
     try:
         for line in proc.stdout:

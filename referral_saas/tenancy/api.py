@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -10,6 +10,7 @@ from referral_saas.api import TenantAPIView
 
 
 class MeApi(TenantAPIView):
+    @extend_schema_serializer(component_name="Me")
     class OutputSerializer(serializers.Serializer):
         class MerchantSerializer(serializers.Serializer):
             slug = serializers.CharField()

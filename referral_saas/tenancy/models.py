@@ -61,6 +61,12 @@ class User(AbstractUser):
         return self.email
 
 
+def new_portal_secret() -> str:
+    import secrets
+
+    return "pss_" + secrets.token_urlsafe(32)
+
+
 class Merchant(models.Model):
     """The tenant. Every tenant-owned row points here."""
 
@@ -76,6 +82,13 @@ class Merchant(models.Model):
     timezone = models.CharField(_("time zone"), max_length=64, default="UTC", validators=[validate_timezone])
     default_language = models.CharField(_("default language"), max_length=5, choices=LANGUAGE_CHOICES, default="en")
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    portal_secret = models.CharField(
+        _("portal sign-in secret"),
+        max_length=64,
+        default=new_portal_secret,
+        editable=False,
+        help_text=_("Your shop signs links that sign customers into the referral portal with this (HMAC-SHA256)."),
+    )
     created_at = models.DateTimeField(default=now, editable=False)
 
     class Meta:
@@ -216,3 +229,23 @@ class Invitation(TenantModel):
         if self.expires_at <= now():
             return "expired"
         return "pending"
+
+
+class IdempotencyRecord(TenantModel):
+    """The stored first response to a POST sent with an `Idempotency-Key` (kept at least 24 hours)."""
+
+    livemode = models.BooleanField(default=True)
+    key = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=300)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["merchant", "livemode", "key"], name="idempotency_unique_key")]
+        indexes = [models.Index(fields=["merchant", "created_at"], name="idempotency_by_created")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -16,6 +16,7 @@ GLOBAL_MODELS = {
     "tenancy.Merchant": "the tenant itself",
     "tenancy.User": "a person can work for several merchants (through Membership)",
     "tenancy.ShopSettings": "a proxy of Merchant for the merchant admin",
+    "tracking.CodeRoute": "routes /r/<code> (a URL that names no merchant) to its merchant; a reference table",
 }
 
 

@@ -1,0 +1,213 @@
+"""Merchant admin: programs (create, edit, pause, end, duplicate), A/B variants, participants, invites, shares."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from programs import services
+from programs.models import Invite, Participant, Program, ProgramVariant, ShareEvent
+from referral_saas.errors import ApplicationError
+from referral_saas.money import active_currencies
+from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin, ops_admin
+
+
+class ProgramForm(forms.ModelForm):
+    currency = forms.ChoiceField(label=_("currency"), choices=[])
+
+    class Meta:
+        model = Program
+        fields = [
+            "name", "slug", "status", "starts_on", "ends_on", "currency", "default_language", "referrer_offer",
+            "referee_offer", "landing_url", "good_fit", "terms", "attribution_window_days", "attribution_model",
+            "new_customers_only", "goal_customers", "goal_revenue", "budget", "leaderboard_enabled",
+        ]  # fmt: skip
+        widgets = {"terms": forms.Textarea(attrs={"rows": 6}), "good_fit": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["currency"].choices = [(c, c) for c in sorted(active_currencies())]
+
+    def clean(self):
+        data = super().clean()
+        starts, ends = data.get("starts_on"), data.get("ends_on")
+        if starts and ends and ends < starts:
+            self.add_error("ends_on", _("The end date must be on or after the start date."))
+        return data
+
+    def validate_unique(self):
+        # The merchant is set by the admin, not the form: check the slug within the merchant here.
+        slug = self.cleaned_data.get("slug")
+        if slug and self.merchant is not None:
+            taken = Program.objects.for_merchant(self.merchant).filter(slug=slug).exclude(pk=self.instance.pk).exists()
+            if taken:
+                self.add_error("slug", _("You already have a program with this slug."))
+        super().validate_unique()
+
+
+class VariantInline(admin.TabularInline):
+    model = ProgramVariant
+    extra = 0
+    fields = ["name", "weight", "referrer_offer", "referee_offer"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).for_merchant(request.merchant)
+
+    def has_add_permission(self, request, obj=None):
+        return request.membership.can_write
+
+    def has_change_permission(self, request, obj=None):
+        return request.membership.can_write
+
+    def has_delete_permission(self, request, obj=None):
+        return request.membership.can_write
+
+    def has_view_permission(self, request, obj=None):
+        return True
+
+
+@admin.register(Program, site=merchant_admin)
+class ProgramAdmin(TenantModelAdmin):
+    form = ProgramForm
+    inlines = [VariantInline]
+    list_display = ["name", "slug", "status", "starts_on", "ends_on", "currency", "portal_link"]
+    list_filter = ["status", "attribution_model"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ("name",)}
+    actions = ["activate", "pause", "end", "duplicate"]
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "status", ("starts_on", "ends_on"), "currency", "default_language")}),
+        (_("Offer"), {"fields": ("referrer_offer", "referee_offer", "landing_url", "good_fit", "terms")}),
+        (_("Attribution"), {"fields": ("attribution_window_days", "attribution_model", "new_customers_only")}),
+        (_("Goals and budget"), {"fields": (("goal_customers", "goal_revenue"), "budget", "leaderboard_enabled")}),
+    )
+
+    @admin.display(description=_("portal"))
+    def portal_link(self, obj):
+        url = f"/p/{obj.merchant.slug}/{obj.slug}/"
+        return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, url)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.merchant = request.merchant
+        return form
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("currency", request.merchant.default_currency)
+        initial.setdefault("default_language", request.merchant.default_language)
+        return initial
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        from tracking.selectors import program_cache_invalidate
+
+        transaction.on_commit(lambda: program_cache_invalidate(program_id=obj.pk))
+
+    def save_formset(self, request, form, formset, change):
+        for inline_form in formset.forms:
+            inline_form.instance.merchant = request.merchant
+        super().save_formset(request, form, formset, change)
+
+    def _set_status(self, request, queryset, status):
+        done = 0
+        for program in queryset:
+            try:
+                services.program_set_status(program=program, status=status)
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{program}: {exc.message}", level=messages.ERROR)
+        if done:
+            self.message_user(request, _("%(n)d program(s) updated.") % {"n": done})
+
+    @admin.action(description=_("Activate the selected programs"), permissions=["change"])
+    def activate(self, request, queryset):
+        self._set_status(request, queryset, Program.Status.ACTIVE)
+
+    @admin.action(description=_("Pause the selected programs"), permissions=["change"])
+    def pause(self, request, queryset):
+        self._set_status(request, queryset, Program.Status.PAUSED)
+
+    @admin.action(description=_("End the selected programs"), permissions=["change"])
+    def end(self, request, queryset):
+        self._set_status(request, queryset, Program.Status.ENDED)
+
+    @admin.action(description=_("Duplicate the selected programs (as drafts)"), permissions=["add"])
+    def duplicate(self, request, queryset):
+        for program in queryset:
+            copy = services.program_duplicate(program=program)
+            self.message_user(request, _("Created %(name)s.") % {"name": copy.name})
+
+
+@admin.register(Participant, site=merchant_admin)
+class ParticipantAdmin(TenantModelAdmin):
+    list_display = ["__str__", "email", "external_id", "status", "language", "livemode", "created_at"]
+    list_filter = ["status", "language", "livemode", "marketing_consent"]
+    search_fields = ["email", "email_normalized", "external_id", "name"]
+    readonly_fields = ["email_normalized", "referred_by", "created_at", "erased_at", "livemode"]
+    fields = ["name", "email", "external_id", "language", "status", "marketing_consent", *readonly_fields]
+    actions = ["block", "unblock", "erase"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False  # customers join through the portal or the API
+
+    def save_model(self, request, obj, form, change):
+        from programs.identity import normalize_email
+
+        obj.email_normalized = normalize_email(obj.email)
+        super().save_model(request, obj, form, change)
+        if "status" in form.changed_data:
+            services.participant_set_status(participant=obj, status=obj.status)
+
+    @admin.action(description=_("Block the selected participants (their links stop paying)"), permissions=["change"])
+    def block(self, request, queryset):
+        for participant in queryset:
+            services.participant_set_status(participant=participant, status=Participant.Status.BLOCKED)
+
+    @admin.action(description=_("Unblock the selected participants"), permissions=["change"])
+    def unblock(self, request, queryset):
+        for participant in queryset:
+            services.participant_set_status(participant=participant, status=Participant.Status.ACTIVE)
+
+    @admin.action(
+        description=_("Erase the selected participants' personal data (privacy request)"), permissions=["delete"]
+    )
+    def erase(self, request, queryset):
+        for participant in queryset:
+            services.participant_erase(participant=participant)
+        self.message_user(request, _("Personal data erased; anonymous totals kept."))
+
+
+class ReadOnlyTenantAdmin(TenantModelAdmin):
+    """Event records: looked at and filtered, never edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invite, site=merchant_admin)
+class InviteAdmin(ReadOnlyTenantAdmin):
+    list_display = ["email", "participant", "program", "status", "language", "created_at", "sent_at"]
+    list_filter = ["status", "program"]
+    search_fields = ["email", "participant__email"]
+
+
+@admin.register(ShareEvent, site=merchant_admin)
+class ShareEventAdmin(ReadOnlyTenantAdmin):
+    list_display = ["channel", "participant", "program", "created_at"]
+    list_filter = ["channel", "program"]
+    search_fields = ["participant__email", "channel"]
+
+
+for model in (Program, ProgramVariant, Participant, Invite, ShareEvent):
+    ops_admin.register(model, list_display=["__str__", "merchant"], list_filter=["merchant"])

@@ -1,0 +1,40 @@
+"""Portal forms (labels and errors are translated)."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+
+class JoinForm(forms.Form):
+    email = forms.EmailField(
+        label=_("Your email"), max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+    name = forms.CharField(
+        label=_("Your first name"),
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
+    )
+    marketing_consent = forms.BooleanField(label=_("Send me news and offers from this shop"), required=False)
+    accept_terms = forms.BooleanField(label=_("I accept the program terms"), required=True)
+
+
+class InviteForm(forms.Form):
+    emails = forms.CharField(
+        label=_("Your friends' emails"),
+        help_text=_("Up to 10, separated by commas or new lines."),
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+        max_length=3000,
+    )
+    message = forms.CharField(
+        label=_("A personal message (optional)"),
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+    def email_list(self) -> list[str]:
+        return [e for e in re.split(r"[\s,;]+", self.cleaned_data["emails"]) if e]

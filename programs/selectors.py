@@ -1,0 +1,102 @@
+"""Reads for programs and participants."""
+
+from __future__ import annotations
+
+import django_filters
+
+from programs.models import Participant, Program
+from referral_saas.errors import NotFound
+
+
+def program_list(*, merchant):
+    return Program.objects.for_merchant(merchant).select_related("merchant").prefetch_related("variants")
+
+
+def program_get(*, merchant, slug: str) -> Program:
+    program = program_list(merchant=merchant).filter(slug=slug).first()
+    if program is None:
+        raise NotFound("No program with this slug.")
+    return program
+
+
+def participant_get(*, merchant, livemode: bool, ref: str, by: str | None = None) -> Participant:
+    """By the shop's external id first (what shops use), else by our numeric id; `by` forces one of them."""
+    scope = Participant.objects.for_merchant(merchant).filter(livemode=livemode)
+    found = None
+    if by in (None, "external_id"):
+        found = scope.filter(external_id=ref).first()
+    if found is None and by in (None, "id") and ref.isdigit() and len(ref) < 19:
+        found = scope.filter(pk=int(ref)).first()
+    if found is None or found.status == Participant.Status.ERASED:
+        raise NotFound("No participant with this id or external_id.")
+    return found
+
+
+class ParticipantFilter(django_filters.FilterSet):
+    program = django_filters.CharFilter(method="filter_program", help_text="Participants of this program (slug).")
+    email = django_filters.CharFilter(method="filter_email")
+    external_id = django_filters.CharFilter()
+    status = django_filters.ChoiceFilter(choices=Participant.Status.choices)
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Participant
+        fields = ["program", "email", "external_id", "status", "created_after", "created_before"]
+
+    def filter_program(self, queryset, name, value):
+        return queryset.filter(codes__program__slug=value)
+
+    def filter_email(self, queryset, name, value):
+        from programs.identity import normalize_email
+
+        return queryset.filter(email_normalized=normalize_email(value))
+
+
+def participant_export(*, participant: Participant) -> dict:
+    """Everything we hold about this person, for "download my data" (friends' addresses stay masked)."""
+    from programs.models import Invite, ShareEvent
+    from tracking.models import Click, Conversion, Referral, ReferralCode
+
+    merchant = participant.merchant
+
+    def mask(email: str | None) -> str | None:
+        if not email or "@" not in email:
+            return email
+        local, domain = email.split("@", 1)
+        return f"{local[:1]}***@{domain}"
+
+    codes = ReferralCode.objects.for_merchant(merchant).filter(participant=participant).select_related("program")
+    referrals = Referral.objects.for_merchant(merchant).filter(referrer=participant).select_related("program")
+    return {
+        "shop": merchant.name,
+        "profile": {
+            "id": participant.pk,
+            "external_id": participant.external_id,
+            "email": participant.email,
+            "name": participant.name,
+            "language": participant.language,
+            "status": participant.status,
+            "marketing_consent": participant.marketing_consent,
+            "joined_at": participant.created_at.isoformat(),
+        },
+        "codes": [{"program": c.program.name, "code": c.code, "status": c.status} for c in codes],
+        "link_clicks": Click.objects.for_merchant(merchant).filter(participant=participant, is_bot=False).count(),
+        "friends_referred": [
+            {
+                "program": r.program.name,
+                "friend": mask(r.referee_email) or "—",
+                "status": r.status,
+                "date": r.created_at.date().isoformat(),
+            }
+            for r in referrals
+        ],
+        "friends_purchases": Conversion.objects.for_merchant(merchant)
+        .filter(referral__referrer=participant, status=Conversion.Status.ATTRIBUTED)
+        .count(),
+        "invites_sent": [
+            {"to": i.email, "date": i.created_at.date().isoformat(), "status": i.status}
+            for i in Invite.objects.for_merchant(merchant).filter(participant=participant)
+        ],
+        "shares": ShareEvent.objects.for_merchant(merchant).filter(participant=participant).count(),
+    }

@@ -1,0 +1,37 @@
+"""Writes for programs, participants and the referrer portal."""
+
+from programs.services.participants import (
+    participant_erase,
+    participant_set_status,
+    participant_upsert,
+    program_duplicate,
+    program_get_by_slug,
+    program_set_status,
+    variant_for,
+)
+from programs.services.portal import (
+    invites_send,
+    portal_link_make,
+    portal_link_send,
+    portal_link_verify,
+    portal_sso_url,
+    portal_sso_verify,
+    share_record,
+)
+
+__all__ = [
+    "invites_send",
+    "participant_erase",
+    "participant_set_status",
+    "participant_upsert",
+    "portal_link_make",
+    "portal_link_send",
+    "portal_link_verify",
+    "portal_sso_url",
+    "portal_sso_verify",
+    "program_duplicate",
+    "program_get_by_slug",
+    "program_set_status",
+    "share_record",
+    "variant_for",
+]

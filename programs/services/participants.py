@@ -1,0 +1,199 @@
+"""Writes for programs and participants."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from programs.identity import normalize_email
+from programs.models import Participant, Program, ProgramVariant
+from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from referral_saas.tenancy.models import Merchant
+
+
+def program_get_by_slug(*, merchant: Merchant, slug: str) -> Program:
+    program = Program.objects.for_merchant(merchant).select_related("merchant").filter(slug=slug).first()
+    if program is None:
+        raise ValidationFailed(fields={"program": [_("No program with this slug.")]})
+    return program
+
+
+@transaction.atomic
+def program_duplicate(*, program: Program) -> Program:
+    """A draft copy of a program (and its variants) under a free slug."""
+    base = f"{program.slug}-copy"[:55]
+    slug, n = base, 1
+    while Program.objects.for_merchant(program.merchant).filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    variants = list(ProgramVariant.objects.for_merchant(program.merchant).filter(program=program))
+    copy = Program.objects.for_merchant(program.merchant).get(pk=program.pk)
+    copy.pk = None
+    copy.slug, copy.name, copy.status, copy.created_at = (
+        slug,
+        f"{program.name} (copy)",
+        Program.Status.DRAFT,
+        timezone.now(),
+    )
+    copy.save()
+    for variant in variants:
+        variant.pk, variant.program = None, copy
+        variant.save()
+    return copy
+
+
+def program_set_status(*, program: Program, status: str) -> Program:
+    """Activate, pause or end a program. An ended program stays ended (duplicate it to run again)."""
+    if status not in Program.Status.values:
+        raise ValidationFailed(fields={"status": [_("Unknown status.")]})
+    if program.status == Program.Status.ENDED and status != Program.Status.ENDED:
+        raise Unprocessable(_("An ended program cannot be restarted; duplicate it instead."))
+    program.status = status
+    if status == Program.Status.ENDED and (program.ends_on is None or program.ends_on > timezone.localdate()):
+        program.ends_on = max(timezone.localdate(), program.starts_on)
+    program.save(update_fields=["status", "ends_on"])
+    from tracking.selectors import program_cache_invalidate
+
+    program_cache_invalidate(program_id=program.pk)
+    return program
+
+
+def variant_for(*, program: Program, participant: Participant) -> ProgramVariant | None:
+    """Deterministic weighted choice: the same participant always lands in the same arm."""
+    variants = list(ProgramVariant.objects.for_merchant(program.merchant).filter(program=program).order_by("pk"))
+    if not variants:
+        return None
+    total = sum(v.weight for v in variants)
+    bucket = int.from_bytes(hashlib.sha256(f"{program.pk}:{participant.pk}".encode()).digest()[:8], "big") % total
+    for variant in variants:
+        bucket -= variant.weight
+        if bucket < 0:
+            return variant
+    return variants[-1]  # pragma: no cover - unreachable: the buckets cover the total
+
+
+def _find_participant(*, merchant: Merchant, livemode: bool, external_id: str | None, email_normalized: str | None):
+    scope = Participant.objects.for_merchant(merchant).filter(livemode=livemode)
+    if external_id:
+        found = scope.filter(external_id=external_id).first()
+        if found is not None:
+            return found
+    if email_normalized:
+        return scope.filter(email_normalized=email_normalized).first()
+    return None
+
+
+def participant_upsert(
+    *,
+    merchant: Merchant,
+    livemode: bool,
+    program: Program,
+    external_id: str | None = None,
+    email: str | None = None,
+    name: str | None = None,
+    language: str | None = None,
+    marketing_consent: bool | None = None,
+):
+    """Join `program`: find the participant by external id, else by normalised email, else create one; make sure
+    they have a code in the program. Returns (participant, code, created)."""
+    from tracking.services import code_ensure, referral_link_referee
+
+    external_id = (external_id or "").strip() or None
+    email = (email or "").strip() or None
+    email_normalized = normalize_email(email)
+    if not external_id and not email_normalized:
+        raise ValidationFailed(fields={"external_id": [_("Give an external_id or an email.")]})
+    if program.status == Program.Status.ENDED:
+        raise Unprocessable(_("This program has ended."), code="program_ended")
+
+    with transaction.atomic():
+        participant = _find_participant(
+            merchant=merchant, livemode=livemode, external_id=external_id, email_normalized=email_normalized
+        )
+        created = participant is None
+        if participant is None:
+            try:
+                with transaction.atomic():
+                    participant = Participant.objects.for_merchant(merchant).create(
+                        livemode=livemode,
+                        external_id=external_id,
+                        email=email,
+                        email_normalized=email_normalized,
+                        name=(name or "").strip(),
+                        language=language or program.default_language,
+                        marketing_consent=bool(marketing_consent),
+                    )
+            except IntegrityError:  # a concurrent request created them first
+                created = False
+                participant = _find_participant(
+                    merchant=merchant, livemode=livemode, external_id=external_id, email_normalized=email_normalized
+                )
+                if participant is None:
+                    raise Conflict(_("This email belongs to a participant with another external_id.")) from None
+        else:
+            _update_participant(participant, external_id, email, email_normalized, name, language, marketing_consent)
+        if participant.status == Participant.Status.ERASED:
+            raise NotFound(_("This participant asked to be forgotten."))
+        code = code_ensure(participant=participant, program=program)
+        if created:
+            referral_link_referee(participant=participant)
+    return participant, code, created
+
+
+def _update_participant(participant, external_id, email, email_normalized, name, language, marketing_consent):
+    changed = []
+    if external_id and not participant.external_id:
+        participant.external_id = external_id
+        changed.append("external_id")
+    if email_normalized and participant.email_normalized != email_normalized:
+        taken = (
+            Participant.objects.for_merchant(participant.merchant)
+            .filter(livemode=participant.livemode, email_normalized=email_normalized)
+            .exclude(pk=participant.pk)
+            .exists()
+        )
+        if taken:
+            raise Conflict(_("This email belongs to another participant."), fields={"email": ["taken"]})
+        participant.email, participant.email_normalized = email, email_normalized
+        changed += ["email", "email_normalized"]
+    if name and name.strip() != participant.name:
+        participant.name = name.strip()
+        changed.append("name")
+    if language and language != participant.language:
+        participant.language = language
+        changed.append("language")
+    if marketing_consent is not None and marketing_consent != participant.marketing_consent:
+        participant.marketing_consent = marketing_consent
+        changed.append("marketing_consent")
+    if changed:
+        participant.save(update_fields=changed)
+
+
+def participant_set_status(*, participant: Participant, status: str) -> Participant:
+    if status not in (Participant.Status.ACTIVE, Participant.Status.BLOCKED):
+        raise ValidationFailed(fields={"status": [_("Use active or blocked.")]})
+    participant.status = status
+    participant.save(update_fields=["status"])
+    from tracking.selectors import participant_codes_cache_invalidate
+
+    participant_codes_cache_invalidate(participant=participant)
+    return participant
+
+
+@transaction.atomic
+def participant_erase(*, participant: Participant) -> Participant:
+    """A privacy request: personal data goes, anonymous records stay so that totals stay right."""
+    from tracking.services import participant_erase_tracking
+
+    participant = Participant.objects.for_merchant(participant.merchant).select_for_update().get(pk=participant.pk)
+    participant.email = participant.email_normalized = participant.external_id = None
+    participant.name = ""
+    participant.marketing_consent = False
+    participant.status = Participant.Status.ERASED
+    participant.erased_at = timezone.now()
+    participant.save()
+    participant_erase_tracking(participant=participant)
+    return participant

@@ -1,0 +1,230 @@
+"""The referrer portal's writes: one-time sign-in links, shop-signed sign-in, invites to friends, shares."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.core import signing
+from django.core.cache import cache
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from programs.identity import normalize_email
+from programs.models import Invite, Participant, Program, ShareEvent
+from referral_saas import ratelimit
+from referral_saas.errors import PermissionDeniedError, Unprocessable, ValidationFailed
+
+LINK_SALT = "portal-sign-in"
+LINK_MAX_AGE = 30 * 60
+SSO_MAX_AGE = 10 * 60
+INVITES_PER_SEND = 10
+INVITES_PER_DAY = 50
+
+
+def portal_url(program: Program, name: str = "portal_home", language: str | None = None, **kwargs) -> str:
+    with translation.override(language or translation.get_language() or program.default_language):
+        path = reverse(name, kwargs={"merchant": program.merchant.slug, "program": program.slug, **kwargs})
+    return settings.SITE_URL + path
+
+
+# --- one-time sign-in link --------------------------------------------------------------------------------------
+
+
+def portal_link_make(*, program: Program, email: str, name: str = "", consent: bool = False, language: str) -> str:
+    payload = {"p": program.pk, "e": email, "n": name[:200], "c": bool(consent), "l": language, "t": time.time()}
+    token = signing.dumps(payload, salt=LINK_SALT, compress=True)
+    return portal_url(program, "portal_sign_in", language=language, token=token)
+
+
+def portal_link_send(*, program: Program, email: str, name: str, consent: bool, language: str, ip: str) -> None:
+    """Email a one-time sign-in link. Rate-limited per address and per IP; the answer never says whether the
+    address is known."""
+    email = (email or "").strip()
+    if not normalize_email(email):
+        raise ValidationFailed(fields={"email": [_("Enter a valid email address.")]})
+    allowed_ip, _wait = ratelimit.hit(f"portal-link-ip:{ip}", limit=20, window_seconds=3600)
+    allowed_email, _wait = ratelimit.hit(
+        f"portal-link-email:{program.merchant_id}:{normalize_email(email)}", limit=5, window_seconds=3600
+    )
+    if not (allowed_ip and allowed_email):
+        raise Unprocessable(_("Too many sign-in links were requested. Try again in an hour."), code="rate_limited")
+    link = portal_link_make(program=program, email=email, name=name, consent=consent, language=language)
+    context = {"program": program, "merchant": program.merchant, "link": link, "minutes": LINK_MAX_AGE // 60}
+    with translation.override(language):
+        message = EmailMultiAlternatives(
+            subject=_("Your link to %(program)s") % {"program": program.name},
+            body=render_to_string("portal/emails/sign_in.txt", context),
+            to=[email],
+        )
+        message.attach_alternative(render_to_string("portal/emails/sign_in.html", context), "text/html")
+    message.send()
+
+
+def portal_link_verify(*, program: Program, token: str) -> Participant:
+    """Sign in from an emailed link: valid for 30 minutes, once."""
+    from programs.services.participants import participant_upsert
+
+    try:
+        payload = signing.loads(token, salt=LINK_SALT, max_age=LINK_MAX_AGE)
+    except signing.SignatureExpired:
+        raise Unprocessable(_("This link has expired. Ask for a new one."), code="link_expired") from None
+    except signing.BadSignature:
+        raise Unprocessable(_("This link is not valid. Ask for a new one."), code="link_invalid") from None
+    if payload.get("p") != program.pk:
+        raise Unprocessable(_("This link is for another program."), code="link_invalid")
+    used_key = "portal-link-used:" + hashlib.sha256(token.encode()).hexdigest()
+    if not cache.add(used_key, 1, LINK_MAX_AGE * 2):
+        raise Unprocessable(_("This link was already used. Ask for a new one."), code="link_used")
+    participant, _code, _created = participant_upsert(
+        merchant=program.merchant,
+        livemode=True,
+        program=program,
+        email=payload["e"],
+        name=payload.get("n") or None,
+        language=payload.get("l"),
+        marketing_consent=payload.get("c") or None,
+    )
+    return participant
+
+
+# --- the shop signs the customer in -------------------------------------------------------------------------------
+
+
+def _sso_signature(secret: str, external_id: str, email: str, ts: str) -> str:
+    message = f"{external_id}|{email}|{ts}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def portal_sso_url(*, program: Program, external_id: str, email: str, ts: int | None = None) -> str:
+    """The link a shop builds for a signed-in customer (documented in README; shown here for tests and the admin)."""
+    ts_str = str(int(ts if ts is not None else time.time()))
+    signature = _sso_signature(program.merchant.portal_secret, external_id, email, ts_str)
+    query = urlencode({"participant": external_id, "email": email, "ts": ts_str, "sig": signature})
+    return f"{portal_url(program, 'portal_sso')}?{query}"
+
+
+def portal_sso_verify(*, program: Program, external_id: str, email: str, ts: str, sig: str) -> Participant:
+    """Sign in from the shop: HMAC-SHA256(portal secret, "external_id|email|ts") in hex, at most 10 minutes old."""
+    from programs.services.participants import participant_upsert
+
+    if not (external_id and ts.isdigit() and sig):
+        raise PermissionDeniedError(_("This sign-in link is incomplete."))
+    expected = _sso_signature(program.merchant.portal_secret, external_id, email, ts)
+    if not hmac.compare_digest(expected, sig.lower()):
+        raise PermissionDeniedError(_("This sign-in link is not valid."))
+    if abs(time.time() - int(ts)) > SSO_MAX_AGE:
+        raise PermissionDeniedError(_("This sign-in link has expired. Go back to the shop and open it again."))
+    participant, _code, _created = participant_upsert(
+        merchant=program.merchant,
+        livemode=True,
+        program=program,
+        external_id=external_id,
+        email=email or None,
+        language=translation.get_language(),
+    )
+    return participant
+
+
+# --- invites and shares ---------------------------------------------------------------------------------------------
+
+
+def invites_send(*, participant: Participant, program: Program, emails: list[str], message: str) -> list[Invite]:
+    """Queue invitation emails to friends: at most 10 at once and 50 a day, never to oneself, each friend once."""
+    from programs.tasks import send_invites
+
+    wanted: list[tuple[str, str]] = []
+    for raw in emails:
+        email = raw.strip()
+        normalized = normalize_email(email)
+        if not normalized or "@" not in normalized:
+            raise ValidationFailed(fields={"emails": [_("%(email)s is not an email address.") % {"email": email}]})
+        if normalized == participant.email_normalized:
+            raise ValidationFailed(fields={"emails": [_("You cannot invite yourself.")]})
+        if normalized not in {n for _e, n in wanted}:
+            wanted.append((email, normalized))
+    if not wanted:
+        raise ValidationFailed(fields={"emails": [_("Enter at least one email address.")]})
+    if len(wanted) > INVITES_PER_SEND:
+        raise ValidationFailed(fields={"emails": [_("At most %(n)d addresses at a time.") % {"n": INVITES_PER_SEND}]})
+    scope = Invite.objects.for_merchant(participant.merchant)
+    today = timezone.now() - timedelta(hours=24)
+    with transaction.atomic():
+        # One participant's invites are serialised, so that the daily cap holds under double-clicks.
+        Participant.objects.for_merchant(participant.merchant).select_for_update().filter(pk=participant.pk).first()
+        sent_today = scope.filter(participant=participant, created_at__gte=today).count()
+        if sent_today + len(wanted) > INVITES_PER_DAY:
+            raise Unprocessable(
+                _("You can invite %(n)d more friends today.") % {"n": max(INVITES_PER_DAY - sent_today, 0)},
+                code="daily_invite_cap",
+            )
+        created = []
+        for email, normalized in wanted:
+            try:
+                with transaction.atomic():
+                    created.append(
+                        scope.create(
+                            program=program,
+                            participant=participant,
+                            email=email,
+                            email_normalized=normalized,
+                            message=(message or "")[:500],
+                            language=translation.get_language() or participant.language,
+                        )
+                    )
+            except IntegrityError:
+                continue  # this friend was invited before: not again
+        ids = [invite.pk for invite in created]
+        if ids:
+            transaction.on_commit(lambda: send_invites.delay(merchant_id=participant.merchant_id, invite_ids=ids))
+    return created
+
+
+def invite_deliver(*, invite: Invite) -> None:
+    """Render the invitation in the language it was written in and send it (called by the Celery task)."""
+    from tracking.models import ReferralCode
+    from tracking.services import link_for
+
+    if invite.status == Invite.Status.SENT:
+        return
+    code = (
+        ReferralCode.objects.for_merchant(invite.merchant)
+        .filter(program=invite.program, participant=invite.participant)
+        .first()
+    )
+    context = {
+        "program": invite.program,
+        "merchant": invite.merchant,
+        "referrer_name": invite.participant.first_name_initial,
+        "message": invite.message,
+        "link": link_for(code.code) if code else invite.program.landing_url,
+        "offer": invite.program.referee_offer,
+    }
+    with translation.override(invite.language):
+        email = EmailMultiAlternatives(
+            subject=_("%(name)s invites you to %(shop)s")
+            % {"name": context["referrer_name"], "shop": invite.merchant.name},
+            body=render_to_string("portal/emails/invite.txt", context),
+            to=[invite.email],
+        )
+        email.attach_alternative(render_to_string("portal/emails/invite.html", context), "text/html")
+    email.send()
+    Invite.objects.for_merchant(invite.merchant).filter(pk=invite.pk).update(
+        status=Invite.Status.SENT, sent_at=timezone.now()
+    )
+
+
+def share_record(*, participant: Participant, program: Program, channel: str) -> None:
+    if channel not in ShareEvent.Channel.values:
+        raise ValidationFailed(fields={"channel": [_("Unknown channel.")]})
+    ShareEvent.objects.for_merchant(participant.merchant).create(
+        program=program, participant=participant, channel=channel
+    )

@@ -1,0 +1,284 @@
+"""The referrer portal: /p/<merchant>/<program>/ (and /pl/p/..., /ro/p/..., /ru/p/...).
+
+Language: the URL prefix, else the switcher's choice (cookie), else the browser's Accept-Language, else the
+program's default language. A participant signs in with a one-time emailed link or a link signed by the shop.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from urllib.parse import quote, urlencode
+
+import segno
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
+from django.views.decorators.http import require_http_methods, require_POST
+
+from programs import services
+from programs.forms import InviteForm, JoinForm
+from programs.models import Participant, Program, ShareEvent
+from referral_saas.errors import ApplicationError
+from referral_saas.tenancy.models import Merchant
+from tracking import selectors as tracking_selectors
+from tracking.clicks import client_ip
+from tracking.models import ReferralCode
+from tracking.services import code_ensure, link_for
+
+SESSION_PREFIX = "portal:"
+
+
+class _ExternalRedirect(HttpResponseRedirect):
+    allowed_schemes = ["http", "https", "mailto", "sms"]
+
+
+def _session_key(program: Program) -> str:
+    return f"{SESSION_PREFIX}{program.pk}"
+
+
+def _current_participant(request, program: Program) -> Participant | None:
+    participant_id = request.session.get(_session_key(program))
+    if participant_id is None:
+        return None
+    participant = Participant.objects.for_merchant(program.merchant).filter(pk=participant_id).first()
+    if participant is None or participant.status == Participant.Status.ERASED:
+        request.session.pop(_session_key(program), None)
+        return None
+    return participant
+
+
+def _sign_in(request, program: Program, participant: Participant) -> None:
+    request.session.cycle_key()  # a new session id at sign-in (no fixation)
+    request.session[_session_key(program)] = participant.pk
+
+
+def portal_view(require_participant: bool = False):
+    """Resolve merchant + program from the URL (404 for drafts and strangers), pick the language, and optionally
+    require a signed-in participant."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, merchant: str, program: str, **kwargs):
+            shop = Merchant.objects.filter(slug=merchant, status=Merchant.Status.ACTIVE).first()
+            found = (
+                Program.objects.for_merchant(shop).select_related("merchant").filter(slug=program).first()
+                if shop
+                else None
+            )
+            if found is None or found.status == Program.Status.DRAFT:
+                raise Http404
+            _activate_language(request, found)
+            participant = _current_participant(request, found)
+            if require_participant and participant is None:
+                return redirect("portal_home", merchant=merchant, program=program)
+            return view(request, program=found, participant=participant, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def _activate_language(request, program: Program) -> None:
+    chosen = (
+        translation.get_language_from_path(request.path_info)
+        or request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
+        or request.headers.get("Accept-Language")
+    )
+    if not chosen:  # nothing from the visitor: the program's own language
+        translation.activate(program.default_language)
+        request.LANGUAGE_CODE = program.default_language
+
+
+def _code_for(participant: Participant, program: Program) -> ReferralCode:
+    return code_ensure(participant=participant, program=program)
+
+
+SHARE_CHANNELS = [
+    ("email", _lazy("Email")),
+    ("whatsapp", "WhatsApp"),
+    ("facebook", "Facebook"),
+    ("x", "X"),
+    ("linkedin", "LinkedIn"),
+    ("telegram", "Telegram"),
+    ("vk", "VK"),
+    ("sms", _lazy("Text message")),
+]
+
+
+def _share_target(channel: str, program: Program, link: str) -> str:
+    offer = program.referee_offer or _("Have a look at %(shop)s") % {"shop": program.merchant.name}
+    tagged = f"{link}?{urlencode({'utm_source': channel, 'utm_medium': 'referral'})}"
+    text = f"{offer} {tagged}"
+    subject = _("A gift from me at %(shop)s") % {"shop": program.merchant.name}
+    targets = {
+        "email": f"mailto:?subject={quote(subject)}&body={quote(text)}",
+        "whatsapp": f"https://wa.me/?text={quote(text)}",
+        "facebook": f"https://www.facebook.com/sharer/sharer.php?u={quote(tagged, safe='')}",
+        "x": f"https://x.com/intent/post?text={quote(offer)}&url={quote(tagged, safe='')}",
+        "linkedin": f"https://www.linkedin.com/sharing/share-offsite/?url={quote(tagged, safe='')}",
+        "telegram": f"https://t.me/share/url?url={quote(tagged, safe='')}&text={quote(offer)}",
+        "vk": f"https://vk.com/share.php?url={quote(tagged, safe='')}&title={quote(offer)}",
+        "sms": f"sms:?&body={quote(text)}",
+    }
+    if channel not in targets:
+        raise Http404
+    return targets[channel]
+
+
+# --- pages --------------------------------------------------------------------------------------------------------
+
+
+@portal_view()
+def home(request, program: Program, participant: Participant | None):
+    if participant is None:
+        return render(request, "portal/landing.html", {"program": program, "form": JoinForm()})
+    code = _code_for(participant, program)
+    link = link_for(code.code)
+    context = {
+        "program": program,
+        "participant": participant,
+        "code": code,
+        "link": link,
+        "stats": tracking_selectors.participant_stats(participant=participant, program=program),
+        "share_channels": SHARE_CHANNELS,
+        "invite_form": InviteForm(),
+        "languages": settings.LANGUAGES,
+    }
+    return render(request, "portal/dashboard.html", context)
+
+
+@require_POST
+@portal_view()
+def join(request, program: Program, participant: Participant | None):
+    form = JoinForm(request.POST)
+    if not program.is_live():
+        messages.error(request, _("This program is not running at the moment."))
+        return render(request, "portal/landing.html", {"program": program, "form": form}, status=422)
+    if not form.is_valid():
+        return render(request, "portal/landing.html", {"program": program, "form": form}, status=400)
+    try:
+        services.portal_link_send(
+            program=program,
+            email=form.cleaned_data["email"],
+            name=form.cleaned_data["name"],
+            consent=form.cleaned_data["marketing_consent"],
+            language=translation.get_language(),
+            ip=client_ip(request),
+        )
+    except ApplicationError as exc:
+        form.add_error(None, exc.message)
+        return render(request, "portal/landing.html", {"program": program, "form": form}, status=exc.status_code)
+    return render(request, "portal/check_email.html", {"program": program, "email": form.cleaned_data["email"]})
+
+
+@portal_view()
+def sign_in(request, program: Program, participant: Participant | None, token: str):
+    try:
+        participant = services.portal_link_verify(program=program, token=token)
+    except ApplicationError as exc:
+        return render(request, "portal/link_problem.html", {"program": program, "message": exc.message}, status=400)
+    _sign_in(request, program, participant)
+    return redirect(request.path.split("sign-in/")[0])
+
+
+@portal_view()
+def sso(request, program: Program, participant: Participant | None):
+    params = request.GET
+    try:
+        participant = services.portal_sso_verify(
+            program=program,
+            external_id=params.get("participant", ""),
+            email=params.get("email", ""),
+            ts=params.get("ts", ""),
+            sig=params.get("sig", ""),
+        )
+    except ApplicationError as exc:
+        return render(request, "portal/link_problem.html", {"program": program, "message": exc.message}, status=403)
+    _sign_in(request, program, participant)
+    return redirect(request.path.split("sso/")[0])
+
+
+@require_POST
+@portal_view(require_participant=True)
+def invite(request, program: Program, participant: Participant):
+    form = InviteForm(request.POST)
+    if form.is_valid():
+        try:
+            sent = services.invites_send(
+                participant=participant, program=program, emails=form.email_list(), message=form.cleaned_data["message"]
+            )
+        except ApplicationError as exc:
+            for errors in exc.fields.values() or [[exc.message]]:
+                for error in errors:
+                    messages.error(request, error)
+            if not exc.fields:
+                messages.error(request, exc.message)
+        else:
+            messages.success(request, _("Invitations on their way: %(n)d.") % {"n": len(sent)})
+    else:
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+    return redirect(request.path.rsplit("invite/", 1)[0])
+
+
+@portal_view(require_participant=True)
+def share(request, program: Program, participant: Participant, channel: str):
+    if channel == ShareEvent.Channel.COPY:  # counted by the copy button; nothing to open
+        services.share_record(participant=participant, program=program, channel=channel)
+        return HttpResponse(status=204)
+    target = _share_target(channel, program, link_for(_code_for(participant, program).code))
+    services.share_record(participant=participant, program=program, channel=channel)
+    return _ExternalRedirect(target)
+
+
+@portal_view(require_participant=True)
+def qr_code(request, program: Program, participant: Participant, fmt: str):
+    if fmt not in ("png", "svg"):
+        raise Http404
+    code = _code_for(participant, program)
+    qr = segno.make(f"{link_for(code.code)}?utm_source=qr&utm_medium=referral", error="m")
+    from io import BytesIO
+
+    buffer = BytesIO()
+    if fmt == "png":
+        qr.save(buffer, kind="png", scale=10, border=2)
+        content_type = "image/png"
+    else:
+        qr.save(buffer, kind="svg", scale=10, border=2, title=code.code)
+        content_type = "image/svg+xml"
+    response = HttpResponse(buffer.getvalue(), content_type=content_type)
+    if request.GET.get("download"):
+        response["Content-Disposition"] = f'attachment; filename="referral-{code.code}.{fmt}"'
+        services.share_record(participant=participant, program=program, channel=ShareEvent.Channel.QR)
+    return response
+
+
+@portal_view(require_participant=True)
+def export_data(request, program: Program, participant: Participant):
+    from programs.selectors import participant_export
+
+    response = JsonResponse(participant_export(participant=participant), json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = 'attachment; filename="my-referral-data.json"'
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@portal_view(require_participant=True)
+def delete_account(request, program: Program, participant: Participant):
+    if request.method == "POST":
+        services.participant_erase(participant=participant)
+        request.session.flush()
+        return render(request, "portal/deleted.html", {"program": program})
+    return render(request, "portal/delete_confirm.html", {"program": program, "participant": participant})
+
+
+@require_POST
+@portal_view()
+def sign_out(request, program: Program, participant: Participant | None):
+    request.session.pop(_session_key(program), None)
+    return redirect(request.path.rsplit("sign-out/", 1)[0])

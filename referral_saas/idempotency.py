@@ -1,0 +1,86 @@
+"""`Idempotency-Key` on POST: same key + same body -> the first response; other body -> 422; still running -> 409.
+
+The business write and the stored response commit in one transaction, under a transaction-scoped advisory lock on
+(merchant, mode, key): a concurrent duplicate cannot take the lock and gets 409; a later one finds the record.
+Only successful (2xx) responses are stored, so a client can fix a rejected request and retry with the same key.
+The unique constraint on (merchant, livemode, key) is the last line of defence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from referral_saas.errors import Conflict, IdempotencyMismatch, ValidationFailed
+from referral_saas.tenancy.models import IdempotencyRecord, Merchant
+
+HEADER = "Idempotency-Key"
+KEEP_FOR = timedelta(hours=48)
+_VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, 1-255 characters
+
+
+def _fingerprint(request) -> str:
+    try:
+        body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str).encode()
+    except Exception:  # unparsable bodies are refused later by the view; hash the raw bytes meanwhile
+        body = request.body
+    return hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b"\n" + body).hexdigest()
+
+
+def _lock_id(merchant_id: int, livemode: bool, key: str) -> int:
+    digest = hashlib.sha256(f"{merchant_id}:{int(livemode)}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def run(request, handler: Callable[[], Response]) -> Response:
+    """Run `handler` at most once per key, or replay what it answered."""
+    key = request.headers.get(HEADER, "")
+    if not _VALID_KEY.match(key):
+        raise ValidationFailed(fields={HEADER: ["Must be 1 to 255 visible ASCII characters."]})
+    merchant: Merchant = request.merchant
+    fingerprint = _fingerprint(request)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_lock_id(merchant.pk, request.livemode, key)])
+            if not cursor.fetchone()[0]:
+                raise Conflict(
+                    "A request with this Idempotency-Key is still being processed; retry in a moment.",
+                    code="idempotency_key_in_use",
+                )
+        record = IdempotencyRecord.objects.for_merchant(merchant).filter(livemode=request.livemode, key=key).first()
+        if record is not None:
+            if record.request_fingerprint != fingerprint:
+                raise IdempotencyMismatch()
+            return Response(
+                record.response_body, status=record.response_status, headers={"Idempotent-Replayed": "true"}
+            )
+        response = handler()
+        if 200 <= response.status_code < 300:
+            IdempotencyRecord.objects.for_merchant(merchant).create(
+                livemode=request.livemode,
+                key=key,
+                request_fingerprint=fingerprint,
+                method=request.method,
+                path=request.path[:300],
+                response_status=response.status_code,
+                response_body=json.loads(JSONRenderer().render(response.data)),
+            )
+        return response
+
+
+def purge_expired() -> int:
+    """Delete records older than KEEP_FOR, merchant by merchant (the index starts with merchant)."""
+    cutoff = timezone.now() - KEEP_FOR
+    deleted = 0
+    for merchant_id in Merchant.objects.values_list("pk", flat=True):
+        count, _detail = IdempotencyRecord.all_merchants.filter(merchant_id=merchant_id, created_at__lt=cutoff).delete()
+        deleted += count
+    return deleted

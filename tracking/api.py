@@ -1,0 +1,452 @@
+"""Shop API: codes, referrals (a friend signed up), conversions (orders) and refunds."""
+
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from referral_saas.api import TenantAPIView, filter_parameters, paginate
+from referral_saas.errors import NotFound
+from referral_saas.fields import AmountField, CurrencyField, check_amount_precision
+from tracking import selectors, services
+from tracking.models import Conversion, Referral, Refund
+
+# --- codes ------------------------------------------------------------------------------------------------------
+
+
+class CodeCheckApi(TenantAPIView):
+    @extend_schema_serializer(component_name="CodeCheck")
+    class OutputSerializer(serializers.Serializer):
+        @extend_schema_serializer(component_name="CodeReferrer")
+        class Referrer(serializers.Serializer):
+            id = serializers.IntegerField()
+            name = serializers.CharField(help_text="First name and initial only.")
+
+        code = serializers.CharField()
+        valid = serializers.BooleanField()
+        reason = serializers.CharField(allow_null=True, help_text="Why an existing code is not valid now.")
+        program = serializers.CharField()
+        referrer = Referrer()
+        referee_offer = serializers.CharField()
+
+    @extend_schema(
+        operation_id="codes_check",
+        summary="Check a code typed at checkout",
+        description="404 for a code this merchant does not have. `valid: false` (with a reason) for a disabled code, "
+        "a blocked referrer or a program that is not running.",
+        responses=OutputSerializer,
+        examples=[
+            OpenApiExample(
+                "Valid code",
+                response_only=True,
+                value={
+                    "code": "ANNA-7K3Q",
+                    "valid": True,
+                    "reason": None,
+                    "program": "friends",
+                    "referrer": {"id": 42, "name": "Anna K."},
+                    "referee_offer": "10% off your first order",
+                },
+            )
+        ],
+    )
+    def get(self, request, code: str):
+        row = selectors.code_lookup(merchant=request.merchant, livemode=request.livemode, code=code)
+        if row is None:
+            raise NotFound("Unknown referral code.")
+        reason = None
+        if not row.is_active:
+            reason = "code_disabled"
+        elif row.participant.status != row.participant.Status.ACTIVE:
+            reason = "referrer_blocked"
+        elif not row.program.is_live():
+            reason = "program_inactive"
+        offer = row.variant.referee_offer if row.variant_id and row.variant.referee_offer else row.program.referee_offer
+        return Response(
+            self.OutputSerializer(
+                {
+                    "code": row.code,
+                    "valid": reason is None,
+                    "reason": reason,
+                    "program": row.program.slug,
+                    "referrer": {"id": row.participant_id, "name": row.participant.first_name_initial},
+                    "referee_offer": offer,
+                }
+            ).data
+        )
+
+
+# --- shared input -----------------------------------------------------------------------------------------------
+
+
+class CustomerInput(serializers.Serializer):
+    external_id = serializers.CharField(max_length=128, required=False, allow_null=True, allow_blank=True)
+    email = serializers.EmailField(max_length=254, required=False, allow_null=True, allow_blank=True)
+
+
+def _require_code_or_click(attrs):
+    if not (attrs.get("code") or attrs.get("click_id")):
+        raise serializers.ValidationError({"code": ["Give a code or a click_id."]})
+
+
+# --- referrals --------------------------------------------------------------------------------------------------
+
+
+class ReferralOutput(serializers.Serializer):
+    @extend_schema_serializer(component_name="ReferralReferrer")
+    class Referrer(serializers.Serializer):
+        id = serializers.IntegerField()
+        external_id = serializers.CharField(allow_null=True)
+
+    id = serializers.IntegerField()
+    program = serializers.CharField(source="program.slug")
+    status = serializers.CharField()
+    rejection_reason = serializers.CharField(allow_blank=True)
+    code = serializers.CharField(source="code.code")
+    referrer = Referrer()
+    customer = serializers.SerializerMethodField()
+    variant = serializers.CharField(source="variant.name", allow_null=True, default=None)
+    touched_at = serializers.DateTimeField()
+    signed_up_at = serializers.DateTimeField(allow_null=True)
+    converted_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+    def get_customer(self, referral) -> dict:
+        return {"external_id": referral.referee_external_id, "email": referral.referee_email}
+
+
+REFERRAL_EXAMPLE = {
+    "id": 7,
+    "program": "friends",
+    "status": "signed_up",
+    "rejection_reason": "",
+    "code": "ANNA-7K3Q",
+    "referrer": {"id": 42, "external_id": "c-42"},
+    "customer": {"external_id": "c-77", "email": "b@c.pl"},
+    "variant": None,
+    "touched_at": "2026-11-23T10:15:00Z",
+    "signed_up_at": "2026-11-23T10:20:00Z",
+    "converted_at": None,
+    "created_at": "2026-11-23T10:20:00Z",
+}
+
+
+class ReferralFilter(django_filters.FilterSet):
+    program = django_filters.CharFilter(field_name="program__slug")
+    status = django_filters.ChoiceFilter(choices=Referral.Status.choices)
+    referrer = django_filters.NumberFilter(field_name="referrer_id")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Referral
+        fields = ["program", "status", "referrer", "created_after", "created_before"]
+
+
+def _filtered(filterset_class, request, queryset):
+    filterset = filterset_class(request.query_params, queryset=queryset)
+    if not filterset.is_valid():
+        raise ValidationError(filterset.errors)
+    return filterset.qs
+
+
+class ReferralListCreateApi(TenantAPIView):
+    @extend_schema_serializer(component_name="ReferralCreate")
+    class InputSerializer(serializers.Serializer):
+        code = serializers.CharField(max_length=64, required=False, allow_blank=True)
+        click_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+        customer = CustomerInput()
+
+        def validate(self, attrs):
+            _require_code_or_click(attrs)
+            if not (attrs["customer"].get("external_id") or attrs["customer"].get("email")):
+                raise serializers.ValidationError({"customer": ["Give the customer's external_id or email."]})
+            return attrs
+
+    @extend_schema(
+        operation_id="referrals_create",
+        summary="A referred friend signed up",
+        description="Opens the friend's referral (status `signed_up`; `rejected` with a reason for a self-referral). "
+        "201 when new, 200 when this friend already has a referral in the program.",
+        request=InputSerializer,
+        responses={201: ReferralOutput, 200: ReferralOutput},
+        examples=[
+            OpenApiExample(
+                "Sign-up",
+                request_only=True,
+                value={"code": "ANNA-7K3Q", "customer": {"external_id": "c-77", "email": "b@c.pl"}},
+            ),
+            OpenApiExample("Referral", response_only=True, value=REFERRAL_EXAMPLE),
+        ],
+    )
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        referral, created = services.referral_record_signup(
+            merchant=request.merchant,
+            livemode=request.livemode,
+            customer_external_id=data.validated_data["customer"].get("external_id"),
+            customer_email=data.validated_data["customer"].get("email"),
+            code=data.validated_data.get("code"),
+            click_id=data.validated_data.get("click_id"),
+        )
+        return Response(
+            ReferralOutput(referral).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @extend_schema(
+        operation_id="referrals_list",
+        summary="List referrals",
+        parameters=filter_parameters(ReferralFilter),
+        responses=ReferralOutput(many=True),
+    )
+    def get(self, request):
+        queryset = Referral.objects.for_merchant(request.merchant).filter(livemode=request.livemode)
+        queryset = queryset.select_related("program", "code", "referrer", "variant")
+        return paginate(self, _filtered(ReferralFilter, request, queryset), ReferralOutput)
+
+
+# --- conversions ------------------------------------------------------------------------------------------------
+
+
+class ConversionOutput(serializers.Serializer):
+    @extend_schema_serializer(component_name="ConversionReferral")
+    class ReferralSummary(serializers.Serializer):
+        @extend_schema_serializer(component_name="ConversionReferrer")
+        class Referrer(serializers.Serializer):
+            id = serializers.IntegerField()
+            external_id = serializers.CharField(allow_null=True)
+
+        id = serializers.IntegerField()
+        status = serializers.CharField()
+        referrer = Referrer()
+        code = serializers.CharField(source="code.code")
+
+    id = serializers.IntegerField()
+    order_id = serializers.CharField()
+    amount = AmountField()
+    currency = serializers.CharField()
+    refunded_amount = AmountField()
+    status = serializers.CharField()
+    attributed = serializers.BooleanField()
+    rejection_reason = serializers.CharField(allow_blank=True)
+    program = serializers.CharField(source="program.slug", allow_null=True, default=None)
+    referral = ReferralSummary(allow_null=True)
+    is_new_customer = serializers.BooleanField()
+    customer = serializers.SerializerMethodField()
+    fraud = serializers.SerializerMethodField()
+    rewards = serializers.SerializerMethodField()
+    occurred_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+
+    def get_customer(self, conversion) -> dict:
+        return {"external_id": conversion.customer_external_id, "email": conversion.customer_email}
+
+    def get_fraud(self, conversion) -> dict | None:
+        return None  # scored by the fraud pipeline (rewards and fraud issue)
+
+    def get_rewards(self, conversion) -> list:
+        return []  # decided by the rewards pipeline (rewards and fraud issue)
+
+
+CONVERSION_EXAMPLE = {
+    "id": 1001,
+    "order_id": "1001",
+    "amount": "129.90",
+    "currency": "PLN",
+    "refunded_amount": "0.00",
+    "status": "attributed",
+    "attributed": True,
+    "rejection_reason": "",
+    "program": "friends",
+    "referral": {"id": 7, "status": "converted", "referrer": {"id": 42, "external_id": "c-42"}, "code": "ANNA-7K3Q"},
+    "is_new_customer": True,
+    "customer": {"external_id": "c-77", "email": "b@c.pl"},
+    "fraud": None,
+    "rewards": [],
+    "occurred_at": "2026-11-23T10:30:00Z",
+    "created_at": "2026-11-23T10:30:01Z",
+}
+
+
+class ConversionFilter(django_filters.FilterSet):
+    program = django_filters.CharFilter(field_name="program__slug")
+    status = django_filters.ChoiceFilter(choices=Conversion.Status.choices)
+    customer_external_id = django_filters.CharFilter()
+    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+
+    class Meta:
+        model = Conversion
+        fields = ["program", "status", "customer_external_id", "occurred_after", "occurred_before"]
+
+
+def _conversion_queryset(request):
+    return (
+        Conversion.objects.for_merchant(request.merchant)
+        .filter(livemode=request.livemode)
+        .select_related("program", "referral__referrer", "referral__code")
+    )
+
+
+class ConversionListCreateApi(TenantAPIView):
+    @extend_schema_serializer(component_name="ConversionCreate")
+    class InputSerializer(serializers.Serializer):
+        order_id = serializers.CharField(max_length=128)
+        amount = AmountField()
+        currency = CurrencyField()
+        customer = CustomerInput(required=False)
+        code = serializers.CharField(max_length=64, required=False, allow_blank=True, allow_null=True)
+        click_id = serializers.CharField(max_length=64, required=False, allow_blank=True, allow_null=True)
+        occurred_at = serializers.DateTimeField(required=False)
+        ip = serializers.IPAddressField(required=False, allow_null=True, allow_blank=True)
+        user_agent = serializers.CharField(max_length=1024, required=False, allow_blank=True)
+        payment_fingerprint = serializers.CharField(max_length=128, required=False, allow_blank=True)
+        address_hash = serializers.CharField(max_length=128, required=False, allow_blank=True)
+
+        def validate(self, attrs):
+            check_amount_precision(attrs["amount"], attrs["currency"])
+            return attrs
+
+    @extend_schema(
+        operation_id="conversions_create",
+        summary="Report an order",
+        description="Stores the order and attributes it (click id, else code, else the customer's earlier referral). "
+        "201 for a new order; 200 with the stored conversion when this `order_id` was reported before. "
+        "Orders without a referral are stored too: they are the baseline of the KPIs.",
+        request=InputSerializer,
+        responses={201: ConversionOutput, 200: ConversionOutput},
+        examples=[
+            OpenApiExample(
+                "Order with a code",
+                request_only=True,
+                value={
+                    "order_id": "1001",
+                    "amount": "129.90",
+                    "currency": "PLN",
+                    "customer": {"external_id": "c-77", "email": "b@c.pl"},
+                    "code": "ANNA-7K3Q",
+                    "ip": "203.0.113.7",
+                    "user_agent": "Mozilla/5.0 …",
+                },
+            ),
+            OpenApiExample("Attributed conversion", response_only=True, value=CONVERSION_EXAMPLE),
+        ],
+    )
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        customer = values.get("customer") or {}
+        conversion, created = services.conversion_record(
+            merchant=request.merchant,
+            livemode=request.livemode,
+            order_id=values["order_id"],
+            amount=values["amount"],
+            currency=values["currency"],
+            customer_external_id=customer.get("external_id"),
+            customer_email=customer.get("email"),
+            code=values.get("code"),
+            click_id=values.get("click_id"),
+            occurred_at=values.get("occurred_at"),
+            ip=values.get("ip"),
+            user_agent=values.get("user_agent", ""),
+            payment_fingerprint=values.get("payment_fingerprint", ""),
+            address_hash=values.get("address_hash", ""),
+        )
+        conversion = _conversion_queryset(request).get(pk=conversion.pk)
+        return Response(
+            ConversionOutput(conversion).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @extend_schema(
+        operation_id="conversions_list",
+        summary="List orders",
+        parameters=filter_parameters(ConversionFilter),
+        responses=ConversionOutput(many=True),
+    )
+    def get(self, request):
+        return paginate(self, _filtered(ConversionFilter, request, _conversion_queryset(request)), ConversionOutput)
+
+
+class ConversionDetailApi(TenantAPIView):
+    @extend_schema(
+        operation_id="conversions_retrieve",
+        summary="An order by order id",
+        responses=ConversionOutput,
+        examples=[OpenApiExample("Conversion", response_only=True, value=CONVERSION_EXAMPLE)],
+    )
+    def get(self, request, order_id: str):
+        conversion = _conversion_queryset(request).filter(order_id=order_id).first()
+        if conversion is None:
+            raise NotFound("No order with this order_id.")
+        return Response(ConversionOutput(conversion).data)
+
+
+class RefundOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    order_id = serializers.CharField(source="conversion.order_id")
+    refund_id = serializers.CharField()
+    amount = AmountField()
+    currency = serializers.CharField()
+    order_refunded_amount = AmountField(source="conversion.refunded_amount")
+    created_at = serializers.DateTimeField()
+
+
+class RefundCreateApi(TenantAPIView):
+    @extend_schema_serializer(component_name="RefundCreate")
+    class InputSerializer(serializers.Serializer):
+        amount = AmountField()
+        refund_id = serializers.CharField(max_length=128)
+        reason = serializers.CharField(max_length=300, required=False, allow_blank=True)
+
+    @extend_schema(
+        operation_id="refunds_create",
+        summary="Report a full or partial refund of an order",
+        description="201 for a new refund; 200 for a refund_id seen before (same amount); 422 when the refund is "
+        "more than what remains of the order.",
+        request=InputSerializer,
+        responses={201: RefundOutput, 200: RefundOutput},
+        examples=[
+            OpenApiExample("Partial refund", request_only=True, value={"amount": "29.90", "refund_id": "r-1"}),
+            OpenApiExample(
+                "Refund",
+                response_only=True,
+                value={
+                    "id": 3,
+                    "order_id": "1001",
+                    "refund_id": "r-1",
+                    "amount": "29.90",
+                    "currency": "PLN",
+                    "order_refunded_amount": "29.90",
+                    "created_at": "2026-11-24T09:00:00Z",
+                },
+            ),
+        ],
+    )
+    def post(self, request, order_id: str):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        refund, created = services.refund_record(
+            merchant=request.merchant,
+            livemode=request.livemode,
+            order_id=order_id,
+            amount=data.validated_data["amount"],
+            refund_id=data.validated_data["refund_id"],
+            reason=data.validated_data.get("reason", ""),
+        )
+        refund = Refund.objects.for_merchant(request.merchant).select_related("conversion").get(pk=refund.pk)
+        return Response(RefundOutput(refund).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(operation_id="refunds_list", summary="Refunds of an order", responses=RefundOutput(many=True))
+    def get(self, request, order_id: str):
+        conversion = _conversion_queryset(request).filter(order_id=order_id).first()
+        if conversion is None:
+            raise NotFound("No order with this order_id.")
+        refunds = (
+            Refund.objects.for_merchant(request.merchant).filter(conversion=conversion).select_related("conversion")
+        )
+        return Response(RefundOutput(refunds, many=True).data)

@@ -1,0 +1,403 @@
+"""Attribution: which referrer (if any) an order or a friend's sign-up belongs to.
+
+An order is attributed by, in order: the click id, the code, an earlier referral of the same customer (by external
+id or normalised email). Only while the program is live, inside its attribution window (counted from the click or
+sign-up), by its model (first touch keeps the first referrer; last touch lets a newer link or code take over a
+friend who has not bought yet), and only for new customers when the program says so. A self-referral is never
+attributed, and the reason is kept. Every order is stored, attributed or not: unattributed orders are the baseline
+of the "referred vs not referred" numbers.
+
+Repeated orders are one conversion (unique merchant + order id); concurrent ones race on that constraint.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from programs.identity import normalize_email
+from programs.models import Participant, Program
+from referral_saas.errors import Unprocessable
+from tracking.clicks import hash_ip, pending_click
+from tracking.models import Click, Conversion, Referral, ReferralCode
+from tracking.selectors import code_lookup
+
+Reason = Referral.Reason
+
+
+@dataclass
+class Customer:
+    external_id: str | None
+    email: str | None
+
+    @property
+    def email_normalized(self) -> str | None:
+        return normalize_email(self.email)
+
+    def match(self, ext_field: str, email_field: str) -> Q:
+        q = Q(pk__in=[])
+        if self.external_id:
+            q |= Q(**{ext_field: self.external_id})
+        if self.email_normalized:
+            q |= Q(**{email_field: self.email_normalized})
+        return q
+
+
+@dataclass
+class Touch:
+    """A link click or a typed code: the referrer's code, and when the friend touched it."""
+
+    code: ReferralCode
+    at: datetime
+    click: Click | None = None
+
+
+# --- resolving what the shop sent ---------------------------------------------------------------------------------
+
+
+def _touch_from_click(*, merchant, livemode: bool, click_id: str) -> Touch:
+    try:
+        click_uuid = uuid.UUID(str(click_id))
+    except ValueError:
+        raise Unprocessable(
+            _("Unknown click id."), code="unknown_click", fields={"click_id": [_("Unknown click id.")]}
+        ) from None
+    click = (
+        Click.objects.for_merchant(merchant)
+        .select_related("code__program__merchant", "code__participant")
+        .filter(click_id=click_uuid, livemode=livemode)
+        .first()
+    )
+    if click is not None:
+        return Touch(code=click.code, at=click.occurred_at, click=click)
+    buffered = pending_click(click_uuid.hex)  # clicked seconds ago: still on its way to PostgreSQL
+    if buffered and int(buffered["merchant_id"]) == merchant.pk and bool(int(buffered["livemode"])) == livemode:
+        code = (
+            ReferralCode.objects.for_merchant(merchant)
+            .select_related("program__merchant", "participant")
+            .filter(pk=int(buffered["code_id"]))
+            .first()
+        )
+        if code is not None:
+            return Touch(code=code, at=datetime.fromtimestamp(float(buffered["ts"]), tz=UTC))
+    raise Unprocessable(_("Unknown click id."), code="unknown_click", fields={"click_id": [_("Unknown click id.")]})
+
+
+def _touch_from_code(*, merchant, livemode: bool, code: str, at: datetime) -> Touch:
+    row = code_lookup(merchant=merchant, livemode=livemode, code=code)
+    if row is None:
+        raise Unprocessable(
+            _("Unknown referral code."), code="unknown_code", fields={"code": [_("Unknown referral code.")]}
+        )
+    return Touch(code=row, at=at)
+
+
+def _explicit_touch(*, merchant, livemode: bool, code: str | None, click_id: str | None, at: datetime) -> Touch | None:
+    touch_by_click = _touch_from_click(merchant=merchant, livemode=livemode, click_id=click_id) if click_id else None
+    touch_by_code = _touch_from_code(merchant=merchant, livemode=livemode, code=code, at=at) if code else None
+    return touch_by_click or touch_by_code
+
+
+def _existing_referral(*, merchant, livemode: bool, customer: Customer, program: Program | None) -> Referral | None:
+    scope = (
+        Referral.objects.for_merchant(merchant)
+        .select_related("code__program__merchant", "code__participant", "program__merchant", "referrer")
+        .filter(customer.match("referee_external_id", "referee_email_normalized"), livemode=livemode)
+    )
+    if program is not None:
+        scope = scope.filter(program=program)
+    return scope.exclude(status=Referral.Status.REJECTED).order_by("created_at").first()
+
+
+def _is_self_referral(referrer: Participant, customer: Customer) -> bool:
+    return bool(
+        (customer.external_id and referrer.external_id == customer.external_id)
+        or (customer.email_normalized and referrer.email_normalized == customer.email_normalized)
+    )
+
+
+def _is_new_customer(*, merchant, livemode: bool, customer: Customer, before: datetime) -> bool:
+    """A customer with an earlier order at this merchant is not new."""
+    if not (customer.external_id or customer.email_normalized):
+        return True
+    earlier = Conversion.objects.for_merchant(merchant).filter(
+        customer.match("customer_external_id", "customer_email_normalized"), livemode=livemode, occurred_at__lt=before
+    )
+    return not earlier.exists()
+
+
+# --- decisions ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Decision:
+    status: str  # Conversion.Status
+    reason: str = ""
+    touch: Touch | None = None
+    referral: Referral | None = None  # an existing referral the order belongs to
+
+
+def _decide(
+    *, merchant, livemode: bool, customer: Customer, explicit: Touch | None, occurred_at: datetime, is_new: bool
+) -> Decision:
+    program = explicit.code.program if explicit else None
+    existing = _existing_referral(merchant=merchant, livemode=livemode, customer=customer, program=program)
+    if existing is None and explicit is None:
+        return Decision(Conversion.Status.UNATTRIBUTED)
+
+    if explicit and existing:
+        keep_first = (
+            program.attribution_model == Program.AttributionModel.FIRST_TOUCH
+            or existing.status == Referral.Status.CONVERTED
+        )
+        touch = Touch(existing.code, existing.touched_at, existing.click) if keep_first else explicit
+        referral = existing
+    elif explicit:
+        touch, referral = explicit, None
+    else:
+        touch, referral = Touch(existing.code, existing.touched_at, existing.click), existing
+    program = touch.code.program
+
+    if not program.is_live(occurred_at):
+        return Decision(Conversion.Status.UNATTRIBUTED, Reason.PROGRAM_INACTIVE, touch, referral)
+    if occurred_at > touch.at + timedelta(days=program.attribution_window_days):
+        return Decision(Conversion.Status.UNATTRIBUTED, Reason.OUTSIDE_WINDOW, touch, referral)
+    referrer = touch.code.participant
+    if _is_self_referral(referrer, customer):
+        return Decision(Conversion.Status.REJECTED, Reason.SELF_REFERRAL, touch, referral)
+    if referrer.status != Participant.Status.ACTIVE or not touch.code.is_active:
+        return Decision(Conversion.Status.REJECTED, Reason.BLOCKED_REFERRER, touch, referral)
+    if program.new_customers_only and not is_new:
+        return Decision(Conversion.Status.REJECTED, Reason.EXISTING_CUSTOMER, touch, referral)
+    return Decision(Conversion.Status.ATTRIBUTED, "", touch, referral)
+
+
+def _referee_participant(*, merchant, livemode: bool, customer: Customer) -> Participant | None:
+    if not (customer.external_id or customer.email_normalized):
+        return None
+    return (
+        Participant.objects.for_merchant(merchant)
+        .filter(customer.match("external_id", "email_normalized"), livemode=livemode)
+        .first()
+    )
+
+
+def _upsert_referral(
+    *,
+    merchant,
+    livemode: bool,
+    customer: Customer,
+    touch: Touch,
+    existing: Referral | None,
+    status: str,
+    reason: str,
+    now: datetime,
+) -> Referral:
+    """Create the friend's referral, or move it to `touch` (last touch) / mark it converted or rejected."""
+    scope = Referral.objects.for_merchant(merchant)
+    fields = {
+        "program": touch.code.program,
+        "variant_id": touch.code.variant_id,
+        "referrer": touch.code.participant,
+        "code": touch.code,
+        "click": touch.click,
+        "touched_at": touch.at,
+    }
+    if existing is None:
+        try:
+            with transaction.atomic():
+                return scope.create(
+                    livemode=livemode,
+                    referee=_referee_participant(merchant=merchant, livemode=livemode, customer=customer),
+                    referee_external_id=customer.external_id,
+                    referee_email=customer.email,
+                    referee_email_normalized=customer.email_normalized,
+                    status=status,
+                    rejection_reason=reason,
+                    signed_up_at=now if status == Referral.Status.SIGNED_UP else None,
+                    converted_at=now if status == Referral.Status.CONVERTED else None,
+                    **fields,
+                )
+        except IntegrityError:  # the same friend arrived concurrently (another order, or a sign-up)
+            existing = _existing_referral(
+                merchant=merchant, livemode=livemode, customer=customer, program=touch.code.program
+            )
+            if existing is None:
+                existing = scope.filter(
+                    customer.match("referee_external_id", "referee_email_normalized"),
+                    program=touch.code.program,
+                    livemode=livemode,
+                ).first()
+            if existing is None:  # pragma: no cover - the conflicting row must exist
+                raise
+    locked = scope.select_for_update().get(pk=existing.pk)
+    if locked.status == Referral.Status.CONVERTED:
+        return locked
+    if locked.code_id != touch.code.pk:
+        for name, value in fields.items():
+            setattr(locked, name, value)
+    locked.status, locked.rejection_reason = status, reason
+    if status == Referral.Status.CONVERTED:
+        locked.converted_at = now
+    locked.save()
+    return locked
+
+
+# --- services -----------------------------------------------------------------------------------------------------
+
+
+def conversion_record(
+    *,
+    merchant,
+    livemode: bool,
+    order_id: str,
+    amount: Decimal,
+    currency: str,
+    customer_external_id: str | None = None,
+    customer_email: str | None = None,
+    code: str | None = None,
+    click_id: str | None = None,
+    occurred_at: datetime | None = None,
+    ip: str | None = None,
+    user_agent: str = "",
+    payment_fingerprint: str = "",
+    address_hash: str = "",
+) -> tuple[Conversion, bool]:
+    """Record an order and attribute it. Returns (conversion, created); the same order id again returns the first."""
+    scope = Conversion.objects.for_merchant(merchant)
+    existing = scope.filter(livemode=livemode, order_id=order_id).first()
+    if existing is not None:
+        return existing, False
+
+    now = timezone.now()
+    occurred_at = occurred_at or now
+    customer = Customer(
+        external_id=(customer_external_id or "").strip() or None, email=(customer_email or "").strip() or None
+    )
+    explicit = _explicit_touch(merchant=merchant, livemode=livemode, code=code, click_id=click_id, at=occurred_at)
+    if explicit and explicit.code.program.currency != currency:
+        raise Unprocessable(
+            _("This order is in %(given)s but the program pays in %(program)s.")
+            % {"given": currency, "program": explicit.code.program.currency},
+            code="currency_mismatch",
+            fields={"currency": [_("Must be %(c)s for this program.") % {"c": explicit.code.program.currency}]},
+        )
+    is_new = _is_new_customer(merchant=merchant, livemode=livemode, customer=customer, before=occurred_at)
+
+    with transaction.atomic():
+        decision = _decide(
+            merchant=merchant,
+            livemode=livemode,
+            customer=customer,
+            explicit=explicit,
+            occurred_at=occurred_at,
+            is_new=is_new,
+        )
+        if decision.touch and decision.touch.code.program.currency != currency:
+            # The customer's earlier referral is in a program of another currency: the order is not its to pay.
+            decision = Decision(Conversion.Status.UNATTRIBUTED, Reason.CURRENCY_MISMATCH)
+        referral = None
+        if decision.touch and decision.status != Conversion.Status.UNATTRIBUTED:
+            referral_status = (
+                Referral.Status.CONVERTED
+                if decision.status == Conversion.Status.ATTRIBUTED
+                else Referral.Status.REJECTED
+            )
+            referral = _upsert_referral(
+                merchant=merchant,
+                livemode=livemode,
+                customer=customer,
+                touch=decision.touch,
+                existing=decision.referral,
+                status=referral_status,
+                reason=decision.reason,
+                now=now,
+            )
+        try:
+            with transaction.atomic():
+                conversion = scope.create(
+                    livemode=livemode,
+                    order_id=order_id,
+                    amount=amount,
+                    currency=currency,
+                    customer_external_id=customer.external_id,
+                    customer_email=customer.email,
+                    customer_email_normalized=customer.email_normalized,
+                    status=decision.status,
+                    rejection_reason=decision.reason,
+                    program=decision.touch.code.program if decision.touch else None,
+                    referral=referral,
+                    click=decision.touch.click if decision.touch else None,
+                    code_given=(code or "")[:32],
+                    is_new_customer=is_new,
+                    occurred_at=occurred_at,
+                    ip=ip or None,
+                    ip_hash=hash_ip(ip),
+                    user_agent=(user_agent or "")[:512],
+                    payment_fingerprint=(payment_fingerprint or "")[:128],
+                    address_hash=(address_hash or "")[:128],
+                )
+        except IntegrityError:
+            transaction.set_rollback(True)
+            winner = scope.filter(livemode=livemode, order_id=order_id).first()
+            if winner is None:
+                raise
+            return winner, False
+    return conversion, True
+
+
+def referral_record_signup(
+    *,
+    merchant,
+    livemode: bool,
+    customer_external_id: str | None,
+    customer_email: str | None,
+    code: str | None = None,
+    click_id: str | None = None,
+) -> tuple[Referral, bool]:
+    """A referred friend signed up at the shop. Returns (referral, created); the friend again returns theirs."""
+    now = timezone.now()
+    customer = Customer(
+        external_id=(customer_external_id or "").strip() or None, email=(customer_email or "").strip() or None
+    )
+    touch = _explicit_touch(merchant=merchant, livemode=livemode, code=code, click_id=click_id, at=now)
+    program = touch.code.program
+    if not program.is_live(now):
+        raise Unprocessable(_("This program is not running."), code="program_inactive")
+    if now > touch.at + timedelta(days=program.attribution_window_days):
+        raise Unprocessable(_("The click is older than the program's attribution window."), code="outside_window")
+    existing = _existing_referral(merchant=merchant, livemode=livemode, customer=customer, program=program)
+    if existing is not None and (
+        program.attribution_model == Program.AttributionModel.FIRST_TOUCH or existing.code_id == touch.code.pk
+    ):
+        return existing, False
+    referrer = touch.code.participant
+    if _is_self_referral(referrer, customer):
+        status, reason = Referral.Status.REJECTED, Reason.SELF_REFERRAL
+    elif referrer.status != Participant.Status.ACTIVE or not touch.code.is_active:
+        status, reason = Referral.Status.REJECTED, Reason.BLOCKED_REFERRER
+    else:
+        status, reason = Referral.Status.SIGNED_UP, ""
+    with transaction.atomic():
+        referral = _upsert_referral(
+            merchant=merchant,
+            livemode=livemode,
+            customer=customer,
+            touch=touch,
+            existing=existing,
+            status=status,
+            reason=reason,
+            now=now,
+        )
+        if referral.referee_id and status == Referral.Status.SIGNED_UP:
+            Participant.objects.for_merchant(merchant).filter(pk=referral.referee_id, referred_by__isnull=True).update(
+                referred_by=referral
+            )
+    return referral, existing is None

@@ -1,0 +1,236 @@
+"""Codes and links, clicks, referrals (referrer -> friend), the shop's orders (conversions) and refunds."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from programs.models import Participant, Program, ProgramVariant
+from referral_saas.tenancy.models import Merchant, TenantModel
+
+
+class ReferralCode(TenantModel):
+    """A participant's code (and link) in one program: readable, case-insensitive, unique."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        DISABLED = "disabled", _("Disabled")
+
+    livemode = models.BooleanField(default=True)
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="codes")
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="codes")
+    variant = models.ForeignKey(ProgramVariant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    code = models.CharField(_("code"), max_length=32)
+    code_normalized = models.CharField(max_length=32, editable=False)
+    is_vanity = models.BooleanField(_("vanity code"), default=False, editable=False)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "code_normalized"], name="code_unique_per_merchant"),
+            models.UniqueConstraint(fields=["merchant", "program", "participant"], name="code_one_per_participant"),
+        ]
+        ordering = ["-created_at"]
+        verbose_name = _("referral code")
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class CodeRoute(models.Model):
+    """`/r/<code>` names no merchant: this global table says whose code it is.
+
+    A Citus reference table, not a tenant table: one row per code, written with the code, read (through the cache)
+    by the click redirect.
+    """
+
+    code_normalized = models.CharField(max_length=32, primary_key=True)
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+")
+    referral_code = models.OneToOneField(ReferralCode, on_delete=models.CASCADE, related_name="route")
+
+    def __str__(self) -> str:
+        return self.code_normalized
+
+
+class Click(TenantModel):
+    """One visit of a referral link. Written by the ingest task from the Redis stream, never by the request."""
+
+    livemode = models.BooleanField(default=True)
+    click_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    occurred_at = models.DateTimeField()
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
+    code = models.ForeignKey(ReferralCode, on_delete=models.CASCADE, related_name="clicks")
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="+")
+    ip_hash = models.CharField(max_length=32, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    referer = models.CharField(max_length=512, blank=True)
+    utm_source = models.CharField(max_length=100, blank=True)
+    utm_medium = models.CharField(max_length=100, blank=True)
+    utm_campaign = models.CharField(max_length=100, blank=True)
+    utm_term = models.CharField(max_length=100, blank=True)
+    utm_content = models.CharField(max_length=100, blank=True)
+    is_bot = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["merchant", "click_id"], name="click_unique_id")]
+        ordering = ["-occurred_at"]
+        indexes = [
+            models.Index(fields=["merchant", "program", "occurred_at"], name="click_by_program_time"),
+            models.Index(fields=["merchant", "code", "occurred_at"], name="click_by_code_time"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.click_id)
+
+
+class Referral(TenantModel):
+    """A referrer brought a friend: from the friend's sign-up (or first attributed order) on."""
+
+    class Status(models.TextChoices):
+        CLICKED = "clicked", _("Clicked")
+        SIGNED_UP = "signed_up", _("Signed up")
+        CONVERTED = "converted", _("Converted")
+        REJECTED = "rejected", _("Rejected")
+
+    class Reason(models.TextChoices):
+        SELF_REFERRAL = "self_referral", _("The friend is the referrer")
+        BLOCKED_REFERRER = "blocked_referrer", _("The referrer is blocked")
+        EXISTING_CUSTOMER = "existing_customer", _("The friend had ordered before")
+        FRAUD = "fraud", _("Rejected as fraud")
+        MANUAL = "manual", _("Rejected by the merchant")
+        PROGRAM_INACTIVE = "program_inactive", _("The program was not running")
+        OUTSIDE_WINDOW = "outside_window", _("Outside the attribution window")
+        CURRENCY_MISMATCH = "currency_mismatch", _("The order is in another currency than the program")
+
+    livemode = models.BooleanField(default=True)
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="referrals")
+    variant = models.ForeignKey(ProgramVariant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    referrer = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="referrals_made")
+    code = models.ForeignKey(ReferralCode, on_delete=models.CASCADE, related_name="referrals")
+    click = models.ForeignKey(Click, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    referee = models.ForeignKey(
+        Participant, null=True, blank=True, on_delete=models.SET_NULL, related_name="referrals_received"
+    )
+    referee_external_id = models.CharField(max_length=128, null=True, blank=True)
+    referee_email = models.EmailField(max_length=254, null=True, blank=True)
+    referee_email_normalized = models.CharField(max_length=254, null=True, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.SIGNED_UP)
+    rejection_reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices, blank=True)
+    touched_at = models.DateTimeField(help_text=_("The click or sign-up that opened the attribution window."))
+    signed_up_at = models.DateTimeField(null=True, blank=True)
+    converted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            # A friend is referred once per program (per mode): first touch keeps it, last touch moves it.
+            models.UniqueConstraint(
+                fields=["merchant", "program", "livemode", "referee_external_id"],
+                condition=Q(referee_external_id__isnull=False),
+                name="referral_unique_referee_external_id",
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "program", "livemode", "referee_email_normalized"],
+                condition=Q(referee_email_normalized__isnull=False),
+                name="referral_unique_referee_email",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="rejected") | ~Q(rejection_reason=""), name="referral_rejection_has_reason"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["merchant", "referrer", "status"], name="referral_by_referrer"),
+            models.Index(fields=["merchant", "program", "created_at"], name="referral_by_program_time"),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        friend = self.referee_email or self.referee_external_id or "?"
+        return f"{self.referrer} → {friend}"
+
+
+class Conversion(TenantModel):
+    """An order the shop reported, attributed or not (unattributed orders are the analytics baseline)."""
+
+    class Status(models.TextChoices):
+        ATTRIBUTED = "attributed", _("Attributed")
+        UNATTRIBUTED = "unattributed", _("Not referred")
+        REJECTED = "rejected", _("Referred but not attributed")
+
+    livemode = models.BooleanField(default=True)
+    order_id = models.CharField(_("order id"), max_length=128)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=3)
+    refunded_amount = models.DecimalField(_("refunded"), max_digits=14, decimal_places=2, default=0)
+    customer_external_id = models.CharField(max_length=128, null=True, blank=True)
+    customer_email = models.EmailField(max_length=254, null=True, blank=True)
+    customer_email_normalized = models.CharField(max_length=254, null=True, blank=True)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices)
+    rejection_reason = models.CharField(_("reason"), max_length=20, choices=Referral.Reason.choices, blank=True)
+    program = models.ForeignKey(Program, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    referral = models.ForeignKey(Referral, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversions")
+    click = models.ForeignKey(Click, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    code_given = models.CharField(max_length=32, blank=True)
+    is_new_customer = models.BooleanField(default=True)
+    occurred_at = models.DateTimeField()
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    ip_hash = models.CharField(max_length=32, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    payment_fingerprint = models.CharField(max_length=128, blank=True)
+    address_hash = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "livemode", "order_id"], name="conversion_unique_order"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="conversion_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=models.F("amount")),
+                name="conversion_refunds_within_amount",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["merchant", "livemode", "customer_external_id"], name="conversion_by_customer_id"),
+            models.Index(fields=["merchant", "livemode", "customer_email_normalized"], name="conversion_by_email"),
+            models.Index(fields=["merchant", "program", "occurred_at"], name="conversion_by_program_time"),
+            models.Index(fields=["merchant", "livemode", "occurred_at"], name="conversion_by_time"),
+        ]
+        ordering = ["-occurred_at"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} ({self.amount} {self.currency})"
+
+    @property
+    def attributed(self) -> bool:
+        return self.status == self.Status.ATTRIBUTED
+
+
+class Refund(TenantModel):
+    """A full or partial refund of a conversion, as the shop reported it. The rewards side acts on it."""
+
+    livemode = models.BooleanField(default=True)
+    conversion = models.ForeignKey(Conversion, on_delete=models.CASCADE, related_name="refunds")
+    refund_id = models.CharField(_("refund id"), max_length=128)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    currency = models.CharField(_("currency"), max_length=3)
+    reason = models.CharField(_("reason"), max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "conversion", "refund_id"], name="refund_unique_id"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.refund_id}: {self.amount} {self.currency}"

@@ -1,0 +1,187 @@
+"""Reads for tracking, including the cached code lookup the click redirect lives on.
+
+The redirect resolves a code without touching PostgreSQL: an in-process cache (a few seconds) in front of the Redis
+cache (minutes) in front of the database. Writes that change what a link does (code disabled, participant blocked,
+program paused or edited) delete the Redis entry; the in-process entry expires within LOCAL_TTL seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+from django.core.cache import cache
+
+from programs.identity import normalize_code
+from programs.models import Participant, Program
+from tracking.models import CodeRoute, Conversion, ReferralCode
+
+LOCAL_TTL = 10.0
+REDIS_TTL = 300
+_MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    code_id: int
+    code: str
+    merchant_id: int
+    program_id: int
+    participant_id: int
+    livemode: bool
+    usable: bool  # code active and participant active
+
+
+@dataclass(frozen=True)
+class ProgramInfo:
+    program_id: int
+    landing_url: str
+    live: bool  # active and inside its dates today
+    checked_at: float
+
+
+class _LocalCache:
+    """A tiny thread-safe TTL dict: each gunicorn worker keeps its hot codes in memory."""
+
+    def __init__(self, maxsize: int = 50_000):
+        self._data: dict[str, tuple[float, object]] = {}
+        self._lock = threading.Lock()
+        self._maxsize = maxsize
+
+    def get(self, key: str):
+        item = self._data.get(key)
+        if item is None or item[0] < time.monotonic():
+            return None
+        return item[1]
+
+    def set(self, key: str, value, ttl: float = LOCAL_TTL) -> None:
+        with self._lock:
+            if len(self._data) >= self._maxsize:
+                self._data.clear()
+            self._data[key] = (time.monotonic() + ttl, value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+local_cache = _LocalCache()
+
+
+def _code_key(normalized: str) -> str:
+    return f"code:{normalized}"
+
+
+def _program_key(program_id: int) -> str:
+    return f"program:{program_id}"
+
+
+def code_info(code: str) -> CodeInfo | None:
+    """What `/r/<code>` points at, or None for an unknown code."""
+    normalized = normalize_code(code)
+    if not normalized or len(normalized) > 32:
+        return None
+    key = _code_key(normalized)
+    hit = local_cache.get(key)
+    if hit is None:
+        raw = cache.get(key)
+        if raw is None:
+            info = _code_info_from_db(normalized)
+            raw = asdict(info) if info else _MISSING
+            cache.set(key, raw, REDIS_TTL)
+        hit = CodeInfo(**raw) if raw != _MISSING else _MISSING
+        local_cache.set(key, hit)
+    return None if hit == _MISSING else hit
+
+
+def _code_info_from_db(normalized: str) -> CodeInfo | None:
+    # The route table is global by design (the URL names no merchant); the code row is then read in its tenant.
+    route = CodeRoute.objects.filter(code_normalized=normalized).values_list("merchant_id", "referral_code_id").first()
+    if route is None:
+        return None
+    merchant_id, code_id = route
+    row = (
+        ReferralCode.all_merchants.filter(merchant_id=merchant_id, pk=code_id)
+        .values("code", "program_id", "participant_id", "livemode", "status", "participant__status")
+        .first()
+    )
+    if row is None:
+        return None
+    return CodeInfo(
+        code_id=code_id,
+        code=row["code"],
+        merchant_id=merchant_id,
+        program_id=row["program_id"],
+        participant_id=row["participant_id"],
+        livemode=row["livemode"],
+        usable=row["status"] == ReferralCode.Status.ACTIVE and row["participant__status"] == Participant.Status.ACTIVE,
+    )
+
+
+def program_info(program_id: int) -> ProgramInfo | None:
+    key = _program_key(program_id)
+    hit = local_cache.get(key)
+    if hit is None:
+        raw = cache.get(key)
+        if raw is None:
+            program = Program.all_merchants.select_related("merchant").filter(pk=program_id).first()
+            if program is None:
+                return None
+            raw = asdict(ProgramInfo(program.pk, program.landing_url, program.is_live(), time.time()))
+            # Re-check at least hourly so that start and end dates take effect without an edit.
+            cache.set(key, raw, REDIS_TTL)
+        hit = ProgramInfo(**raw)
+        local_cache.set(key, hit)
+    return hit
+
+
+def code_cache_invalidate(*, code_normalized: str) -> None:
+    cache.delete(_code_key(code_normalized))
+
+
+def program_cache_invalidate(*, program_id: int) -> None:
+    cache.delete(_program_key(program_id))
+
+
+def participant_codes_cache_invalidate(*, participant: Participant) -> None:
+    keys = [
+        _code_key(n)
+        for n in ReferralCode.objects.for_merchant(participant.merchant)
+        .filter(participant=participant)
+        .values_list("code_normalized", flat=True)
+    ]
+    if keys:
+        cache.delete_many(keys)
+
+
+def code_lookup(*, merchant, livemode: bool, code: str) -> ReferralCode | None:
+    """A code of this merchant (and mode), as typed by a customer."""
+    return (
+        ReferralCode.objects.for_merchant(merchant)
+        .select_related("program", "participant", "program__merchant")
+        .filter(code_normalized=normalize_code(code), livemode=livemode)
+        .first()
+    )
+
+
+def conversion_get(*, merchant, livemode: bool, order_id: str) -> Conversion | None:
+    return (
+        Conversion.objects.for_merchant(merchant)
+        .select_related("referral__referrer", "referral__code", "program")
+        .filter(livemode=livemode, order_id=order_id)
+        .first()
+    )
+
+
+def participant_stats(*, participant: Participant, program: Program) -> dict:
+    """The referrer's own numbers for the portal: clicks, friends signed up, purchases."""
+    from tracking.models import Click, Referral
+
+    scope = {"merchant": participant.merchant_id, "program": program}
+    clicks = Click.all_merchants.filter(**scope, participant=participant, is_bot=False).count()
+    referrals = Referral.all_merchants.filter(**scope, referrer=participant).exclude(status=Referral.Status.REJECTED)
+    purchases = Conversion.all_merchants.filter(
+        merchant=participant.merchant_id, referral__referrer=participant, program=program, status="attributed"
+    ).count()
+    return {"clicks": clicks, "signups": referrals.count(), "purchases": purchases}

@@ -1,0 +1,217 @@
+"""Writes for codes, referrals, conversions and refunds. Attribution itself lives in tracking/attribution.py."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils.translation import gettext as _
+
+from programs.identity import ascii_letters, normalize_code
+from programs.models import Participant, Program
+from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from referral_saas.money import currency_decimals
+from tracking.attribution import conversion_record, referral_record_signup  # noqa: F401 - the public services
+from tracking.models import CodeRoute, Conversion, Referral, ReferralCode, Refund
+from tracking.selectors import code_cache_invalidate
+
+# No 0/O, 1/I/L: codes are read aloud, copied from screenshots and typed on phones.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+VANITY_PATTERN = re.compile(r"^[A-Za-z0-9-]{3,32}$")
+
+
+def link_for(code: ReferralCode | str) -> str:
+    return f"{settings.SITE_URL}/r/{code}"
+
+
+def _generated_code(participant: Participant) -> str:
+    prefix = ascii_letters((participant.name or "").split(" ")[0])[:6]
+    suffix = "".join(secrets.choice(CODE_ALPHABET) for _ in range(4 if len(prefix) >= 2 else 8))
+    if len(prefix) >= 2:
+        return f"{prefix}-{suffix}"
+    return f"{suffix[:4]}-{suffix[4:]}"
+
+
+def code_ensure(*, participant: Participant, program: Program) -> ReferralCode:
+    """The participant's code in the program, created (with its A/B variant) on first call. Safe to race."""
+    from programs.services import variant_for
+
+    scope = ReferralCode.objects.for_merchant(participant.merchant)
+    existing = scope.filter(program=program, participant=participant).first()
+    if existing is not None:
+        return existing
+    variant = variant_for(program=program, participant=participant)
+    for _attempt in range(10):
+        code = _generated_code(participant)
+        try:
+            with transaction.atomic():
+                row = scope.create(
+                    livemode=participant.livemode,
+                    program=program,
+                    participant=participant,
+                    variant=variant,
+                    code=code,
+                    code_normalized=normalize_code(code),
+                )
+                CodeRoute.objects.create(code_normalized=row.code_normalized, merchant=row.merchant, referral_code=row)
+            return row
+        except IntegrityError:
+            existing = scope.filter(program=program, participant=participant).first()
+            if existing is not None:  # a concurrent request made it
+                return existing
+            continue  # the random code was taken: draw again
+    raise Conflict(_("Could not allocate a unique code; try again."))  # pragma: no cover - 10 collisions
+
+
+def code_vanity_check(*, code: ReferralCode, vanity: str) -> str:
+    """The rules for a vanity code: 3-32 letters, digits or dashes, and free platform-wide (links name no
+    merchant). Returns the cleaned code."""
+    vanity = (vanity or "").strip()
+    if not VANITY_PATTERN.match(vanity):
+        raise ValidationFailed(fields={"code": [_("Use 3 to 32 letters, digits or dashes.")]})
+    normalized = normalize_code(vanity)
+    if normalized != code.code_normalized and CodeRoute.objects.filter(code_normalized=normalized).exists():
+        raise Conflict(_("This code is already taken."), fields={"code": [_("This code is already taken.")]})
+    return vanity
+
+
+@transaction.atomic
+def code_set_vanity(*, code: ReferralCode, vanity: str) -> ReferralCode:
+    """Replace a generated code with the merchant's choice. The old link stops working."""
+    vanity = code_vanity_check(code=code, vanity=vanity)
+    normalized = normalize_code(vanity)
+    if normalized == code.code_normalized:
+        code.code, code.is_vanity = vanity, True
+        code.save(update_fields=["code", "is_vanity"])
+        return code
+    old = code.code_normalized
+    try:
+        with transaction.atomic():
+            CodeRoute.objects.filter(referral_code=code).delete()
+            code.code, code.code_normalized, code.is_vanity = vanity, normalized, True
+            code.save(update_fields=["code", "code_normalized", "is_vanity"])
+            CodeRoute.objects.create(code_normalized=normalized, merchant=code.merchant, referral_code=code)
+    except IntegrityError as exc:
+        raise Conflict(_("This code is already taken."), fields={"code": [_("This code is already taken.")]}) from exc
+    transaction.on_commit(
+        lambda: (code_cache_invalidate(code_normalized=old), code_cache_invalidate(code_normalized=normalized))
+    )
+    return code
+
+
+def code_set_status(*, code: ReferralCode, status: str) -> ReferralCode:
+    if status not in ReferralCode.Status.values:
+        raise ValidationFailed(fields={"status": [_("Use active or disabled.")]})
+    code.status = status
+    code.save(update_fields=["status"])
+    transaction.on_commit(lambda: code_cache_invalidate(code_normalized=code.code_normalized))
+    return code
+
+
+def referral_link_referee(*, participant: Participant) -> None:
+    """A new participant who was referred earlier: remember who brought them."""
+    if participant.referred_by_id:
+        return
+    match = Q()
+    if participant.external_id:
+        match |= Q(referee_external_id=participant.external_id)
+    if participant.email_normalized:
+        match |= Q(referee_email_normalized=participant.email_normalized)
+    if not match:
+        return
+    referral = (
+        Referral.objects.for_merchant(participant.merchant)
+        .filter(match, livemode=participant.livemode)
+        .exclude(status=Referral.Status.REJECTED)
+        .order_by("created_at")
+        .first()
+    )
+    if referral is not None:
+        Participant.objects.for_merchant(participant.merchant).filter(pk=participant.pk).update(referred_by=referral)
+        Referral.objects.for_merchant(participant.merchant).filter(pk=referral.pk, referee__isnull=True).update(
+            referee=participant
+        )
+        participant.referred_by = referral
+
+
+def participant_erase_tracking(*, participant: Participant) -> None:
+    """Erase what tracking holds about a person (as referrer and as friend) and disable their codes."""
+    merchant = participant.merchant
+    codes = ReferralCode.objects.for_merchant(merchant).filter(participant=participant)
+    normalized = list(codes.values_list("code_normalized", flat=True))
+    codes.update(status=ReferralCode.Status.DISABLED)
+    Referral.objects.for_merchant(merchant).filter(referee=participant).update(
+        referee_email=None, referee_email_normalized=None, referee_external_id=None
+    )
+    for value in normalized:
+        transaction.on_commit(lambda value=value: code_cache_invalidate(code_normalized=value))
+
+
+# --- refunds ----------------------------------------------------------------------------------------------------
+
+
+def refund_record(
+    *, merchant, livemode: bool, order_id: str, amount, refund_id: str, reason: str = ""
+) -> tuple[Refund, bool]:
+    """Record a full or partial refund. The same refund_id twice is one refund; more than what remains is 422.
+
+    The remaining amount is guarded by the database: refunded_amount is raised by a conditional UPDATE and a check
+    constraint keeps it within the order amount, so concurrent refunds cannot over-refund.
+    """
+    conversion = Conversion.objects.for_merchant(merchant).filter(livemode=livemode, order_id=order_id).first()
+    if conversion is None:
+        raise NotFound(_("No order with this order_id."))
+    places = currency_decimals(conversion.currency)
+    if amount.as_tuple().exponent < -places:
+        raise ValidationFailed(
+            fields={"amount": [_("At most %(n)d decimal places for %(c)s.") % {"n": places, "c": conversion.currency}]}
+        )
+    refund_id = (refund_id or "").strip()
+    if not refund_id:
+        raise ValidationFailed(fields={"refund_id": [_("The shop's id of this refund is required.")]})
+    scope = Refund.objects.for_merchant(merchant)
+    existing = scope.filter(conversion=conversion, refund_id=refund_id).first()
+    if existing is not None:
+        return _same_refund_or_conflict(existing, amount), False
+    try:
+        with transaction.atomic():
+            refund = scope.create(
+                livemode=livemode,
+                conversion=conversion,
+                refund_id=refund_id,
+                amount=amount,
+                currency=conversion.currency,
+                reason=(reason or "")[:300],
+            )
+            raised = (
+                Conversion.objects.for_merchant(merchant)
+                .filter(pk=conversion.pk, refunded_amount__lte=F("amount") - amount)
+                .update(refunded_amount=F("refunded_amount") + amount)
+            )
+            if not raised:
+                conversion.refresh_from_db(fields=["refunded_amount"])
+                remaining = conversion.amount - conversion.refunded_amount
+                raise Unprocessable(
+                    _("The refund is more than what remains of the order (%(remaining)s %(currency)s).")
+                    % {"remaining": remaining, "currency": conversion.currency},
+                    code="refund_exceeds_order",
+                    fields={"amount": [_("At most %(remaining)s.") % {"remaining": remaining}]},
+                )
+    except IntegrityError:  # the same refund_id arrived concurrently
+        existing = scope.filter(conversion=conversion, refund_id=refund_id).first()
+        if existing is None:
+            raise
+        return _same_refund_or_conflict(existing, amount), False
+    return refund, True
+
+
+def _same_refund_or_conflict(existing: Refund, amount) -> Refund:
+    if existing.amount != amount:
+        raise Unprocessable(
+            _("This refund_id was already used with another amount (%(amount)s).") % {"amount": existing.amount},
+            code="refund_id_reused",
+        )
+    return existing
