@@ -17,6 +17,12 @@ from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin, o
 
 class ProgramForm(forms.ModelForm):
     currency = forms.ChoiceField(label=_("currency"), choices=[])
+    landing_url = forms.URLField(
+        label=_("landing page"),
+        max_length=500,
+        assume_scheme="https",
+        help_text=Program._meta.get_field("landing_url").help_text,
+    )
 
     class Meta:
         model = Program

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils import translation
 from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.views import APIView
@@ -18,6 +19,9 @@ class TenantAPIView(APIView):
     """
 
     def initial(self, request, *args, **kwargs):
+        # The API speaks English whatever the caller's Accept-Language: shops parse its messages.
+        translation.activate(settings.LANGUAGE_CODE)
+        request.LANGUAGE_CODE = settings.LANGUAGE_CODE
         length = request.META.get("CONTENT_LENGTH") or "0"
         if length.isdigit() and int(length) > settings.API_MAX_BODY_BYTES:
             raise PayloadTooLarge(f"The request body is over {settings.API_MAX_BODY_BYTES // 1024} KB.")

@@ -5,6 +5,7 @@ an embedded PostgreSQL and Redis are started under .data/ (see referral_saas/emb
 """
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -48,9 +49,11 @@ DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-FORMS_URLFIELD_ASSUME_HTTPS = True
 
 REDIS_URL = env("REDIS_URL")
+if TESTING:
+    # Tests never share a Redis database with a development server (queues, click stream, cache).
+    REDIS_URL = re.sub(r"/\d*$", "", REDIS_URL) + "/" + env("REDIS_TEST_DB", default="15")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -77,3 +77,33 @@ def merchant(tenant) -> Merchant:
 @pytest.fixture
 def api_client(tenant) -> APIClient:
     return tenant.api
+
+
+@pytest.fixture
+def program(tenant):
+    from tests.factories import ProgramFactory
+
+    return ProgramFactory(merchant=tenant.merchant, slug="friends", name="Bring a friend", default_language="pl")
+
+
+@pytest.fixture
+def referrer(program):
+    """Anna, a participant of `program`, with her code. Returns (participant, code)."""
+    from tests.factories import join
+
+    return join(program, email="anna.kowalska@gmail.com", external_id="c-42", name="Anna Kowalska")
+
+
+@pytest.fixture
+def click_stream():
+    """The click buffer, emptied before and after the test (the test Redis database is the suite's own)."""
+    from referral_saas.redis_client import get_redis
+    from tracking.clicks import STREAM
+    from tracking.selectors import local_cache
+
+    client = get_redis()
+    client.delete(STREAM)
+    local_cache.clear()
+    yield client
+    client.delete(STREAM)
+    local_cache.clear()

@@ -30,7 +30,9 @@ def database_url_for_subprocess() -> str:
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
-    env.update(DEBUG="true", DATABASE_URL=database_url_for_subprocess(), **extra)
+    from django.conf import settings
+
+    env.update(DEBUG="true", DATABASE_URL=database_url_for_subprocess(), REDIS_URL=settings.REDIS_URL, **extra)
     return env
 
 

@@ -291,66 +291,104 @@ def conversion_record(
         )
     is_new = _is_new_customer(merchant=merchant, livemode=livemode, customer=customer, before=occurred_at)
 
-    with transaction.atomic():
-        decision = _decide(
+    try:
+        conversion = _record(
+            scope=scope,
             merchant=merchant,
             livemode=livemode,
             customer=customer,
             explicit=explicit,
+            order_id=order_id,
+            amount=amount,
+            currency=currency,
+            code=code,
             occurred_at=occurred_at,
             is_new=is_new,
+            now=now,
+            ip=ip,
+            user_agent=user_agent,
+            payment_fingerprint=payment_fingerprint,
+            address_hash=address_hash,
         )
-        if decision.touch and decision.touch.code.program.currency != currency:
-            # The customer's earlier referral is in a program of another currency: the order is not its to pay.
-            decision = Decision(Conversion.Status.UNATTRIBUTED, Reason.CURRENCY_MISMATCH)
-        referral = None
-        if decision.touch and decision.status != Conversion.Status.UNATTRIBUTED:
-            referral_status = (
-                Referral.Status.CONVERTED
-                if decision.status == Conversion.Status.ATTRIBUTED
-                else Referral.Status.REJECTED
-            )
-            referral = _upsert_referral(
-                merchant=merchant,
-                livemode=livemode,
-                customer=customer,
-                touch=decision.touch,
-                existing=decision.referral,
-                status=referral_status,
-                reason=decision.reason,
-                now=now,
-            )
-        try:
-            with transaction.atomic():
-                conversion = scope.create(
-                    livemode=livemode,
-                    order_id=order_id,
-                    amount=amount,
-                    currency=currency,
-                    customer_external_id=customer.external_id,
-                    customer_email=customer.email,
-                    customer_email_normalized=customer.email_normalized,
-                    status=decision.status,
-                    rejection_reason=decision.reason,
-                    program=decision.touch.code.program if decision.touch else None,
-                    referral=referral,
-                    click=decision.touch.click if decision.touch else None,
-                    code_given=(code or "")[:32],
-                    is_new_customer=is_new,
-                    occurred_at=occurred_at,
-                    ip=ip or None,
-                    ip_hash=hash_ip(ip),
-                    user_agent=(user_agent or "")[:512],
-                    payment_fingerprint=(payment_fingerprint or "")[:128],
-                    address_hash=(address_hash or "")[:128],
-                )
-        except IntegrityError:
-            transaction.set_rollback(True)
-            winner = scope.filter(livemode=livemode, order_id=order_id).first()
-            if winner is None:
-                raise
-            return winner, False
+    except IntegrityError:
+        # Another request stored this order first (unique merchant + order id): everything we did was rolled
+        # back with the savepoint, and the order is theirs.
+        winner = scope.filter(livemode=livemode, order_id=order_id).first()
+        if winner is None:
+            raise
+        return winner, False
     return conversion, True
+
+
+@transaction.atomic
+def _record(
+    *,
+    scope,
+    merchant,
+    livemode,
+    customer,
+    explicit,
+    order_id,
+    amount,
+    currency,
+    code,
+    occurred_at,
+    is_new,
+    now,
+    ip,
+    user_agent,
+    payment_fingerprint,
+    address_hash,
+) -> Conversion:
+    """Decide, open or update the friend's referral, and insert the conversion: all or nothing."""
+    decision = _decide(
+        merchant=merchant,
+        livemode=livemode,
+        customer=customer,
+        explicit=explicit,
+        occurred_at=occurred_at,
+        is_new=is_new,
+    )
+    if decision.touch and decision.touch.code.program.currency != currency:
+        # The customer's earlier referral is in a program of another currency: the order is not its to pay.
+        decision = Decision(Conversion.Status.UNATTRIBUTED, Reason.CURRENCY_MISMATCH)
+    referral = None
+    if decision.touch and decision.status != Conversion.Status.UNATTRIBUTED:
+        referral_status = (
+            Referral.Status.CONVERTED if decision.status == Conversion.Status.ATTRIBUTED else Referral.Status.REJECTED
+        )
+        referral = _upsert_referral(
+            merchant=merchant,
+            livemode=livemode,
+            customer=customer,
+            touch=decision.touch,
+            existing=decision.referral,
+            status=referral_status,
+            reason=decision.reason,
+            now=now,
+        )
+    return scope.create(
+        livemode=livemode,
+        order_id=order_id,
+        amount=amount,
+        currency=currency,
+        customer_external_id=customer.external_id,
+        customer_email=customer.email,
+        customer_email_normalized=customer.email_normalized,
+        status=decision.status,
+        rejection_reason=decision.reason,
+        program=decision.touch.code.program if decision.touch else None,
+        referral=referral,
+        click=decision.touch.click if decision.touch else None,
+        code_given=(code or "")[:32],
+        is_new_customer=is_new,
+        occurred_at=occurred_at,
+        ip=ip or None,
+        ip_hash=hash_ip(ip),
+        user_agent=(user_agent or "")[:512],
+        payment_fingerprint=(payment_fingerprint or "")[:128],
+        address_hash=(address_hash or "")[:128],
+    )
 
 
 def referral_record_signup(

@@ -1,0 +1,101 @@
+"""Merchant B's API key on every route, with merchant A's ids: 404 (or nothing), and nothing of A's changes."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import get_resolver
+
+from programs.models import Participant
+from tests.factories import ProgramFactory, join
+from tracking.models import Conversion, Refund
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def a_data(tenant):
+    program = ProgramFactory(merchant=tenant.merchant, slug="a-program")
+    participant, code = join(program, email="a-person@a.example", external_id="a-ext-1")
+    tenant.api.post(
+        "/api/v1/conversions",
+        {
+            "order_id": "A-1",
+            "amount": "50.00",
+            "currency": "PLN",
+            "code": code.code,
+            "customer": {"email": "a-buyer@a.example"},
+        },
+        format="json",
+    )
+    tenant.api.post("/api/v1/conversions/A-1/refunds", {"amount": "5.00", "refund_id": "a-r-1"}, format="json")
+    return {"program": program, "participant": participant, "code": code}
+
+
+def _snapshot(tenant):
+    conversion = Conversion.objects.for_merchant(tenant.merchant).get(order_id="A-1")
+    participant = Participant.objects.for_merchant(tenant.merchant).get(external_id="a-ext-1")
+    return (
+        conversion.refunded_amount,
+        conversion.status,
+        participant.name,
+        participant.email,
+        Refund.objects.for_merchant(tenant.merchant).count(),
+    )
+
+
+def _routes_with_a_ids(a):
+    code = a["code"].code
+    return [
+        ("get", "/api/v1/programs/a-program", None),
+        ("get", f"/api/v1/participants/{a['participant'].pk}?by=id", None),
+        ("get", "/api/v1/participants/a-ext-1", None),
+        ("get", f"/api/v1/codes/{code}", None),
+        ("get", "/api/v1/conversions/A-1", None),
+        ("get", "/api/v1/conversions/A-1/refunds", None),
+        ("post", "/api/v1/conversions/A-1/refunds", {"amount": "1.00", "refund_id": "b-r-1"}),
+        ("post", "/api/v1/participants", {"program": "a-program", "external_id": "a-ext-1", "name": "Hijacked"}),
+        ("post", "/api/v1/referrals", {"code": code, "customer": {"email": "x@b.example"}}),
+        ("post", "/api/v1/conversions", {"order_id": "B-1", "amount": "9.00", "currency": "PLN", "code": code}),
+    ]
+
+
+def test_every_route_with_another_merchants_ids_is_refused_and_changes_nothing(tenant, other_tenant, a_data):
+    before = _snapshot(tenant)
+    for method, path, body in _routes_with_a_ids(a_data):
+        response = getattr(other_tenant.api, method)(path, body, format="json") if body else other_tenant.api.get(path)
+        assert response.status_code in (400, 404, 422), (path, response.status_code, response.content)
+        assert "a-person@a.example" not in response.content.decode()
+        assert "a-buyer@a.example" not in response.content.decode()
+    assert _snapshot(tenant) == before
+
+
+def test_lists_of_another_merchant_are_empty(tenant, other_tenant, a_data):
+    for path in ("/api/v1/programs", "/api/v1/participants", "/api/v1/referrals", "/api/v1/conversions"):
+        body = other_tenant.api.get(path).json()
+        items = body["results"] if isinstance(body, dict) else body
+        assert items == [], path
+        mine = tenant.api.get(path).json()
+        assert mine["results"] if isinstance(mine, dict) else mine, f"control: A sees its own {path}"
+
+
+def test_the_walk_covers_every_api_route():
+    """A new API route must be added to the isolation walk above."""
+    covered = {
+        "me",
+        "programs",
+        "program-detail",
+        "participants",
+        "participant-detail",
+        "code-check",
+        "referrals",
+        "conversions",
+        "conversion-detail",
+        "refunds",
+    }
+    resolver = get_resolver()
+    api_names = set()
+    for pattern in resolver.url_patterns:
+        if str(pattern.pattern) == "api/v1/":
+            for sub in pattern.url_patterns:
+                api_names |= {p.name for p in getattr(sub, "url_patterns", [sub]) if p.name}
+    assert api_names - covered == set(), f"add these routes to the isolation walk: {api_names - covered}"

@@ -1,0 +1,213 @@
+"""Attribution through the API: click id, else code, else an earlier sign-up; window, model, new customers, self."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.utils import timezone
+
+from programs.models import Program
+from tests.factories import ProgramFactory, join
+from tracking.clicks import clicks_ingest
+from tracking.models import Conversion, Referral
+
+pytestmark = pytest.mark.django_db
+
+
+def _order(api, order_id="1001", amount="129.90", currency="PLN", customer=None, **extra):
+    body = {
+        "order_id": order_id,
+        "amount": amount,
+        "currency": currency,
+        "customer": customer or {"external_id": "c-77", "email": "Bob.Friend@gmail.com"},
+        **extra,
+    }
+    return api.post("/api/v1/conversions", body, format="json")
+
+
+def _click(client, code) -> str:
+    response = client.get(f"/r/{code.code}", HTTP_USER_AGENT="Mozilla/5.0 (iPhone) Safari/604.1")
+    return parse_qs(urlsplit(response["Location"]).query)["rs_click"][0]
+
+
+def test_an_order_with_the_code_is_attributed_to_its_referrer(tenant, referrer):
+    participant, code = referrer
+    response = _order(tenant.api, code=code.code.lower())
+    assert response.status_code == 201
+    body = response.json()
+    assert body["attributed"] is True
+    assert body["status"] == "attributed"
+    assert body["referral"]["referrer"] == {"id": participant.pk, "external_id": "c-42"}
+    assert body["referral"]["code"] == code.code
+    assert body["amount"] == "129.90"
+    referral = Referral.objects.for_merchant(tenant.merchant).get()
+    assert referral.status == Referral.Status.CONVERTED
+    assert referral.referee_email_normalized == "bobfriend@gmail.com"
+
+
+def test_an_order_with_a_click_id_is_attributed_before_and_after_the_click_is_ingested(
+    client, tenant, referrer, click_stream
+):
+    _participant, code = referrer
+    pending = _click(client, code)
+    first = _order(tenant.api, order_id="A", click_id=pending, customer={"email": "first@x.example"})
+    assert first.json()["attributed"] is True
+    ingested = _click(client, code)
+    clicks_ingest()
+    second = _order(tenant.api, order_id="B", click_id=ingested, customer={"email": "second@x.example"})
+    assert second.json()["attributed"] is True
+    assert Conversion.objects.for_merchant(tenant.merchant).get(order_id="B").click.click_id.hex == ingested
+
+
+def test_the_click_wins_over_a_typed_code(client, tenant, referrer, program, click_stream):
+    _participant, code = referrer
+    _other, other_code = join(program, email="other@people.example", name="Olga")
+    click_id = _click(client, code)
+    body = _order(tenant.api, click_id=click_id, code=other_code.code).json()
+    assert body["referral"]["code"] == code.code
+
+
+def test_an_order_without_code_is_attributed_by_the_customers_earlier_sign_up(tenant, referrer):
+    _participant, code = referrer
+    signup = tenant.api.post(
+        "/api/v1/referrals", {"code": code.code, "customer": {"email": "b.o.b+shop@googlemail.com"}}, format="json"
+    )
+    assert signup.status_code == 201
+    assert signup.json()["status"] == "signed_up"
+    body = _order(tenant.api, customer={"email": "bob@gmail.com"}).json()  # same inbox, Gmail normalisation
+    assert body["attributed"] is True
+    assert body["referral"]["id"] == signup.json()["id"]
+
+
+def test_unattributed_orders_are_stored_as_the_baseline(tenant, referrer):
+    response = _order(tenant.api, customer={"external_id": "walk-in"})
+    assert response.status_code == 201
+    assert response.json()["attributed"] is False
+    assert response.json()["referral"] is None
+    assert Conversion.objects.for_merchant(tenant.merchant).get().status == Conversion.Status.UNATTRIBUTED
+
+
+def test_outside_the_window_nothing_is_attributed(tenant, referrer):
+    _participant, code = referrer
+    tenant.api.post("/api/v1/referrals", {"code": code.code, "customer": {"external_id": "c-77"}}, format="json")
+    Referral.objects.for_merchant(tenant.merchant).update(touched_at=timezone.now() - timedelta(days=31))
+    body = _order(tenant.api).json()
+    assert body["attributed"] is False
+    assert body["rejection_reason"] == "outside_window"
+
+
+def test_first_touch_keeps_the_first_referrer(tenant, referrer, program):
+    _anna, anna_code = referrer
+    _olga, olga_code = join(program, email="olga@people.example", name="Olga")
+    tenant.api.post("/api/v1/referrals", {"code": anna_code.code, "customer": {"external_id": "c-77"}}, format="json")
+    again = tenant.api.post(
+        "/api/v1/referrals", {"code": olga_code.code, "customer": {"external_id": "c-77"}}, format="json"
+    )
+    assert again.status_code == 200
+    assert again.json()["code"] == anna_code.code
+    assert _order(tenant.api, code=olga_code.code).json()["referral"]["code"] == anna_code.code
+
+
+def test_last_touch_lets_the_newer_code_take_over_before_the_first_purchase(tenant, referrer, program):
+    Program.objects.for_merchant(tenant.merchant).filter(pk=program.pk).update(attribution_model="last_touch")
+    _anna, anna_code = referrer
+    _olga, olga_code = join(program, email="olga@people.example", name="Olga")
+    tenant.api.post("/api/v1/referrals", {"code": anna_code.code, "customer": {"external_id": "c-77"}}, format="json")
+    assert _order(tenant.api, code=olga_code.code).json()["referral"]["code"] == olga_code.code
+    assert Referral.objects.for_merchant(tenant.merchant).count() == 1
+
+
+@pytest.mark.parametrize(
+    "customer",
+    [{"external_id": "c-42"}, {"email": "annakowalska@gmail.com"}, {"email": "Anna.Kowalska+promo@googlemail.com"}],
+)
+def test_self_referral_is_never_attributed_and_says_why(tenant, referrer, customer):
+    _participant, code = referrer
+    body = _order(tenant.api, code=code.code, customer=customer).json()
+    assert body["attributed"] is False
+    assert body["status"] == "rejected"
+    assert body["rejection_reason"] == "self_referral"
+    referral = Referral.objects.for_merchant(tenant.merchant).get()
+    assert (referral.status, referral.rejection_reason) == ("rejected", "self_referral")
+
+
+def test_a_returning_customer_is_not_new_when_the_program_wants_new_customers(tenant, referrer):
+    _participant, code = referrer
+    _order(tenant.api, order_id="old", customer={"external_id": "c-77"})  # bought before, without a referral
+    body = _order(tenant.api, order_id="new", code=code.code, customer={"external_id": "c-77"}).json()
+    assert body["attributed"] is False
+    assert body["rejection_reason"] == "existing_customer"
+    assert body["is_new_customer"] is False
+
+
+def test_returning_customers_count_when_the_program_allows_them(tenant, referrer, program):
+    Program.objects.for_merchant(tenant.merchant).filter(pk=program.pk).update(new_customers_only=False)
+    _participant, code = referrer
+    _order(tenant.api, order_id="old", customer={"external_id": "c-77"})
+    assert _order(tenant.api, order_id="new", code=code.code, customer={"external_id": "c-77"}).json()["attributed"]
+
+
+def test_a_blocked_referrer_earns_nothing(tenant, referrer):
+    from programs.services import participant_set_status
+
+    participant, code = referrer
+    participant_set_status(participant=participant, status="blocked")
+    body = _order(tenant.api, code=code.code).json()
+    assert (body["attributed"], body["rejection_reason"]) == (False, "blocked_referrer")
+
+
+def test_a_paused_program_attributes_nothing(tenant, referrer, program):
+    Program.objects.for_merchant(tenant.merchant).filter(pk=program.pk).update(status="paused")
+    _participant, code = referrer
+    body = _order(tenant.api, code=code.code).json()
+    assert (body["attributed"], body["rejection_reason"]) == (False, "program_inactive")
+
+
+def test_an_order_in_another_currency_than_the_program_is_refused(tenant, referrer):
+    _participant, code = referrer
+    response = _order(tenant.api, code=code.code, currency="EUR")
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "currency_mismatch"
+    assert Conversion.objects.for_merchant(tenant.merchant).count() == 0
+
+
+def test_an_unknown_code_or_click_is_refused_and_nothing_is_written(tenant, referrer):
+    assert _order(tenant.api, code="NOPE-ZZZZ").json()["error"]["code"] == "unknown_code"
+    assert _order(tenant.api, click_id="f" * 32).json()["error"]["code"] == "unknown_click"
+    assert _order(tenant.api, click_id="not-a-uuid").status_code == 422
+    assert Conversion.objects.for_merchant(tenant.merchant).count() == 0
+
+
+def test_another_merchants_code_is_unknown_here(tenant, other_tenant):
+    foreign_program = ProgramFactory(merchant=other_tenant.merchant)
+    _p, foreign_code = join(foreign_program, email="x@other.example")
+    response = _order(tenant.api, code=foreign_code.code)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "unknown_code"
+
+
+def test_the_same_order_twice_is_one_conversion(tenant, referrer):
+    _participant, code = referrer
+    first = _order(tenant.api, code=code.code)
+    second = _order(tenant.api, code=code.code, amount="999.00")
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert second.json() == first.json()
+    assert Conversion.objects.for_merchant(tenant.merchant).count() == 1
+
+
+def test_test_mode_keys_see_test_mode_data_only(tenant, referrer):
+    from rest_framework.test import APIClient
+
+    from tests.factories import make_api_key
+
+    _participant, code = referrer
+    _key, raw = make_api_key(tenant.merchant, mode="test")
+    test_api = APIClient()
+    test_api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert _order(test_api, code=code.code).json()["error"]["code"] == "unknown_code"  # a live code
+    assert _order(test_api, order_id="T1").status_code == 201
+    assert _order(tenant.api, order_id="T1").status_code == 201  # live and test order ids do not collide
+    assert test_api.get("/api/v1/conversions").json()["results"][0]["order_id"] == "T1"
+    assert len(tenant.api.get("/api/v1/conversions").json()["results"]) == 1

@@ -1,0 +1,65 @@
+"""50 concurrent POST /conversions for one order, from real threads on real PostgreSQL connections."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from tracking.models import Conversion, Referral
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+THREADS = 50
+
+
+def _storm(tenant, body, key_for) -> Counter:
+    barrier = threading.Barrier(THREADS)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def post(i: int) -> None:
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant.raw_key}")
+        barrier.wait()
+        try:
+            response = api.post("/api/v1/conversions", body, format="json", HTTP_IDEMPOTENCY_KEY=key_for(i))
+            with lock:
+                statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Counter(statuses)
+
+
+@pytest.mark.parametrize("keys", ["same key", "different keys"])
+def test_fifty_concurrent_posts_of_one_order_make_one_attributed_conversion(tenant, referrer, keys):
+    _participant, code = referrer
+    body = {
+        "order_id": "race-1",
+        "amount": "250.00",
+        "currency": "PLN",
+        "code": code.code,
+        "customer": {"external_id": "friend-1", "email": "friend@x.example"},
+    }
+    key_for = (lambda i: "order-race-1") if keys == "same key" else (lambda i: f"attempt-{i}")
+    statuses = _storm(tenant, body, key_for)
+
+    assert sum(statuses.values()) == THREADS
+    assert set(statuses) <= {200, 201, 409}  # created, replayed/existing, or "still in flight" for the same key
+    assert statuses[201] >= 1
+    assert Conversion.objects.for_merchant(tenant.merchant).filter(order_id="race-1").count() == 1
+    conversion = Conversion.objects.for_merchant(tenant.merchant).get(order_id="race-1")
+    assert conversion.status == Conversion.Status.ATTRIBUTED
+    assert Referral.objects.for_merchant(tenant.merchant).count() == 1
+    assert Referral.objects.for_merchant(tenant.merchant).get().status == Referral.Status.CONVERTED
+    if keys == "different keys":
+        assert statuses[201] == 1  # exactly one request created it; the others got it back with 200
