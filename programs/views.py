@@ -15,9 +15,12 @@ from django.contrib import messages
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
+from django.utils.translation import get_supported_language_variant
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
 
 from programs import services
 from programs.forms import InviteForm, JoinForm
@@ -56,22 +59,45 @@ def _sign_in(request, program: Program, participant: Participant) -> None:
     request.session[_session_key(program)] = participant.pk
 
 
+def _program_or_404(merchant: str, program: str) -> Program:
+    shop = Merchant.objects.filter(slug=merchant, status=Merchant.Status.ACTIVE).first()
+    found = Program.objects.for_merchant(shop).select_related("merchant").filter(slug=program).first() if shop else None
+    if found is None or found.status == Program.Status.DRAFT:
+        raise Http404
+    return found
+
+
+def _visitor_language(request, program: Program) -> str:
+    """The switcher's choice (cookie), else the first supported Accept-Language, else the program's language."""
+    candidates = [request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME, "")]
+    candidates += [lang for lang, _q in parse_accept_lang_header(request.headers.get("Accept-Language", ""))]
+    for candidate in candidates:
+        if candidate and candidate != "*":
+            try:
+                return get_supported_language_variant(candidate)
+            except LookupError:
+                continue
+    return program.default_language
+
+
+@vary_on_headers("Accept-Language", "Cookie")
+def language_redirect(request, merchant: str, program: str, rest: str = ""):
+    """/p/<shop>/<program>/... -> /<language>/p/<shop>/<program>/... (the link shops and emails share)."""
+    found = _program_or_404(merchant, program)
+    target = f"/{_visitor_language(request, found)}/p/{merchant}/{program}/{rest}"
+    if request.META.get("QUERY_STRING"):
+        target += "?" + request.META["QUERY_STRING"]
+    return HttpResponseRedirect(target)
+
+
 def portal_view(require_participant: bool = False):
-    """Resolve merchant + program from the URL (404 for drafts and strangers), pick the language, and optionally
-    require a signed-in participant."""
+    """Resolve merchant + program from the URL (404 for drafts and strangers) and optionally require a signed-in
+    participant. The language is the URL's prefix."""
 
     def decorator(view):
         @wraps(view)
         def wrapper(request, merchant: str, program: str, **kwargs):
-            shop = Merchant.objects.filter(slug=merchant, status=Merchant.Status.ACTIVE).first()
-            found = (
-                Program.objects.for_merchant(shop).select_related("merchant").filter(slug=program).first()
-                if shop
-                else None
-            )
-            if found is None or found.status == Program.Status.DRAFT:
-                raise Http404
-            _activate_language(request, found)
+            found = _program_or_404(merchant, program)
             participant = _current_participant(request, found)
             if require_participant and participant is None:
                 return redirect("portal_home", merchant=merchant, program=program)
@@ -80,17 +106,6 @@ def portal_view(require_participant: bool = False):
         return wrapper
 
     return decorator
-
-
-def _activate_language(request, program: Program) -> None:
-    chosen = (
-        translation.get_language_from_path(request.path_info)
-        or request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
-        or request.headers.get("Accept-Language")
-    )
-    if not chosen:  # nothing from the visitor: the program's own language
-        translation.activate(program.default_language)
-        request.LANGUAGE_CODE = program.default_language
 
 
 def _code_for(participant: Participant, program: Program) -> ReferralCode:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from redis.exceptions import RedisError
 
 from referral_saas.redis_client import get_redis
@@ -13,7 +14,8 @@ def hit(key: str, *, limit: int, window_seconds: int) -> tuple[bool, float]:
     """Count one event under `key`; return (allowed, seconds until the window resets)."""
     now = time.time()
     window = int(now // window_seconds)
-    redis_key = f"rs:rl:{key}:{window}"
+    # Under the cache's key prefix, so a test run's counters are its own (and cleared with its cache).
+    redis_key = f"{settings.CACHES['default']['KEY_PREFIX']}:rl:{key}:{window}"
     try:
         pipe = get_redis().pipeline(transaction=False)
         pipe.incr(redis_key)

@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.i18n import set_language
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from programs import views as portal_views
 from referral_saas import health, views
 from referral_saas.tenancy.admin_site import merchant_admin, ops_admin
 from referral_saas.tenancy.api import MeApi
@@ -31,8 +32,13 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
 ]
 
-# The referrer portal, in the visitor's language: /p/... (browser language) or /pl/p/... (chosen).
-urlpatterns += i18n_patterns(path("p/", include("programs.urls_portal")), prefix_default_language=False)
+# The referrer portal lives under a language prefix (/en/p/..., /pl/p/...). A shared /p/<shop>/<program>/ link
+# redirects to the visitor's language: the switcher's cookie, else Accept-Language, else the program's language.
+urlpatterns += [
+    path("p/<slug:merchant>/<slug:program>/", portal_views.language_redirect),
+    path("p/<slug:merchant>/<slug:program>/<path:rest>", portal_views.language_redirect),
+]
+urlpatterns += i18n_patterns(path("p/", include("programs.urls_portal")))
 
 if settings.BENCH_ENDPOINTS:
     urlpatterns.append(path("bench/bare-302", bare_redirect))

@@ -1,0 +1,110 @@
+"""Programs in the merchant admin: create with validation, pause, end, duplicate."""
+
+from __future__ import annotations
+
+import pytest
+
+from programs.models import Program, ProgramVariant
+
+pytestmark = pytest.mark.django_db
+
+VALID = {
+    "name": "Spring friends",
+    "slug": "spring",
+    "status": "active",
+    "starts_on": "2026-03-01",
+    "ends_on": "2026-05-31",
+    "currency": "PLN",
+    "default_language": "pl",
+    "landing_url": "https://shop.example/spring",
+    "attribution_window_days": 30,
+    "attribution_model": "first_touch",
+    "new_customers_only": "on",
+    "referrer_offer": "20 zł",
+    "referee_offer": "10%",
+    "variants-TOTAL_FORMS": 2,
+    "variants-INITIAL_FORMS": 0,
+    "variants-0-name": "A",
+    "variants-0-weight": 1,
+    "variants-1-name": "B",
+    "variants-1-weight": 1,
+}
+
+
+def test_owner_creates_a_program_with_variants(tenant):
+    response = tenant.admin.post("/admin/programs/program/add/", VALID)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    program = Program.objects.for_merchant(tenant.merchant).get(slug="spring")
+    assert program.currency == "PLN"
+    assert set(ProgramVariant.objects.for_merchant(tenant.merchant).values_list("name", flat=True)) == {"A", "B"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"ends_on": "2026-02-01"}, b"on or after the start date"),
+        ({"landing_url": "ftp://shop.example/x"}, b"Enter a valid URL"),
+        ({"landing_url": "javascript:alert(1)"}, b"Enter a valid URL"),
+        ({"currency": "XXX"}, b"Select a valid choice"),
+        ({"attribution_window_days": 0}, b"greater than or equal to 1"),
+    ],
+)
+def test_program_validation_is_shown_on_the_form(tenant, change, message):
+    response = tenant.admin.post("/admin/programs/program/add/", {**VALID, **change})
+    assert response.status_code == 200
+    assert message in response.content
+    assert not Program.objects.for_merchant(tenant.merchant).exists()
+
+
+def test_a_slug_is_unique_per_merchant_only(tenant, other_tenant):
+    assert other_tenant.admin.post("/admin/programs/program/add/", VALID).status_code == 302
+    assert tenant.admin.post("/admin/programs/program/add/", VALID).status_code == 302
+    again = tenant.admin.post("/admin/programs/program/add/", {**VALID, "name": "Other"})
+    assert b"already have a program with this slug" in again.content
+
+
+def test_pause_end_and_duplicate_from_the_list(tenant, program):
+    url = "/admin/programs/program/"
+    tenant.admin.post(url, {"action": "pause", "_selected_action": [program.pk]})
+    program.refresh_from_db()
+    assert program.status == "paused"
+    tenant.admin.post(url, {"action": "end", "_selected_action": [program.pk]})
+    program.refresh_from_db()
+    assert program.status == "ended"
+    assert program.ends_on is not None
+    response = tenant.admin.post(url, {"action": "activate", "_selected_action": [program.pk]}, follow=True)
+    assert b"cannot be restarted" in response.content
+    tenant.admin.post(url, {"action": "duplicate", "_selected_action": [program.pk]})
+    copy = Program.objects.for_merchant(tenant.merchant).get(slug="friends-copy")
+    assert (copy.status, copy.name) == ("draft", "Bring a friend (copy)")
+
+
+def test_participants_and_conversions_pages_list_this_merchants_rows(tenant, referrer):
+    participant, code = referrer
+    assert participant.email.encode() in tenant.admin.get("/admin/programs/participant/").content
+    tenant.api.post(
+        "/api/v1/conversions",
+        {
+            "order_id": "X1",
+            "amount": "10.00",
+            "currency": "PLN",
+            "code": code.code,
+            "customer": {"email": "f@x.example"},
+        },
+        format="json",
+    )
+    page = tenant.admin.get("/admin/tracking/conversion/?status__exact=attributed")
+    assert b"X1" in page.content
+    assert tenant.admin.get("/admin/tracking/referral/").status_code == 200
+    assert tenant.admin.get("/admin/tracking/click/").status_code == 200
+
+
+def test_setting_a_vanity_code_in_the_admin(tenant, referrer):
+    _participant, code = referrer
+    url = f"/admin/tracking/referralcode/{code.pk}/change/"
+    assert tenant.admin.post(url, {"code": "ANNA-VIP", "status": "active"}).status_code == 302
+    code.refresh_from_db()
+    assert (code.code, code.is_vanity) == ("ANNA-VIP", True)
+    bad = tenant.admin.post(url, {"code": "a b", "status": "active"})
+    assert bad.status_code == 200
+    assert b"letters, digits or dashes" in bad.content
