@@ -48,10 +48,16 @@ class Program(TenantModel):
         _("new customers only"), default=True, help_text=_("Only a friend's first order at your shop counts.")
     )
     referrer_offer = models.CharField(
-        _("what the referrer gets"), max_length=300, blank=True, help_text=_("e.g. 10% of your friend's first order")
+        _("what the referrer gets"),
+        max_length=300,
+        blank=True,
+        help_text=_("e.g. a 20 EUR voucher for every friend who buys"),
     )
     referee_offer = models.CharField(
-        _("what the friend gets"), max_length=300, blank=True, help_text=_("e.g. 10% off your first order")
+        _("what the friend gets"),
+        max_length=300,
+        blank=True,
+        help_text=_("e.g. 10 EUR off your first order"),
     )
     terms = models.TextField(_("terms"), blank=True)
     good_fit = models.TextField(

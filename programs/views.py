@@ -15,9 +15,8 @@ from django.contrib import messages
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
-from django.utils.translation import get_supported_language_variant
+from django.utils.translation import get_supported_language_variant, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
 from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -108,19 +107,24 @@ def portal_view(require_participant: bool = False):
     return decorator
 
 
+def _messages_of(error: ApplicationError) -> list[str]:
+    """What to show a customer: the field messages (translated where raised), else the error's own message."""
+    return [str(m) for errors in error.fields.values() for m in errors] or [error.message]
+
+
 def _code_for(participant: Participant, program: Program) -> ReferralCode:
     return code_ensure(participant=participant, program=program)
 
 
 SHARE_CHANNELS = [
-    ("email", _lazy("Email")),
+    ("email", gettext_lazy("Email")),
     ("whatsapp", "WhatsApp"),
     ("facebook", "Facebook"),
     ("x", "X"),
     ("linkedin", "LinkedIn"),
     ("telegram", "Telegram"),
     ("vk", "VK"),
-    ("sms", _lazy("Text message")),
+    ("sms", gettext_lazy("Text message")),
 ]
 
 
@@ -185,9 +189,11 @@ def join(request, program: Program, participant: Participant | None):
             ip=client_ip(request),
         )
     except ApplicationError as exc:
-        form.add_error(None, exc.message)
+        for message in _messages_of(exc):
+            form.add_error(None, message)
         return render(request, "portal/landing.html", {"program": program, "form": form}, status=exc.status_code)
-    return render(request, "portal/check_email.html", {"program": program, "email": form.cleaned_data["email"]})
+    context = {"program": program, "email": form.cleaned_data["email"], "minutes": services.LINK_MAX_AGE // 60}
+    return render(request, "portal/check_email.html", context)
 
 
 @portal_view()
@@ -227,11 +233,8 @@ def invite(request, program: Program, participant: Participant):
                 participant=participant, program=program, emails=form.email_list(), message=form.cleaned_data["message"]
             )
         except ApplicationError as exc:
-            for errors in exc.fields.values() or [[exc.message]]:
-                for error in errors:
-                    messages.error(request, error)
-            if not exc.fields:
-                messages.error(request, exc.message)
+            for message in _messages_of(exc):
+                messages.error(request, message)
         else:
             messages.success(request, _("Invitations on their way: %(n)d.") % {"n": len(sent)})
     else:

@@ -176,6 +176,7 @@ REST_FRAMEWORK = {
 }
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=6000)  # per API key; 0 = unlimited
 API_MAX_BODY_BYTES = 64 * 1024
+DEMO_SHOP = env.bool("DEMO_SHOP", default=DEBUG)  # the demo storefront at /demo-shop/ (landing of the demo program)
 BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", default=False)  # the benchmarks' bare baseline view
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)  # trusted proxies in front: the client IP is that many hops back
 SPECTACULAR_SETTINGS = {

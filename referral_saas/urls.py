@@ -5,7 +5,7 @@ from django.views.i18n import set_language
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from programs import views as portal_views
-from referral_saas import health, views
+from referral_saas import demo, health, views
 from referral_saas.tenancy.admin_site import merchant_admin, ops_admin
 from referral_saas.tenancy.api import MeApi
 from tracking.views import bare_redirect, referral_redirect
@@ -20,6 +20,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("r/<str:code>", referral_redirect, name="referral_redirect"),
     path("healthz", health.healthz, name="healthz"),
+    path("demo-shop/", demo.storefront, name="demo_shop"),
     path("i18n/setlang/", set_language, name="set_language"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", merchant_admin.urls),

@@ -44,6 +44,14 @@ def staff_client(user: User, merchant: Merchant | None = None) -> Client:
     return client
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_translations():
+    """A fresh checkout has only .po catalogs: compile them before any page is rendered."""
+    from django.core.management import call_command
+
+    call_command("compiletranslations", verbosity=0)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Each test starts with an empty cache (rate limits, cached lookups) without touching other Redis data."""

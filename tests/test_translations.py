@@ -59,6 +59,14 @@ def _catalog(lang: str):
         return read_po(po_file, locale=lang)
 
 
+def _raw_headers(lang: str) -> dict[str, str]:
+    """The header entry as written (Babel normalises some values when it parses them)."""
+    text = _po_path(lang).read_text(encoding="utf-8")
+    header = text.split('msgid ""\nmsgstr ""\n', 1)[1].split("\n\n", 1)[0]
+    joined = "".join(line[1:-1] for line in header.splitlines()).replace('\\"', '"')
+    return dict(line.split(": ", 1) for line in joined.split("\\n") if line)
+
+
 def _messages(lang: str) -> list:
     return [message for message in _catalog(lang) if message.id]
 
@@ -82,10 +90,10 @@ def _placeholders(text: str) -> Counter:
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_catalog_headers_name_the_language_and_its_three_plural_forms(lang):
     catalog = _catalog(lang)
-    headers = dict(catalog.mime_headers)
+    headers = _raw_headers(lang)
 
     assert headers["Language"] == lang
-    assert headers["Content-Type"] == "text/plain; charset=UTF-8"
+    assert headers["Content-Type"].lower() == "text/plain; charset=utf-8"
     assert headers["Plural-Forms"] == PLURAL_FORMS[lang]
     assert catalog.num_plurals == 3
     assert not catalog.fuzzy, "the header entry is still marked fuzzy"
@@ -132,7 +140,12 @@ def test_translations_keep_the_html_markup_of_the_source(lang):
 
 
 def test_romanian_uses_comma_below_diacritics():
-    cedilla = [message.string for message in _messages("ro") if re.search("[şţŞŢ]", message.string or "")]
+    texts = [
+        text
+        for message in _messages("ro")
+        for text in (message.string if isinstance(message.string, tuple) else (message.string,))
+    ]
+    cedilla = [text for text in texts if re.search("[şţŞŢ]", text or "")]
 
     assert cedilla == [], "use ș/ț (comma below), not ş/ţ (cedilla)"
 

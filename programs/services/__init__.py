@@ -10,6 +10,7 @@ from programs.services.participants import (
     variant_for,
 )
 from programs.services.portal import (
+    LINK_MAX_AGE,
     invites_send,
     portal_link_make,
     portal_link_send,
@@ -20,6 +21,7 @@ from programs.services.portal import (
 )
 
 __all__ = [
+    "LINK_MAX_AGE",
     "invites_send",
     "participant_erase",
     "participant_set_status",

@@ -17,6 +17,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from programs.identity import normalize_email
 from programs.models import Invite, Participant, Program, ShareEvent
@@ -154,7 +155,8 @@ def invites_send(*, participant: Participant, program: Program, emails: list[str
     if not wanted:
         raise ValidationFailed(fields={"emails": [_("Enter at least one email address.")]})
     if len(wanted) > INVITES_PER_SEND:
-        raise ValidationFailed(fields={"emails": [_("At most %(n)d addresses at a time.") % {"n": INVITES_PER_SEND}]})
+        message = ngettext("At most %(n)d address at a time.", "At most %(n)d addresses at a time.", INVITES_PER_SEND)
+        raise ValidationFailed(fields={"emails": [message % {"n": INVITES_PER_SEND}]})
     scope = Invite.objects.for_merchant(participant.merchant)
     today = timezone.now() - timedelta(hours=24)
     with transaction.atomic():
@@ -162,10 +164,11 @@ def invites_send(*, participant: Participant, program: Program, emails: list[str
         Participant.objects.for_merchant(participant.merchant).select_for_update().filter(pk=participant.pk).first()
         sent_today = scope.filter(participant=participant, created_at__gte=today).count()
         if sent_today + len(wanted) > INVITES_PER_DAY:
-            raise Unprocessable(
-                _("You can invite %(n)d more friends today.") % {"n": max(INVITES_PER_DAY - sent_today, 0)},
-                code="daily_invite_cap",
+            left = max(INVITES_PER_DAY - sent_today, 0)
+            message = ngettext(
+                "You can invite %(n)d more friend today.", "You can invite %(n)d more friends today.", left
             )
+            raise Unprocessable(message % {"n": left}, code="daily_invite_cap")
         created = []
         for email, normalized in wanted:
             try:

@@ -9,7 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
+from programs.models import Program
 from referral_saas.tenancy.models import ApiKey, Membership, Merchant, User
+from tests.factories import join
 
 pytestmark = pytest.mark.django_db
 
@@ -107,3 +109,46 @@ def test_seed_demo_creates_once_and_prints_the_same_credentials_again(tmp_path, 
     assert key in second
     assert _me(key)["merchant"]["name"] == "Demo Shop"
     assert "owner@demo.shop" in second
+
+
+def test_createmerchant_with_demo_program_gives_an_active_program_the_api_can_use():
+    data = json.loads(
+        _run(
+            "createmerchant",
+            "--name",
+            "Demo",
+            "--owner-email",
+            "d@x.example",
+            "--demo-program",
+            "--currency",
+            "PLN",
+            "--json",
+        )
+    )
+    assert data["program"] == "friends"
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {data['live_key']}")
+    program = client.get("/api/v1/programs/friends").json()
+    assert (program["status"], program["live"], program["currency"]) == ("active", True, "PLN")
+    joined = client.post("/api/v1/participants", {"program": "friends", "email": "a@x.example"}, format="json")
+    assert joined.status_code == 201
+
+
+def test_the_demo_storefront_reports_orders_like_a_shop_backend(client, settings):
+    settings.DEMO_SHOP = True
+    _run("createmerchant", "--name", "Demo Shop", "--owner-email", "d@x.example", "--demo-program")
+    page = client.get("/demo-shop/")
+    assert b"referral.js" in page.content
+    program = Program.objects.for_merchant(Merchant.objects.get(slug="demo-shop")).get()
+    _p, code = join(program, email="anna@x.example")
+    placed = client.post(
+        "/demo-shop/", {"order_id": "D1", "email": "buyer@x.example", "amount": "50.00", "referral_code": code.code}
+    )
+    assert b"attributed to" in placed.content
+    bad = client.post("/demo-shop/", {"order_id": "D2", "email": "b@x.example", "amount": "-1"})
+    assert b"Enter an order number and an amount" in bad.content
+
+
+def test_the_demo_storefront_is_off_unless_enabled(client, settings):
+    settings.DEMO_SHOP = False
+    assert client.get("/demo-shop/").status_code == 404

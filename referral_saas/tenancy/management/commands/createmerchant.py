@@ -22,6 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--currency", default="USD")
         parser.add_argument("--timezone", default="UTC")
         parser.add_argument("--language", default="en", choices=["en", "pl", "ro", "ru"])
+        parser.add_argument("--demo-program", action="store_true", help="Also create an active program 'friends'.")
         parser.add_argument("--json", action="store_true", help="Print one JSON object (for scripts).")
 
     def handle(self, *args, **opts):
@@ -33,6 +34,7 @@ class Command(BaseCommand):
                 currency=opts["currency"],
                 timezone_name=opts["timezone"],
                 language=opts["language"],
+                demo_program=opts["demo_program"],
             )
         except ApplicationError as exc:
             details = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.fields.items())
@@ -44,12 +46,21 @@ class Command(BaseCommand):
         self.stdout.write(f"Owner:         {opts['owner_email']}")
         self.stdout.write(f"Live API key:  {result['live_key']}")
         self.stdout.write(f"Test API key:  {result['test_key']}")
+        if result["program"]:
+            self.stdout.write(f"Program:       {result['program']} (active)")
         self.stdout.write("Keys are shown once; store them now.")
 
 
 @transaction.atomic
 def create_merchant_with_keys(
-    *, name: str, owner_email: str, password: str | None, currency: str, timezone_name: str, language: str
+    *,
+    name: str,
+    owner_email: str,
+    password: str | None,
+    currency: str,
+    timezone_name: str,
+    language: str,
+    demo_program: bool = False,
 ) -> dict:
     merchant = services.merchant_create(
         name=name,
@@ -62,4 +73,32 @@ def create_merchant_with_keys(
     )
     _live, live_key = services.apikey_create(merchant=merchant, name="Live key", mode=ApiKey.Mode.LIVE)
     _test, test_key = services.apikey_create(merchant=merchant, name="Test key", mode=ApiKey.Mode.TEST)
-    return {"merchant": merchant.slug, "live_key": live_key, "test_key": test_key, "program": None}
+    program = create_demo_program(merchant=merchant) if demo_program else None
+    return {
+        "merchant": merchant.slug,
+        "live_key": live_key,
+        "test_key": test_key,
+        "program": program.slug if program else None,
+    }
+
+
+def create_demo_program(*, merchant):
+    """An active double-sided program that lands on the demo storefront, so the loop works out of the box."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from programs.models import Program
+
+    return Program.objects.for_merchant(merchant).create(
+        name="Bring a friend",
+        slug="friends",
+        status=Program.Status.ACTIVE,
+        starts_on=timezone.localdate(),
+        currency=merchant.default_currency,
+        default_language=merchant.default_language,
+        landing_url=f"{settings.SITE_URL}/demo-shop/",
+        referrer_offer="10% of your friend's first order, as a coupon",
+        referee_offer="10% off your first order",
+        terms="Rewards are for friends who are new customers. One reward per friend. Self-referrals do not count.",
+        good_fit="Friends and family who would enjoy our products.",
+    )

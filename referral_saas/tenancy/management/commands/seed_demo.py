@@ -33,6 +33,7 @@ class Command(BaseCommand):
                 currency="USD",
                 timezone_name="UTC",
                 language="en",
+                demo_program=True,
             )
             data = {**result, "owner_email": DEMO_EMAIL, "owner_password": DEMO_PASSWORD}
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +53,8 @@ class Command(BaseCommand):
                     f"  Live API key: {data['live_key']}",
                     f"  Test API key: {data['test_key']}",
                     f"  Try it:       curl -H 'Authorization: Bearer {data['live_key']}' {site}/api/v1/me",
+                    f"  Portal:       {site}/p/demo-shop/friends/   (join as a customer, share your link)",
+                    f"  Demo shop:    {site}/demo-shop/   (where the link lands; place an order there)",
                     f"  API docs:     {site}/api/docs/",
                     "─" * 72,
                 ]

@@ -1,0 +1,125 @@
+"""A real browser (Playwright + Debian's Chromium): join the portal, copy the link, follow it to the shop."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+from django.core import mail
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, installed here when missing (Playwright may not download browsers on this network)."""
+    path = shutil.which("chromium")
+    if path:
+        return path
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("chromium is missing and cannot be installed without root and apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, timeout=900)
+    return shutil.which("chromium")
+
+
+@pytest.fixture
+def browser(chromium, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the ORM calls below are still plain sync code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def demo(live_server, settings):
+    from django.core.management import call_command
+
+    from programs.models import Program
+    from referral_saas.tenancy.models import Merchant
+
+    settings.SITE_URL = live_server.url
+    settings.DEMO_SHOP = True
+    call_command(
+        "createmerchant", "--name", "Demo Shop", "--owner-email", "o@demo.example", "--demo-program",
+        "--currency", "PLN", "--language", "pl", stdout=io.StringIO(),
+    )  # fmt: skip
+    merchant = Merchant.objects.get(slug="demo-shop")
+    Program.objects.for_merchant(merchant).update(landing_url=f"{live_server.url}/demo-shop/?campaign=spring")
+    return live_server.url
+
+
+def test_join_copy_the_link_follow_it_and_land_on_the_shop_with_the_referral(browser, demo):
+    context = browser.new_context(locale="en-US")
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=demo)
+    page = context.new_page()
+
+    page.goto(f"{demo}/p/demo-shop/friends/")  # the browser's language picks English
+    assert page.locator("html").get_attribute("lang") == "en"
+    page.get_by_label("Your email").fill("anna@example.pl")
+    page.get_by_label("Your first name").fill("Anna")
+    page.get_by_label("I accept the program terms").check()
+    page.get_by_role("button", name="Send me my link").click()
+    page.get_by_role("heading", name="Check your inbox").wait_for()
+
+    sign_in = re.search(r"(https?://\S+/sign-in/\S+/)", mail.outbox[-1].body).group(1)
+    page.goto(sign_in)
+    link = page.get_by_test_id("referral-link").input_value()
+    assert re.fullmatch(rf"{re.escape(demo)}/r/ANNA-[A-Z2-9]{{4}}", link)
+
+    page.get_by_role("button", name="Copy").click()
+    page.get_by_role("button", name="Copied!").wait_for()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied == link
+
+    friend = context.new_page()
+    friend.goto(copied)
+    assert friend.url.startswith(f"{demo}/demo-shop/?campaign=spring&ref=ANNA-")
+    assert re.search(r"[?&]rs_click=[0-9a-f]{32}", friend.url)
+    code = link.rsplit("/", 1)[1]
+    friend.get_by_test_id("attribution").filter(has_text=code).wait_for()  # referral.js kept it
+
+    # The friend comes back later (no parameters in the URL) and buys: the snippet still knows the referral.
+    friend.goto(f"{demo}/demo-shop/")
+    friend.get_by_test_id("attribution").filter(has_text=code).wait_for()
+    friend.get_by_label("Order number").fill("W-1")
+    friend.get_by_label("Your email").fill("friend@example.pl")
+    friend.get_by_role("button", name="Place order").click()
+    assert "attributed to Anna" in friend.get_by_test_id("order-result").inner_text()
+    context.close()
+
+
+def test_the_polish_portal_page_has_no_english_left(browser, demo):
+    context = browser.new_context(locale="pl-PL")
+    page = context.new_page()
+    page.goto(f"{demo}/p/demo-shop/friends/")
+    assert page.url == f"{demo}/pl/p/demo-shop/friends/"
+    assert page.locator("html").get_attribute("lang") == "pl"
+    text = page.locator("body").inner_text()
+    for english in (
+        "Send me my link",
+        "Your email",
+        "Get your personal link",
+        "Who to invite",
+        "Skip to content",
+        "Program terms",
+        "I accept the program terms",
+        "Your friends get",
+    ):
+        assert english not in text, english
+    assert page.get_by_role("button", name=re.compile("link", re.I)).count() >= 1  # "Wyślij mi link"
+    context.close()
