@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from programs import selectors, services
 from programs.models import Participant
-from referral_saas.api import TenantAPIView, filter_parameters, paginate
+from referral_saas.api import TenantAPIView, filter_parameters, page_of, paginate
 from referral_saas.tenancy.models import LANGUAGE_CHOICES
 from tracking.models import ReferralCode
 from tracking.services import link_for
@@ -237,7 +237,7 @@ class ParticipantListCreateApi(TenantAPIView):
         operation_id="participants_list",
         summary="List participants",
         parameters=filter_parameters(selectors.ParticipantFilter),
-        responses=ParticipantOutput(many=True),
+        responses=page_of(ParticipantOutput),
     )
     def get(self, request):
         queryset = _with_codes(Participant.objects.for_merchant(request.merchant).filter(livemode=request.livemode))

@@ -6,6 +6,7 @@ import django_filters
 
 from programs.models import Participant, Program
 from referral_saas.errors import NotFound
+from referral_saas.filters import UtcIsoDateTimeFilter
 
 
 def program_list(*, merchant):
@@ -37,8 +38,8 @@ class ParticipantFilter(django_filters.FilterSet):
     email = django_filters.CharFilter(method="filter_email")
     external_id = django_filters.CharFilter()
     status = django_filters.ChoiceFilter(choices=Participant.Status.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Participant

@@ -72,7 +72,7 @@ def filter_parameters(filterset_class) -> list:
     from drf_spectacular.types import OpenApiTypes
     from drf_spectacular.utils import OpenApiParameter
 
-    types = {"NumberFilter": OpenApiTypes.INT, "IsoDateTimeFilter": OpenApiTypes.DATETIME}
+    types = {"NumberFilter": OpenApiTypes.INT, "UtcIsoDateTimeFilter": OpenApiTypes.DATETIME}
     params = [
         OpenApiParameter(
             name,
@@ -86,3 +86,18 @@ def filter_parameters(filterset_class) -> list:
     params.append(OpenApiParameter("cursor", OpenApiTypes.STR, required=False, description="From `next`/`previous`."))
     params.append(OpenApiParameter("limit", OpenApiTypes.INT, required=False, description="Page size (1-200)."))
     return params
+
+
+def page_of(serializer_class: type[serializers.Serializer]):
+    """The OpenAPI shape of a cursor page of `serializer_class` items."""
+    from drf_spectacular.utils import inline_serializer
+
+    name = serializer_class.__name__.removesuffix("Output").removesuffix("Serializer")
+    return inline_serializer(
+        name=f"{name}Page",
+        fields={
+            "next": serializers.URLField(allow_null=True, help_text="The next page, or null on the last one."),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer_class(many=True),
+        },
+    )

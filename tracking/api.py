@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import django_filters
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from referral_saas.api import TenantAPIView, filter_parameters, paginate
+from referral_saas.api import TenantAPIView, filter_parameters, page_of, paginate
 from referral_saas.errors import NotFound
 from referral_saas.fields import AmountField, CurrencyField, check_amount_precision
+from referral_saas.filters import UtcIsoDateTimeFilter
 from tracking import selectors, services
 from tracking.models import Conversion, Referral, Refund
+
+EARLIEST_ORDER = datetime(2000, 1, 1, tzinfo=UTC)
 
 # --- codes ------------------------------------------------------------------------------------------------------
 
@@ -138,8 +144,8 @@ class ReferralFilter(django_filters.FilterSet):
     program = django_filters.CharFilter(field_name="program__slug")
     status = django_filters.ChoiceFilter(choices=Referral.Status.choices)
     referrer = django_filters.NumberFilter(field_name="referrer_id")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Referral
@@ -201,7 +207,7 @@ class ReferralListCreateApi(TenantAPIView):
         operation_id="referrals_list",
         summary="List referrals",
         parameters=filter_parameters(ReferralFilter),
-        responses=ReferralOutput(many=True),
+        responses=page_of(ReferralOutput),
     )
     def get(self, request):
         queryset = Referral.objects.for_merchant(request.merchant).filter(livemode=request.livemode)
@@ -276,8 +282,8 @@ class ConversionFilter(django_filters.FilterSet):
     program = django_filters.CharFilter(field_name="program__slug")
     status = django_filters.ChoiceFilter(choices=Conversion.Status.choices)
     customer_external_id = django_filters.CharFilter()
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = Conversion
@@ -306,6 +312,12 @@ class ConversionListCreateApi(TenantAPIView):
         user_agent = serializers.CharField(max_length=1024, required=False, allow_blank=True)
         payment_fingerprint = serializers.CharField(max_length=128, required=False, allow_blank=True)
         address_hash = serializers.CharField(max_length=128, required=False, allow_blank=True)
+
+        def validate_occurred_at(self, value):
+            now = timezone.now()
+            if not (EARLIEST_ORDER <= value <= now + timedelta(days=1)):
+                raise serializers.ValidationError("Must be a time between 2000-01-01 and now (UTC).")
+            return value
 
         def validate(self, attrs):
             check_amount_precision(attrs["amount"], attrs["currency"])
@@ -366,7 +378,7 @@ class ConversionListCreateApi(TenantAPIView):
         operation_id="conversions_list",
         summary="List orders",
         parameters=filter_parameters(ConversionFilter),
-        responses=ConversionOutput(many=True),
+        responses=page_of(ConversionOutput),
     )
     def get(self, request):
         return paginate(self, _filtered(ConversionFilter, request, _conversion_queryset(request)), ConversionOutput)
