@@ -40,6 +40,17 @@ def _lock_id(merchant_id: int, livemode: bool, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def _plain(data):
+    """Serializer output is already strings, numbers and lists; only DRF's ReturnDict/ReturnList wrappers go."""
+    if isinstance(data, dict):
+        return {key: _plain(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_plain(value) for value in data]
+    if data is None or isinstance(data, str | int | float | bool):
+        return data
+    return json.loads(JSONRenderer().render(data))
+
+
 def run(request, handler: Callable[[], Response]) -> Response:
     """Run `handler` at most once per key, or replay what it answered."""
     key = request.headers.get(HEADER, "")
@@ -71,7 +82,7 @@ def run(request, handler: Callable[[], Response]) -> Response:
                 method=request.method,
                 path=request.path[:300],
                 response_status=response.status_code,
-                response_body=json.loads(JSONRenderer().render(response.data)),
+                response_body=_plain(response.data),
             )
         return response
 

@@ -369,7 +369,6 @@ class ConversionListCreateApi(TenantAPIView):
             payment_fingerprint=values.get("payment_fingerprint", ""),
             address_hash=values.get("address_hash", ""),
         )
-        conversion = _conversion_queryset(request).get(pk=conversion.pk)
         return Response(
             ConversionOutput(conversion).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
@@ -450,7 +449,7 @@ class RefundCreateApi(TenantAPIView):
             refund_id=data.validated_data["refund_id"],
             reason=data.validated_data.get("reason", ""),
         )
-        refund = Refund.objects.for_merchant(request.merchant).select_related("conversion").get(pk=refund.pk)
+        refund.conversion.refresh_from_db(fields=["refunded_amount"])
         return Response(RefundOutput(refund).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(operation_id="refunds_list", summary="Refunds of an order", responses=RefundOutput(many=True))

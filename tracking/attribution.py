@@ -106,14 +106,20 @@ def _explicit_touch(*, merchant, livemode: bool, code: str | None, click_id: str
 
 
 def _existing_referral(*, merchant, livemode: bool, customer: Customer, program: Program | None) -> Referral | None:
-    scope = (
-        Referral.objects.for_merchant(merchant)
-        .select_related("code__program__merchant", "code__participant", "program__merchant", "referrer")
-        .filter(customer.match("referee_external_id", "referee_email_normalized"), livemode=livemode)
+    scope = Referral.objects.for_merchant(merchant).filter(
+        customer.match("referee_external_id", "referee_email_normalized"), livemode=livemode
     )
     if program is not None:
         scope = scope.filter(program=program)
-    return scope.exclude(status=Referral.Status.REJECTED).order_by("created_at").first()
+    # Most orders come from customers nobody referred: find the id cheaply, load the related rows only if found.
+    found = scope.exclude(status=Referral.Status.REJECTED).order_by("created_at").values_list("pk", flat=True).first()
+    if found is None:
+        return None
+    return (
+        Referral.objects.for_merchant(merchant)
+        .select_related("code__program__merchant", "code__participant", "program__merchant", "referrer", "click")
+        .get(pk=found)
+    )
 
 
 def _is_self_referral(referrer: Participant, customer: Customer) -> bool:
@@ -179,16 +185,6 @@ def _decide(
     return Decision(Conversion.Status.ATTRIBUTED, "", touch, referral)
 
 
-def _referee_participant(*, merchant, livemode: bool, customer: Customer) -> Participant | None:
-    if not (customer.external_id or customer.email_normalized):
-        return None
-    return (
-        Participant.objects.for_merchant(merchant)
-        .filter(customer.match("external_id", "email_normalized"), livemode=livemode)
-        .first()
-    )
-
-
 def _upsert_referral(
     *,
     merchant,
@@ -215,7 +211,7 @@ def _upsert_referral(
             with transaction.atomic():
                 return scope.create(
                     livemode=livemode,
-                    referee=_referee_participant(merchant=merchant, livemode=livemode, customer=customer),
+                    referee_id=_referee_participant_id(merchant=merchant, livemode=livemode, customer=customer),
                     referee_external_id=customer.external_id,
                     referee_email=customer.email,
                     referee_email_normalized=customer.email_normalized,
@@ -250,6 +246,14 @@ def _upsert_referral(
     return locked
 
 
+def _stored(scope, livemode: bool, order_id: str) -> Conversion | None:
+    return (
+        scope.select_related("program", "referral__referrer", "referral__code")
+        .filter(livemode=livemode, order_id=order_id)
+        .first()
+    )
+
+
 # --- services -----------------------------------------------------------------------------------------------------
 
 
@@ -272,9 +276,8 @@ def conversion_record(
 ) -> tuple[Conversion, bool]:
     """Record an order and attribute it. Returns (conversion, created); the same order id again returns the first."""
     scope = Conversion.objects.for_merchant(merchant)
-    existing = scope.filter(livemode=livemode, order_id=order_id).first()
-    if existing is not None:
-        return existing, False
+    if scope.filter(livemode=livemode, order_id=order_id).values_list("pk", flat=True).first() is not None:
+        return _stored(scope, livemode, order_id), False
 
     now = timezone.now()
     occurred_at = occurred_at or now
@@ -291,32 +294,36 @@ def conversion_record(
         )
     is_new = _is_new_customer(merchant=merchant, livemode=livemode, customer=customer, before=occurred_at)
 
-    try:
-        conversion = _record(
-            scope=scope,
-            merchant=merchant,
-            livemode=livemode,
-            customer=customer,
-            explicit=explicit,
-            order_id=order_id,
-            amount=amount,
-            currency=currency,
-            code=code,
-            occurred_at=occurred_at,
-            is_new=is_new,
-            now=now,
-            ip=ip,
-            user_agent=user_agent,
-            payment_fingerprint=payment_fingerprint,
-            address_hash=address_hash,
-        )
-    except IntegrityError:
-        # Another request stored this order first (unique merchant + order id): everything we did was rolled
-        # back with the savepoint, and the order is theirs.
-        winner = scope.filter(livemode=livemode, order_id=order_id).first()
-        if winner is None:
-            raise
-        return winner, False
+    for attempt in (1, 2):
+        try:
+            conversion = _record(
+                scope=scope,
+                merchant=merchant,
+                livemode=livemode,
+                customer=customer,
+                explicit=explicit,
+                order_id=order_id,
+                amount=amount,
+                currency=currency,
+                code=code,
+                occurred_at=occurred_at,
+                is_new=is_new,
+                now=now,
+                ip=ip,
+                user_agent=user_agent,
+                payment_fingerprint=payment_fingerprint,
+                address_hash=address_hash,
+            )
+            break
+        except IntegrityError:
+            # A concurrent request stored this order first (unique merchant + order id): everything we did was
+            # rolled back with the savepoint, and the order is theirs. Or it opened this friend's referral first:
+            # decide again, now finding that referral.
+            winner = _stored(scope, livemode, order_id)
+            if winner is not None:
+                return winner, False
+            if attempt == 2:
+                raise
     return conversion, True
 
 
@@ -439,3 +446,14 @@ def referral_record_signup(
                 referred_by=referral
             )
     return referral, existing is None
+
+
+def _referee_participant_id(*, merchant, livemode: bool, customer: Customer) -> int | None:
+    if not (customer.external_id or customer.email_normalized):
+        return None
+    return (
+        Participant.objects.for_merchant(merchant)
+        .filter(customer.match("external_id", "email_normalized"), livemode=livemode)
+        .values_list("pk", flat=True)
+        .first()
+    )

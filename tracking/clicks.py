@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import os
 import socket
@@ -32,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 STREAM = "rs:clicks"
 GROUP = "ingest"
-CLICK_KEY_TTL = 48 * 3600
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 _IP_KEY = hashlib.sha256(b"ip-hash:" + settings.SECRET_KEY.encode()).digest()
 
@@ -80,20 +78,35 @@ def click_record(*, info: CodeInfo, request, is_bot: bool) -> str:
         "bot": int(is_bot),
         **utm,
     }
-    pipe = get_redis().pipeline(transaction=False)
-    pipe.xadd(STREAM, entry)
-    pipe.set(f"rs:click:{click_id}", json.dumps(entry), ex=CLICK_KEY_TTL)
-    pipe.execute()
+    get_redis().xadd(STREAM, entry)
     return click_id
 
 
-def pending_click(click_id: str) -> dict | None:
-    """A click still in the buffer (not yet ingested), by id."""
+def pending_click(click_id: str, *, max_entries: int = 200_000) -> dict | None:
+    """A click still in the buffer (not yet ingested), by id.
+
+    The rare path (an order within seconds of its click, or ingest lagging): the backlog is scanned, newest first,
+    instead of writing a lookup key per click on the hot path.
+    """
+    client = get_redis()
+    needle = click_id.encode()
+    last = "+"
     try:
-        raw = get_redis().get(f"rs:click:{click_id}")
+        scanned = 0
+        while scanned < max_entries:
+            batch = client.xrevrange(STREAM, max=last, min="-", count=1000)
+            if not batch:
+                return None
+            for _entry_id, fields in batch:
+                if fields.get(b"click_id") == needle:
+                    return _decode(fields)
+            scanned += len(batch)
+            if len(batch) < 1000:
+                return None
+            last = "(" + batch[-1][0].decode()
     except RedisError:
         return None
-    return json.loads(raw) if raw else None
+    return None
 
 
 # --- ingest -----------------------------------------------------------------------------------------------------

@@ -138,10 +138,12 @@ def program_info(program_id: int) -> ProgramInfo | None:
 
 def code_cache_invalidate(*, code_normalized: str) -> None:
     cache.delete(_code_key(code_normalized))
+    local_cache.clear()
 
 
 def program_cache_invalidate(*, program_id: int) -> None:
     cache.delete(_program_key(program_id))
+    local_cache.clear()
 
 
 def participant_codes_cache_invalidate(*, participant: Participant) -> None:
@@ -153,16 +155,32 @@ def participant_codes_cache_invalidate(*, participant: Participant) -> None:
     ]
     if keys:
         cache.delete_many(keys)
+    local_cache.clear()
 
 
 def code_lookup(*, merchant, livemode: bool, code: str) -> ReferralCode | None:
-    """A code of this merchant (and mode), as typed by a customer."""
-    return (
-        ReferralCode.objects.for_merchant(merchant)
-        .select_related("program", "participant", "program__merchant")
-        .filter(code_normalized=normalize_code(code), livemode=livemode)
-        .first()
-    )
+    """A code of this merchant (and mode), as typed by a customer, with its program and participant.
+
+    Found codes are kept in this process for LOCAL_TTL seconds (orders name the same codes again and again);
+    changes made here drop the entry at once, changes made by other processes are seen within LOCAL_TTL.
+    """
+    normalized = normalize_code(code)
+    key = f"code-row:{merchant.pk}:{int(livemode)}:{normalized}"
+    row = local_cache.get(key)
+    if row is None:
+        row = next(
+            iter(
+                ReferralCode.objects.for_merchant(merchant)
+                .select_related("program", "participant", "variant")
+                .filter(code_normalized=normalized, livemode=livemode)[:1]
+            ),
+            None,
+        )
+        if row is None:
+            return None
+        row.program.merchant = merchant  # the caller's merchant: no join, and no stale copy of it in the cache
+        local_cache.set(key, row)
+    return row
 
 
 def conversion_get(*, merchant, livemode: bool, order_id: str) -> Conversion | None:

@@ -96,10 +96,15 @@ def code_set_vanity(*, code: ReferralCode, vanity: str) -> ReferralCode:
             CodeRoute.objects.create(code_normalized=normalized, merchant=code.merchant, referral_code=code)
     except IntegrityError as exc:
         raise Conflict(_("This code is already taken."), fields={"code": [_("This code is already taken.")]}) from exc
-    transaction.on_commit(
-        lambda: (code_cache_invalidate(code_normalized=old), code_cache_invalidate(code_normalized=normalized))
-    )
+    _forget_code(old)
+    _forget_code(normalized)
     return code
+
+
+def _forget_code(code_normalized: str) -> None:
+    """Drop cached lookups now (this process) and again after commit (so no reader caches the old row)."""
+    code_cache_invalidate(code_normalized=code_normalized)
+    transaction.on_commit(lambda: code_cache_invalidate(code_normalized=code_normalized))
 
 
 def code_set_status(*, code: ReferralCode, status: str) -> ReferralCode:
@@ -107,7 +112,7 @@ def code_set_status(*, code: ReferralCode, status: str) -> ReferralCode:
         raise ValidationFailed(fields={"status": [_("Use active or disabled.")]})
     code.status = status
     code.save(update_fields=["status"])
-    transaction.on_commit(lambda: code_cache_invalidate(code_normalized=code.code_normalized))
+    _forget_code(code.code_normalized)
     return code
 
 
@@ -147,7 +152,7 @@ def participant_erase_tracking(*, participant: Participant) -> None:
         referee_email=None, referee_email_normalized=None, referee_external_id=None
     )
     for value in normalized:
-        transaction.on_commit(lambda value=value: code_cache_invalidate(code_normalized=value))
+        _forget_code(value)
 
 
 # --- refunds ----------------------------------------------------------------------------------------------------

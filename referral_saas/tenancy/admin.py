@@ -271,6 +271,11 @@ class OpsMerchantAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     inlines = [MembershipInline]
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "status" in form.changed_data:
+            services.merchant_set_status(merchant=obj, status=obj.status)
+
     def save_formset(self, request, form, formset, change):
         for inline_form in formset.forms:
             inline_form.instance.merchant = form.instance

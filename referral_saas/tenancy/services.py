@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import string
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -21,7 +23,11 @@ from referral_saas.errors import NotFound, PermissionDeniedError, Unprocessable,
 from referral_saas.money import is_currency
 from referral_saas.tenancy.models import ApiKey, Invitation, Membership, Merchant, User, validate_timezone
 
+logger = logging.getLogger(__name__)
+
 _KEY_ALPHABET = string.ascii_letters + string.digits
+API_KEY_CACHE_SECONDS = 60  # revocation deletes the entry; suspension of a merchant takes effect within this
+_NO_KEY = "none"
 API_KEY_SECRET_LENGTH = 40  # ~238 bits
 
 
@@ -95,6 +101,17 @@ def merchant_create(
     return merchant
 
 
+def merchant_set_status(*, merchant: Merchant, status: str) -> Merchant:
+    """Suspend or reactivate a merchant (operators). Its API keys stop or start working at once."""
+    if status not in Merchant.Status.values:
+        raise ValidationFailed(fields={"status": [_("Unknown status.")]})
+    merchant.status = status
+    merchant.save(update_fields=["status"])
+    for api_key in ApiKey.objects.for_merchant(merchant):
+        apikey_cache_forget(api_key=api_key)
+    return merchant
+
+
 def _mark_email_verified(user: User) -> None:
     from allauth.account.models import EmailAddress
 
@@ -126,20 +143,33 @@ def apikey_revoke(*, merchant: Merchant, api_key_id: int) -> ApiKey:
     updated = ApiKey.objects.for_merchant(merchant).filter(pk=api_key_id, revoked_at__isnull=True)
     updated.update(revoked_at=timezone.now())
     try:
-        return ApiKey.objects.for_merchant(merchant).get(pk=api_key_id)
+        api_key = ApiKey.objects.for_merchant(merchant).get(pk=api_key_id)
     except ApiKey.DoesNotExist as exc:
         raise NotFound(_("No such API key.")) from exc
+    apikey_cache_forget(api_key=api_key)
+    transaction.on_commit(lambda: apikey_cache_forget(api_key=api_key))  # again once the revocation is visible
+    return api_key
 
 
 def apikey_authenticate(*, raw_key: str) -> ApiKey | None:
     """The active key whose hash matches, else None.
 
-    Missing prefix, unknown, revoked: all take the same path (hash, one indexed lookup), so the response time
-    does not tell which part was wrong. `last_used_at` is written at most once a minute per key.
+    Missing prefix, unknown, revoked: all take the same path (hash, one cache read, at most one indexed lookup), so
+    the response time does not tell which part was wrong. Revoking deletes the cached entry, so it takes effect at
+    once. `last_used_at` is written at most once a minute per key.
     """
     digest = _sha256(raw_key or "")
-    api_key = ApiKey.all_merchants.select_related("merchant").filter(key_hash=digest, revoked_at__isnull=True).first()
-    if api_key is None or not secrets.compare_digest(api_key.key_hash, digest):
+    cache_key = _apikey_cache_key(digest)
+    try:
+        api_key = cache.get(cache_key)
+    except Exception:  # Redis down: authenticate from PostgreSQL
+        api_key = None
+    if api_key is None:
+        api_key = (
+            ApiKey.all_merchants.select_related("merchant").filter(key_hash=digest, revoked_at__isnull=True).first()
+        )
+        _cache_set(cache_key, api_key or _NO_KEY)
+    if api_key == _NO_KEY or api_key is None or not secrets.compare_digest(api_key.key_hash, digest):
         return None
     now = timezone.now()
     stale = now - timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
@@ -148,6 +178,7 @@ def apikey_authenticate(*, raw_key: str) -> ApiKey | None:
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale)
         ).update(last_used_at=now)
         api_key.last_used_at = now
+        _cache_set(cache_key, api_key)
     return api_key
 
 
@@ -282,3 +313,21 @@ def invitations_purge_expired(*, older_than_days: int = 30) -> int:
     cutoff = timezone.now() - timedelta(days=older_than_days)
     deleted, _detail = Invitation.all_merchants.filter(accepted_at__isnull=True, expires_at__lt=cutoff).delete()
     return deleted
+
+
+def _apikey_cache_key(digest: str) -> str:
+    return f"apikey:{digest}"
+
+
+def _cache_set(key: str, value) -> None:
+    try:
+        cache.set(key, value, API_KEY_CACHE_SECONDS)
+    except Exception:  # the cache is an optimisation; Redis being down must not fail a request
+        logger.warning("could not cache an API key lookup", exc_info=True)
+
+
+def apikey_cache_forget(*, api_key: ApiKey) -> None:
+    try:
+        cache.delete(_apikey_cache_key(api_key.key_hash))
+    except Exception:
+        logger.warning("could not forget a cached API key", exc_info=True)

@@ -9,7 +9,7 @@ import pytest
 from programs.models import Participant, ProgramVariant
 from tests.factories import ProgramFactory, join
 from tracking.models import ReferralCode
-from tracking.services import CODE_ALPHABET, code_set_vanity
+from tracking.services import CODE_ALPHABET, code_set_status, code_set_vanity
 
 pytestmark = pytest.mark.django_db
 
@@ -130,7 +130,7 @@ def test_code_check_for_the_checkout_form(tenant, referrer):
         "referee_offer": "10% off your first order",
     }
     assert tenant.api.get("/api/v1/codes/NOPE-NOPE").status_code == 404
-    ReferralCode.objects.for_merchant(tenant.merchant).filter(pk=code.pk).update(status="disabled")
+    code_set_status(code=code, status=ReferralCode.Status.DISABLED)
     disabled = tenant.api.get(f"/api/v1/codes/{code.code}").json()
     assert (disabled["valid"], disabled["reason"]) == (False, "code_disabled")
 

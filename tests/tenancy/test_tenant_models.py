@@ -67,6 +67,11 @@ def test_every_model_of_ours_is_tenant_owned_or_declared_global():
         for f in model._meta.get_fields():
             if getattr(f, "unique", False) and not getattr(f, "primary_key", False) and f.concrete:
                 problems.append(f"{label}.{f.name} is unique across merchants")
+        leading = [
+            _constraint_fields(c)[:1] for c in model._meta.constraints if isinstance(c, models.UniqueConstraint)
+        ] + [list(index.fields[:1]) for index in model._meta.indexes]
+        if ["merchant"] not in leading:
+            problems.append(f"{label} has no index or unique constraint that starts with merchant")
         if model._default_manager.name != "all_merchants":
             problems.append(f"{label}: its default manager is {model._default_manager.name}, not all_merchants")
     assert problems == []

@@ -1,0 +1,179 @@
+"""The referral loop's hot paths (issue: the referral loop).
+
+- Click redirect `GET /r/<code>` vs a bare Django view that only answers 302, at 32 connections: throughput
+  ratio (target >= 70%), p99 (target < 50 ms), and afterwards clicks in PostgreSQL == non-bot 302s answered.
+- `POST /api/v1/conversions` (attributed, with Idempotency-Key) vs the same bare view, at 16 connections:
+  throughput ratio (target >= 25%), p99 (target < 100 ms).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+from bench.harness import RESULTS, ab, ensure_tools, gunicorn, machine, say, write_section, wrk
+
+BROWSER = (
+    "User-Agent: Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0 Mobile Safari/537.36"
+)
+
+
+def _seed() -> dict:
+    from programs.services import participant_upsert
+    from referral_saas.tenancy import services
+
+    merchant = services.merchant_create(name="Bench Shop", owner_email="bench@example.com", default_currency="PLN")
+    _key, raw_key = services.apikey_create(merchant=merchant, name="bench")
+    from programs.models import Program
+
+    program = Program.objects.for_merchant(merchant).create(
+        name="Bench", slug="bench", status="active", currency="PLN", landing_url="https://shop.example/landing?src=x"
+    )
+    _participant, code, _created = participant_upsert(
+        merchant=merchant, livemode=True, program=program, email="anna@example.com", name="Anna"
+    )
+    return {"merchant": merchant, "key": raw_key, "code": code.code}
+
+
+def run(*, click_requests: int, seconds: int, rounds: int) -> dict:
+    import django
+
+    ensure_tools()
+    from bench.harness import bench_environment
+
+    env = bench_environment()
+    os.environ.update(env)
+    django.setup()
+    from django.core.management import call_command
+
+    say("migrating the benchmark database")
+    call_command("migrate", verbosity=0)
+    from referral_saas.redis_client import get_redis
+
+    get_redis().flushdb()
+    seeded = _seed()
+    workers = 2 * (os.cpu_count() or 1)
+    say(f"gunicorn with {workers} sync workers; {rounds} rounds of each measurement")
+
+    clicks_sent = 0
+    results: dict = {"machine": machine(), "workers": workers, "clicks": [], "conversions": []}
+    with gunicorn(env, workers) as base:
+        bare = f"{base}/bench/bare-302"
+        click = f"{base}/r/{seeded['code']}"
+        ab(bare, requests=500, connections=8, headers=[BROWSER])
+        clicks_sent += ab(click, requests=500, connections=8, headers=[BROWSER]).requests  # warm caches
+
+        for round_ in range(1, rounds + 1):
+            say(f"clicks round {round_}: {click_requests} requests at 32 connections, bare then /r/<code>")
+            base_result = ab(bare, requests=click_requests, connections=32, headers=[BROWSER])
+            ours = ab(click, requests=click_requests, connections=32, headers=[BROWSER])
+            clicks_sent += ours.requests - ours.failed - ours.non_2xx_3xx
+            results["clicks"].append({"bare": vars(base_result), "ours": vars(ours)})
+
+        say("draining the click stream into PostgreSQL")
+        from tracking.clicks import clicks_ingest, stream_backlog
+        from tracking.models import Click
+
+        started = time.monotonic()
+        ingested = 0
+        while stream_backlog():
+            ingested += clicks_ingest(consumer="bench", max_seconds=60)
+        drain_seconds = time.monotonic() - started
+        stored = Click.objects.for_merchant(seeded["merchant"]).filter(is_bot=False).count()
+        results["click_accounting"] = {
+            "302s_answered": clicks_sent,
+            "clicks_in_postgres": stored,
+            "lost": clicks_sent - stored,
+            "ingest_seconds": round(drain_seconds, 2),
+            "ingest_rate_per_s": round(ingested / drain_seconds) if drain_seconds else None,
+        }
+
+        script = Path(__file__).with_name("conversions.lua")
+        wrk_env = {"BENCH_CODE": seeded["code"], "BENCH_KEY": seeded["key"]}
+        wrk(f"{base}/api/v1/conversions", seconds=3, connections=4, script=script, env=wrk_env)  # warm-up
+        for round_ in range(1, rounds + 1):
+            say(f"conversions round {round_}: {seconds}s at 16 connections, bare then POST /api/v1/conversions")
+            base_result = wrk(bare, seconds=seconds, connections=16)
+            ours = wrk(f"{base}/api/v1/conversions", seconds=seconds, connections=16, script=script, env=wrk_env)
+            results["conversions"].append({"bare": vars(base_result), "ours": vars(ours)})
+
+        from tracking.models import Conversion
+
+        conversions = Conversion.objects.for_merchant(seeded["merchant"])
+        results["conversion_accounting"] = {
+            "attributed": conversions.filter(status="attributed").count(),
+            "other": conversions.exclude(status="attributed").count(),
+        }
+    _report(results)
+    return results
+
+
+def _summary(pairs: list[dict]) -> dict:
+    ratios = [pair["ours"]["rps"] / pair["bare"]["rps"] for pair in pairs]
+    return {
+        "ratio_median": statistics.median(ratios),
+        "ours_rps_median": statistics.median(p["ours"]["rps"] for p in pairs),
+        "bare_rps_median": statistics.median(p["bare"]["rps"] for p in pairs),
+        "ours_p99_max": max(p["ours"]["p99_ms"] for p in pairs),
+    }
+
+
+def _report(results: dict) -> None:
+    clicks, conversions = _summary(results["clicks"]), _summary(results["conversions"])
+    accounting = results["click_accounting"]
+    results["summary"] = {"clicks": clicks, "conversions": conversions}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "loop.json").write_text(json.dumps(results, indent=2, default=str))
+
+    def rows(pairs: list[dict], label: str) -> list[str]:
+        lines = []
+        for i, pair in enumerate(pairs, 1):
+            from bench.harness import LoadResult
+
+            lines.append(LoadResult(**pair["bare"]).row(f"round {i}: bare 302 view"))
+            lines.append(LoadResult(**pair["ours"]).row(f"round {i}: {label}"))
+        return lines
+
+    verdict = lambda ok: "met" if ok else "**missed**"  # noqa: E731
+    markdown = "\n".join(
+        [
+            "## The referral loop: click redirect and POST /conversions",
+            "",
+            f"Machine: {results['machine']}. Server: gunicorn, {results['workers']} sync workers (2 x cores), "
+            "DEBUG off, INFO logging (one JSON access line per request), PostgreSQL and Redis on the same machine, "
+            "load generator on the same machine too (`ab` for clicks: exact request counts; `wrk` with a Lua "
+            "script for conversions: a new order, customer and Idempotency-Key per request). Each round measures "
+            "the bare baseline view (a Django view through the same middleware that only answers 302) and then "
+            "ours; ratios compare the two within a round.",
+            "",
+            "| run | connections | requests | req/s | p50 ms | p99 ms | errors |",
+            "|---|---|---|---|---|---|---|",
+            *rows(results["clicks"], "GET /r/<code>"),
+            *rows(results["conversions"], "POST /api/v1/conversions"),
+            "",
+            "| target | result | |",
+            "|---|---|---|",
+            f"| clicks: >= 70% of bare throughput at 32 connections | {clicks['ratio_median']:.0%} (median of rounds) "
+            f"| {verdict(clicks['ratio_median'] >= 0.70)} |",
+            f"| clicks: p99 < 50 ms | {clicks['ours_p99_max']:.0f} ms (worst round) "
+            f"| {verdict(clicks['ours_p99_max'] < 50)} |",
+            f"| clicks in PostgreSQL = non-bot 302s answered | {accounting['clicks_in_postgres']} of "
+            f"{accounting['302s_answered']} (lost: {accounting['lost']}) | {verdict(accounting['lost'] == 0)} |",
+            f"| conversions: >= 25% of bare throughput at 16 connections | {conversions['ratio_median']:.0%} "
+            f"| {verdict(conversions['ratio_median'] >= 0.25)} |",
+            f"| conversions: p99 < 100 ms | {conversions['ours_p99_max']:.0f} ms "
+            f"| {verdict(conversions['ours_p99_max'] < 100)} |",
+            "",
+            f"Click ingest drained the buffer at {accounting['ingest_rate_per_s']} clicks/s "
+            f"({accounting['ingest_seconds']} s). Conversions stored: "
+            f"{results['conversion_accounting']['attributed']} attributed, "
+            f"{results['conversion_accounting']['other']} other.",
+        ]
+    )
+    path = write_section("referral-loop", markdown)
+    print("\n" + markdown + "\n")
+    say(f"written to {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
