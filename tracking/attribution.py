@@ -27,7 +27,7 @@ from programs.models import Participant, Program
 from referral_saas.errors import Unprocessable
 from tracking.clicks import hash_ip, pending_click
 from tracking.models import Click, Conversion, Referral, ReferralCode
-from tracking.selectors import code_lookup
+from tracking.selectors import attribution_facts, code_lookup
 
 Reason = Referral.Reason
 
@@ -129,16 +129,6 @@ def _is_self_referral(referrer: Participant, customer: Customer) -> bool:
     )
 
 
-def _is_new_customer(*, merchant, livemode: bool, customer: Customer, before: datetime) -> bool:
-    """A customer with an earlier order at this merchant is not new."""
-    if not (customer.external_id or customer.email_normalized):
-        return True
-    earlier = Conversion.objects.for_merchant(merchant).filter(
-        customer.match("customer_external_id", "customer_email_normalized"), livemode=livemode, occurred_at__lt=before
-    )
-    return not earlier.exists()
-
-
 # --- decisions ----------------------------------------------------------------------------------------------------
 
 
@@ -150,17 +140,35 @@ class Decision:
     referral: Referral | None = None  # an existing referral the order belongs to
 
 
+@dataclass
+class OrderFacts:
+    """An order as the shop reported it, normalised."""
+
+    merchant: object
+    livemode: bool
+    order_id: str
+    amount: Decimal
+    currency: str
+    customer: Customer
+    code: str | None
+    occurred_at: datetime
+    now: datetime
+    ip: str | None
+    user_agent: str
+    payment_fingerprint: str
+    address_hash: str
+
+
 def _decide(
-    *, merchant, livemode: bool, customer: Customer, explicit: Touch | None, occurred_at: datetime, is_new: bool
+    *, explicit: Touch | None, existing: Referral | None, customer: Customer, occurred_at: datetime, is_new: bool
 ) -> Decision:
-    program = explicit.code.program if explicit else None
-    existing = _existing_referral(merchant=merchant, livemode=livemode, customer=customer, program=program)
+    """The attribution rules, on facts already gathered (no queries)."""
     if existing is None and explicit is None:
         return Decision(Conversion.Status.UNATTRIBUTED)
 
     if explicit and existing:
         keep_first = (
-            program.attribution_model == Program.AttributionModel.FIRST_TOUCH
+            explicit.code.program.attribution_model == Program.AttributionModel.FIRST_TOUCH
             or existing.status == Referral.Status.CONVERTED
         )
         touch = Touch(existing.code, existing.touched_at, existing.click) if keep_first else explicit
@@ -195,6 +203,7 @@ def _upsert_referral(
     status: str,
     reason: str,
     now: datetime,
+    referee_id: int | None,
 ) -> Referral:
     """Create the friend's referral, or move it to `touch` (last touch) / mark it converted or rejected."""
     scope = Referral.objects.for_merchant(merchant)
@@ -211,7 +220,7 @@ def _upsert_referral(
             with transaction.atomic():
                 return scope.create(
                     livemode=livemode,
-                    referee_id=_referee_participant_id(merchant=merchant, livemode=livemode, customer=customer),
+                    referee_id=referee_id,
                     referee_external_id=customer.external_id,
                     referee_email=customer.email,
                     referee_email_normalized=customer.email_normalized,
@@ -276,87 +285,63 @@ def conversion_record(
 ) -> tuple[Conversion, bool]:
     """Record an order and attribute it. Returns (conversion, created); the same order id again returns the first."""
     scope = Conversion.objects.for_merchant(merchant)
-    if scope.filter(livemode=livemode, order_id=order_id).values_list("pk", flat=True).first() is not None:
-        return _stored(scope, livemode, order_id), False
-
     now = timezone.now()
     occurred_at = occurred_at or now
     customer = Customer(
         external_id=(customer_external_id or "").strip() or None, email=(customer_email or "").strip() or None
     )
-    explicit = _explicit_touch(merchant=merchant, livemode=livemode, code=code, click_id=click_id, at=occurred_at)
-    if explicit and explicit.code.program.currency != currency:
-        raise Unprocessable(
-            _("This order is in %(given)s but the program pays in %(program)s.")
-            % {"given": currency, "program": explicit.code.program.currency},
-            code="currency_mismatch",
-            fields={"currency": [_("Must be %(c)s for this program.") % {"c": explicit.code.program.currency}]},
-        )
-    is_new = _is_new_customer(merchant=merchant, livemode=livemode, customer=customer, before=occurred_at)
-
+    try:
+        explicit = _explicit_touch(merchant=merchant, livemode=livemode, code=code, click_id=click_id, at=occurred_at)
+        refused = None
+    except Unprocessable as exc:  # only after checking for a repeat of an order we already have
+        explicit, refused = None, exc
+    order = OrderFacts(
+        merchant, livemode, order_id, amount, currency, customer, code, occurred_at, now, ip, user_agent,
+        payment_fingerprint, address_hash,
+    )  # fmt: skip
     for attempt in (1, 2):
-        try:
-            conversion = _record(
-                scope=scope,
-                merchant=merchant,
-                livemode=livemode,
-                customer=customer,
-                explicit=explicit,
-                order_id=order_id,
-                amount=amount,
-                currency=currency,
-                code=code,
-                occurred_at=occurred_at,
-                is_new=is_new,
-                now=now,
-                ip=ip,
-                user_agent=user_agent,
-                payment_fingerprint=payment_fingerprint,
-                address_hash=address_hash,
+        facts = attribution_facts(
+            merchant=merchant,
+            livemode=livemode,
+            order_id=order_id,
+            external_id=customer.external_id,
+            email_normalized=customer.email_normalized,
+            program_id=explicit.code.program_id if explicit else None,
+            before=occurred_at,
+        )
+        if facts.existing_order_id is not None:
+            return _stored(scope, livemode, order_id), False
+        if refused is not None:
+            raise refused
+        if explicit and explicit.code.program.currency != currency:
+            raise Unprocessable(
+                _("This order is in %(given)s but the program pays in %(program)s.")
+                % {"given": currency, "program": explicit.code.program.currency},
+                code="currency_mismatch",
+                fields={"currency": [_("Must be %(c)s for this program.") % {"c": explicit.code.program.currency}]},
             )
-            break
+        try:
+            return _record(scope=scope, order=order, explicit=explicit, facts=facts), True
         except IntegrityError:
-            # A concurrent request stored this order first (unique merchant + order id): everything we did was
-            # rolled back with the savepoint, and the order is theirs. Or it opened this friend's referral first:
-            # decide again, now finding that referral.
+            # A concurrent request stored this order first (unique merchant + order id): all we did was rolled back
+            # with the savepoint, and the order is theirs. Or it opened this friend's referral first: decide again.
             winner = _stored(scope, livemode, order_id)
             if winner is not None:
                 return winner, False
             if attempt == 2:
                 raise
-    return conversion, True
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @transaction.atomic
-def _record(
-    *,
-    scope,
-    merchant,
-    livemode,
-    customer,
-    explicit,
-    order_id,
-    amount,
-    currency,
-    code,
-    occurred_at,
-    is_new,
-    now,
-    ip,
-    user_agent,
-    payment_fingerprint,
-    address_hash,
-) -> Conversion:
+def _record(*, scope, order: OrderFacts, explicit: Touch | None, facts) -> Conversion:
     """Decide, open or update the friend's referral, and insert the conversion: all or nothing."""
+    existing = _referral_by_id(merchant=order.merchant, referral_id=facts.referral_id)
+    is_new = not facts.returning_customer
     decision = _decide(
-        merchant=merchant,
-        livemode=livemode,
-        customer=customer,
-        explicit=explicit,
-        occurred_at=occurred_at,
-        is_new=is_new,
+        explicit=explicit, existing=existing, customer=order.customer, occurred_at=order.occurred_at, is_new=is_new
     )
-    if decision.touch and decision.touch.code.program.currency != currency:
+    if decision.touch and decision.touch.code.program.currency != order.currency:
         # The customer's earlier referral is in a program of another currency: the order is not its to pay.
         decision = Decision(Conversion.Status.UNATTRIBUTED, Reason.CURRENCY_MISMATCH)
     referral = None
@@ -365,36 +350,37 @@ def _record(
             Referral.Status.CONVERTED if decision.status == Conversion.Status.ATTRIBUTED else Referral.Status.REJECTED
         )
         referral = _upsert_referral(
-            merchant=merchant,
-            livemode=livemode,
-            customer=customer,
+            merchant=order.merchant,
+            livemode=order.livemode,
+            customer=order.customer,
             touch=decision.touch,
             existing=decision.referral,
             status=referral_status,
             reason=decision.reason,
-            now=now,
+            now=order.now,
+            referee_id=facts.referee_participant_id,
         )
     return scope.create(
-        livemode=livemode,
-        order_id=order_id,
-        amount=amount,
-        currency=currency,
-        customer_external_id=customer.external_id,
-        customer_email=customer.email,
-        customer_email_normalized=customer.email_normalized,
+        livemode=order.livemode,
+        order_id=order.order_id,
+        amount=order.amount,
+        currency=order.currency,
+        customer_external_id=order.customer.external_id,
+        customer_email=order.customer.email,
+        customer_email_normalized=order.customer.email_normalized,
         status=decision.status,
         rejection_reason=decision.reason,
         program=decision.touch.code.program if decision.touch else None,
         referral=referral,
         click=decision.touch.click if decision.touch else None,
-        code_given=(code or "")[:32],
+        code_given=(order.code or "")[:32],
         is_new_customer=is_new,
-        occurred_at=occurred_at,
-        ip=ip or None,
-        ip_hash=hash_ip(ip),
-        user_agent=(user_agent or "")[:512],
-        payment_fingerprint=(payment_fingerprint or "")[:128],
-        address_hash=(address_hash or "")[:128],
+        occurred_at=order.occurred_at,
+        ip=order.ip or None,
+        ip_hash=hash_ip(order.ip),
+        user_agent=(order.user_agent or "")[:512],
+        payment_fingerprint=(order.payment_fingerprint or "")[:128],
+        address_hash=(order.address_hash or "")[:128],
     )
 
 
@@ -440,6 +426,7 @@ def referral_record_signup(
             status=status,
             reason=reason,
             now=now,
+            referee_id=_referee_participant_id(merchant=merchant, livemode=livemode, customer=customer),
         )
         if referral.referee_id and status == Referral.Status.SIGNED_UP:
             Participant.objects.for_merchant(merchant).filter(pk=referral.referee_id, referred_by__isnull=True).update(
@@ -456,4 +443,14 @@ def _referee_participant_id(*, merchant, livemode: bool, customer: Customer) -> 
         .filter(customer.match("external_id", "email_normalized"), livemode=livemode)
         .values_list("pk", flat=True)
         .first()
+    )
+
+
+def _referral_by_id(*, merchant, referral_id: int | None) -> Referral | None:
+    if referral_id is None:
+        return None
+    return (
+        Referral.objects.for_merchant(merchant)
+        .select_related("code__program__merchant", "code__participant", "code__variant", "program", "referrer", "click")
+        .get(pk=referral_id)
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import os
 import socket
@@ -78,7 +79,8 @@ def click_record(*, info: CodeInfo, request, is_bot: bool) -> str:
         "bot": int(is_bot),
         **utm,
     }
-    get_redis().xadd(STREAM, entry)
+    # One field holding compact JSON: encoding two arguments instead of ~25 is most of the Redis call's cost.
+    get_redis().execute_command("XADD", STREAM, "*", "d", json.dumps(entry, separators=(",", ":")))
     return click_id
 
 
@@ -98,8 +100,10 @@ def pending_click(click_id: str, *, max_entries: int = 200_000) -> dict | None:
             if not batch:
                 return None
             for _entry_id, fields in batch:
-                if fields.get(b"click_id") == needle:
-                    return _decode(fields)
+                if needle in fields.get(b"d", b"") or fields.get(b"click_id") == needle:
+                    decoded = _decode(fields)
+                    if decoded["click_id"] == click_id:
+                        return decoded
             scanned += len(batch)
             if len(batch) < 1000:
                 return None
@@ -125,6 +129,9 @@ def _ensure_group(client) -> None:
 
 
 def _decode(fields: dict) -> dict:
+    """A stream entry as a dict of strings (entries carry one JSON field `d`; older ones one field per value)."""
+    if b"d" in fields:
+        return {key: str(value) for key, value in json.loads(fields[b"d"]).items()}
     return {k.decode(): v.decode() for k, v in fields.items()}
 
 

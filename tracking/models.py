@@ -148,6 +148,8 @@ class Referral(TenantModel):
             ),
         ]
         indexes = [
+            models.Index(fields=["merchant", "livemode", "referee_external_id"], name="referral_by_referee_id"),
+            models.Index(fields=["merchant", "livemode", "referee_email_normalized"], name="referral_by_referee_email"),
             models.Index(fields=["merchant", "referrer", "status"], name="referral_by_referrer"),
             models.Index(fields=["merchant", "program", "created_at"], name="referral_by_program_time"),
         ]

@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from django.core.cache import cache
+from django.db import connection
 
 from programs.identity import normalize_code
 from programs.models import Participant, Program
@@ -203,3 +204,58 @@ def participant_stats(*, participant: Participant, program: Program) -> dict:
         merchant=participant.merchant_id, referral__referrer=participant, program=program, status="attributed"
     ).count()
     return {"clicks": clicks, "signups": referrals.count(), "purchases": purchases}
+
+
+@dataclass(frozen=True)
+class AttributionFacts:
+    existing_order_id: int | None
+    returning_customer: bool
+    referral_id: int | None
+    referee_participant_id: int | None
+
+
+def attribution_facts(
+    *, merchant, livemode: bool, order_id: str, external_id: str | None, email_normalized: str | None,
+    program_id: int | None, before,
+) -> AttributionFacts:  # fmt: skip
+    """What attribution needs to know about an order's customer, in one round trip.
+
+    Each lookup is an EXISTS / LIMIT 1 subquery on one column, so PostgreSQL uses the composite index that starts
+    with (merchant, livemode, <column>) whatever its statistics say; an `a = x OR b = y` filter would invite it to
+    scan all of a merchant's orders.
+    """
+    from programs.models import Participant as P
+    from tracking.models import Conversion as C
+    from tracking.models import Referral as R
+
+    # The customer match, per column; NULL parameters match nothing.
+    sql = f"""
+        SELECT
+          (SELECT id FROM {C._meta.db_table}
+             WHERE merchant_id = %(m)s AND livemode = %(l)s AND order_id = %(order)s),
+          EXISTS (SELECT 1 FROM {C._meta.db_table} WHERE merchant_id = %(m)s AND livemode = %(l)s
+                    AND customer_external_id = %(ext)s AND occurred_at < %(before)s)
+            OR EXISTS (SELECT 1 FROM {C._meta.db_table} WHERE merchant_id = %(m)s AND livemode = %(l)s
+                    AND customer_email_normalized = %(email)s AND occurred_at < %(before)s),
+          (SELECT id FROM (
+              (SELECT id, created_at FROM {R._meta.db_table} WHERE merchant_id = %(m)s AND livemode = %(l)s
+                 AND referee_external_id = %(ext)s AND status <> 'rejected'
+                 AND (%(program)s::bigint IS NULL OR program_id = %(program)s) ORDER BY created_at LIMIT 1)
+              UNION ALL
+              (SELECT id, created_at FROM {R._meta.db_table} WHERE merchant_id = %(m)s AND livemode = %(l)s
+                 AND referee_email_normalized = %(email)s AND status <> 'rejected'
+                 AND (%(program)s::bigint IS NULL OR program_id = %(program)s) ORDER BY created_at LIMIT 1)
+            ) AS r ORDER BY created_at LIMIT 1),
+          COALESCE(
+            (SELECT id FROM {P._meta.db_table} WHERE merchant_id = %(m)s AND livemode = %(l)s
+               AND external_id = %(ext)s),
+            (SELECT id FROM {P._meta.db_table} WHERE merchant_id = %(m)s AND livemode = %(l)s
+               AND email_normalized = %(email)s)
+          )
+    """  # noqa: S608 - table names come from the models; every value is a parameter
+    params = {"m": merchant.pk, "l": livemode, "order": order_id, "ext": external_id, "email": email_normalized,
+              "program": program_id, "before": before}  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        existing_order_id, returning, referral_id, referee_id = cursor.fetchone()
+    return AttributionFacts(existing_order_id, bool(returning), referral_id, referee_id)
