@@ -66,13 +66,15 @@ def run(request, handler: Callable[[], Response]) -> Response:
                     "A request with this Idempotency-Key is still being processed; retry in a moment.",
                     code="idempotency_key_in_use",
                 )
-        record = IdempotencyRecord.objects.for_merchant(merchant).filter(livemode=request.livemode, key=key).first()
-        if record is not None:
-            if record.request_fingerprint != fingerprint:
+        stored = (
+            IdempotencyRecord.objects.for_merchant(merchant)
+            .filter(livemode=request.livemode, key=key)
+            .values_list("request_fingerprint", "response_status", "response_body")[:1]
+        )
+        for stored_fingerprint, status, body in stored:
+            if stored_fingerprint != fingerprint:
                 raise IdempotencyMismatch()
-            return Response(
-                record.response_body, status=record.response_status, headers={"Idempotent-Replayed": "true"}
-            )
+            return Response(body, status=status, headers={"Idempotent-Replayed": "true"})
         response = handler()
         if 200 <= response.status_code < 300:
             IdempotencyRecord.objects.for_merchant(merchant).create(

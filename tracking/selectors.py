@@ -12,7 +12,6 @@ import time
 from dataclasses import asdict, dataclass
 
 from django.core.cache import cache
-from django.db import connection
 
 from programs.identity import normalize_code
 from programs.models import Participant, Program
@@ -206,6 +205,31 @@ def participant_stats(*, participant: Participant, program: Program) -> dict:
     return {"clicks": clicks, "signups": referrals.count(), "purchases": purchases}
 
 
+# $1 merchant, $2 livemode, $3 order id, $4 customer external id, $5 normalised email, $6 program (or NULL),
+# $7 the order's time. NULL parameters match nothing.
+_FACTS_SQL = """
+    SELECT
+      (SELECT id FROM tracking_conversion WHERE merchant_id = $1 AND livemode = $2 AND order_id = $3),
+      EXISTS (SELECT 1 FROM tracking_conversion WHERE merchant_id = $1 AND livemode = $2
+                AND customer_external_id = $4 AND occurred_at < $7)
+        OR EXISTS (SELECT 1 FROM tracking_conversion WHERE merchant_id = $1 AND livemode = $2
+                AND customer_email_normalized = $5 AND occurred_at < $7),
+      (SELECT id FROM (
+          (SELECT id, created_at FROM tracking_referral WHERE merchant_id = $1 AND livemode = $2
+             AND referee_external_id = $4 AND status <> 'rejected' AND ($6::bigint IS NULL OR program_id = $6)
+             ORDER BY created_at LIMIT 1)
+          UNION ALL
+          (SELECT id, created_at FROM tracking_referral WHERE merchant_id = $1 AND livemode = $2
+             AND referee_email_normalized = $5 AND status <> 'rejected' AND ($6::bigint IS NULL OR program_id = $6)
+             ORDER BY created_at LIMIT 1)
+        ) AS r ORDER BY created_at LIMIT 1),
+      COALESCE(
+        (SELECT id FROM programs_participant WHERE merchant_id = $1 AND livemode = $2 AND external_id = $4),
+        (SELECT id FROM programs_participant WHERE merchant_id = $1 AND livemode = $2 AND email_normalized = $5)
+      )
+"""
+
+
 @dataclass(frozen=True)
 class AttributionFacts:
     existing_order_id: int | None
@@ -215,47 +239,28 @@ class AttributionFacts:
 
 
 def attribution_facts(
-    *, merchant, livemode: bool, order_id: str, external_id: str | None, email_normalized: str | None,
-    program_id: int | None, before,
-) -> AttributionFacts:  # fmt: skip
+    *,
+    merchant,
+    livemode: bool,
+    order_id: str,
+    external_id: str | None,
+    email_normalized: str | None,
+    program_id: int | None,
+    before,
+) -> AttributionFacts:
     """What attribution needs to know about an order's customer, in one round trip.
 
     Each lookup is an EXISTS / LIMIT 1 subquery on one column, so PostgreSQL uses the composite index that starts
     with (merchant, livemode, <column>) whatever its statistics say; an `a = x OR b = y` filter would invite it to
-    scan all of a merchant's orders.
+    scan all of a merchant's orders. The statement is prepared once per connection: planning it took longer than
+    running it.
     """
-    from programs.models import Participant as P
-    from tracking.models import Conversion as C
-    from tracking.models import Referral as R
+    from referral_saas import prepared
 
-    # The customer match, per column; NULL parameters match nothing.
-    sql = f"""
-        SELECT
-          (SELECT id FROM {C._meta.db_table}
-             WHERE merchant_id = %(m)s AND livemode = %(l)s AND order_id = %(order)s),
-          EXISTS (SELECT 1 FROM {C._meta.db_table} WHERE merchant_id = %(m)s AND livemode = %(l)s
-                    AND customer_external_id = %(ext)s AND occurred_at < %(before)s)
-            OR EXISTS (SELECT 1 FROM {C._meta.db_table} WHERE merchant_id = %(m)s AND livemode = %(l)s
-                    AND customer_email_normalized = %(email)s AND occurred_at < %(before)s),
-          (SELECT id FROM (
-              (SELECT id, created_at FROM {R._meta.db_table} WHERE merchant_id = %(m)s AND livemode = %(l)s
-                 AND referee_external_id = %(ext)s AND status <> 'rejected'
-                 AND (%(program)s::bigint IS NULL OR program_id = %(program)s) ORDER BY created_at LIMIT 1)
-              UNION ALL
-              (SELECT id, created_at FROM {R._meta.db_table} WHERE merchant_id = %(m)s AND livemode = %(l)s
-                 AND referee_email_normalized = %(email)s AND status <> 'rejected'
-                 AND (%(program)s::bigint IS NULL OR program_id = %(program)s) ORDER BY created_at LIMIT 1)
-            ) AS r ORDER BY created_at LIMIT 1),
-          COALESCE(
-            (SELECT id FROM {P._meta.db_table} WHERE merchant_id = %(m)s AND livemode = %(l)s
-               AND external_id = %(ext)s),
-            (SELECT id FROM {P._meta.db_table} WHERE merchant_id = %(m)s AND livemode = %(l)s
-               AND email_normalized = %(email)s)
-          )
-    """  # noqa: S608 - table names come from the models; every value is a parameter
-    params = {"m": merchant.pk, "l": livemode, "order": order_id, "ext": external_id, "email": email_normalized,
-              "program": program_id, "before": before}  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        existing_order_id, returning, referral_id, referee_id = cursor.fetchone()
+    row = prepared.execute(
+        "rs_attribution_facts",
+        _FACTS_SQL,
+        [merchant.pk, livemode, order_id, external_id, email_normalized, program_id, before],
+    )
+    existing_order_id, returning, referral_id, referee_id = row
     return AttributionFacts(existing_order_id, bool(returning), referral_id, referee_id)

@@ -1,0 +1,29 @@
+"""Server-side prepared statements for the few hot queries whose planning costs more than their execution.
+
+PostgreSQL plans a statement on every execution; a PREPAREd one is planned once per connection (a generic plan:
+DATABASES OPTIONS set plan_cache_mode=force_generic_plan, which only affects prepared statements). Django keeps no
+prepared statements of its own, so the names here cannot clash.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+
+
+def execute(name: str, sql: str, params: list) -> tuple:
+    """Run `sql` (with $1..$n placeholders) as the prepared statement `name` on this connection; fetch one row."""
+    connection.ensure_connection()
+    raw = connection.connection
+    # A new connection (after CONN_MAX_AGE, or a reconnect) has prepared nothing yet.
+    session = (id(raw), raw.info.backend_pid)
+    prepared = connection.__dict__.get("_rs_prepared")
+    if prepared is None or prepared[0] != session:
+        prepared = (session, set())
+        connection.__dict__["_rs_prepared"] = prepared
+    with connection.cursor() as cursor:
+        if name not in prepared[1]:
+            cursor.execute(f"PREPARE {name} AS {sql}")
+            prepared[1].add(name)
+        placeholders = ", ".join(["%s"] * len(params))
+        cursor.execute(f"EXECUTE {name} ({placeholders})", params)
+        return cursor.fetchone()
