@@ -45,7 +45,8 @@ if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
 DATABASES = {"default": env.db_url("DATABASE_URL")}
 # A unix-socket directory arrives percent-encoded in the URL host (postgres://user@%2Fpath%2Fto%2Fdir/db).
 DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST") or "")
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# Tests close connections after each request (live-server threads would otherwise keep the test database busy).
+DATABASES["default"]["CONN_MAX_AGE"] = 0 if TESTING else env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 # Only our few server-side prepared statements are affected (referral_saas/prepared.py): plan them once.

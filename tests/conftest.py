@@ -115,3 +115,4 @@ def click_stream():
     yield client
     client.delete(STREAM)
     local_cache.clear()
+

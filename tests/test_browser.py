@@ -34,15 +34,18 @@ def chromium() -> str:
 
 
 @pytest.fixture
-def browser(chromium, monkeypatch):
+def browser(chromium, demo, monkeypatch):
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API runs an event loop in this thread; the ORM calls below are still plain sync code.
+    # The demo data exists before Playwright starts (it needs `demo`): ORM calls made inside Playwright's sync
+    # context run in another context and would open a connection of their own.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+        connections.close_all()
 
 
 @pytest.fixture
