@@ -19,6 +19,7 @@ from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from referral_saas import prepared
 from referral_saas.errors import Conflict, IdempotencyMismatch, ValidationFailed
 from referral_saas.tenancy.models import IdempotencyRecord, Merchant
 
@@ -38,6 +39,11 @@ def _fingerprint(request) -> str:
 def _lock_id(merchant_id: int, livemode: bool, key: str) -> int:
     digest = hashlib.sha256(f"{merchant_id}:{int(livemode)}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _json(value):
+    """A jsonb column read through a raw cursor arrives parsed (psycopg2), or as text on other drivers."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _plain(data):
@@ -66,25 +72,31 @@ def run(request, handler: Callable[[], Response]) -> Response:
                     "A request with this Idempotency-Key is still being processed; retry in a moment.",
                     code="idempotency_key_in_use",
                 )
-        stored = (
-            IdempotencyRecord.objects.for_merchant(merchant)
-            .filter(livemode=request.livemode, key=key)
-            .values_list("request_fingerprint", "response_status", "response_body")[:1]
+        stored = prepared.execute(
+            "rs_idempotency_lookup",
+            # The table name comes from the model; every value is a parameter.
+            f"SELECT request_fingerprint, response_status, response_body FROM {IdempotencyRecord._meta.db_table}"  # noqa: S608
+            " WHERE merchant_id = $1 AND livemode = $2 AND key = $3",
+            [merchant.pk, request.livemode, key],
         )
-        for stored_fingerprint, status, body in stored:
+        if stored is not None:
+            stored_fingerprint, status, body = stored
             if stored_fingerprint != fingerprint:
                 raise IdempotencyMismatch()
-            return Response(body, status=status, headers={"Idempotent-Replayed": "true"})
+            return Response(_json(body), status=status, headers={"Idempotent-Replayed": "true"})
         response = handler()
         if 200 <= response.status_code < 300:
-            IdempotencyRecord.objects.for_merchant(merchant).create(
-                livemode=request.livemode,
-                key=key,
-                request_fingerprint=fingerprint,
-                method=request.method,
-                path=request.path[:300],
-                response_status=response.status_code,
-                response_body=_plain(response.data),
+            prepared.insert(
+                IdempotencyRecord(
+                    merchant=merchant,
+                    livemode=request.livemode,
+                    key=key,
+                    request_fingerprint=fingerprint,
+                    method=request.method,
+                    path=request.path[:300],
+                    response_status=response.status_code,
+                    response_body=_plain(response.data),
+                )
             )
         return response
 

@@ -27,3 +27,24 @@ def execute(name: str, sql: str, params: list) -> tuple:
         placeholders = ", ".join(["%s"] * len(params))
         cursor.execute(f"EXECUTE {name} ({placeholders})", params)
         return cursor.fetchone()
+
+
+def insert(instance):
+    """INSERT a model instance through a prepared statement built from the model's own fields; set its pk.
+
+    For the hottest writes only (an order, its referral, its idempotency record): the ORM's INSERT compiles the
+    same statement on every call. No signals are sent; these models have none.
+    """
+    meta = instance._meta
+    fields = [f for f in meta.concrete_fields if not (f.primary_key and f.auto_created)]
+    quote = connection.ops.quote_name
+    # Identifiers come from the model's metadata; every value is a parameter.
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+        f"VALUES ({', '.join(f'${i}' for i in range(1, len(fields) + 1))}) RETURNING {quote(meta.pk.column)}"
+    )
+    params = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+    (instance.pk,) = execute(f"rs_insert_{meta.db_table}", sql, params)
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance

@@ -115,4 +115,3 @@ def click_stream():
     yield client
     client.delete(STREAM)
     local_cache.clear()
-

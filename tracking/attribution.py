@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 
 from programs.identity import normalize_email
 from programs.models import Participant, Program
+from referral_saas import prepared
 from referral_saas.errors import Unprocessable
 from tracking.clicks import hash_ip, pending_click
 from tracking.models import Click, Conversion, Referral, ReferralCode
@@ -204,8 +205,13 @@ def _upsert_referral(
     reason: str,
     now: datetime,
     referee_id: int | None,
+    race_safe: bool = True,
 ) -> Referral:
-    """Create the friend's referral, or move it to `touch` (last touch) / mark it converted or rejected."""
+    """Create the friend's referral, or move it to `touch` (last touch) / mark it converted or rejected.
+
+    With race_safe=False a concurrent insert of the same friend raises IntegrityError to the caller, which decides
+    again (conversions do: their retry finds the referral); otherwise a savepoint catches it here.
+    """
     scope = Referral.objects.for_merchant(merchant)
     fields = {
         "program": touch.code.program,
@@ -215,6 +221,22 @@ def _upsert_referral(
         "click": touch.click,
         "touched_at": touch.at,
     }
+    if existing is None and not race_safe:
+        return prepared.insert(
+            Referral(
+                merchant=merchant,
+                livemode=livemode,
+                referee_id=referee_id,
+                referee_external_id=customer.external_id,
+                referee_email=customer.email,
+                referee_email_normalized=customer.email_normalized,
+                status=status,
+                rejection_reason=reason,
+                signed_up_at=now if status == Referral.Status.SIGNED_UP else None,
+                converted_at=now if status == Referral.Status.CONVERTED else None,
+                **fields,
+            )
+        )
     if existing is None:
         try:
             with transaction.atomic():
@@ -359,28 +381,32 @@ def _record(*, scope, order: OrderFacts, explicit: Touch | None, facts) -> Conve
             reason=decision.reason,
             now=order.now,
             referee_id=facts.referee_participant_id,
+            race_safe=False,  # the caller's retry handles a concurrent first referral of this friend
         )
-    return scope.create(
-        livemode=order.livemode,
-        order_id=order.order_id,
-        amount=order.amount,
-        currency=order.currency,
-        customer_external_id=order.customer.external_id,
-        customer_email=order.customer.email,
-        customer_email_normalized=order.customer.email_normalized,
-        status=decision.status,
-        rejection_reason=decision.reason,
-        program=decision.touch.code.program if decision.touch else None,
-        referral=referral,
-        click=decision.touch.click if decision.touch else None,
-        code_given=(order.code or "")[:32],
-        is_new_customer=is_new,
-        occurred_at=order.occurred_at,
-        ip=order.ip or None,
-        ip_hash=hash_ip(order.ip),
-        user_agent=(order.user_agent or "")[:512],
-        payment_fingerprint=(order.payment_fingerprint or "")[:128],
-        address_hash=(order.address_hash or "")[:128],
+    return prepared.insert(
+        Conversion(
+            merchant=order.merchant,
+            livemode=order.livemode,
+            order_id=order.order_id,
+            amount=order.amount,
+            currency=order.currency,
+            customer_external_id=order.customer.external_id,
+            customer_email=order.customer.email,
+            customer_email_normalized=order.customer.email_normalized,
+            status=decision.status,
+            rejection_reason=decision.reason,
+            program=decision.touch.code.program if decision.touch else None,
+            referral=referral,
+            click=decision.touch.click if decision.touch else None,
+            code_given=(order.code or "")[:32],
+            is_new_customer=is_new,
+            occurred_at=order.occurred_at,
+            ip=order.ip or None,
+            ip_hash=hash_ip(order.ip),
+            user_agent=(order.user_agent or "")[:512],
+            payment_fingerprint=(order.payment_fingerprint or "")[:128],
+            address_hash=(order.address_hash or "")[:128],
+        )
     )
 
 
