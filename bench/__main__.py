@@ -15,7 +15,7 @@ def main() -> int:
     parser.add_argument("suite", nargs="?", default="all", choices=["all", "loop"])
     parser.add_argument("--click-requests", type=int, default=20000)
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if args.suite in ("all", "loop"):
         from bench import loop
