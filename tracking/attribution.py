@@ -221,37 +221,25 @@ def _upsert_referral(
         "click": touch.click,
         "touched_at": touch.at,
     }
-    if existing is None and not race_safe:
-        return prepared.insert(
-            Referral(
-                merchant=merchant,
-                livemode=livemode,
-                referee_id=referee_id,
-                referee_external_id=customer.external_id,
-                referee_email=customer.email,
-                referee_email_normalized=customer.email_normalized,
-                status=status,
-                rejection_reason=reason,
-                signed_up_at=now if status == Referral.Status.SIGNED_UP else None,
-                converted_at=now if status == Referral.Status.CONVERTED else None,
-                **fields,
-            )
-        )
     if existing is None:
+        new = Referral(
+            merchant=merchant,
+            livemode=livemode,
+            referee_id=referee_id,
+            referee_external_id=customer.external_id,
+            referee_email=customer.email,
+            referee_email_normalized=customer.email_normalized,
+            status=status,
+            rejection_reason=reason,
+            signed_up_at=now if status == Referral.Status.SIGNED_UP else None,
+            converted_at=now if status == Referral.Status.CONVERTED else None,
+            **fields,
+        )
+        if not race_safe:
+            return prepared.insert(new)
         try:
             with transaction.atomic():
-                return scope.create(
-                    livemode=livemode,
-                    referee_id=referee_id,
-                    referee_external_id=customer.external_id,
-                    referee_email=customer.email,
-                    referee_email_normalized=customer.email_normalized,
-                    status=status,
-                    rejection_reason=reason,
-                    signed_up_at=now if status == Referral.Status.SIGNED_UP else None,
-                    converted_at=now if status == Referral.Status.CONVERTED else None,
-                    **fields,
-                )
+                return prepared.insert(new)
         except IntegrityError:  # the same friend arrived concurrently (another order, or a sign-up)
             existing = _existing_referral(
                 merchant=merchant, livemode=livemode, customer=customer, program=touch.code.program
