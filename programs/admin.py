@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from programs import services
-from programs.models import Invite, Participant, Program, ProgramVariant, ShareEvent
+from programs.models import Invite, Participant, Program, ProgramText, ProgramVariant, ShareEvent
 from referral_saas.errors import ApplicationError
 from referral_saas.money import active_currencies
 from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin, ops_admin
@@ -75,10 +75,21 @@ class VariantInline(admin.TabularInline):
         return True
 
 
+class ProgramTextInline(VariantInline):
+    model = ProgramText
+    fields = ["language", "name", "referrer_offer", "referee_offer", "good_fit", "terms"]
+    verbose_name = _("the portal's texts in another language")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name in ("good_fit", "terms"):
+            kwargs["widget"] = forms.Textarea(attrs={"rows": 2})
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
 @admin.register(Program, site=merchant_admin)
 class ProgramAdmin(TenantModelAdmin):
     form = ProgramForm
-    inlines = [VariantInline]
+    inlines = [VariantInline, ProgramTextInline]
     list_display = ["name", "slug", "status", "starts_on", "ends_on", "currency", "portal_link"]
     list_filter = ["status", "attribution_model"]
     search_fields = ["name", "slug"]
@@ -215,5 +226,5 @@ class ShareEventAdmin(ReadOnlyTenantAdmin):
     search_fields = ["participant__email", "channel"]
 
 
-for model in (Program, ProgramVariant, Participant, Invite, ShareEvent):
+for model in (Program, ProgramVariant, ProgramText, Participant, Invite, ShareEvent):
     ops_admin.register(model, list_display=["__str__", "merchant"], list_filter=["merchant"])

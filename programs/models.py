@@ -237,3 +237,27 @@ class ShareEvent(TenantModel):
 
     def __str__(self) -> str:
         return self.channel
+
+
+class ProgramText(TenantModel):
+    """A program's customer-facing texts in one more language (the program's own fields are the default)."""
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="texts")
+    language = models.CharField(_("language"), max_length=5, choices=LANGUAGE_CHOICES)
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    referrer_offer = models.CharField(_("what the referrer gets"), max_length=300, blank=True)
+    referee_offer = models.CharField(_("what the friend gets"), max_length=300, blank=True)
+    good_fit = models.TextField(_("who is a good fit to refer"), blank=True)
+    terms = models.TextField(_("terms"), blank=True)
+
+    TRANSLATED = ("name", "referrer_offer", "referee_offer", "good_fit", "terms")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "program", "language"], name="program_text_one_per_language")
+        ]
+        verbose_name = _("text in another language")
+        verbose_name_plural = _("texts in other languages")
+
+    def __str__(self) -> str:
+        return f"{self.program} ({self.language})"

@@ -101,3 +101,17 @@ def participant_export(*, participant: Participant) -> dict:
         ],
         "shares": ShareEvent.objects.for_merchant(merchant).filter(participant=participant).count(),
     }
+
+
+def program_texts(*, program: Program, language: str | None) -> dict[str, str]:
+    """The program's customer-facing texts in `language`, each falling back to the program's own (default) text."""
+    from programs.models import ProgramText
+
+    texts = {field: getattr(program, field) for field in ProgramText.TRANSLATED}
+    if language:
+        translated = (
+            ProgramText.objects.for_merchant(program.merchant).filter(program=program, language=language).first()
+        )
+        if translated is not None:
+            texts.update({field: value for field in ProgramText.TRANSLATED if (value := getattr(translated, field))})
+    return texts

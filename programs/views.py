@@ -24,6 +24,7 @@ from django.views.decorators.vary import vary_on_headers
 from programs import services
 from programs.forms import InviteForm, JoinForm
 from programs.models import Participant, Program, ShareEvent
+from programs.selectors import program_texts
 from referral_saas.errors import ApplicationError
 from referral_saas.tenancy.models import Merchant
 from tracking import selectors as tracking_selectors
@@ -107,6 +108,12 @@ def portal_view(require_participant: bool = False):
     return decorator
 
 
+def _page(request, template: str, program: Program, status: int = 200, **context):
+    """Render a portal page with the program's texts in the page's language."""
+    texts = program_texts(program=program, language=translation.get_language())
+    return render(request, template, {"program": program, "texts": texts, **context}, status=status)
+
+
 def _messages_of(error: ApplicationError) -> list[str]:
     """What to show a customer: the field messages (translated where raised), else the error's own message."""
     return [str(m) for errors in error.fields.values() for m in errors] or [error.message]
@@ -129,7 +136,8 @@ SHARE_CHANNELS = [
 
 
 def _share_target(channel: str, program: Program, link: str) -> str:
-    offer = program.referee_offer or _("Have a look at %(shop)s") % {"shop": program.merchant.name}
+    offer = program_texts(program=program, language=translation.get_language())["referee_offer"]
+    offer = offer or _("Have a look at %(shop)s") % {"shop": program.merchant.name}
     tagged = f"{link}?{urlencode({'utm_source': channel, 'utm_medium': 'referral'})}"
     text = f"{offer} {tagged}"
     subject = _("A gift from me at %(shop)s") % {"shop": program.merchant.name}
@@ -154,20 +162,20 @@ def _share_target(channel: str, program: Program, link: str) -> str:
 @portal_view()
 def home(request, program: Program, participant: Participant | None):
     if participant is None:
-        return render(request, "portal/landing.html", {"program": program, "form": JoinForm()})
+        return _page(request, "portal/landing.html", program, form=JoinForm())
     code = _code_for(participant, program)
     link = link_for(code.code)
-    context = {
-        "program": program,
-        "participant": participant,
-        "code": code,
-        "link": link,
-        "stats": tracking_selectors.participant_stats(participant=participant, program=program),
-        "share_channels": SHARE_CHANNELS,
-        "invite_form": InviteForm(),
-        "languages": settings.LANGUAGES,
-    }
-    return render(request, "portal/dashboard.html", context)
+    return _page(
+        request,
+        "portal/dashboard.html",
+        program,
+        participant=participant,
+        code=code,
+        link=link,
+        stats=tracking_selectors.participant_stats(participant=participant, program=program),
+        share_channels=SHARE_CHANNELS,
+        invite_form=InviteForm(),
+    )
 
 
 @require_POST
@@ -176,9 +184,9 @@ def join(request, program: Program, participant: Participant | None):
     form = JoinForm(request.POST)
     if not program.is_live():
         messages.error(request, _("This program is not running at the moment."))
-        return render(request, "portal/landing.html", {"program": program, "form": form}, status=422)
+        return _page(request, "portal/landing.html", program, status=422, form=form)
     if not form.is_valid():
-        return render(request, "portal/landing.html", {"program": program, "form": form}, status=400)
+        return _page(request, "portal/landing.html", program, status=400, form=form)
     try:
         services.portal_link_send(
             program=program,
@@ -191,9 +199,14 @@ def join(request, program: Program, participant: Participant | None):
     except ApplicationError as exc:
         for message in _messages_of(exc):
             form.add_error(None, message)
-        return render(request, "portal/landing.html", {"program": program, "form": form}, status=exc.status_code)
-    context = {"program": program, "email": form.cleaned_data["email"], "minutes": services.LINK_MAX_AGE // 60}
-    return render(request, "portal/check_email.html", context)
+        return _page(request, "portal/landing.html", program, status=exc.status_code, form=form)
+    return _page(
+        request,
+        "portal/check_email.html",
+        program,
+        email=form.cleaned_data["email"],
+        minutes=services.LINK_MAX_AGE // 60,
+    )
 
 
 @portal_view()
@@ -201,7 +214,7 @@ def sign_in(request, program: Program, participant: Participant | None, token: s
     try:
         participant = services.portal_link_verify(program=program, token=token)
     except ApplicationError as exc:
-        return render(request, "portal/link_problem.html", {"program": program, "message": exc.message}, status=400)
+        return _page(request, "portal/link_problem.html", program, status=400, message=exc.message)
     _sign_in(request, program, participant)
     return redirect(request.path.split("sign-in/")[0])
 
@@ -218,7 +231,7 @@ def sso(request, program: Program, participant: Participant | None):
             sig=params.get("sig", ""),
         )
     except ApplicationError as exc:
-        return render(request, "portal/link_problem.html", {"program": program, "message": exc.message}, status=403)
+        return _page(request, "portal/link_problem.html", program, status=403, message=exc.message)
     _sign_in(request, program, participant)
     return redirect(request.path.split("sso/")[0])
 
@@ -291,8 +304,8 @@ def delete_account(request, program: Program, participant: Participant):
     if request.method == "POST":
         services.participant_erase(participant=participant)
         request.session.flush()
-        return render(request, "portal/deleted.html", {"program": program})
-    return render(request, "portal/delete_confirm.html", {"program": program, "participant": participant})
+        return _page(request, "portal/deleted.html", program)
+    return _page(request, "portal/delete_confirm.html", program, participant=participant)
 
 
 @require_POST

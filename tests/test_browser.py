@@ -125,4 +125,5 @@ def test_the_polish_portal_page_has_no_english_left(browser, demo):
     ):
         assert english not in text, english
     assert page.get_by_role("button", name=re.compile("link", re.I)).count() >= 1  # "Wyślij mi link"
+    assert "Poleć znajomego" in text
     context.close()

@@ -21,6 +21,7 @@ from django.utils.translation import ngettext
 
 from programs.identity import normalize_email
 from programs.models import Invite, Participant, Program, ShareEvent
+from programs.selectors import program_texts
 from referral_saas import ratelimit
 from referral_saas.errors import PermissionDeniedError, Unprocessable, ValidationFailed
 
@@ -59,10 +60,11 @@ def portal_link_send(*, program: Program, email: str, name: str, consent: bool, 
     if not (allowed_ip and allowed_email):
         raise Unprocessable(_("Too many sign-in links were requested. Try again in an hour."), code="rate_limited")
     link = portal_link_make(program=program, email=email, name=name, consent=consent, language=language)
-    context = {"program": program, "merchant": program.merchant, "link": link, "minutes": LINK_MAX_AGE // 60}
+    program_name = program_texts(program=program, language=language)["name"]
+    context = {"program_name": program_name, "merchant": program.merchant, "link": link, "minutes": LINK_MAX_AGE // 60}
     with translation.override(language):
         message = EmailMultiAlternatives(
-            subject=_("Your link to %(program)s") % {"program": program.name},
+            subject=_("Your link to %(program)s") % {"program": program_name},
             body=render_to_string("portal/emails/sign_in.txt", context),
             to=[email],
         )
@@ -209,7 +211,7 @@ def invite_deliver(*, invite: Invite) -> None:
         "referrer_name": invite.participant.first_name_initial,
         "message": invite.message,
         "link": link_for(code.code) if code else invite.program.landing_url,
-        "offer": invite.program.referee_offer,
+        "offer": program_texts(program=invite.program, language=invite.language)["referee_offer"],
     }
     with translation.override(invite.language):
         email = EmailMultiAlternatives(

@@ -261,3 +261,18 @@ def test_language_comes_from_the_url_then_the_switcher_then_the_browser_then_the
 def test_other_pages_follow_the_browser_language(client, db):
     response = client.get("/r/UNKNOWN-CODE", HTTP_ACCEPT_LANGUAGE="ro")
     assert '<html lang="ro">' in response.content.decode()
+
+
+def test_the_programs_own_texts_follow_the_page_language(client, program):
+    from programs.models import ProgramText
+
+    ProgramText.objects.for_merchant(program.merchant).create(
+        program=program, language="pl", name="Poleć znajomego", referee_offer="10% zniżki na start"
+    )
+    polish = client.get(_base(program, lang="pl")).content.decode()
+    assert "Poleć znajomego" in polish
+    assert "10% zniżki na start" in polish
+    assert "10% of your friend&#x27;s first order" in polish  # not translated by the merchant: the default text
+    english = client.get(_base(program)).content.decode()
+    assert "Bring a friend" in english
+    assert "Poleć znajomego" not in english

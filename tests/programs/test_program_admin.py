@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from programs.models import Program, ProgramVariant
+from programs.models import Program, ProgramText, ProgramVariant
 
 pytestmark = pytest.mark.django_db
 
@@ -22,6 +22,11 @@ VALID = {
     "new_customers_only": "on",
     "referrer_offer": "20 zł",
     "referee_offer": "10%",
+    "texts-TOTAL_FORMS": 1,
+    "texts-INITIAL_FORMS": 0,
+    "texts-0-language": "pl",
+    "texts-0-name": "Wiosenni znajomi",
+    "texts-0-referee_offer": "10% zniżki",
     "variants-TOTAL_FORMS": 2,
     "variants-INITIAL_FORMS": 0,
     "variants-0-name": "A",
@@ -37,6 +42,8 @@ def test_owner_creates_a_program_with_variants(tenant):
     program = Program.objects.for_merchant(tenant.merchant).get(slug="spring")
     assert program.currency == "PLN"
     assert set(ProgramVariant.objects.for_merchant(tenant.merchant).values_list("name", flat=True)) == {"A", "B"}
+    polish = ProgramText.objects.for_merchant(tenant.merchant).get(program=program)
+    assert (polish.language, polish.name) == ("pl", "Wiosenni znajomi")
 
 
 @pytest.mark.parametrize(

@@ -89,7 +89,7 @@ def create_demo_program(*, merchant):
 
     from programs.models import Program
 
-    return Program.objects.for_merchant(merchant).create(
+    program = Program.objects.for_merchant(merchant).create(
         name="Bring a friend",
         slug="friends",
         status=Program.Status.ACTIVE,
@@ -102,3 +102,43 @@ def create_demo_program(*, merchant):
         terms="Rewards are for friends who are new customers. One reward per friend. Self-referrals do not count.",
         good_fit="Friends and family who would enjoy our products.",
     )
+    from programs.models import ProgramText
+
+    for language, texts in DEMO_TEXTS.items():
+        ProgramText.objects.for_merchant(merchant).create(program=program, language=language, **texts)
+    return program
+
+
+DEMO_TEXTS = {
+    "en": {
+        "name": "Bring a friend",
+        "referrer_offer": "10% of your friend's first order, as a coupon",
+        "referee_offer": "10% off your first order",
+        "good_fit": "Friends and family who would enjoy our products.",
+        "terms": "Rewards are for friends who are new customers. One reward per friend. Self-referrals do not count.",
+    },
+    "pl": {
+        "name": "Poleć znajomego",
+        "referrer_offer": "kupon o wartości 10% pierwszego zamówienia znajomego",
+        "referee_offer": "10% zniżki na pierwsze zamówienie",
+        "good_fit": "Znajomi i rodzina, którym spodobają się nasze produkty.",
+        "terms": "Nagrody przysługują za znajomych, którzy są nowymi klientami. Jedna nagroda za każdego znajomego. "
+        "Polecenie samego siebie się nie liczy.",
+    },
+    "ro": {
+        "name": "Recomandă un prieten",
+        "referrer_offer": "un cupon în valoare de 10% din prima comandă a prietenului tău",
+        "referee_offer": "10% reducere la prima comandă",
+        "good_fit": "Prieteni și familie cărora le-ar plăcea produsele noastre.",
+        "terms": "Recompensele se acordă pentru prietenii care sunt clienți noi. O recompensă pentru fiecare prieten. "
+        "Auto-recomandările nu se iau în calcul.",
+    },
+    "ru": {
+        "name": "Пригласите друга",
+        "referrer_offer": "купон на 10% от первого заказа вашего друга",
+        "referee_offer": "скидка 10% на первый заказ",
+        "good_fit": "Друзья и родные, которым понравятся наши товары.",
+        "terms": "Вознаграждение начисляется за друзей, которые ещё не были нашими покупателями. Одно вознаграждение "
+        "за каждого друга. Приглашать самого себя нельзя.",
+    },
+}
