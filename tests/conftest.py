@@ -46,10 +46,15 @@ def staff_client(user: User, merchant: Merchant | None = None) -> Client:
 
 @pytest.fixture(scope="session", autouse=True)
 def _compiled_translations():
-    """A fresh checkout has only .po catalogs: compile them before any page is rendered."""
+    """A fresh checkout has only .po catalogs (compiled here) and no collected static files yet (WhiteNoise
+    warns about a missing STATIC_ROOT; the test server finds static files through the finders)."""
+    from pathlib import Path
+
+    from django.conf import settings
     from django.core.management import call_command
 
     call_command("compiletranslations", verbosity=0)
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
 
 @pytest.fixture(autouse=True)
