@@ -6,6 +6,8 @@ an embedded PostgreSQL and Redis are started under .data/ (see referral_saas/emb
 
 import os
 import re
+import secrets
+import sys
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -25,11 +27,24 @@ if (BASE_DIR / ".env").exists():
 TESTING = "PYTEST_VERSION" in os.environ
 
 DEBUG = env.bool("DEBUG", default=False)
+# Commands that neither serve nor sign anything run from a bare checkout with a throwaway key.
+OFFLINE_COMMANDS = {
+    "makemigrations",
+    "showmigrations",
+    "makemessages",
+    "compiletranslations",
+    "spectacular",
+    "collectstatic",
+}
+OFFLINE_COMMAND = len(sys.argv) > 1 and sys.argv[0].endswith("manage.py") and sys.argv[1] in OFFLINE_COMMANDS
 SECRET_KEY = env("SECRET_KEY", default="")
 if not SECRET_KEY:
-    if not (DEBUG or TESTING):
+    if DEBUG or TESTING:
+        SECRET_KEY = "dev-only-secret-key-never-used-in-production-0123456789abcdef"  # noqa: S105 - DEBUG/tests only
+    elif OFFLINE_COMMAND:
+        SECRET_KEY = secrets.token_urlsafe(50)
+    else:
         raise ImproperlyConfigured("SECRET_KEY must be set (50+ random characters) when DEBUG is off.")
-    SECRET_KEY = "dev-only-secret-key-never-used-in-production-0123456789abcdef"  # noqa: S105 - DEBUG/tests only
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -63,3 +63,11 @@ def test_env_example_lists_every_variable_the_settings_read():
     read.discard("PYTEST_VERSION")
     listed = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines() if "=" in line}
     assert read - listed == set(), f"add to .env.example: {sorted(read - listed)}"
+
+
+@pytest.mark.slow
+def test_offline_commands_run_from_a_bare_checkout_without_a_secret_key():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "SECRET_KEY"}
+    result = _run_manage("makemigrations", "--check", "--dry-run", extra_env=env)
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
