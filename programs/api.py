@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from programs import selectors, services
 from programs.models import Participant
-from referral_saas.api import TenantAPIView, filter_parameters, page_of, paginate
+from referral_saas.api import TenantAPIView, filter_parameters, page_example, page_of, paginate
 from referral_saas.tenancy.models import LANGUAGE_CHOICES
 from tracking.models import ReferralCode
 from tracking.services import link_for
@@ -238,6 +238,7 @@ class ParticipantListCreateApi(TenantAPIView):
         summary="List participants",
         parameters=filter_parameters(selectors.ParticipantFilter),
         responses=page_of(ParticipantOutput),
+        examples=[OpenApiExample("A page", response_only=True, value=page_example(PARTICIPANT_EXAMPLE))],
     )
     def get(self, request):
         queryset = _with_codes(Participant.objects.for_merchant(request.merchant).filter(livemode=request.livemode))

@@ -101,3 +101,8 @@ def page_of(serializer_class: type[serializers.Serializer]):
             "results": serializer_class(many=True),
         },
     )
+
+
+def page_example(item: dict) -> dict:
+    """An example cursor page around one example item (OpenAPI docs)."""
+    return {"next": "https://referrals.example/api/v1/…?cursor=cD0yMDI2LTExLTIz", "previous": None, "results": [item]}

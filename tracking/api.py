@@ -11,7 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from referral_saas.api import TenantAPIView, filter_parameters, page_of, paginate
+from referral_saas.api import TenantAPIView, filter_parameters, page_example, page_of, paginate
 from referral_saas.errors import NotFound
 from referral_saas.fields import AmountField, CurrencyField, check_amount_precision
 from referral_saas.filters import UtcIsoDateTimeFilter
@@ -208,6 +208,7 @@ class ReferralListCreateApi(TenantAPIView):
         summary="List referrals",
         parameters=filter_parameters(ReferralFilter),
         responses=page_of(ReferralOutput),
+        examples=[OpenApiExample("A page", response_only=True, value=page_example(REFERRAL_EXAMPLE))],
     )
     def get(self, request):
         queryset = Referral.objects.for_merchant(request.merchant).filter(livemode=request.livemode)
@@ -378,6 +379,7 @@ class ConversionListCreateApi(TenantAPIView):
         summary="List orders",
         parameters=filter_parameters(ConversionFilter),
         responses=page_of(ConversionOutput),
+        examples=[OpenApiExample("A page", response_only=True, value=page_example(CONVERSION_EXAMPLE))],
     )
     def get(self, request):
         return paginate(self, _filtered(ConversionFilter, request, _conversion_queryset(request)), ConversionOutput)
@@ -395,6 +397,17 @@ class ConversionDetailApi(TenantAPIView):
         if conversion is None:
             raise NotFound("No order with this order_id.")
         return Response(ConversionOutput(conversion).data)
+
+
+REFUND_EXAMPLE = {
+    "id": 3,
+    "order_id": "1001",
+    "refund_id": "r-1",
+    "amount": "29.90",
+    "currency": "PLN",
+    "order_refunded_amount": "29.90",
+    "created_at": "2026-11-24T09:00:00Z",
+}
 
 
 class RefundOutput(serializers.Serializer):
@@ -423,19 +436,7 @@ class RefundCreateApi(TenantAPIView):
         responses={201: RefundOutput, 200: RefundOutput},
         examples=[
             OpenApiExample("Partial refund", request_only=True, value={"amount": "29.90", "refund_id": "r-1"}),
-            OpenApiExample(
-                "Refund",
-                response_only=True,
-                value={
-                    "id": 3,
-                    "order_id": "1001",
-                    "refund_id": "r-1",
-                    "amount": "29.90",
-                    "currency": "PLN",
-                    "order_refunded_amount": "29.90",
-                    "created_at": "2026-11-24T09:00:00Z",
-                },
-            ),
+            OpenApiExample("Refund", response_only=True, value=REFUND_EXAMPLE),
         ],
     )
     def post(self, request, order_id: str):
@@ -452,7 +453,12 @@ class RefundCreateApi(TenantAPIView):
         refund.conversion.refresh_from_db(fields=["refunded_amount"])
         return Response(RefundOutput(refund).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(operation_id="refunds_list", summary="Refunds of an order", responses=RefundOutput(many=True))
+    @extend_schema(
+        operation_id="refunds_list",
+        summary="Refunds of an order",
+        responses=RefundOutput(many=True),
+        examples=[OpenApiExample("Refunds", response_only=True, value=[REFUND_EXAMPLE])],
+    )
     def get(self, request, order_id: str):
         conversion = _conversion_queryset(request).filter(order_id=order_id).first()
         if conversion is None:
