@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -113,7 +113,9 @@ def _existing_referral(*, merchant, livemode: bool, customer: Customer, program:
     if program is not None:
         scope = scope.filter(program=program)
     # Most orders come from customers nobody referred: find the id cheaply, load the related rows only if found.
-    found = scope.exclude(status=Referral.Status.REJECTED).order_by("created_at").values_list("pk", flat=True).first()
+    # A live referral first, else a rejected one: a friend rejected once stays rejected (never reopened).
+    rejected_last = Case(When(status=Referral.Status.REJECTED, then=Value(1)), default=Value(0))
+    found = scope.order_by(rejected_last, "created_at").values_list("pk", flat=True).first()
     if found is None:
         return None
     return (
@@ -121,6 +123,15 @@ def _existing_referral(*, merchant, livemode: bool, customer: Customer, program:
         .select_related("code__program__merchant", "code__participant", "program__merchant", "referrer", "click")
         .get(pk=found)
     )
+
+
+def _refusal(touch: Touch, customer: Customer) -> str | None:
+    """Why this touch can never refer this customer (self-referral, blocked referrer or code), else None."""
+    if _is_self_referral(touch.code.participant, customer):
+        return Reason.SELF_REFERRAL
+    if touch.code.participant.status != Participant.Status.ACTIVE or not touch.code.is_active:
+        return Reason.BLOCKED_REFERRER
+    return None
 
 
 def _is_self_referral(referrer: Participant, customer: Customer) -> bool:
@@ -166,11 +177,16 @@ def _decide(
     """The attribution rules, on facts already gathered (no queries)."""
     if existing is None and explicit is None:
         return Decision(Conversion.Status.UNATTRIBUTED)
+    if existing is not None and existing.status == Referral.Status.REJECTED:
+        # A friend whose referral was rejected (self-referral, fraud, the merchant's call) stays rejected.
+        kept = Touch(existing.code, existing.touched_at, existing.click)
+        return Decision(Conversion.Status.REJECTED, existing.rejection_reason, kept, existing)
 
     if explicit and existing:
         keep_first = (
             explicit.code.program.attribution_model == Program.AttributionModel.FIRST_TOUCH
             or existing.status == Referral.Status.CONVERTED
+            or _refusal(explicit, customer) is not None  # a touch that would be refused takes nothing over
         )
         touch = Touch(existing.code, existing.touched_at, existing.click) if keep_first else explicit
         referral = existing
@@ -184,11 +200,9 @@ def _decide(
         return Decision(Conversion.Status.UNATTRIBUTED, Reason.PROGRAM_INACTIVE, touch, referral)
     if occurred_at > touch.at + timedelta(days=program.attribution_window_days):
         return Decision(Conversion.Status.UNATTRIBUTED, Reason.OUTSIDE_WINDOW, touch, referral)
-    referrer = touch.code.participant
-    if _is_self_referral(referrer, customer):
-        return Decision(Conversion.Status.REJECTED, Reason.SELF_REFERRAL, touch, referral)
-    if referrer.status != Participant.Status.ACTIVE or not touch.code.is_active:
-        return Decision(Conversion.Status.REJECTED, Reason.BLOCKED_REFERRER, touch, referral)
+    refusal = _refusal(touch, customer)
+    if refusal is not None:
+        return Decision(Conversion.Status.REJECTED, refusal, touch, referral)
     if program.new_customers_only and not is_new:
         return Decision(Conversion.Status.REJECTED, Reason.EXISTING_CUSTOMER, touch, referral)
     return Decision(Conversion.Status.ATTRIBUTED, "", touch, referral)
@@ -253,12 +267,14 @@ def _upsert_referral(
             if existing is None:  # pragma: no cover - the conflicting row must exist
                 raise
     locked = scope.select_for_update().get(pk=existing.pk)
-    if locked.status == Referral.Status.CONVERTED:
-        return locked
+    if locked.status in (Referral.Status.CONVERTED, Referral.Status.REJECTED):
+        return locked  # a converted referral keeps its referrer; a rejected one is never reopened
     if locked.code_id != touch.code.pk:
         for name, value in fields.items():
             setattr(locked, name, value)
     locked.status, locked.rejection_reason = status, reason
+    if status == Referral.Status.SIGNED_UP and locked.signed_up_at is None:
+        locked.signed_up_at = now
     if status == Referral.Status.CONVERTED:
         locked.converted_at = now
     locked.save()
@@ -419,17 +435,16 @@ def referral_record_signup(
     if now > touch.at + timedelta(days=program.attribution_window_days):
         raise Unprocessable(_("The click is older than the program's attribution window."), code="outside_window")
     existing = _existing_referral(merchant=merchant, livemode=livemode, customer=customer, program=program)
+    refusal = _refusal(touch, customer)
     if existing is not None and (
-        program.attribution_model == Program.AttributionModel.FIRST_TOUCH or existing.code_id == touch.code.pk
+        program.attribution_model == Program.AttributionModel.FIRST_TOUCH
+        or existing.code_id == touch.code.pk
+        or existing.status in (Referral.Status.REJECTED, Referral.Status.CONVERTED)
+        or refusal is not None  # a refused touch never takes a friend over (last touch)
     ):
         return existing, False
-    referrer = touch.code.participant
-    if _is_self_referral(referrer, customer):
-        status, reason = Referral.Status.REJECTED, Reason.SELF_REFERRAL
-    elif referrer.status != Participant.Status.ACTIVE or not touch.code.is_active:
-        status, reason = Referral.Status.REJECTED, Reason.BLOCKED_REFERRER
-    else:
-        status, reason = Referral.Status.SIGNED_UP, ""
+    status = Referral.Status.REJECTED if refusal else Referral.Status.SIGNED_UP
+    reason = refusal or ""
     with transaction.atomic():
         referral = _upsert_referral(
             merchant=merchant,

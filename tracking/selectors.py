@@ -206,7 +206,8 @@ def participant_stats(*, participant: Participant, program: Program) -> dict:
 
 
 # $1 merchant, $2 livemode, $3 order id, $4 customer external id, $5 normalised email, $6 program (or NULL),
-# $7 the order's time. NULL parameters match nothing.
+# $7 the order's time. NULL parameters match nothing. The friend's referral: a live one first, else a rejected one
+# (a friend rejected once stays rejected; the unique constraints keep one per program).
 _FACTS_SQL = """
     SELECT
       (SELECT id FROM tracking_conversion WHERE merchant_id = $1 AND livemode = $2 AND order_id = $3),
@@ -215,14 +216,16 @@ _FACTS_SQL = """
         OR EXISTS (SELECT 1 FROM tracking_conversion WHERE merchant_id = $1 AND livemode = $2
                 AND customer_email_normalized = $5 AND occurred_at < $7),
       (SELECT id FROM (
-          (SELECT id, created_at FROM tracking_referral WHERE merchant_id = $1 AND livemode = $2
-             AND referee_external_id = $4 AND status <> 'rejected' AND ($6::bigint IS NULL OR program_id = $6)
-             ORDER BY created_at LIMIT 1)
+          (SELECT id, status = 'rejected' AS rejected, created_at FROM tracking_referral
+             WHERE merchant_id = $1 AND livemode = $2 AND referee_external_id = $4
+               AND ($6::bigint IS NULL OR program_id = $6)
+             ORDER BY status = 'rejected', created_at LIMIT 1)
           UNION ALL
-          (SELECT id, created_at FROM tracking_referral WHERE merchant_id = $1 AND livemode = $2
-             AND referee_email_normalized = $5 AND status <> 'rejected' AND ($6::bigint IS NULL OR program_id = $6)
-             ORDER BY created_at LIMIT 1)
-        ) AS r ORDER BY created_at LIMIT 1),
+          (SELECT id, status = 'rejected' AS rejected, created_at FROM tracking_referral
+             WHERE merchant_id = $1 AND livemode = $2 AND referee_email_normalized = $5
+               AND ($6::bigint IS NULL OR program_id = $6)
+             ORDER BY status = 'rejected', created_at LIMIT 1)
+        ) AS r ORDER BY rejected, created_at LIMIT 1),
       COALESCE(
         (SELECT id FROM programs_participant WHERE merchant_id = $1 AND livemode = $2 AND external_id = $4),
         (SELECT id FROM programs_participant WHERE merchant_id = $1 AND livemode = $2 AND email_normalized = $5)

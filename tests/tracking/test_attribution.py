@@ -211,3 +211,42 @@ def test_test_mode_keys_see_test_mode_data_only(tenant, referrer):
     assert _order(tenant.api, order_id="T1").status_code == 201  # live and test order ids do not collide
     assert test_api.get("/api/v1/conversions").json()["results"][0]["order_id"] == "T1"
     assert len(tenant.api.get("/api/v1/conversions").json()["results"]) == 1
+
+
+def test_a_friend_rejected_once_stays_rejected_and_later_orders_are_stored(tenant, referrer):
+    _participant, code = referrer
+    _order(tenant.api, order_id="before", customer={"external_id": "c-77"})  # ordered before: not a new customer
+    first = _order(tenant.api, order_id="o1", code=code.code, customer={"external_id": "c-77"})
+    assert first.json()["rejection_reason"] == "existing_customer"
+    second = _order(tenant.api, order_id="o2", code=code.code, customer={"external_id": "c-77"})
+    assert second.status_code == 201
+    assert (second.json()["status"], second.json()["rejection_reason"]) == ("rejected", "existing_customer")
+    assert Referral.objects.for_merchant(tenant.merchant).count() == 1
+
+
+def test_a_sign_up_never_reopens_a_rejected_referral(tenant, referrer, program):
+    _anna, anna_code = referrer
+    _olga, olga_code = join(program, email="olga@people.example", name="Olga")
+    tenant.api.post("/api/v1/referrals", {"code": anna_code.code, "customer": {"external_id": "c-77"}}, format="json")
+    Referral.objects.for_merchant(tenant.merchant).update(status="rejected", rejection_reason="fraud")
+    again = tenant.api.post(
+        "/api/v1/referrals", {"code": olga_code.code, "customer": {"external_id": "c-77"}}, format="json"
+    )
+    assert again.status_code == 200
+    assert (again.json()["status"], again.json()["rejection_reason"]) == ("rejected", "fraud")
+    order = _order(tenant.api, code=olga_code.code).json()
+    assert (order["attributed"], order["rejection_reason"]) == (False, "fraud")
+
+
+def test_last_touch_never_hands_a_friend_to_a_touch_that_would_be_refused(tenant, referrer, program):
+    Program.objects.for_merchant(tenant.merchant).filter(pk=program.pk).update(attribution_model="last_touch")
+    _anna, anna_code = referrer
+    friend, friend_code = join(program, external_id="c-77", email="bob.friend@gmail.com", name="Bob")
+    tenant.api.post("/api/v1/referrals", {"code": anna_code.code, "customer": {"external_id": "c-77"}}, format="json")
+    own = tenant.api.post(
+        "/api/v1/referrals", {"code": friend_code.code, "customer": {"external_id": "c-77"}}, format="json"
+    )
+    assert own.json()["code"] == anna_code.code  # Bob's own code does not take him over
+    body = _order(tenant.api, code=friend_code.code).json()
+    assert body["attributed"] is True
+    assert body["referral"]["code"] == anna_code.code
