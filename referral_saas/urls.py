@@ -1,14 +1,17 @@
 from django.conf import settings
 from django.conf.urls.i18n import i18n_patterns
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from django.views.i18n import set_language
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from programs import views as portal_views
 from referral_saas import demo, health, views
+from referral_saas.converters import TextConverter
 from referral_saas.tenancy.admin_site import merchant_admin, ops_admin
 from referral_saas.tenancy.api import MeApi
 from tracking.views import bare_redirect, referral_redirect
+
+register_converter(TextConverter, "text")  # before include() imports the apps' URLconfs
 
 api_v1 = [
     path("me", MeApi.as_view(), name="me"),
@@ -18,7 +21,7 @@ api_v1 = [
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("r/<str:code>", referral_redirect, name="referral_redirect"),
+    path("r/<text:code>", referral_redirect, name="referral_redirect"),
     path("healthz", health.healthz, name="healthz"),
     path("demo-shop/", demo.storefront, name="demo_shop"),
     path("i18n/setlang/", set_language, name="set_language"),

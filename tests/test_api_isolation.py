@@ -99,3 +99,36 @@ def test_the_walk_covers_every_api_route():
             for sub in pattern.url_patterns:
                 api_names |= {p.name for p in getattr(sub, "url_patterns", [sub]) if p.name}
     assert api_names - covered == set(), f"add these routes to the isolation walk: {api_names - covered}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/codes/AB%00CD",
+        "/api/v1/conversions/AB%00CD",
+        "/api/v1/conversions/AB%00CD/refunds",
+        "/api/v1/participants/AB%00CD",
+        "/api/v1/participants/%1F",
+    ],
+)
+def test_control_characters_in_api_paths_are_a_json_404(tenant, path):
+    response = tenant.api.get(path)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_control_characters_in_links_are_a_404(client, db):
+    assert client.get("/r/AB%00CD").status_code == 404
+    assert client.get("/accounts/invitations/%00/").status_code == 404
+
+
+def test_analysts_cannot_run_write_actions_in_the_admin(tenant):
+    from referral_saas.tenancy.models import ApiKey, Membership
+    from tests.conftest import staff_client
+    from tests.factories import MembershipFactory
+
+    analyst = MembershipFactory(merchant=tenant.merchant, role=Membership.Role.ANALYST)
+    client = staff_client(analyst.user, tenant.merchant)
+    client.post("/admin/tenancy/apikey/", {"action": "revoke", "_selected_action": [tenant.api_key.pk]})
+    assert ApiKey.objects.for_merchant(tenant.merchant).get(pk=tenant.api_key.pk).revoked_at is None
+    assert tenant.api.get("/api/v1/me").status_code == 200

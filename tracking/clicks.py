@@ -1,7 +1,7 @@
 """The click hot path and its ingest.
 
-`GET /r/<code>` answers from caches and appends the click to a Redis stream in one pipelined round trip (plus a
-short-lived `rs:click:<id>` key, so an order can name the click before it reaches PostgreSQL). A Celery task reads
+`GET /r/<code>` answers from caches and appends the click to a Redis stream in one round trip (an order naming a
+click that has not reached PostgreSQL yet finds it in the stream's newest entries). A Celery task reads
 the stream through a consumer group and bulk-inserts into PostgreSQL; it acknowledges entries only after the insert
 commits, reclaims entries a dead consumer left pending, and the unique (merchant, click_id) makes a replay harmless.
 No click is lost when a worker dies, and no request waits on PostgreSQL.
@@ -84,11 +84,12 @@ def click_record(*, info: CodeInfo, request, is_bot: bool) -> str:
     return click_id
 
 
-def pending_click(click_id: str, *, max_entries: int = 200_000) -> dict | None:
+def pending_click(click_id: str, *, max_entries: int = 5_000) -> dict | None:
     """A click still in the buffer (not yet ingested), by id.
 
-    The rare path (an order within seconds of its click, or ingest lagging): the backlog is scanned, newest first,
-    instead of writing a lookup key per click on the hot path.
+    The rare path (an order within seconds of its click): the newest `max_entries` of the backlog are scanned
+    (ingest drains the stream every 2 seconds, so these are the last seconds of clicks), instead of writing a
+    lookup key per click on the hot path. Bounded, so that orders naming made-up click ids cannot load Redis.
     """
     client = get_redis()
     needle = click_id.encode()

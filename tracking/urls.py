@@ -3,9 +3,9 @@ from django.urls import path
 from tracking import api
 
 urlpatterns = [
-    path("codes/<str:code>", api.CodeCheckApi.as_view(), name="code-check"),
+    path("codes/<text:code>", api.CodeCheckApi.as_view(), name="code-check"),
     path("referrals", api.ReferralListCreateApi.as_view(), name="referrals"),
     path("conversions", api.ConversionListCreateApi.as_view(), name="conversions"),
-    path("conversions/<str:order_id>", api.ConversionDetailApi.as_view(), name="conversion-detail"),
-    path("conversions/<str:order_id>/refunds", api.RefundCreateApi.as_view(), name="refunds"),
+    path("conversions/<text:order_id>", api.ConversionDetailApi.as_view(), name="conversion-detail"),
+    path("conversions/<text:order_id>/refunds", api.RefundCreateApi.as_view(), name="refunds"),
 ]

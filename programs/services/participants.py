@@ -58,6 +58,7 @@ def program_set_status(*, program: Program, status: str) -> Program:
     from tracking.selectors import program_cache_invalidate
 
     program_cache_invalidate(program_id=program.pk)
+    transaction.on_commit(lambda: program_cache_invalidate(program_id=program.pk))
     return program
 
 
@@ -179,7 +180,9 @@ def participant_set_status(*, participant: Participant, status: str) -> Particip
     participant.save(update_fields=["status"])
     from tracking.selectors import participant_codes_cache_invalidate
 
+    # Now, and again once the change is visible (a reader in between would cache the old status otherwise).
     participant_codes_cache_invalidate(participant=participant)
+    transaction.on_commit(lambda: participant_codes_cache_invalidate(participant=participant))
     return participant
 
 

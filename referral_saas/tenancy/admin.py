@@ -166,7 +166,7 @@ class InvitationAdmin(TenantModelAdmin):
             return super().log_addition(request, obj, message)
         return None
 
-    @admin.action(description=_("Re-send the selected invitations"))
+    @admin.action(description=_("Re-send the selected invitations"), permissions=["add"])
     def resend(self, request, queryset):
         for invitation in queryset.filter(accepted_at__isnull=True):
             services.invitation_create(
@@ -232,7 +232,7 @@ class ApiKeyAdmin(TenantModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # keys are revoked, so that their history stays
 
-    @admin.action(description=_("Revoke the selected keys"))
+    @admin.action(description=_("Revoke the selected keys"), permissions=["change"])
     def revoke(self, request, queryset):
         for api_key in queryset.filter(revoked_at__isnull=True):
             services.apikey_revoke(merchant=request.merchant, api_key_id=api_key.pk)
@@ -287,10 +287,19 @@ class OpsApiKeyAdmin(admin.ModelAdmin):
     list_display = ["name", "merchant", "masked", "mode", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["mode"]
     search_fields = ["name", "merchant__name", "last4"]
-    readonly_fields = ["merchant", "prefix", "last4", "key_hash", "created_by", "created_at", "last_used_at"]
+    readonly_fields = [
+        "merchant", "name", "mode", "prefix", "last4", "key_hash", "created_by", "created_at", "last_used_at",
+        "revoked_at",
+    ]  # fmt: skip
+    actions = ["revoke"]
 
     def has_add_permission(self, request):
         return False
+
+    @admin.action(description=_("Revoke the selected keys"), permissions=["change"])
+    def revoke(self, request, queryset):
+        for api_key in queryset.filter(revoked_at__isnull=True).select_related("merchant"):
+            services.apikey_revoke(merchant=api_key.merchant, api_key_id=api_key.pk)
 
 
 @admin.register(Invitation, site=ops_admin)

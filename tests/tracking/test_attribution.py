@@ -241,7 +241,7 @@ def test_a_sign_up_never_reopens_a_rejected_referral(tenant, referrer, program):
 def test_last_touch_never_hands_a_friend_to_a_touch_that_would_be_refused(tenant, referrer, program):
     Program.objects.for_merchant(tenant.merchant).filter(pk=program.pk).update(attribution_model="last_touch")
     _anna, anna_code = referrer
-    friend, friend_code = join(program, external_id="c-77", email="bob.friend@gmail.com", name="Bob")
+    _friend, friend_code = join(program, external_id="c-77", email="bob.friend@gmail.com", name="Bob")
     tenant.api.post("/api/v1/referrals", {"code": anna_code.code, "customer": {"external_id": "c-77"}}, format="json")
     own = tenant.api.post(
         "/api/v1/referrals", {"code": friend_code.code, "customer": {"external_id": "c-77"}}, format="json"

@@ -260,3 +260,12 @@ def test_concurrent_refunds_never_exceed_the_order(tenant):
     assert sorted(results) == [201, 201, 201, 422, 422, 422, 422, 422]
     conversion = Conversion.objects.for_merchant(tenant.merchant).get()
     assert str(conversion.refunded_amount) == "90.00"
+
+
+def test_malformed_json_with_an_idempotency_key_is_still_a_parse_error(tenant):
+    response = tenant.api.post(
+        "/api/v1/conversions", '{"order_id": ', content_type="application/json", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_json"
+    _nothing_written(tenant)
