@@ -6,6 +6,7 @@ import hashlib
 import logging
 import secrets
 import string
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 _KEY_ALPHABET = string.ascii_letters + string.digits
 API_KEY_CACHE_SECONDS = 60  # revocation deletes the entry; suspension of a merchant takes effect within this
 _NO_KEY = "none"
+_last_used_written: dict[int, float] = {}  # api key pk -> when this process last wrote its last_used_at
 API_KEY_SECRET_LENGTH = 40  # ~238 bits
 
 
@@ -108,7 +110,10 @@ def merchant_set_status(*, merchant: Merchant, status: str) -> Merchant:
     merchant.status = status
     merchant.save(update_fields=["status"])
     for api_key in ApiKey.objects.for_merchant(merchant):
-        apikey_cache_forget(api_key=api_key)
+        if status == Merchant.Status.ACTIVE:
+            apikey_cache_forget(api_key=api_key)
+        else:
+            apikey_cache_refuse(api_key=api_key)
     return merchant
 
 
@@ -146,8 +151,7 @@ def apikey_revoke(*, merchant: Merchant, api_key_id: int) -> ApiKey:
         api_key = ApiKey.objects.for_merchant(merchant).get(pk=api_key_id)
     except ApiKey.DoesNotExist as exc:
         raise NotFound(_("No such API key.")) from exc
-    apikey_cache_forget(api_key=api_key)
-    transaction.on_commit(lambda: apikey_cache_forget(api_key=api_key))  # again once the revocation is visible
+    apikey_cache_refuse(api_key=api_key)
     return api_key
 
 
@@ -155,8 +159,9 @@ def apikey_authenticate(*, raw_key: str) -> ApiKey | None:
     """The active key whose hash matches, else None.
 
     Missing prefix, unknown, revoked: all take the same path (hash, one cache read, at most one indexed lookup), so
-    the response time does not tell which part was wrong. Revoking deletes the cached entry, so it takes effect at
-    once. `last_used_at` is written at most once a minute per key.
+    the response time does not tell which part was wrong. Revoking writes a tombstone into the cache and a reader
+    only ever *adds* to it, so a revoked key is refused at once and cannot be cached back as valid.
+    `last_used_at` is written at most once a minute per key and process.
     """
     digest = _sha256(raw_key or "")
     cache_key = _apikey_cache_key(digest)
@@ -168,17 +173,17 @@ def apikey_authenticate(*, raw_key: str) -> ApiKey | None:
         api_key = (
             ApiKey.all_merchants.select_related("merchant").filter(key_hash=digest, revoked_at__isnull=True).first()
         )
-        _cache_set(cache_key, api_key or _NO_KEY)
+        _cache_add(cache_key, api_key or _NO_KEY)
     if api_key == _NO_KEY or api_key is None or not secrets.compare_digest(api_key.key_hash, digest):
         return None
     now = timezone.now()
-    stale = now - timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
-    if api_key.last_used_at is None or api_key.last_used_at < stale:
-        ApiKey.all_merchants.filter(pk=api_key.pk).filter(
+    written = _last_used_written.get(api_key.pk)
+    if written is None or time.monotonic() - written > settings.API_KEY_LAST_USED_RESOLUTION_SECONDS:
+        _last_used_written[api_key.pk] = time.monotonic()
+        stale = now - timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
+        ApiKey.all_merchants.filter(pk=api_key.pk, revoked_at__isnull=True).filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale)
         ).update(last_used_at=now)
-        api_key.last_used_at = now
-        _cache_set(cache_key, api_key)
     return api_key
 
 
@@ -319,15 +324,34 @@ def _apikey_cache_key(digest: str) -> str:
     return f"apikey:{digest}"
 
 
-def _cache_set(key: str, value) -> None:
+def apikey_cache_forget(*, api_key: ApiKey) -> None:
+    """The key may work again (a merchant reactivated): drop the cached answer, now and after commit."""
+
+    def forget():
+        try:
+            cache.delete(_apikey_cache_key(api_key.key_hash))
+        except Exception:
+            logger.warning("could not forget a cached API key", exc_info=True)
+
+    forget()
+    transaction.on_commit(forget)
+
+
+def _cache_add(key: str, value) -> None:
     try:
-        cache.set(key, value, API_KEY_CACHE_SECONDS)
+        cache.add(key, value, API_KEY_CACHE_SECONDS)
     except Exception:  # the cache is an optimisation; Redis being down must not fail a request
         logger.warning("could not cache an API key lookup", exc_info=True)
 
 
-def apikey_cache_forget(*, api_key: ApiKey) -> None:
-    try:
-        cache.delete(_apikey_cache_key(api_key.key_hash))
-    except Exception:
-        logger.warning("could not forget a cached API key", exc_info=True)
+def apikey_cache_refuse(*, api_key: ApiKey) -> None:
+    """The key must stop working (revoked, merchant suspended): cache a refusal, now and after commit."""
+
+    def refuse():
+        try:
+            cache.set(_apikey_cache_key(api_key.key_hash), _NO_KEY, API_KEY_CACHE_SECONDS)
+        except Exception:
+            logger.warning("could not cache an API key refusal", exc_info=True)
+
+    refuse()
+    transaction.on_commit(refuse)
