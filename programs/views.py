@@ -209,8 +209,13 @@ def join(request, program: Program, participant: Participant | None):
     )
 
 
+@require_http_methods(["GET", "POST"])
 @portal_view()
 def sign_in(request, program: Program, participant: Participant | None, token: str):
+    """GET shows a button; the POST uses the one-time token. Mail scanners that open links cannot burn it, and
+    nobody can be signed into someone else's account by a link they were sent."""
+    if request.method == "GET":
+        return _page(request, "portal/sign_in_confirm.html", program)
     try:
         participant = services.portal_link_verify(program=program, token=token)
     except ApplicationError as exc:

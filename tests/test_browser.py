@@ -81,6 +81,7 @@ def test_join_copy_the_link_follow_it_and_land_on_the_shop_with_the_referral(bro
 
     sign_in = re.search(r"(https?://\S+/sign-in/\S+/)", mail.outbox[-1].body).group(1)
     page.goto(sign_in)
+    page.get_by_role("button", name="Open my referral page").click()
     link = page.get_by_test_id("referral-link").input_value()
     assert re.fullmatch(rf"{re.escape(demo)}/r/ANNA-[A-Z2-9]{{4}}", link)
 

@@ -37,7 +37,7 @@ def test_join_link_click_signup_order_is_one_attributed_conversion(tenant, click
         {"email": "anna@example.pl", "name": "Anna", "accept_terms": "on"},
     )
     sign_in = re.search(r"https?://[^/\s]+(/\S+/sign-in/\S+/)", mail.outbox[-1].body).group(1)
-    anna.get(sign_in)
+    anna.post(sign_in)
     dashboard = anna.get(f"/en/p/{tenant.merchant.slug}/friends/").content.decode()
     link = re.search(r'value="(https?://[^"]+/r/([^"]+))"', dashboard)
     code = link.group(2)

@@ -102,30 +102,46 @@ def portal_link_verify(*, program: Program, token: str) -> Participant:
 # --- the shop signs the customer in -------------------------------------------------------------------------------
 
 
-def _sso_signature(secret: str, external_id: str, email: str, ts: str) -> str:
-    message = f"{external_id}|{email}|{ts}".encode()
+def _sso_signature(secret: str, program: Program, external_id: str, email: str, ts: str) -> str:
+    """HMAC-SHA256 over "shop|program|customer id|email|timestamp" (no field may contain "|")."""
+    message = "|".join([program.merchant.slug, program.slug, external_id, email, ts]).encode()
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def portal_sso_url(*, program: Program, external_id: str, email: str, ts: int | None = None) -> str:
     """The link a shop builds for a signed-in customer (documented in README; shown here for tests and the admin)."""
     ts_str = str(int(ts if ts is not None else time.time()))
-    signature = _sso_signature(program.merchant.portal_secret, external_id, email, ts_str)
+    signature = _sso_signature(program.merchant.portal_secret, program, external_id, email, ts_str)
     query = urlencode({"participant": external_id, "email": email, "ts": ts_str, "sig": signature})
     return f"{portal_url(program, 'portal_sso')}?{query}"
 
 
 def portal_sso_verify(*, program: Program, external_id: str, email: str, ts: str, sig: str) -> Participant:
-    """Sign in from the shop: HMAC-SHA256(portal secret, "external_id|email|ts") in hex, at most 10 minutes old."""
+    """Sign in from the shop: HMAC-SHA256(portal secret, "shop|program|customer id|email|ts") in hex, at most
+    10 minutes old, once. The customer id decides who signs in: an email that belongs to a participant with another
+    customer id is refused."""
     from programs.services.participants import participant_upsert
 
-    if not (external_id and ts.isdigit() and sig):
+    if not (external_id and ts.isdigit() and sig) or "|" in external_id + email:
         raise PermissionDeniedError(_("This sign-in link is incomplete."))
-    expected = _sso_signature(program.merchant.portal_secret, external_id, email, ts)
+    expected = _sso_signature(program.merchant.portal_secret, program, external_id, email, ts)
     if not hmac.compare_digest(expected, sig.lower()):
         raise PermissionDeniedError(_("This sign-in link is not valid."))
     if abs(time.time() - int(ts)) > SSO_MAX_AGE:
         raise PermissionDeniedError(_("This sign-in link has expired. Go back to the shop and open it again."))
+    if not cache.add(f"portal-sso-used:{expected}", 1, SSO_MAX_AGE * 2 + 60):
+        raise PermissionDeniedError(_("This sign-in link was already used. Go back to the shop and open it again."))
+    by_email = (
+        Participant.objects.for_merchant(program.merchant)
+        .filter(livemode=True, email_normalized=normalize_email(email))
+        .exclude(external_id=external_id)
+        .exclude(external_id__isnull=True)
+        .exists()
+        if email
+        else False
+    )
+    if by_email:
+        raise PermissionDeniedError(_("This email belongs to another customer of the shop."))
     participant, _code, _created = participant_upsert(
         merchant=program.merchant,
         livemode=True,

@@ -30,7 +30,8 @@ def _join_and_sign_in(client: Client, program, email="kasia@example.pl", name="K
         _base(program) + "join/", {"email": email, "name": name, "accept_terms": "on"}, HTTP_ACCEPT_LANGUAGE=lang
     )
     link = re.search(r"https?://[^/\s]+(/\S+/sign-in/\S+/)", mail.outbox[-1].body).group(1)
-    response = client.get(link)
+    assert client.get(link).status_code == 200  # a page with a button: opening the link uses nothing up
+    response = client.post(link)
     assert response.status_code == 302
     return Participant.objects.for_merchant(program.merchant).get(email=email)
 
@@ -69,8 +70,9 @@ def test_joining_emails_a_one_time_link_that_signs_in(client, program):
 def test_a_sign_in_link_works_once(client, program):
     client.post(_base(program) + "join/", {"email": "k@example.pl", "accept_terms": "on"})
     link = re.search(r"https?://[^/\s]+(/\S+/sign-in/\S+/)", mail.outbox[-1].body).group(1)
-    assert Client().get(link).status_code == 302
-    again = Client().get(link, HTTP_ACCEPT_LANGUAGE="en")
+    assert Client().get(link).status_code == 200  # a mail scanner opening the link burns nothing
+    assert Client().post(link).status_code == 302
+    again = Client().post(link, HTTP_ACCEPT_LANGUAGE="en")
     assert again.status_code == 400
     assert b"already used" in again.content
 
@@ -79,13 +81,13 @@ def test_an_old_sign_in_link_has_expired(client, program):
     client.post(_base(program) + "join/", {"email": "k@example.pl", "accept_terms": "on"})
     link = re.search(r"https?://[^/\s]+(/\S+/sign-in/\S+/)", mail.outbox[-1].body).group(1)
     with mock.patch("django.core.signing.time.time", return_value=time.time() + 31 * 60):
-        response = Client().get(link, HTTP_ACCEPT_LANGUAGE="en")
+        response = Client().post(link, HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 400
     assert b"expired" in response.content
 
 
 def test_a_tampered_sign_in_link_is_refused(client, program):
-    response = client.get(_base(program) + "sign-in/abc.def.ghi/", HTTP_ACCEPT_LANGUAGE="en")
+    response = client.post(_base(program) + "sign-in/abc.def.ghi/", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 400
     assert not Participant.objects.for_merchant(program.merchant).exists()
 
@@ -110,12 +112,34 @@ def test_sign_in_links_are_rate_limited_per_address(client, program):
 
 
 def test_the_shop_signs_a_customer_in_with_an_hmac_link(client, program):
-    url = portal_sso_url(program=program, external_id="c-99", email="vip@shop.example")
-    response = client.get(url.split("testserver")[-1] if "testserver" in url else "/" + url.split("/", 3)[3])
+    url = "/" + portal_sso_url(program=program, external_id="c-99", email="vip@shop.example").split("/", 3)[3]
+    response = client.get(url)
     assert response.status_code == 302
     participant = Participant.objects.for_merchant(program.merchant).get(external_id="c-99")
     assert participant.email == "vip@shop.example"
     assert client.get(_base(program)).status_code == 200
+    assert Client().get(url, HTTP_ACCEPT_LANGUAGE="en").status_code == 403  # once only
+
+
+def test_a_shop_link_for_one_program_does_not_open_another(client, program):
+    from tests.factories import ProgramFactory
+
+    other = ProgramFactory(merchant=program.merchant, slug="vip-club")
+    url = portal_sso_url(program=program, external_id="c-99", email="vip@shop.example")
+    path = "/" + url.split("/", 3)[3]
+    response = client.get(path.replace("/friends/", "/vip-club/"), HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 403
+    assert not ReferralCode.objects.for_merchant(program.merchant).filter(program=other).exists()
+
+
+def test_a_shop_link_never_signs_into_someone_else_with_the_same_email(client, program):
+    from tests.factories import join
+
+    join(program, external_id="victim-1", email="shared@x.example")
+    url = portal_sso_url(program=program, external_id="attacker-2", email="shared@x.example")
+    response = client.get("/" + url.split("/", 3)[3], HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 403
+    assert client.get(_base(program) + "my-data.json").status_code == 302  # not signed in
 
 
 @pytest.mark.parametrize("tamper", ["signature", "expired", "other-merchant-secret"])
