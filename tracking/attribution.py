@@ -255,15 +255,10 @@ def _upsert_referral(
             with transaction.atomic():
                 return prepared.insert(new)
         except IntegrityError:  # the same friend arrived concurrently (another order, or a sign-up)
+            # _existing_referral finds every status, so the row that won the race is found.
             existing = _existing_referral(
                 merchant=merchant, livemode=livemode, customer=customer, program=touch.code.program
             )
-            if existing is None:
-                existing = scope.filter(
-                    customer.match("referee_external_id", "referee_email_normalized"),
-                    program=touch.code.program,
-                    livemode=livemode,
-                ).first()
             if existing is None:  # pragma: no cover - the conflicting row must exist
                 raise
     locked = scope.select_for_update().get(pk=existing.pk)
