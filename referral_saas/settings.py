@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "referral_saas.tenancy",
+    "referral_saas.webhooks",
     "programs",
     "tracking",
     "rewards",

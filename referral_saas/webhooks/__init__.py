@@ -1,0 +1,1 @@
+"""Webhooks out: per-merchant endpoints, Standard Webhooks signing, logged and retried deliveries."""
