@@ -78,10 +78,10 @@ def _history(*, merchant, program, code, orders: int) -> None:
             INSERT INTO tracking_conversion (merchant_id, livemode, order_id, amount, currency, refunded_amount,
                 customer_external_id, customer_email, customer_email_normalized, status, rejection_reason,
                 program_id, referral_id, code_given, is_new_customer, occurred_at, ip_hash, user_agent,
-                payment_fingerprint, address_hash, created_at)
+                payment_fingerprint, address_hash, device_id, created_at)
             SELECT %(m)s, true, 'past-' || g, 59.90, 'PLN', 0, 'past-' || g, 'past' || g || '@example.com',
                 'past' || g || '@example.com', CASE WHEN g %% 3 = 0 THEN 'attributed' ELSE 'unattributed' END, '',
-                %(p)s, NULL, '', true, now() - interval '190 days' + g * interval '1 minute', '', '', '', '',
+                %(p)s, NULL, '', true, now() - interval '190 days' + g * interval '1 minute', '', '', '', '', '',
                 now() - interval '190 days'
             FROM generate_series(1, %(n)s) AS g
             """,

@@ -313,6 +313,7 @@ class ConversionListCreateApi(TenantAPIView):
         user_agent = serializers.CharField(max_length=1024, required=False, allow_blank=True)
         payment_fingerprint = serializers.CharField(max_length=128, required=False, allow_blank=True)
         address_hash = serializers.CharField(max_length=128, required=False, allow_blank=True)
+        device_id = serializers.CharField(max_length=128, required=False, allow_blank=True)
 
         def validate_occurred_at(self, value):
             now = timezone.now()
@@ -369,6 +370,7 @@ class ConversionListCreateApi(TenantAPIView):
             user_agent=values.get("user_agent", ""),
             payment_fingerprint=values.get("payment_fingerprint", ""),
             address_hash=values.get("address_hash", ""),
+            device_id=values.get("device_id", ""),
         )
         return Response(
             ConversionOutput(conversion).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK

@@ -169,6 +169,7 @@ class OrderFacts:
     user_agent: str
     payment_fingerprint: str
     address_hash: str
+    device_id: str
 
 
 def _decide(
@@ -303,6 +304,7 @@ def conversion_record(
     user_agent: str = "",
     payment_fingerprint: str = "",
     address_hash: str = "",
+    device_id: str = "",
 ) -> tuple[Conversion, bool]:
     """Record an order and attribute it. Returns (conversion, created); the same order id again returns the first."""
     scope = Conversion.objects.for_merchant(merchant)
@@ -318,7 +320,7 @@ def conversion_record(
         explicit, refused = None, exc
     order = OrderFacts(
         merchant, livemode, order_id, amount, currency, customer, code, occurred_at, now, ip, user_agent,
-        payment_fingerprint, address_hash,
+        payment_fingerprint, address_hash, device_id,
     )  # fmt: skip
     for attempt in (1, 2):
         facts = attribution_facts(
@@ -405,6 +407,7 @@ def _record(*, scope, order: OrderFacts, explicit: Touch | None, facts) -> Conve
             user_agent=(order.user_agent or "")[:512],
             payment_fingerprint=(order.payment_fingerprint or "")[:128],
             address_hash=(order.address_hash or "")[:128],
+            device_id=(order.device_id or "")[:128],
         )
     )
 

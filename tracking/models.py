@@ -189,6 +189,7 @@ class Conversion(TenantModel):
     user_agent = models.CharField(max_length=512, blank=True)
     payment_fingerprint = models.CharField(max_length=128, blank=True)
     address_hash = models.CharField(max_length=128, blank=True)
+    device_id = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
