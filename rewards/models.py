@@ -1,0 +1,487 @@
+"""Reward rules, rewards and their lifecycle, coupon pools, the points and money ledgers, the points catalog.
+
+Every write a retry could repeat is made idempotent by a constraint here: one reward per (rule, conversion, side),
+per (rule, referral, side) for sign-up rewards, per (rule, participant, milestone); one "earned" ledger entry per
+reward and one adjustment per (reward, refund); one pool coupon per reward.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from programs.models import Participant, Program, ProgramVariant
+from referral_saas.tenancy.models import TenantModel
+from tracking.models import Conversion, Referral, Refund
+
+
+class Side(models.TextChoices):
+    REFERRER = "referrer", _("Referrer")
+    REFEREE = "referee", _("Friend")
+
+
+class Kind(models.TextChoices):
+    PERCENT_COUPON = "percent_coupon", _("Percent-off coupon")
+    AMOUNT_COUPON = "amount_coupon", _("Amount-off coupon")
+    POOL_COUPON = "pool_coupon", _("Coupon from an uploaded pool")
+    POINTS = "points", _("Loyalty points")
+    STORE_CREDIT = "store_credit", _("Store credit")
+    CASH = "cash", _("Cash")
+    FREE_PRODUCT = "free_product", _("Free product")
+    CUSTOM = "custom", _("Custom reward or experience")
+
+
+COUPON_KINDS = frozenset({Kind.PERCENT_COUPON, Kind.AMOUNT_COUPON, Kind.POOL_COUPON})
+MONEY_KINDS = frozenset({Kind.AMOUNT_COUPON, Kind.STORE_CREDIT, Kind.CASH})
+
+
+class Unit(models.TextChoices):
+    MONEY = "money", _("Amount in the program's currency")
+    PERCENT = "percent", _("Percent off")
+    POINTS = "points", _("Points")
+    ITEM = "item", _("Item (no amount)")
+
+
+class CouponPool(TenantModel):
+    """Codes the merchant made in their shop and uploaded (CSV); rewards take the next free one."""
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(_("name"), max_length=100)
+    description = models.CharField(
+        _("what a code gives"), max_length=300, blank=True, help_text=_("e.g. 15% off, shown to the customer")
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["merchant", "program", "name"], name="coupon_pool_unique_name")]
+        ordering = ["name"]
+        verbose_name = _("coupon pool")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RewardRule(TenantModel):
+    """What a side gets, when, and within which limits. A program may have several (double-sided, milestones)."""
+
+    class Trigger(models.TextChoices):
+        FIRST_PURCHASE = "first_purchase", _("The friend's first purchase")
+        EACH_PURCHASE = "each_purchase", _("Each purchase of the friend (up to a number)")
+        SIGNUP = "signup", _("The friend's sign-up")
+        MILESTONE = "milestone", _("The referrer reaches a number of successful referrals")
+
+    class ValueType(models.TextChoices):
+        FIXED = "fixed", _("Fixed value")
+        PERCENT_OF_ORDER = "percent_of_order", _("Percentage of the order value")
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="reward_rules")
+    variant = models.ForeignKey(
+        ProgramVariant,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="reward_rules",
+        help_text=_("Only for this A/B variant; empty = every participant."),
+    )
+    name = models.CharField(_("name"), max_length=120)
+    side = models.CharField(_("who gets it"), max_length=10, choices=Side.choices)
+    trigger = models.CharField(_("when"), max_length=16, choices=Trigger.choices, default=Trigger.FIRST_PURCHASE)
+    max_purchases = models.PositiveSmallIntegerField(
+        _("up to this many purchases"), null=True, blank=True, help_text=_("For 'each purchase'; empty = no limit.")
+    )
+    milestone = models.PositiveIntegerField(
+        _("milestone (successful referrals)"), null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    kind = models.CharField(_("reward"), max_length=16, choices=Kind.choices)
+    value_type = models.CharField(_("value is"), max_length=16, choices=ValueType.choices, default=ValueType.FIXED)
+    value = models.DecimalField(
+        _("value"),
+        max_digits=14,
+        decimal_places=2,
+        default=0,
+        help_text=_("An amount, a percent off, points, or the percentage of the order (see 'value is')."),
+    )
+    max_value = models.DecimalField(
+        _("at most"), max_digits=14, decimal_places=2, null=True, blank=True, help_text=_("Cap for a percentage.")
+    )
+    min_order_value = models.DecimalField(
+        _("minimum order value"), max_digits=14, decimal_places=2, null=True, blank=True
+    )
+    description = models.CharField(
+        _("description"), max_length=300, blank=True, help_text=_("The product or experience, shown to the customer.")
+    )
+    pool = models.ForeignKey(CouponPool, null=True, blank=True, on_delete=models.PROTECT, related_name="rules")
+    coupon_prefix = models.CharField(_("coupon prefix"), max_length=12, blank=True, default="REF")
+    coupon_valid_days = models.PositiveSmallIntegerField(_("coupon valid for (days)"), null=True, blank=True)
+    hold_days = models.PositiveSmallIntegerField(
+        _("hold (days)"), default=30, help_text=_("Released after the refund window; 0 = at once.")
+    )
+    cap_per_month = models.PositiveIntegerField(_("per referrer per month"), null=True, blank=True)
+    cap_total = models.PositiveIntegerField(_("per referrer in total"), null=True, blank=True)
+    valid_from = models.DateTimeField(_("offer starts"), null=True, blank=True)
+    valid_until = models.DateTimeField(_("offer ends"), null=True, blank=True)
+    active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "program", "name"], name="reward_rule_unique_name"),
+            models.CheckConstraint(condition=Q(value__gte=0), name="reward_rule_value_not_negative"),
+            models.CheckConstraint(
+                condition=~Q(trigger="milestone") | Q(milestone__gte=1), name="reward_rule_milestone_has_count"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="pool_coupon") | Q(pool__isnull=False), name="reward_rule_pool_coupon_has_pool"
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_until__isnull=True)
+                | Q(valid_from__isnull=True)
+                | Q(valid_until__gt=models.F("valid_from")),
+                name="reward_rule_valid_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["merchant", "program", "active"], name="reward_rule_by_program")]
+        ordering = ["program", "side", "trigger", "milestone"]
+        verbose_name = _("reward rule")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def unit(self) -> str:
+        if self.kind == Kind.PERCENT_COUPON:
+            return Unit.PERCENT
+        if self.kind == Kind.POINTS:
+            return Unit.POINTS
+        if self.kind in MONEY_KINDS:
+            return Unit.MONEY
+        return Unit.ITEM
+
+
+class Reward(TenantModel):
+    """One reward for one person. Status changes only through rewards.services.transitions.reward_transition."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        APPROVED = "approved", _("Approved")
+        ISSUED = "issued", _("Issued")
+        REDEEMED = "redeemed", _("Redeemed")
+        REJECTED = "rejected", _("Rejected")
+        VOIDED = "voided", _("Voided")
+        CLAWED_BACK = "clawed_back", _("Clawed back")
+
+    class Flag(models.TextChoices):
+        NONE = "", _("None")
+        POOL_EMPTY = "pool_empty", _("Coupon pool is empty")
+
+    livemode = models.BooleanField(default=True)
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
+    rule = models.ForeignKey(RewardRule, null=True, blank=True, on_delete=models.PROTECT, related_name="rewards")
+    catalog_item = models.ForeignKey(
+        "rewards.CatalogItem", null=True, blank=True, on_delete=models.PROTECT, related_name="rewards"
+    )
+    side = models.CharField(_("side"), max_length=10, choices=Side.choices)
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="rewards")
+    referral = models.ForeignKey(Referral, null=True, blank=True, on_delete=models.SET_NULL, related_name="rewards")
+    conversion = models.ForeignKey(Conversion, null=True, blank=True, on_delete=models.SET_NULL, related_name="rewards")
+    milestone = models.PositiveIntegerField(null=True, blank=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    unit = models.CharField(max_length=8, choices=Unit.choices)
+    value = models.DecimalField(_("value"), max_digits=14, decimal_places=2)
+    original_value = models.DecimalField(max_digits=14, decimal_places=2, editable=False)
+    currency = models.CharField(_("currency"), max_length=3)
+    description = models.CharField(_("description"), max_length=300, blank=True)
+    status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(_("reason"), max_length=300, blank=True)
+    flag = models.CharField(_("needs attention"), max_length=12, choices=Flag.choices, blank=True, default="")
+    hold_until = models.DateTimeField(_("released on"))
+    coupon_code = models.CharField(_("coupon code"), max_length=64, blank=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text=_("When it was rejected, voided or clawed back."))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant", "rule", "conversion", "side"],
+                condition=Q(conversion__isnull=False),
+                name="reward_once_per_rule_conversion_side",
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "rule", "referral", "side"],
+                condition=Q(conversion__isnull=True, milestone__isnull=True, referral__isnull=False),
+                name="reward_once_per_rule_signup_side",
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "rule", "participant", "milestone"],
+                condition=Q(milestone__isnull=False),
+                name="reward_once_per_rule_milestone",
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "livemode", "coupon_code"],
+                condition=~Q(coupon_code=""),
+                name="reward_unique_coupon_code",
+            ),
+            models.CheckConstraint(condition=Q(value__gte=0), name="reward_value_not_negative"),
+            models.CheckConstraint(
+                condition=Q(rule__isnull=False) | Q(catalog_item__isnull=False), name="reward_has_a_source"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["merchant", "participant", "status"], name="reward_by_participant"),
+            models.Index(fields=["merchant", "program", "created_at"], name="reward_by_program_time"),
+            models.Index(fields=["merchant", "conversion"], name="reward_by_conversion"),
+            models.Index(fields=["merchant", "referral"], name="reward_by_referral"),
+            # The release sweep: pending rewards whose hold has passed, approved ones not issued yet.
+            models.Index(
+                fields=["hold_until"], condition=Q(status__in=["pending", "approved"]), name="reward_due_for_release"
+            ),
+        ]
+        ordering = ["-created_at"]
+        verbose_name = _("reward")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.display_value} → {self.participant}"
+
+    @property
+    def display_value(self) -> str:
+        if self.unit == Unit.MONEY:
+            return f"{self.value} {self.currency}"
+        if self.unit == Unit.PERCENT:
+            return f"{self.value.normalize():f}%"
+        if self.unit == Unit.POINTS:
+            return f"{int(self.value)} pts"
+        return self.description
+
+    @property
+    def cost(self):
+        """What the reward costs the merchant in money (percent coupons count when redeemed, by the shop)."""
+        return self.value if self.unit == Unit.MONEY else 0
+
+
+class RewardEvent(TenantModel):
+    """The audit trail: every status change (and value change) of a reward, who or what made it, and why."""
+
+    reward = models.ForeignKey(Reward, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=12, blank=True)
+    to_status = models.CharField(max_length=12)
+    actor = models.CharField(max_length=120, help_text=_("system:<task>, api, or user:<email>"))
+    reason = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["merchant", "reward", "at"], name="reward_event_by_reward")]
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '∅'} → {self.to_status}"
+
+
+class RewardAdjustment(TenantModel):
+    """A refund's effect on one reward (pro-rated, voided or clawed back). Once per (reward, refund)."""
+
+    reward = models.ForeignKey(Reward, on_delete=models.CASCADE, related_name="adjustments")
+    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="+")
+    old_value = models.DecimalField(max_digits=14, decimal_places=2)
+    new_value = models.DecimalField(max_digits=14, decimal_places=2)
+    clawback = models.DecimalField(
+        max_digits=14, decimal_places=2, default=0, help_text=_("Amount or points the customer owes back.")
+    )
+    action = models.CharField(max_length=20)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "reward", "refund"], name="reward_adjustment_once_per_refund")
+        ]
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.action}: {self.old_value} → {self.new_value}"
+
+
+class Coupon(TenantModel):
+    """One code of an uploaded pool. Taken by at most one reward, under SELECT ... FOR UPDATE SKIP LOCKED."""
+
+    pool = models.ForeignKey(CouponPool, on_delete=models.CASCADE, related_name="coupons")
+    code = models.CharField(_("code"), max_length=64)
+    reward = models.ForeignKey(Reward, null=True, blank=True, on_delete=models.SET_NULL, related_name="pool_coupons")
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "pool", "code"], name="coupon_unique_in_pool"),
+            models.UniqueConstraint(
+                fields=["merchant", "reward"], condition=Q(reward__isnull=False), name="coupon_one_per_reward"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["merchant", "pool", "id"], condition=Q(reward__isnull=True), name="coupon_free_in_pool"
+            )
+        ]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class CatalogItem(TenantModel):
+    """What points buy in a program: a coupon, a free product, exclusive access..."""
+
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="catalog")
+    name = models.CharField(_("name"), max_length=120)
+    description = models.CharField(_("description"), max_length=300, blank=True)
+    points = models.PositiveIntegerField(_("price in points"), validators=[MinValueValidator(1)])
+    kind = models.CharField(
+        _("gives"),
+        max_length=16,
+        choices=[(k, label) for k, label in Kind.choices if k not in (Kind.POINTS, Kind.CASH)],
+        default=Kind.AMOUNT_COUPON,
+    )
+    value = models.DecimalField(
+        _("value"), max_digits=14, decimal_places=2, default=0, help_text=_("Amount or percent off, for coupons.")
+    )
+    pool = models.ForeignKey(CouponPool, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    coupon_valid_days = models.PositiveSmallIntegerField(_("coupon valid for (days)"), null=True, blank=True)
+    active = models.BooleanField(_("active"), default=True)
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "program", "name"], name="catalog_item_unique_name"),
+            models.CheckConstraint(condition=Q(points__gte=1), name="catalog_item_costs_points"),
+            models.CheckConstraint(
+                condition=~Q(kind="pool_coupon") | Q(pool__isnull=False), name="catalog_item_pool_coupon_has_pool"
+            ),
+        ]
+        ordering = ["program", "position", "points"]
+        verbose_name = _("catalog item")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.points})"
+
+    @property
+    def unit(self) -> str:
+        return RewardRule(kind=self.kind).unit
+
+
+class LedgerEntry(TenantModel):
+    """Append-only: points, store credit and cash due. A balance is a sum, never an updated counter."""
+
+    class Account(models.TextChoices):
+        POINTS = "points", _("Points")
+        CREDIT = "credit", _("Store credit")
+        CASH = "cash", _("Cash due")
+
+    class Kind(models.TextChoices):
+        EARNED = "earned", _("Earned")
+        SPENT = "spent", _("Spent")
+        CLAWBACK = "clawback", _("Taken back (refund)")
+        PAYOUT = "payout", _("Paid out")
+        ADJUSTMENT = "adjustment", _("Adjustment")
+
+    livemode = models.BooleanField(default=True)
+    program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="ledger")
+    account = models.CharField(max_length=8, choices=Account.choices)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3, blank=True, help_text=_("Empty for points."))
+    reward = models.ForeignKey(Reward, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger")
+    refund = models.ForeignKey(Refund, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    note = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant", "reward"], condition=Q(kind="earned"), name="ledger_earned_once_per_reward"
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "reward"], condition=Q(kind="spent"), name="ledger_spent_once_per_reward"
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "reward", "refund"],
+                condition=Q(kind="clawback"),
+                name="ledger_clawback_once_per_refund",
+            ),
+            models.CheckConstraint(condition=~Q(amount=0), name="ledger_amount_not_zero"),
+        ]
+        indexes = [models.Index(fields=["merchant", "participant", "account", "created_at"], name="ledger_by_account")]
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger")
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.amount:+}"
+
+
+class Work(TenantModel):
+    """Where the pipeline stands for one conversion (or one sign-up): scored, in review, or done.
+
+    Inserted and locked by the processing task, so a conversion delivered twice, concurrently or after a crash is
+    processed once; the beat sweeper finds conversions and sign-ups without a finished row.
+    """
+
+    class Stage(models.TextChoices):
+        REVIEW = "review", _("Waiting for a fraud review")
+        DONE = "done", _("Done")
+
+    referral = models.ForeignKey(Referral, on_delete=models.CASCADE, related_name="+")
+    conversion = models.ForeignKey(Conversion, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    stage = models.CharField(max_length=8, choices=Stage.choices)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant", "conversion"],
+                condition=Q(conversion__isnull=False),
+                name="work_once_per_conversion",
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "referral"], condition=Q(conversion__isnull=True), name="work_once_per_signup"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversion_id or self.referral_id}: {self.stage}"
+
+
+class Notification(TenantModel):
+    """An email owed to a person (or the owner), written with the change that caused it and sent by a worker."""
+
+    class Kind(models.TextChoices):
+        FRIEND_PURCHASED = "friend_purchased", _("A friend bought")
+        REWARD_ISSUED = "reward_issued", _("Reward issued")
+        WELCOME_OFFER = "welcome_offer", _("Friend's welcome offer")
+        BUDGET_SPENT = "budget_spent", _("Budget spent")
+        POOL_EMPTY = "pool_empty", _("Coupon pool empty")
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    key = models.CharField(max_length=64, help_text=_("What it is about (reward id, program id...): sent once."))
+    participant = models.ForeignKey(Participant, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    reward = models.ForeignKey(Reward, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    program = models.ForeignKey(Program, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["merchant", "kind", "key"], name="notification_once")]
+        indexes = [
+            models.Index(fields=["created_at"], condition=Q(sent_at__isnull=True), name="notification_unsent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key}"
