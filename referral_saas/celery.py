@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -16,6 +17,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 BEAT_HEARTBEAT_KEY = "rs:beat:last_seen"
+logger = logging.getLogger(__name__)
 
 
 @app.task(name="referral_saas.ping")
@@ -48,3 +50,20 @@ def _set_task_request_id(task_id=None, task=None, **_kwargs) -> None:
 @signals.task_postrun.connect
 def _clear_task_request_id(**_kwargs) -> None:
     request_id_var.set("-")
+
+
+def enqueue_on_commit(name: str, **kwargs) -> None:
+    """Send task `name` once the current transaction commits, without ever failing the caller.
+
+    The rows the caller wrote say what work is unfinished, and the beat sweepers send it again; so when the broker
+    is down the work is delayed, not lost, and the request that wrote the rows still succeeds.
+    """
+    from django.db import transaction
+
+    def send() -> None:
+        try:
+            app.send_task(name, kwargs=kwargs, retry=False)
+        except Exception:  # noqa: BLE001 - any broker failure: the sweeper resends
+            logger.warning("could not enqueue %s %s; the sweeper will pick it up", name, kwargs, exc_info=True)
+
+    transaction.on_commit(send)

@@ -267,7 +267,17 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Unacknowledged messages return to the queue after this long (a killed worker's tasks come back). Tasks never
 # use countdowns longer than this: long waits (holds, webhook backoff) are kept in PostgreSQL and swept by beat.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Publishing fails fast when Redis is down (the default retries forever and would hang the request); the work is
+# in PostgreSQL and the sweepers resend it.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_QUEUE_NAMES = ["default", "clicks", "rewards", "fraud", "webhooks", "analytics"]
 CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in CELERY_QUEUE_NAMES]
@@ -284,6 +294,8 @@ CELERY_BEAT_SCHEDULE = {
     "purge-expired-invitations": {"task": "referral_saas.tenancy.purge_expired_invitations", "schedule": 3600.0},
     "purge-idempotency-keys": {"task": "referral_saas.tenancy.purge_idempotency_keys", "schedule": 3600.0},
     "ingest-clicks": {"task": "tracking.ingest_clicks", "schedule": 2.0, "options": {"expires": 10}},
+    "release-rewards": {"task": "rewards.release_due", "schedule": 30.0, "options": {"expires": 60}},
+    "rewards-sweeper": {"task": "rewards.sweep", "schedule": 60.0, "options": {"expires": 120}},
 }
 
 # --- logging ----------------------------------------------------------------------------------------------------

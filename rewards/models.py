@@ -427,7 +427,7 @@ class LedgerEntry(TenantModel):
 
 
 class Work(TenantModel):
-    """Where the pipeline stands for one conversion (or one sign-up): scored, in review, or done.
+    """Where the pipeline stands for one conversion, one friend's sign-up or one refund: in review, or done.
 
     Inserted and locked by the processing task, so a conversion delivered twice, concurrently or after a crash is
     processed once; the beat sweeper finds conversions and sign-ups without a finished row.
@@ -437,8 +437,9 @@ class Work(TenantModel):
         REVIEW = "review", _("Waiting for a fraud review")
         DONE = "done", _("Done")
 
-    referral = models.ForeignKey(Referral, on_delete=models.CASCADE, related_name="+")
+    referral = models.ForeignKey(Referral, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     conversion = models.ForeignKey(Conversion, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    refund = models.ForeignKey(Refund, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     stage = models.CharField(max_length=8, choices=Stage.choices)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -447,16 +448,21 @@ class Work(TenantModel):
         constraints = [
             models.UniqueConstraint(
                 fields=["merchant", "conversion"],
-                condition=Q(conversion__isnull=False),
+                condition=Q(conversion__isnull=False, refund__isnull=True),
                 name="work_once_per_conversion",
             ),
             models.UniqueConstraint(
-                fields=["merchant", "referral"], condition=Q(conversion__isnull=True), name="work_once_per_signup"
+                fields=["merchant", "referral"],
+                condition=Q(conversion__isnull=True, refund__isnull=True),
+                name="work_once_per_signup",
+            ),
+            models.UniqueConstraint(
+                fields=["merchant", "refund"], condition=Q(refund__isnull=False), name="work_once_per_refund"
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.conversion_id or self.referral_id}: {self.stage}"
+        return f"{self.refund_id or self.conversion_id or self.referral_id}: {self.stage}"
 
 
 class Notification(TenantModel):

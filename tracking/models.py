@@ -152,6 +152,7 @@ class Referral(TenantModel):
             models.Index(fields=["merchant", "livemode", "referee_email_normalized"], name="referral_by_referee_email"),
             models.Index(fields=["merchant", "referrer", "status"], name="referral_by_referrer"),
             models.Index(fields=["merchant", "program", "created_at"], name="referral_by_program_time"),
+            models.Index(fields=["created_at"], condition=Q(status="signed_up"), name="referral_signed_up_recent"),
         ]
         ordering = ["-created_at"]
 
@@ -206,6 +207,8 @@ class Conversion(TenantModel):
             models.Index(fields=["merchant", "livemode", "customer_email_normalized"], name="conversion_by_email"),
             models.Index(fields=["merchant", "program", "occurred_at"], name="conversion_by_program_time"),
             models.Index(fields=["merchant", "livemode", "occurred_at"], name="conversion_by_time"),
+            # The rewards sweeper (all merchants): attributed orders whose processing message was lost.
+            models.Index(fields=["created_at"], condition=Q(status="attributed"), name="conversion_attributed_recent"),
         ]
         ordering = ["-occurred_at"]
 
@@ -233,6 +236,7 @@ class Refund(TenantModel):
             models.UniqueConstraint(fields=["merchant", "conversion", "refund_id"], name="refund_unique_id"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
         ]
+        indexes = [models.Index(fields=["created_at"], name="refund_recent")]
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
