@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 from programs.identity import normalize_email
 from programs.models import Participant, Program
 from referral_saas import prepared
+from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import Unprocessable
 from tracking.clicks import hash_ip, pending_click
 from tracking.models import Click, Conversion, Referral, ReferralCode
@@ -384,7 +385,7 @@ def _record(*, scope, order: OrderFacts, explicit: Touch | None, facts) -> Conve
             referee_id=facts.referee_participant_id,
             race_safe=False,  # the caller's retry handles a concurrent first referral of this friend
         )
-    return prepared.insert(
+    conversion = prepared.insert(
         Conversion(
             merchant=order.merchant,
             livemode=order.livemode,
@@ -410,6 +411,9 @@ def _record(*, scope, order: OrderFacts, explicit: Touch | None, facts) -> Conve
             device_id=(order.device_id or "")[:128],
         )
     )
+    if conversion.status == Conversion.Status.ATTRIBUTED:  # fraud scoring and rewards, by a worker
+        enqueue_on_commit("rewards.process_conversion", merchant_id=order.merchant.pk, conversion_id=conversion.pk)
+    return conversion
 
 
 def referral_record_signup(
@@ -455,6 +459,8 @@ def referral_record_signup(
             now=now,
             referee_id=_referee_participant_id(merchant=merchant, livemode=livemode, customer=customer),
         )
+        if status == Referral.Status.SIGNED_UP:  # the friend's welcome offer, by a worker
+            enqueue_on_commit("rewards.process_referral", merchant_id=merchant.pk, referral_id=referral.pk)
         if referral.referee_id and status == Referral.Status.SIGNED_UP:
             Participant.objects.for_merchant(merchant).filter(pk=referral.referee_id, referred_by__isnull=True).update(
                 referred_by=referral

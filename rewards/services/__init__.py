@@ -1,0 +1,34 @@
+"""Writes for rewards: deciding, releasing and issuing, refunds, points and the catalog, emails."""
+
+from rewards.services.deciding import budget_spent, conversion_process, referral_process, rule_value
+from rewards.services.issuing import reward_issue, reward_release, rewards_release_due
+from rewards.services.notify import notification_send
+from rewards.services.points import (
+    cash_payout_record,
+    ledger_balance,
+    points_redeem,
+    pool_upload,
+    reward_redeem,
+)
+from rewards.services.refunds import refund_apply
+from rewards.services.sweep import rewards_sweep
+from rewards.services.transitions import reward_transition
+
+__all__ = [
+    "budget_spent",
+    "cash_payout_record",
+    "conversion_process",
+    "ledger_balance",
+    "notification_send",
+    "points_redeem",
+    "pool_upload",
+    "referral_process",
+    "refund_apply",
+    "reward_issue",
+    "reward_redeem",
+    "reward_release",
+    "reward_transition",
+    "rewards_release_due",
+    "rewards_sweep",
+    "rule_value",
+]

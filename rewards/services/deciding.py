@@ -1,0 +1,434 @@
+"""Deciding rewards: after a friend's order (or sign-up) is scored for fraud, which rules pay whom, how much.
+
+Exactly once: the conversion row is locked, a `Work` row (unique per conversion / sign-up) says whether it was
+done, and each reward is unique per (rule, conversion, side), (rule, referral, side) or (rule, participant,
+milestone). A task delivered twice, concurrently or after a crash decides once.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import zoneinfo
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from programs.models import Participant, Program
+from referral_saas.celery import enqueue_on_commit
+from referral_saas.money import currency_decimals
+from rewards.models import MONEY_KINDS, Kind, Notification, Reward, RewardRule, Side, Unit, Work
+from rewards.services.transitions import reward_record_created
+from tracking.models import Conversion, Referral
+
+logger = logging.getLogger(__name__)
+Trigger = RewardRule.Trigger
+ENDED = (Reward.Status.REJECTED, Reward.Status.VOIDED, Reward.Status.CLAWED_BACK)
+ACTOR = "system:rewards"
+
+
+# --- values -------------------------------------------------------------------------------------------------------
+
+
+def rule_value(rule: RewardRule, *, order_amount: Decimal | None, currency: str) -> Decimal:
+    """The reward's value: fixed, or a percentage of the (kept) order capped at max_value; rounded to the
+    currency's minor unit (points: whole points, rounded down)."""
+    if rule.value_type == RewardRule.ValueType.PERCENT_OF_ORDER and rule.kind != Kind.PERCENT_COUPON:
+        value = (order_amount or Decimal(0)) * rule.value / Decimal(100)
+        if rule.max_value is not None:
+            value = min(value, rule.max_value)
+    else:
+        value = rule.value
+    if rule.kind == Kind.POINTS:
+        return value.to_integral_value(rounding=ROUND_FLOOR)
+    if rule.kind in MONEY_KINDS:
+        return value.quantize(Decimal(1).scaleb(-currency_decimals(currency)), rounding=ROUND_HALF_UP)
+    if rule.kind == Kind.PERCENT_COUPON:
+        return value
+    return Decimal(0)
+
+
+def rules_for(*, program: Program, variant_id: int | None, triggers: tuple[str, ...], at: datetime.datetime):
+    """Active rules of the program for these triggers, for everyone or for this A/B variant, valid at `at`."""
+    return [
+        rule
+        for rule in RewardRule.objects.for_merchant(program.merchant)
+        .filter(program=program, active=True, trigger__in=triggers)
+        .filter(Q(variant__isnull=True) | Q(variant_id=variant_id))
+        .select_related("program__merchant", "pool")
+        .order_by("pk")
+        if (rule.valid_from is None or rule.valid_from <= at) and (rule.valid_until is None or at < rule.valid_until)
+    ]
+
+
+# --- the pipeline -------------------------------------------------------------------------------------------------
+
+
+def _work_open(*, merchant, referral: Referral, conversion: Conversion | None) -> tuple[Work, bool]:
+    """The Work row of this conversion (or sign-up), locked; created if missing. Returns (work, created)."""
+    scope = Work.objects.for_merchant(merchant).filter(referral=referral, conversion=conversion, refund__isnull=True)
+    found = scope.select_for_update().first()
+    if found is not None:
+        return found, False
+    try:
+        with transaction.atomic():
+            return Work.objects.for_merchant(merchant).create(
+                referral=referral, conversion=conversion, stage=Work.Stage.REVIEW
+            ), True
+    except IntegrityError:  # another worker created it: wait for its transaction, then see what it decided
+        return scope.select_for_update().get(), False
+
+
+def conversion_process(*, merchant, conversion_id: int) -> str:
+    """Score an attributed order for fraud and decide its rewards, once. Returns what happened (for logs/tests).
+
+    approve -> rewards are created (pending through their hold); review -> nothing until a person decides (the
+    fraud review sends this task again); reject -> no rewards, and the referral's open sign-up rewards are ended.
+    """
+    from fraud.services import conversion_assess
+
+    scope = Conversion.objects.for_merchant(merchant)
+    with transaction.atomic():
+        conversion = (
+            scope.select_for_update(of=("self",))
+            .select_related("program__merchant", "referral__referrer", "referral__referee", "referral__program")
+            .filter(pk=conversion_id)
+            .first()
+        )
+        if conversion is None or conversion.referral is None:
+            return "skipped"
+        if conversion.status != Conversion.Status.ATTRIBUTED and not (
+            conversion.status == Conversion.Status.REJECTED and conversion.rejection_reason == Referral.Reason.FRAUD
+        ):
+            return "skipped"  # refused at attribution (self-referral, existing customer...): nothing to pay
+        work, created = _work_open(merchant=merchant, referral=conversion.referral, conversion=conversion)
+        if work.stage == Work.Stage.DONE:
+            return "done_before"
+        assessment = conversion_assess(conversion=conversion)
+        referral = conversion.referral
+        referral.refresh_from_db()
+        conversion.refresh_from_db(fields=["status", "rejection_reason", "refunded_amount"])
+        if created:
+            _emit_conversion_events(conversion, assessment)
+        if assessment.decision == "review":
+            return "review"
+        if assessment.decision == "reject" or referral.status == Referral.Status.REJECTED:
+            _end_open_rewards(referral=referral, reason="Rejected as fraud.")
+            result = "rejected"
+        else:
+            _decide_purchase_rewards(conversion=conversion, referral=referral)
+            _decide_milestones(program=conversion.program, referrer=referral.referrer)
+            result = "approved"
+        work.stage, work.updated_at = Work.Stage.DONE, timezone.now()
+        work.save(update_fields=["stage", "updated_at"])
+    return result
+
+
+def referral_process(*, merchant, referral_id: int) -> str:
+    """A friend signed up: score the sign-up and decide the sign-up rewards (the friend's welcome offer), once."""
+    from fraud.services import referral_assess
+
+    with transaction.atomic():
+        referral = (
+            Referral.objects.for_merchant(merchant)
+            .select_for_update(of=("self",))
+            .select_related("program__merchant", "referrer", "referee")
+            .filter(pk=referral_id)
+            .first()
+        )
+        if referral is None or referral.status == Referral.Status.REJECTED:
+            return "skipped"
+        work, created = _work_open(merchant=merchant, referral=referral, conversion=None)
+        if work.stage == Work.Stage.DONE:
+            return "done_before"
+        assessment = referral_assess(referral=referral)
+        referral.refresh_from_db()
+        if created:
+            _emit(merchant, referral.livemode, "referral.created", _referral_data(referral))
+            if assessment.decision != "approve":
+                _emit(merchant, referral.livemode, "fraud.flagged", _flagged_data(assessment, referral, None))
+        if assessment.decision == "review":
+            return "review"
+        if assessment.decision == "approve" and referral.status != Referral.Status.REJECTED:
+            rules = rules_for(
+                program=referral.program, variant_id=referral.variant_id, triggers=(Trigger.SIGNUP,), at=timezone.now()
+            )
+            for rule in rules:
+                participant = _participant_for(rule.side, referral)
+                if participant is not None:
+                    _create_reward(rule=rule, participant=participant, referral=referral, conversion=None)
+            result = "approved"
+        else:
+            result = "rejected"
+        work.stage, work.updated_at = Work.Stage.DONE, timezone.now()
+        work.save(update_fields=["stage", "updated_at"])
+    return result
+
+
+# --- deciding -----------------------------------------------------------------------------------------------------
+
+
+def _purchase_number(conversion: Conversion) -> int:
+    """1 for the friend's first attributed order in this referral, 2 for the second..."""
+    earlier = (
+        Conversion.objects.for_merchant(conversion.merchant)
+        .filter(referral_id=conversion.referral_id, status=Conversion.Status.ATTRIBUTED)
+        .filter(Q(occurred_at__lt=conversion.occurred_at) | Q(occurred_at=conversion.occurred_at, pk__lt=conversion.pk))
+        .count()
+    )
+    return earlier + 1
+
+
+def _decide_purchase_rewards(*, conversion: Conversion, referral: Referral) -> list[Reward]:
+    rules = rules_for(
+        program=conversion.program,
+        variant_id=referral.variant_id,
+        triggers=(Trigger.FIRST_PURCHASE, Trigger.EACH_PURCHASE),
+        at=conversion.occurred_at,
+    )
+    if not rules:
+        return []
+    number = _purchase_number(conversion)
+    kept = conversion.amount - conversion.refunded_amount
+    made = []
+    for rule in rules:
+        if rule.trigger == Trigger.FIRST_PURCHASE and number != 1:
+            continue
+        if rule.trigger == Trigger.EACH_PURCHASE and rule.max_purchases and number > rule.max_purchases:
+            continue
+        if rule.min_order_value is not None and kept < rule.min_order_value:
+            continue
+        participant = _participant_for(rule.side, referral)
+        if participant is None:
+            continue
+        reward = _create_reward(
+            rule=rule, participant=participant, referral=referral, conversion=conversion, order_amount=kept
+        )
+        if reward is not None:
+            made.append(reward)
+    if any(r.side == Side.REFERRER and r.status == Reward.Status.PENDING for r in made):
+        _notify(
+            Notification.Kind.FRIEND_PURCHASED,
+            key=f"conversion:{conversion.pk}",
+            participant=referral.referrer,
+            reward=next(r for r in made if r.side == Side.REFERRER),
+        )
+    return made
+
+
+def _decide_milestones(*, program: Program, referrer: Participant) -> list[Reward]:
+    rules = rules_for(program=program, variant_id=None, triggers=(Trigger.MILESTONE,), at=timezone.now())
+    rules = [r for r in rules if r.side == Side.REFERRER]
+    if not rules:
+        return []
+    successful = successful_referrals(program=program, referrer=referrer)
+    made = []
+    for rule in rules:
+        if rule.milestone and successful >= rule.milestone:
+            reward = _create_reward(
+                rule=rule, participant=referrer, referral=None, conversion=None, milestone=rule.milestone
+            )
+            if reward is not None:
+                made.append(reward)
+    return made
+
+
+def successful_referrals(*, program: Program, referrer: Participant) -> int:
+    """Friends who bought and were not rejected: what milestones count."""
+    return (
+        Referral.objects.for_merchant(program.merchant)
+        .filter(program=program, referrer=referrer, status=Referral.Status.CONVERTED)
+        .count()
+    )
+
+
+def _participant_for(side: str, referral: Referral) -> Participant | None:
+    """Who gets a side's reward. The friend becomes a participant (with their own code) if they were not one."""
+    if side == Side.REFERRER:
+        return referral.referrer
+    if referral.referee_id:
+        return referral.referee
+    if not (referral.referee_external_id or referral.referee_email):
+        return None  # erased
+    from programs.services import participant_upsert
+
+    participant, _code, _created = participant_upsert(
+        merchant=referral.merchant,
+        livemode=referral.livemode,
+        program=referral.program,
+        external_id=referral.referee_external_id,
+        email=referral.referee_email,
+    )
+    Referral.objects.for_merchant(referral.merchant).filter(pk=referral.pk, referee__isnull=True).update(
+        referee=participant
+    )
+    referral.referee = participant
+    return participant
+
+
+def _create_reward(
+    *,
+    rule: RewardRule,
+    participant: Participant,
+    referral: Referral | None,
+    conversion: Conversion | None,
+    order_amount: Decimal | None = None,
+    milestone: int | None = None,
+) -> Reward | None:
+    """Insert the reward (pending through the hold, or rejected by a cap or the budget). None if it exists."""
+    program = rule.program
+    merchant = program.merchant
+    now = timezone.now()
+    value = rule_value(rule, order_amount=order_amount, currency=program.currency)
+    if rule.unit in (Unit.MONEY, Unit.POINTS, Unit.PERCENT) and value <= 0:
+        return None  # nothing to give (e.g. 10% of a fully refunded order)
+    status, reason = Reward.Status.PENDING, ""
+    refusal = _cap_refusal(rule=rule, participant=participant, now=now) or _budget_refusal(
+        program=program, value=value if rule.unit == Unit.MONEY else Decimal(0)
+    )
+    if refusal:
+        status, reason = Reward.Status.REJECTED, refusal
+    reward = Reward(
+        merchant=merchant,
+        livemode=participant.livemode,
+        program=program,
+        rule=rule,
+        side=rule.side,
+        participant=participant,
+        referral=referral,
+        conversion=conversion,
+        milestone=milestone,
+        kind=rule.kind,
+        unit=rule.unit,
+        value=value,
+        original_value=value,
+        currency=program.currency,
+        description=rule.description or (rule.pool.description if rule.pool_id else ""),
+        status=status,
+        reason=reason,
+        hold_until=now + datetime.timedelta(days=rule.hold_days),
+        ended_at=now if status == Reward.Status.REJECTED else None,
+    )
+    try:
+        with transaction.atomic():
+            reward.save(force_insert=True)
+    except IntegrityError:
+        return None  # decided before (the unique constraints): once per rule and conversion / referral / milestone
+    reward_record_created(reward=reward, actor=ACTOR)
+    if status == Reward.Status.PENDING and rule.hold_days == 0:
+        enqueue_on_commit("rewards.release", merchant_id=merchant.pk, reward_ids=[reward.pk])
+    return reward
+
+
+def _cap_refusal(*, rule: RewardRule, participant: Participant, now: datetime.datetime) -> str:
+    """Per-person caps (per month, in the merchant's time zone, and in total). The participant row is locked so
+    two orders of the same referrer processed at once cannot both take the last place."""
+    if rule.cap_per_month is None and rule.cap_total is None:
+        return ""
+    Participant.objects.for_merchant(rule.merchant).select_for_update().filter(pk=participant.pk).first()
+    counted = (
+        Reward.objects.for_merchant(rule.merchant).filter(rule=rule, participant=participant).exclude(status__in=ENDED)
+    )
+    if rule.cap_total is not None and counted.count() >= rule.cap_total:
+        return f"Limit of {rule.cap_total} rewards per person reached."
+    if rule.cap_per_month is not None:
+        tz = zoneinfo.ZoneInfo(rule.program.merchant.timezone)
+        local = now.astimezone(tz)
+        month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        if counted.filter(created_at__gte=month_start).count() >= rule.cap_per_month:
+            return f"Limit of {rule.cap_per_month} rewards per person per month reached."
+    return ""
+
+
+def budget_spent(*, program: Program) -> Decimal:
+    """Money committed to rewards of the program: everything not rejected, voided or clawed back."""
+    total = (
+        Reward.objects.for_merchant(program.merchant)
+        .filter(program=program, unit=Unit.MONEY, livemode=True)
+        .exclude(status__in=ENDED)
+        .aggregate(total=Sum("value"))["total"]
+    )
+    return total or Decimal(0)
+
+
+def _budget_refusal(*, program: Program, value: Decimal) -> str:
+    """Rewards stop when the program's budget is spent; the owner is emailed once. The program row is locked
+    so concurrent rewards cannot overspend it."""
+    if program.budget is None:
+        return ""
+    Program.objects.for_merchant(program.merchant).select_for_update().filter(pk=program.pk).first()
+    spent = budget_spent(program=program)
+    if spent + value <= program.budget:
+        return ""
+    _notify(Notification.Kind.BUDGET_SPENT, key=f"program:{program.pk}", program=program)
+    return "The program's budget is spent."
+
+
+def _end_open_rewards(*, referral: Referral, reason: str) -> None:
+    """A referral rejected as fraud pays nothing: its rewards not yet issued are rejected."""
+    from rewards.services.transitions import reward_transition
+
+    open_rewards = (
+        Reward.objects.for_merchant(referral.merchant)
+        .select_for_update()
+        .filter(referral=referral, status__in=(Reward.Status.PENDING, Reward.Status.APPROVED))
+    )
+    for reward in open_rewards:
+        reward_transition(reward=reward, to=Reward.Status.REJECTED, actor="system:fraud", reason=reason)
+
+
+# --- notifications and events -------------------------------------------------------------------------------------
+
+
+def _notify(kind: str, *, key: str, participant=None, reward=None, program=None) -> None:
+    """Owe an email, once per (kind, key); a worker sends it after commit (the sweeper if that message is lost)."""
+    merchant = (participant or reward or program).merchant
+    try:
+        with transaction.atomic():
+            note = Notification.objects.for_merchant(merchant).create(
+                kind=kind, key=key, participant=participant, reward=reward, program=program
+            )
+    except IntegrityError:
+        return
+    enqueue_on_commit("rewards.send_notification", merchant_id=merchant.pk, notification_id=note.pk)
+
+
+def _emit(merchant, livemode: bool, event_type: str, data: dict) -> None:
+    from referral_saas.webhooks.services import webhook_emit
+
+    webhook_emit(merchant=merchant, livemode=livemode, event_type=event_type, data=data)
+
+
+def _referral_data(referral: Referral) -> dict:
+    return {
+        "id": referral.pk,
+        "program": referral.program.slug,
+        "status": referral.status,
+        "referrer": {"id": referral.referrer_id, "external_id": referral.referrer.external_id},
+        "friend": {"external_id": referral.referee_external_id, "email": referral.referee_email},
+        "created_at": referral.created_at.isoformat(),
+    }
+
+
+def _flagged_data(assessment, referral: Referral, conversion: Conversion | None) -> dict:
+    from fraud.selectors import assessment_summary
+
+    return {
+        "referral_id": referral.pk,
+        "order_id": conversion.order_id if conversion else None,
+        "program": referral.program.slug,
+        "fraud": assessment_summary(assessment),
+    }
+
+
+def _emit_conversion_events(conversion: Conversion, assessment) -> None:
+    from tracking.api import ConversionOutput
+
+    merchant, livemode, referral = conversion.merchant, conversion.livemode, conversion.referral
+    if referral.signed_up_at is None and _purchase_number(conversion) == 1:
+        _emit(merchant, livemode, "referral.created", _referral_data(referral))
+    _emit(merchant, livemode, "conversion.attributed", dict(ConversionOutput(conversion).data))
+    if assessment.decision != "approve":
+        _emit(merchant, livemode, "fraud.flagged", _flagged_data(assessment, referral, conversion))

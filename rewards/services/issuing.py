@@ -1,0 +1,128 @@
+"""Releasing and issuing: when a reward's hold has passed, approve it and hand it over (coupon, pool code, points,
+credit, cash due), in one transaction, so a crash leaves it either untouched or issued, never half or twice."""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from referral_saas.celery import enqueue_on_commit
+from rewards.models import Coupon, Kind, LedgerEntry, Notification, Reward, Side
+from rewards.services.deciding import _notify
+from rewards.services.transitions import reward_transition
+
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: codes are typed at checkout
+LEDGER_ACCOUNT = {
+    Kind.POINTS: LedgerEntry.Account.POINTS,
+    Kind.STORE_CREDIT: LedgerEntry.Account.CREDIT,
+    Kind.CASH: LedgerEntry.Account.CASH,
+}
+ACTOR = "system:release"
+
+
+def rewards_release_due(*, limit: int = 500) -> int:
+    """Release rewards whose hold has passed (all merchants; the beat task). Returns how many were issued."""
+    due = list(
+        Reward.all_merchants.filter(
+            status__in=(Reward.Status.PENDING, Reward.Status.APPROVED), hold_until__lte=timezone.now()
+        )
+        .order_by("hold_until")
+        .values_list("merchant_id", "pk")[:limit]
+    )
+    issued = 0
+    for merchant_id, reward_id in due:
+        issued += reward_release(merchant_id=merchant_id, reward_id=reward_id) == Reward.Status.ISSUED
+    return issued
+
+
+def reward_release(*, merchant_id: int, reward_id: int, actor: str = ACTOR) -> str | None:
+    """Approve (pending -> approved) and issue (approved -> issued) one due reward. A reward another worker holds
+    is skipped (SKIP LOCKED), an issued one is left alone. Returns the status it ends in, or None if skipped."""
+    with transaction.atomic():
+        reward = (
+            Reward.all_merchants.select_for_update(skip_locked=True, of=("self",))
+            .select_related("merchant", "program", "rule__pool", "catalog_item__pool", "participant")
+            .filter(
+                merchant_id=merchant_id,
+                pk=reward_id,
+                status__in=(Reward.Status.PENDING, Reward.Status.APPROVED),
+                hold_until__lte=timezone.now(),
+            )
+            .first()
+        )
+        if reward is None:
+            return None
+        if reward.status == Reward.Status.PENDING:
+            reward_transition(reward=reward, to=Reward.Status.APPROVED, actor=actor)
+        return reward_issue(reward=reward, actor=actor).status
+
+
+def reward_issue(*, reward: Reward, actor: str) -> Reward:
+    """Hand over an approved reward the caller holds locked. An empty coupon pool leaves it approved and flagged,
+    and the owner is emailed (once a day per pool); the sweeper tries again."""
+    now = timezone.now()
+    changes: dict = {}
+    kind = reward.kind
+    source = reward.rule or reward.catalog_item
+    valid_days = source.coupon_valid_days
+    if kind in (Kind.PERCENT_COUPON, Kind.AMOUNT_COUPON):
+        changes["coupon_code"] = _unique_coupon_code(reward, prefix=getattr(reward.rule, "coupon_prefix", "") or "RW")
+    elif kind == Kind.POOL_COUPON:
+        coupon = (
+            Coupon.objects.for_merchant(reward.merchant)
+            .select_for_update(skip_locked=True)
+            .filter(pool_id=source.pool_id, reward__isnull=True)
+            .order_by("pk")
+            .first()
+        )
+        if coupon is None:
+            if reward.flag != Reward.Flag.POOL_EMPTY:
+                reward.flag = Reward.Flag.POOL_EMPTY
+                reward.save(update_fields=["flag"])
+            _notify(
+                Notification.Kind.POOL_EMPTY,
+                key=f"pool:{source.pool_id}:{now.date().isoformat()}",
+                program=reward.program,
+            )
+            return reward
+        coupon.reward, coupon.assigned_at = reward, now
+        coupon.save(update_fields=["reward", "assigned_at"])
+        changes["coupon_code"] = coupon.code
+    elif kind in LEDGER_ACCOUNT:
+        LedgerEntry.objects.for_merchant(reward.merchant).create(
+            livemode=reward.livemode,
+            program=reward.program,
+            participant=reward.participant,
+            account=LEDGER_ACCOUNT[kind],
+            kind=LedgerEntry.Kind.EARNED,
+            amount=reward.value,
+            currency="" if kind == Kind.POINTS else reward.currency,
+            reward=reward,
+            note=str(reward.rule or reward.catalog_item)[:300],
+        )
+    if kind in (Kind.PERCENT_COUPON, Kind.AMOUNT_COUPON, Kind.POOL_COUPON) and valid_days:
+        changes["expires_at"] = now + datetime.timedelta(days=valid_days)
+    reward_transition(reward=reward, to=Reward.Status.ISSUED, actor=actor, flag="", **changes)
+    if reward.catalog_item_id is None:  # a catalog redemption is shown on the spot: no email
+        welcome = reward.side == Side.REFEREE and reward.conversion_id is None and reward.milestone is None
+        kind = Notification.Kind.WELCOME_OFFER if welcome else Notification.Kind.REWARD_ISSUED
+        _notify(kind, key=f"reward:{reward.pk}", participant=reward.participant, reward=reward)
+    return reward
+
+
+def _unique_coupon_code(reward: Reward, *, prefix: str) -> str:
+    """PREFIX-XXXXXXXX, unique per merchant and mode (a constraint; a collision draws again)."""
+    scope = Reward.objects.for_merchant(reward.merchant).filter(livemode=reward.livemode)
+    for _attempt in range(10):
+        code = f"{prefix.upper()}-" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(8))
+        if not scope.filter(coupon_code=code).exists():
+            return code
+    raise IntegrityError("could not draw a free coupon code")  # pragma: no cover - 31^8 codes
+
+
+def reward_release_now(*, reward: Reward) -> None:
+    """After commit, release a reward with no hold (a worker does it; the beat sweep if the message is lost)."""
+    enqueue_on_commit("rewards.release", merchant_id=reward.merchant_id, reward_ids=[reward.pk])

@@ -1,0 +1,101 @@
+"""Emails about rewards, rendered in the person's language (html + text) and sent by a worker, once each."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from referral_saas.tenancy.models import Membership
+from rewards.models import Notification
+
+logger = logging.getLogger(__name__)
+Kind = Notification.Kind
+
+CUSTOMER_EMAILS = {
+    Kind.FRIEND_PURCHASED: "rewards/emails/friend_purchased",
+    Kind.REWARD_ISSUED: "rewards/emails/reward_issued",
+    Kind.WELCOME_OFFER: "rewards/emails/welcome_offer",
+}
+OWNER_EMAILS = {
+    Kind.BUDGET_SPENT: "rewards/emails/budget_spent",
+    Kind.POOL_EMPTY: "rewards/emails/pool_empty",
+}
+
+
+def _subject(kind: str, context: dict) -> str:
+    subjects = {
+        Kind.FRIEND_PURCHASED: _("Your friend just bought at %(shop)s"),
+        Kind.REWARD_ISSUED: _("Your reward from %(shop)s is ready"),
+        Kind.WELCOME_OFFER: _("Your welcome gift from %(shop)s"),
+        Kind.BUDGET_SPENT: _("The budget of %(program)s is spent: rewards have stopped"),
+        Kind.POOL_EMPTY: _("A coupon pool of %(program)s is empty"),
+    }
+    return subjects[kind] % {"shop": context["merchant"].name, "program": context["program"].name}
+
+
+def notification_send(*, merchant, notification_id: int) -> bool:
+    """Send one owed email (the row is locked, so two workers never both send it). True if sent now."""
+    with transaction.atomic():
+        note = (
+            Notification.objects.for_merchant(merchant)
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("merchant", "participant", "reward__program", "reward__participant", "program")
+            .filter(pk=notification_id, sent_at__isnull=True)
+            .first()
+        )
+        if note is None:
+            return False
+        message = _render(note)
+        if message is not None:
+            message.send()
+        note.sent_at = timezone.now()
+        note.save(update_fields=["sent_at"])
+    return message is not None
+
+
+def _portal_url(merchant, program) -> str:
+    return f"{settings.SITE_URL}/p/{merchant.slug}/{program.slug}/"
+
+
+def _render(note: Notification) -> EmailMultiAlternatives | None:
+    merchant = note.merchant
+    reward = note.reward
+    program = note.program or (reward.program if reward else None)
+    context = {"merchant": merchant, "program": program, "reward": reward, "portal_url": _portal_url(merchant, program)}
+    if note.kind in CUSTOMER_EMAILS:
+        participant = note.participant
+        if participant is None or not participant.email or participant.status != participant.Status.ACTIVE:
+            return None  # nobody to write to (no email, blocked or erased): the debt is settled as "nothing to send"
+        from programs.selectors import program_texts
+
+        language = participant.language
+        context.update(
+            participant=participant,
+            name=(participant.name or "").split(" ")[0],
+            texts=program_texts(program=program, language=language),
+        )
+        to, template = [participant.email], CUSTOMER_EMAILS[note.kind]
+    else:
+        language = "en"
+        to = list(
+            Membership.objects.for_merchant(merchant)
+            .filter(role=Membership.Role.OWNER)
+            .values_list("user__email", flat=True)
+        )
+        context["admin_url"] = f"{settings.SITE_URL}/admin/"
+        template = OWNER_EMAILS[note.kind]
+        if not to:
+            return None
+    with translation.override(language):
+        context["reward_what"] = render_to_string("rewards/_what.txt", context).strip() if reward else ""
+        message = EmailMultiAlternatives(
+            subject=_subject(note.kind, context), body=render_to_string(f"{template}.txt", context), to=to
+        )
+        message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
+    return message

@@ -1,0 +1,162 @@
+"""Points and the catalog, a shop redeeming a coupon, coupon pools, cash payouts."""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from programs.models import Participant
+from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from rewards.models import CatalogItem, Coupon, CouponPool, Kind, LedgerEntry, Reward
+from rewards.services.issuing import reward_issue
+from rewards.services.transitions import reward_record_created, reward_transition
+
+
+def ledger_balance(*, participant: Participant, account: str = LedgerEntry.Account.POINTS, program=None) -> Decimal:
+    """A balance is the sum of the append-only ledger."""
+    scope = LedgerEntry.objects.for_merchant(participant.merchant).filter(participant=participant, account=account)
+    if program is not None:
+        scope = scope.filter(program=program)
+    return scope.aggregate(total=Sum("amount"))["total"] or Decimal(0)
+
+
+def points_redeem(*, participant: Participant, item_id: int, actor: str) -> Reward:
+    """Spend points on a catalog item: a reward issued on the spot and a negative ledger entry, or 422 when the
+    balance is short. The participant row is locked, so concurrent redemptions can never overdraw."""
+    merchant = participant.merchant
+    item = (
+        CatalogItem.objects.for_merchant(merchant)
+        .select_related("program__merchant", "pool")
+        .filter(pk=item_id, active=True)
+        .first()
+        if str(item_id).isdigit()
+        else None
+    )
+    if item is None:
+        raise NotFound(_("No such item in the catalog."))
+    if participant.status != Participant.Status.ACTIVE:
+        raise Unprocessable(_("This participant cannot redeem points."), code="participant_not_active")
+    with transaction.atomic():
+        Participant.objects.for_merchant(merchant).select_for_update().filter(pk=participant.pk).first()
+        balance = ledger_balance(participant=participant, program=item.program)
+        if balance < item.points:
+            raise Unprocessable(
+                _("Not enough points: %(balance)s, the item costs %(cost)s.")
+                % {"balance": int(balance), "cost": item.points},
+                code="insufficient_points",
+            )
+        now = timezone.now()
+        unit = item.unit
+        reward = Reward.objects.for_merchant(merchant).create(
+            livemode=participant.livemode,
+            program=item.program,
+            catalog_item=item,
+            side="referrer",
+            participant=participant,
+            kind=item.kind,
+            unit=unit,
+            value=item.value if unit in ("money", "percent") else Decimal(0),
+            original_value=item.value if unit in ("money", "percent") else Decimal(0),
+            currency=item.program.currency,
+            description=item.description or item.name,
+            status=Reward.Status.APPROVED,
+            hold_until=now,
+            approved_at=now,
+        )
+        reward_record_created(reward=reward, actor=actor)
+        LedgerEntry.objects.for_merchant(merchant).create(
+            livemode=participant.livemode,
+            program=item.program,
+            participant=participant,
+            account=LedgerEntry.Account.POINTS,
+            kind=LedgerEntry.Kind.SPENT,
+            amount=-Decimal(item.points),
+            reward=reward,
+            note=item.name[:300],
+        )
+        reward = reward_issue(reward=reward, actor=actor)
+        if reward.status != Reward.Status.ISSUED:  # e.g. the item's coupon pool is empty: nothing is spent
+            transaction.set_rollback(True)
+            raise Conflict(_("This item is out of stock right now; try again later."), code="out_of_stock")
+    return reward
+
+
+def reward_redeem(*, reward: Reward, actor: str) -> Reward:
+    """The shop used the coupon (issued -> redeemed). Redeeming twice is a 409, an expired coupon a 422."""
+    with transaction.atomic():
+        locked = Reward.objects.for_merchant(reward.merchant).select_for_update().get(pk=reward.pk)
+        if locked.status == Reward.Status.REDEEMED:
+            raise Conflict(_("This reward was already redeemed."), code="already_redeemed")
+        if locked.status != Reward.Status.ISSUED:
+            raise Conflict(
+                _("Only an issued reward can be redeemed; this one is %(status)s.") % {"status": locked.status},
+                code="not_redeemable",
+            )
+        if locked.expires_at and locked.expires_at < timezone.now():
+            raise Unprocessable(_("This coupon has expired."), code="expired")
+        return reward_transition(reward=locked, to=Reward.Status.REDEEMED, actor=actor)
+
+
+MAX_POOL_UPLOAD = 100_000
+
+
+def pool_upload(*, pool: CouponPool, data: bytes) -> tuple[int, int]:
+    """Add codes from a CSV (one code per line, or a column named "code"). Returns (added, skipped duplicates)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValidationFailed(fields={"file": [_("The file must be UTF-8 text (CSV).")]}) from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if rows and rows[0] and rows[0][0].strip().lower() == "code":
+        rows = rows[1:]
+    codes = []
+    for number, row in enumerate(rows, start=1):
+        if not row or not row[0].strip():
+            continue
+        code = row[0].strip()
+        if len(code) > 64 or any(ch.isspace() for ch in code):
+            raise ValidationFailed(
+                fields={"file": [_("Line %(n)d: not a coupon code: %(code)s") % {"n": number, "code": code[:70]}]}
+            )
+        codes.append(code)
+    if not codes:
+        raise ValidationFailed(fields={"file": [_("The file has no codes.")]})
+    if len(codes) > MAX_POOL_UPLOAD:
+        raise ValidationFailed(fields={"file": [_("At most %(n)d codes per upload.") % {"n": MAX_POOL_UPLOAD}]})
+    unique = list(dict.fromkeys(codes))
+    scope = Coupon.objects.for_merchant(pool.merchant)
+    existing = set(scope.filter(pool=pool, code__in=unique).values_list("code", flat=True))
+    new = [Coupon(merchant=pool.merchant, pool=pool, code=c) for c in unique if c not in existing]
+    with transaction.atomic():
+        Coupon.all_merchants.bulk_create(new, ignore_conflicts=True, batch_size=5000)
+    return len(new), len(codes) - len(new)
+
+
+def cash_payout_record(*, participant: Participant, program, amount: Decimal, user, note: str = "") -> LedgerEntry:
+    """The merchant paid out cash: a negative cash entry (what is due is the cash balance)."""
+    if amount <= 0:
+        raise ValidationFailed(fields={"amount": [_("The amount must be greater than zero.")]})
+    try:
+        with transaction.atomic():
+            return LedgerEntry.objects.for_merchant(participant.merchant).create(
+                livemode=participant.livemode,
+                program=program,
+                participant=participant,
+                account=LedgerEntry.Account.CASH,
+                kind=LedgerEntry.Kind.PAYOUT,
+                amount=-amount,
+                currency=program.currency,
+                note=note[:300],
+                created_by=user,
+            )
+    except IntegrityError as exc:  # pragma: no cover - no constraint a payout can break but the amount
+        raise Unprocessable(str(exc)) from exc
+
+
+__all__ = ["Kind", "cash_payout_record", "ledger_balance", "points_redeem", "pool_upload", "reward_redeem"]
