@@ -220,3 +220,50 @@ def _same_refund_or_conflict(existing: Refund, amount) -> Refund:
             code="refund_id_reused",
         )
     return existing
+
+
+# --- rejecting a referral after the fact (fraud review) ---------------------------------------------------------
+
+
+@transaction.atomic
+def referral_reject(*, referral: Referral, reason: str) -> Referral:
+    """Reject a referral after it was opened (fraud, the merchant's call): it becomes rejected with `reason`, and
+    its attributed orders become rejected with the same reason. A referral rejected already keeps its first
+    reason (its orders still attributed are rejected with it). Safe to repeat."""
+    if reason not in Referral.Reason.values:
+        raise ValidationFailed(fields={"reason": [_("Unknown rejection reason.")]})
+    locked = Referral.objects.for_merchant(referral.merchant_id).select_for_update().get(pk=referral.pk)
+    if locked.status != Referral.Status.REJECTED:
+        locked.status, locked.rejection_reason = Referral.Status.REJECTED, reason
+        locked.save(update_fields=["status", "rejection_reason"])
+    Conversion.objects.for_merchant(referral.merchant_id).filter(
+        referral_id=locked.pk, status=Conversion.Status.ATTRIBUTED
+    ).update(status=Conversion.Status.REJECTED, rejection_reason=locked.rejection_reason)
+    return locked
+
+
+@transaction.atomic
+def referral_reinstate(
+    *, referral: Referral, reason: str, conversion_ids: list[int] | tuple[int, ...] = ()
+) -> Referral:
+    """Undo referral_reject(reason) when a human overturns it: a referral rejected for `reason` is converted again
+    (signed up if it never converted), and of its orders those named in `conversion_ids` and rejected for `reason`
+    are attributed again. A referral rejected for another reason (e.g. self-referral) stays rejected."""
+    locked = Referral.objects.for_merchant(referral.merchant_id).select_for_update().get(pk=referral.pk)
+    if locked.status != Referral.Status.REJECTED or locked.rejection_reason != reason:
+        return locked
+    reinstated = (
+        Conversion.objects.for_merchant(referral.merchant_id)
+        .filter(
+            referral_id=locked.pk,
+            pk__in=list(conversion_ids),
+            status=Conversion.Status.REJECTED,
+            rejection_reason=reason,
+        )
+        .update(status=Conversion.Status.ATTRIBUTED, rejection_reason="")
+    )
+    converted = bool(reinstated or locked.converted_at)
+    locked.status = Referral.Status.CONVERTED if converted else Referral.Status.SIGNED_UP
+    locked.rejection_reason = ""
+    locked.save(update_fields=["status", "rejection_reason"])
+    return locked
