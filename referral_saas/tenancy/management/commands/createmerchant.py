@@ -106,6 +106,33 @@ def create_demo_program(*, merchant):
 
     for language, texts in DEMO_TEXTS.items():
         ProgramText.objects.for_merchant(merchant).create(program=program, language=language, **texts)
+    from rewards.models import Kind, RewardRule, Side
+
+    # Double-sided, no hold: a new user sees the whole loop (reward decided, issued, emailed) at once.
+    rules = RewardRule.objects.for_merchant(merchant)
+    rules.create(
+        program=program,
+        name="Referrer: 10% of the friend's first order",
+        side=Side.REFERRER,
+        trigger=RewardRule.Trigger.FIRST_PURCHASE,
+        kind=Kind.AMOUNT_COUPON,
+        value_type=RewardRule.ValueType.PERCENT_OF_ORDER,
+        value=10,
+        coupon_prefix="THANKS",
+        coupon_valid_days=90,
+        hold_days=0,
+    )
+    rules.create(
+        program=program,
+        name="Friend: 10% off the first order",
+        side=Side.REFEREE,
+        trigger=RewardRule.Trigger.SIGNUP,
+        kind=Kind.PERCENT_COUPON,
+        value=10,
+        coupon_prefix="WELCOME",
+        coupon_valid_days=30,
+        hold_days=0,
+    )
     return program
 
 
