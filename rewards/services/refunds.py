@@ -34,7 +34,7 @@ def refund_apply(*, merchant, refund_id: int) -> int:
             return 0
         conversion = (
             Conversion.objects.for_merchant(merchant)
-            .select_for_update()
+            .select_for_update(of=("self",))
             .select_related("program")
             .get(pk=refund.conversion_id)
         )

@@ -1,0 +1,137 @@
+"""Refunds take back what they paid for: void, pro-rate, claw back; never twice."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from rewards.models import Kind, LedgerEntry, Reward, RewardAdjustment, RewardRule
+from rewards.services import ledger_balance, refund_apply, reward_redeem, rewards_release_due
+from tests.rewards.helpers import order, process, rule
+from tracking.models import Refund
+
+pytestmark = pytest.mark.django_db
+
+
+def _refund(tenant, order_id, amount, refund_id):
+    response = tenant.api.post(
+        f"/api/v1/conversions/{order_id}/refunds", {"amount": amount, "refund_id": refund_id}, format="json"
+    )
+    assert response.status_code in (200, 201), response.content
+    refund = Refund.objects.for_merchant(tenant.merchant).get(refund_id=refund_id)
+    return refund_apply(merchant=tenant.merchant, refund_id=refund.pk)
+
+
+def _reward(tenant):
+    return Reward.objects.for_merchant(tenant.merchant).get()
+
+
+def test_full_refund_voids_a_pending_reward(tenant, program, referrer):
+    rule(program)
+    process(tenant, order(tenant, referrer[1])["id"])
+    assert _refund(tenant, "1001", "129.90", "r-1") == 1
+    reward = _reward(tenant)
+    assert reward.status == Reward.Status.VOIDED
+    assert "r-1" in reward.reason
+
+
+def test_full_refund_voids_an_issued_unused_coupon_and_tells_the_shop(tenant, program, referrer):
+    rule(program, hold_days=0)
+    process(tenant, order(tenant, referrer[1])["id"])
+    rewards_release_due()
+    assert _reward(tenant).status == Reward.Status.ISSUED
+    _refund(tenant, "1001", "129.90", "r-1")
+    reward = _reward(tenant)
+    assert reward.status == Reward.Status.VOIDED
+    assert reward.coupon_code  # the record of the coupon stays
+    from referral_saas.webhooks.models import WebhookMessage
+
+    # No endpoint is configured here, so no message is stored; the event name is checked in the webhooks tests.
+    assert WebhookMessage.objects.for_merchant(tenant.merchant).count() == 0
+
+
+def test_full_refund_after_the_coupon_was_used_claws_back_and_keeps_the_record(tenant, program, referrer):
+    rule(program, hold_days=0)
+    process(tenant, order(tenant, referrer[1])["id"])
+    rewards_release_due()
+    reward_redeem(reward=_reward(tenant), actor="test")
+    _refund(tenant, "1001", "129.90", "r-1")
+    reward = _reward(tenant)
+    assert reward.status == Reward.Status.CLAWED_BACK
+    assert reward.value == Decimal("12.99")  # the original record untouched
+    adjustment = RewardAdjustment.objects.for_merchant(tenant.merchant).get()
+    assert (adjustment.action, adjustment.clawback) == ("clawed_back", Decimal("12.99"))
+
+
+def test_refund_of_spent_points_is_a_negative_ledger_entry(tenant, program, referrer):
+    rule(program, kind=Kind.POINTS, value=Decimal("100"), hold_days=0)  # 100% of the order in points
+    process(tenant, order(tenant, referrer[1], amount="80.00")["id"])
+    rewards_release_due()
+    assert ledger_balance(participant=referrer[0]) == 80
+    _refund(tenant, "1001", "80.00", "r-1")
+    assert ledger_balance(participant=referrer[0]) == 0
+    entries = LedgerEntry.objects.for_merchant(tenant.merchant).order_by("pk")
+    assert [(e.kind, e.amount) for e in entries] == [("earned", Decimal("80")), ("clawback", Decimal("-80"))]
+    assert _reward(tenant).status == Reward.Status.CLAWED_BACK
+
+
+def test_partial_refund_pro_rates_a_percentage_reward_to_the_kept_amount(tenant, program, referrer):
+    rule(program)
+    process(tenant, order(tenant, referrer[1], amount="200.00")["id"])
+    assert _reward(tenant).value == Decimal("20.00")
+    _refund(tenant, "1001", "50.00", "r-1")
+    reward = _reward(tenant)
+    assert (reward.status, reward.value, reward.original_value) == ("pending", Decimal("15.00"), Decimal("20.00"))
+    _refund(tenant, "1001", "25.00", "r-2")
+    assert _reward(tenant).value == Decimal("12.50")
+
+
+def test_partial_refund_keeps_a_fixed_reward_unless_below_the_minimum_order(tenant, program, referrer):
+    rule(program, value_type=RewardRule.ValueType.FIXED, value=Decimal("15.00"), min_order_value=Decimal("100.00"))
+    process(tenant, order(tenant, referrer[1], amount="150.00")["id"])
+    _refund(tenant, "1001", "40.00", "r-1")  # 110 kept: still above the minimum
+    assert _reward(tenant).value == Decimal("15.00")
+    _refund(tenant, "1001", "20.00", "r-2")  # 90 kept: below it
+    assert _reward(tenant).status == Reward.Status.VOIDED
+
+
+def test_partial_refund_of_points_already_issued_takes_back_the_difference(tenant, program, referrer):
+    rule(program, kind=Kind.POINTS, value=Decimal("10"), hold_days=0)  # 10% of the order in points
+    process(tenant, order(tenant, referrer[1], amount="300.00")["id"])
+    rewards_release_due()
+    _refund(tenant, "1001", "100.00", "r-1")
+    assert ledger_balance(participant=referrer[0]) == 20
+    assert _reward(tenant).value == Decimal("20")
+
+
+def test_the_same_refund_applied_twice_changes_nothing_more(tenant, program, referrer):
+    rule(program)
+    process(tenant, order(tenant, referrer[1], amount="200.00")["id"])
+    assert _refund(tenant, "1001", "50.00", "r-1") == 1
+    refund = Refund.objects.for_merchant(tenant.merchant).get()
+    assert refund_apply(merchant=tenant.merchant, refund_id=refund.pk) == 0
+    # The shop retries the same refund: 200 with the stored refund, no second effect.
+    again = tenant.api.post("/api/v1/conversions/1001/refunds", {"amount": "50.00", "refund_id": "r-1"}, format="json")
+    assert again.status_code == 200
+    assert _reward(tenant).value == Decimal("15.00")
+
+
+def test_refund_above_what_remains_is_422_and_changes_nothing(tenant, program, referrer):
+    rule(program)
+    process(tenant, order(tenant, referrer[1], amount="100.00")["id"])
+    _refund(tenant, "1001", "60.00", "r-1")
+    response = tenant.api.post(
+        "/api/v1/conversions/1001/refunds", {"amount": "40.01", "refund_id": "r-2"}, format="json"
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "refund_exceeds_order"
+    assert _reward(tenant).value == Decimal("4.00")
+
+
+def test_a_refund_before_the_rewards_are_decided_is_counted_once(tenant, program, referrer):
+    rule(program)
+    conversion = order(tenant, referrer[1], amount="200.00")
+    _refund(tenant, "1001", "50.00", "r-1")  # nothing to adjust yet
+    process(tenant, conversion["id"])  # decided on the 150.00 kept
+    assert _reward(tenant).value == Decimal("15.00")
