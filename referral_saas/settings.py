@@ -296,6 +296,7 @@ CELERY_BEAT_SCHEDULE = {
     "ingest-clicks": {"task": "tracking.ingest_clicks", "schedule": 2.0, "options": {"expires": 10}},
     "release-rewards": {"task": "rewards.release_due", "schedule": 30.0, "options": {"expires": 60}},
     "rewards-sweeper": {"task": "rewards.sweep", "schedule": 60.0, "options": {"expires": 120}},
+    "webhooks-sweep": {"task": "referral_saas.webhooks.sweep", "schedule": 10.0, "options": {"expires": 30}},
 }
 
 # --- logging ----------------------------------------------------------------------------------------------------
@@ -330,3 +331,6 @@ LOGGING = {
 
 INVITATION_TTL_DAYS = 7
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+# Outgoing webhooks to loopback, private, link-local, reserved, multicast or unspecified addresses are refused
+# (at creation and on every connection) unless this is on: development, and tests that deliver to 127.0.0.1.
+WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=DEBUG)

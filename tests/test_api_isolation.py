@@ -6,6 +6,7 @@ import pytest
 from django.urls import get_resolver
 
 from programs.models import Participant
+from referral_saas.webhooks.models import WebhookEndpoint
 from tests.factories import ProgramFactory, join
 from tracking.models import Conversion, Refund
 
@@ -28,7 +29,8 @@ def a_data(tenant):
         format="json",
     )
     tenant.api.post("/api/v1/conversions/A-1/refunds", {"amount": "5.00", "refund_id": "a-r-1"}, format="json")
-    return {"program": program, "participant": participant, "code": code}
+    endpoint = tenant.api.post("/api/v1/webhook-endpoints", {"url": "https://hooks.a.example/in"}, format="json")
+    return {"program": program, "participant": participant, "code": code, "endpoint_id": endpoint.json()["id"]}
 
 
 def _snapshot(tenant):
@@ -40,6 +42,7 @@ def _snapshot(tenant):
         participant.name,
         participant.email,
         Refund.objects.for_merchant(tenant.merchant).count(),
+        list(WebhookEndpoint.objects.for_merchant(tenant.merchant).values_list("pk", "url", "enabled")),
     )
 
 
@@ -56,21 +59,33 @@ def _routes_with_a_ids(a):
         ("post", "/api/v1/participants", {"program": "a-program", "external_id": "a-ext-1", "name": "Hijacked"}),
         ("post", "/api/v1/referrals", {"code": code, "customer": {"email": "x@b.example"}}),
         ("post", "/api/v1/conversions", {"order_id": "B-1", "amount": "9.00", "currency": "PLN", "code": code}),
+        ("get", f"/api/v1/webhook-endpoints/{a['endpoint_id']}", None),
+        ("delete", f"/api/v1/webhook-endpoints/{a['endpoint_id']}", {}),
     ]
 
 
 def test_every_route_with_another_merchants_ids_is_refused_and_changes_nothing(tenant, other_tenant, a_data):
     before = _snapshot(tenant)
     for method, path, body in _routes_with_a_ids(a_data):
-        response = getattr(other_tenant.api, method)(path, body, format="json") if body else other_tenant.api.get(path)
+        if body is None:
+            response = other_tenant.api.get(path)
+        else:
+            response = getattr(other_tenant.api, method)(path, body, format="json")
         assert response.status_code in (400, 404, 422), (path, response.status_code, response.content)
         assert "a-person@a.example" not in response.content.decode()
         assert "a-buyer@a.example" not in response.content.decode()
+        assert "hooks.a.example" not in response.content.decode()
     assert _snapshot(tenant) == before
 
 
 def test_lists_of_another_merchant_are_empty(tenant, other_tenant, a_data):
-    for path in ("/api/v1/programs", "/api/v1/participants", "/api/v1/referrals", "/api/v1/conversions"):
+    for path in (
+        "/api/v1/programs",
+        "/api/v1/participants",
+        "/api/v1/referrals",
+        "/api/v1/conversions",
+        "/api/v1/webhook-endpoints",
+    ):
         body = other_tenant.api.get(path).json()
         items = body["results"] if isinstance(body, dict) else body
         assert items == [], path
@@ -91,6 +106,8 @@ def test_the_walk_covers_every_api_route():
         "conversions",
         "conversion-detail",
         "refunds",
+        "webhook-endpoints",
+        "webhook-endpoint-detail",
     }
     resolver = get_resolver()
     api_names = set()

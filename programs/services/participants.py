@@ -141,7 +141,19 @@ def participant_upsert(
         code = code_ensure(participant=participant, program=program)
         if created:
             referral_link_referee(participant=participant)
+            _emit_participant_created(participant=participant, program=program)
     return participant, code, created
+
+
+def _emit_participant_created(*, participant: Participant, program: Program) -> None:
+    # The webhook carries the participant exactly as the shop API shows it (one representation to parse).
+    from programs.api import ParticipantOutput
+    from referral_saas.webhooks.services import webhook_emit
+
+    data = ParticipantOutput(participant, context={"program_slug": program.slug}).data
+    webhook_emit(
+        merchant=participant.merchant, livemode=participant.livemode, event_type="participant.created", data=data
+    )
 
 
 def _update_participant(participant, external_id, email, email_normalized, name, language, marketing_consent):
