@@ -63,6 +63,7 @@ class FraudSettings(TenantModel):
                 & Q(reject_threshold__gte=1, reject_threshold__lte=100)
                 & Q(review_threshold__lte=models.F("reject_threshold")),
                 name="fraud_settings_thresholds_in_order",
+                violation_error_message=_("The reject score must be at least the review score (both 1 to 100)."),
             ),
             models.CheckConstraint(
                 condition=Q(velocity_per_hour__gte=1, velocity_per_day__gte=1), name="fraud_settings_velocity_positive"

@@ -12,6 +12,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from fraud.services import sighting_record
 from programs import selectors, services
 from programs.models import Participant
 from referral_saas.api import TenantAPIView, filter_parameters, page_example, page_of, paginate
@@ -193,6 +194,13 @@ class ParticipantListCreateApi(TenantAPIView):
         name = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
         language = serializers.ChoiceField(choices=LANGUAGES, required=False, allow_null=True)
         marketing_consent = serializers.BooleanField(required=False, allow_null=True)
+        ip = serializers.IPAddressField(
+            required=False, allow_null=True, allow_blank=True, help_text="The customer's IP (fraud checks; hashed)."
+        )
+        user_agent = serializers.CharField(max_length=1024, required=False, allow_blank=True)
+        device_id = serializers.CharField(
+            max_length=128, required=False, allow_blank=True, help_text="Your device cookie (fraud checks)."
+        )
 
         def validate(self, attrs):
             if not (attrs.get("external_id") or attrs.get("email")):
@@ -228,6 +236,13 @@ class ParticipantListCreateApi(TenantAPIView):
             name=data.validated_data.get("name"),
             language=data.validated_data.get("language"),
             marketing_consent=data.validated_data.get("marketing_consent"),
+        )
+        sighting_record(
+            merchant=request.merchant,
+            participant=participant,
+            ip=data.validated_data.get("ip"),
+            user_agent=data.validated_data.get("user_agent", ""),
+            device_id=data.validated_data.get("device_id", ""),
         )
         participant = _with_codes(Participant.objects.for_merchant(request.merchant)).get(pk=participant.pk)
         body = ParticipantOutput(participant, context={"program_slug": program.slug}).data

@@ -21,6 +21,7 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from fraud.services import DEVICE_COOKIE, sighting_record
 from programs import services
 from programs.forms import InviteForm, JoinForm
 from programs.models import Participant, Program, ShareEvent
@@ -57,6 +58,14 @@ def _current_participant(request, program: Program) -> Participant | None:
 def _sign_in(request, program: Program, participant: Participant) -> None:
     request.session.cycle_key()  # a new session id at sign-in (no fixation)
     request.session[_session_key(program)] = participant.pk
+    # Where the referrer joined from: a friend's order from the same IP or device is a fraud signal.
+    sighting_record(
+        merchant=program.merchant,
+        participant=participant,
+        ip=client_ip(request),
+        user_agent=request.headers.get("User-Agent", ""),
+        device_id=request.COOKIES.get(DEVICE_COOKIE, ""),
+    )
 
 
 def _program_or_404(merchant: str, program: str) -> Program:

@@ -211,3 +211,49 @@ FACTORY_FOR_MODEL = {
     Invite: _invite,
     ShareEvent: _share,
 }
+
+
+# --- fraud ------------------------------------------------------------------------------------------------------
+
+
+def _fraud_settings(merchant):
+    from fraud.models import FraudSettings
+
+    return FraudSettings.all_merchants.create(merchant=merchant, program=ProgramFactory(merchant=merchant))
+
+
+def _blocklist_entry(merchant):
+    from fraud.services import blocklist_entry_add
+
+    return blocklist_entry_add(merchant=merchant, kind="domain", value=f"blocked{next(_counter)}.example", note="x")
+
+
+def _fraud_assessment(merchant):
+    """An order from a disposable mailbox: scored 30, waiting in the review queue."""
+    from decimal import Decimal
+
+    from fraud.services import conversion_assess
+    from tracking.services import conversion_record
+
+    code = _code(merchant)
+    conversion = conversion_record(
+        merchant=merchant,
+        livemode=True,
+        order_id=f"order-{next(_counter)}",
+        amount=Decimal("100.00"),
+        currency="PLN",
+        customer_email=f"buyer{next(_counter)}@mailinator.com",
+        code=code.code,
+    )[0]
+    return conversion_assess(conversion=conversion)
+
+
+def _register_fraud_factories() -> None:
+    from fraud.models import BlocklistEntry, FraudAssessment, FraudSettings
+
+    FACTORY_FOR_MODEL.update(
+        {FraudSettings: _fraud_settings, BlocklistEntry: _blocklist_entry, FraudAssessment: _fraud_assessment}
+    )
+
+
+_register_fraud_factories()

@@ -6,11 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import django_filters
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from fraud import selectors as fraud_selectors
+from fraud.api import FraudSummaryOutput
 from referral_saas.api import TenantAPIView, filter_parameters, page_example, page_of, paginate
 from referral_saas.errors import NotFound
 from referral_saas.fields import AmountField, CurrencyField, check_amount_precision
@@ -252,8 +254,17 @@ class ConversionOutput(serializers.Serializer):
     def get_customer(self, conversion) -> dict:
         return {"external_id": conversion.customer_external_id, "email": conversion.customer_email}
 
+    @extend_schema_field(FraudSummaryOutput(allow_null=True, help_text="null until the order is scored."))
     def get_fraud(self, conversion) -> dict | None:
-        return None  # scored by the fraud pipeline (rewards and fraud issue)
+        """The fraud assessment's summary; null until the order is scored (unattributed orders never are)."""
+        if conversion.referral_id is None:
+            return None
+        scored = self.context.get("fraud")  # {conversion id: summary} loaded once by the view for a whole page
+        if scored is None:
+            scored = fraud_selectors.assessments_for_conversions(
+                merchant=conversion.merchant_id, conversion_ids=[conversion.pk]
+            )
+        return scored.get(conversion.pk)
 
     def get_rewards(self, conversion) -> list:
         return []  # decided by the rewards pipeline (rewards and fraud issue)
@@ -272,7 +283,11 @@ CONVERSION_EXAMPLE = {
     "referral": {"id": 7, "status": "converted", "referrer": {"id": 42, "external_id": "c-42"}, "code": "ANNA-7K3Q"},
     "is_new_customer": True,
     "customer": {"external_id": "c-77", "email": "b@c.pl"},
-    "fraud": None,
+    "fraud": {
+        "score": 15,
+        "decision": "approve",
+        "signals": [{"name": "fast_click_to_order", "weight": 15, "detail": "Ordered 12 s after the referral click."}],
+    },
     "rewards": [],
     "occurred_at": "2026-11-23T10:30:00Z",
     "created_at": "2026-11-23T10:30:01Z",
@@ -289,6 +304,19 @@ class ConversionFilter(django_filters.FilterSet):
     class Meta:
         model = Conversion
         fields = ["program", "status", "customer_external_id", "occurred_after", "occurred_before"]
+
+
+def _conversion_output(request, *, new: bool = False):
+    """ConversionOutput with what it needs besides the rows loaded once for all of them (no query per row).
+    A conversion created by this request has no fraud assessment yet: nothing to load."""
+
+    def serializer(instance, many: bool = False):
+        rows = instance if many else [instance]
+        scored = [] if new else [c.pk for c in rows if c.referral_id]
+        fraud = fraud_selectors.assessments_for_conversions(merchant=request.merchant, conversion_ids=scored)
+        return ConversionOutput(instance, many=many, context={"fraud": fraud})
+
+    return serializer
 
 
 def _conversion_queryset(request):
@@ -373,7 +401,8 @@ class ConversionListCreateApi(TenantAPIView):
             device_id=values.get("device_id", ""),
         )
         return Response(
-            ConversionOutput(conversion).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+            _conversion_output(request, new=created)(conversion).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
     @extend_schema(
@@ -384,7 +413,8 @@ class ConversionListCreateApi(TenantAPIView):
         examples=[OpenApiExample("A page", response_only=True, value=page_example(CONVERSION_EXAMPLE))],
     )
     def get(self, request):
-        return paginate(self, _filtered(ConversionFilter, request, _conversion_queryset(request)), ConversionOutput)
+        conversions = _filtered(ConversionFilter, request, _conversion_queryset(request))
+        return paginate(self, conversions, _conversion_output(request))
 
 
 class ConversionDetailApi(TenantAPIView):
@@ -398,7 +428,7 @@ class ConversionDetailApi(TenantAPIView):
         conversion = _conversion_queryset(request).filter(order_id=order_id).first()
         if conversion is None:
             raise NotFound("No order with this order_id.")
-        return Response(ConversionOutput(conversion).data)
+        return Response(_conversion_output(request)(conversion).data)
 
 
 REFUND_EXAMPLE = {
