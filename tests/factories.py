@@ -257,3 +257,135 @@ def _register_fraud_factories() -> None:
 
 
 _register_fraud_factories()
+
+
+# --- rewards ------------------------------------------------------------------------------------------------------
+
+
+def reward_rule(program, **overrides):
+    """A rule of `program`: by default 10% of the order as an amount-off coupon for the referrer."""
+    from decimal import Decimal
+
+    from rewards.models import RewardRule
+
+    values = {
+        "name": f"Rule {next(_counter)}",
+        "side": "referrer",
+        "trigger": RewardRule.Trigger.FIRST_PURCHASE,
+        "kind": "amount_coupon",
+        "value_type": RewardRule.ValueType.PERCENT_OF_ORDER,
+        "value": Decimal("10"),
+        "max_value": Decimal("50"),
+        "hold_days": 30,
+        **overrides,
+    }
+    return RewardRule.objects.for_merchant(program.merchant).create(program=program, **values)
+
+
+def coupon_pool(program, *, codes=(), **overrides):
+    from rewards.models import Coupon, CouponPool
+
+    values = {"name": f"Pool {next(_counter)}", "description": "15% off", **overrides}
+    pool = CouponPool.objects.for_merchant(program.merchant).create(program=program, **values)
+    for code in codes:
+        Coupon.objects.for_merchant(program.merchant).create(pool=pool, code=code)
+    return pool
+
+
+def reward_for(participant, rule, **overrides):
+    """A reward made directly (not by the pipeline): pending, inside its hold, with its first audit line."""
+    from decimal import Decimal
+
+    from rewards.models import Reward
+    from rewards.services.transitions import reward_record_created
+
+    value = overrides.pop("value", Decimal("12.99") if rule.unit == "money" else rule.value)
+    values = {
+        "livemode": participant.livemode,
+        "program": rule.program,
+        "rule": rule,
+        "side": rule.side,
+        "participant": participant,
+        "kind": rule.kind,
+        "unit": rule.unit,
+        "value": value,
+        "original_value": value,
+        "currency": rule.program.currency,
+        "description": rule.description,
+        "status": Reward.Status.PENDING,
+        "hold_until": timezone.now() + timezone.timedelta(days=rule.hold_days),
+        **overrides,
+    }
+    reward = Reward.objects.for_merchant(participant.merchant).create(**values)
+    reward_record_created(reward=reward, actor="system:test")
+    return reward
+
+
+def _reward_rule_row(merchant):
+    return reward_rule(ProgramFactory(merchant=merchant))
+
+
+def _reward_row(merchant):
+    participant = _participant(merchant)
+    program = ReferralCode.all_merchants.filter(participant=participant).first().program
+    return reward_for(participant, reward_rule(program))
+
+
+def _coupon_pool_row(merchant):
+    return coupon_pool(ProgramFactory(merchant=merchant))
+
+
+def _coupon_row(merchant):
+    from rewards.models import Coupon
+
+    pool = coupon_pool(ProgramFactory(merchant=merchant), codes=[f"CODE-{next(_counter)}"])
+    return Coupon.objects.for_merchant(merchant).get(pool=pool)
+
+
+def _catalog_item_row(merchant):
+    from decimal import Decimal
+
+    from rewards.models import CatalogItem
+
+    return CatalogItem.objects.for_merchant(merchant).create(
+        program=ProgramFactory(merchant=merchant),
+        name=f"Voucher {next(_counter)}",
+        points=500,
+        kind="amount_coupon",
+        value=Decimal("20"),
+    )
+
+
+def _ledger_entry_row(merchant):
+    from decimal import Decimal
+
+    from rewards.models import LedgerEntry
+
+    participant = _participant(merchant)
+    program = ReferralCode.all_merchants.filter(participant=participant).first().program
+    return LedgerEntry.objects.for_merchant(merchant).create(
+        program=program,
+        participant=participant,
+        account=LedgerEntry.Account.POINTS,
+        kind=LedgerEntry.Kind.ADJUSTMENT,
+        amount=Decimal("100"),
+        note="Welcome bonus",
+    )
+
+
+def _register_rewards_factories() -> None:
+    from rewards.models import CatalogItem, Coupon, CouponPool, LedgerEntry, Reward, RewardRule
+
+    FACTORY_FOR_MODEL.update(
+        {
+            RewardRule: _reward_rule_row,
+            Reward: _reward_row,
+            CouponPool: _coupon_pool_row,
+            Coupon: _coupon_row,
+            CatalogItem: _catalog_item_row,
+            LedgerEntry: _ledger_entry_row,
+        }
+    )
+
+
+_register_rewards_factories()
