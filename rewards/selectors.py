@@ -72,3 +72,20 @@ def cash_due(*, merchant, program: Program | None = None):
         .filter(due__gt=Decimal(0))
         .order_by("-due")
     )
+
+
+def rewards_for_conversions(*, merchant, conversion_ids) -> dict[int, list[Reward]]:
+    """The rewards of many orders in one query (none for an empty list)."""
+    ids = list(conversion_ids)
+    if not ids:
+        return {}
+    found: dict[int, list[Reward]] = {}
+    rows = (
+        Reward.objects.for_merchant(merchant)
+        .filter(conversion_id__in=ids)
+        .select_related("program", "participant", "conversion")
+        .order_by("pk")
+    )
+    for reward in rows:
+        found.setdefault(reward.conversion_id, []).append(reward)
+    return found

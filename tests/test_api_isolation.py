@@ -6,6 +6,7 @@ import pytest
 from django.urls import get_resolver
 
 from programs.models import Participant
+from rewards.models import LedgerEntry, Reward
 from referral_saas.webhooks.models import WebhookEndpoint
 from tests.factories import ProgramFactory, join
 from tracking.models import Conversion, Refund
@@ -30,7 +31,33 @@ def a_data(tenant):
     )
     tenant.api.post("/api/v1/conversions/A-1/refunds", {"amount": "5.00", "refund_id": "a-r-1"}, format="json")
     endpoint = tenant.api.post("/api/v1/webhook-endpoints", {"url": "https://hooks.a.example/in"}, format="json")
-    return {"program": program, "participant": participant, "code": code, "endpoint_id": endpoint.json()["id"]}
+    reward, item = _a_reward_and_catalog(program, participant, code)
+    return {
+        "program": program,
+        "participant": participant,
+        "code": code,
+        "endpoint_id": endpoint.json()["id"],
+        "reward": reward,
+        "item": item,
+    }
+
+
+def _a_reward_and_catalog(program, participant, code):
+    """An issued coupon of A's referrer, and A's catalog with points to spend."""
+    from rewards.models import CatalogItem, Kind, Reward
+    from rewards.services import conversion_process, rewards_release_due
+    from tests.rewards.helpers import rule
+
+    rule(program, hold_days=0)
+    rule(program, kind=Kind.POINTS, value=100, hold_days=0)
+    conversion = Conversion.objects.for_merchant(program.merchant).get(order_id="A-1")
+    conversion_process(merchant=program.merchant, conversion_id=conversion.pk)
+    rewards_release_due()
+    reward = Reward.objects.for_merchant(program.merchant).get(kind=Kind.AMOUNT_COUPON)
+    item = CatalogItem.objects.for_merchant(program.merchant).create(
+        program=program, name="5 PLN voucher", points=10, kind=Kind.AMOUNT_COUPON, value=5
+    )
+    return reward, item
 
 
 def _snapshot(tenant):
@@ -43,6 +70,8 @@ def _snapshot(tenant):
         participant.email,
         Refund.objects.for_merchant(tenant.merchant).count(),
         list(WebhookEndpoint.objects.for_merchant(tenant.merchant).values_list("pk", "url", "enabled")),
+        list(Reward.objects.for_merchant(tenant.merchant).order_by("pk").values_list("pk", "status", "value")),
+        list(LedgerEntry.objects.for_merchant(tenant.merchant).order_by("pk").values_list("pk", "amount")),
     )
 
 
@@ -61,6 +90,11 @@ def _routes_with_a_ids(a):
         ("post", "/api/v1/conversions", {"order_id": "B-1", "amount": "9.00", "currency": "PLN", "code": code}),
         ("get", f"/api/v1/webhook-endpoints/{a['endpoint_id']}", None),
         ("delete", f"/api/v1/webhook-endpoints/{a['endpoint_id']}", {}),
+        ("get", f"/api/v1/rewards/{a['reward'].pk}", None),
+        ("post", f"/api/v1/rewards/{a['reward'].pk}/redeem", {}),
+        ("get", "/api/v1/participants/a-ext-1/points", None),
+        ("get", f"/api/v1/participants/{a['participant'].pk}/points", None),
+        ("post", "/api/v1/participants/a-ext-1/points/redeem", {"item": str(a["item"].pk)}),
     ]
 
 
@@ -85,6 +119,8 @@ def test_lists_of_another_merchant_are_empty(tenant, other_tenant, a_data):
         "/api/v1/referrals",
         "/api/v1/conversions",
         "/api/v1/webhook-endpoints",
+        "/api/v1/rewards",
+        "/api/v1/rewards?participant=a-ext-1",
     ):
         body = other_tenant.api.get(path).json()
         items = body["results"] if isinstance(body, dict) else body
@@ -108,6 +144,11 @@ def test_the_walk_covers_every_api_route():
         "refunds",
         "webhook-endpoints",
         "webhook-endpoint-detail",
+        "rewards",
+        "reward-detail",
+        "reward-redeem",
+        "participant-points",
+        "participant-points-redeem",
     }
     resolver = get_resolver()
     api_names = set()

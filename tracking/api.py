@@ -17,6 +17,8 @@ from referral_saas.api import TenantAPIView, filter_parameters, page_example, pa
 from referral_saas.errors import NotFound
 from referral_saas.fields import AmountField, CurrencyField, check_amount_precision
 from referral_saas.filters import UtcIsoDateTimeFilter
+from rewards.selectors import rewards_for_conversions
+from rewards.serializers import REWARD_EXAMPLE, RewardOutput
 from tracking import selectors, services
 from tracking.models import Conversion, Referral, Refund
 
@@ -266,8 +268,15 @@ class ConversionOutput(serializers.Serializer):
             )
         return scored.get(conversion.pk)
 
+    @extend_schema_field(RewardOutput(many=True, help_text="Empty until a worker decides them."))
     def get_rewards(self, conversion) -> list:
-        return []  # decided by the rewards pipeline (rewards and fraud issue)
+        """The rewards this order paid (both sides), as the rewards API shows them."""
+        if conversion.referral_id is None:
+            return []
+        decided = self.context.get("rewards")  # {conversion id: [reward, ...]} loaded once for a whole page
+        if decided is None:
+            decided = rewards_for_conversions(merchant=conversion.merchant_id, conversion_ids=[conversion.pk])
+        return RewardOutput(decided.get(conversion.pk, []), many=True).data
 
 
 CONVERSION_EXAMPLE = {
@@ -288,7 +297,7 @@ CONVERSION_EXAMPLE = {
         "decision": "approve",
         "signals": [{"name": "fast_click_to_order", "weight": 15, "detail": "Ordered 12 s after the referral click."}],
     },
-    "rewards": [],
+    "rewards": [REWARD_EXAMPLE],
     "occurred_at": "2026-11-23T10:30:00Z",
     "created_at": "2026-11-23T10:30:01Z",
 }
@@ -314,7 +323,8 @@ def _conversion_output(request, *, new: bool = False):
         rows = instance if many else [instance]
         scored = [] if new else [c.pk for c in rows if c.referral_id]
         fraud = fraud_selectors.assessments_for_conversions(merchant=request.merchant, conversion_ids=scored)
-        return ConversionOutput(instance, many=many, context={"fraud": fraud})
+        rewards = rewards_for_conversions(merchant=request.merchant, conversion_ids=scored)
+        return ConversionOutput(instance, many=many, context={"fraud": fraud, "rewards": rewards})
 
     return serializer
 

@@ -111,7 +111,8 @@ def test_hold_then_release_issues_a_unique_coupon_and_emails_the_referrer(tenant
     assert rewards_release_due() == 1
     [reward] = _rewards(tenant)
     assert reward.status == Reward.Status.ISSUED
-    assert reward.coupon_code.startswith("THANKS-") and len(reward.coupon_code) == 15
+    assert reward.coupon_code.startswith("THANKS-")
+    assert len(reward.coupon_code) == 15
     assert reward.expires_at > timezone.now() + datetime.timedelta(days=89)
     assert [e.to_status for e in reward.events.all()] == ["pending", "approved", "issued"]
     assert rewards_release_due() == 0  # issued once
@@ -232,7 +233,8 @@ def test_a_friends_sign_up_gives_the_welcome_coupon(tenant, program, referrer):
     note = Notification.objects.for_merchant(tenant.merchant).get()
     assert note.kind == "welcome_offer"
     notification_send(merchant=tenant.merchant, notification_id=note.pk)
-    assert "10% off" in mail.outbox[0].body and reward.coupon_code in mail.outbox[0].body
+    assert "10% off" in mail.outbox[0].body
+    assert reward.coupon_code in mail.outbox[0].body
 
 
 def test_illegal_transitions_are_refused(tenant, program, referrer):
