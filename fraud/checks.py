@@ -4,7 +4,8 @@ Each check returns one Signal or None; the score is the sum of the weights, capp
 so that one weak hint approves, one strong hint (or two weak ones) waits for a review, and a strong hint plus
 corroboration rejects at the default thresholds (review from 30, reject from 70):
 
-    self_referral 100, blocked_participant 100, blocklist 100      -> reject on their own
+    self_referral 100, blocked_participant 100, blocklist 100,
+    referral_rejected 100                                           -> reject on their own
     same_payment_fingerprint 50, shared_device 50                   -> review; + shared_ip -> reject
     shared_ip 25 (40 when the user agent matches too)               -> approve alone (households share an IP)
     same_address 35, disposable_email 30, velocity 30               -> review
@@ -24,6 +25,7 @@ from programs.models import Participant
 
 WEIGHTS = {
     "self_referral": 100,
+    "referral_rejected": 100,
     "blocked_participant": 100,
     "blocklist": 100,
     "same_payment_fingerprint": 50,
@@ -40,6 +42,7 @@ WEIGHTS = {
 # How the admin names each signal (the stored detail stays in English, as data).
 LABELS = {
     "self_referral": _("Self-referral"),
+    "referral_rejected": _("Referral rejected as fraud earlier"),
     "blocked_participant": _("Blocked referrer"),
     "blocklist": _("On your blocklist"),
     "same_payment_fingerprint": _("Same payment method as the referrer"),
@@ -101,6 +104,7 @@ class Facts:
     recent_last_hour: int = 0
     recent_last_day: int = 0
     velocity_what: str = "attributed orders"
+    referral_rejected_as_fraud: bool = False  # the order arrived after the friend's referral was rejected as fraud
     blocklisted: list[str] = field(default_factory=list)  # human-readable matches, e.g. "friend's email domain"
 
 
@@ -129,6 +133,12 @@ def check_self_referral(f: Facts) -> Signal | None:
         return _signal("self_referral", "The friend has the referrer's customer id.")
     if f.friend_email and f.friend_email == f.referrer_email:
         return _signal("self_referral", "The friend has the referrer's email address.")
+    return None
+
+
+def check_referral_rejected(f: Facts) -> Signal | None:
+    if f.referral_rejected_as_fraud:
+        return _signal("referral_rejected", "The friend's referral was rejected as fraud before this order.")
     return None
 
 
@@ -218,6 +228,7 @@ def check_not_new_customer(f: Facts) -> Signal | None:
 Check = Callable[[Facts], Signal | None]
 
 CONVERSION_CHECKS: list[Check] = [
+    check_referral_rejected,
     check_self_referral,
     check_blocked_participant,
     check_blocklist,

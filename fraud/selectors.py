@@ -267,6 +267,7 @@ def conversion_facts(*, conversion: Conversion) -> Facts:
         ),
         recent_last_hour=recent["hour"],
         recent_last_day=recent["day"],
+        referral_rejected_as_fraud=conversion.status == Conversion.Status.REJECTED,
     )
     if conversion.merchant_has_blocklist:
         _with_blocklist(facts, merchant_id=merchant_id, referrer_email=referrer.email_normalized)

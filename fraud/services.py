@@ -42,7 +42,7 @@ _DOMAIN = re.compile(r"^(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+
 
 class NotScorable(Unprocessable):
     code = "not_scorable"
-    default_message = "Only attributed orders with a referral are scored."
+    default_message = "Only referred orders that are attributed (or rejected as fraud) are scored."
 
 
 # --- blocklist ------------------------------------------------------------------------------------------------------
@@ -187,16 +187,20 @@ def _store(*, lookup: dict, fields: dict, referral: Referral) -> FraudAssessment
 
 
 def conversion_assess(*, conversion: Conversion) -> FraudAssessment:
-    """Score an attributed order and decide it by the program's thresholds (approve below review, review below
+    """Score a referred order and decide it by the program's thresholds (approve below review, review below
     reject, reject from it). A reject also rejects the referral and its attributed orders (reason "fraud").
 
+    An order that arrived after its referral was rejected as fraud (stored as rejected, reason "fraud") is scored
+    too: it carries the referral_rejected signal (100, a reject), so that a human can still overturn it.
+
     Idempotent: an order is scored once (unique merchant + conversion); a second or concurrent call returns the
-    stored assessment. An order that is not attributed (any more) raises NotScorable.
+    stored assessment. Any other order (unattributed, or refused at attribution) raises NotScorable.
     """
     loaded = selectors.conversion_for_scoring(merchant_id=conversion.merchant_id, conversion_id=conversion.pk)
     if loaded.assessment_id is not None:
         return FraudAssessment.objects.for_merchant(conversion.merchant_id).get(pk=loaded.assessment_id)
-    if loaded.referral is None or loaded.status != Conversion.Status.ATTRIBUTED:
+    rejected_as_fraud = loaded.status == Conversion.Status.REJECTED and loaded.rejection_reason == Referral.Reason.FRAUD
+    if loaded.referral is None or not (loaded.status == Conversion.Status.ATTRIBUTED or rejected_as_fraud):
         raise NotScorable(_("Order %(order)s is not attributed to a referral.") % {"order": loaded.order_id})
     facts = selectors.conversion_facts(conversion=loaded)
     score, signals = run_checks(facts, CONVERSION_CHECKS)
@@ -276,7 +280,8 @@ def assessment_review(*, assessment: FraudAssessment, approve: bool, reason: str
     reason. Every decision is kept in the audit trail (FraudReviewEvent).
 
     Reject: the referral and its attributed orders are rejected (reason "fraud"). Approving a rejected assessment
-    reinstates the referral (and this order) unless another assessment of the referral still rejects it.
+    reinstates the referral and this assessment's order (other orders rejected as fraud stay rejected until their
+    own assessments are approved); a referral rejected for another reason (e.g. self-referral) stays rejected.
     After commit, the rewards worker is told to continue (task `rewards.process_conversion`, or
     `rewards.process_referral` for a sign-up); if the broker is down, its sweeper picks the order up later.
     """
@@ -312,18 +317,11 @@ def assessment_review(*, assessment: FraudAssessment, approve: bool, reason: str
         if wanted == Decision.REJECT:
             referral_reject(referral=locked.referral, reason=Referral.Reason.FRAUD)
         elif previous == Decision.REJECT:
-            still_rejected = (
-                FraudAssessment.objects.for_merchant(merchant_id)
-                .filter(referral_id=locked.referral_id, decision=Decision.REJECT)
-                .exclude(pk=locked.pk)
-                .exists()
+            referral_reinstate(
+                referral=locked.referral,
+                reason=Referral.Reason.FRAUD,
+                conversion_ids=[locked.conversion_id] if locked.conversion_id else [],
             )
-            if not still_rejected:
-                referral_reinstate(
-                    referral=locked.referral,
-                    reason=Referral.Reason.FRAUD,
-                    conversion_ids=[locked.conversion_id] if locked.conversion_id else [],
-                )
         _continue_rewards_on_commit(
             merchant_id=merchant_id, conversion_id=locked.conversion_id, referral_id=locked.referral_id
         )

@@ -246,24 +246,26 @@ def referral_reject(*, referral: Referral, reason: str) -> Referral:
 def referral_reinstate(
     *, referral: Referral, reason: str, conversion_ids: list[int] | tuple[int, ...] = ()
 ) -> Referral:
-    """Undo referral_reject(reason) when a human overturns it: a referral rejected for `reason` is converted again
-    (signed up if it never converted), and of its orders those named in `conversion_ids` and rejected for `reason`
-    are attributed again. A referral rejected for another reason (e.g. self-referral) stays rejected."""
+    """Undo referral_reject(reason) when a human overturns it: a referral rejected for `reason` is open again
+    (converted if it converted, else signed up), and of its orders those named in `conversion_ids` and rejected for
+    `reason` are attributed again (the referral is then converted). A referral rejected for another reason (e.g.
+    self-referral) stays rejected, and so do its orders."""
+    from django.utils import timezone
+
     locked = Referral.objects.for_merchant(referral.merchant_id).select_for_update().get(pk=referral.pk)
-    if locked.status != Referral.Status.REJECTED or locked.rejection_reason != reason:
+    if locked.status == Referral.Status.REJECTED and locked.rejection_reason != reason:
         return locked
     reinstated = (
         Conversion.objects.for_merchant(referral.merchant_id)
-        .filter(
-            referral_id=locked.pk,
-            pk__in=list(conversion_ids),
-            status=Conversion.Status.REJECTED,
-            rejection_reason=reason,
-        )
+        .filter(referral_id=locked.pk, pk__in=list(conversion_ids), status=Conversion.Status.REJECTED)
+        .filter(rejection_reason=reason)
         .update(status=Conversion.Status.ATTRIBUTED, rejection_reason="")
     )
-    converted = bool(reinstated or locked.converted_at)
-    locked.status = Referral.Status.CONVERTED if converted else Referral.Status.SIGNED_UP
-    locked.rejection_reason = ""
-    locked.save(update_fields=["status", "rejection_reason"])
+    if reinstated and locked.converted_at is None:
+        locked.converted_at = timezone.now()
+    if locked.status == Referral.Status.REJECTED or reinstated:
+        converted = locked.converted_at is not None
+        locked.status = Referral.Status.CONVERTED if converted else Referral.Status.SIGNED_UP
+        locked.rejection_reason = ""
+        locked.save(update_fields=["status", "rejection_reason", "converted_at"])
     return locked

@@ -167,3 +167,28 @@ def test_analysts_and_other_merchants_staff_cannot_review(tenant, other_tenant, 
     assert in_review.decision == Decision.REVIEW
     assert not FraudReviewEvent.objects.for_merchant(tenant.merchant).exists()
     assert send_task.call_count == 0
+
+
+def test_a_friend_rejected_at_sign_up_comes_back_when_both_assessments_are_approved(
+    tenant, referrer, place_order, send_task
+):
+    code = referrer[1]
+    blocklist_entry_add(merchant=tenant.merchant, kind="email", value="bob@friends.example")
+    referral, _created = referral_record_signup(
+        merchant=tenant.merchant,
+        livemode=True,
+        customer_external_id="c-77",
+        customer_email="bob@friends.example",
+        code=code.code,
+    )
+    at_sign_up = referral_assess(referral=referral)
+    at_order = conversion_assess(conversion=place_order())
+    assert (at_sign_up.decision, at_order.decision) == (Decision.REJECT, Decision.REJECT)
+
+    assessment_review(assessment=at_sign_up, approve=True, reason="Bob is real", user=tenant.owner)
+    referral.refresh_from_db()
+    assert referral.status == "signed_up"
+    assert _state(tenant, at_order)[:2] == ("rejected", "fraud")  # the order waits for its own review
+
+    assessment_review(assessment=at_order, approve=True, reason="and so is his order", user=tenant.owner)
+    assert _state(tenant, at_order) == ("attributed", "", "converted", "")

@@ -303,6 +303,10 @@ def test_a_sign_up_rejected_as_fraud_keeps_the_friends_later_order_rejected(tena
     assert (referral.status, referral.rejection_reason) == ("rejected", "fraud")
     order = place_order()
     assert (order.status, order.rejection_reason) == ("rejected", "fraud")
+    # The order is still scored, so that it shows in the queue and a person can overturn it.
+    assessment = conversion_assess(conversion=order)
+    assert _signals(assessment) == {"referral_rejected": 100, "blocklist": 100}
+    assert (assessment.score, assessment.decision) == (100, Decision.REJECT)
 
 
 def test_orders_of_other_merchants_with_the_referrers_email_are_not_hers(tenant, other_tenant, referrer, place_order):
