@@ -9,6 +9,7 @@ urlpatterns = [
     path("<slug:merchant>/<slug:program>/sso/", views.sso, name="portal_sso"),
     path("<slug:merchant>/<slug:program>/invite/", views.invite, name="portal_invite"),
     path("<slug:merchant>/<slug:program>/share/<slug:channel>/", views.share, name="portal_share"),
+    path("<slug:merchant>/<slug:program>/redeem/", views.redeem, name="portal_redeem"),
     path("<slug:merchant>/<slug:program>/qr.<text:fmt>", views.qr_code, name="portal_qr"),
     path("<slug:merchant>/<slug:program>/my-data.json", views.export_data, name="portal_export"),
     path("<slug:merchant>/<slug:program>/delete/", views.delete_account, name="portal_delete"),

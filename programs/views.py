@@ -6,16 +6,24 @@ program's default language. A participant signs in with a one-time emailed link 
 
 from __future__ import annotations
 
+import secrets
+import time
+from dataclasses import dataclass
 from functools import wraps
+from types import SimpleNamespace
 from urllib.parse import quote, urlencode
 
 import segno
 from django.conf import settings
 from django.contrib import messages
+from django.core import signing
+from django.core.cache import cache
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import translation
-from django.utils.translation import get_supported_language_variant, gettext_lazy
+from django.utils.timezone import now as timezone_now
+from django.utils.translation import get_supported_language_variant, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
 from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.http import require_http_methods, require_POST
@@ -26,8 +34,12 @@ from programs import services
 from programs.forms import InviteForm, JoinForm
 from programs.models import Participant, Program, ShareEvent
 from programs.selectors import program_texts
+from referral_saas import ratelimit
 from referral_saas.errors import ApplicationError
 from referral_saas.tenancy.models import Merchant
+from rewards import selectors as reward_selectors
+from rewards.models import COUPON_KINDS, CatalogItem, Kind, LedgerEntry, Reward, RewardRule
+from rewards.services import ledger_balance, points_redeem
 from tracking import selectors as tracking_selectors
 from tracking.clicks import client_ip
 from tracking.models import ReferralCode
@@ -165,6 +177,184 @@ def _share_target(channel: str, program: Program, link: str) -> str:
     return targets[channel]
 
 
+# --- rewards, points, catalog and milestones on the dashboard ---------------------------------------------------
+
+REDEEM_SALT = "portal-redeem"
+REDEEM_TOKEN_MAX_AGE = 12 * 60 * 60  # a dashboard left open for a day's shopping still redeems
+REDEEMS_PER_WINDOW, REDEEM_WINDOW = 10, 10 * 60
+REDEEM_WAIT_SECONDS = 3.0  # a second click waits this long for the first one's coupon
+
+
+@dataclass
+class RewardRow:
+    reward: Reward
+    what: str
+    reason: str
+    is_coupon: bool
+    expired: bool
+
+
+@dataclass
+class PointsRow:
+    entry: LedgerEntry
+    label: str
+    points: int
+
+
+@dataclass
+class CatalogRow:
+    item: CatalogItem
+    missing: int  # points still needed (0: affordable)
+
+
+@dataclass
+class Milestones:
+    done: int
+    now: int  # where the bar stands: the friends counted, at most the goal
+    goal: int  # the next milestone (or the last one, once all are reached)
+    remaining: int
+    percent: int
+    next_what: str  # empty once every milestone is reached
+    reached: list[tuple[int, str]]
+
+
+def _what(kind: str, value, currency: str, description: str) -> str:
+    """A reward in words in the active language ("a 10% off coupon"); plain text, escaped by the page."""
+    reward = SimpleNamespace(kind=kind, value=value, currency=currency, description=description)
+    return render_to_string("rewards/_what.txt", {"reward": reward}).strip()
+
+
+def _reward_reason(reward: Reward) -> str:
+    """Why a reward ended, for the customer. The stored reason is the staff's (English) note; the words here are
+    chosen by what it says, and fall back to a general sentence."""
+    note = reward.reason.lower()
+    if reward.status == Reward.Status.REJECTED:
+        if "fraud" in note:
+            return _("The purchase did not pass the shop's checks.")
+        if note.startswith("limit of"):
+            return _("You reached the program's limit of rewards.")
+        if "budget" in note:
+            return _("The program's reward budget has run out.")
+        return _("It does not meet the program's terms.")
+    if reward.status == Reward.Status.VOIDED:
+        if "refund" in note:
+            return _("The order was returned before the reward was used.")
+        return _("The shop cancelled this reward.")
+    if reward.status == Reward.Status.CLAWED_BACK:
+        return _("The order was returned, so the reward was taken back.")
+    return ""
+
+
+def _points_label(entry: LedgerEntry) -> str:
+    reward = entry.reward
+    if entry.kind == LedgerEntry.Kind.EARNED:
+        if reward is not None and reward.milestone:
+            return _("Milestone reached: %(n)d friends") % {"n": reward.milestone}
+        if reward is not None and reward.conversion_id:
+            return _("A friend's purchase")
+        if reward is not None and reward.referral_id:
+            return _("A friend signed up")
+        return _("Points earned")
+    if entry.kind == LedgerEntry.Kind.SPENT:
+        return _("Redeemed: %(item)s") % {"item": entry.note} if entry.note else _("Points redeemed")
+    if entry.kind == LedgerEntry.Kind.CLAWBACK:
+        return _("Taken back: the order was returned")
+    return _("Correction by the shop")
+
+
+def _program_gives_points(program: Program) -> bool:
+    # rewards.selectors has no such read yet; this is the one query the dashboard needs.
+    return (
+        RewardRule.objects.for_merchant(program.merchant)
+        .filter(program=program, kind=Kind.POINTS, active=True)
+        .exists()
+    )
+
+
+def _milestones(program: Program, participant: Participant) -> Milestones | None:
+    from rewards.services import rule_value
+
+    progress = reward_selectors.milestone_progress(program=program, participant=participant)
+    if progress is None:
+        return None
+
+    def what(rule: RewardRule) -> str:
+        value = rule_value(rule, order_amount=None, currency=program.currency)
+        description = rule.description or (rule.pool.description if rule.pool_id else "")
+        return _what(rule.kind, value, program.currency, description)
+
+    nxt = progress.next_rule
+    goal = nxt.milestone if nxt else max(rule.milestone for rule in progress.reached)
+    return Milestones(
+        done=progress.successful,
+        now=min(progress.successful, goal),
+        goal=goal,
+        remaining=progress.remaining,
+        percent=min(progress.percent, 100),
+        next_what=what(nxt) if nxt else "",
+        reached=[(rule.milestone, what(rule)) for rule in progress.reached],
+    )
+
+
+def _rewards_context(request, program: Program, participant: Participant) -> dict:
+    """What the dashboard shows about rewards: each reward, the points and their history, the catalog (with a
+    one-time token for its forms), the milestones; and the reward just redeemed, once."""
+    now = timezone_now()
+    rewards = [
+        RewardRow(
+            reward=reward,
+            what=_what(reward.kind, reward.value, reward.currency, reward.description),
+            reason=_reward_reason(reward),
+            is_coupon=reward.kind in COUPON_KINDS,
+            expired=bool(reward.expires_at and reward.expires_at < now),
+        )
+        for reward in reward_selectors.rewards_of(participant=participant, program=program)
+    ]
+    history = list(reward_selectors.points_history(participant=participant, program=program))
+    items = list(reward_selectors.catalog_for(program=program))
+    show_points = bool(items or history) or _program_gives_points(program)
+    balance = int(ledger_balance(participant=participant, program=program)) if show_points else 0
+    redeemed_id = request.session.pop(_redeemed_key(program), None)
+    return {
+        "rewards": rewards,
+        "redeemed": next((row for row in rewards if row.reward.pk == redeemed_id), None),
+        "show_points": show_points,
+        "points_balance": balance,
+        "points_history": [PointsRow(entry, _points_label(entry), int(entry.amount)) for entry in history],
+        "catalog": [CatalogRow(item, max(item.points - balance, 0)) for item in items],
+        "redeem_token": _redeem_token(program, participant) if items else "",
+        "milestones": _milestones(program, participant),
+    }
+
+
+def _redeemed_key(program: Program) -> str:
+    return f"{SESSION_PREFIX}{program.pk}:redeemed"
+
+
+def _redeem_token(program: Program, participant: Participant) -> str:
+    """One token per dashboard view, signed for this participant and program: a double click posts the same token
+    twice and only the first post redeems (see redeem)."""
+    payload = {"p": program.pk, "u": participant.pk, "n": secrets.token_urlsafe(12)}
+    return signing.dumps(payload, salt=REDEEM_SALT)
+
+
+def _redeem_error(error: ApplicationError, item, participant: Participant, program: Program) -> str:
+    if error.code == "insufficient_points":
+        missing = max(item.points - int(ledger_balance(participant=participant, program=program)), 1)
+        return ngettext(
+            "You need %(n)d more point for %(item)s.", "You need %(n)d more points for %(item)s.", missing
+        ) % {"n": missing, "item": item.name}
+    if error.code == "out_of_stock":
+        return _("%(item)s is out of stock right now. Your points were not spent; please try again later.") % {
+            "item": item.name
+        }
+    if error.code == "participant_not_active":
+        return _("Your account cannot redeem points. Please contact the shop.")
+    if error.status_code == 404:
+        return _("This item is not in the catalog any more.")
+    return _("We could not redeem your points right now. Please try again later.")
+
+
 # --- pages --------------------------------------------------------------------------------------------------------
 
 
@@ -184,6 +374,7 @@ def home(request, program: Program, participant: Participant | None):
         stats=tracking_selectors.participant_stats(participant=participant, program=program),
         share_channels=SHARE_CHANNELS,
         invite_form=InviteForm(),
+        **_rewards_context(request, program, participant),
     )
 
 
@@ -269,6 +460,64 @@ def invite(request, program: Program, participant: Participant):
             for error in errors:
                 messages.error(request, error)
     return redirect(request.path.rsplit("invite/", 1)[0])
+
+
+@require_POST
+@portal_view(require_participant=True)
+def redeem(request, program: Program, participant: Participant):
+    """Spend points on an item of this program's catalog. Every outcome goes back to the dashboard with a message
+    (never an error page). The form's one-time token makes a double click redeem once: the first post takes the
+    token in Redis (an atomic add), a repeat shows the first one's reward."""
+    back = HttpResponseRedirect(request.path.rsplit("redeem/", 1)[0] + "#catalog")
+    try:
+        token = signing.loads(request.POST.get("token", ""), salt=REDEEM_SALT, max_age=REDEEM_TOKEN_MAX_AGE)
+    except signing.BadSignature:  # SignatureExpired included
+        token = None
+    if not token or token.get("p") != program.pk or token.get("u") != participant.pk:
+        messages.error(request, _("This page was open for a long time. Please try again."))
+        return back
+    item_id = request.POST.get("item", "")
+    # The catalog of this program only: points_redeem knows the merchant, the page knows the program.
+    item = reward_selectors.catalog_for(program=program).filter(pk=item_id).first() if item_id.isdigit() else None
+    if item is None:
+        messages.error(request, _("This item is not in the catalog any more."))
+        return back
+    once = f"portal-redeem:{program.pk}:{participant.pk}:{token['n']}:{item.pk}"
+    if not cache.add(once, 0, REDEEM_TOKEN_MAX_AGE):
+        reward_id = cache.get(once)
+        deadline = time.monotonic() + REDEEM_WAIT_SECONDS
+        while reward_id == 0 and time.monotonic() < deadline:  # the first click is still redeeming
+            time.sleep(0.1)
+            reward_id = cache.get(once)
+        if reward_id:
+            request.session[_redeemed_key(program)] = reward_id
+            messages.info(request, _("You already redeemed this; here is your reward."))
+            return back
+        # The first click failed and spent nothing (its token was let go): this one tries again and says why.
+        if reward_id == 0 or not cache.add(once, 0, REDEEM_TOKEN_MAX_AGE):
+            messages.info(request, _("Your reward is on its way. Reload the page in a moment."))
+            return back
+    allowed, _wait = ratelimit.hit(
+        f"portal-redeem:{program.merchant_id}:{participant.pk}", limit=REDEEMS_PER_WINDOW, window_seconds=REDEEM_WINDOW
+    )
+    if not allowed:
+        cache.delete(once)
+        messages.error(request, _("You redeemed many times in a short while. Please try again in a few minutes."))
+        return back
+    try:
+        reward = points_redeem(participant=participant, item_id=item.pk, actor="portal")
+    except ApplicationError as exc:
+        cache.delete(once)  # nothing was spent: a repeat of this click may try again
+        messages.error(request, _redeem_error(exc, item, participant, program))
+        return back
+    cache.set(once, reward.pk, REDEEM_TOKEN_MAX_AGE)
+    request.session[_redeemed_key(program)] = reward.pk
+    messages.success(
+        request,
+        ngettext("Done! You spent %(n)d point on %(item)s.", "Done! You spent %(n)d points on %(item)s.", item.points)
+        % {"n": item.points, "item": item.name},
+    )
+    return back
 
 
 @portal_view(require_participant=True)

@@ -1,4 +1,5 @@
-/* Referrer portal: the copy button (Clipboard API, with a select-and-copy fallback) and its share counter. */
+/* Referrer portal: the copy buttons (Clipboard API, with a select-and-copy fallback) and the share counter;
+   forms marked data-once (redeeming points) send once however often they are clicked (the server checks too). */
 (function () {
   "use strict";
   function copy(input) {
@@ -23,5 +24,13 @@
       var counter = button.getAttribute("data-share-url");
       if (counter && window.fetch) { fetch(counter, {credentials: "same-origin", redirect: "manual"}); }
     });
+  });
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.hasAttribute || !form.hasAttribute("data-once")) { return; }
+    if (form.getAttribute("data-sent")) { event.preventDefault(); return; }
+    form.setAttribute("data-sent", "1");
+    var button = form.querySelector("button[type=submit]");
+    if (button) { button.setAttribute("aria-disabled", "true"); button.classList.add("is-busy"); }
   });
 })();
