@@ -9,6 +9,7 @@ so another merchant's id is a 404.
 from __future__ import annotations
 
 import csv
+import re
 from decimal import Decimal
 
 from django import forms
@@ -229,6 +230,8 @@ class RewardRuleForm(ScopedUniqueNameForm):
 
         _check_pool(self, kind=kind, pool=data.get("pool"), program=program)
         _check_coupon_days(self, data.get("coupon_valid_days"))
+        if not re.fullmatch(r"[A-Za-z0-9-]*", data.get("coupon_prefix") or ""):
+            self.add_error("coupon_prefix", _("Letters, digits and dashes only: customers type the code at checkout."))
 
         percent_of_order = value_type == ValueType.PERCENT_OF_ORDER
         if percent_of_order and kind and kind not in MONEY_KINDS | {Kind.POINTS}:
@@ -274,6 +277,15 @@ class RewardRuleAdmin(MerchantFormMixin, TenantModelAdmin):
     @admin.display(description=_("reward"))
     def summary(self, obj):
         return rule_summary(obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name in ("variant", "pool"):
+            # Both are labelled with their program ("Spring / B", "Spring: 15% codes"): one query, not one per option.
+            formfield.queryset = formfield.queryset.select_related("program")
+        if db_field.name == "pool":
+            formfield.label_from_instance = lambda pool: f"{pool.program.name}: {pool.name}"
+        return formfield
 
 
 # --- rewards ----------------------------------------------------------------------------------------------------
@@ -338,7 +350,7 @@ class RewardAdmin(TenantModelAdmin):
     """Looked at, filtered, exported; moved only by the actions, which call the rewards services."""
 
     list_display = [
-        "participant_label", "value_label", "kind", "side", "status", "hold_until", "flag", "program", "order_id",
+        "participant_label", "value_label", "kind", "side", "status", "hold_until", "attention", "program", "order_id",
         "created_at",
     ]  # fmt: skip
     list_filter = ["status", "kind", "side", "program", "flag", "livemode"]
@@ -371,6 +383,10 @@ class RewardAdmin(TenantModelAdmin):
     @admin.display(description=_("value"), ordering="value")
     def value_label(self, obj):
         return obj.display_value or "—"
+
+    @admin.display(description=_("needs attention"), ordering="flag")
+    def attention(self, obj):
+        return obj.get_flag_display() if obj.flag else ""
 
     @admin.display(description=_("order"), ordering="conversion__order_id")
     def order_id(self, obj):
@@ -505,7 +521,7 @@ class RewardAdmin(TenantModelAdmin):
             queryset,
             to=Status.VOIDED,
             title=gettext("Void rewards"),
-            intro=gettext("Voided rewards are not paid, and an issued coupon is withdrawn. Why?"),
+            intro=gettext("Voided rewards are not paid and an issued coupon can no longer be redeemed. Why?"),
             submit=gettext("Void"),
         )
 

@@ -113,6 +113,7 @@ def test_a_free_product_rule_needs_no_value_and_a_milestone_rule_its_count(tenan
         ({"valid_from_0": "2026-06-01", "valid_from_1": "00:00", "valid_until_0": "2026-05-01",
           "valid_until_1": "00:00"}, "valid_until", "The offer must end after it starts."),
         ({"coupon_valid_days": "0"}, "coupon_valid_days", "A coupon is valid for at least 1 day"),
+        ({"coupon_prefix": "MY CODE"}, "coupon_prefix", "Letters, digits and dashes only"),
     ],
 )  # fmt: skip
 def test_rule_validation_is_shown_next_to_the_field(tenant, program, changes, field, message):
