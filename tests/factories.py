@@ -389,3 +389,32 @@ def _register_rewards_factories() -> None:
 
 
 _register_rewards_factories()
+
+
+# --- webhooks ---------------------------------------------------------------------------------------------------
+
+
+def _webhook_endpoint(merchant):
+    from referral_saas.webhooks.services import endpoint_create
+
+    return endpoint_create(
+        merchant=merchant, livemode=True, url=f"https://hooks{next(_counter)}.shop.example/in", description="ERP"
+    )[0]
+
+
+def _webhook_delivery(merchant):
+    from referral_saas.webhooks.models import WebhookDelivery
+    from referral_saas.webhooks.services import webhook_emit
+
+    endpoint = _webhook_endpoint(merchant)
+    message = webhook_emit(merchant=merchant, livemode=True, event_type="reward.issued", data={"id": next(_counter)})
+    return WebhookDelivery.all_merchants.get(merchant=merchant, endpoint=endpoint, message=message)
+
+
+def _register_webhook_factories() -> None:
+    from referral_saas.webhooks.models import WebhookDelivery, WebhookEndpoint
+
+    FACTORY_FOR_MODEL.update({WebhookEndpoint: _webhook_endpoint, WebhookDelivery: _webhook_delivery})
+
+
+_register_webhook_factories()

@@ -239,6 +239,7 @@ def _record(*, claim: _Claim, outcome: sending.Outcome) -> str | None:
         if endpoint is None or delivery is None:  # deleted while the request was in flight
             return None
         WebhookAttempt.objects.for_merchant(claim.merchant_id).create(
+            merchant_id=claim.merchant_id,
             delivery=delivery,
             number=claim.number,
             url=claim.url,
