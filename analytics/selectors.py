@@ -1,10 +1,212 @@
-"""KPI reads for the dashboard. Until a merchant has programs and events, every card is empty."""
+"""KPI reads for the dashboard, the A/B results, the leaderboards and the stats API: rollups only.
+
+Every read here is an index range scan over the rollup tables (a few hundred rows per program per year), so a
+dashboard costs the same with a thousand clicks or a billion. Money stays Decimal; rates are floats.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime
+import zoneinfo
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from urllib.parse import urlencode
 
-from django.utils.translation import gettext_lazy as _
+from django.db.models import Q, Sum
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from analytics import metrics
+from analytics.models import DailyStats, ReferrerDailyStats, ReferrerStats, RollupState, ShopDailyStats
+from analytics.services.rollup import COUNT_COLUMNS, MONEY_COLUMNS, SHOP_COUNT_COLUMNS, SHOP_MONEY_COLUMNS
+from programs.models import Participant, Program, ProgramVariant
+
+ZERO = Decimal("0")
+DEFAULT_DAYS = 30
+MAX_DAYS = 366 * 2
+
+
+# --- periods ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime.date
+    end: datetime.date  # inclusive
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def previous(self) -> Period:
+        return Period(self.start - datetime.timedelta(days=self.days), self.start - datetime.timedelta(days=1))
+
+    def dates(self) -> list[datetime.date]:
+        return [self.start + datetime.timedelta(days=i) for i in range(self.days)]
+
+    def bounds(self, tz: str) -> tuple[datetime.datetime, datetime.datetime]:
+        """The period as [start, end) instants in the merchant's time zone (for links to the raw lists)."""
+        zone = zoneinfo.ZoneInfo(tz)
+        lo = datetime.datetime.combine(self.start, datetime.time.min, tzinfo=zone)
+        hi = datetime.datetime.combine(self.end + datetime.timedelta(days=1), datetime.time.min, tzinfo=zone)
+        return lo, hi
+
+
+def merchant_today(merchant) -> datetime.date:
+    return timezone.now().astimezone(zoneinfo.ZoneInfo(merchant.timezone)).date()
+
+
+def _parse_date(value: str | None) -> datetime.date | None:
+    if not value:
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def period_from_params(params, *, merchant, prefix: str = "", default_days: int = DEFAULT_DAYS) -> Period:
+    """The period a dashboard shows: `from` / `to` (YYYY-MM-DD) when valid, else the last `default_days` days."""
+    today = merchant_today(merchant)
+    end = _parse_date(params.get(f"{prefix}to")) or today
+    start = _parse_date(params.get(f"{prefix}from")) or end - datetime.timedelta(days=default_days - 1)
+    if start > end:
+        start, end = end, start
+    if (end - start).days >= MAX_DAYS:
+        start = end - datetime.timedelta(days=MAX_DAYS - 1)
+    return Period(start, end)
+
+
+# --- sums over rollups ----------------------------------------------------------------------------------------------
+
+
+def _daily_scope(*, merchant, livemode: bool, programs, variant=None):
+    qs = DailyStats.objects.for_merchant(merchant).filter(livemode=livemode, program__in=programs)
+    if variant is not None:
+        qs = qs.filter(variant=variant)
+    return qs
+
+
+def _totals(queryset, columns: list[str], money: list[str]) -> dict:
+    sums = queryset.aggregate(**{c: Sum(c) for c in columns + money})
+    return {c: (sums[c] or (ZERO if c in money else 0)) for c in columns + money}
+
+
+def daily_totals(*, merchant, livemode: bool, programs, period: Period | None, variant=None, until=None) -> dict:
+    """Sums of every DailyStats number (money Decimal) for a period (or everything up to `until`)."""
+    qs = _daily_scope(merchant=merchant, livemode=livemode, programs=programs, variant=variant)
+    if period is not None:
+        qs = qs.filter(day__range=(period.start, period.end))
+    if until is not None:
+        qs = qs.filter(day__lte=until)
+    totals = _totals(qs, COUNT_COLUMNS, MONEY_COLUMNS)
+    totals["rewards_cost"] = (
+        totals["cost_pending"] + totals["cost_approved"] + totals["cost_issued"] + totals["cost_redeemed"]
+    )
+    return totals
+
+
+def _json_totals(queryset) -> tuple[dict[str, int], dict[int, int]]:
+    channels: dict[str, int] = defaultdict(int)
+    histograms = []
+    for shares, ttp in queryset.values_list("shares_by_channel", "time_to_purchase"):
+        for channel, n in (shares or {}).items():
+            channels[channel] += int(n)
+        histograms.append(ttp)
+    return dict(channels), metrics.merge_histograms(histograms)
+
+
+def shop_totals(*, merchant, livemode: bool, currency: str, period: Period | None, until=None) -> dict:
+    qs = ShopDailyStats.objects.for_merchant(merchant).filter(livemode=livemode, currency=currency)
+    if period is not None:
+        qs = qs.filter(day__range=(period.start, period.end))
+    if until is not None:
+        qs = qs.filter(day__lte=until)
+    return _totals(qs, SHOP_COUNT_COLUMNS, SHOP_MONEY_COLUMNS)
+
+
+def daily_series(*, merchant, livemode: bool, programs, period: Period, variant=None) -> list[dict]:
+    """One entry per day of the period (zeros for empty days): the chart and the stats API read this."""
+    qs = (
+        _daily_scope(merchant=merchant, livemode=livemode, programs=programs, variant=variant)
+        .filter(day__range=(period.start, period.end))
+        .values("day")
+        .annotate(
+            clicks=Sum("clicks"),
+            unique_visitors=Sum("unique_visitors"),
+            participants_joined=Sum("participants_joined"),
+            shares=Sum("shares"),
+            signups=Sum("signups"),
+            conversions=Sum("attributed_orders"),
+            new_customers=Sum("referred_new_customers"),
+            revenue=Sum("referred_revenue"),
+            cost_pending=Sum("cost_pending"),
+            cost_approved=Sum("cost_approved"),
+            cost_issued=Sum("cost_issued"),
+            cost_redeemed=Sum("cost_redeemed"),
+        )
+    )
+    by_day = {row["day"]: row for row in qs}
+    series = []
+    for day in period.dates():
+        row = by_day.get(day, {})
+        series.append(
+            {
+                "date": day,
+                "clicks": row.get("clicks") or 0,
+                "unique_visitors": row.get("unique_visitors") or 0,
+                "participants_joined": row.get("participants_joined") or 0,
+                "shares": row.get("shares") or 0,
+                "signups": row.get("signups") or 0,
+                "conversions": row.get("conversions") or 0,
+                "new_customers": row.get("new_customers") or 0,
+                "revenue": row.get("revenue") or ZERO,
+                "rewards_cost": sum(
+                    (row.get(c) or ZERO for c in ("cost_pending", "cost_approved", "cost_issued", "cost_redeemed")),
+                    ZERO,
+                ),
+            }
+        )
+    return series
+
+
+# --- formatting -------------------------------------------------------------------------------------------------------
+
+
+def format_money(value: Decimal | None, currency: str) -> str | None:
+    if value is None:
+        return None
+    return f"{number_format(value, decimal_pos=2, force_grouping=True)} {currency}"
+
+
+def format_percent(value: float | None, digits: int = 1) -> str | None:
+    if value is None:
+        return None
+    return f"{number_format(value * 100, decimal_pos=digits)}%"
+
+
+def format_number(value) -> str:
+    return number_format(value, force_grouping=True)
+
+
+def format_duration(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    if seconds < 3600:
+        minutes = max(1, round(seconds / 60))
+        return ngettext("about %(n)s minute", "about %(n)s minutes", minutes) % {"n": minutes}
+    if seconds < 2 * 86400:
+        hours = round(seconds / 3600, 1)
+        return _("about %(n)s hours") % {"n": number_format(hours, decimal_pos=1)}
+    days = round(seconds / 86400, 1)
+    return _("about %(n)s days") % {"n": number_format(days, decimal_pos=1)}
+
+
+# --- cards ----------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -13,16 +215,781 @@ class Card:
     label: str
     value: str | None
     hint: str
+    change: float | None = None  # against the previous period (0.1 = +10%)
+    link: str | None = None
+    detail: str | None = None
+    lower_is_better: bool = False
+
+    @property
+    def change_text(self) -> str | None:
+        return None if self.change is None else f"{'+' if self.change >= 0 else ''}{format_percent(self.change, 0)}"
+
+    @property
+    def change_is_good(self) -> bool | None:
+        if self.change is None or self.change == 0:
+            return None
+        return (self.change < 0) if self.lower_is_better else (self.change > 0)
 
 
-def dashboard_cards(*, merchant) -> list[Card]:
-    """The KPI cards on the admin home page, with a hint on how each gets a value."""
-    empty = _("No data yet: create a program and share its link.")
-    return [
-        Card("referred_customers", _("New customers from referrals"), None, empty),
-        Card("referral_revenue", _("Referral revenue"), None, empty),
-        Card("conversion_rate", _("Conversion rate (clicks → orders)"), None, empty),
-        Card("rewards_cost", _("Rewards cost"), None, empty),
-        Card("roi", _("ROI"), None, empty),
-        Card("participation", _("Participation rate"), None, empty),
+def _admin_list(name: str, **params) -> str | None:
+    try:
+        url = reverse(f"admin:{name}_changelist")
+    except NoReverseMatch:
+        return None
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return f"{url}?{query}" if query else url
+
+
+@dataclass
+class Links:
+    """The admin lists behind the numbers, filtered to the program and period on screen."""
+
+    program: Program | None
+    period: Period
+    tz: str
+    livemode: bool
+
+    def _range(self, field_name: str) -> dict:
+        lo, hi = self.period.bounds(self.tz)
+        return {f"{field_name}__gte": lo.isoformat(), f"{field_name}__lt": hi.isoformat()}
+
+    def _program(self) -> dict:
+        return {"program__id__exact": self.program.pk} if self.program else {}
+
+    def _mode(self) -> dict:
+        return {"livemode__exact": int(self.livemode)}
+
+    def clicks(self) -> str | None:
+        return _admin_list("tracking_click", **self._program(), is_bot__exact=0, **self._range("occurred_at"))
+
+    def participants(self) -> str | None:
+        return _admin_list("tracking_referralcode", **self._program(), **self._mode(), **self._range("created_at"))
+
+    def referrals(self) -> str | None:
+        return _admin_list("tracking_referral", **self._program(), **self._mode(), **self._range("created_at"))
+
+    def orders(self, **extra) -> str | None:
+        return _admin_list(
+            "tracking_conversion",
+            **self._program(),
+            status__exact="attributed",
+            **self._mode(),
+            **extra,
+            **self._range("occurred_at"),
+        )
+
+    def all_orders(self) -> str | None:
+        return _admin_list("tracking_conversion", **self._mode(), **self._range("occurred_at"))
+
+    def shares(self) -> str | None:
+        return _admin_list("programs_shareevent", **self._program(), **self._range("created_at"))
+
+    def rewards(self) -> str | None:
+        return _admin_list("rewards_reward", **self._program(), **self._range("created_at"))
+
+    def fraud_queue(self) -> str | None:
+        return _admin_list("fraud_fraudassessment", decision__exact="review")
+
+
+def _change(current, previous) -> float | None:
+    return metrics.change(current, previous)
+
+
+# --- the program dashboard ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VariantResult:
+    name: str
+    variant_id: int | None
+    participants: int
+    shared: int
+    clicks: int
+    new_customers: int
+    revenue: Decimal
+    cost: Decimal
+    share_rate: float | None
+    conversion_rate: float | None
+    cpa: Decimal | None
+    verdict: str = ""
+    p_value: float | None = None
+    is_baseline: bool = False
+
+    @property
+    def share_rate_text(self) -> str:
+        return format_percent(self.share_rate) or "—"
+
+    @property
+    def conversion_rate_text(self) -> str:
+        return format_percent(self.conversion_rate, 2) or "—"
+
+
+@dataclass
+class Report:
+    program: Program
+    period: Period
+    previous: Period
+    baseline: Period
+    livemode: bool
+    variant: ProgramVariant | None
+    variants: list
+    cards: list[Card]
+    series: list[dict]
+    funnel: list[dict]
+    channels: list[dict]
+    ab: list[VariantResult]
+    ab_summary: str
+    before_after: list[dict]
+    leaderboard: list[dict]
+    fraud_review: int | None
+    fraud_link: str | None
+    updated_at: datetime.datetime | None
+    empty: str | None  # why there is nothing to show yet, and what to do
+    goal: dict = field(default_factory=dict)
+
+    def chart_data(self) -> dict:
+        """What the charts draw (also shown as tables for screen readers and without JavaScript)."""
+        return {
+            "labels": [d["date"].isoformat() for d in self.series],
+            "clicks": [d["clicks"] for d in self.series],
+            "signups": [d["signups"] for d in self.series],
+            "orders": [d["conversions"] for d in self.series],
+            "revenue": [str(d["revenue"]) for d in self.series],
+            "funnel": {"labels": [str(s["label"]) for s in self.funnel], "values": [s["value"] for s in self.funnel]},
+            "channels": {
+                "labels": [str(c["label"]) for c in self.channels],
+                "values": [c["value"] for c in self.channels],
+            },
+            "text": {
+                "clicks": _("Clicks"),
+                "signups": _("Sign-ups"),
+                "orders": _("Orders"),
+                "revenue": _("Revenue (%(currency)s)") % {"currency": self.program.currency},
+            },
+        }
+
+
+CHANNEL_LABELS = {
+    "email": gettext_lazy("Email"),
+    "copy": gettext_lazy("Copied link"),
+    "qr": gettext_lazy("QR code"),
+    "sms": gettext_lazy("Text message"),
+}
+
+
+def last_rollup_at(*, merchant) -> datetime.datetime | None:
+    return RollupState.objects.for_merchant(merchant).values_list("last_run_at", flat=True).first()
+
+
+def fraud_review_count(*, merchant, program=None) -> int | None:
+    """Assessments waiting for a human review (None when the fraud app is not installed)."""
+    from django.apps import apps
+
+    try:
+        model = apps.get_model("fraud", "FraudAssessment")
+    except LookupError:
+        return None
+    qs = model.objects.for_merchant(merchant).filter(decision="review")
+    if program is not None:
+        qs = qs.filter(program=program)
+    return qs.count()
+
+
+def _ab_results(*, merchant, livemode: bool, program: Program, period: Period) -> tuple[list[VariantResult], str]:
+    rows = (
+        DailyStats.objects.for_merchant(merchant)
+        .filter(livemode=livemode, program=program, day__range=(period.start, period.end))
+        .values("variant")
+        .annotate(
+            participants=Sum("participants_joined"),
+            shared=Sum("joined_and_shared"),
+            clicks=Sum("clicks"),
+            new_customers=Sum("referred_new_customers"),
+            revenue=Sum("referred_revenue"),
+            cost_pending=Sum("cost_pending"),
+            cost_approved=Sum("cost_approved"),
+            cost_issued=Sum("cost_issued"),
+            cost_redeemed=Sum("cost_redeemed"),
+        )
+    )
+    by_variant = {row["variant"]: row for row in rows}
+    variants = list(ProgramVariant.objects.for_merchant(merchant).filter(program=program).order_by("name"))
+    if not variants:
+        return [], ""
+    results = []
+    for variant in variants:
+        row = by_variant.get(variant.pk, {})
+        cost = sum(
+            (row.get(c) or ZERO for c in ("cost_pending", "cost_approved", "cost_issued", "cost_redeemed")), ZERO
+        )
+        participants, clicks = row.get("participants") or 0, row.get("clicks") or 0
+        new_customers = row.get("new_customers") or 0
+        results.append(
+            VariantResult(
+                name=variant.name,
+                variant_id=variant.pk,
+                participants=participants,
+                shared=row.get("shared") or 0,
+                clicks=clicks,
+                new_customers=new_customers,
+                revenue=row.get("revenue") or ZERO,
+                cost=cost,
+                share_rate=metrics.ratio(row.get("shared") or 0, participants),
+                conversion_rate=metrics.ratio(new_customers, clicks),
+                cpa=metrics.money_ratio(cost, new_customers),
+            )
+        )
+    baseline = results[0]
+    baseline.is_baseline = True
+    verdicts = []
+    for result in results[1:]:
+        result.verdict, result.p_value = ab_verdict(
+            baseline.name, baseline.new_customers, baseline.clicks, result.name, result.new_customers, result.clicks
+        )
+        verdicts.append(result.verdict)
+    return results, " ".join(verdicts)
+
+
+def ab_verdict(name_a: str, successes_a: int, trials_a: int, name_b: str, successes_b: int, trials_b: int):
+    """A plain-language verdict on B against A (conversion = first purchases per click), and the p-value."""
+    if not metrics.enough_data(successes_a, trials_a, successes_b, trials_b):
+        return (
+            _("%(b)s against %(a)s: not enough data yet (at least %(n)s clicks per variant and %(k)s purchases).")
+            % {"a": name_a, "b": name_b, "n": metrics.MIN_TRIALS, "k": metrics.MIN_SUCCESSES},
+            None,
+        )
+    test = metrics.two_proportion_z_test(successes_a, trials_a, successes_b, trials_b)
+    if test is None or test.lift is None:
+        return _("%(b)s against %(a)s: not enough data yet.") % {"a": name_a, "b": name_b}, None
+    p = f"{test.p_value:.2f}" if test.p_value >= 0.01 else "< 0.01"
+    lift = f"{abs(test.lift):.0%}"
+    if test.p_value < 0.05:
+        if test.lift > 0:
+            text = _("%(b)s converts %(lift)s better than %(a)s, p = %(p)s.")
+        else:
+            text = _("%(b)s converts %(lift)s worse than %(a)s, p = %(p)s.")
+    else:
+        text = _("No clear winner yet: %(b)s converts %(lift)s %(direction)s than %(a)s, p = %(p)s (not significant).")
+    direction = _("better") if test.lift > 0 else _("worse")
+    return text % {"a": name_a, "b": name_b, "lift": lift, "p": p, "direction": direction}, test.p_value
+
+
+def top_referrers(*, merchant, livemode: bool, program: Program, period: Period, limit: int = 10) -> list[dict]:
+    """The period's best referrers by friends who bought, then by revenue (from the per-referrer day rollup)."""
+    rows = (
+        ReferrerDailyStats.objects.for_merchant(merchant)
+        .filter(livemode=livemode, program=program, day__range=(period.start, period.end))
+        .values("participant")
+        .annotate(
+            new_customers=Sum("new_customers"), signups=Sum("signups"), orders=Sum("orders"), revenue=Sum("revenue")
+        )
+        .order_by("-new_customers", "-revenue", "-signups", "participant")[:limit]
+    )
+    rows = list(rows)
+    people = Participant.objects.for_merchant(merchant).in_bulk([r["participant"] for r in rows])
+    for rank, row in enumerate(rows, start=1):
+        person = people.get(row["participant"])
+        row["rank"] = rank
+        row["name"] = str(person) if person else "?"
+        row["email"] = person.email if person else None
+        try:
+            row["link"] = reverse("admin:programs_participant_change", args=[row["participant"]])
+        except NoReverseMatch:
+            row["link"] = None
+    return rows
+
+
+def program_report(
+    *,
+    merchant,
+    program: Program,
+    period: Period,
+    baseline: Period | None = None,
+    livemode: bool = True,
+    variant: ProgramVariant | None = None,
+) -> Report:
+    """Everything the program page shows, from the rollups."""
+    programs = [program]
+    currency = program.currency
+    previous = period.previous()
+    baseline = baseline or Period(
+        program.starts_on - datetime.timedelta(days=period.days), program.starts_on - datetime.timedelta(days=1)
+    )
+    scope = {"merchant": merchant, "livemode": livemode, "programs": programs, "variant": variant}
+    now, before = daily_totals(**scope, period=period), daily_totals(**scope, period=previous)
+    ever = daily_totals(**scope, period=None, until=period.end)
+    ever_before = daily_totals(**scope, period=None, until=previous.end)
+    in_period = _daily_scope(merchant=merchant, livemode=livemode, programs=programs, variant=variant).filter(
+        day__range=(period.start, period.end)
+    )
+    channels, ttp = _json_totals(in_period)
+    _prev_channels, ttp_before = _json_totals(
+        _daily_scope(merchant=merchant, livemode=livemode, programs=programs, variant=variant).filter(
+            day__range=(previous.start, previous.end)
+        )
+    )
+    shop, shop_before = (
+        shop_totals(merchant=merchant, livemode=livemode, currency=currency, period=p) for p in (period, previous)
+    )
+    shop_ever = shop_totals(merchant=merchant, livemode=livemode, currency=currency, period=None, until=period.end)
+    shop_ever_before = shop_totals(
+        merchant=merchant, livemode=livemode, currency=currency, period=None, until=previous.end
+    )
+    links = Links(program=program, period=period, tz=merchant.timezone, livemode=livemode)
+    cards = _program_cards(
+        now=now, before=before, ever=ever, ever_before=ever_before, shop=shop, shop_before=shop_before,
+        shop_ever=shop_ever, shop_ever_before=shop_ever_before, ttp=ttp, ttp_before=ttp_before,
+        currency=currency, program=program, links=links,
+    )  # fmt: skip
+    funnel = [
+        {"label": _("Clicks"), "value": now["clicks"], "link": links.clicks()},
+        {"label": _("Sign-ups"), "value": now["signups"], "link": links.referrals()},
+        {
+            "label": _("First purchases"),
+            "value": now["referred_new_customers"],
+            "link": links.orders(is_new_customer__exact=1),
+        },
+        {"label": _("Rewarded"), "value": now["rewarded"], "link": links.rewards()},
     ]
+    top = funnel[0]["value"] or 0
+    for step in funnel:
+        step["share"] = metrics.ratio(step["value"], top)
+        step["share_text"] = format_percent(step["share"]) or "—"
+    channel_rows = [
+        {"key": key, "label": CHANNEL_LABELS.get(key, key.capitalize() if key != "x" else "X"), "value": value}
+        for key, value in sorted(channels.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    ab, ab_summary = _ab_results(merchant=merchant, livemode=livemode, program=program, period=period)
+    base_shop = shop_totals(merchant=merchant, livemode=livemode, currency=currency, period=baseline)
+    before_after = _before_after(base_shop, shop, currency)
+    fraud = fraud_review_count(merchant=merchant, program=program)
+    empty = None
+    if ever["participants_joined"] == 0 and ever["clicks"] == 0:
+        empty = "no_participants"
+    elif ever["clicks"] == 0:
+        empty = "no_clicks"
+    goal = {
+        "customers": program.goal_customers,
+        "customers_done": ever["referred_new_customers"],
+        "customers_share": metrics.ratio(ever["referred_new_customers"], program.goal_customers),
+        "revenue": program.goal_revenue,
+        "revenue_done": ever["referred_revenue"],
+        "revenue_share": metrics.ratio(ever["referred_revenue"], program.goal_revenue),
+        "budget": program.budget,
+        "budget_used": ever["rewards_cost"],
+        "budget_share": metrics.ratio(ever["rewards_cost"], program.budget),
+    }
+    return Report(
+        program=program,
+        period=period,
+        previous=previous,
+        baseline=baseline,
+        livemode=livemode,
+        variant=variant,
+        variants=list(ProgramVariant.objects.for_merchant(merchant).filter(program=program).order_by("name")),
+        cards=cards,
+        series=daily_series(merchant=merchant, livemode=livemode, programs=programs, period=period, variant=variant),
+        funnel=funnel,
+        channels=channel_rows,
+        ab=ab,
+        ab_summary=ab_summary,
+        before_after=before_after,
+        leaderboard=top_referrers(merchant=merchant, livemode=livemode, program=program, period=period),
+        fraud_review=fraud,
+        fraud_link=Links(program=None, period=period, tz=merchant.timezone, livemode=livemode).fraud_queue(),
+        updated_at=last_rollup_at(merchant=merchant),
+        empty=empty,
+        goal=goal,
+    )
+
+
+def _before_after(base: dict, now: dict, currency: str) -> list[dict]:
+    aov_base = metrics.money_ratio(base["revenue"], base["orders"])
+    aov_now = metrics.money_ratio(now["revenue"], now["orders"])
+    return [
+        {
+            "label": _("New customers"),
+            "before": format_number(base["new_customers"]),
+            "after": format_number(now["new_customers"]),
+            "change": format_percent(_change(now["new_customers"], base["new_customers"]), 0),
+        },
+        {
+            "label": _("Sales"),
+            "before": format_money(base["revenue"], currency),
+            "after": format_money(now["revenue"], currency),
+            "change": format_percent(_change(now["revenue"], base["revenue"]), 0),
+        },
+        {
+            "label": _("Orders"),
+            "before": format_number(base["orders"]),
+            "after": format_number(now["orders"]),
+            "change": format_percent(_change(now["orders"], base["orders"]), 0),
+        },
+        {
+            "label": _("Average order value"),
+            "before": format_money(aov_base, currency) or "—",
+            "after": format_money(aov_now, currency) or "—",
+            "change": format_percent(_change(aov_now, aov_base), 0),
+        },
+    ]
+
+
+def _program_cards(
+    *, now, before, ever, ever_before, shop, shop_before, shop_ever, shop_ever_before, ttp, ttp_before, currency,
+    program, links,
+) -> list[Card]:  # fmt: skip
+    no_data = _("No data in this period yet.")
+
+    def money(value):
+        return format_money(value, currency)
+
+    def aov_other(s):
+        return metrics.money_ratio(s["revenue"] - s["attributed_revenue"], s["orders"] - s["attributed_orders"])
+
+    def ltv(revenue, customers):
+        return metrics.money_ratio(revenue, customers)
+
+    referral_share = metrics.ratio(now["referred_revenue"], shop["revenue"])
+    roi = metrics.ratio(now["referred_revenue"] - now["rewards_cost"], now["rewards_cost"])
+    roi_before = metrics.ratio(before["referred_revenue"] - before["rewards_cost"], before["rewards_cost"])
+    cpa = metrics.money_ratio(now["rewards_cost"], now["referred_new_customers"])
+    cpa_before = metrics.money_ratio(before["rewards_cost"], before["referred_new_customers"])
+    conversion = metrics.ratio(now["attributed_orders"], now["clicks"])
+    conversion_before = metrics.ratio(before["attributed_orders"], before["clicks"])
+    click_through = metrics.ratio(now["clicks"], ever["first_shares"])
+    click_through_before = metrics.ratio(before["clicks"], ever_before["first_shares"])
+    participation = metrics.ratio(ever["participants_joined"], shop_ever["new_customers"])
+    participation_before = metrics.ratio(ever_before["participants_joined"], shop_ever_before["new_customers"])
+    aov_ref = metrics.money_ratio(now["referred_revenue"], now["attributed_orders"])
+    aov_ref_before = metrics.money_ratio(before["referred_revenue"], before["attributed_orders"])
+    ltv_ref = ltv(now["cohort_revenue"], now["cohort_customers"])
+    ltv_other = ltv(shop["other_cohort_revenue"], shop["other_cohort_customers"])
+    repeat_ref = metrics.ratio(now["cohort_repeaters"], now["cohort_customers"])
+    repeat_other = metrics.ratio(shop["other_cohort_repeaters"], shop["other_cohort_customers"])
+    median = metrics.histogram_median(ttp)
+    median_before = metrics.histogram_median(ttp_before)
+    budget_share = metrics.ratio(ever["rewards_cost"], program.budget)
+    goal_share = metrics.ratio(ever["referred_new_customers"], program.goal_customers)
+    goal_revenue_share = metrics.ratio(ever["referred_revenue"], program.goal_revenue)
+
+    cards = [
+        Card(
+            "referred_customers", _("New customers from referrals"), format_number(now["referred_new_customers"]),
+            no_data, _change(now["referred_new_customers"], before["referred_new_customers"]),
+            links.orders(is_new_customer__exact=1),
+        ),
+        Card(
+            "referral_revenue", _("Referral revenue"), money(now["referred_revenue"]), no_data,
+            _change(now["referred_revenue"], before["referred_revenue"]), links.orders(),
+            _("%(share)s of all sales (%(total)s)")
+            % {"share": format_percent(referral_share) or "—", "total": money(shop["revenue"])},
+        ),
+        Card(
+            "conversion_rate", _("Conversion rate (clicks → orders)"), format_percent(conversion, 2),
+            _("No clicks in this period yet."), _change(conversion, conversion_before), links.orders(),
+            _("%(orders)s orders from %(clicks)s clicks")
+            % {"orders": format_number(now["attributed_orders"]), "clicks": format_number(now["clicks"])},
+        ),
+        Card(
+            "click_through", _("Clicks per participant who shared"),
+            None if click_through is None else number_format(click_through, decimal_pos=1),
+            _("Nobody has shared yet."), _change(click_through, click_through_before), links.clicks(),
+            _("%(n)s participants have shared") % {"n": format_number(ever["first_shares"])},
+        ),
+        Card(
+            "participation", _("Participation rate"), format_percent(participation),
+            _("No customers or participants yet."), _change(participation, participation_before),
+            links.participants(),
+            _("%(p)s participants / %(c)s customers")
+            % {"p": format_number(ever["participants_joined"]), "c": format_number(shop_ever["new_customers"])},
+        ),
+        Card(
+            "aov", _("Average order value, referred"), money(aov_ref), no_data, _change(aov_ref, aov_ref_before),
+            links.orders(),
+            _("Not referred: %(aov)s") % {"aov": money(aov_other(shop)) or "—"},
+        ),
+        Card(
+            "ltv", _("Lifetime value, referred customers"), money(ltv_ref),
+            _("No referred customers acquired in this period yet."), None, links.orders(is_new_customer__exact=1),
+            _("Other customers: %(ltv)s · repeat purchase %(ref)s vs %(other)s")
+            % {
+                "ltv": money(ltv_other) or "—",
+                "ref": format_percent(repeat_ref, 0) or "—",
+                "other": format_percent(repeat_other, 0) or "—",
+            },
+        ),
+        Card(
+            "time_to_purchase", _("Median time from click to first purchase"), format_duration(median),
+            _("No first purchases in this period yet."), _change(median, median_before),
+            links.orders(is_new_customer__exact=1), lower_is_better=True,
+        ),
+        Card(
+            "rewards_cost", _("Rewards cost"), money(now["rewards_cost"]), no_data,
+            _change(now["rewards_cost"], before["rewards_cost"]), links.rewards(),
+            _("Pending %(p)s · issued %(i)s")
+            % {
+                "p": money(now["cost_pending"] + now["cost_approved"]),
+                "i": money(now["cost_issued"] + now["cost_redeemed"]),
+            },
+            lower_is_better=True,
+        ),
+        Card(
+            "cpa", _("Cost per acquired customer"), money(cpa), no_data, _change(cpa, cpa_before), links.rewards(),
+            lower_is_better=True,
+        ),
+        Card(
+            "roi", _("ROI"), format_percent(roi, 0), _("No rewards cost in this period yet."), _change(roi, roi_before),
+            links.orders(), _("(referral revenue - rewards cost) / rewards cost"),
+        ),
+        Card(
+            "budget", _("Budget used"), format_percent(budget_share, 0),
+            _("No budget set for this program."), None, links.rewards(),
+            _("%(used)s of %(budget)s since the start")
+            % {"used": money(ever["rewards_cost"]), "budget": money(program.budget) or "—"},
+        ),
+        Card(
+            "goal", _("Progress towards the goal"),
+            format_percent(goal_share if goal_share is not None else goal_revenue_share, 0),
+            _("No goal set for this program."), None, links.orders(is_new_customer__exact=1),
+            _goal_detail(program, ever, currency),
+        ),
+    ]  # fmt: skip
+    return cards
+
+
+def _goal_detail(program: Program, ever: dict, currency: str) -> str:
+    parts = []
+    if program.goal_customers:
+        parts.append(
+            _("%(done)s of %(goal)s customers")
+            % {"done": format_number(ever["referred_new_customers"]), "goal": format_number(program.goal_customers)}
+        )
+    if program.goal_revenue:
+        parts.append(
+            _("%(done)s of %(goal)s revenue")
+            % {
+                "done": format_money(ever["referred_revenue"], currency),
+                "goal": format_money(program.goal_revenue, currency),
+            }
+        )
+    return " · ".join(parts)
+
+
+# --- the merchant's home page -----------------------------------------------------------------------------------------
+
+
+def dashboard_cards(*, merchant, period: Period | None = None, livemode: bool = True) -> list[Card]:
+    """The KPI cards on the admin home page: every program in the shop's currency, with the change."""
+    overview = merchant_overview(merchant=merchant, period=period, livemode=livemode)
+    return overview["cards"]
+
+
+def merchant_overview(*, merchant, period: Period | None = None, livemode: bool = True) -> dict:
+    """The admin home page: KPI cards over all programs in the shop's currency, one line per program, and what to
+    do next when there is nothing to show."""
+    period = period or Period(
+        merchant_today(merchant) - datetime.timedelta(days=DEFAULT_DAYS - 1), merchant_today(merchant)
+    )
+    previous = period.previous()
+    all_programs = list(Program.objects.for_merchant(merchant).order_by("-created_at"))
+    currency = merchant.default_currency
+    programs = [p for p in all_programs if p.currency == currency]
+    links = Links(program=None, period=period, tz=merchant.timezone, livemode=livemode)
+    empty = _("No data yet: create a program and share its link.")
+    now = daily_totals(merchant=merchant, livemode=livemode, programs=programs, period=period)
+    before = daily_totals(merchant=merchant, livemode=livemode, programs=programs, period=previous)
+    ever = daily_totals(merchant=merchant, livemode=livemode, programs=programs, period=None, until=period.end)
+    shop = shop_totals(merchant=merchant, livemode=livemode, currency=currency, period=period)
+    shop_ever = shop_totals(merchant=merchant, livemode=livemode, currency=currency, period=None, until=period.end)
+    has_data = bool(ever["clicks"] or ever["participants_joined"] or shop_ever["orders"])
+
+    def card(key, label, value, change, link, detail=None, lower_is_better=False):
+        return Card(key, label, value if has_data else None, empty, change if has_data else None, link, detail,
+                    lower_is_better)  # fmt: skip
+
+    roi = metrics.ratio(now["referred_revenue"] - now["rewards_cost"], now["rewards_cost"])
+    roi_before = metrics.ratio(before["referred_revenue"] - before["rewards_cost"], before["rewards_cost"])
+    conversion = metrics.ratio(now["attributed_orders"], now["clicks"])
+    participation = metrics.ratio(ever["participants_joined"], shop_ever["new_customers"])
+    cards = [
+        card("referred_customers", _("New customers from referrals"), format_number(now["referred_new_customers"]),
+             _change(now["referred_new_customers"], before["referred_new_customers"]),
+             links.orders(is_new_customer__exact=1)),
+        card("referral_revenue", _("Referral revenue"), format_money(now["referred_revenue"], currency),
+             _change(now["referred_revenue"], before["referred_revenue"]), links.orders(),
+             _("%(share)s of all sales")
+             % {"share": format_percent(metrics.ratio(now["referred_revenue"], shop["revenue"])) or "—"}),
+        card("conversion_rate", _("Conversion rate (clicks → orders)"), format_percent(conversion, 2),
+             _change(conversion, metrics.ratio(before["attributed_orders"], before["clicks"])), links.clicks()),
+        card("rewards_cost", _("Rewards cost"), format_money(now["rewards_cost"], currency),
+             _change(now["rewards_cost"], before["rewards_cost"]), links.rewards(), lower_is_better=True),
+        card("roi", _("ROI"), format_percent(roi, 0), _change(roi, roi_before), links.orders()),
+        card("participation", _("Participation rate"), format_percent(participation), None, links.participants(),
+             _("%(p)s participants / %(c)s customers")
+             % {"p": format_number(ever["participants_joined"]), "c": format_number(shop_ever["new_customers"])}),
+    ]  # fmt: skip
+    per_program = (
+        DailyStats.objects.for_merchant(merchant)
+        .filter(livemode=livemode, day__range=(period.start, period.end))
+        .values("program")
+        .annotate(
+            clicks=Sum("clicks"),
+            signups=Sum("signups"),
+            new_customers=Sum("referred_new_customers"),
+            revenue=Sum("referred_revenue"),
+            cost=Sum("cost_pending") + Sum("cost_approved") + Sum("cost_issued") + Sum("cost_redeemed"),
+        )
+    )
+    by_program = {row["program"]: row for row in per_program}
+    rows = []
+    for program in all_programs:
+        row = by_program.get(program.pk, {})
+        rows.append(
+            {
+                "program": program,
+                "url": reverse("admin:analytics_program_dashboard", args=[program.pk]),
+                "clicks": row.get("clicks") or 0,
+                "signups": row.get("signups") or 0,
+                "new_customers": row.get("new_customers") or 0,
+                "revenue": format_money(row.get("revenue") or ZERO, program.currency),
+                "cost": format_money(row.get("cost") or ZERO, program.currency),
+            }
+        )
+    if not all_programs:
+        next_step = "no_program"
+    elif not (ever["clicks"] or any(r["clicks"] for r in rows)):
+        next_step = "no_clicks"
+    else:
+        next_step = None
+    return {
+        "period": period,
+        "cards": cards,
+        "programs": rows,
+        "next_step": next_step,
+        "fraud_review": fraud_review_count(merchant=merchant),
+        "fraud_link": links.fraud_queue(),
+        "updated_at": last_rollup_at(merchant=merchant),
+        "currency": currency,
+        "other_currencies": sorted({p.currency for p in all_programs} - {currency}),
+    }
+
+
+# --- the stats API --------------------------------------------------------------------------------------------------
+
+
+def program_stats(*, merchant, livemode: bool, program: Program, period: Period) -> dict:
+    """GET /api/v1/stats: the period's totals and one entry per day, from the rollups."""
+    totals = daily_totals(merchant=merchant, livemode=livemode, programs=[program], period=period)
+    return {
+        "program": program.slug,
+        "currency": program.currency,
+        "from": period.start,
+        "to": period.end,
+        "totals": {
+            "clicks": totals["clicks"],
+            "unique_visitors": totals["unique_visitors"],
+            "participants_joined": totals["participants_joined"],
+            "shares": totals["shares"],
+            "invites_sent": totals["invites_sent"],
+            "signups": totals["signups"],
+            "conversions": totals["attributed_orders"],
+            "new_customers": totals["referred_new_customers"],
+            "revenue": totals["referred_revenue"],
+            "refunds": totals["referred_refunds"],
+            "rewards_cost": totals["rewards_cost"],
+            "conversion_rate": metrics.ratio(totals["attributed_orders"], totals["clicks"]),
+        },
+        "days": daily_series(merchant=merchant, livemode=livemode, programs=[program], period=period),
+    }
+
+
+# --- the portal leaderboard -------------------------------------------------------------------------------------------
+
+
+def portal_leaderboard(*, program: Program, participant: Participant, limit: int = 10) -> dict:
+    """The program's top referrers (first name and initial only), the participant's rank and milestone progress.
+
+    Ranked by friends who bought (then friends signed up), from the all-time rollup; blocked and erased people are
+    left out. The participant's own milestone progress is counted live, the way rewards count it.
+    """
+    from rewards.models import RewardRule
+    from tracking.models import Referral
+
+    merchant = program.merchant
+    scope = ReferrerStats.objects.for_merchant(merchant).filter(livemode=participant.livemode, program=program)
+    board = _cached_board(program=program, livemode=participant.livemode, limit=limit)
+    entries = [{**entry, "is_me": entry["participant_id"] == participant.pk} for entry in board["entries"]]
+    mine = scope.filter(participant=participant).first()
+    my_rank = None
+    if mine is not None and (mine.new_customers or mine.signups):
+        better = scope.filter(
+            Q(new_customers__gt=mine.new_customers) | Q(new_customers=mine.new_customers, signups__gt=mine.signups)
+        ).count()
+        my_rank = better + 1
+    successful = (
+        Referral.objects.for_merchant(merchant)
+        .filter(program=program, referrer=participant, status=Referral.Status.CONVERTED)
+        .count()
+    )
+    milestones = list(
+        RewardRule.objects.for_merchant(merchant)
+        .filter(program=program, trigger=RewardRule.Trigger.MILESTONE, active=True, milestone__isnull=False)
+        .order_by("milestone")
+        .values_list("milestone", "name", "description")
+    )
+    steps = [
+        {"target": target, "name": description or name, "reached": successful >= target}
+        for target, name, description in milestones
+    ]
+    following = next((s for s in steps if not s["reached"]), None)
+    return {
+        "entries": entries,
+        "my_rank": my_rank,
+        "ranked": board["ranked"],
+        "my_new_customers": mine.new_customers if mine else 0,
+        "my_signups": mine.signups if mine else 0,
+        "successful": successful,
+        "milestones": steps,
+        "next_milestone": following,
+        "to_next": (following["target"] - successful) if following else None,
+        "progress": metrics.ratio(successful, following["target"]) if following else None,
+        "updated_at": last_rollup_at(merchant=merchant),
+    }
+
+
+BOARD_TTL = 60
+
+
+def _cached_board(*, program: Program, livemode: bool, limit: int) -> dict:
+    """The top of the board and how many are on it: the same for every participant, so computed once a minute."""
+    from django.core.cache import cache
+
+    key = f"analytics:board:{program.pk}:{int(livemode)}:{limit}"
+    board = cache.get(key)
+    if board is not None:
+        return board
+    ranked = (
+        ReferrerStats.objects.for_merchant(program.merchant)
+        .filter(livemode=livemode, program=program, participant__status=Participant.Status.ACTIVE)
+        .filter(Q(new_customers__gt=0) | Q(signups__gt=0))
+    )
+    top = list(ranked.select_related("participant").order_by("-new_customers", "-signups", "participant_id")[:limit])
+    entries = []
+    # Competition ranking: equal scores share a rank ("1, 2, 2, 4").
+    previous_score, rank = None, 0
+    for position, row in enumerate(top, start=1):
+        score = (row.new_customers, row.signups)
+        if score != previous_score:
+            rank, previous_score = position, score
+        entries.append(
+            {
+                "rank": rank,
+                "participant_id": row.participant_id,
+                "name": row.participant.first_name_initial,
+                "new_customers": row.new_customers,
+                "signups": row.signups,
+            }
+        )
+    board = {"entries": entries, "ranked": ranked.count()}
+    cache.set(key, board, BOARD_TTL)
+    return board

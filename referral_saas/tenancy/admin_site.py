@@ -85,9 +85,11 @@ class MerchantAdminSite(admin.AdminSite):
         return redirect(next_url)
 
     def index(self, request, extra_context=None):
-        from analytics.selectors import dashboard_cards
+        from analytics.selectors import merchant_overview, period_from_params
 
-        extra_context = {**(extra_context or {}), "cards": dashboard_cards(merchant=request.merchant)}
+        period = period_from_params(request.GET, merchant=request.merchant)
+        overview = merchant_overview(merchant=request.merchant, period=period, livemode=request.GET.get("mode") != "test")
+        extra_context = {**(extra_context or {}), "cards": overview["cards"], "overview": overview}
         return super().index(request, extra_context)
 
 

@@ -1,0 +1,103 @@
+"""Merchant admin: the per-program dashboard (/admin/analytics/dailystats/program/<id>/) and the daily stats list."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import Http404
+from django.shortcuts import render
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from analytics import selectors
+from analytics.exports import CsvExportMixin
+from analytics.models import DailyStats
+from programs.models import Program, ProgramVariant
+from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin
+
+DAILY_CSV = [
+    "day", ("Program", "program.slug"), ("Variant", "variant.name"), "livemode", "clicks", "unique_visitors",
+    "bot_clicks", "participants_joined", "joined_and_shared", "first_shares", "invites_sent", "shares",
+    "shares_by_channel", "signups", "referrals_rejected", "attributed_orders", "rejected_orders",
+    "referred_new_customers", "rewarded", "referred_revenue_gross", "referred_refunds", "referred_revenue",
+    "cohort_customers", "cohort_repeaters", "cohort_revenue", "rewards", "cost_pending", "cost_approved",
+    "cost_issued", "cost_redeemed", "cost_rejected", "cost_voided", "cost_clawed_back", "fraud_flagged",
+    "fraud_rejected", ("Currency", "program.currency"),
+]  # fmt: skip
+
+
+@admin.register(DailyStats, site=merchant_admin)
+class DailyStatsAdmin(CsvExportMixin, TenantModelAdmin):
+    list_display = [
+        "day", "program", "variant", "clicks", "signups", "attributed_orders", "referred_new_customers",
+        "referred_revenue", "rewards_cost_display", "dashboard_link",
+    ]  # fmt: skip
+    list_filter = ["program", "livemode"]
+    search_fields = ["program__name", "program__slug"]
+    date_hierarchy = "day"
+    list_select_related = ["program", "variant"]
+    csv_columns = DAILY_CSV
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "id"]
+
+    def has_add_permission(self, request):
+        return False  # rollups are written by the rollup task only
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description=_("rewards cost"))
+    def rewards_cost_display(self, obj):
+        return obj.rewards_cost
+
+    @admin.display(description=_("dashboard"))
+    def dashboard_link(self, obj):
+        url = reverse("admin:analytics_program_dashboard", args=[obj.program_id])
+        return format_html('<a href="{}">{}</a>', url, _("Open"))
+
+    def get_urls(self):
+        dashboard = path(
+            "program/<int:program_id>/",
+            self.admin_site.admin_view(self.program_dashboard),
+            name="analytics_program_dashboard",
+        )
+        return [dashboard, *super().get_urls()]
+
+    def program_dashboard(self, request, program_id: int):
+        """A program's KPIs, charts, A/B results, before/after and leaderboard for the period on screen."""
+        merchant = request.merchant
+        program = Program.objects.for_merchant(merchant).filter(pk=program_id).first()
+        if program is None:
+            raise Http404(f"No program with id {program_id!r}.")
+        params = request.GET
+        period = selectors.period_from_params(params, merchant=merchant)
+        baseline = None
+        if params.get("baseline_from") and params.get("baseline_to"):
+            baseline = selectors.period_from_params(params, merchant=merchant, prefix="baseline_")
+        variant = None
+        if params.get("variant", "").isdigit():
+            variant = (
+                ProgramVariant.objects.for_merchant(merchant).filter(program=program, pk=params["variant"]).first()
+            )
+        livemode = params.get("mode") != "test"
+        report = selectors.program_report(
+            merchant=merchant, program=program, period=period, baseline=baseline, livemode=livemode, variant=variant
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("%(program)s: dashboard") % {"program": program.name},
+            "subtitle": None,
+            "report": report,
+            "programs": Program.objects.for_merchant(merchant).order_by("name"),
+            "portal_url": f"/p/{merchant.slug}/{program.slug}/",
+            "opts": self.model._meta,
+            "csv_url": reverse("admin:analytics_dailystats_export_csv")
+            + f"?program__id__exact={program.pk}&day__gte={period.start}&day__lte={period.end}"
+            + f"&livemode__exact={int(livemode)}",
+        }
+        return render(request, "analytics/program_dashboard.html", context)
