@@ -88,7 +88,8 @@ class MerchantAdminSite(admin.AdminSite):
         from analytics.selectors import merchant_overview, period_from_params
 
         period = period_from_params(request.GET, merchant=request.merchant)
-        overview = merchant_overview(merchant=request.merchant, period=period, livemode=request.GET.get("mode") != "test")
+        livemode = request.GET.get("mode") != "test"
+        overview = merchant_overview(merchant=request.merchant, period=period, livemode=livemode)
         extra_context = {**(extra_context or {}), "cards": overview["cards"], "overview": overview}
         return super().index(request, extra_context)
 
