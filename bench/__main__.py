@@ -1,4 +1,4 @@
-"""python -m bench [loop] [--click-requests N] [--seconds S] [--rounds R]"""
+"""python -m bench [loop|rewards] [--click-requests N] [--seconds S] [--rounds R]"""
 
 from __future__ import annotations
 
@@ -10,17 +10,31 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "referral_saas.settings")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+SUITES = ["loop", "rewards"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("suite", nargs="?", default="all", choices=["all", "loop"])
+    parser.add_argument("suite", nargs="?", default="all", choices=["all", *SUITES])
     parser.add_argument("--click-requests", type=int, default=20000)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    if args.suite in ("all", "loop"):
+    if args.suite == "all":
+        # Each suite in its own process: each builds its own benchmark database and Django setup.
+        import subprocess
+
+        for suite in SUITES:
+            subprocess.run([sys.executable, "-m", "bench", suite, *sys.argv[2:]], check=True)
+        return 0
+    if args.suite == "loop":
         from bench import loop
 
         loop.run(click_requests=args.click_requests, seconds=args.seconds, rounds=args.rounds)
+    elif args.suite == "rewards":
+        from bench import rewards
+
+        rewards.run()
     return 0
 
 

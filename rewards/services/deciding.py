@@ -50,16 +50,35 @@ def rule_value(rule: RewardRule, *, order_amount: Decimal | None, currency: str)
     return Decimal(0)
 
 
-def rules_for(*, program: Program, variant_id: int | None, triggers: tuple[str, ...], at: datetime.datetime):
+def program_rules(program: Program) -> list[RewardRule]:
+    """The program's active rules, loaded once per order."""
+    rules = list(
+        RewardRule.objects.for_merchant(program.merchant)
+        .filter(program=program, active=True)
+        .select_related("pool")
+        .order_by("pk")
+    )
+    for rule in rules:
+        rule.program = program
+    return rules
+
+
+def rules_for(
+    *,
+    program: Program,
+    variant_id: int | None,
+    triggers: tuple[str, ...],
+    at: datetime.datetime,
+    rules: list[RewardRule] | None = None,
+) -> list[RewardRule]:
     """Active rules of the program for these triggers, for everyone or for this A/B variant, valid at `at`."""
     return [
         rule
-        for rule in RewardRule.objects.for_merchant(program.merchant)
-        .filter(program=program, active=True, trigger__in=triggers)
-        .filter(Q(variant__isnull=True) | Q(variant_id=variant_id))
-        .select_related("program__merchant", "pool")
-        .order_by("pk")
-        if (rule.valid_from is None or rule.valid_from <= at) and (rule.valid_until is None or at < rule.valid_until)
+        for rule in (program_rules(program) if rules is None else rules)
+        if rule.trigger in triggers
+        and (rule.variant_id is None or rule.variant_id == variant_id)
+        and (rule.valid_from is None or rule.valid_from <= at)
+        and (rule.valid_until is None or at < rule.valid_until)
     ]
 
 
@@ -93,7 +112,7 @@ def conversion_process(*, merchant, conversion_id: int) -> str:
     with transaction.atomic():
         conversion = (
             scope.select_for_update(of=("self",))
-            .select_related("program__merchant", "referral__referrer", "referral__referee", "referral__program")
+            .select_related("program", "referral__referrer", "referral__referee", "referral__program", "referral__code")
             .filter(pk=conversion_id)
             .first()
         )
@@ -103,27 +122,41 @@ def conversion_process(*, merchant, conversion_id: int) -> str:
             conversion.status == Conversion.Status.REJECTED and conversion.rejection_reason == Referral.Reason.FRAUD
         ):
             return "skipped"  # refused at attribution (self-referral, existing customer...): nothing to pay
-        work, created = _work_open(merchant=merchant, referral=conversion.referral, conversion=conversion)
+        referral = conversion.referral
+        _attach(
+            merchant, conversion, conversion.program, referral, referral.program, referral.referrer, referral.referee
+        )
+        work, created = _work_open(merchant=merchant, referral=referral, conversion=conversion)
         if work.stage == Work.Stage.DONE:
             return "done_before"
         assessment = conversion_assess(conversion=conversion)
-        referral = conversion.referral
-        referral.refresh_from_db()
+        referral.refresh_from_db(fields=["status", "rejection_reason"])
         conversion.refresh_from_db(fields=["status", "rejection_reason", "refunded_amount"])
-        if created:
-            _emit_conversion_events(conversion, assessment)
+        number = _purchase_number(conversion)
+        made: list[Reward] = []
         if assessment.decision == "review":
-            return "review"
-        if assessment.decision == "reject" or referral.status == Referral.Status.REJECTED:
+            result = "review"
+        elif assessment.decision == "reject" or referral.status == Referral.Status.REJECTED:
             _end_open_rewards(referral=referral, reason="Rejected as fraud.")
             result = "rejected"
         else:
-            _decide_purchase_rewards(conversion=conversion, referral=referral)
-            _decide_milestones(program=conversion.program, referrer=referral.referrer)
+            rules = program_rules(conversion.program)
+            made = _decide_purchase_rewards(conversion=conversion, referral=referral, rules=rules, number=number)
+            made += _decide_milestones(program=conversion.program, referrer=referral.referrer, rules=rules)
             result = "approved"
-        work.stage, work.updated_at = Work.Stage.DONE, timezone.now()
-        work.save(update_fields=["stage", "updated_at"])
+        if created:
+            _emit_conversion_events(conversion, assessment, number=number, rewards=made)
+        if result != "review":
+            work.stage, work.updated_at = Work.Stage.DONE, timezone.now()
+            work.save(update_fields=["stage", "updated_at"])
     return result
+
+
+def _attach(merchant, *rows) -> None:
+    """Rows loaded for `merchant` know it without another query each."""
+    for row in rows:
+        if row is not None:
+            row.merchant = merchant
 
 
 def referral_process(*, merchant, referral_id: int) -> str:
@@ -181,16 +214,18 @@ def _purchase_number(conversion: Conversion) -> int:
     return earlier + 1
 
 
-def _decide_purchase_rewards(*, conversion: Conversion, referral: Referral) -> list[Reward]:
+def _decide_purchase_rewards(
+    *, conversion: Conversion, referral: Referral, rules: list[RewardRule], number: int
+) -> list[Reward]:
     rules = rules_for(
         program=conversion.program,
         variant_id=referral.variant_id,
         triggers=(Trigger.FIRST_PURCHASE, Trigger.EACH_PURCHASE),
         at=conversion.occurred_at,
+        rules=rules,
     )
     if not rules:
         return []
-    number = _purchase_number(conversion)
     kept = conversion.amount - conversion.refunded_amount
     made = []
     for rule in rules:
@@ -218,8 +253,8 @@ def _decide_purchase_rewards(*, conversion: Conversion, referral: Referral) -> l
     return made
 
 
-def _decide_milestones(*, program: Program, referrer: Participant) -> list[Reward]:
-    rules = rules_for(program=program, variant_id=None, triggers=(Trigger.MILESTONE,), at=timezone.now())
+def _decide_milestones(*, program: Program, referrer: Participant, rules: list[RewardRule]) -> list[Reward]:
+    rules = rules_for(program=program, variant_id=None, triggers=(Trigger.MILESTONE,), at=timezone.now(), rules=rules)
     rules = [r for r in rules if r.side == Side.REFERRER]
     if not rules:
         return []
@@ -423,12 +458,17 @@ def _flagged_data(assessment, referral: Referral, conversion: Conversion | None)
     }
 
 
-def _emit_conversion_events(conversion: Conversion, assessment) -> None:
+def _emit_conversion_events(conversion: Conversion, assessment, *, number: int, rewards: list[Reward]) -> None:
+    from fraud.selectors import assessment_summary
     from tracking.api import ConversionOutput
 
     merchant, livemode, referral = conversion.merchant, conversion.livemode, conversion.referral
-    if referral.signed_up_at is None and _purchase_number(conversion) == 1:
+    if referral.signed_up_at is None and number == 1:
         _emit(merchant, livemode, "referral.created", _referral_data(referral))
-    _emit(merchant, livemode, "conversion.attributed", dict(ConversionOutput(conversion).data))
+    context = {
+        "fraud": {conversion.pk: assessment_summary(assessment)},
+        "rewards": {conversion.pk: [r for r in rewards if r.conversion_id == conversion.pk]},
+    }
+    _emit(merchant, livemode, "conversion.attributed", dict(ConversionOutput(conversion, context=context).data))
     if assessment.decision != "approve":
         _emit(merchant, livemode, "fraud.flagged", _flagged_data(assessment, referral, conversion))
