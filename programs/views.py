@@ -39,7 +39,7 @@ from referral_saas.errors import ApplicationError
 from referral_saas.tenancy.models import Merchant
 from rewards import selectors as reward_selectors
 from rewards.models import COUPON_KINDS, CatalogItem, Kind, LedgerEntry, Reward, RewardRule
-from rewards.services import ledger_balance, points_redeem
+from rewards.services import ledger_balance, points_redeem, rule_value
 from tracking import selectors as tracking_selectors
 from tracking.clicks import client_ip
 from tracking.models import ReferralCode
@@ -249,7 +249,8 @@ def _points_label(entry: LedgerEntry) -> str:
     reward = entry.reward
     if entry.kind == LedgerEntry.Kind.EARNED:
         if reward is not None and reward.milestone:
-            return _("Milestone reached: %(n)d friends") % {"n": reward.milestone}
+            n = reward.milestone
+            return ngettext("Milestone reached: %(n)d friend", "Milestone reached: %(n)d friends", n) % {"n": n}
         if reward is not None and reward.conversion_id:
             return _("A friend's purchase")
         if reward is not None and reward.referral_id:
@@ -272,8 +273,6 @@ def _program_gives_points(program: Program) -> bool:
 
 
 def _milestones(program: Program, participant: Participant) -> Milestones | None:
-    from rewards.services import rule_value
-
     progress = reward_selectors.milestone_progress(program=program, participant=participant)
     if progress is None:
         return None
@@ -338,7 +337,7 @@ def _redeem_token(program: Program, participant: Participant) -> str:
     return signing.dumps(payload, salt=REDEEM_SALT)
 
 
-def _redeem_error(error: ApplicationError, item, participant: Participant, program: Program) -> str:
+def _redeem_error(error: ApplicationError, item: CatalogItem, participant: Participant, program: Program) -> str:
     if error.code == "insufficient_points":
         missing = max(item.points - int(ledger_balance(participant=participant, program=program)), 1)
         return ngettext(

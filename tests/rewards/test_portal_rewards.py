@@ -78,17 +78,11 @@ def _points_rule(program) -> RewardRule:
     )
 
 
-def _give_points(program, participant, points: int) -> None:
+def _give_points(program, participant, points: int, **fields) -> None:
     """A points reward released by the real service (approved, issued, credited to the ledger)."""
     points_rule = RewardRule.objects.for_merchant(program.merchant).filter(program=program, kind=Kind.POINTS).first()
-    reward = _reward(
-        program,
-        participant,
-        points_rule or _points_rule(program),
-        status="pending",
-        value=points,
-        original_value=points,
-    )
+    rule_ = points_rule or _points_rule(program)
+    reward = _reward(program, participant, rule_, status="pending", value=points, original_value=points, **fields)
     assert reward_release(merchant_id=program.merchant_id, reward_id=reward.pk) == Reward.Status.ISSUED
 
 
@@ -176,7 +170,7 @@ def test_a_participant_without_rewards_is_told_when_they_come(client, program, r
 def test_points_balance_and_history(client, program, referrer):
     participant, _code = referrer
     _give_points(program, participant, 120)
-    _give_points(program, participant, 30)
+    _give_points(program, participant, 30, milestone=3)
 
     page = _page(_sign_in(client, program, participant), program)
 
@@ -187,6 +181,7 @@ def test_points_balance_and_history(client, program, referrer):
     assert history.count("<tr>") == 3  # the header and two entries
     assert "+120" in history
     assert "+30" in history
+    assert "Milestone reached: 3 friends" in history
     assert 'scope="col"' in history
 
 
