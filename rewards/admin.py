@@ -8,7 +8,6 @@ so another merchant's id is a 404.
 
 from __future__ import annotations
 
-import csv
 import re
 from decimal import Decimal
 
@@ -18,7 +17,7 @@ from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Q
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -28,6 +27,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from analytics.exports import CsvExportMixin, stream_csv
 from programs.models import Participant, Program
 from referral_saas.errors import ApplicationError
 from referral_saas.money import currency_decimals
@@ -73,39 +73,6 @@ def _lower_first(text) -> str:
 
 def _actor(request) -> str:
     return f"user:{request.user.email}"
-
-
-class _Echo:
-    """A file-like object whose write() hands the line back, so csv.writer can feed a streamed response."""
-
-    def write(self, value):
-        return value
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_cell(value):
-    """Customers type their own names and emails: a text cell that a spreadsheet would run as a formula is quoted."""
-    if value is None:
-        return ""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def csv_response(filename: str, header: list[str], rows) -> StreamingHttpResponse:
-    """Stream `rows` (an iterable of sequences) as a CSV download, one line at a time."""
-    writer = csv.writer(_Echo())
-
-    def lines():
-        yield writer.writerow(header)
-        for row in rows:
-            yield writer.writerow([_csv_cell(value) for value in row])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 class ScopedUniqueNameForm(forms.ModelForm):
@@ -327,15 +294,6 @@ class RewardAdjustmentInline(ReadOnlyInline):
     verbose_name_plural = _("refund adjustments")
 
 
-def _reward_row(r: Reward) -> list:
-    return [
-        r.pk, r.created_at.isoformat(), r.program.slug, r.participant_id, r.participant.external_id,
-        r.participant.email, r.side, r.kind, r.value, r.unit, r.currency, r.status, r.coupon_code,
-        r.hold_until.isoformat(), r.issued_at.isoformat() if r.issued_at else "",
-        r.conversion.order_id if r.conversion_id else "", r.reason,
-    ]  # fmt: skip
-
-
 class ReasonForm(forms.Form):
     reason = forms.CharField(
         label=_("reason"),
@@ -346,7 +304,7 @@ class ReasonForm(forms.Form):
 
 
 @admin.register(Reward, site=merchant_admin)
-class RewardAdmin(TenantModelAdmin):
+class RewardAdmin(CsvExportMixin, TenantModelAdmin):
     """Looked at, filtered, exported; moved only by the actions, which call the rewards services."""
 
     list_display = [
@@ -358,7 +316,14 @@ class RewardAdmin(TenantModelAdmin):
     search_fields = ["coupon_code", "participant__email", "participant__external_id", "conversion__order_id"]
     date_hierarchy = "created_at"
     inlines = [RewardEventInline, RewardAdjustmentInline]
-    actions = ["release_now", "void", "reject", "export_csv"]
+    actions = ["release_now", "void", "reject"]  # plus "export selected rows as CSV" (CsvExportMixin)
+    csv_columns = [
+        ("id", "pk"), ("created_at", "created_at"), ("program", "program.slug"), ("participant_id", "participant_id"),
+        ("participant_external_id", "participant.external_id"), ("participant_email", "participant.email"),
+        ("side", "side"), ("kind", "kind"), ("value", "value"), ("unit", "unit"), ("currency", "currency"),
+        ("status", "status"), ("coupon_code", "coupon_code"), ("hold_until", "hold_until"),
+        ("issued_at", "issued_at"), ("order_id", "conversion.order_id"), ("reason", "reason"),
+    ]  # fmt: skip
     fieldsets = (
         (None, {"fields": ("participant", "side", "program", "rule", "catalog_item", "livemode")}),
         (_("Reward"), {"fields": ("kind", "value_label", "original_value", "description", "coupon_code",
@@ -535,17 +500,6 @@ class RewardAdmin(TenantModelAdmin):
             intro=gettext("Rejected rewards (fraud, terms not met) are never released. Why?"),
             submit=gettext("Reject"),
         )
-
-    @admin.action(description=_("Export the selected rewards (CSV)"), permissions=["view"])
-    def export_csv(self, request, queryset):
-        header = [
-            "id", "created_at", "program", "participant_id", "participant_external_id", "participant_email", "side",
-            "kind", "value", "unit", "currency", "status", "coupon_code", "hold_until", "issued_at", "order_id",
-            "reason",
-        ]  # fmt: skip
-        rewards = queryset.select_related("program", "participant", "conversion").order_by("pk")
-        rows = (_reward_row(reward) for reward in rewards.iterator(2000))
-        return csv_response(f"rewards-{timezone.localdate().isoformat()}.csv", header, rows)
 
 
 # --- coupon pools -----------------------------------------------------------------------------------------------
@@ -787,7 +741,7 @@ class PayoutForm(forms.Form):
 
 
 @admin.register(LedgerEntry, site=merchant_admin)
-class LedgerEntryAdmin(ReadOnlyAdmin):
+class LedgerEntryAdmin(CsvExportMixin, ReadOnlyAdmin):
     list_display = ["created_at", "participant", "account", "kind", "amount_label", "program", "reward", "note"]
     list_filter = ["account", "kind", "program", "livemode"]
     list_select_related = ["participant", "program", "reward__participant"]
@@ -798,6 +752,13 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "created_at", "livemode",
     ]  # fmt: skip
     readonly_fields = fields
+    change_list_template = "admin/rewards/ledgerentry/change_list.html"  # "Cash due" next to "Export CSV"
+    csv_columns = [
+        ("id", "pk"), ("created_at", "created_at"), ("program", "program.slug"), ("participant_id", "participant_id"),
+        ("participant_external_id", "participant.external_id"), ("participant_email", "participant.email"),
+        ("account", "account"), ("kind", "kind"), ("amount", "amount"), ("currency", "currency"),
+        ("reward_id", "reward_id"), ("note", "note"),
+    ]  # fmt: skip
 
     @admin.display(description=_("amount"), ordering="amount")
     def amount_label(self, obj):
@@ -841,7 +802,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
                                     "participant__name", "currency", "due")]
                 for r in due.iterator(2000)
             )  # fmt: skip
-            return csv_response(f"cash-due-{timezone.localdate().isoformat()}.csv", header, rows)
+            return stream_csv(rows, header=header, filename=f"cash-due-{timezone.localdate().isoformat()}.csv")
         rows = list(due[:1000])
         totals: dict[str, Decimal] = {}
         for row in rows:

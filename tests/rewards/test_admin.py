@@ -39,6 +39,10 @@ def _text(response) -> str:
     return response.content.decode()
 
 
+def _csv(response) -> str:
+    return b"".join(response.streaming_content).decode("utf-8-sig")
+
+
 # --- reward rules -----------------------------------------------------------------------------------------------
 
 
@@ -282,15 +286,20 @@ def test_an_analyst_sees_rewards_but_cannot_run_the_actions(tenant, program, ann
     assert not RewardEvent.objects.for_merchant(tenant.merchant).filter(reward=reward, actor__startswith="user:")
 
 
-def test_export_csv_streams_the_selected_rewards(tenant, program, anna):
+def test_export_csv_streams_the_selected_rewards_and_the_filtered_list(tenant, program, anna):
     reward = reward_for(anna, reward_rule(program), coupon_code="REF-EXPORT")
-    response = tenant.admin.post(REWARDS, {"action": "export_csv", "_selected_action": [reward.pk]})
+    reward_for(join(program, email="zed@people.example")[0], reward_rule(program), status="voided")
+    response = tenant.admin.post(REWARDS, {"action": "export_selected_csv", "_selected_action": [reward.pk]})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert [(r["id"], r["participant_email"], r["value"], r["coupon_code"]) for r in rows] == [
-        (str(reward.pk), "anna.kowalska@gmail.com", "12.99", "REF-EXPORT")
+    rows = list(csv.DictReader(io.StringIO(_csv(response))))
+    assert [(r["id"], r["participant_email"], r["value"], r["coupon_code"], r["status"]) for r in rows] == [
+        (str(reward.pk), "anna.kowalska@gmail.com", "12.99", "REF-EXPORT", "pending")
     ]
+    page = _text(tenant.admin.get(REWARDS, {"status__exact": "pending"}))
+    assert "/admin/rewards/reward/export.csv?status__exact=pending" in page
+    filtered = tenant.admin.get(f"{REWARDS}export.csv", {"status__exact": "pending"})
+    assert [r["coupon_code"] for r in csv.DictReader(io.StringIO(_csv(filtered)))] == ["REF-EXPORT"]
 
 
 # --- coupon pools -----------------------------------------------------------------------------------------------
@@ -439,14 +448,16 @@ def test_cash_due_lists_what_each_person_is_owed(tenant, owed):
     ]
     assert "55.00 PLN" in _text(page)
     assert f"/admin/rewards/ledgerentry/cash-due/{anna.pk}/payout/?currency=PLN" in _text(page)
-    assert 'href="/admin/rewards/ledgerentry/cash-due/"' in _text(tenant.admin.get("/admin/rewards/ledgerentry/"))
+    ledger = _text(tenant.admin.get("/admin/rewards/ledgerentry/"))
+    assert 'href="/admin/rewards/ledgerentry/cash-due/"' in ledger
+    assert 'href="/admin/rewards/ledgerentry/export.csv"' in ledger
 
 
 def test_cash_due_downloads_as_csv_without_spreadsheet_formulas(tenant, owed):
     anna, bob, _cleo = owed
     response = tenant.admin.get(CASH_DUE, {"format": "csv"})
     assert response["Content-Disposition"].startswith('attachment; filename="cash-due-')
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(_csv(response))))
     assert rows == [
         ["participant_id", "external_id", "email", "name", "currency", "amount_due"],
         [str(anna.pk), "c-42", "anna.kowalska@gmail.com", "Anna Kowalska", "PLN", "40.00"],
@@ -501,7 +512,9 @@ def test_another_shop_gets_404_on_every_custom_page(tenant, other_tenant, progra
     assert theirs.context["rows"] == []
     assert "anna.kowalska" not in _text(theirs)
     their_csv = other_tenant.admin.get(CASH_DUE, {"format": "csv"})
-    assert "anna.kowalska" not in b"".join(their_csv.streaming_content).decode()
+    assert "anna.kowalska" not in _csv(their_csv)
+    assert "anna.kowalska" in _csv(tenant.admin.get("/admin/rewards/ledgerentry/export.csv"))  # control
+    assert "anna.kowalska" not in _csv(other_tenant.admin.get("/admin/rewards/ledgerentry/export.csv"))
     assert set(Coupon.objects.for_merchant(tenant.merchant).values_list("code", flat=True)) == {"MINE-1"}
     assert not LedgerEntry.objects.for_merchant(tenant.merchant).filter(kind="payout", participant=anna).exists()
 
@@ -512,6 +525,7 @@ def test_another_shop_cannot_act_on_or_export_my_rewards(tenant, other_tenant, p
         _act(other_tenant.admin, action, [reward], apply="yes", reason="x")
     reward.refresh_from_db()
     assert reward.status == "pending"
-    exported = other_tenant.admin.post(REWARDS, {"action": "export_csv", "_selected_action": [reward.pk]})
-    body = b"".join(exported.streaming_content).decode() if exported.streaming else _text(exported)
+    exported = other_tenant.admin.post(REWARDS, {"action": "export_selected_csv", "_selected_action": [reward.pk]})
+    body = _csv(exported) if exported.streaming else _text(exported)
     assert "REF-SECRET" not in body
+    assert "REF-SECRET" not in _csv(other_tenant.admin.get(f"{REWARDS}export.csv"))
