@@ -17,6 +17,7 @@ api_v1 = [
     path("me", MeApi.as_view(), name="me"),
     path("", include("programs.urls_api")),
     path("", include("tracking.urls")),
+    path("", include("analytics.urls_api")),
     path("", include("referral_saas.webhooks.urls_api")),
     path("", include("rewards.urls_api")),
 ]

@@ -79,6 +79,7 @@ def _routes_with_a_ids(a):
     code = a["code"].code
     return [
         ("get", "/api/v1/programs/a-program", None),
+        ("get", "/api/v1/stats?program=a-program", None),
         ("get", f"/api/v1/participants/{a['participant'].pk}?by=id", None),
         ("get", "/api/v1/participants/a-ext-1", None),
         ("get", f"/api/v1/codes/{code}", None),
@@ -149,6 +150,7 @@ def test_the_walk_covers_every_api_route():
         "reward-redeem",
         "participant-points",
         "participant-points-redeem",
+        "stats",
     }
     resolver = get_resolver()
     api_names = set()

@@ -1,0 +1,152 @@
+"""Shop API: GET /api/v1/stats, the daily rollups of one program."""
+
+from __future__ import annotations
+
+import datetime
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from analytics import selectors
+from programs.models import Program
+from referral_saas.api import TenantAPIView
+from referral_saas.errors import NotFound, ValidationFailed
+
+MAX_RANGE_DAYS = 366
+EARLIEST, LATEST = datetime.date(2000, 1, 1), datetime.date(2100, 12, 31)
+
+
+def _money():
+    return serializers.DecimalField(max_digits=16, decimal_places=2, help_text='Amount as a string, e.g. "129.90".')
+
+
+@extend_schema_serializer(component_name="StatsDay")
+class StatsDayOutput(serializers.Serializer):
+    date = serializers.DateField()
+    clicks = serializers.IntegerField(help_text="Referral link clicks, bots excluded.")
+    unique_visitors = serializers.IntegerField()
+    participants_joined = serializers.IntegerField()
+    shares = serializers.IntegerField()
+    signups = serializers.IntegerField(help_text="Referred friends who signed up (or bought first), not rejected.")
+    conversions = serializers.IntegerField(help_text="Attributed orders.")
+    new_customers = serializers.IntegerField(help_text="Attributed first purchases.")
+    revenue = _money()
+    rewards_cost = _money()
+
+
+@extend_schema_serializer(component_name="StatsTotals")
+class StatsTotalsOutput(serializers.Serializer):
+    clicks = serializers.IntegerField()
+    unique_visitors = serializers.IntegerField(help_text="Sum of the daily unique visitors.")
+    participants_joined = serializers.IntegerField()
+    shares = serializers.IntegerField()
+    invites_sent = serializers.IntegerField()
+    signups = serializers.IntegerField()
+    conversions = serializers.IntegerField()
+    new_customers = serializers.IntegerField()
+    revenue = _money()
+    refunds = _money()
+    rewards_cost = _money()
+    conversion_rate = serializers.FloatField(allow_null=True, help_text="conversions / clicks; null without clicks.")
+
+
+@extend_schema_serializer(component_name="Stats")
+class StatsOutput(serializers.Serializer):
+    program = serializers.CharField()
+    currency = serializers.CharField()
+    totals = StatsTotalsOutput()
+    days = StatsDayOutput(many=True)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        # "from" is a Python keyword: declared here, not as class attributes.
+        fields["from"] = serializers.DateField()
+        fields["to"] = serializers.DateField()
+        return fields
+
+
+STATS_EXAMPLE = {
+    "program": "friends",
+    "currency": "PLN",
+    "from": "2026-11-01",
+    "to": "2026-11-02",
+    "totals": {
+        "clicks": 1520,
+        "unique_visitors": 1311,
+        "participants_joined": 48,
+        "shares": 95,
+        "invites_sent": 30,
+        "signups": 61,
+        "conversions": 23,
+        "new_customers": 19,
+        "revenue": "2987.70",
+        "refunds": "129.90",
+        "rewards_cost": "380.00",
+        "conversion_rate": 0.0151,
+    },
+    "days": [
+        {"date": "2026-11-01", "clicks": 800, "unique_visitors": 690, "participants_joined": 20, "shares": 51,
+         "signups": 30, "conversions": 12, "new_customers": 10, "revenue": "1558.80", "rewards_cost": "200.00"},
+        {"date": "2026-11-02", "clicks": 720, "unique_visitors": 621, "participants_joined": 28, "shares": 44,
+         "signups": 31, "conversions": 11, "new_customers": 9, "revenue": "1428.90", "rewards_cost": "180.00"},
+    ],
+}  # fmt: skip
+
+
+class StatsApi(TenantAPIView):
+    class InputSerializer(serializers.Serializer):
+        program = serializers.SlugField(max_length=60)
+
+        def get_fields(self):
+            fields = super().get_fields()
+            fields["from"] = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
+            fields["to"] = serializers.DateField(required=False, input_formats=["%Y-%m-%d"])
+            return fields
+
+        def validate(self, attrs):
+            for name in ("from", "to"):
+                if name in attrs and not (EARLIEST <= attrs[name] <= LATEST):
+                    raise serializers.ValidationError({name: [f"Must be between {EARLIEST} and {LATEST}."]})
+            return attrs
+
+    @extend_schema(
+        operation_id="stats_retrieve",
+        summary="A program's numbers, day by day",
+        description=(
+            "Totals and one entry per day (days without activity are zeros) from the rollups, which are at most "
+            "a minute or two behind. Days are calendar days in your shop's time zone; money is in the program's "
+            "currency, revenue net of refunds. `from` and `to` are inclusive (default: the last 30 days) and at most "
+            f"{MAX_RANGE_DAYS} days apart. A test-mode key reads test-mode data."
+        ),
+        parameters=[
+            OpenApiParameter("program", OpenApiTypes.STR, required=True, description="The program's slug."),
+            OpenApiParameter("from", OpenApiTypes.DATE, required=False, description="First day, YYYY-MM-DD."),
+            OpenApiParameter("to", OpenApiTypes.DATE, required=False, description="Last day, YYYY-MM-DD."),
+        ],
+        responses=StatsOutput,
+        examples=[OpenApiExample("Two days", response_only=True, value=STATS_EXAMPLE)],
+    )
+    def get(self, request):
+        data = self.InputSerializer(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        merchant = request.merchant
+        end = values.get("to") or selectors.merchant_today(merchant)
+        start = values.get("from") or end - datetime.timedelta(days=selectors.DEFAULT_DAYS - 1)
+        if start > end:
+            raise ValidationFailed(fields={"from": ["Must be on or before `to`."]})
+        if (end - start).days + 1 > MAX_RANGE_DAYS:
+            raise ValidationFailed(
+                f"Ask for at most {MAX_RANGE_DAYS} days at a time.",
+                code="range_too_long",
+                fields={"to": [f"At most {MAX_RANGE_DAYS} days after `from`."]},
+            )
+        program = Program.objects.for_merchant(merchant).filter(slug=values["program"]).first()
+        if program is None:
+            raise NotFound("No program with this slug.")
+        stats = selectors.program_stats(
+            merchant=merchant, livemode=request.livemode, program=program, period=selectors.Period(start, end)
+        )
+        return Response(StatsOutput(stats).data)
