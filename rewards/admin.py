@@ -101,6 +101,15 @@ class MerchantFormMixin:
         form.merchant = request.merchant
         return form
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name in ("variant", "pool"):
+            # Both are labelled with their program ("Spring / B", "Spring: 15% codes"): one query, not one per option.
+            formfield.queryset = formfield.queryset.select_related("program")
+        if db_field.name == "pool":
+            formfield.label_from_instance = lambda pool: f"{pool.program.name}: {pool.name}"
+        return formfield
+
 
 def _check_pool(form, *, kind, pool, program) -> None:
     if kind == Kind.POOL_COUPON and pool is None:
@@ -244,15 +253,6 @@ class RewardRuleAdmin(MerchantFormMixin, TenantModelAdmin):
     @admin.display(description=_("reward"))
     def summary(self, obj):
         return rule_summary(obj)
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if db_field.name in ("variant", "pool"):
-            # Both are labelled with their program ("Spring / B", "Spring: 15% codes"): one query, not one per option.
-            formfield.queryset = formfield.queryset.select_related("program")
-        if db_field.name == "pool":
-            formfield.label_from_instance = lambda pool: f"{pool.program.name}: {pool.name}"
-        return formfield
 
 
 # --- rewards ----------------------------------------------------------------------------------------------------
@@ -469,8 +469,11 @@ class RewardAdmin(CsvExportMixin, TenantModelAdmin):
                 Reward.objects.for_merchant(request.merchant)
                 .select_for_update(of=("self",))
                 .select_related("merchant", "participant", "program")
-                .get(pk=reward.pk)
+                .filter(pk=reward.pk)
+                .first()
             )
+            if locked is None:
+                raise ApplicationError(gettext("This reward no longer exists."))
             if to == Status.VOIDED and locked.status == Status.ISSUED and locked.ledger.exists():
                 # The points / credit / cash are already in the customer's balance; voiding the reward alone
                 # would leave them there. A refund claws them back with a ledger entry.
@@ -578,8 +581,8 @@ class CouponPoolAdmin(MerchantFormMixin, TenantModelAdmin):
             raise Http404
         if not self.has_change_permission(request, pool):
             raise PermissionDenied
-        form = PoolUploadForm(request.POST or None, request.FILES or None)
-        if request.method == "POST" and form.is_valid():
+        form = PoolUploadForm(request.POST, request.FILES) if request.method == "POST" else PoolUploadForm()
+        if form.is_bound and form.is_valid():
             try:
                 added, skipped = services.pool_upload(pool=pool, data=form.cleaned_data["file"].read())
             except ApplicationError as exc:
@@ -848,7 +851,7 @@ class LedgerEntryAdmin(CsvExportMixin, ReadOnlyAdmin):
                 )
                 return redirect(back)
             form = PayoutForm(
-                request.POST or None,
+                request.POST if request.method == "POST" else None,
                 programs=programs,
                 due=due,
                 currency=currency,
