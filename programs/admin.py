@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from analytics.exports import CsvExportMixin
 from programs import services
 from programs.models import Invite, Participant, Program, ProgramText, ProgramVariant, ShareEvent
 from referral_saas.errors import ApplicationError
@@ -160,7 +161,11 @@ class ProgramAdmin(TenantModelAdmin):
 
 
 @admin.register(Participant, site=merchant_admin)
-class ParticipantAdmin(TenantModelAdmin):
+class ParticipantAdmin(CsvExportMixin, TenantModelAdmin):
+    csv_columns = [
+        "id", "name", "email", "external_id", "status", "language", "marketing_consent", "livemode",
+        ("Referred by (referral id)", "referred_by_id"), "created_at", "erased_at",
+    ]  # fmt: skip
     list_display = ["__str__", "email", "external_id", "status", "language", "livemode", "created_at"]
     list_filter = ["status", "language", "livemode", "marketing_consent"]
     search_fields = ["email", "email_normalized", "external_id", "name"]

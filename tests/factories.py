@@ -418,3 +418,23 @@ def _register_webhook_factories() -> None:
 
 
 _register_webhook_factories()
+
+
+# --- analytics --------------------------------------------------------------------------------------------------
+
+
+def _daily_stats(merchant):
+    from analytics.models import DailyStats
+
+    return DailyStats.objects.for_merchant(merchant).create(
+        program=ProgramFactory(merchant=merchant), day=timezone.localdate(), clicks=12, signups=3
+    )
+
+
+def _register_analytics_factories() -> None:
+    from analytics.models import DailyStats
+
+    FACTORY_FOR_MODEL.update({DailyStats: _daily_stats})
+
+
+_register_analytics_factories()

@@ -7,6 +7,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from analytics.exports import CsvExportMixin
 from programs.admin import ReadOnlyTenantAdmin
 from referral_saas.errors import ApplicationError
 from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin, ops_admin
@@ -72,7 +73,12 @@ class ClickAdmin(ReadOnlyTenantAdmin):
 
 
 @admin.register(Referral, site=merchant_admin)
-class ReferralAdmin(ReadOnlyTenantAdmin):
+class ReferralAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
+    csv_columns = [
+        "id", ("Program", "program.slug"), ("Variant", "variant.name"), ("Referrer", "referrer.email"),
+        ("Referrer id", "referrer.external_id"), ("Code", "code.code"), "referee_email", "referee_external_id",
+        "status", "rejection_reason", "livemode", "touched_at", "signed_up_at", "converted_at", "created_at",
+    ]  # fmt: skip
     list_display = [
         "referrer",
         "referee_email",
@@ -89,7 +95,12 @@ class ReferralAdmin(ReadOnlyTenantAdmin):
 
 
 @admin.register(Conversion, site=merchant_admin)
-class ConversionAdmin(ReadOnlyTenantAdmin):
+class ConversionAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
+    csv_columns = [
+        "order_id", "amount", "currency", "refunded_amount", "status", "rejection_reason", ("Program", "program.slug"),
+        ("Referral id", "referral_id"), ("Referrer", "referral.referrer.email"), "customer_external_id",
+        "customer_email", "is_new_customer", "code_given", "livemode", "occurred_at", "created_at",
+    ]  # fmt: skip
     list_display = [
         "order_id",
         "amount",
