@@ -339,7 +339,20 @@ class BlocklistEntryAdmin(TenantModelAdmin):
         obj._state.adding = False
 
 
-ops_admin.register(FraudAssessment, list_display=["id", "merchant", "score", "decision", "created_at"])
-ops_admin.register(FraudReviewEvent, list_display=["id", "merchant", "action", "at"])
+class _OpsReadOnly(admin.ModelAdmin):
+    """Operators look (for support); merchants change their own fraud data through the merchant admin, where it is
+    validated (a blocklist value the scoring cannot parse would break it)."""
+
+    list_filter = ["merchant"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+ops_admin.register(FraudAssessment, _OpsReadOnly, list_display=["id", "merchant", "score", "decision", "created_at"])
+ops_admin.register(FraudReviewEvent, _OpsReadOnly, list_display=["id", "merchant", "action", "at"])
 for model in (FraudSettings, BlocklistEntry, Sighting):
-    ops_admin.register(model, list_display=["__str__", "merchant"], list_filter=["merchant"])
+    ops_admin.register(model, _OpsReadOnly, list_display=["__str__", "merchant"])

@@ -91,8 +91,8 @@ class Facts:
     referee_participant_id: int | None
     friend_external_id: str | None
     friend_email: str | None  # normalised
-    # The friend's IP hashes (order, click) with the user agent seen with each.
-    friend_ips: dict[str, str] = field(default_factory=dict)
+    # The friend's IP hashes (order, click) with the user agents seen with each.
+    friend_ips: dict[str, set[str]] = field(default_factory=dict)
     friend_raw_ips: list[str] = field(default_factory=list)
     device_id: str = ""
     payment_fingerprint: str = ""
@@ -161,7 +161,7 @@ def check_shared_ip(f: Facts) -> Signal | None:
     if not matches:
         return None
     where = " and ".join(sorted({"a sign-up" if t.source == "sighting" else "an order" for t in matches}))
-    same_agent = [t for t in matches if t.user_agent and t.user_agent == f.friend_ips[t.ip_hash]]
+    same_agent = [t for t in matches if t.user_agent and t.user_agent in f.friend_ips[t.ip_hash]]
     if same_agent:
         return _signal(
             "shared_ip",

@@ -200,12 +200,12 @@ def _in_network(ip: str, network) -> bool:
         return False
 
 
-def _friend_ips(*items) -> dict[str, str]:
-    """{ip_hash: user agent} of the friend's click and order (the order's user agent wins for the same IP)."""
-    seen: dict[str, str] = {}
+def _friend_ips(*items) -> dict[str, set[str]]:
+    """{ip_hash: user agents seen with it} of the friend's click and order."""
+    seen: dict[str, set[str]] = {}
     for ip_hash, user_agent in items:
         if ip_hash:
-            seen[ip_hash] = user_agent or seen.get(ip_hash, "")
+            seen.setdefault(ip_hash, set()).update([user_agent] if user_agent else [])
     return seen
 
 

@@ -262,3 +262,17 @@ def test_analysts_cannot_change_settings_or_the_blocklist(tenant, analyst, progr
     assert analyst.get("/admin/fraud/blocklistentry/").status_code == 200
     assert not BlocklistEntry.objects.for_merchant(tenant.merchant).exists()
     assert not FraudAssessment.objects.for_merchant(tenant.merchant).exists()
+
+
+def test_operators_see_fraud_data_of_every_merchant_read_only(tenant, queue):
+    from django.test import Client
+
+    operator = UserFactory(email="ops@platform.example", is_staff=True, is_superuser=True)
+    ops = Client()
+    ops.force_login(operator)
+
+    for path in ("/ops/fraud/fraudassessment/", "/ops/fraud/blocklistentry/", "/ops/fraud/sighting/"):
+        assert ops.get(path).status_code == 200, path
+    assert ops.get("/ops/fraud/blocklistentry/add/").status_code == 403
+    waiting, _clean = queue
+    assert ops.post(f"/ops/fraud/fraudassessment/{waiting.pk}/change/", {"score": 0}).status_code == 403

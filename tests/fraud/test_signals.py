@@ -321,3 +321,11 @@ def test_orders_of_other_merchants_with_the_referrers_email_are_not_hers(tenant,
     )
 
     assert _signals(conversion_assess(conversion=place_order(payment_fingerprint="fp-1"))) == {}
+
+
+def test_shared_ip_with_the_browser_of_the_friends_click(tenant, referrer, place_order, make_click):
+    sighting_record(merchant=tenant.merchant, participant=_anna(referrer), ip="203.0.113.7", user_agent=CHROME)
+    click = make_click(ip_hash=hash_ip("203.0.113.7"), user_agent=CHROME)
+    order = place_order(code=None, click_id=str(click.click_id), ip="203.0.113.7", user_agent=FIREFOX)
+
+    assert _signals(conversion_assess(conversion=order)) == {"shared_ip": 40}
