@@ -397,13 +397,7 @@ class RewardAdmin(CsvExportMixin, TenantModelAdmin):
                 )
                 continue
             try:
-                with transaction.atomic():
-                    Reward.objects.for_merchant(request.merchant).filter(
-                        pk=reward.pk, status__in=(Status.PENDING, Status.APPROVED)
-                    ).update(hold_until=timezone.now())
-                    result = services.reward_release(
-                        merchant_id=request.merchant.pk, reward_id=reward.pk, actor=_actor(request)
-                    )
+                result = services.reward_release_early(reward=reward, actor=_actor(request))
             except ApplicationError as exc:
                 self.message_user(request, f"{reward}: {exc.message}", level=messages.ERROR)
                 continue

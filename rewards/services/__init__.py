@@ -1,7 +1,7 @@
 """Writes for rewards: deciding, releasing and issuing, refunds, points and the catalog, emails."""
 
 from rewards.services.deciding import budget_spent, conversion_process, referral_process, rule_value
-from rewards.services.issuing import reward_issue, reward_release, rewards_release_due
+from rewards.services.issuing import reward_issue, reward_release, reward_release_early, rewards_release_due
 from rewards.services.notify import notification_send
 from rewards.services.points import (
     cash_payout_record,
@@ -27,6 +27,7 @@ __all__ = [
     "reward_issue",
     "reward_redeem",
     "reward_release",
+    "reward_release_early",
     "reward_transition",
     "rewards_release_due",
     "rewards_sweep",

@@ -9,7 +9,6 @@ import secrets
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from referral_saas.celery import enqueue_on_commit
 from rewards.models import Coupon, Kind, LedgerEntry, Notification, Reward, Side
 from rewards.services.deciding import _notify
 from rewards.services.transitions import reward_transition
@@ -123,6 +122,15 @@ def _unique_coupon_code(reward: Reward, *, prefix: str) -> str:
     raise IntegrityError("could not draw a free coupon code")  # pragma: no cover - 31^8 codes
 
 
-def reward_release_now(*, reward: Reward) -> None:
-    """After commit, release a reward with no hold (a worker does it; the beat sweep if the message is lost)."""
-    enqueue_on_commit("rewards.release", merchant_id=reward.merchant_id, reward_ids=[reward.pk])
+def reward_release_early(*, reward: Reward, actor: str) -> str | None:
+    """A person releases a pending or approved reward before its hold ends: issued now (or approved and flagged
+    when its pool is empty). Returns the status it ends in, None if it could not be released."""
+    with transaction.atomic():
+        moved = (
+            Reward.objects.for_merchant(reward.merchant)
+            .filter(pk=reward.pk, status__in=(Reward.Status.PENDING, Reward.Status.APPROVED))
+            .update(hold_until=timezone.now())
+        )
+        if not moved:
+            return None
+        return reward_release(merchant_id=reward.merchant_id, reward_id=reward.pk, actor=actor)

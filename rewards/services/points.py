@@ -6,14 +6,15 @@ import csv
 import io
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from programs.models import Participant
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
-from rewards.models import CatalogItem, Coupon, CouponPool, Kind, LedgerEntry, Reward
+from referral_saas.money import currency_decimals
+from rewards.models import CatalogItem, Coupon, CouponPool, LedgerEntry, Reward
 from rewards.services.issuing import reward_issue
 from rewards.services.transitions import reward_record_created, reward_transition
 
@@ -82,7 +83,6 @@ def points_redeem(*, participant: Participant, item_id: int, actor: str) -> Rewa
         )
         reward = reward_issue(reward=reward, actor=actor)
         if reward.status != Reward.Status.ISSUED:  # e.g. the item's coupon pool is empty: nothing is spent
-            transaction.set_rollback(True)
             raise Conflict(_("This item is out of stock right now; try again later."), code="out_of_stock")
     return reward
 
@@ -139,24 +139,32 @@ def pool_upload(*, pool: CouponPool, data: bytes) -> tuple[int, int]:
 
 
 def cash_payout_record(*, participant: Participant, program, amount: Decimal, user, note: str = "") -> LedgerEntry:
-    """The merchant paid out cash: a negative cash entry (what is due is the cash balance)."""
-    if amount <= 0:
-        raise ValidationFailed(fields={"amount": [_("The amount must be greater than zero.")]})
-    try:
-        with transaction.atomic():
-            return LedgerEntry.objects.for_merchant(participant.merchant).create(
-                livemode=participant.livemode,
-                program=program,
-                participant=participant,
-                account=LedgerEntry.Account.CASH,
-                kind=LedgerEntry.Kind.PAYOUT,
-                amount=-amount,
-                currency=program.currency,
-                note=note[:300],
-                created_by=user,
+    """The merchant paid out cash: a negative cash entry (what is due is the cash balance). Never more than is due
+    in the program's currency; the participant row is locked so two payouts cannot both pass that check."""
+    places = currency_decimals(program.currency)
+    if amount <= 0 or amount.as_tuple().exponent < -places:
+        raise ValidationFailed(
+            fields={"amount": [_("Give an amount above zero with at most %(n)d decimals.") % {"n": places}]}
+        )
+    with transaction.atomic():
+        Participant.objects.for_merchant(participant.merchant).select_for_update().filter(pk=participant.pk).first()
+        due = LedgerEntry.objects.for_merchant(participant.merchant).filter(
+            participant=participant, account=LedgerEntry.Account.CASH, currency=program.currency
+        ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
+        if amount > due:
+            raise ValidationFailed(
+                fields={
+                    "amount": [_("At most %(due)s %(currency)s is due.") % {"due": due, "currency": program.currency}]
+                }
             )
-    except IntegrityError as exc:  # pragma: no cover - no constraint a payout can break but the amount
-        raise Unprocessable(str(exc)) from exc
-
-
-__all__ = ["Kind", "cash_payout_record", "ledger_balance", "points_redeem", "pool_upload", "reward_redeem"]
+        return LedgerEntry.objects.for_merchant(participant.merchant).create(
+            livemode=participant.livemode,
+            program=program,
+            participant=participant,
+            account=LedgerEntry.Account.CASH,
+            kind=LedgerEntry.Kind.PAYOUT,
+            amount=-amount,
+            currency=program.currency,
+            note=note[:300],
+            created_by=user,
+        )
