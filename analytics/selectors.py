@@ -922,9 +922,13 @@ def portal_leaderboard(*, program: Program, participant: Participant, limit: int
     mine = scope.filter(participant=participant).first()
     my_rank = None
     if mine is not None and (mine.new_customers or mine.signups):
-        better = scope.filter(
-            Q(new_customers__gt=mine.new_customers) | Q(new_customers=mine.new_customers, signups__gt=mine.signups)
-        ).count()
+        better = (
+            scope.filter(participant__status=Participant.Status.ACTIVE)
+            .filter(
+                Q(new_customers__gt=mine.new_customers) | Q(new_customers=mine.new_customers, signups__gt=mine.signups)
+            )
+            .count()
+        )
         my_rank = better + 1
     successful = (
         Referral.objects.for_merchant(merchant)

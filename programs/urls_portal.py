@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from programs import views
 
@@ -14,4 +14,5 @@ urlpatterns = [
     path("<slug:merchant>/<slug:program>/my-data.json", views.export_data, name="portal_export"),
     path("<slug:merchant>/<slug:program>/delete/", views.delete_account, name="portal_delete"),
     path("<slug:merchant>/<slug:program>/sign-out/", views.sign_out, name="portal_sign_out"),
+    path("", include("analytics.urls_portal")),
 ]
