@@ -294,6 +294,7 @@ CELERY_BEAT_SCHEDULE = {
     "purge-expired-invitations": {"task": "referral_saas.tenancy.purge_expired_invitations", "schedule": 3600.0},
     "purge-idempotency-keys": {"task": "referral_saas.tenancy.purge_idempotency_keys", "schedule": 3600.0},
     "ingest-clicks": {"task": "tracking.ingest_clicks", "schedule": 2.0, "options": {"expires": 10}},
+    "analytics-rollup": {"task": "analytics.rollup", "schedule": 60.0, "options": {"expires": 55}},
     "release-rewards": {"task": "rewards.release_due", "schedule": 30.0, "options": {"expires": 60}},
     "rewards-sweeper": {"task": "rewards.sweep", "schedule": 60.0, "options": {"expires": 120}},
     "webhooks-sweep": {"task": "referral_saas.webhooks.sweep", "schedule": 10.0, "options": {"expires": 30}},
