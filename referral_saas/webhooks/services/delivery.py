@@ -78,7 +78,10 @@ def retry_delay(*, failed_attempts: int, retry_after_seconds: float | None = Non
 def _enqueue(*, merchant_id: int, delivery_id: int, countdown: float | None = None) -> None:
     from referral_saas.webhooks.tasks import deliver
 
-    deliver.apply_async(kwargs={"merchant_id": merchant_id, "delivery_id": delivery_id}, countdown=countdown)
+    # No publish retries: with Redis down this fails fast (logged by on_commit) and the sweeper sends it later.
+    deliver.apply_async(
+        kwargs={"merchant_id": merchant_id, "delivery_id": delivery_id}, countdown=countdown, retry=False
+    )
 
 
 def _enqueue_on_commit(*, merchant_id: int, delivery_id: int, countdown: float | None = None) -> None:
