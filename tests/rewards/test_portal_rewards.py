@@ -379,6 +379,17 @@ def test_milestone_progress_bar_and_the_milestones_reached(client, tenant, progr
     assert "20% off" not in reached
 
 
+def test_the_dashboard_links_to_the_leaderboard_when_the_program_has_one(client, program, referrer):
+    signed_in = _sign_in(client, program, referrer[0])
+    assert 'data-testid="leaderboard-link"' not in _page(signed_in, program)
+    program.leaderboard_enabled = True
+    program.save(update_fields=["leaderboard_enabled"])
+    page = _page(signed_in, program)
+    link = re.search(r'<a href="([^"]+)" data-testid="leaderboard-link">', page).group(1)
+    assert link == _base(program) + "leaderboard/"
+    assert signed_in.get(link).status_code == 200
+
+
 # --- language and isolation -----------------------------------------------------------------------------------------
 
 
