@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from programs.identity import ascii_letters, normalize_code
 from programs.models import Participant, Program
+from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.money import currency_decimals
 from tracking.attribution import conversion_record, referral_record_signup  # noqa: F401 - the public services
@@ -210,6 +211,8 @@ def refund_record(
         if existing is None:
             raise
         return _same_refund_or_conflict(existing, amount), False
+    # The rewards it paid for are voided, pro-rated or clawed back by a worker.
+    enqueue_on_commit("rewards.process_refund", merchant_id=merchant.pk, refund_id=refund.pk)
     return refund, True
 
 
