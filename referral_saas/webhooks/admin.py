@@ -240,4 +240,4 @@ class WebhookDeliveryAdmin(ReadOnlyTenantAdmin):
 
 
 for model in (WebhookEndpoint, WebhookMessage, WebhookDelivery, WebhookAttempt):
-    ops_admin.register(model, list_display=["__str__", "merchant"], list_filter=["merchant"])
+    ops_admin.register(model, list_display=["__str__", "merchant"], list_filter=["merchant"], list_select_related=True)

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from referral_saas.api import TenantAPIView, page_example, page_of, paginate
 from referral_saas.webhooks import selectors, services
-from referral_saas.webhooks.models import EVENT_TYPES
+from referral_saas.webhooks.models import EVENT_TYPES, WebhookEndpoint
 
 
 @extend_schema_serializer(component_name="WebhookEndpoint")
@@ -21,7 +21,7 @@ class WebhookEndpointOutput(serializers.Serializer):
     )
     enabled = serializers.BooleanField()
     disabled_reason = serializers.ChoiceField(
-        choices=["", "manual", "gone", "failing"],
+        choices=WebhookEndpoint.DisabledReason.values,
         allow_blank=True,
         help_text="Why a disabled endpoint is off: `manual`, `gone` (it answered 410) or `failing` (3 days of "
         "failures); empty while enabled.",

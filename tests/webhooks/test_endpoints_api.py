@@ -126,10 +126,29 @@ def test_private_urls_are_allowed_when_the_setting_says_so(tenant, allow_private
     assert _create(tenant.api, url="http://127.0.0.1:9000/hook").status_code == 201
 
 
-def test_the_default_follows_debug():
-    from django.conf import settings
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("env", "allowed"),
+    [
+        ({"DEBUG": "false"}, "False"),
+        ({"DEBUG": "true"}, "True"),
+        ({"DEBUG": "true", "WEBHOOKS_ALLOW_PRIVATE_URLS": "false"}, "False"),
+    ],
+)
+def test_private_urls_are_allowed_by_default_only_in_development(env, allowed):
+    import os
+    import subprocess
+    import sys
 
-    assert settings.WEBHOOKS_ALLOW_PRIVATE_URLS is False  # tests run with DEBUG off and the variable unset
+    base = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "WEBHOOKS_ALLOW_PRIVATE_URLS")}
+    result = subprocess.run(
+        [sys.executable, "-c", "from referral_saas import settings; print(settings.WEBHOOKS_ALLOW_PRIVATE_URLS)"],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip().splitlines()[-1] == allowed, result.stderr
 
 
 def test_another_merchants_endpoint_is_a_404_and_is_not_deleted(tenant, other_tenant):
