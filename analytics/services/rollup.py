@@ -77,6 +77,16 @@ SHOP_COLUMNS = SHOP_COUNT_COLUMNS + SHOP_MONEY_COLUMNS
 
 REFERRER_COLUMNS = ["signups", "orders", "new_customers", "revenue"]
 
+# Numbers of a day that come from ReferrerStats / CustomerStats: kept up to date by exact changes between recounts.
+DERIVED_DAILY_COLUMNS = [
+    "participants_joined", "joined_and_shared", "first_shares", "cohort_customers", "cohort_repeaters",
+    "cohort_revenue",
+]  # fmt: skip
+SHOP_DERIVED = [
+    "new_customers", "referred_new_customers", "other_cohort_customers", "other_cohort_repeaters",
+    "other_cohort_revenue",
+]  # fmt: skip
+
 
 def _table(app_label: str, model_name: str) -> str:
     return apps.get_model(app_label, model_name)._meta.db_table
@@ -145,7 +155,13 @@ class _Rollup:
         # ON COMMIT DROP does not fire inside an outer transaction (a caller's atomic block, the tests): drop first.
         self.sql(
             """
-            DROP TABLE IF EXISTS _rk_days, _rk_shop, _rk_customers, _rk_rewards, _rk_assessments, _rk_conversions;
+            DROP TABLE IF EXISTS _rk_days, _rk_shop, _rk_customers, _rk_rewards, _rk_assessments, _rk_conversions,
+              _rk_refchg, _rk_custchg;
+            CREATE TEMP TABLE _rk_refchg (sign int, merchant_id bigint, livemode boolean, program_id bigint,
+              variant_id bigint, joined_day date, shared boolean, first_shared_day date) ON COMMIT DROP;
+            CREATE TEMP TABLE _rk_custchg (sign int, merchant_id bigint, livemode boolean, program_id bigint,
+              variant_id bigint, currency varchar(3), first_day date, referred boolean, orders bigint,
+              revenue numeric) ON COMMIT DROP;
             CREATE TEMP TABLE _rk_days (merchant_id bigint, livemode boolean, program_id bigint, day date)
               ON COMMIT DROP;
             CREATE TEMP TABLE _rk_shop (merchant_id bigint, livemode boolean, currency varchar(3), day date)
@@ -294,13 +310,26 @@ class _Rollup:
             """
         )
 
-    # --- per-referrer facts that later roll into days ---------------------------------------------------------------
+    # --- per-referrer and per-customer facts, and the exact changes they make to days ------------------------------
+    #
+    # A day's "joined", "joined and shared", "first-time sharers" and cohort numbers come from ReferrerStats and
+    # CustomerStats. When a row of those changes, the change is recorded with its old (-1) and new (+1) values, and
+    # applied to the days it belongs to as a delta, unless the day is recounted in full in the same run. So an old
+    # customer's new order costs one row, not a recount of the day they first bought.
 
     def referrers_from_codes(self, where: str, params: dict) -> None:
         """A code is a participant joining a program: its ReferrerStats row (joined when, which variant)."""
         self.sql(
             f"""
-            WITH up AS (
+            WITH old AS (
+              SELECT r.id, r.merchant_id, r.livemode, r.program_id, r.variant_id, r.joined_day,
+                     r.first_shared_at IS NOT NULL AS shared, r.first_shared_day
+              FROM {{code}} rc
+              JOIN {{referrers}} r ON r.merchant_id = rc.merchant_id AND r.livemode = rc.livemode
+                                  AND r.program_id = rc.program_id AND r.participant_id = rc.participant_id
+              WHERE {where}
+            ),
+            up AS (
               INSERT INTO {{referrers}} (merchant_id, livemode, program_id, participant_id, variant_id, joined_at,
                                           joined_day, signups, orders, new_customers, revenue)
               SELECT rc.merchant_id, rc.livemode, rc.program_id, rc.participant_id, rc.variant_id, rc.created_at,
@@ -311,11 +340,15 @@ class _Rollup:
                 SET variant_id = EXCLUDED.variant_id, joined_at = EXCLUDED.joined_at, joined_day = EXCLUDED.joined_day
                 WHERE ({{referrers}}.variant_id, {{referrers}}.joined_at)
                       IS DISTINCT FROM (EXCLUDED.variant_id, EXCLUDED.joined_at)
-              RETURNING merchant_id, livemode, program_id, joined_day, first_shared_day
+              RETURNING id, merchant_id, livemode, program_id, variant_id, joined_day,
+                        first_shared_at IS NOT NULL AS shared, first_shared_day
             )
-            INSERT INTO _rk_days
-            SELECT merchant_id, livemode, program_id, joined_day FROM up
-            UNION SELECT merchant_id, livemode, program_id, first_shared_day FROM up WHERE first_shared_day IS NOT NULL
+            INSERT INTO _rk_refchg
+            SELECT 1, merchant_id, livemode, program_id, variant_id, joined_day, shared, first_shared_day FROM up
+            UNION ALL
+            SELECT -1, o.merchant_id, o.livemode, o.program_id, o.variant_id, o.joined_day, o.shared,
+                   o.first_shared_day
+            FROM old o JOIN up ON up.id = o.id
             """,
             params,
         )
@@ -330,32 +363,37 @@ class _Rollup:
         self.sql(
             f"""
             WITH s AS (
-              SELECT s.merchant_id, s.program_id, s.participant_id, min(s.created_at) AS at
-              FROM {{share}} s WHERE {where} GROUP BY 1, 2, 3
+              SELECT s.merchant_id, p.livemode, s.program_id, s.participant_id, min(s.created_at) AS at
+              FROM {{share}} s JOIN {{participant}} p ON p.id = s.participant_id
+              WHERE {where} GROUP BY 1, 2, 3, 4
             ),
             old AS (
-              SELECT r.id, r.merchant_id, r.livemode, r.program_id, r.joined_day, r.first_shared_day
-              FROM {{referrers}} r JOIN s ON r.merchant_id = s.merchant_id AND r.program_id = s.program_id
-                                        AND r.participant_id = s.participant_id
+              SELECT r.id, r.merchant_id, r.livemode, r.program_id, r.variant_id, r.joined_day,
+                     r.first_shared_at IS NOT NULL AS shared, r.first_shared_day
+              FROM {{referrers}} r JOIN s ON r.merchant_id = s.merchant_id AND r.livemode = s.livemode
+                                        AND r.program_id = s.program_id AND r.participant_id = s.participant_id
               WHERE {condition}
             ),
             up AS (
               UPDATE {{referrers}} r SET first_shared_at = s.at, first_shared_day = {_day("s.at")}
               FROM s, {{merchant}} m
-              WHERE m.id = s.merchant_id AND r.merchant_id = s.merchant_id AND r.program_id = s.program_id
-                AND r.participant_id = s.participant_id AND {condition}
-              RETURNING r.merchant_id, r.livemode, r.program_id, r.first_shared_day
+              WHERE m.id = s.merchant_id AND r.merchant_id = s.merchant_id AND r.livemode = s.livemode
+                AND r.program_id = s.program_id AND r.participant_id = s.participant_id AND {condition}
+              RETURNING r.id, r.merchant_id, r.livemode, r.program_id, r.variant_id, r.joined_day, true AS shared,
+                        r.first_shared_day
             )
-            INSERT INTO _rk_days
-            SELECT merchant_id, livemode, program_id, first_shared_day FROM up
-            UNION SELECT merchant_id, livemode, program_id, joined_day FROM old
-            UNION SELECT merchant_id, livemode, program_id, first_shared_day FROM old WHERE first_shared_day IS NOT NULL
+            INSERT INTO _rk_refchg
+            SELECT 1, merchant_id, livemode, program_id, variant_id, joined_day, shared, first_shared_day FROM up
+            UNION ALL
+            SELECT -1, o.merchant_id, o.livemode, o.program_id, o.variant_id, o.joined_day, o.shared,
+                   o.first_shared_day
+            FROM old o JOIN up ON up.id = o.id
             """,
             params,
         )
 
     def customers(self) -> int:
-        """Recount each touched customer over their lifetime; the cohorts they leave and join are touched too."""
+        """Recount each touched customer over their lifetime, recording the change to the cohorts they count in."""
         self.sql("CREATE INDEX ON _rk_customers (merchant_id, livemode, customer_key); ANALYZE _rk_customers")
         self.sql(
             f"""
@@ -384,7 +422,8 @@ class _Rollup:
               GROUP BY 1, 2, 3
             ),
             old AS (
-              SELECT cs.id, cs.merchant_id, cs.livemode, cs.program_id, cs.currency, cs.first_day
+              SELECT cs.id, cs.merchant_id, cs.livemode, cs.program_id, cs.variant_id, cs.currency, cs.first_day,
+                     cs.referred, cs.orders, cs.revenue
               FROM {{customers}} cs JOIN t ON cs.merchant_id = t.merchant_id AND cs.livemode = t.livemode
                                            AND cs.customer_key = t.customer_key
             ),
@@ -408,24 +447,104 @@ class _Rollup:
                      {{customers}}.program_id, {{customers}}.variant_id, {{customers}}.orders, {{customers}}.revenue)
                 IS DISTINCT FROM (EXCLUDED.currency, EXCLUDED.first_order_at, EXCLUDED.referred,
                      EXCLUDED.program_id, EXCLUDED.variant_id, EXCLUDED.orders, EXCLUDED.revenue)
-              RETURNING id, merchant_id, livemode, program_id, currency, first_day
-            ),
-            changed AS (
-              SELECT merchant_id, livemode, program_id, currency, first_day FROM up
-              UNION SELECT old.merchant_id, old.livemode, old.program_id, old.currency, old.first_day
-                    FROM old JOIN up ON up.id = old.id
-            ),
-            days AS (
-              INSERT INTO _rk_days SELECT DISTINCT merchant_id, livemode, program_id, first_day
-              FROM changed WHERE program_id IS NOT NULL
+              RETURNING id, merchant_id, livemode, program_id, variant_id, currency, first_day, referred, orders,
+                        revenue
             )
-            INSERT INTO _rk_shop SELECT DISTINCT merchant_id, livemode, currency, first_day FROM changed
+            INSERT INTO _rk_custchg
+            SELECT 1, merchant_id, livemode, program_id, variant_id, currency, first_day, referred, orders, revenue
+            FROM up
+            UNION ALL
+            SELECT -1, o.merchant_id, o.livemode, o.program_id, o.variant_id, o.currency, o.first_day, o.referred,
+                   o.orders, o.revenue
+            FROM old o JOIN up ON up.id = o.id
             """
         )
         self.cur.execute(
             "SELECT count(*) FROM (SELECT DISTINCT merchant_id, livemode, customer_key FROM _rk_customers) t"
         )
         return self.cur.fetchone()[0]
+
+    def apply_changes(self) -> None:
+        """Apply the recorded ReferrerStats / CustomerStats changes to the days not recounted in full this run."""
+        daily_cols = DERIVED_DAILY_COLUMNS
+        zeros = ", ".join("'{{}}'::jsonb" if c in JSON_COLUMNS else "0" for c in DAILY_COLUMNS if c not in daily_cols)
+        others = ", ".join(c for c in DAILY_COLUMNS if c not in daily_cols)
+        self.sql(
+            f"""
+            CREATE TEMP TABLE _rk_ddelta ON COMMIT DROP AS
+            SELECT merchant_id, livemode, program_id, variant_id, day,
+                   sum(participants_joined) AS participants_joined, sum(joined_and_shared) AS joined_and_shared,
+                   sum(first_shares) AS first_shares, sum(cohort_customers) AS cohort_customers,
+                   sum(cohort_repeaters) AS cohort_repeaters, sum(cohort_revenue) AS cohort_revenue
+            FROM (
+              SELECT merchant_id, livemode, program_id, variant_id, joined_day AS day, sign AS participants_joined,
+                     sign * shared::int AS joined_and_shared, 0 AS first_shares, 0 AS cohort_customers,
+                     0 AS cohort_repeaters, 0::numeric AS cohort_revenue
+              FROM _rk_refchg
+              UNION ALL
+              SELECT merchant_id, livemode, program_id, variant_id, first_shared_day, 0, 0, sign, 0, 0, 0
+              FROM _rk_refchg WHERE first_shared_day IS NOT NULL
+              UNION ALL
+              SELECT merchant_id, livemode, program_id, variant_id, first_day, 0, 0, 0, sign,
+                     sign * (orders >= 2)::int, sign * revenue
+              FROM _rk_custchg WHERE referred AND program_id IS NOT NULL
+            ) AS changes
+            WHERE NOT EXISTS (
+              SELECT 1 FROM _rk_bounds b WHERE b.merchant_id = changes.merchant_id AND b.livemode = changes.livemode
+                AND b.program_id = changes.program_id AND b.day = changes.day
+            )
+            AND EXISTS (SELECT 1 FROM {{program}} p WHERE p.id = changes.program_id)
+            GROUP BY 1, 2, 3, 4, 5;
+            DELETE FROM _rk_ddelta
+            WHERE (participants_joined, joined_and_shared, first_shares, cohort_customers, cohort_repeaters)
+                  = (0, 0, 0, 0, 0) AND cohort_revenue = 0;
+            UPDATE {{daily}} t SET {", ".join(f"{c} = GREATEST(t.{c} + d.{c}, 0)" for c in daily_cols)},
+                   updated_at = now()
+            FROM _rk_ddelta d
+            WHERE t.merchant_id = d.merchant_id AND t.livemode = d.livemode AND t.program_id = d.program_id
+              AND t.variant_id IS NOT DISTINCT FROM d.variant_id AND t.day = d.day;
+            INSERT INTO {{daily}} (merchant_id, livemode, program_id, variant_id, day, {", ".join(daily_cols)},
+                                   {others}, updated_at)
+            SELECT d.merchant_id, d.livemode, d.program_id, d.variant_id, d.day,
+                   {", ".join(f"GREATEST(d.{c}, 0)" for c in daily_cols)}, {zeros}, now()
+            FROM _rk_ddelta d
+            WHERE NOT EXISTS (
+              SELECT 1 FROM {{daily}} t
+              WHERE t.merchant_id = d.merchant_id AND t.livemode = d.livemode AND t.program_id = d.program_id
+                AND t.variant_id IS NOT DISTINCT FROM d.variant_id AND t.day = d.day
+            );
+            DROP TABLE _rk_ddelta;
+
+            CREATE TEMP TABLE _rk_sdelta ON COMMIT DROP AS
+            SELECT merchant_id, livemode, currency, first_day AS day,
+                   sum(sign) AS new_customers, sum(sign * referred::int) AS referred_new_customers,
+                   sum(sign * (NOT referred)::int) AS other_cohort_customers,
+                   sum(sign * (NOT referred AND orders >= 2)::int) AS other_cohort_repeaters,
+                   sum(CASE WHEN referred THEN 0 ELSE sign * revenue END) AS other_cohort_revenue
+            FROM _rk_custchg c
+            WHERE NOT EXISTS (
+              SELECT 1 FROM _rk_shop_bounds b WHERE b.merchant_id = c.merchant_id AND b.livemode = c.livemode
+                AND b.currency = c.currency AND b.day = c.first_day
+            )
+            GROUP BY 1, 2, 3, 4;
+            UPDATE {{shop}} t SET {", ".join(f"{c} = GREATEST(t.{c} + d.{c}, 0)" for c in SHOP_DERIVED)},
+                   updated_at = now()
+            FROM _rk_sdelta d
+            WHERE t.merchant_id = d.merchant_id AND t.livemode = d.livemode AND t.currency = d.currency
+              AND t.day = d.day;
+            INSERT INTO {{shop}} (merchant_id, livemode, currency, day, {", ".join(SHOP_DERIVED)},
+                                  {", ".join(c for c in SHOP_COLUMNS if c not in SHOP_DERIVED)}, updated_at)
+            SELECT d.merchant_id, d.livemode, d.currency, d.day,
+                   {", ".join(f"GREATEST(d.{c}, 0)" for c in SHOP_DERIVED)},
+                   {", ".join("0" for c in SHOP_COLUMNS if c not in SHOP_DERIVED)}, now()
+            FROM _rk_sdelta d
+            WHERE NOT EXISTS (
+              SELECT 1 FROM {{shop}} t WHERE t.merchant_id = d.merchant_id AND t.livemode = d.livemode
+                AND t.currency = d.currency AND t.day = d.day
+            );
+            DROP TABLE _rk_sdelta;
+            """
+        )
 
     # --- recounting touched days -------------------------------------------------------------------------------------
 
@@ -773,12 +892,10 @@ class _Rollup:
         self.daily()
         self.referrer_days()
         self.shop()
+        self.apply_changes()
         for name in ("_rk_bounds", "_rk_shop_bounds", "_rk_fresh", "_rk_rfresh", "_rk_people", "_rk_sfresh"):
             self.cur.execute(f"DROP TABLE IF EXISTS {name}")
         return days, shop
-
-    def reset_keys(self) -> None:
-        self.cur.execute("TRUNCATE _rk_days, _rk_shop, _rk_customers, _rk_rewards, _rk_assessments, _rk_conversions")
 
 
 # --- watermarks -------------------------------------------------------------------------------------------------------
@@ -941,10 +1058,7 @@ def rollup_backfill(
             {"ids": ids},
         )
         result.customers = engine.customers()
-        # Cohort days before `since` whose customers changed are recounted too.
-        engine.sql(
-            "DELETE FROM _rk_days WHERE day >= %(since)s; DELETE FROM _rk_shop WHERE day >= %(since)s", {"since": since}
-        )
+        # The changes of days before `since` are applied here; later days are recounted in full below.
         keys, shop = engine.recount()
         result.keys += keys
         result.shop_keys += shop

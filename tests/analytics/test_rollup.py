@@ -21,7 +21,7 @@ from tests.analytics.helpers import (
     referrer_totals,
 )
 from tests.factories import ProgramFactory, join
-from tracking.models import Click
+from tracking.models import Click, Conversion
 
 pytestmark = pytest.mark.django_db
 
@@ -201,4 +201,34 @@ def test_fraud_decisions_are_counted_when_the_fraud_app_is_there(merchant):
         merchant=merchant, assessment=assessment, action="reject", previous_decision="approve", reason="test"
     )
     rollup_incremental()
+    assert_rollups_match(merchant)
+
+
+def test_a_repeat_order_updates_the_customers_first_day_without_recounting_it(merchant):
+    world = World(merchant, seed=41)
+    world.people(4)
+    code = world.codes[0]
+    first_day = datetime(2026, 2, 3, 12, tzinfo=zoneinfo.ZoneInfo("UTC"))
+    referral = world.referral(code, first_day - timedelta(hours=2))
+    world.referrals = [referral]
+    first = Conversion.all_merchants.create(
+        merchant=merchant, order_id="first", amount=Decimal("100.00"), currency="PLN", customer_external_id="vip",
+        status="attributed", program=code.program, referral=referral, is_new_customer=True, occurred_at=first_day,
+    )  # fmt: skip
+    rollup_incremental()
+    cohort = DailyStats.objects.for_merchant(merchant).get(
+        program=code.program, variant=referral.variant, day=date(2026, 2, 3)
+    )
+    assert (cohort.cohort_customers, cohort.cohort_repeaters, cohort.cohort_revenue) == (1, 0, Decimal("100.00"))
+
+    Conversion.all_merchants.create(
+        merchant=merchant, order_id="again", amount=Decimal("40.50"), currency="PLN", customer_external_id="vip",
+        status="unattributed", is_new_customer=False, occurred_at=first_day + timedelta(days=30),
+    )  # fmt: skip
+    result = rollup_incremental()
+
+    assert result.keys == 0  # no program day had a new event: the order has no program
+    cohort.refresh_from_db()
+    assert (cohort.cohort_customers, cohort.cohort_repeaters, cohort.cohort_revenue) == (1, 1, Decimal("140.50"))
+    assert first.pk
     assert_rollups_match(merchant)
