@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED := 1
 SERVICES = eval "$$($(VENV)/bin/python -m referral_saas.embedded env)"
 MANAGE = $(VENV)/bin/python manage.py
 
-.PHONY: install run test bench lint format migrate stop-embedded clean
+.PHONY: install run test bench seed-large lint format migrate stop-embedded clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -38,6 +38,11 @@ test: install
 
 bench: install
 	@$(SERVICES); $(VENV)/bin/python -m bench $(BENCH_ARGS)
+
+# The analytics data set (SCALE=10 for ten times) in a fresh benchmark database (<your database>_bench), rolled up.
+seed-large: install
+	@$(SERVICES); set -e; exports="$$($(VENV)/bin/python -m bench.analytics env)"; eval "$$exports"; \
+	$(MANAGE) migrate --noinput -v0; $(MANAGE) seed_large --scale $${SCALE:-1} --rollup
 
 lint: install
 	$(VENV)/bin/ruff check .

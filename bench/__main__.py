@@ -1,4 +1,4 @@
-"""python -m bench [loop|rewards] [--click-requests N] [--seconds S] [--rounds R]"""
+"""python -m bench [loop|rewards|analytics] [--click-requests N] [--seconds S] [--rounds R] [--scales 1,10]"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "referral_saas.settings")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-SUITES = ["loop", "rewards"]
+SUITES = ["loop", "rewards", "analytics"]
 
 
 def main() -> int:
@@ -19,6 +19,7 @@ def main() -> int:
     parser.add_argument("--click-requests", type=int, default=20000)
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--scales", default="1,10", help="analytics: data set sizes (1 = 1M clicks, 10 = 10M)")
     args = parser.parse_args()
     if args.suite == "all":
         # Each suite in its own process: each builds its own benchmark database and Django setup.
@@ -35,6 +36,10 @@ def main() -> int:
         from bench import rewards
 
         rewards.run()
+    elif args.suite == "analytics":
+        from bench import analytics
+
+        analytics.run(scales=[int(s) for s in args.scales.split(",")])
     return 0
 
 
