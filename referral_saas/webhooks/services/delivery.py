@@ -233,9 +233,13 @@ def _record(*, claim: _Claim, outcome: sending.Outcome) -> str | None:
     now = timezone.now()
     with transaction.atomic():
         # Endpoint first, then the delivery: the same lock order as endpoint_disable, so records never deadlock.
+        # NO KEY: new deliveries of this endpoint (webhook_emit's inserts) are not held up meanwhile.
         endpoint = (
-            WebhookEndpoint.objects.for_merchant(claim.merchant_id).select_for_update().filter(pk=claim.endpoint_id)
-        ).first()
+            WebhookEndpoint.objects.for_merchant(claim.merchant_id)
+            .select_for_update(no_key=True)
+            .filter(pk=claim.endpoint_id)
+            .first()
+        )
         delivery = (
             WebhookDelivery.objects.for_merchant(claim.merchant_id).select_for_update().filter(pk=claim.delivery_id)
         ).first()
