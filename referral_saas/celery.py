@@ -63,7 +63,7 @@ def enqueue_on_commit(name: str, **kwargs) -> None:
     def send() -> None:
         try:
             app.send_task(name, kwargs=kwargs, retry=False)
-        except Exception:  # noqa: BLE001 - any broker failure: the sweeper resends
+        except Exception:
             logger.warning("could not enqueue %s %s; the sweeper will pick it up", name, kwargs, exc_info=True)
 
     transaction.on_commit(send)

@@ -6,8 +6,8 @@ import pytest
 from django.urls import get_resolver
 
 from programs.models import Participant
-from rewards.models import LedgerEntry, Reward
 from referral_saas.webhooks.models import WebhookEndpoint
+from rewards.models import LedgerEntry, Reward
 from tests.factories import ProgramFactory, join
 from tracking.models import Conversion, Refund
 

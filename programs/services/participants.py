@@ -150,7 +150,9 @@ def _emit_participant_created(*, participant: Participant, program: Program) -> 
     from programs.api import ParticipantOutput
     from referral_saas.webhooks.services import webhook_emit
 
-    data = ParticipantOutput(participant, context={"program_slug": program.slug}).data
+    def data() -> dict:
+        return dict(ParticipantOutput(participant, context={"program_slug": program.slug}).data)
+
     webhook_emit(
         merchant=participant.merchant, livemode=participant.livemode, event_type="participant.created", data=data
     )

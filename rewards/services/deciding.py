@@ -179,9 +179,9 @@ def referral_process(*, merchant, referral_id: int) -> str:
         assessment = referral_assess(referral=referral)
         referral.refresh_from_db()
         if created:
-            _emit(merchant, referral.livemode, "referral.created", _referral_data(referral))
+            _emit(merchant, referral.livemode, "referral.created", lambda: _referral_data(referral))
             if assessment.decision != "approve":
-                _emit(merchant, referral.livemode, "fraud.flagged", _flagged_data(assessment, referral, None))
+                _emit(merchant, referral.livemode, "fraud.flagged", lambda: _flagged_data(assessment, referral, None))
         if assessment.decision == "review":
             return "review"
         if assessment.decision == "approve" and referral.status != Referral.Status.REJECTED:
@@ -430,7 +430,7 @@ def _notify(kind: str, *, key: str, participant=None, reward=None, program=None)
     enqueue_on_commit("rewards.send_notification", merchant_id=merchant.pk, notification_id=note.pk)
 
 
-def _emit(merchant, livemode: bool, event_type: str, data: dict) -> None:
+def _emit(merchant, livemode: bool, event_type: str, data) -> None:
     from referral_saas.webhooks.services import webhook_emit
 
     webhook_emit(merchant=merchant, livemode=livemode, event_type=event_type, data=data)
@@ -464,11 +464,11 @@ def _emit_conversion_events(conversion: Conversion, assessment, *, number: int, 
 
     merchant, livemode, referral = conversion.merchant, conversion.livemode, conversion.referral
     if referral.signed_up_at is None and number == 1:
-        _emit(merchant, livemode, "referral.created", _referral_data(referral))
+        _emit(merchant, livemode, "referral.created", lambda: _referral_data(referral))
     context = {
         "fraud": {conversion.pk: assessment_summary(assessment)},
         "rewards": {conversion.pk: [r for r in rewards if r.conversion_id == conversion.pk]},
     }
-    _emit(merchant, livemode, "conversion.attributed", dict(ConversionOutput(conversion, context=context).data))
+    _emit(merchant, livemode, "conversion.attributed", lambda: dict(ConversionOutput(conversion, context=context).data))
     if assessment.decision != "approve":
-        _emit(merchant, livemode, "fraud.flagged", _flagged_data(assessment, referral, conversion))
+        _emit(merchant, livemode, "fraud.flagged", lambda: _flagged_data(assessment, referral, conversion))

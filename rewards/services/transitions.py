@@ -90,4 +90,6 @@ def emit_reward_event(reward: Reward, event_type: str) -> None:
     from referral_saas.webhooks.services import webhook_emit
     from rewards.serializers import reward_data
 
-    webhook_emit(merchant=reward.merchant, livemode=reward.livemode, event_type=event_type, data=reward_data(reward))
+    webhook_emit(
+        merchant=reward.merchant, livemode=reward.livemode, event_type=event_type, data=lambda: reward_data(reward)
+    )
