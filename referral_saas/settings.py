@@ -298,6 +298,7 @@ CELERY_BEAT_SCHEDULE = {
     "release-rewards": {"task": "rewards.release_due", "schedule": 30.0, "options": {"expires": 60}},
     "rewards-sweeper": {"task": "rewards.sweep", "schedule": 60.0, "options": {"expires": 120}},
     "webhooks-sweep": {"task": "referral_saas.webhooks.sweep", "schedule": 10.0, "options": {"expires": 30}},
+    "webhooks-purge": {"task": "referral_saas.webhooks.purge", "schedule": 86400.0},
 }
 
 # --- logging ----------------------------------------------------------------------------------------------------

@@ -23,3 +23,9 @@ def deliver(*, merchant_id: int, delivery_id: int) -> str | None:
 def sweep() -> int:
     """Scheduled by beat: enqueue every delivery that is due (retries, lost messages, dead workers)."""
     return len(services.deliveries_sweep())
+
+
+@shared_task(name="referral_saas.webhooks.purge", acks_late=True, ignore_result=True)
+def purge() -> int:
+    """Scheduled by beat (daily): forget delivered events older than 30 days."""
+    return services.messages_purge()

@@ -6,6 +6,7 @@ from referral_saas.webhooks.services.delivery import (
     deliveries_sweep,
     delivery_attempt,
     delivery_resend,
+    messages_purge,
     retry_delay,
     webhook_emit,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "endpoint_rotate_secret",
     "endpoint_update",
     "endpoint_url_check",
+    "messages_purge",
     "new_secret",
     "retry_delay",
     "webhook_emit",

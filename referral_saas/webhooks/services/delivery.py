@@ -328,3 +328,22 @@ def deliveries_sweep(*, limit: int = SWEEP_BATCH) -> list[int]:
         for pk, merchant_id in due:
             _enqueue_on_commit(merchant_id=merchant_id, delivery_id=pk)
     return [pk for pk, _merchant_id in due]
+
+
+MESSAGE_RETENTION = timedelta(days=30)
+
+
+def messages_purge(*, now: datetime | None = None) -> int:
+    """Forget events older than 30 days whose deliveries are all finished (their attempts go with them), merchant
+    by merchant along the (merchant, created_at) index. Returns how many messages were deleted."""
+    from django.db.models import Exists, OuterRef
+
+    cutoff = (now or timezone.now()) - MESSAGE_RETENTION
+    deleted = 0
+    for merchant_id in Merchant.objects.values_list("pk", flat=True):
+        pending = WebhookDelivery.objects.for_merchant(merchant_id).filter(
+            message_id=OuterRef("pk"), status=WebhookDelivery.Status.PENDING
+        )
+        old = WebhookMessage.objects.for_merchant(merchant_id).filter(created_at__lt=cutoff).filter(~Exists(pending))
+        deleted += old.delete()[1].get(WebhookMessage._meta.label, 0)
+    return deleted
