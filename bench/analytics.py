@@ -25,12 +25,13 @@ import time
 from bench.harness import RESULTS, machine, say, write_section
 
 
-def _fresh_database() -> dict:
-    from django.db import connections
-
+def _fresh_database(*, django_ready: bool) -> dict:
     from bench.harness import bench_environment
 
-    connections.close_all()
+    if django_ready:  # a previous scale's connection holds the database that is about to be dropped
+        from django.db import connections
+
+        connections.close_all()
     env = bench_environment()  # drops and recreates <name>_bench
     os.environ.update(env)
     return env
@@ -123,7 +124,7 @@ def _measure_pages(merchant, program, *, repeat: int) -> dict:
 def _one_scale(scale: int, *, repeat: int, first: bool) -> dict:
     import django
 
-    _fresh_database()
+    _fresh_database(django_ready=not first)
     if first:
         django.setup()
     from django.core.management import call_command

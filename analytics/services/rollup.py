@@ -394,33 +394,49 @@ class _Rollup:
 
     def customers(self) -> int:
         """Recount each touched customer over their lifetime, recording the change to the cohorts they count in."""
-        self.sql("CREATE INDEX ON _rk_customers (merchant_id, livemode, customer_key); ANALYZE _rk_customers")
+        # Step by step through analysed temp tables: one statement of CTEs leaves PostgreSQL guessing row counts
+        # (and picking nested loops over 100,000 customers).
+        self.sql(
+            """
+            DROP TABLE IF EXISTS _rk_ck, _rk_co, _rk_cf;
+            CREATE TEMP TABLE _rk_ck ON COMMIT DROP AS
+            SELECT DISTINCT merchant_id, livemode, customer_key,
+                   CASE WHEN left(customer_key, 2) = 'x:' THEN substr(customer_key, 3) END AS ext,
+                   CASE WHEN left(customer_key, 2) = 'e:' THEN substr(customer_key, 3) END AS email
+            FROM _rk_customers;
+            ANALYZE _rk_ck;
+            CREATE TEMP TABLE _rk_co ON COMMIT DROP AS
+            SELECT t.merchant_id, t.livemode, t.customer_key, c.id, c.occurred_at, c.currency, c.status,
+                   c.program_id, c.referral_id, c.amount - c.refunded_amount AS net
+            FROM _rk_ck t JOIN {conversion} c ON c.merchant_id = t.merchant_id AND c.livemode = t.livemode
+                                             AND c.customer_external_id = t.ext
+            WHERE t.ext IS NOT NULL;
+            INSERT INTO _rk_co
+            SELECT t.merchant_id, t.livemode, t.customer_key, c.id, c.occurred_at, c.currency, c.status,
+                   c.program_id, c.referral_id, c.amount - c.refunded_amount
+            FROM _rk_ck t JOIN {conversion} c ON c.merchant_id = t.merchant_id AND c.livemode = t.livemode
+                                             AND c.customer_email_normalized = t.email
+            WHERE t.email IS NOT NULL AND c.customer_external_id IS NULL;
+            ANALYZE _rk_co;
+            CREATE TEMP TABLE _rk_cf ON COMMIT DROP AS
+            SELECT DISTINCT ON (merchant_id, livemode, customer_key) merchant_id, livemode, customer_key,
+                   occurred_at, currency, status, program_id, referral_id, 0::bigint AS orders, 0::numeric AS revenue
+            FROM _rk_co ORDER BY merchant_id, livemode, customer_key, occurred_at, id;
+            ANALYZE _rk_cf;
+            UPDATE _rk_cf f SET orders = a.orders, revenue = a.revenue
+            FROM (
+              SELECT o.merchant_id, o.livemode, o.customer_key, count(*) AS orders, sum(o.net) AS revenue
+              FROM _rk_co o JOIN _rk_cf f ON f.merchant_id = o.merchant_id AND f.livemode = o.livemode
+                                          AND f.customer_key = o.customer_key AND f.currency = o.currency
+              GROUP BY 1, 2, 3
+            ) AS a
+            WHERE a.merchant_id = f.merchant_id AND a.livemode = f.livemode AND a.customer_key = f.customer_key;
+            ANALYZE _rk_cf;
+            """
+        )
         self.sql(
             f"""
-            WITH t AS (SELECT DISTINCT merchant_id, livemode, customer_key FROM _rk_customers),
-            o AS (
-              SELECT t.merchant_id, t.livemode, t.customer_key, c.id, c.occurred_at, c.currency, c.status,
-                     c.program_id, c.referral_id, c.amount - c.refunded_amount AS net
-              FROM t JOIN {{conversion}} c ON c.merchant_id = t.merchant_id AND c.livemode = t.livemode
-                    AND c.customer_external_id = substr(t.customer_key, 3)
-              WHERE left(t.customer_key, 2) = 'x:'
-              UNION ALL
-              SELECT t.merchant_id, t.livemode, t.customer_key, c.id, c.occurred_at, c.currency, c.status,
-                     c.program_id, c.referral_id, c.amount - c.refunded_amount
-              FROM t JOIN {{conversion}} c ON c.merchant_id = t.merchant_id AND c.livemode = t.livemode
-                    AND c.customer_email_normalized = substr(t.customer_key, 3) AND c.customer_external_id IS NULL
-              WHERE left(t.customer_key, 2) = 'e:'
-            ),
-            f AS (
-              SELECT DISTINCT ON (merchant_id, livemode, customer_key) *
-              FROM o ORDER BY merchant_id, livemode, customer_key, occurred_at, id
-            ),
-            agg AS (
-              SELECT o.merchant_id, o.livemode, o.customer_key, count(*) AS orders, sum(o.net) AS revenue
-              FROM o JOIN f ON f.merchant_id = o.merchant_id AND f.livemode = o.livemode
-                           AND f.customer_key = o.customer_key AND f.currency = o.currency
-              GROUP BY 1, 2, 3
-            ),
+            WITH t AS (SELECT merchant_id, livemode, customer_key FROM _rk_ck),
             old AS (
               SELECT cs.id, cs.merchant_id, cs.livemode, cs.program_id, cs.variant_id, cs.currency, cs.first_day,
                      cs.referred, cs.orders, cs.revenue
@@ -434,9 +450,8 @@ class _Rollup:
                      f.status = 'attributed',
                      CASE WHEN f.status = 'attributed' THEN f.program_id END,
                      CASE WHEN f.status = 'attributed' THEN r.variant_id END,
-                     a.orders, a.revenue
-              FROM f JOIN agg a ON a.merchant_id = f.merchant_id AND a.livemode = f.livemode
-                                AND a.customer_key = f.customer_key
+                     f.orders, f.revenue
+              FROM _rk_cf f
               JOIN {{merchant}} m ON m.id = f.merchant_id
               LEFT JOIN {{referral}} r ON r.id = f.referral_id
               ON CONFLICT ON CONSTRAINT customer_stats_unique_key DO UPDATE SET
