@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import urlencode
 
+from django.db import connection
 from django.db.models import Q, Sum
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -91,23 +92,64 @@ def _daily_scope(*, merchant, livemode: bool, programs, variant=None):
     return qs
 
 
-def _totals(queryset, columns: list[str], money: list[str]) -> dict:
-    sums = queryset.aggregate(**{c: Sum(c) for c in columns + money})
-    return {c: (sums[c] or (ZERO if c in money else 0)) for c in columns + money}
+def _bucket_sums(table: str, scope: str, params: dict, buckets: dict, columns: list[str], money: list[str]) -> dict:
+    """Sums of `columns` + `money` for several day ranges at once: {bucket: {column: total}}, in one scan.
+
+    A bucket is (first day or None for "from the beginning", last day). Money comes back as Decimal.
+    """
+    parts, values = [], dict(params)
+    for i, (start, end) in enumerate(buckets.values()):
+        condition = f"day <= %(end{i})s" + (f" AND day >= %(start{i})s" if start else "")
+        values[f"end{i}"], values[f"start{i}"] = end, start
+        parts += [f"COALESCE(sum({c}) FILTER (WHERE {condition}), 0)" for c in columns + money]
+    values["last_day"] = max(end for _start, end in buckets.values())
+    sql = f"SELECT {', '.join(parts)} FROM {table} WHERE {scope} AND day <= %(last_day)s"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    width = len(columns) + len(money)
+    result = {}
+    for i, name in enumerate(buckets):
+        chunk = row[i * width : (i + 1) * width]
+        totals = dict(zip(columns + money, chunk, strict=True))
+        for c in columns:
+            totals[c] = int(totals[c])
+        for c in money:
+            totals[c] = Decimal(totals[c])
+        result[name] = totals
+    return result
+
+
+def daily_buckets(*, merchant, livemode: bool, programs, buckets: dict, variant=None) -> dict:
+    """DailyStats sums (money Decimal, plus rewards_cost) of some programs for several day ranges, in one query."""
+    scope = "merchant_id = %(m)s AND livemode = %(live)s AND program_id = ANY(%(programs)s)"
+    params = {"m": merchant.pk, "live": livemode, "programs": [p.pk for p in programs]}
+    if variant is not None:
+        scope += " AND variant_id = %(variant)s"
+        params["variant"] = variant.pk
+    if not programs:
+        empty = {c: 0 for c in COUNT_COLUMNS} | {c: ZERO for c in MONEY_COLUMNS}
+        result = {name: dict(empty) for name in buckets}
+    else:
+        result = _bucket_sums(DailyStats._meta.db_table, scope, params, buckets, COUNT_COLUMNS, MONEY_COLUMNS)
+    for totals in result.values():
+        totals["rewards_cost"] = (
+            totals["cost_pending"] + totals["cost_approved"] + totals["cost_issued"] + totals["cost_redeemed"]
+        )
+    return result
+
+
+def shop_buckets(*, merchant, livemode: bool, currency: str, buckets: dict) -> dict:
+    scope = "merchant_id = %(m)s AND livemode = %(live)s AND currency = %(currency)s"
+    params = {"m": merchant.pk, "live": livemode, "currency": currency}
+    return _bucket_sums(ShopDailyStats._meta.db_table, scope, params, buckets, SHOP_COUNT_COLUMNS, SHOP_MONEY_COLUMNS)
 
 
 def daily_totals(*, merchant, livemode: bool, programs, period: Period | None, variant=None, until=None) -> dict:
     """Sums of every DailyStats number (money Decimal) for a period (or everything up to `until`)."""
-    qs = _daily_scope(merchant=merchant, livemode=livemode, programs=programs, variant=variant)
-    if period is not None:
-        qs = qs.filter(day__range=(period.start, period.end))
-    if until is not None:
-        qs = qs.filter(day__lte=until)
-    totals = _totals(qs, COUNT_COLUMNS, MONEY_COLUMNS)
-    totals["rewards_cost"] = (
-        totals["cost_pending"] + totals["cost_approved"] + totals["cost_issued"] + totals["cost_redeemed"]
-    )
-    return totals
+    bucket = (period.start, period.end) if period is not None else (None, until)
+    return daily_buckets(merchant=merchant, livemode=livemode, programs=programs, variant=variant,
+                         buckets={"x": bucket})["x"]  # fmt: skip
 
 
 def _json_totals(queryset) -> tuple[dict[str, int], dict[int, int]]:
@@ -121,12 +163,8 @@ def _json_totals(queryset) -> tuple[dict[str, int], dict[int, int]]:
 
 
 def shop_totals(*, merchant, livemode: bool, currency: str, period: Period | None, until=None) -> dict:
-    qs = ShopDailyStats.objects.for_merchant(merchant).filter(livemode=livemode, currency=currency)
-    if period is not None:
-        qs = qs.filter(day__range=(period.start, period.end))
-    if until is not None:
-        qs = qs.filter(day__lte=until)
-    return _totals(qs, SHOP_COUNT_COLUMNS, SHOP_MONEY_COLUMNS)
+    bucket = (period.start, period.end) if period is not None else (None, until)
+    return shop_buckets(merchant=merchant, livemode=livemode, currency=currency, buckets={"x": bucket})["x"]
 
 
 def daily_series(*, merchant, livemode: bool, programs, period: Period, variant=None) -> list[dict]:
@@ -474,18 +512,63 @@ def ab_verdict(name_a: str, successes_a: int, trials_a: int, name_b: str, succes
     return text % {"a": name_a, "b": name_b, "lift": lift, "p": p, "direction": direction}, test.p_value
 
 
-def top_referrers(*, merchant, livemode: bool, program: Program, period: Period, limit: int = 10) -> list[dict]:
-    """The period's best referrers by friends who bought, then by revenue (from the per-referrer day rollup)."""
-    rows = (
-        ReferrerDailyStats.objects.for_merchant(merchant)
-        .filter(livemode=livemode, program=program, day__range=(period.start, period.end))
-        .values("participant")
-        .annotate(
-            new_customers=Sum("new_customers"), signups=Sum("signups"), orders=Sum("orders"), revenue=Sum("revenue")
-        )
-        .order_by("-new_customers", "-revenue", "-signups", "participant")[:limit]
+LEADERBOARD_SCAN_DAYS = 62
+
+
+def _leaderboard_key(row: dict) -> tuple:
+    return (-row["new_customers"], -row["signups"], -row["revenue"], row["participant"])
+
+
+def _referrer_sums(*, merchant, livemode: bool, program: Program, period: Period, participants=None):
+    qs = ReferrerDailyStats.objects.for_merchant(merchant).filter(
+        livemode=livemode, program=program, day__range=(period.start, period.end)
     )
-    rows = list(rows)
+    if participants is not None:
+        qs = qs.filter(participant__in=participants)
+    return qs.values("participant").annotate(
+        new_customers=Sum("new_customers"), signups=Sum("signups"), orders=Sum("orders"), revenue=Sum("revenue")
+    )
+
+
+def top_referrers(*, merchant, livemode: bool, program: Program, period: Period, limit: int = 10) -> list[dict]:
+    """The period's best referrers: friends who bought, then friends signed up, then revenue.
+
+    A short period sums its referrer days directly. A long one would sum most of the table, so it walks referrers
+    in the order of their all-time results (ReferrerStats, indexed in that order) and stops once the tenth best
+    period result beats the next referrer's all-time result: nobody further down can do better in a part of
+    their history than in all of it.
+    """
+    if period.days <= LEADERBOARD_SCAN_DAYS:
+        rows = list(
+            _referrer_sums(merchant=merchant, livemode=livemode, program=program, period=period).order_by(
+                "-new_customers", "-signups", "-revenue", "participant"
+            )[:limit]
+        )
+    else:
+        ranked = (
+            ReferrerStats.objects.for_merchant(merchant)
+            .filter(livemode=livemode, program=program)
+            .order_by("-new_customers", "-signups", "participant")
+            .values_list("participant", "new_customers", "signups")
+        )
+        best: list[dict] = []
+        offset, batch = 0, 4 * limit
+        while True:
+            candidates = list(ranked[offset : offset + batch])
+            if not candidates:
+                break
+            found = _referrer_sums(
+                merchant=merchant, livemode=livemode, program=program, period=period,
+                participants=[c[0] for c in candidates],
+            )  # fmt: skip
+            best = sorted([*best, *found], key=_leaderboard_key)[:limit]
+            offset += batch
+            batch *= 2
+            _pk, next_customers, next_signups = candidates[-1]
+            if len(best) >= limit and (best[-1]["new_customers"], best[-1]["signups"]) > (next_customers, next_signups):
+                break
+        rows = best
+    rows = [dict(row) for row in rows if row["new_customers"] or row["signups"] or row["orders"]]
     people = Participant.objects.for_merchant(merchant).in_bulk([r["participant"] for r in rows])
     for rank, row in enumerate(rows, start=1):
         person = people.get(row["participant"])
@@ -515,10 +598,19 @@ def program_report(
     baseline = baseline or Period(
         program.starts_on - datetime.timedelta(days=period.days), program.starts_on - datetime.timedelta(days=1)
     )
-    scope = {"merchant": merchant, "livemode": livemode, "programs": programs, "variant": variant}
-    now, before = daily_totals(**scope, period=period), daily_totals(**scope, period=previous)
-    ever = daily_totals(**scope, period=None, until=period.end)
-    ever_before = daily_totals(**scope, period=None, until=previous.end)
+    sums = daily_buckets(
+        merchant=merchant,
+        livemode=livemode,
+        programs=programs,
+        variant=variant,
+        buckets={
+            "now": (period.start, period.end),
+            "before": (previous.start, previous.end),
+            "ever": (None, period.end),
+            "ever_before": (None, previous.end),
+        },
+    )
+    now, before, ever, ever_before = sums["now"], sums["before"], sums["ever"], sums["ever_before"]
     in_period = _daily_scope(merchant=merchant, livemode=livemode, programs=programs, variant=variant).filter(
         day__range=(period.start, period.end)
     )
@@ -528,13 +620,20 @@ def program_report(
             day__range=(previous.start, previous.end)
         )
     )
-    shop, shop_before = (
-        shop_totals(merchant=merchant, livemode=livemode, currency=currency, period=p) for p in (period, previous)
+    shops = shop_buckets(
+        merchant=merchant,
+        livemode=livemode,
+        currency=currency,
+        buckets={
+            "now": (period.start, period.end),
+            "before": (previous.start, previous.end),
+            "ever": (None, period.end),
+            "ever_before": (None, previous.end),
+            "baseline": (baseline.start, baseline.end),
+        },
     )
-    shop_ever = shop_totals(merchant=merchant, livemode=livemode, currency=currency, period=None, until=period.end)
-    shop_ever_before = shop_totals(
-        merchant=merchant, livemode=livemode, currency=currency, period=None, until=previous.end
-    )
+    shop, shop_before, shop_ever = shops["now"], shops["before"], shops["ever"]
+    shop_ever_before, base_shop = shops["ever_before"], shops["baseline"]
     links = Links(program=program, period=period, tz=merchant.timezone, livemode=livemode)
     cards = _program_cards(
         now=now, before=before, ever=ever, ever_before=ever_before, shop=shop, shop_before=shop_before,
@@ -560,7 +659,6 @@ def program_report(
         for key, value in sorted(channels.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
     ab, ab_summary = _ab_results(merchant=merchant, livemode=livemode, program=program, period=period)
-    base_shop = shop_totals(merchant=merchant, livemode=livemode, currency=currency, period=baseline)
     before_after = _before_after(base_shop, shop, currency)
     fraud = fraud_review_count(merchant=merchant, program=program)
     empty = None
@@ -796,11 +894,11 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
     programs = [p for p in all_programs if p.currency == currency]
     links = Links(program=None, period=period, tz=merchant.timezone, livemode=livemode)
     empty = _("No data yet: create a program and share its link.")
-    now = daily_totals(merchant=merchant, livemode=livemode, programs=programs, period=period)
-    before = daily_totals(merchant=merchant, livemode=livemode, programs=programs, period=previous)
-    ever = daily_totals(merchant=merchant, livemode=livemode, programs=programs, period=None, until=period.end)
-    shop = shop_totals(merchant=merchant, livemode=livemode, currency=currency, period=period)
-    shop_ever = shop_totals(merchant=merchant, livemode=livemode, currency=currency, period=None, until=period.end)
+    buckets = {"now": (period.start, period.end), "before": (previous.start, previous.end), "ever": (None, period.end)}
+    sums = daily_buckets(merchant=merchant, livemode=livemode, programs=programs, buckets=buckets)
+    now, before, ever = sums["now"], sums["before"], sums["ever"]
+    shops = shop_buckets(merchant=merchant, livemode=livemode, currency=currency, buckets=buckets)
+    shop, shop_ever = shops["now"], shops["ever"]
     has_data = bool(ever["clicks"] or ever["participants_joined"] or shop_ever["orders"])
 
     def card(key, label, value, change, link, detail=None, lower_is_better=False):

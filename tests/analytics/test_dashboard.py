@@ -187,13 +187,23 @@ def test_ab_results_say_when_there_is_not_enough_data(tenant):
     assert report.ab[1].p_value is None
 
 
-def test_top_referrers_of_the_period(tenant):
+@pytest.mark.parametrize("days", [30, 400])
+def test_top_referrers_of_the_period(tenant, days):
+    from analytics import selectors
+    from analytics.selectors import _leaderboard_key, _referrer_sums
+
     merchant = tenant.merchant
     world = World(merchant, seed=12, start=datetime.datetime.now(zoneinfo.ZoneInfo("UTC")) - datetime.timedelta(days=7))
-    world.people(8)
-    world.events(120)
+    world.people(12)
+    world.events(200)
     rollup_incremental()
-    report = program_report(merchant=merchant, program=world.ab, period=Period(_day(29, merchant), _day(0, merchant)))
-    scores = [(r["new_customers"], r["revenue"]) for r in report.leaderboard]
-    assert scores == sorted(scores, reverse=True)
-    assert [r["rank"] for r in report.leaderboard] == list(range(1, len(report.leaderboard) + 1))
+    period = Period(_day(days - 1, merchant), _day(0, merchant))
+    selectors.LEADERBOARD_SCAN_DAYS, saved = 62, selectors.LEADERBOARD_SCAN_DAYS
+    board = selectors.top_referrers(merchant=merchant, livemode=True, program=world.ab, period=period, limit=3)
+    selectors.LEADERBOARD_SCAN_DAYS = saved
+    everyone = sorted(_referrer_sums(merchant=merchant, livemode=True, program=world.ab, period=period),
+                      key=_leaderboard_key)  # fmt: skip
+    expected = [row["participant"] for row in everyone if row["new_customers"] or row["signups"] or row["orders"]][:3]
+    assert [row["participant"] for row in board] == expected
+    assert [row["rank"] for row in board] == list(range(1, len(board) + 1))
+    assert board, "the seed made referrers"
