@@ -5,6 +5,7 @@ from __future__ import annotations
 import django_filters
 
 from programs.models import Participant, Program
+from referral_saas.api import is_id
 from referral_saas.errors import NotFound
 from referral_saas.filters import UtcIsoDateTimeFilter
 
@@ -26,7 +27,7 @@ def participant_get(*, merchant, livemode: bool, ref: str, by: str | None = None
     found = None
     if by in (None, "external_id"):
         found = scope.filter(external_id=ref).first()
-    if found is None and by in (None, "id") and ref.isdigit() and len(ref) < 19:
+    if found is None and by in (None, "id") and is_id(ref):
         found = scope.filter(pk=int(ref)).first()
     if found is None or found.status == Participant.Status.ERASED:
         raise NotFound("No participant with this id or external_id.")

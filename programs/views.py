@@ -35,6 +35,7 @@ from programs.forms import InviteForm, JoinForm
 from programs.models import Participant, Program, ShareEvent
 from programs.selectors import program_texts
 from referral_saas import ratelimit
+from referral_saas.api import is_id
 from referral_saas.errors import ApplicationError
 from referral_saas.tenancy.models import Merchant
 from rewards import selectors as reward_selectors
@@ -477,7 +478,7 @@ def redeem(request, program: Program, participant: Participant):
         return back
     item_id = request.POST.get("item", "")
     # The catalog of this program only: points_redeem knows the merchant, the page knows the program.
-    item = reward_selectors.catalog_for(program=program).filter(pk=item_id).first() if item_id.isdigit() else None
+    item = reward_selectors.catalog_for(program=program).filter(pk=item_id).first() if is_id(item_id) else None
     if item is None:
         messages.error(request, _("This item is not in the catalog any more."))
         return back

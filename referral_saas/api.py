@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.utils import translation
 from rest_framework import serializers
@@ -106,3 +108,11 @@ def page_of(serializer_class: type[serializers.Serializer]):
 def page_example(item: dict) -> dict:
     """An example cursor page around one example item (OpenAPI docs)."""
     return {"next": "https://referrals.example/api/v1/…?cursor=cD0yMDI2LTExLTIz", "previous": None, "results": [item]}
+
+
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+def is_id(value: str) -> bool:
+    """A database id as a client may send it: ASCII digits only ("²" is a digit to str.isdigit, not to int())."""
+    return bool(_ID.fullmatch(value or ""))

@@ -29,6 +29,7 @@ from django.utils.translation import gettext_lazy as _
 
 from analytics.exports import CsvExportMixin, stream_csv
 from programs.models import Participant, Program
+from referral_saas.api import is_id
 from referral_saas.errors import ApplicationError
 from referral_saas.money import currency_decimals
 from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin, ops_admin
@@ -782,7 +783,7 @@ class LedgerEntryAdmin(CsvExportMixin, ReadOnlyAdmin):
         wanted = request.GET.get("program", "")
         if not wanted:
             return None
-        program = Program.objects.for_merchant(request.merchant).filter(pk=wanted).first() if wanted.isdigit() else None
+        program = Program.objects.for_merchant(request.merchant).filter(pk=wanted).first() if is_id(wanted) else None
         if program is None:
             raise Http404
         return program

@@ -10,7 +10,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from programs.selectors import participant_get
-from referral_saas.api import TenantAPIView, filter_parameters, page_example, page_of, paginate
+from referral_saas.api import TenantAPIView, filter_parameters, is_id, page_example, page_of, paginate
 from referral_saas.errors import NotFound
 from rewards import services
 from rewards.models import Kind, LedgerEntry, Reward
@@ -34,7 +34,7 @@ class RewardFilter(django_filters.FilterSet):
 
     def filter_participant(self, queryset, name, value):
         match = Q(participant__external_id=value)
-        if value.isdigit() and len(value) < 19:
+        if is_id(value):
             match |= Q(participant_id=int(value))
         return queryset.filter(match)
 
@@ -76,9 +76,7 @@ class RewardDetailApi(TenantAPIView):
 
 
 def _reward_or_404(request, reward_id: str) -> Reward:
-    reward = (
-        _rewards(request).filter(pk=int(reward_id)).first() if reward_id.isdigit() and len(reward_id) < 19 else None
-    )
+    reward = _rewards(request).filter(pk=int(reward_id)).first() if is_id(reward_id) else None
     if reward is None:
         raise NotFound("No reward with this id.")
     return reward

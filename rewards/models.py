@@ -189,8 +189,15 @@ class Reward(TenantModel):
     referral = models.ForeignKey(Referral, null=True, blank=True, on_delete=models.SET_NULL, related_name="rewards")
     conversion = models.ForeignKey(Conversion, null=True, blank=True, on_delete=models.SET_NULL, related_name="rewards")
     milestone = models.PositiveIntegerField(null=True, blank=True)
+    purchase = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text=_("Which purchase of the friend paid it (1 = the first).")
+    )
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     unit = models.CharField(max_length=8, choices=Unit.choices)
+    # The rule's terms when the reward was made: a refund pro-rates by these even if the rule is edited later.
+    percent_of_order = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True, editable=False)
+    max_value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True, editable=False)
+    min_order_value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True, editable=False)
     value = models.DecimalField(_("value"), max_digits=14, decimal_places=2)
     original_value = models.DecimalField(max_digits=14, decimal_places=2, editable=False)
     currency = models.CharField(_("currency"), max_length=3)
@@ -223,6 +230,12 @@ class Reward(TenantModel):
                 fields=["merchant", "rule", "participant", "milestone"],
                 condition=Q(milestone__isnull=False),
                 name="reward_once_per_rule_milestone",
+            ),
+            # "The friend's first purchase" pays once per friend even if two orders race or arrive out of order.
+            models.UniqueConstraint(
+                fields=["merchant", "rule", "referral", "side", "purchase"],
+                condition=Q(purchase__isnull=False),
+                name="reward_once_per_rule_purchase_number",
             ),
             models.UniqueConstraint(
                 fields=["merchant", "livemode", "coupon_code"],
@@ -441,6 +454,9 @@ class Work(TenantModel):
     conversion = models.ForeignKey(Conversion, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     refund = models.ForeignKey(Refund, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     stage = models.CharField(max_length=8, choices=Stage.choices)
+    decision = models.CharField(
+        max_length=8, blank=True, help_text=_("The fraud decision acted on; a later review decision is acted on again.")
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 

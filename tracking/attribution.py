@@ -411,7 +411,9 @@ def _record(*, scope, order: OrderFacts, explicit: Touch | None, facts) -> Conve
             device_id=(order.device_id or "")[:128],
         )
     )
-    if conversion.status == Conversion.Status.ATTRIBUTED:  # fraud scoring and rewards, by a worker
+    if conversion.referral_id and (
+        conversion.status == Conversion.Status.ATTRIBUTED or conversion.rejection_reason == Reason.FRAUD
+    ):  # fraud scoring and rewards, by a worker (an order of a friend rejected as fraud is scored for review too)
         enqueue_on_commit("rewards.process_conversion", merchant_id=order.merchant.pk, conversion_id=conversion.pk)
     return conversion
 

@@ -208,7 +208,11 @@ class Conversion(TenantModel):
             models.Index(fields=["merchant", "program", "occurred_at"], name="conversion_by_program_time"),
             models.Index(fields=["merchant", "livemode", "occurred_at"], name="conversion_by_time"),
             # The rewards sweeper (all merchants): attributed orders whose processing message was lost.
-            models.Index(fields=["created_at"], condition=Q(status="attributed"), name="conversion_attributed_recent"),
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status="attributed") | Q(rejection_reason="fraud"),
+                name="conversion_to_process_recent",
+            ),
         ]
         ordering = ["-occurred_at"]
 

@@ -13,11 +13,12 @@ import zoneinfo
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 
 from programs.models import Participant, Program
 from referral_saas.celery import enqueue_on_commit
+from referral_saas.errors import ApplicationError
 from referral_saas.money import currency_decimals
 from rewards.models import MONEY_KINDS, Kind, Notification, Reward, RewardRule, Side, Unit, Work
 from rewards.services.transitions import reward_record_created
@@ -101,17 +102,24 @@ def _work_open(*, merchant, referral: Referral, conversion: Conversion | None) -
 
 
 def conversion_process(*, merchant, conversion_id: int) -> str:
-    """Score an attributed order for fraud and decide its rewards, once. Returns what happened (for logs/tests).
+    """Score an attributed order for fraud and act on the decision, once per decision. Returns what happened.
 
     approve -> rewards are created (pending through their hold); review -> nothing until a person decides (the
-    fraud review sends this task again); reject -> no rewards, and the referral's open sign-up rewards are ended.
+    fraud review sends this task again); reject -> no rewards, and the referral's rewards not yet issued are
+    rejected. A person who later overturns the decision gets it acted on again: an approval creates the rewards
+    (the unique constraints keep that idempotent), a rejection ends them.
     """
     from fraud.services import conversion_assess
 
     scope = Conversion.objects.for_merchant(merchant)
     with transaction.atomic():
+        # Lock order everywhere: referral, then its orders, then rewards (the fraud review locks the same way).
+        found = scope.filter(pk=conversion_id).values_list("referral_id", flat=True).first()
+        if found is None:
+            return "skipped"
+        Referral.objects.for_merchant(merchant).select_for_update(no_key=True).filter(pk=found).first()
         conversion = (
-            scope.select_for_update(of=("self",))
+            scope.select_for_update(of=("self",), no_key=True)
             .select_related("program", "referral__referrer", "referral__referee", "referral__program", "referral__code")
             .filter(pk=conversion_id)
             .first()
@@ -127,28 +135,31 @@ def conversion_process(*, merchant, conversion_id: int) -> str:
             merchant, conversion, conversion.program, referral, referral.program, referral.referrer, referral.referee
         )
         work, created = _work_open(merchant=merchant, referral=referral, conversion=conversion)
-        if work.stage == Work.Stage.DONE:
-            return "done_before"
         assessment = conversion_assess(conversion=conversion)
+        if work.stage == Work.Stage.DONE and work.decision == assessment.decision:
+            return "done_before"
         referral.refresh_from_db(fields=["status", "rejection_reason"])
         conversion.refresh_from_db(fields=["status", "rejection_reason", "refunded_amount"])
-        number = _purchase_number(conversion)
         made: list[Reward] = []
         if assessment.decision == "review":
             result = "review"
         elif assessment.decision == "reject" or referral.status == Referral.Status.REJECTED:
-            _end_open_rewards(referral=referral, reason="Rejected as fraud.")
+            _end_open_rewards(referral=referral, conversion=conversion, reason="Rejected as fraud.")
             result = "rejected"
         else:
             rules = program_rules(conversion.program)
-            made = _decide_purchase_rewards(conversion=conversion, referral=referral, rules=rules, number=number)
-            made += _decide_milestones(program=conversion.program, referrer=referral.referrer, rules=rules)
+            made = _decide_purchase_rewards(conversion=conversion, referral=referral, rules=rules)
+            work.stage, work.decision = Work.Stage.DONE, assessment.decision  # this friend counts for milestones
+            work.save(update_fields=["stage", "decision"])
+            made += _decide_milestones(
+                program=conversion.program, referrer=referral.referrer, variant_id=referral.variant_id, rules=rules
+            )
             result = "approved"
         if created:
-            _emit_conversion_events(conversion, assessment, number=number, rewards=made)
+            _emit_conversion_events(conversion, assessment, rewards=made)
         if result != "review":
-            work.stage, work.updated_at = Work.Stage.DONE, timezone.now()
-            work.save(update_fields=["stage", "updated_at"])
+            work.stage, work.decision, work.updated_at = Work.Stage.DONE, assessment.decision, timezone.now()
+            work.save(update_fields=["stage", "decision", "updated_at"])
     return result
 
 
@@ -160,30 +171,34 @@ def _attach(merchant, *rows) -> None:
 
 
 def referral_process(*, merchant, referral_id: int) -> str:
-    """A friend signed up: score the sign-up and decide the sign-up rewards (the friend's welcome offer), once."""
-    from fraud.services import referral_assess
-
+    """A friend signed up: score the sign-up and act on the decision (the friend's welcome offer), once per
+    decision; a decision a person overturns later is acted on again."""
     with transaction.atomic():
         referral = (
             Referral.objects.for_merchant(merchant)
-            .select_for_update(of=("self",))
-            .select_related("program__merchant", "referrer", "referee")
+            .select_for_update(of=("self",), no_key=True)
+            .select_related("program", "referrer", "referee")
             .filter(pk=referral_id)
             .first()
         )
-        if referral is None or referral.status == Referral.Status.REJECTED:
+        if referral is None:
             return "skipped"
+        _attach(merchant, referral, referral.program, referral.referrer, referral.referee)
         work, created = _work_open(merchant=merchant, referral=referral, conversion=None)
-        if work.stage == Work.Stage.DONE:
+        assessment = _signup_assessment(merchant=merchant, referral=referral)
+        if assessment is None:  # rejected before it was ever scored (e.g. by an order's fraud review)
+            if referral.status == Referral.Status.REJECTED:
+                _end_open_rewards(referral=referral, conversion=None, reason="Rejected as fraud.")
+            return "skipped"
+        if work.stage == Work.Stage.DONE and work.decision == assessment.decision:
             return "done_before"
-        assessment = referral_assess(referral=referral)
-        referral.refresh_from_db()
         if created:
             _emit(merchant, referral.livemode, "referral.created", lambda: _referral_data(referral))
             if assessment.decision != "approve":
                 _emit(merchant, referral.livemode, "fraud.flagged", lambda: _flagged_data(assessment, referral, None))
         if assessment.decision == "review":
             return "review"
+        referral.refresh_from_db(fields=["status", "rejection_reason"])
         if assessment.decision == "approve" and referral.status != Referral.Status.REJECTED:
             rules = rules_for(
                 program=referral.program, variant_id=referral.variant_id, triggers=(Trigger.SIGNUP,), at=timezone.now()
@@ -194,29 +209,49 @@ def referral_process(*, merchant, referral_id: int) -> str:
                     _create_reward(rule=rule, participant=participant, referral=referral, conversion=None)
             result = "approved"
         else:
+            _end_open_rewards(referral=referral, conversion=None, reason="Rejected as fraud.")
             result = "rejected"
-        work.stage, work.updated_at = Work.Stage.DONE, timezone.now()
-        work.save(update_fields=["stage", "updated_at"])
+        work.stage, work.decision, work.updated_at = Work.Stage.DONE, assessment.decision, timezone.now()
+        work.save(update_fields=["stage", "decision", "updated_at"])
     return result
+
+
+def _signup_assessment(*, merchant, referral: Referral):
+    """The sign-up's fraud assessment: scored now if it never was (a referral rejected unscored has none)."""
+    from fraud.models import FraudAssessment
+    from fraud.services import NotScorable, referral_assess
+
+    stored = FraudAssessment.objects.for_merchant(merchant).filter(referral=referral, conversion__isnull=True).first()
+    if stored is not None:
+        return stored
+    try:
+        return referral_assess(referral=referral)
+    except NotScorable:
+        return None
 
 
 # --- deciding -----------------------------------------------------------------------------------------------------
 
 
 def _purchase_number(conversion: Conversion) -> int:
-    """1 for the friend's first attributed order in this referral, 2 for the second..."""
-    earlier = (
-        Conversion.objects.for_merchant(conversion.merchant)
-        .filter(referral_id=conversion.referral_id, status=Conversion.Status.ATTRIBUTED)
-        .filter(Q(occurred_at__lt=conversion.occurred_at) | Q(occurred_at=conversion.occurred_at, pk__lt=conversion.pk))
+    """Which purchase of the friend this is, in the order they are decided (the caller holds the referral row, so
+    two orders of one friend are numbered one after the other): 1 + the approved orders decided before it."""
+    return (
+        Work.objects.for_merchant(conversion.merchant)
+        .filter(
+            referral_id=conversion.referral_id,
+            conversion__isnull=False,
+            refund__isnull=True,
+            stage=Work.Stage.DONE,
+            decision="approve",
+        )
+        .exclude(conversion_id=conversion.pk)
         .count()
+        + 1
     )
-    return earlier + 1
 
 
-def _decide_purchase_rewards(
-    *, conversion: Conversion, referral: Referral, rules: list[RewardRule], number: int
-) -> list[Reward]:
+def _decide_purchase_rewards(*, conversion: Conversion, referral: Referral, rules: list[RewardRule]) -> list[Reward]:
     rules = rules_for(
         program=conversion.program,
         variant_id=referral.variant_id,
@@ -224,9 +259,10 @@ def _decide_purchase_rewards(
         at=conversion.occurred_at,
         rules=rules,
     )
-    if not rules:
-        return []
     kept = conversion.amount - conversion.refunded_amount
+    if not rules or kept <= 0:
+        return []  # a fully refunded order pays nothing, whatever the rule
+    number = _purchase_number(conversion)
     made = []
     for rule in rules:
         if rule.trigger == Trigger.FIRST_PURCHASE and number != 1:
@@ -235,26 +271,40 @@ def _decide_purchase_rewards(
             continue
         if rule.min_order_value is not None and kept < rule.min_order_value:
             continue
-        participant = _participant_for(rule.side, referral)
+        try:
+            participant = _participant_for(rule.side, referral)
+        except ApplicationError as exc:  # the friend cannot join (program ended, erased...): the other side still pays
+            logger.warning("no %s reward for referral %s: %s", rule.side, referral.pk, exc.message)
+            continue
         if participant is None:
             continue
         reward = _create_reward(
-            rule=rule, participant=participant, referral=referral, conversion=conversion, order_amount=kept
+            rule=rule,
+            participant=participant,
+            referral=referral,
+            conversion=conversion,
+            order_amount=kept,
+            purchase=1 if rule.trigger == Trigger.FIRST_PURCHASE else number,
         )
         if reward is not None:
             made.append(reward)
-    if any(r.side == Side.REFERRER and r.status == Reward.Status.PENDING for r in made):
+    pending = [r for r in made if r.side == Side.REFERRER and r.status == Reward.Status.PENDING]
+    if pending:
         _notify(
             Notification.Kind.FRIEND_PURCHASED,
             key=f"conversion:{conversion.pk}",
             participant=referral.referrer,
-            reward=next(r for r in made if r.side == Side.REFERRER),
+            reward=pending[0],
         )
     return made
 
 
-def _decide_milestones(*, program: Program, referrer: Participant, rules: list[RewardRule]) -> list[Reward]:
-    rules = rules_for(program=program, variant_id=None, triggers=(Trigger.MILESTONE,), at=timezone.now(), rules=rules)
+def _decide_milestones(
+    *, program: Program, referrer: Participant, variant_id: int | None, rules: list[RewardRule]
+) -> list[Reward]:
+    rules = rules_for(
+        program=program, variant_id=variant_id, triggers=(Trigger.MILESTONE,), at=timezone.now(), rules=rules
+    )
     rules = [r for r in rules if r.side == Side.REFERRER]
     if not rules:
         return []
@@ -271,10 +321,15 @@ def _decide_milestones(*, program: Program, referrer: Participant, rules: list[R
 
 
 def successful_referrals(*, program: Program, referrer: Participant) -> int:
-    """Friends who bought and were not rejected: what milestones count."""
+    """Friends who bought, were not rejected, and whose order passed fraud scoring: what milestones count. A
+    milestone once reached stays reached (a later refund does not take it back)."""
+    approved = Work.objects.for_merchant(program.merchant).filter(
+        referral_id=OuterRef("pk"), conversion__isnull=False, refund__isnull=True, stage="done", decision="approve"
+    )
     return (
         Referral.objects.for_merchant(program.merchant)
         .filter(program=program, referrer=referrer, status=Referral.Status.CONVERTED)
+        .filter(Exists(approved))
         .count()
     )
 
@@ -311,6 +366,7 @@ def _create_reward(
     conversion: Conversion | None,
     order_amount: Decimal | None = None,
     milestone: int | None = None,
+    purchase: int | None = None,
 ) -> Reward | None:
     """Insert the reward (pending through the hold, or rejected by a cap or the budget). None if it exists."""
     program = rule.program
@@ -320,9 +376,9 @@ def _create_reward(
     if rule.unit in (Unit.MONEY, Unit.POINTS, Unit.PERCENT) and value <= 0:
         return None  # nothing to give (e.g. 10% of a fully refunded order)
     status, reason = Reward.Status.PENDING, ""
-    refusal = _cap_refusal(rule=rule, participant=participant, now=now) or _budget_refusal(
-        program=program, value=value if rule.unit == Unit.MONEY else Decimal(0)
-    )
+    refusal = _cap_refusal(rule=rule, participant=participant, now=now)
+    if not refusal and participant.livemode:  # test-mode rewards never spend the real budget
+        refusal = _budget_refusal(program=program, value=value if rule.unit == Unit.MONEY else Decimal(0))
     if refusal:
         status, reason = Reward.Status.REJECTED, refusal
     reward = Reward(
@@ -335,8 +391,12 @@ def _create_reward(
         referral=referral,
         conversion=conversion,
         milestone=milestone,
+        purchase=purchase,
         kind=rule.kind,
         unit=rule.unit,
+        percent_of_order=rule.value if rule.value_type == RewardRule.ValueType.PERCENT_OF_ORDER else None,
+        max_value=rule.max_value,
+        min_order_value=rule.min_order_value,
         value=value,
         original_value=value,
         currency=program.currency,
@@ -362,7 +422,7 @@ def _cap_refusal(*, rule: RewardRule, participant: Participant, now: datetime.da
     two orders of the same referrer processed at once cannot both take the last place."""
     if rule.cap_per_month is None and rule.cap_total is None:
         return ""
-    Participant.objects.for_merchant(rule.merchant).select_for_update().filter(pk=participant.pk).first()
+    Participant.objects.for_merchant(rule.merchant).select_for_update(no_key=True).filter(pk=participant.pk).first()
     counted = (
         Reward.objects.for_merchant(rule.merchant).filter(rule=rule, participant=participant).exclude(status__in=ENDED)
     )
@@ -381,7 +441,7 @@ def budget_spent(*, program: Program) -> Decimal:
     """Money committed to rewards of the program: everything not rejected, voided or clawed back."""
     total = (
         Reward.objects.for_merchant(program.merchant)
-        .filter(program=program, unit=Unit.MONEY, livemode=True)
+        .filter(program=program, unit=Unit.MONEY, livemode=True, rule__isnull=False)  # not bought with points
         .exclude(status__in=ENDED)
         .aggregate(total=Sum("value"))["total"]
     )
@@ -393,7 +453,7 @@ def _budget_refusal(*, program: Program, value: Decimal) -> str:
     so concurrent rewards cannot overspend it."""
     if program.budget is None:
         return ""
-    Program.objects.for_merchant(program.merchant).select_for_update().filter(pk=program.pk).first()
+    Program.objects.for_merchant(program.merchant).select_for_update(no_key=True).filter(pk=program.pk).first()
     spent = budget_spent(program=program)
     if spent + value <= program.budget:
         return ""
@@ -401,16 +461,20 @@ def _budget_refusal(*, program: Program, value: Decimal) -> str:
     return "The program's budget is spent."
 
 
-def _end_open_rewards(*, referral: Referral, reason: str) -> None:
-    """A referral rejected as fraud pays nothing: its rewards not yet issued are rejected."""
+def _end_open_rewards(*, referral: Referral, conversion: Conversion | None, reason: str) -> None:
+    """A referral (or one of its orders) rejected as fraud pays nothing: the rewards not yet issued are rejected.
+    Issued ones were handed over already; the merchant sees them in the admin and can refund the order."""
     from rewards.services.transitions import reward_transition
 
-    open_rewards = (
-        Reward.objects.for_merchant(referral.merchant)
-        .select_for_update()
-        .filter(referral=referral, status__in=(Reward.Status.PENDING, Reward.Status.APPROVED))
+    scope = Reward.objects.for_merchant(referral.merchant).filter(
+        status__in=(Reward.Status.PENDING, Reward.Status.APPROVED)
     )
-    for reward in open_rewards:
+    scope = (
+        scope.filter(referral=referral)
+        if referral.status == Referral.Status.REJECTED
+        else scope.filter(conversion=conversion)
+    )
+    for reward in scope.select_for_update().order_by("pk"):
         reward_transition(reward=reward, to=Reward.Status.REJECTED, actor="system:fraud", reason=reason)
 
 
@@ -458,12 +522,15 @@ def _flagged_data(assessment, referral: Referral, conversion: Conversion | None)
     }
 
 
-def _emit_conversion_events(conversion: Conversion, assessment, *, number: int, rewards: list[Reward]) -> None:
+def _emit_conversion_events(conversion: Conversion, assessment, *, rewards: list[Reward]) -> None:
     from fraud.selectors import assessment_summary
     from tracking.api import ConversionOutput
 
     merchant, livemode, referral = conversion.merchant, conversion.livemode, conversion.referral
-    if referral.signed_up_at is None and number == 1:
+    first_work = (
+        not Work.objects.for_merchant(merchant).filter(referral=referral).exclude(conversion=conversion).exists()
+    )
+    if referral.signed_up_at is None and first_work:  # the order opened the referral: the shop hears of both
         _emit(merchant, livemode, "referral.created", lambda: _referral_data(referral))
     context = {
         "fraud": {conversion.pk: assessment_summary(assessment)},

@@ -4,9 +4,11 @@ credit, cash due), in one transaction, so a crash leaves it either untouched or 
 from __future__ import annotations
 
 import datetime
+import logging
 import secrets
 
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from rewards.models import Coupon, Kind, LedgerEntry, Notification, Reward, Side
@@ -20,20 +22,30 @@ LEDGER_ACCOUNT = {
     Kind.CASH: LedgerEntry.Account.CASH,
 }
 ACTOR = "system:release"
+logger = logging.getLogger(__name__)
 
 
 def rewards_release_due(*, limit: int = 500) -> int:
     """Release rewards whose hold has passed (all merchants; the beat task). Returns how many were issued."""
+    # A reward waiting for codes of an empty pool is left out until the pool has a free code again, so a merchant's
+    # empty pool never fills every batch and stalls the others' releases.
+    free_code = Coupon.all_merchants.filter(reward__isnull=True).filter(
+        Q(pool_id=OuterRef("rule__pool_id")) | Q(pool_id=OuterRef("catalog_item__pool_id"))
+    )
     due = list(
         Reward.all_merchants.filter(
             status__in=(Reward.Status.PENDING, Reward.Status.APPROVED), hold_until__lte=timezone.now()
         )
+        .filter(Q(flag="") | Exists(free_code))
         .order_by("hold_until")
         .values_list("merchant_id", "pk")[:limit]
     )
     issued = 0
     for merchant_id, reward_id in due:
-        issued += reward_release(merchant_id=merchant_id, reward_id=reward_id) == Reward.Status.ISSUED
+        try:
+            issued += reward_release(merchant_id=merchant_id, reward_id=reward_id) == Reward.Status.ISSUED
+        except Exception:  # one broken reward must not stop the others; it is logged and retried next run
+            logger.exception("could not release reward %s of merchant %s", reward_id, merchant_id)
     return issued
 
 
@@ -54,9 +66,25 @@ def reward_release(*, merchant_id: int, reward_id: int, actor: str = ACTOR) -> s
         )
         if reward is None:
             return None
+        if reward.referral_id and _referral_rejected(reward):
+            # Safety net: a referral rejected after its reward was decided never pays.
+            reward_transition(
+                reward=reward, to=Reward.Status.REJECTED, actor=actor, reason="The referral was rejected."
+            )
+            return reward.status
         if reward.status == Reward.Status.PENDING:
             reward_transition(reward=reward, to=Reward.Status.APPROVED, actor=actor)
         return reward_issue(reward=reward, actor=actor).status
+
+
+def _referral_rejected(reward: Reward) -> bool:
+    from tracking.models import Referral
+
+    return (
+        Referral.objects.for_merchant(reward.merchant_id)
+        .filter(pk=reward.referral_id, status=Referral.Status.REJECTED)
+        .exists()
+    )
 
 
 def reward_issue(*, reward: Reward, actor: str) -> Reward:

@@ -12,9 +12,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from programs.models import Participant
+from referral_saas.api import is_id
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.money import currency_decimals
-from rewards.models import CatalogItem, Coupon, CouponPool, LedgerEntry, Reward
+from rewards.models import CatalogItem, Coupon, CouponPool, Kind, LedgerEntry, Reward
 from rewards.services.issuing import reward_issue
 from rewards.services.transitions import reward_record_created, reward_transition
 
@@ -34,9 +35,9 @@ def points_redeem(*, participant: Participant, item_id: int, actor: str) -> Rewa
     item = (
         CatalogItem.objects.for_merchant(merchant)
         .select_related("program__merchant", "pool")
-        .filter(pk=item_id, active=True)
+        .filter(pk=int(item_id), active=True)
         .first()
-        if str(item_id).isdigit()
+        if is_id(str(item_id))
         else None
     )
     if item is None:
@@ -91,6 +92,11 @@ def reward_redeem(*, reward: Reward, actor: str) -> Reward:
     """The shop used the coupon (issued -> redeemed). Redeeming twice is a 409, an expired coupon a 422."""
     with transaction.atomic():
         locked = Reward.objects.for_merchant(reward.merchant).select_for_update().get(pk=reward.pk)
+        if locked.kind in LEDGER_KINDS:
+            raise Conflict(
+                _("Points, store credit and cash are balances, not coupons: there is nothing to redeem."),
+                code="not_redeemable",
+            )
         if locked.status == Reward.Status.REDEEMED:
             raise Conflict(_("This reward was already redeemed."), code="already_redeemed")
         if locked.status != Reward.Status.ISSUED:
@@ -103,6 +109,7 @@ def reward_redeem(*, reward: Reward, actor: str) -> Reward:
         return reward_transition(reward=locked, to=Reward.Status.REDEEMED, actor=actor)
 
 
+LEDGER_KINDS = frozenset({Kind.POINTS, Kind.STORE_CREDIT, Kind.CASH})
 MAX_POOL_UPLOAD = 100_000
 
 
@@ -142,7 +149,7 @@ def cash_payout_record(*, participant: Participant, program, amount: Decimal, us
     """The merchant paid out cash: a negative cash entry (what is due is the cash balance). Never more than is due
     in the program's currency; the participant row is locked so two payouts cannot both pass that check."""
     places = currency_decimals(program.currency)
-    if amount <= 0 or amount.as_tuple().exponent < -places:
+    if amount <= 0 or amount != amount.quantize(Decimal(1).scaleb(-places)):
         raise ValidationFailed(
             fields={"amount": [_("Give an amount above zero with at most %(n)d decimals.") % {"n": places}]}
         )

@@ -34,7 +34,7 @@ def refund_apply(*, merchant, refund_id: int) -> int:
             return 0
         conversion = (
             Conversion.objects.for_merchant(merchant)
-            .select_for_update(of=("self",))
+            .select_for_update(of=("self",), no_key=True)
             .select_related("program")
             .get(pk=refund.conversion_id)
         )
@@ -60,27 +60,40 @@ def refund_apply(*, merchant, refund_id: int) -> int:
     return changed
 
 
-def _target(reward: Reward, kept: Decimal) -> Decimal:
-    rule = reward.rule
-    if kept <= 0 or (rule.min_order_value is not None and kept < rule.min_order_value):
+def _target(reward: Reward, kept: Decimal) -> Decimal | None:
+    """What the reward should be worth now, by the terms it was made with; None = keep it as it is."""
+    if kept <= 0 or (reward.min_order_value is not None and kept < reward.min_order_value):
         return Decimal(0)
-    if rule.value_type == RewardRule.ValueType.PERCENT_OF_ORDER and reward.unit in (Unit.MONEY, Unit.POINTS):
-        return min(rule_value(rule, order_amount=kept, currency=reward.currency), reward.original_value)
-    return reward.value  # fixed rewards are kept
+    if reward.percent_of_order is not None and reward.unit in (Unit.MONEY, Unit.POINTS):
+        terms = RewardRule(
+            kind=reward.kind,
+            value_type=RewardRule.ValueType.PERCENT_OF_ORDER,
+            value=reward.percent_of_order,
+            max_value=reward.max_value,
+        )
+        return min(rule_value(terms, order_amount=kept, currency=reward.currency), reward.original_value)
+    return None  # fixed rewards are kept
 
 
 def _reconcile(*, reward: Reward, refund: Refund, kept: Decimal) -> int:
     target = _target(reward, kept)
-    if target >= reward.value:
+    if target is None:
         return 0
-    old = reward.value
-    clawback = Decimal(0)
+    # What the customer holds now: a used reward keeps its record, so count what earlier refunds took back.
+    last = reward.adjustments.order_by("-pk").first()
+    current = last.new_value if last is not None and reward.status == S.REDEEMED else reward.value
+    if target > 0 and target >= current:
+        return 0
+    if target == 0 and current == 0 and reward.unit != Unit.ITEM:
+        return 0
     used = reward.status == S.REDEEMED or (reward.status == S.ISSUED and reward.kind in LEDGER_ACCOUNT)
+    clawback = Decimal(0)
     if used:
-        # Handed over and (possibly) used: the customer owes the difference; for ledger kinds a negative entry
-        # takes it back now (a balance may go below zero: that is what is owed).
-        clawback = old - target
-        if reward.kind in LEDGER_ACCOUNT:
+        # Handed over and used: the customer owes the difference (in money or points; a used percent coupon or
+        # item has no amount to record). Ledger kinds take it back now with a negative entry (a balance may go
+        # below zero: that is what is owed).
+        clawback = current - target if reward.unit in (Unit.MONEY, Unit.POINTS) else Decimal(0)
+        if reward.kind in LEDGER_ACCOUNT and clawback:
             _ledger_clawback(reward=reward, refund=refund, amount=clawback)
     if target == 0:
         to, action = (S.CLAWED_BACK, "clawed_back") if used else (S.VOIDED, "voided")
@@ -93,10 +106,10 @@ def _reconcile(*, reward: Reward, refund: Refund, kept: Decimal) -> int:
             reward.value = target
             reward.save(update_fields=["value"])
         reward_note_value_change(
-            reward=reward, actor=ACTOR, old=old, new=target, reason=f"Partial refund {refund.refund_id}"
+            reward=reward, actor=ACTOR, old=current, new=target, reason=f"Partial refund {refund.refund_id}"
         )
     RewardAdjustment.objects.for_merchant(reward.merchant).create(
-        reward=reward, refund=refund, old_value=old, new_value=target, clawback=clawback, action=action
+        reward=reward, refund=refund, old_value=current, new_value=target, clawback=clawback, action=action
     )
     return 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from rewards.models import Notification, Reward, Work
@@ -25,34 +25,59 @@ def rewards_sweep(*, now: datetime.datetime | None = None, send=None) -> dict[st
     window = {"created_at__lt": now - GRACE, "created_at__gte": now - HORIZON}
     counts = {}
 
-    done_conversion = Work.all_merchants.filter(conversion_id=OuterRef("pk"), refund__isnull=True, stage="done")
-    review = Work.all_merchants.filter(conversion_id=OuterRef("pk"), refund__isnull=True, stage="review")
+    conversion_work = Work.all_merchants.filter(conversion_id=OuterRef("pk"), refund__isnull=True)
     conversions = (
-        Conversion.all_merchants.filter(status=Conversion.Status.ATTRIBUTED, **window)
-        .filter(~Exists(done_conversion), ~Exists(review))
+        Conversion.all_merchants.filter(
+            Q(status=Conversion.Status.ATTRIBUTED) | Q(rejection_reason=Referral.Reason.FRAUD),
+            referral__isnull=False,
+            **window,
+        )
+        .filter(~Exists(conversion_work))
         .values_list("merchant_id", "pk")[:BATCH]
     )
     for merchant_id, pk in conversions:
         send("rewards.process_conversion", merchant_id=merchant_id, conversion_id=pk)
     counts["conversions"] = len(conversions)
 
-    # Reviews decided by a person whose follow-up message was lost.
+    # Decisions a person made (or overturned) whose follow-up message was lost: the assessment's decision is not
+    # the one the pipeline acted on.
     from fraud.models import FraudAssessment
 
-    decided = FraudAssessment.all_merchants.filter(conversion_id=OuterRef("conversion_id")).exclude(decision="review")
-    reviewed = (
-        Work.all_merchants.filter(stage="review", conversion__isnull=False, refund__isnull=True)
-        .filter(Exists(decided))
+    order_decided = FraudAssessment.all_merchants.filter(conversion_id=OuterRef("conversion_id")).exclude(
+        decision=OuterRef("decision")
+    )
+    signup_decided = FraudAssessment.all_merchants.filter(
+        referral_id=OuterRef("referral_id"), conversion__isnull=True
+    ).exclude(decision=OuterRef("decision"))
+    reviewed_orders = list(
+        Work.all_merchants.filter(refund__isnull=True, conversion__isnull=False, updated_at__gte=now - HORIZON)
+        .filter(Exists(order_decided.exclude(decision="review")))
         .values_list("merchant_id", "conversion_id")[:BATCH]
     )
-    for merchant_id, pk in reviewed:
+    for merchant_id, pk in reviewed_orders:
         send("rewards.process_conversion", merchant_id=merchant_id, conversion_id=pk)
-    counts["reviewed"] = len(reviewed)
+    reviewed_signups = list(
+        Work.all_merchants.filter(refund__isnull=True, conversion__isnull=True, updated_at__gte=now - HORIZON)
+        .filter(Exists(signup_decided.exclude(decision="review")))
+        .values_list("merchant_id", "referral_id")[:BATCH]
+    )
+    for merchant_id, pk in reviewed_signups:
+        send("rewards.process_referral", merchant_id=merchant_id, referral_id=pk)
+    counts["reviewed"] = len(reviewed_orders) + len(reviewed_signups)
 
     signup_work = Work.all_merchants.filter(referral_id=OuterRef("pk"), conversion__isnull=True, refund__isnull=True)
     signups = (
         Referral.all_merchants.filter(status=Referral.Status.SIGNED_UP, **window)
-        .filter(~Exists(signup_work.filter(stage="done")), ~Exists(signup_work.filter(stage="review")))
+        .filter(~Exists(signup_work))
+        .values_list("merchant_id", "pk")[:BATCH]
+    )
+    signups = list(signups) + list(
+        # Signed up and bought before the sign-up's message was handled.
+        Referral.all_merchants.filter(
+            status=Referral.Status.CONVERTED, signed_up_at__isnull=False, signed_up_at__gte=now - HORIZON
+        )
+        .filter(signed_up_at__lt=now - GRACE)
+        .filter(~Exists(signup_work))
         .values_list("merchant_id", "pk")[:BATCH]
     )
     for merchant_id, pk in signups:
@@ -67,9 +92,12 @@ def rewards_sweep(*, now: datetime.datetime | None = None, send=None) -> dict[st
         send("rewards.process_refund", merchant_id=merchant_id, refund_id=pk)
     counts["refunds"] = len(refunds)
 
-    due = Reward.all_merchants.filter(
-        status__in=(Reward.Status.PENDING, Reward.Status.APPROVED), hold_until__lte=now
-    ).exists()
+    due = (
+        Reward.all_merchants.filter(
+            status__in=(Reward.Status.PENDING, Reward.Status.APPROVED), hold_until__lte=now, flag=""
+        ).exists()
+        or Reward.all_merchants.filter(status=Reward.Status.APPROVED, flag=Reward.Flag.POOL_EMPTY).exists()
+    )
     if due:
         send("rewards.release_due")
     counts["release"] = int(due)

@@ -20,7 +20,7 @@ from programs.services import portal_sso_url
 from rewards.models import CatalogItem, CouponPool, Kind, LedgerEntry, Reward, RewardRule, Side
 from rewards.services import ledger_balance, reward_release
 from tests.factories import ProgramFactory, join
-from tests.rewards.helpers import order, rule
+from tests.rewards.helpers import order, process, rule
 
 pytestmark = pytest.mark.django_db
 
@@ -362,8 +362,8 @@ def test_milestone_progress_bar_and_the_milestones_reached(client, tenant, progr
     common = {"trigger": RewardRule.Trigger.MILESTONE, "value_type": "fixed", "hold_days": 0}
     rule(program, name="first", milestone=1, kind=Kind.POINTS, value=Decimal(50), **common)
     rule(program, name="fifth", milestone=5, kind=Kind.PERCENT_COUPON, value=Decimal(20), **common)
-    for n in range(3):
-        order(tenant, code, order_id=f"m-{n}", friend=f"friend{n}@example.org")
+    for n in range(3):  # three friends bought and their orders passed fraud scoring
+        process(tenant, order(tenant, code, order_id=f"m-{n}", friend=f"friend{n}@example.org")["id"])
 
     page = _page(_sign_in(client, program, participant), program)
 
