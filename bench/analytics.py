@@ -24,15 +24,21 @@ import time
 
 from bench.harness import RESULTS, machine, say, write_section
 
+_APP_DATABASE_URL: list[str] = []
+
 
 def _fresh_database(*, django_ready: bool) -> dict:
     from bench.harness import bench_environment
 
+    if not _APP_DATABASE_URL:
+        _APP_DATABASE_URL.append(os.environ["DATABASE_URL"])
+    # bench_environment() derives <name>_bench from DATABASE_URL, which now names the benchmark database itself.
+    os.environ["DATABASE_URL"] = _APP_DATABASE_URL[0]
     if django_ready:  # a previous scale's connection holds the database that is about to be dropped
         from django.db import connections
 
         connections.close_all()
-    env = bench_environment()  # drops and recreates <name>_bench
+    env = bench_environment()  # drops and recreates <name>_bench (Django's settings already point there)
     os.environ.update(env)
     return env
 
