@@ -19,7 +19,7 @@ from fraud import services
 from fraud.checks import LABELS
 from fraud.models import BlocklistEntry, Decision, FraudAssessment, FraudReviewEvent, FraudSettings, Sighting
 from referral_saas.errors import ApplicationError
-from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin, ops_admin
+from referral_saas.tenancy.admin_site import ReadOnlyTenantInline, TenantModelAdmin, merchant_admin, ops_admin
 
 # --- the review queue -----------------------------------------------------------------------------------------------
 
@@ -59,29 +59,15 @@ class ReviewReasonForm(forms.Form):
     )
 
 
-class FraudReviewEventInline(admin.TabularInline):
+class FraudReviewEventInline(ReadOnlyTenantInline):
     """The audit trail, read only."""
 
     model = FraudReviewEvent
     fields = ["at", "user", "action", "previous_decision", "reason"]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
 
     def get_queryset(self, request):
-        return super().get_queryset(request).for_merchant(request.merchant).select_related("user")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return getattr(request, "membership", None) is not None
+        return super().get_queryset(request).select_related("user")
 
 
 def _signal_label(signal: dict) -> str:

@@ -13,7 +13,7 @@ from programs import services
 from programs.models import Invite, Participant, Program, ProgramText, ProgramVariant, ShareEvent
 from referral_saas.errors import ApplicationError
 from referral_saas.money import active_currencies
-from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin, ops_admin
+from referral_saas.tenancy.admin_site import ReadOnlyTenantAdmin, TenantModelAdmin, merchant_admin, ops_admin
 
 
 class ProgramForm(forms.ModelForm):
@@ -202,19 +202,6 @@ class ParticipantAdmin(CsvExportMixin, TenantModelAdmin):
         for participant in queryset:
             services.participant_erase(participant=participant)
         self.message_user(request, _("Personal data erased; anonymous totals kept."))
-
-
-class ReadOnlyTenantAdmin(TenantModelAdmin):
-    """Event records: looked at and filtered, never edited by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Invite, site=merchant_admin)

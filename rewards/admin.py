@@ -32,7 +32,13 @@ from programs.models import Participant, Program
 from referral_saas.api import is_id
 from referral_saas.errors import ApplicationError
 from referral_saas.money import currency_decimals
-from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin, ops_admin
+from referral_saas.tenancy.admin_site import (
+    ReadOnlyTenantAdmin,
+    ReadOnlyTenantInline,
+    TenantModelAdmin,
+    merchant_admin,
+    ops_admin,
+)
 from rewards import selectors, services
 from rewards.models import (
     MONEY_KINDS,
@@ -259,27 +265,7 @@ class RewardRuleAdmin(MerchantFormMixin, TenantModelAdmin):
 # --- rewards ----------------------------------------------------------------------------------------------------
 
 
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).for_merchant(request.merchant)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_view_permission(self, request, obj=None):
-        return True
-
-
-class RewardEventInline(ReadOnlyInline):
+class RewardEventInline(ReadOnlyTenantInline):
     model = RewardEvent
     fields = ["at", "from_status", "to_status", "actor", "reason"]
     readonly_fields = fields
@@ -287,7 +273,7 @@ class RewardEventInline(ReadOnlyInline):
     verbose_name_plural = _("audit trail")
 
 
-class RewardAdjustmentInline(ReadOnlyInline):
+class RewardAdjustmentInline(ReadOnlyTenantInline):
     model = RewardAdjustment
     fields = ["created_at", "refund", "action", "old_value", "new_value", "clawback"]
     readonly_fields = fields
@@ -632,19 +618,8 @@ class AssignedFilter(admin.EmptyFieldListFilter):
             }
 
 
-class ReadOnlyAdmin(TenantModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Coupon, site=merchant_admin)
-class CouponAdmin(ReadOnlyAdmin):
+class CouponAdmin(ReadOnlyTenantAdmin):
     list_display = ["code", "pool", "reward", "assigned_at", "created_at"]
     list_filter = ["pool", ("reward", AssignedFilter)]
     list_select_related = ["pool", "reward__participant"]
@@ -739,7 +714,7 @@ class PayoutForm(forms.Form):
 
 
 @admin.register(LedgerEntry, site=merchant_admin)
-class LedgerEntryAdmin(CsvExportMixin, ReadOnlyAdmin):
+class LedgerEntryAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
     list_display = ["created_at", "participant", "account", "kind", "amount_label", "program", "reward", "note"]
     list_filter = ["account", "kind", "program", "livemode"]
     list_select_related = ["participant", "program", "reward__participant"]

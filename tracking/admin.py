@@ -8,9 +8,8 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from analytics.exports import CsvExportMixin
-from programs.admin import ReadOnlyTenantAdmin
 from referral_saas.errors import ApplicationError
-from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin, ops_admin
+from referral_saas.tenancy.admin_site import ReadOnlyTenantAdmin, TenantModelAdmin, merchant_admin, ops_admin
 from tracking import services
 from tracking.models import Click, CodeRoute, Conversion, Referral, ReferralCode, Refund
 

@@ -196,3 +196,39 @@ class TenantModelAdmin(admin.ModelAdmin):
 
     def message_domain_error(self, request, error) -> None:
         self.message_user(request, error.message, level=messages.ERROR)
+
+
+class ReadOnlyTenantAdmin(TenantModelAdmin):
+    """Event records: looked at and filtered, never edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyTenantInline(admin.TabularInline):
+    """Records shown under another one (audit trails, attempts): the merchant's own, never added, changed or
+    deleted by hand."""
+
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).for_merchant(request.merchant)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return getattr(request, "membership", None) is not None

@@ -13,9 +13,14 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
-from programs.admin import ReadOnlyTenantAdmin
 from referral_saas.errors import ApplicationError
-from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin, ops_admin
+from referral_saas.tenancy.admin_site import (
+    ReadOnlyTenantAdmin,
+    ReadOnlyTenantInline,
+    TenantModelAdmin,
+    merchant_admin,
+    ops_admin,
+)
 from referral_saas.webhooks import services
 from referral_saas.webhooks.models import (
     EVENT_CHOICES,
@@ -148,29 +153,13 @@ class WebhookEndpointAdmin(TenantModelAdmin):
         )
 
 
-class WebhookAttemptInline(admin.TabularInline):
+class WebhookAttemptInline(ReadOnlyTenantInline):
     model = WebhookAttempt
-    extra = 0
     fields = ["created_at", "number", "succeeded", "status_code", "latency_ms", "error", "response_excerpt"]
     readonly_fields = fields
     ordering = ["-created_at"]
     verbose_name = _("attempt")
     verbose_name_plural = _("attempts (every request, newest first)")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).for_merchant(request.merchant)
-
-    def has_view_permission(self, request, obj=None):
-        return getattr(request, "membership", None) is not None
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(WebhookDelivery, site=merchant_admin)
