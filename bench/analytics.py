@@ -212,6 +212,7 @@ def _report(results: dict) -> None:
         "(scale 1: one merchant, 3 programs, 100,000 participants, 1,000,000 clicks, 100,000 orders over 12 months; "
         "scale 10: ten times each); everything rolled up by a backfill first.",
         "",
+        *([f"Note: {results['note']}.", ""] if results.get("note") else []),
         header,
         "|---|" + "---|" * len(runs),
         row(
@@ -276,6 +277,30 @@ def _report(results: dict) -> None:
             f"{'met' if r['new_day_rollup_seconds'] < 30 else '**missed**'} |"
             for r in runs
         ],
+    ]
+    lines += [
+        "",
+        "### Reading these figures",
+        "",
+        "- **The dashboard reads rollups only**: a few hundred `DailyStats` rows per program and year whatever the "
+        "number of clicks, all its sums in one scan (one `SUM(...) FILTER (...)` per period: this one, the previous "
+        "one, since the start), so its time follows the number of days shown, not the number of events. The "
+        "12-month page draws 366 days (and their table); the top-referrers list of a long period walks referrers "
+        "in the order of their all-time results and stops as soon as nobody further down can enter the top ten.",
+        "- **One new day** is found by primary-key ranges (the rows inserted since the last run), then the program "
+        "days it touched (today and yesterday, in the shop's time zone, for each program and variant) are recounted "
+        "in full through the (merchant, program, time) indexes; returning customers and old referrers change their "
+        "old days by exact deltas instead of recounts. Its cost is the new rows plus the older rows of the two days "
+        "it touched; nothing of the other days is read. The scale-10 set has ten times as many events on every "
+        "day, so those two days hold ten times as many older rows to recount (and the database is far larger "
+        "than PostgreSQL's cache): that, not the length of the history, is why the new day costs more there.",
+        "- **The run after it** reads the same rows again: each run re-reads from a checkpoint at least 10 minutes "
+        "older than the previous run (rows get their ids before their transaction commits, so a row committed late "
+        "is still counted), and here the whole day was inserted seconds before. Running every minute in "
+        "production, a run re-reads about eleven minutes of events, and changes nothing it has already counted.",
+        "- **Seeding and the full backfill** are one-off costs (set-based SQL; the backfill commits a month of days "
+        "at a time). PostgreSQL runs with its default settings here; a production server with more memory for "
+        "shared buffers would be faster on both.",
     ]
     markdown = "\n".join(lines)
     path = write_section("analytics", markdown)
