@@ -260,11 +260,15 @@ class Card:
 
     @property
     def change_text(self) -> str | None:
-        return None if self.change is None else f"{'+' if self.change >= 0 else ''}{format_percent(self.change, 0)}"
+        if self.change is None:
+            return None
+        if round(self.change * 100) == 0:
+            return "±0%"
+        return f"{'+' if self.change > 0 else ''}{format_percent(self.change, 0)}"
 
     @property
     def change_is_good(self) -> bool | None:
-        if self.change is None or self.change == 0:
+        if self.change is None or round(self.change * 100) == 0:
             return None
         return (self.change < 0) if self.lower_is_better else (self.change > 0)
 
@@ -360,6 +364,16 @@ class VariantResult:
     @property
     def conversion_rate_text(self) -> str:
         return format_percent(self.conversion_rate, 2) or "—"
+
+    currency: str = ""
+
+    @property
+    def revenue_text(self) -> str:
+        return format_money(self.revenue, self.currency)
+
+    @property
+    def cpa_text(self) -> str:
+        return format_money(self.cpa, self.currency) or "—"
 
 
 @dataclass
@@ -475,6 +489,7 @@ def _ab_results(*, merchant, livemode: bool, program: Program, period: Period) -
                 share_rate=metrics.ratio(row.get("shared") or 0, participants),
                 conversion_rate=metrics.ratio(new_customers, clicks),
                 cpa=metrics.money_ratio(cost, new_customers),
+                currency=program.currency,
             )
         )
     baseline = results[0]
@@ -573,6 +588,7 @@ def top_referrers(*, merchant, livemode: bool, program: Program, period: Period,
     for rank, row in enumerate(rows, start=1):
         person = people.get(row["participant"])
         row["rank"] = rank
+        row["revenue_text"] = format_money(row["revenue"] or ZERO, program.currency)
         row["name"] = str(person) if person else "?"
         row["email"] = person.email if person else None
         try:
