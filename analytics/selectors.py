@@ -1027,7 +1027,7 @@ def portal_leaderboard(*, program: Program, participant: Participant, limit: int
     left out. The participant's own milestone progress is counted live, the way rewards count it.
     """
     from rewards.models import RewardRule
-    from tracking.models import Referral
+    from rewards.selectors import milestone_progress
 
     merchant = program.merchant
     scope = ReferrerStats.objects.for_merchant(merchant).filter(livemode=participant.livemode, program=program)
@@ -1044,22 +1044,17 @@ def portal_leaderboard(*, program: Program, participant: Participant, limit: int
             .count()
         )
         my_rank = better + 1
-    successful = (
-        Referral.objects.for_merchant(merchant)
-        .filter(program=program, referrer=participant, status=Referral.Status.CONVERTED)
-        .count()
-    )
-    milestones = list(
-        RewardRule.objects.for_merchant(merchant)
-        .filter(program=program, trigger=RewardRule.Trigger.MILESTONE, active=True, milestone__isnull=False)
-        .order_by("milestone")
-        .values_list("milestone", "name", "description")
+    # Milestones as the rewards engine counts them (friends who bought and passed fraud scoring), live.
+    progress = milestone_progress(program=program, participant=participant)
+    successful = progress.successful if progress else 0
+    rules = RewardRule.objects.for_merchant(merchant).filter(
+        program=program, trigger=RewardRule.Trigger.MILESTONE, active=True, side="referrer", milestone__isnull=False
     )
     steps = [
-        {"target": target, "name": description or name, "reached": successful >= target}
-        for target, name, description in milestones
+        {"target": rule.milestone, "name": rule.description or rule.name, "reached": successful >= rule.milestone}
+        for rule in rules.order_by("milestone")
     ]
-    following = next((s for s in steps if not s["reached"]), None)
+    following = next((step for step in steps if not step["reached"]), None)
     return {
         "entries": entries,
         "my_rank": my_rank,

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from analytics.services import rollup_incremental
 from programs.models import Participant
-from rewards.models import RewardRule
+from rewards.models import RewardRule, Work
 from tests.factories import ProgramFactory, join
 from tracking.models import Conversion, Referral
 
@@ -31,11 +31,15 @@ def _friends_bought(code, count: int, signups_only: int = 0) -> None:
             signed_up_at=now, converted_at=now if bought else None,
         )  # fmt: skip
         if bought:
-            Conversion.all_merchants.create(
+            conversion = Conversion.all_merchants.create(
                 merchant=merchant, order_id=uuid.uuid4().hex, amount=Decimal("50.00"), currency="PLN",
                 customer_email=email, customer_email_normalized=email, status="attributed", program=code.program,
                 referral=referral, is_new_customer=True, occurred_at=now,
             )  # fmt: skip
+            # The rewards pipeline's record that the order passed fraud scoring (what milestones count).
+            Work.all_merchants.create(
+                merchant=merchant, referral=referral, conversion=conversion, stage="done", decision="approve"
+            )
 
 
 @pytest.fixture
