@@ -205,7 +205,11 @@ class Invite(TenantModel):
                 fields=["merchant", "program", "participant", "email_normalized"], name="invite_once_per_friend"
             )
         ]
-        indexes = [models.Index(fields=["merchant", "participant", "created_at"], name="invite_by_participant")]
+        indexes = [
+            models.Index(fields=["merchant", "participant", "created_at"], name="invite_by_participant"),
+            # the rollup's per-program, per-day reads
+            models.Index(fields=["merchant", "program", "created_at"], name="invite_by_program_time"),
+        ]
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
