@@ -497,6 +497,11 @@ class Notification(TenantModel):
     reward = models.ForeignKey(Reward, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     program = models.ForeignKey(Program, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Sending failed: how often, why (the mail server's answer), and when we gave up (a refused address, or too many
+    # tries); a row given up on is never sent again.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import smtplib
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -39,24 +40,57 @@ def _subject(kind: str, context: dict) -> str:
     return subjects[kind] % {"shop": context["merchant"].name, "program": context["program"].name}
 
 
+# Tries before an email is given up on (the task's retries and the sweeper's both count).
+MAX_ATTEMPTS = 8
+
+
 def notification_send(*, merchant, notification_id: int) -> bool:
-    """Send one owed email (the row is locked, so two workers never both send it). True if sent now."""
+    """Send one owed email (the row is locked, so two workers never both send it). True if sent now.
+
+    A failure is written on the row: a refused address is given up on at once; anything else (the mail server is
+    down, a timeout) is raised again for the task to retry, until MAX_ATTEMPTS."""
+    failure: Exception | None = None
     with transaction.atomic():
         note = (
             Notification.objects.for_merchant(merchant)
             .select_for_update(skip_locked=True, of=("self",))
             .select_related("merchant", "participant", "reward__program", "reward__participant", "program")
-            .filter(pk=notification_id, sent_at__isnull=True)
+            .filter(pk=notification_id, sent_at__isnull=True, failed_at__isnull=True)
             .first()
         )
         if note is None:
             return False
         message = _render(note)
-        if message is not None:
-            message.send()
-        note.sent_at = timezone.now()
-        note.save(update_fields=["sent_at"])
-    return message is not None
+        try:
+            if message is not None:
+                message.send()
+        except OSError as exc:  # smtplib's errors, a refused connection, a timeout
+            failure = exc
+            _record_failure(note, exc)
+        else:
+            note.sent_at = timezone.now()
+            note.save(update_fields=["sent_at"])
+    if failure is not None and note.failed_at is None:
+        raise failure  # the task retries
+    return failure is None and message is not None
+
+
+def _record_failure(note: Notification, exc: Exception) -> None:
+    note.attempts += 1
+    note.last_error = f"{type(exc).__name__}: {exc}"[:300]
+    if isinstance(exc, smtplib.SMTPRecipientsRefused) or note.attempts >= MAX_ATTEMPTS:
+        note.failed_at = timezone.now()
+    note.save(update_fields=["attempts", "last_error", "failed_at"])
+    logger.warning(
+        "notification_failed",
+        extra={
+            "notification_id": note.pk,
+            "kind": note.kind,
+            "attempts": note.attempts,
+            "error": note.last_error,
+            "given_up": note.failed_at is not None,
+        },
+    )
 
 
 def _portal_url(merchant, program) -> str:

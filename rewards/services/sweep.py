@@ -103,9 +103,9 @@ def rewards_sweep(*, now: datetime.datetime | None = None, send=None) -> dict[st
     counts["release"] = int(due)
 
     unsent = list(
-        Notification.all_merchants.filter(sent_at__isnull=True, created_at__lt=now - GRACE).values_list(
-            "merchant_id", "pk"
-        )[:BATCH]
+        Notification.all_merchants.filter(
+            sent_at__isnull=True, failed_at__isnull=True, created_at__lt=now - GRACE
+        ).values_list("merchant_id", "pk")[:BATCH]
     )
     for merchant_id, pk in unsent:
         send("rewards.send_notification", merchant_id=merchant_id, notification_id=pk)
