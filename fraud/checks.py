@@ -94,7 +94,7 @@ class Facts:
     # The friend's IP hashes (order, click) with the user agents seen with each.
     friend_ips: dict[str, set[str]] = field(default_factory=dict)
     friend_raw_ips: list[str] = field(default_factory=list)
-    device_id: str = ""
+    device_ids: tuple[str, ...] = ()  # the friend's: the order's (from the shop), the click's (the platform's cookie)
     payment_fingerprint: str = ""
     address_hash: str = ""
     is_new_customer: bool = True
@@ -172,8 +172,9 @@ def check_shared_ip(f: Facts) -> Signal | None:
 
 
 def check_shared_device(f: Facts) -> Signal | None:
-    if f.device_id and any(t.device_id == f.device_id for t in f.referrer_traces):
-        return _signal("shared_device", "The order came from a device the referrer used.")
+    devices = {d for d in f.device_ids if d}
+    if devices and any(t.device_id in devices for t in f.referrer_traces):
+        return _signal("shared_device", "The friend's order or referral click came from a device the referrer used.")
     return None
 
 

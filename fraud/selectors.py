@@ -256,7 +256,7 @@ def conversion_facts(*, conversion: Conversion) -> Facts:
             (click.ip_hash, click.user_agent) if click else ("", ""), (conversion.ip_hash, conversion.user_agent)
         ),
         friend_raw_ips=[conversion.ip] if conversion.ip else [],
-        device_id=conversion.device_id,
+        device_ids=tuple(d for d in (conversion.device_id, click.device_id if click else "") if d),
         payment_fingerprint=conversion.payment_fingerprint,
         address_hash=conversion.address_hash,
         is_new_customer=conversion.is_new_customer,

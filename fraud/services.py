@@ -31,8 +31,6 @@ from tracking.services import referral_reinstate, referral_reject
 
 logger = logging.getLogger(__name__)
 
-# A first-party cookie with a device id, read by the portal when the platform and the shop share a domain.
-DEVICE_COOKIE = "rs_device"
 # The tasks the rewards worker implements; sent by name (the fraud app does not import rewards).
 REWARDS_CONVERSION_TASK = "rewards.process_conversion"
 REWARDS_REFERRAL_TASK = "rewards.process_referral"

@@ -29,13 +29,14 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from fraud.services import DEVICE_COOKIE, sighting_record
+from fraud.services import sighting_record
 from programs import services
 from programs.forms import InviteForm, JoinForm
 from programs.models import Participant, Program, ShareEvent
 from programs.selectors import program_texts
 from referral_saas import ratelimit
 from referral_saas.api import is_id
+from referral_saas.devices import request_device_id, with_device_cookie
 from referral_saas.errors import ApplicationError
 from referral_saas.tenancy.models import Merchant
 from rewards import selectors as reward_selectors
@@ -77,7 +78,7 @@ def _sign_in(request, program: Program, participant: Participant) -> None:
         participant=participant,
         ip=client_ip(request),
         user_agent=request.headers.get("User-Agent", ""),
-        device_id=request.COOKIES.get(DEVICE_COOKIE, ""),
+        device_id=request_device_id(request),
     )
 
 
@@ -103,6 +104,7 @@ def _visitor_language(request, program: Program) -> str:
 
 
 @vary_on_headers("Accept-Language", "Cookie")
+@with_device_cookie
 def language_redirect(request, merchant: str, program: str, rest: str = ""):
     """/p/<shop>/<program>/... -> /<language>/p/<shop>/<program>/... (the link shops and emails share)."""
     found = _program_or_404(merchant, program)
@@ -114,10 +116,11 @@ def language_redirect(request, merchant: str, program: str, rest: str = ""):
 
 def portal_view(require_participant: bool = False):
     """Resolve merchant + program from the URL (404 for drafts and strangers) and optionally require a signed-in
-    participant. The language is the URL's prefix."""
+    participant. The language is the URL's prefix. A browser without a device cookie gets one."""
 
     def decorator(view):
         @wraps(view)
+        @with_device_cookie
         def wrapper(request, merchant: str, program: str, **kwargs):
             found = _program_or_404(merchant, program)
             participant = _current_participant(request, found)

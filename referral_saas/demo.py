@@ -46,6 +46,7 @@ def storefront(request):
                 click_id=request.POST.get("referral_click_id") or None,
                 ip=client_ip(request),
                 user_agent=request.headers.get("User-Agent", ""),
+                device_id=request.POST.get("referral_device_id", ""),
             )
             context["conversion"] = conversion
         except (ApplicationError, InvalidOperation) as exc:

@@ -1,9 +1,13 @@
-/* ReferralSaaS snippet v1: remembers ?ref= / ?rs_click= until checkout.
+/* ReferralSaaS snippet v1: remembers ?ref= / ?rs_click= until checkout, and keeps a random device id.
    ES5, no dependencies, never throws. Docs: docs/js-snippet.md */
 (function (win, doc) {
   var KEY = "rs_ref";
   var CODE_RE = /^[A-Za-z0-9-]{3,32}$/;
   var CLICK_RE = /^[0-9a-f]{32}$/;
+  var DEVICE_KEY = "rs_device";
+  var DEVICE_RE = /^[A-Za-z0-9_-]{8,128}$/;
+  var DEVICE_AGE = 63072000; // two years, in seconds
+  var ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
   // RegExp.test(null) would test the string "null", so check the type first.
   function ok(re, v) { return typeof v == "string" && re.test(v) ? v : null; }
@@ -11,8 +15,8 @@
   function empty() { return { code: null, click_id: null, ts: null }; }
 
   // localStorage may be missing or throw (Safari private mode, sandboxed iframes).
-  function storage(method, value) {
-    try { return win.localStorage[method](KEY, value); } catch (e) { return null; }
+  function storage(method, key, value) {
+    try { return win.localStorage[method](key, value); } catch (e) { return null; }
   }
 
   // Configuration from the <script> tag's data-* attributes.
@@ -49,9 +53,9 @@
     return null;
   }
 
-  function writeCookie(value, age, withDomain) {
+  function writeCookie(name, value, age, withDomain) {
     try {
-      doc.cookie = KEY + "=" + value + "; path=/; max-age=" + age + "; SameSite=Lax" +
+      doc.cookie = name + "=" + value + "; path=/; max-age=" + age + "; SameSite=Lax" +
         (withDomain && domain ? "; domain=" + domain : "") +
         (win.location.protocol == "https:" ? "; Secure" : "");
     } catch (e) {}
@@ -73,17 +77,49 @@
     return null;
   }
 
+  function readCookie(name) {
+    var m = null;
+    try { m = new RegExp("(?:^|;\\s*)" + name + "=([^;]*)").exec(doc.cookie); } catch (e) {}
+    return m ? decode(m[1]) : null;
+  }
+
   // Cookie first, localStorage as the fallback when cookies are blocked.
   function attribution() {
-    var m = null;
-    try { m = /(?:^|;\s*)rs_ref=([^;]*)/.exec(doc.cookie); } catch (e) {}
-    return (m && parse(decode(m[1]))) || parse(storage("getItem")) || empty();
+    return parse(readCookie(KEY)) || parse(storage("getItem", KEY)) || empty();
   }
 
   function clear() {
-    writeCookie("", 0, true);
-    if (domain) writeCookie("", 0, false);
-    storage("removeItem");
+    writeCookie(KEY, "", 0, true);
+    if (domain) writeCookie(KEY, "", 0, false);
+    storage("removeItem", KEY);
+  }
+
+  // 22 random URL-safe characters: crypto.getRandomValues where there is one, Math.random otherwise.
+  function randomId() {
+    var bytes = null, id = "";
+    try {
+      var c = win.crypto || win.msCrypto;
+      if (c && c.getRandomValues) { bytes = new Uint8Array(22); c.getRandomValues(bytes); }
+    } catch (e) { bytes = null; }
+    for (var i = 0; i < 22; i++) {
+      id += ALPHABET.charAt((bytes ? bytes[i] : Math.floor(Math.random() * 256)) & 63);
+    }
+    return id;
+  }
+
+  // This browser's device id: from the cookie, else localStorage (cookies blocked, or an HttpOnly rs_device of the
+  // platform on the same domain hides ours), else a new one. Whichever of the two is missing is written.
+  var device = null;
+  function deviceId() {
+    try {
+      if (!device) {
+        var cookie = ok(DEVICE_RE, readCookie(DEVICE_KEY)), stored = ok(DEVICE_RE, storage("getItem", DEVICE_KEY));
+        device = cookie || stored || randomId();
+        if (!cookie) writeCookie(DEVICE_KEY, device, DEVICE_AGE, true);
+        if (!stored) storage("setItem", DEVICE_KEY, device);
+      }
+    } catch (e) {}
+    return device || "";
   }
 
   function setHidden(form, name, value) {
@@ -103,6 +139,7 @@
     try {
       setHidden(form, "referral_code", a.code);
       setHidden(form, "referral_click_id", a.click_id);
+      setHidden(form, "referral_device_id", deviceId());
     } catch (e) {}
     return a;
   }
@@ -113,15 +150,17 @@
     var code = ok(CODE_RE, param(paramRef)), click = ok(CLICK_RE, param(paramClick));
     if ((code || click) && (lastTouch || !attribution().ts)) {
       var json = JSON.stringify({ code: code, click_id: click, ts: now() });
-      writeCookie(encodeURIComponent(json), maxAge, true);
-      storage("setItem", json);
+      writeCookie(KEY, encodeURIComponent(json), maxAge, true);
+      storage("setItem", KEY, json);
     }
   } catch (e) {}
+  deviceId();
 
   win.ReferralSaaS = {
     version: "1",
     attribution: attribution,
     clear: clear,
+    deviceId: deviceId,
     fillForm: fillForm
   };
 })(window, document);

@@ -351,7 +351,13 @@ class ConversionListCreateApi(TenantAPIView):
         user_agent = serializers.CharField(max_length=1024, required=False, allow_blank=True)
         payment_fingerprint = serializers.CharField(max_length=128, required=False, allow_blank=True)
         address_hash = serializers.CharField(max_length=128, required=False, allow_blank=True)
-        device_id = serializers.CharField(max_length=128, required=False, allow_blank=True)
+        device_id = serializers.CharField(
+            max_length=128,
+            required=False,
+            allow_blank=True,
+            help_text="The buyer's device id: referral.js's `ReferralSaaS.deviceId()`, sent by `fillForm` as the "
+            "hidden input `referral_device_id` (fraud check shared_device).",
+        )
 
         def validate_occurred_at(self, value):
             now = timezone.now()
@@ -383,6 +389,7 @@ class ConversionListCreateApi(TenantAPIView):
                     "code": "ANNA-7K3Q",
                     "ip": "203.0.113.7",
                     "user_agent": "Mozilla/5.0 …",
+                    "device_id": "Qm3xV0c2L9hT8pZk1rWs4A",
                 },
             ),
             OpenApiExample("Attributed conversion", response_only=True, value=CONVERSION_EXAMPLE),

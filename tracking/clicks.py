@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from redis.exceptions import RedisError, ResponseError
 
+from referral_saas.devices import request_device_id
 from referral_saas.redis_client import get_redis
 from tracking.models import Click, ReferralCode
 from tracking.selectors import CodeInfo
@@ -77,6 +78,7 @@ def click_record(*, info: CodeInfo, request, is_bot: bool) -> str:
         "ua": request.headers.get("User-Agent", "")[:512],
         "referer": request.headers.get("Referer", "")[:512],
         "bot": int(is_bot),
+        "device_id": request_device_id(request),
         **utm,
     }
     # One field holding compact JSON: encoding two arguments instead of ~25 is most of the Redis call's cost.
@@ -159,6 +161,7 @@ def _rows(entries: list[tuple[bytes, dict]]) -> list[Click]:
                 user_agent=d.get("ua", ""),
                 referer=d.get("referer", ""),
                 is_bot=d.get("bot") == "1",
+                device_id=d.get("device_id", "")[:128],  # entries buffered before clicks carried it have none
                 **{f: d.get(f, "") for f in UTM_FIELDS},
             )
         )

@@ -79,6 +79,9 @@ class Click(TenantModel):
     utm_term = models.CharField(max_length=100, blank=True)
     utm_content = models.CharField(max_length=100, blank=True)
     is_bot = models.BooleanField(default=False)
+    # The platform's device cookie. A database default too: raw inserts (seed_large) and workers still running the
+    # previous release during a deploy leave it out.
+    device_id = models.CharField(_("device id"), max_length=128, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["merchant", "click_id"], name="click_unique_id")]

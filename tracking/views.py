@@ -1,4 +1,5 @@
-"""`GET /r/<code>`: the referral link. Answers from caches, buffers the click in Redis, redirects (302)."""
+"""`GET /r/<code>`: the referral link. Answers from caches, buffers the click in Redis, redirects (302). A browser
+without a device cookie gets one, and the click carries its id (a referrer clicking their own link is then seen)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 from redis.exceptions import RedisError
 
+from referral_saas.devices import with_device_cookie
 from tracking.bots import is_bot
 from tracking.clicks import UTM_FIELDS, click_record, landing_location
 from tracking.selectors import code_info, program_info
@@ -24,6 +26,7 @@ def _redirect(location: str) -> HttpResponseRedirect:
 
 
 @require_safe
+@with_device_cookie
 def referral_redirect(request, code: str):
     info = code_info(code)
     program = program_info(info.program_id) if info is not None else None

@@ -10,9 +10,10 @@ from django.core import mail
 from django.test import Client
 
 from fraud.models import Sighting
-from fraud.services import DEVICE_COOKIE, conversion_assess, sighting_record
+from fraud.services import conversion_assess, sighting_record
 from programs.models import Participant
 from programs.services import portal_sso_url
+from referral_saas.devices import DEVICE_COOKIE
 from tracking.clicks import hash_ip
 from tracking.models import ReferralCode
 
@@ -47,6 +48,47 @@ def test_a_shop_signed_portal_link_records_a_sighting_too(tenant, program):
 
     vip = Participant.objects.for_merchant(tenant.merchant).get(external_id="c-99")
     assert _sightings(tenant.merchant, vip).get().ip_hash == hash_ip("198.51.100.24")
+
+
+def test_a_first_portal_visit_gets_a_device_cookie_that_later_visits_keep(client, tenant, program):
+    home = f"/en/p/{tenant.merchant.slug}/{program.slug}/"
+
+    first = client.get(home)
+
+    cookie = first.cookies[DEVICE_COOKIE]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cookie.value)
+    assert cookie["max-age"] == 2 * 365 * 24 * 3600
+    assert (cookie["path"], cookie["samesite"], cookie["httponly"]) == ("/", "Lax", True)
+    assert not cookie["secure"]  # plain http here (tests run with SESSION_COOKIE_SECURE off)
+    for _visit in range(2):
+        assert DEVICE_COOKIE not in client.get(home).cookies  # not reset while the browser has one
+    assert client.cookies[DEVICE_COOKIE].value == cookie.value
+
+
+def test_the_device_cookie_is_secure_over_https_and_a_malformed_one_is_replaced(client, tenant, program):
+    home = f"/en/p/{tenant.merchant.slug}/{program.slug}/"
+    client.cookies[DEVICE_COOKIE] = "<script>"
+
+    cookie = client.get(home, secure=True).cookies[DEVICE_COOKIE]
+
+    assert cookie["secure"] is True
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cookie.value)
+
+
+def test_the_shared_portal_address_gives_the_device_cookie_with_its_language_redirect(client, tenant, program):
+    response = client.get(f"/p/{tenant.merchant.slug}/{program.slug}/", HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 302
+    assert response.cookies[DEVICE_COOKIE]["httponly"] is True
+
+
+def test_signing_in_on_the_first_visit_records_the_device_cookie_that_visit_is_given(tenant, program):
+    url = "/" + portal_sso_url(program=program, external_id="c-99", email="vip@shop.example").split("/", 3)[3]
+
+    response = Client().get(url, REMOTE_ADDR="198.51.100.24", HTTP_USER_AGENT=PHONE)
+
+    given = response.cookies[DEVICE_COOKIE].value
+    vip = Participant.objects.for_merchant(tenant.merchant).get(external_id="c-99")
+    assert _sightings(tenant.merchant, vip).get().device_id == given
 
 
 def test_the_participant_api_records_the_ip_user_agent_and_device_it_is_given(tenant, program):

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.test import Client
 
 from fraud.models import Decision, FraudSettings
 from fraud.services import blocklist_entry_add, conversion_assess, referral_assess, sighting_record
 from programs.models import Participant
-from programs.services import participant_set_status
+from programs.services import participant_set_status, portal_sso_url
 from tests.factories import ProgramFactory, join
-from tracking.clicks import hash_ip
+from tracking.clicks import clicks_ingest, hash_ip
 from tracking.models import Referral
 from tracking.services import conversion_record, referral_record_signup
 
@@ -102,6 +104,45 @@ def test_shared_device(tenant, referrer, place_order):
 
     assert _signals(assessment) == {"shared_device": 50}
     assert assessment.decision == Decision.REVIEW
+
+
+def _portal_sign_in_then_click(browser, program, code, *, ip: str) -> str:
+    """Anna signs in to the portal in `browser` (a shop-signed link), then the browser follows her link; the click
+    reaches PostgreSQL through the real buffer and ingest. Returns the click id."""
+    sso = "/" + portal_sso_url(program=program, external_id="c-42", email="anna.kowalska@gmail.com").split("/", 3)[3]
+    assert browser.get(sso, REMOTE_ADDR="198.51.100.1", HTTP_USER_AGENT=CHROME).status_code == 302
+    return _click_from(browser, code, ip=ip)
+
+
+def _click_from(browser, code, *, ip: str) -> str:
+    response = browser.get(f"/r/{code.code}", REMOTE_ADDR=ip, HTTP_USER_AGENT=FIREFOX)
+    assert clicks_ingest() == 1
+    return parse_qs(urlsplit(response["Location"]).query)["rs_click"][0]
+
+
+def test_a_click_from_the_browser_the_referrer_uses_for_the_portal_is_a_shared_device(
+    tenant, program, referrer, place_order, click_stream
+):
+    _participant, code = referrer
+    browser = Client()
+    click_id = _portal_sign_in_then_click(browser, program, code, ip="203.0.113.50")
+
+    order = place_order(code=None, click_id=click_id, ip="203.0.113.51")  # the shop sent no device id
+
+    assessment = conversion_assess(conversion=order)
+    assert _signals(assessment)["shared_device"] == 50
+    assert "click" in next(s["detail"] for s in assessment.signals if s["name"] == "shared_device")
+    assert assessment.decision in (Decision.REVIEW, Decision.REJECT)
+
+
+def test_a_click_from_the_friends_own_browser_is_no_shared_device(tenant, program, referrer, place_order, click_stream):
+    _participant, code = referrer
+    _portal_sign_in_then_click(Client(), program, code, ip="203.0.113.50")  # Anna tries her link herself
+    friends_click = _click_from(Client(), code, ip="203.0.113.60")
+
+    order = place_order(code=None, click_id=friends_click, ip="203.0.113.61", device_id="bobs-shop-device-01")
+
+    assert "shared_device" not in _signals(conversion_assess(conversion=order))
 
 
 def test_same_payment_fingerprint_as_the_referrers_own_order(tenant, referrer, place_order):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -74,4 +75,21 @@ def test_a_click_of_a_deleted_code_is_dropped_instead_of_blocking_the_batch(refe
     type(doomed_program).all_merchants.filter(pk=doomed_program.pk).delete()
     assert clicks_ingest() == 1
     assert Click.objects.for_merchant(code.merchant).get().code == code
+    assert click_stream.xlen(STREAM) == 0
+
+
+def test_a_click_stores_the_device_id_it_was_buffered_with(referrer, click_stream):
+    _participant, code = referrer
+    entry = _entry(code, device_id="Qm3xV0c2L9hT8pZk1rWs4A")
+    click_stream.xadd(STREAM, {"d": json.dumps(entry)})
+    assert clicks_ingest() == 1
+    assert Click.objects.for_merchant(code.merchant).get().device_id == "Qm3xV0c2L9hT8pZk1rWs4A"
+
+
+def test_entries_buffered_before_clicks_carried_a_device_id_still_ingest(referrer, click_stream):
+    _participant, code = referrer
+    click_stream.xadd(STREAM, {"d": json.dumps(_entry(code))})  # the JSON entry, without device_id
+    click_stream.xadd(STREAM, _entry(code))  # the older one-field-per-value entry
+    assert clicks_ingest() == 2
+    assert list(Click.objects.for_merchant(code.merchant).values_list("device_id", flat=True)) == ["", ""]
     assert click_stream.xlen(STREAM) == 0

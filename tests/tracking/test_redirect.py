@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from programs.models import Program
 from referral_saas import redis_client
+from referral_saas.devices import DEVICE_COOKIE
 from tracking import services
 from tracking.clicks import STREAM, clicks_ingest
 from tracking.models import Click, ReferralCode
@@ -59,6 +61,36 @@ def test_the_click_reaches_postgres_through_the_stream_with_its_details(client, 
     assert click.ip_hash
     assert "203.0.113.9" not in click.ip_hash
     assert click.user_agent == CHROME
+
+
+def test_the_link_gives_a_new_browser_a_device_cookie_and_its_clicks_carry_the_id(client, referrer, click_stream):
+    _participant, code = referrer
+
+    first = _follow(client, code.code)
+    second = _follow(client, code.code)
+
+    cookie = first.cookies[DEVICE_COOKIE]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cookie.value)
+    assert (cookie["httponly"], cookie["samesite"], cookie["max-age"]) == (True, "Lax", 2 * 365 * 24 * 3600)
+    assert not cookie["secure"]
+    assert DEVICE_COOKIE not in second.cookies  # kept, not reset
+    assert clicks_ingest() == 2
+    devices = set(Click.objects.for_merchant(code.merchant).values_list("device_id", flat=True))
+    assert devices == {cookie.value}
+
+
+def test_the_links_device_cookie_is_secure_over_https(client, referrer, click_stream):
+    _participant, code = referrer
+    response = client.get(f"/r/{code.code}", HTTP_USER_AGENT=CHROME, secure=True)
+    assert response.cookies[DEVICE_COOKIE]["secure"] is True
+
+
+def test_a_browser_with_a_device_cookie_clicks_with_that_id(client, referrer, click_stream):
+    _participant, code = referrer
+    client.cookies[DEVICE_COOKIE] = "portal-device-id-0001"
+    assert DEVICE_COOKIE not in _follow(client, code.code).cookies
+    clicks_ingest()
+    assert Click.objects.for_merchant(code.merchant).get().device_id == "portal-device-id-0001"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,101 @@
+// Runs static/referral.js in a small stand-in for a browser page (node's vm), for tests/tracking/test_snippet.py.
+// Usage: node snippet_page.js <referral.js> '<scenario JSON>'; prints what the page saw as JSON.
+//
+// Scenario: {protocol: "https:", search: "?ref=...", cookies: {name: value}, httpOnly: [names],
+//            attrs: {"cookie-domain": ...} (the script tag's data-*),
+//            storage: {key: value} | null (localStorage throws), crypto: true | false | "throws",
+//            cookieThrows: bool, loads: n (page loads sharing cookies and storage), fillForm: bool}
+"use strict";
+const fs = require("fs");
+const vm = require("vm");
+const nodeCrypto = require("crypto");
+
+const source = fs.readFileSync(process.argv[2], "utf8");
+const scenario = JSON.parse(process.argv[3]);
+
+const jar = Object.assign({}, scenario.cookies || {}); // cookies the page's script can see
+const httpOnly = new Set(scenario.httpOnly || []); // cookies a server set HttpOnly: script writes are ignored
+const writes = [];
+const store = scenario.storage === null ? null : Object.assign({}, scenario.storage || {});
+let randomValuesCalls = 0;
+
+function cookieString() {
+  if (scenario.cookieThrows) throw new Error("cookies are disabled");
+  return Object.keys(jar).map((name) => name + "=" + jar[name]).join("; ");
+}
+
+function setCookie(text) {
+  if (scenario.cookieThrows) throw new Error("cookies are disabled");
+  writes.push(text);
+  const parts = text.split(";").map((p) => p.trim());
+  const eq = parts[0].indexOf("=");
+  const name = parts[0].slice(0, eq);
+  if (httpOnly.has(name)) return;
+  const maxAge = parts.find((p) => p.toLowerCase().startsWith("max-age="));
+  if (maxAge && Number(maxAge.split("=")[1]) <= 0) delete jar[name];
+  else jar[name] = parts[0].slice(eq + 1);
+}
+
+function localStorage() {
+  if (store === null) throw new Error("SecurityError");
+  return {
+    getItem: (k) => (Object.prototype.hasOwnProperty.call(store, k) ? store[k] : null),
+    setItem: (k, v) => { store[k] = String(v); },
+    removeItem: (k) => { delete store[k]; },
+  };
+}
+
+function makeForm() {
+  const inputs = [];
+  return {
+    inputs,
+    querySelector(selector) {
+      const name = /name="([^"]+)"/.exec(selector)[1];
+      return inputs.find((i) => i.name === name) || null;
+    },
+    appendChild(input) { inputs.push(input); },
+  };
+}
+
+function load() {
+  const document = {
+    get cookie() { return cookieString(); },
+    set cookie(text) { setCookie(text); },
+    currentScript: { getAttribute: (name) => (scenario.attrs || {})[name.replace(/^data-/, "")] || null },
+    getElementsByTagName: () => [],
+    createElement: () => ({}),
+  };
+  const window = {
+    location: { protocol: scenario.protocol || "https:", search: scenario.search || "" },
+    get localStorage() { return localStorage(); },
+  };
+  if (scenario.crypto === true) {
+    window.crypto = { getRandomValues(a) { randomValuesCalls += 1; return nodeCrypto.randomFillSync(a); } };
+  } else if (scenario.crypto === "throws") {
+    window.crypto = { getRandomValues() { throw new Error("not allowed"); } };
+  }
+  const context = vm.createContext({ window, document, JSON, Math, Date, RegExp, Uint8Array, encodeURIComponent, decodeURIComponent, parseFloat });
+  vm.runInContext(source, context);
+  return { api: window.ReferralSaaS, document };
+}
+
+const result = { loads: [], error: null };
+try {
+  for (let i = 0; i < (scenario.loads || 1); i++) {
+    const page = load();
+    const seen = { deviceId: page.api.deviceId(), again: page.api.deviceId() };
+    if (scenario.fillForm) {
+      const form = makeForm();
+      seen.attribution = page.api.fillForm(form);
+      seen.form = Object.fromEntries(form.inputs.map((input) => [input.name, input.value]));
+    }
+    result.loads.push(seen);
+  }
+} catch (e) {
+  result.error = String(e && e.stack);
+}
+result.writes = writes;
+result.cookies = jar;
+result.storage = store;
+result.randomValuesCalls = randomValuesCalls;
+process.stdout.write(JSON.stringify(result));

@@ -1,0 +1,106 @@
+"""referral.js's device id: set once per browser on the shop's domain, kept, sent with the checkout form, and never
+an error on the shop's page (run in node, in a small stand-in for a page: tests/tracking/snippet_page.js)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+NODE = shutil.which("node") or shutil.which("nodejs")
+SNIPPET = Path(settings.BASE_DIR) / "static" / "referral.js"
+PAGE = Path(__file__).with_name("snippet_page.js")
+ID = re.compile(r"^[A-Za-z0-9_-]{22}$")
+TWO_YEARS = 2 * 365 * 24 * 60 * 60
+
+pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+
+
+def _page(**scenario) -> dict:
+    done = subprocess.run(
+        [NODE, str(PAGE), str(SNIPPET), json.dumps(scenario)], capture_output=True, text=True, check=True, timeout=30
+    )
+    result = json.loads(done.stdout)
+    assert result["error"] is None, result["error"]
+    return result
+
+
+def _device_writes(result: dict) -> list[str]:
+    return [w for w in result["writes"] if w.startswith("rs_device=")]
+
+
+def test_a_first_visit_gets_a_random_device_cookie_for_two_years():
+    result = _page(protocol="https:", crypto=True)
+
+    device = result["loads"][0]["deviceId"]
+    assert ID.match(device)
+    assert result["loads"][0]["again"] == device
+    assert result["cookies"]["rs_device"] == device
+    assert result["storage"]["rs_device"] == device
+    assert result["randomValuesCalls"] == 1
+    [written] = _device_writes(result)
+    assert f"max-age={TWO_YEARS}" in written
+    assert "path=/" in written
+    assert "SameSite=Lax" in written
+    assert "Secure" in written
+
+
+def test_the_cookie_is_not_secure_on_an_http_page_and_takes_the_configured_domain_only_when_set():
+    written = _device_writes(_page(protocol="http:"))[0]
+    assert "Secure" not in written
+    assert "domain=" not in written
+    shared = _device_writes(_page(attrs={"cookie-domain": ".shop.example"}))[0]
+    assert "domain=.shop.example" in shared
+
+
+def test_the_next_visit_keeps_the_same_id_and_does_not_write_the_cookie_again():
+    result = _page(loads=2, crypto=True)
+    first, second = (load["deviceId"] for load in result["loads"])
+    assert first == second
+    assert len(_device_writes(result)) == 1
+
+
+def test_an_existing_device_cookie_is_kept():
+    result = _page(cookies={"rs_device": "Kept-Device_id-0123456789"}, storage={})
+    assert result["loads"][0]["deviceId"] == "Kept-Device_id-0123456789"
+    assert _device_writes(result) == []
+
+
+def test_when_the_platforms_httponly_cookie_hides_ours_the_id_stays_stable_through_local_storage():
+    # A shop on the platform's own domain: the platform's rs_device is HttpOnly, so the snippet can neither read nor
+    # overwrite it; its own id lives in localStorage and stays the same from page to page.
+    result = _page(httpOnly=["rs_device"], loads=3)
+    ids = {load["deviceId"] for load in result["loads"]}
+    assert len(ids) == 1
+    assert ID.match(ids.pop())
+
+
+def test_without_crypto_the_id_comes_from_math_random():
+    for crypto in (False, "throws"):
+        result = _page(crypto=crypto)
+        assert ID.match(result["loads"][0]["deviceId"]), crypto
+
+
+def test_fill_form_adds_the_device_id_next_to_the_referral():
+    click = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+    result = _page(search=f"?ref=ANNA-10&rs_click={click}", fillForm=True)
+    load = result["loads"][0]
+    assert load["form"] == {
+        "referral_code": "ANNA-10",
+        "referral_click_id": click,
+        "referral_device_id": load["deviceId"],
+    }
+
+
+def test_blocked_cookies_and_storage_never_break_the_page():
+    result = _page(cookieThrows=True, storage=None, crypto="throws", fillForm=True)
+    load = result["loads"][0]
+    assert ID.match(load["deviceId"])
+    assert load["again"] == load["deviceId"]  # one id for the page, even with nowhere to keep it
+    assert load["form"]["referral_device_id"] == load["deviceId"]
+    assert load["attribution"] == {"code": None, "click_id": None, "ts": None}
