@@ -243,12 +243,13 @@ CONVERSION_CHECKS: list[Check] = [
     check_not_new_customer,
 ]
 
-# At a sign-up there is no order: no payment, address, device, order time or customer history yet.
+# At a sign-up there is no order: no payment, address, order time or customer history yet; the device is the click's.
 SIGNUP_CHECKS: list[Check] = [
     check_self_referral,
     check_blocked_participant,
     check_blocklist,
     check_shared_ip,
+    check_shared_device,
     check_disposable_email,
     check_velocity,
 ]

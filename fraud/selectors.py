@@ -301,6 +301,7 @@ def signup_facts(*, referral: Referral) -> Facts:
         friend_external_id=referral.referee_external_id,
         friend_email=referral.referee_email_normalized,
         friend_ips=_friend_ips((click.ip_hash, click.user_agent) if click else ("", "")),
+        device_ids=(click.device_id,) if click and click.device_id else (),
         referrer_traces=referrer_traces(merchant_id=merchant_id, referrer=referrer),
         recent_last_hour=recent["hour"],
         recent_last_day=recent["day"],

@@ -222,8 +222,8 @@ def conversion_assess(*, conversion: Conversion) -> FraudAssessment:
 
 def referral_assess(*, referral: Referral) -> FraudAssessment:
     """Score a friend's sign-up (before any order) with the checks that need no order: self-referral, blocked
-    referrer, blocklist, shared IP (the click's), disposable email, sign-up velocity. Decided like an order; a
-    reject rejects the referral (reason "fraud"), so the friend's later orders are not attributed.
+    referrer, blocklist, shared IP and device (the click's), disposable email, sign-up velocity. Decided like an
+    order; a reject rejects the referral (reason "fraud"), so the friend's later orders are not attributed.
 
     Idempotent: one sign-up assessment per referral (unique merchant + referral where there is no order).
     A referral that is already rejected raises NotScorable.

@@ -327,6 +327,26 @@ def test_a_sign_up_from_the_referrers_ip_and_browser(tenant, referrer, make_clic
     assert _signals(assessment) == {"shared_ip": 40}
 
 
+def test_a_sign_up_from_the_browser_the_referrer_uses_for_the_portal_is_a_shared_device(
+    tenant, program, referrer, click_stream
+):
+    click_id = _portal_sign_in_then_click(Client(), program, referrer[1], ip="203.0.113.50")
+
+    assessment = referral_assess(referral=_sign_up(referrer, code=None, click_id=click_id))
+
+    assert _signals(assessment)["shared_device"] == 50
+    assert assessment.decision in (Decision.REVIEW, Decision.REJECT)
+
+
+def test_a_sign_up_from_the_friends_own_browser_is_no_shared_device(tenant, program, referrer, click_stream):
+    _portal_sign_in_then_click(Client(), program, referrer[1], ip="203.0.113.50")
+    friends_click = _click_from(Client(), referrer[1], ip="203.0.113.60")
+
+    assert "shared_device" not in _signals(
+        referral_assess(referral=_sign_up(referrer, code=None, click_id=friends_click))
+    )
+
+
 def test_sign_up_velocity_counts_the_referrers_new_friends(tenant, program, referrer):
     FraudSettings.objects.for_merchant(tenant.merchant).create(program=program, velocity_per_hour=2)
     referrals = [_sign_up(referrer, email=f"f{n}@friends.example") for n in range(3)]
