@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
@@ -27,7 +27,7 @@ from programs.models import Participant, Program
 from referral_saas import prepared
 from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import Unprocessable
-from tracking.clicks import hash_ip, pending_click
+from tracking.clicks import click_ingest_early, hash_ip, pending_click
 from tracking.models import Click, Conversion, Referral, ReferralCode
 from tracking.selectors import attribution_facts, code_lookup
 
@@ -71,24 +71,19 @@ def _touch_from_click(*, merchant, livemode: bool, click_id: str) -> Touch:
         raise Unprocessable(
             _("Unknown click id."), code="unknown_click", fields={"click_id": [_("Unknown click id.")]}
         ) from None
-    click = (
+    clicks = (
         Click.objects.for_merchant(merchant)
         .select_related("code__program__merchant", "code__participant")
         .filter(click_id=click_uuid, livemode=livemode)
-        .first()
     )
+    click = clicks.first()
+    if click is None:
+        buffered = pending_click(click_uuid.hex)  # clicked seconds ago: still on its way to PostgreSQL
+        if buffered and int(buffered["merchant_id"]) == merchant.pk and bool(int(buffered["livemode"])) == livemode:
+            click_ingest_early(buffered)  # so the order links to the click, and fraud scoring sees all of it
+            click = clicks.first()
     if click is not None:
         return Touch(code=click.code, at=click.occurred_at, click=click)
-    buffered = pending_click(click_uuid.hex)  # clicked seconds ago: still on its way to PostgreSQL
-    if buffered and int(buffered["merchant_id"]) == merchant.pk and bool(int(buffered["livemode"])) == livemode:
-        code = (
-            ReferralCode.objects.for_merchant(merchant)
-            .select_related("program__merchant", "participant")
-            .filter(pk=int(buffered["code_id"]))
-            .first()
-        )
-        if code is not None:
-            return Touch(code=code, at=datetime.fromtimestamp(float(buffered["ts"]), tz=UTC))
     raise Unprocessable(_("Unknown click id."), code="unknown_click", fields={"click_id": [_("Unknown click id.")]})
 
 

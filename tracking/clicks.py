@@ -138,6 +138,24 @@ def _decode(fields: dict) -> dict:
     return {k.decode(): v.decode() for k, v in fields.items()}
 
 
+def _row(d: dict) -> Click:
+    return Click(
+        merchant_id=int(d["merchant_id"]),
+        livemode=d["livemode"] == "1",
+        click_id=uuid.UUID(d["click_id"]),
+        occurred_at=datetime.fromtimestamp(float(d["ts"]), tz=UTC),
+        program_id=int(d["program_id"]),
+        code_id=int(d["code_id"]),
+        participant_id=int(d["participant_id"]),
+        ip_hash=d.get("ip_hash", ""),
+        user_agent=d.get("ua", ""),
+        referer=d.get("referer", ""),
+        is_bot=d.get("bot") == "1",
+        device_id=d.get("device_id", "")[:128],  # entries buffered before clicks carried it have none
+        **{f: d.get(f, "") for f in UTM_FIELDS},
+    )
+
+
 def _rows(entries: list[tuple[bytes, dict]]) -> list[Click]:
     decoded = [_decode(fields) for _id, fields in entries if fields]
     # A code deleted since the click (its program was deleted) would fail the whole batch on its foreign key.
@@ -148,24 +166,16 @@ def _rows(entries: list[tuple[bytes, dict]]) -> list[Click]:
         if int(d["code_id"]) not in existing:
             logger.warning("dropping a click of a deleted code", extra={"click_id": d["click_id"]})
             continue
-        rows.append(
-            Click(
-                merchant_id=int(d["merchant_id"]),
-                livemode=d["livemode"] == "1",
-                click_id=uuid.UUID(d["click_id"]),
-                occurred_at=datetime.fromtimestamp(float(d["ts"]), tz=UTC),
-                program_id=int(d["program_id"]),
-                code_id=int(d["code_id"]),
-                participant_id=int(d["participant_id"]),
-                ip_hash=d.get("ip_hash", ""),
-                user_agent=d.get("ua", ""),
-                referer=d.get("referer", ""),
-                is_bot=d.get("bot") == "1",
-                device_id=d.get("device_id", "")[:128],  # entries buffered before clicks carried it have none
-                **{f: d.get(f, "") for f in UTM_FIELDS},
-            )
-        )
+        rows.append(_row(d))
     return rows
+
+
+def click_ingest_early(buffered: dict) -> None:
+    """Write one click that is still in the buffer now (an order or sign-up names it seconds after it happened), so
+    the order links to it and fraud scoring sees its IP, browser, device and time. The ingest's later insert of the
+    same click is a no-op (unique merchant + click id). Runs in the caller's transaction."""
+    if ReferralCode.all_merchants.filter(pk=int(buffered["code_id"])).exists():
+        Click.all_merchants.bulk_create([_row(buffered)], ignore_conflicts=True)
 
 
 def clicks_ingest(

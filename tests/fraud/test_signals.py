@@ -15,7 +15,7 @@ from programs.models import Participant
 from programs.services import participant_set_status, portal_sso_url
 from tests.factories import ProgramFactory, join
 from tracking.clicks import clicks_ingest, hash_ip
-from tracking.models import Referral
+from tracking.models import Click, Referral
 from tracking.services import conversion_record, referral_record_signup
 
 pytestmark = pytest.mark.django_db
@@ -143,6 +143,28 @@ def test_a_click_from_the_friends_own_browser_is_no_shared_device(tenant, progra
     order = place_order(code=None, click_id=friends_click, ip="203.0.113.61", device_id="bobs-shop-device-01")
 
     assert "shared_device" not in _signals(conversion_assess(conversion=order))
+
+
+def test_an_order_seconds_after_a_click_still_in_the_buffer_is_scored_with_that_click(
+    tenant, program, referrer, place_order, click_stream
+):
+    """The fastest orders are the suspicious ones: an order naming a click that has not reached PostgreSQL yet links
+    to it, so fast_click_to_order and the click's device count; the later ingest adds no second click."""
+    _participant, code = referrer
+    browser = Client()
+    sso = "/" + portal_sso_url(program=program, external_id="c-42", email="anna.kowalska@gmail.com").split("/", 3)[3]
+    browser.get(sso, REMOTE_ADDR="198.51.100.1", HTTP_USER_AGENT=CHROME)
+    response = browser.get(f"/r/{code.code}", REMOTE_ADDR="203.0.113.50", HTTP_USER_AGENT=FIREFOX)
+    click_id = parse_qs(urlsplit(response["Location"]).query)["rs_click"][0]
+    assert not Click.objects.for_merchant(tenant.merchant).exists()  # still in the Redis stream
+
+    order = place_order(code=None, click_id=click_id, ip="203.0.113.51")
+
+    assert order.click is not None
+    assert order.click.click_id.hex == click_id
+    assert _signals(conversion_assess(conversion=order)) == {"shared_device": 50, "fast_click_to_order": 15}
+    assert clicks_ingest() == 1  # the buffered entry is drained ...
+    assert Click.objects.for_merchant(tenant.merchant).count() == 1  # ... without a second row
 
 
 def test_same_payment_fingerprint_as_the_referrers_own_order(tenant, referrer, place_order):
