@@ -7,7 +7,8 @@ Rules this module enforces:
   twice changes nothing, and a late event or a refund only needs its key (program, day) recounted.
 - An incremental run finds the keys that changed since the last run from the raw tables' ids (clicks, codes,
   invites, shares, referrals, orders, refunds, rewards and their audit trail, fraud assessments and reviews are all
-  rows that are inserted when something happens), then recounts those keys with set-based SQL (INSERT ... ON
+  rows that are inserted when something happens; a fraud reject or review also touches every order of its referral,
+  which it rejects or reinstates), then recounts those keys with set-based SQL (INSERT ... ON
   CONFLICT DO UPDATE), one statement per source for all keys at once. Every read is an index range scan on
   (merchant, program, time) or a primary-key range, so a run costs what happened since the last one, not history.
 - Days are calendar days in the merchant's time zone.
@@ -168,7 +169,7 @@ class _Rollup:
               ON COMMIT DROP;
             CREATE TEMP TABLE _rk_customers (merchant_id bigint, livemode boolean, customer_key text) ON COMMIT DROP;
             CREATE TEMP TABLE _rk_rewards (id bigint) ON COMMIT DROP;
-            CREATE TEMP TABLE _rk_assessments (id bigint) ON COMMIT DROP;
+            CREATE TEMP TABLE _rk_assessments (id bigint, reviewed boolean) ON COMMIT DROP;
             CREATE TEMP TABLE _rk_conversions (id bigint) ON COMMIT DROP;
             """
         )
@@ -248,8 +249,8 @@ class _Rollup:
         if self.fraud:
             self.sql(
                 """
-            INSERT INTO _rk_assessments SELECT id FROM {assessment} WHERE id > %(a_lo)s AND id <= %(a_hi)s
-            UNION SELECT assessment_id FROM {review} WHERE id > %(r_lo)s AND id <= %(r_hi)s
+            INSERT INTO _rk_assessments SELECT id, false FROM {assessment} WHERE id > %(a_lo)s AND id <= %(a_hi)s
+            UNION SELECT assessment_id, true FROM {review} WHERE id > %(r_lo)s AND id <= %(r_hi)s
             """,
                 {
                     "a_lo": lo.get("assessment", 0),
@@ -286,7 +287,18 @@ class _Rollup:
             CROSS JOIN LATERAL (VALUES ({_day("a.created_at")}), ({_day("r.created_at")})) AS d(day);
             INSERT INTO _rk_conversions
             SELECT a.conversion_id FROM (SELECT DISTINCT id FROM _rk_assessments) t JOIN {{assessment}} a ON a.id = t.id
-            WHERE a.conversion_id IS NOT NULL
+            WHERE a.conversion_id IS NOT NULL;
+            -- A reject (automatic or a human's) rejects the referral and every other order of it, an approval of a
+            -- rejected one reinstates it: those orders' days change too. Their ids come from the referral (an
+            -- index read per referral); an automatic approve or review changes no other order.
+            INSERT INTO _rk_conversions
+            SELECT c.id
+            FROM (
+              SELECT DISTINCT a.merchant_id, a.referral_id
+              FROM _rk_assessments t JOIN {{assessment}} a ON a.id = t.id
+              WHERE t.reviewed OR a.decision = 'reject'
+            ) x
+            JOIN {{conversion}} c ON c.referral_id = x.referral_id AND c.merchant_id = x.merchant_id
             """
             )
         # An order touches its program's day, the day its referral was opened (the order may have converted or
@@ -1031,6 +1043,8 @@ def rollup_backfill(
     from analytics.models import RollupState
     from referral_saas.tenancy.models import Merchant
 
+    if chunk_days < 1:
+        raise ValueError(f"chunk_days must be at least 1, not {chunk_days!r}")
     started = time.monotonic()
     run_at = timezone.now()
     selected = list(merchants) if merchants is not None else list(Merchant.objects.order_by("pk"))

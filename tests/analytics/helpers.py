@@ -183,6 +183,73 @@ class World:
                     },
                 )  # fmt: skip
 
+    def cascade_rejects(self, reviewer=None) -> list[Referral]:
+        """Fraud rejects that reach other rows than the one scored, the way the fraud app makes them: a later order
+        scored as a reject (its referral and every other attributed order rejected), a friend's sign-up scored as a
+        reject after orders, and, with a `reviewer`, a human rejecting an approved order and another reinstating a
+        rejected one (FraudReviewEvent rows). Returns the referrals touched."""
+        from tracking.services import referral_reject
+
+        model = fraud_model()
+        if model is None:
+            return []
+        assessed = set(model.all_merchants.filter(merchant=self.merchant).values_list("conversion_id", flat=True))
+        signup_assessed = set(
+            model.all_merchants.filter(merchant=self.merchant, conversion__isnull=True).values_list(
+                "referral_id", flat=True
+            )
+        )
+        by_referral = defaultdict(list)
+        for c in Conversion.all_merchants.filter(merchant=self.merchant, status="attributed").order_by("occurred_at"):
+            by_referral[c.referral_id].append(c)
+        candidates = [orders for orders in by_referral.values() if len(orders) >= 2] + [
+            orders for orders in by_referral.values() if len(orders) == 1
+        ]
+        touched = []
+        for orders in candidates:
+            later = next((c for c in reversed(orders) if c.pk not in assessed), None)
+            if later is None:
+                continue
+            referral = later.referral
+            model.all_merchants.create(
+                merchant=self.merchant, livemode=later.livemode, program_id=later.program_id, referral=referral,
+                conversion=later, score=100, auto_decision="reject", decision="reject",
+            )  # fmt: skip
+            referral_reject(referral=referral, reason="fraud")
+            touched.append(referral)
+            break
+        for orders in candidates:
+            referral = orders[0].referral
+            if referral in touched or referral.pk in signup_assessed:
+                continue
+            model.all_merchants.create(
+                merchant=self.merchant, livemode=referral.livemode, program_id=referral.program_id, referral=referral,
+                conversion=None, score=100, auto_decision="reject", decision="reject",
+            )  # fmt: skip
+            referral_reject(referral=referral, reason="fraud")
+            touched.append(referral)
+            break
+        if reviewer is not None:
+            from fraud.services import assessment_review
+
+            approved = (
+                model.all_merchants.filter(merchant=self.merchant, decision="approve", conversion__status="attributed")
+                .exclude(referral__in=touched)
+                .first()
+            )
+            if approved is not None:
+                assessment_review(assessment=approved, approve=False, reason="chargeback", user=reviewer)
+                touched.append(approved.referral)
+            rejected = (
+                model.all_merchants.filter(merchant=self.merchant, decision="reject", conversion__isnull=False)
+                .exclude(referral__in=touched)
+                .first()
+            )
+            if rejected is not None:
+                assessment_review(assessment=rejected, approve=True, reason="a real customer", user=reviewer)
+                touched.append(rejected.referral)
+        return touched
+
 
 # --- brute force ---------------------------------------------------------------------------------------------------
 

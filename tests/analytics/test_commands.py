@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from analytics.models import DailyStats
+from analytics.services import rollup_backfill
 from analytics.tasks import rollup
 from tests.analytics.helpers import World, assert_rollups_match
 
@@ -44,6 +45,11 @@ def test_bad_arguments_are_refused(merchant):
         call_command("rollup_stats", "--since", "yesterday")
     with pytest.raises(CommandError, match="Unknown merchant"):
         call_command("rollup_stats", "--since", "2026-01-01", "--merchant", "nope")
+    for days in ("0", "-3", "week"):
+        with pytest.raises(CommandError, match="--chunk-days: must be a whole number of days, at least 1"):
+            call_command("rollup_stats", "--since", "2026-01-01", "--chunk-days", days)
+    with pytest.raises(ValueError, match="chunk_days must be at least 1"):
+        rollup_backfill(since=date(2026, 1, 1), chunk_days=0)
 
 
 def test_the_beat_task_rolls_up_and_is_scheduled(merchant):

@@ -21,18 +21,24 @@ from tests.analytics.helpers import (
     referrer_totals,
 )
 from tests.factories import ProgramFactory, join
-from tracking.models import Click, Conversion
+from tracking.models import Click, Conversion, Referral
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_rollups_equal_a_brute_force_recount_after_every_incremental_run(merchant, seed):
+def test_rollups_equal_a_brute_force_recount_after_every_incremental_run(tenant, merchant, seed):
     world = World(merchant, seed=seed)
     world.people(14)
     world.people(3, livemode=False)
     world.events(160)
     world.assess()
+    rollup_incremental()
+    assert_rollups_match(merchant)
+    assert referrer_totals(merchant) == brute_referrer_totals(merchant)
+
+    # Fraud rejects that change orders other than the one scored (and a human who reinstates one).
+    assert len(world.cascade_rejects(reviewer=tenant.owner)) == 4
     rollup_incremental()
     assert_rollups_match(merchant)
     assert referrer_totals(merchant) == brute_referrer_totals(merchant)
@@ -232,3 +238,87 @@ def test_a_repeat_order_updates_the_customers_first_day_without_recounting_it(me
     assert (cohort.cohort_customers, cohort.cohort_repeaters, cohort.cohort_revenue) == (1, 1, Decimal("140.50"))
     assert first.pk
     assert_rollups_match(merchant)
+
+
+def _referred_order(world, referral, at: datetime, number: int) -> Conversion:
+    return Conversion.all_merchants.create(
+        merchant=world.merchant, order_id=f"cascade-{number}", amount=Decimal("100.00"), currency="PLN",
+        customer_external_id=f"friend-{number}", status="attributed", program=referral.program, referral=referral,
+        is_new_customer=True, occurred_at=at,
+    )  # fmt: skip
+
+
+def test_a_fraud_reject_of_a_later_order_takes_the_earlier_orders_off_their_days(merchant):
+    from tracking.services import referral_reject
+
+    model = fraud_model()
+    utc = zoneinfo.ZoneInfo("UTC")
+    world = World(merchant, seed=22)
+    world.people(3)
+    world.events(40)
+    code = world.codes[0]
+    referral = world.referral(code, datetime(2026, 3, 1, 10, tzinfo=utc))
+    Referral.all_merchants.filter(pk=referral.pk).update(status="converted", rejection_reason="")
+    first = _referred_order(world, referral, datetime(2026, 3, 5, 12, tzinfo=utc), 1)
+    rollup_incremental()
+    march_5 = {"program": code.program, "variant": code.variant, "day": date(2026, 3, 5)}
+    assert DailyStats.objects.for_merchant(merchant).get(**march_5).attributed_orders >= 1
+    stamps = dict(DailyStats.objects.for_merchant(merchant).values_list("pk", "updated_at"))
+
+    # The friend's second order is scored a reject: the referral and its first order are rejected with it.
+    second = _referred_order(world, referral, datetime(2026, 3, 9, 12, tzinfo=utc), 2)
+    model.all_merchants.create(
+        merchant=merchant, livemode=True, program=code.program, referral=referral, conversion=second, score=100,
+        auto_decision="reject", decision="reject", created_at=datetime(2026, 3, 9, 12, 1, tzinfo=utc),
+    )  # fmt: skip
+    referral_reject(referral=referral, reason="fraud")
+    first.refresh_from_db()
+    assert first.status == "rejected"
+    result = rollup_incremental()
+
+    assert_rollups_match(merchant)
+    assert referrer_totals(merchant) == brute_referrer_totals(merchant)
+    row = DailyStats.objects.for_merchant(merchant).get(**march_5)
+    assert row.rejected_orders >= 1
+    assert ShopDailyStats.objects.for_merchant(merchant).get(
+        currency="PLN", day=date(2026, 3, 5)
+    ).attributed_orders == (
+        Conversion.all_merchants.filter(
+            merchant=merchant, status="attributed", currency="PLN", occurred_at__date=date(2026, 3, 5)
+        ).count()
+    )
+    # Still only what changed: the referral's day and its two orders' days, read by the referral's index.
+    assert result.keys == 3
+    others = {
+        pk: at
+        for pk, at in DailyStats.objects.for_merchant(merchant)
+        .exclude(day__in=[date(2026, 3, 1), date(2026, 3, 5), date(2026, 3, 9)])
+        .values_list("pk", "updated_at")
+    }
+    assert others == {pk: stamps[pk] for pk in others}
+
+
+def test_a_rejected_sign_up_takes_the_friends_orders_off_their_days(merchant):
+    from tracking.services import referral_reject
+
+    model = fraud_model()
+    utc = zoneinfo.ZoneInfo("UTC")
+    world = World(merchant, seed=23)
+    world.people(2)
+    code = world.codes[0]
+    referral = world.referral(code, datetime(2026, 3, 1, 10, tzinfo=utc))
+    Referral.all_merchants.filter(pk=referral.pk).update(status="converted", rejection_reason="")
+    _referred_order(world, referral, datetime(2026, 3, 4, 12, tzinfo=utc), 3)
+    rollup_incremental()
+
+    model.all_merchants.create(
+        merchant=merchant, livemode=True, program=code.program, referral=referral, conversion=None, score=100,
+        auto_decision="reject", decision="reject",
+    )  # fmt: skip
+    referral_reject(referral=referral, reason="fraud")
+    rollup_incremental()
+
+    assert_rollups_match(merchant)
+    assert referrer_totals(merchant) == brute_referrer_totals(merchant)
+    day = DailyStats.objects.for_merchant(merchant).get(program=code.program, day=date(2026, 3, 4))
+    assert (day.attributed_orders, day.rejected_orders, day.referred_revenue) == (0, 1, Decimal("0"))

@@ -7,6 +7,7 @@ rebuild the rollups from the raw tables.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import sys
 
@@ -23,13 +24,25 @@ def _date(value: str) -> datetime.date:
         raise CommandError(f"--since must be a date like 2026-01-31, not {value!r}") from None
 
 
+def _chunk_days(value: str) -> int:
+    try:
+        days = int(value)
+    except ValueError:
+        days = 0
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of days, at least 1, not {value!r}")
+    return days
+
+
 class Command(BaseCommand):
     help = "Roll up analytics: an incremental run, or a backfill from --since (with a progress bar)."
 
     def add_arguments(self, parser):
         parser.add_argument("--since", type=_date, help="Recount every day from this date (YYYY-MM-DD) to today.")
         parser.add_argument("--merchant", action="append", default=[], help="Only this merchant (slug); repeatable.")
-        parser.add_argument("--chunk-days", type=int, default=31, help="Days per transaction in a backfill.")
+        parser.add_argument(
+            "--chunk-days", type=_chunk_days, default=31, help="Days per transaction in a backfill (at least 1)."
+        )
 
     def handle(self, *args, since=None, merchant=(), chunk_days=31, **options):
         if since is None:
