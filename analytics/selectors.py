@@ -1098,7 +1098,8 @@ def _cached_board(*, program: Program, livemode: bool, limit: int) -> dict:
             {
                 "rank": rank,
                 "participant_id": row.participant_id,
-                "name": row.participant.first_name_initial,
+                # Empty for someone without a name: the page says "Referrer #<rank>" in the visitor's language.
+                "name": row.participant.first_name_initial if (row.participant.name or "").strip() else "",
                 "new_customers": row.new_customers,
                 "signups": row.signups,
             }

@@ -174,10 +174,11 @@ class Participant(TenantModel):
 
     @property
     def first_name_initial(self) -> str:
-        """'Anna K.' for leaderboards: never the full name."""
+        """'Anna K.' for leaderboards, invitations and code lookups: never the full name, and never a piece of the
+        email address (which is often the whole name); "A friend" for someone who gave no name."""
         parts = (self.name or "").split()
         if not parts:
-            return (self.email or "?").split("@")[0][:2] + "…"
+            return _("A friend")
         return parts[0] + (f" {parts[-1][0]}." if len(parts) > 1 else "")
 
 

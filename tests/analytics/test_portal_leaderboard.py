@@ -132,3 +132,17 @@ def test_the_page_speaks_the_portal_languages(board):
     response = _as(people["Bob Smith"], program).get(_url(program).replace("/en/", "/pl/"))
     assert response.status_code == 200
     assert 'lang="pl"' in response.content.decode()
+
+
+def test_someone_without_a_name_is_shown_by_their_place_never_by_their_email(board):
+    program, people = board
+    nameless, code = join(program, email="zbigniew.brzeczyszczykiewicz@people.example", name="")
+    _friends_bought(code, 5)
+    rollup_incremental()
+
+    html = _as(people["Bob Smith"], program).get(_url(program)).content.decode()
+
+    assert "Referrer #1" in html
+    assert "zb…" not in html  # the start of the address, as it used to be
+    assert "brzeczyszczykiewicz" not in html
+    assert nameless.first_name_initial == "A friend"  # invitations and code lookups
