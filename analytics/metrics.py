@@ -94,8 +94,11 @@ MIN_SUCCESSES = 10
 
 
 def two_proportion_z_test(successes_a: int, trials_a: int, successes_b: int, trials_b: int) -> ZTest | None:
-    """Pooled two-proportion z-test (two-sided). None when either arm has no trials or the pooled rate is 0 or 1."""
+    """Pooled two-proportion z-test (two-sided). None when either arm has no trials, when successes are not a
+    proportion of the trials (negative, or more successes than trials), or when the pooled rate is 0 or 1."""
     if trials_a <= 0 or trials_b <= 0:
+        return None
+    if not (0 <= successes_a <= trials_a and 0 <= successes_b <= trials_b):
         return None
     rate_a, rate_b = successes_a / trials_a, successes_b / trials_b
     pooled = (successes_a + successes_b) / (trials_a + trials_b)

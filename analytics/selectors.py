@@ -504,19 +504,45 @@ def _ab_results(*, merchant, livemode: bool, program: Program, period: Period) -
 
 
 def ab_verdict(name_a: str, successes_a: int, trials_a: int, name_b: str, successes_b: int, trials_b: int):
-    """A plain-language verdict on B against A (conversion = first purchases per click), and the p-value."""
+    """A plain-language verdict on B against A (conversion = first purchases per click), and the p-value.
+
+    A rate is only compared when it is one: a variant with more first purchases than clicks (codes typed at the
+    checkout bring orders without a click) has no conversion rate to test. A variant with no purchase at all against
+    one with some, with enough clicks, is a result like any other (the pooled test needs purchases on one side).
+    """
+    names = {"a": name_a, "b": name_b}
+    if successes_a > trials_a or successes_b > trials_b:
+        return (
+            _(
+                "%(b)s against %(a)s: not enough click data to compare (more first purchases than clicks: codes "
+                "typed at the checkout bring orders without a click)."
+            )
+            % names,
+            None,
+        )
     if not metrics.enough_data(successes_a, trials_a, successes_b, trials_b):
         return (
             _("%(b)s against %(a)s: not enough data yet (at least %(n)s clicks per variant and %(k)s purchases).")
-            % {"a": name_a, "b": name_b, "n": metrics.MIN_TRIALS, "k": metrics.MIN_SUCCESSES},
+            % {**names, "n": metrics.MIN_TRIALS, "k": metrics.MIN_SUCCESSES},
             None,
         )
     test = metrics.two_proportion_z_test(successes_a, trials_a, successes_b, trials_b)
-    if test is None or test.lift is None:
-        return _("%(b)s against %(a)s: not enough data yet.") % {"a": name_a, "b": name_b}, None
+    if test is None:
+        return _("%(b)s against %(a)s: not enough data yet.") % names, None
     p = f"{test.p_value:.2f}" if test.p_value >= 0.01 else "< 0.01"
+    significant = test.p_value < 0.05
+    if test.lift is None:  # A converted nobody: no relative lift, so the two rates in words
+        values = {**names, "p": p, "rate_a": format_percent(test.rate_a, 2), "rate_b": format_percent(test.rate_b, 2)}
+        if significant:
+            text = _("%(b)s converts better than %(a)s (%(rate_b)s against %(rate_a)s), p = %(p)s.")
+        else:
+            text = _(
+                "No clear winner yet: %(b)s converts %(rate_b)s against %(rate_a)s for %(a)s, p = %(p)s "
+                "(not significant)."
+            )
+        return text % values, test.p_value
     lift = f"{abs(test.lift):.0%}"
-    if test.p_value < 0.05:
+    if significant:
         if test.lift > 0:
             text = _("%(b)s converts %(lift)s better than %(a)s, p = %(p)s.")
         else:
@@ -524,7 +550,7 @@ def ab_verdict(name_a: str, successes_a: int, trials_a: int, name_b: str, succes
     else:
         text = _("No clear winner yet: %(b)s converts %(lift)s %(direction)s than %(a)s, p = %(p)s (not significant).")
     direction = _("better") if test.lift > 0 else _("worse")
-    return text % {"a": name_a, "b": name_b, "lift": lift, "p": p, "direction": direction}, test.p_value
+    return text % {**names, "lift": lift, "p": p, "direction": direction}, test.p_value
 
 
 LEADERBOARD_SCAN_DAYS = 62

@@ -207,3 +207,18 @@ def test_top_referrers_of_the_period(tenant, days):
     assert [row["participant"] for row in board] == expected
     assert [row["rank"] for row in board] == list(range(1, len(board) + 1))
     assert board, "the seed made referrers"
+
+
+def test_ab_results_with_more_first_purchases_than_clicks_say_so(tenant):
+    merchant = tenant.merchant
+    program = ProgramFactory(merchant=merchant)
+    a = ProgramVariant.objects.for_merchant(merchant).create(program=program, name="A")
+    b = ProgramVariant.objects.for_merchant(merchant).create(program=program, name="B")
+    _stats(merchant, program, _day(0, merchant), a, clicks=100, referred_new_customers=150)
+    _stats(merchant, program, _day(0, merchant), b, clicks=100, referred_new_customers=60)
+
+    response = tenant.admin.get(reverse("admin:analytics_program_dashboard", args=[program.pk]))
+
+    assert response.status_code == 200
+    assert "B against A: not enough click data to compare" in response.content.decode()
+    assert response.context["report"].ab[1].p_value is None

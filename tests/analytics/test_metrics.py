@@ -68,3 +68,31 @@ def test_change_against_the_previous_period():
     assert metrics.change(150, 100) == 0.5
     assert metrics.change(50, 100) == -0.5
     assert metrics.change(5, 0) is None
+
+
+def test_more_first_purchases_than_clicks_is_no_rate_to_test():
+    # Codes typed at the checkout bring orders without a click: 150 first purchases from 100 clicks is no rate.
+    assert metrics.two_proportion_z_test(150, 100, 60, 100) is None
+    assert metrics.two_proportion_z_test(-1, 100, 60, 100) is None
+    text, p_value = ab_verdict("A", 150, 100, "B", 60, 100)
+    assert text.startswith("B against A: not enough click data to compare (more first purchases than clicks")
+    assert p_value is None
+    text, _p = ab_verdict("A", 6, 100, "B", 120, 110)
+    assert "not enough click data" in text
+
+
+def test_no_purchase_against_some_with_enough_clicks_is_a_result():
+    # A: 0 of 1000 clicks, B: 12 of 1000. pooled p = 12 / 2000 = 0.006; SE = sqrt(0.006 * 0.994 * 2 / 1000) =
+    # 0.0034537; z = 0.012 / 0.0034537 = 3.4745; two-sided p = 0.000512.
+    test = metrics.two_proportion_z_test(0, 1000, 12, 1000)
+    assert test.lift is None
+    assert test.z == pytest.approx(3.4745, abs=1e-3)
+    assert test.p_value == pytest.approx(0.000512, abs=2e-5)
+    text, p_value = ab_verdict("A", 0, 1000, "B", 12, 1000)
+    assert text == "B converts better than A (1.20% against 0.00%), p = < 0.01."
+    assert p_value == pytest.approx(0.000512, abs=2e-5)
+    worse, _p = ab_verdict("A", 12, 1000, "B", 0, 1000)
+    assert worse.startswith("B converts 100% worse than A")
+    unclear, p_value = ab_verdict("A", 0, 5000, "B", 10, 100000)
+    assert unclear.startswith("No clear winner yet: B converts 0.01% against 0.00% for A")
+    assert p_value > 0.05
