@@ -19,7 +19,12 @@ EARLIEST, LATEST = datetime.date(2000, 1, 1), datetime.date(2100, 12, 31)
 
 
 def _money():
-    return serializers.DecimalField(max_digits=16, decimal_places=2, help_text='Amount as a string, e.g. "129.90".')
+    # As many decimals as the currency has (the selector rounds to them): "129.90" PLN, "1500" JPY.
+    return serializers.DecimalField(
+        max_digits=16,
+        decimal_places=None,
+        help_text='Amount as a string with the currency\'s decimals, e.g. "129.90" (PLN) or "1500" (JPY).',
+    )
 
 
 @extend_schema_serializer(component_name="StatsDay")

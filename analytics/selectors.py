@@ -25,6 +25,8 @@ from analytics import metrics
 from analytics.models import DailyStats, ReferrerDailyStats, ReferrerStats, RollupState, ShopDailyStats
 from analytics.services.rollup import COUNT_COLUMNS, MONEY_COLUMNS, SHOP_COUNT_COLUMNS, SHOP_MONEY_COLUMNS
 from programs.models import Participant, Program, ProgramVariant
+from referral_saas.money import currency_decimals
+from referral_saas.money import quantize as quantize_money
 
 ZERO = Decimal("0")
 DEFAULT_DAYS = 30
@@ -216,9 +218,11 @@ def daily_series(*, merchant, livemode: bool, programs, period: Period, variant=
 
 
 def format_money(value: Decimal | None, currency: str) -> str | None:
+    """An amount with its currency's decimals (1,234.50 PLN; 1,235 JPY), rounded half-up."""
     if value is None:
         return None
-    return f"{number_format(value, decimal_pos=2, force_grouping=True)} {currency}"
+    amount = quantize_money(Decimal(value), currency)
+    return f"{number_format(amount, decimal_pos=currency_decimals(currency), force_grouping=True)} {currency}"
 
 
 def format_percent(value: float | None, digits: int = 1) -> str | None:
@@ -1018,8 +1022,17 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
 
 
 def program_stats(*, merchant, livemode: bool, program: Program, period: Period) -> dict:
-    """GET /api/v1/stats: the period's totals and one entry per day, from the rollups."""
+    """GET /api/v1/stats: the period's totals and one entry per day, from the rollups. Amounts have the currency's
+    decimals (JPY none, PLN two)."""
     totals = daily_totals(merchant=merchant, livemode=livemode, programs=[program], period=period)
+    currency = program.currency
+
+    def amount(value: Decimal) -> Decimal:
+        return quantize_money(value, currency)
+
+    days = daily_series(merchant=merchant, livemode=livemode, programs=[program], period=period)
+    for day in days:
+        day["revenue"], day["rewards_cost"] = amount(day["revenue"]), amount(day["rewards_cost"])
     return {
         "program": program.slug,
         "currency": program.currency,
@@ -1034,12 +1047,12 @@ def program_stats(*, merchant, livemode: bool, program: Program, period: Period)
             "signups": totals["signups"],
             "conversions": totals["attributed_orders"],
             "new_customers": totals["referred_new_customers"],
-            "revenue": totals["referred_revenue"],
-            "refunds": totals["referred_refunds"],
-            "rewards_cost": totals["rewards_cost"],
+            "revenue": amount(totals["referred_revenue"]),
+            "refunds": amount(totals["referred_refunds"]),
+            "rewards_cost": amount(totals["rewards_cost"]),
             "conversion_rate": metrics.ratio(totals["attributed_orders"], totals["clicks"]),
         },
-        "days": daily_series(merchant=merchant, livemode=livemode, programs=[program], period=period),
+        "days": days,
     }
 
 

@@ -103,3 +103,20 @@ def test_another_merchants_program_is_a_404(other_tenant, stats):
 
 def test_without_a_key_it_is_401(client, stats):
     assert client.get("/api/v1/stats?program=friends").status_code == 401
+
+
+def test_amounts_have_the_currencys_decimals(tenant, api_client):
+    program = ProgramFactory(merchant=tenant.merchant, slug="yen", currency="JPY")
+    DailyStats.objects.for_merchant(tenant.merchant).create(
+        program=program, day=datetime.date(2026, 11, 1), attributed_orders=1, referred_revenue=Decimal("1500"),
+        cost_issued=Decimal("300"),
+    )  # fmt: skip
+
+    body = api_client.get("/api/v1/stats", {"program": "yen", "from": "2026-11-01", "to": "2026-11-02"}).json()
+
+    assert (body["totals"]["revenue"], body["totals"]["rewards_cost"], body["totals"]["refunds"]) == (
+        "1500",
+        "300",
+        "0",
+    )
+    assert [(d["revenue"], d["rewards_cost"]) for d in body["days"]] == [("1500", "300"), ("0", "0")]
