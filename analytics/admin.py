@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import path, reverse
@@ -75,10 +75,13 @@ class DailyStatsAdmin(CsvExportMixin, TenantModelAdmin):
         if program is None:
             raise Http404(f"No program with id {program_id!r}.")
         params = request.GET
-        period = selectors.period_from_params(params, merchant=merchant)
+        period, notes = selectors.parse_period(params, merchant=merchant)
         baseline = None
         if params.get("baseline_from") and params.get("baseline_to"):
-            baseline = selectors.period_from_params(params, merchant=merchant, prefix="baseline_")
+            baseline, baseline_notes = selectors.parse_period(params, merchant=merchant, prefix="baseline_")
+            notes += baseline_notes
+        for note in dict.fromkeys(notes):
+            messages.warning(request, note)
         variant = None
         if params.get("variant", "").isdigit():
             variant = (

@@ -85,9 +85,11 @@ class MerchantAdminSite(admin.AdminSite):
         return redirect(next_url)
 
     def index(self, request, extra_context=None):
-        from analytics.selectors import merchant_overview, period_from_params
+        from analytics.selectors import merchant_overview, parse_period
 
-        period = period_from_params(request.GET, merchant=request.merchant)
+        period, notes = parse_period(request.GET, merchant=request.merchant)
+        for note in notes:
+            messages.warning(request, note)
         livemode = request.GET.get("mode") != "test"
         overview = merchant_overview(merchant=request.merchant, period=period, livemode=livemode)
         extra_context = {**(extra_context or {}), "cards": overview["cards"], "overview": overview}
