@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlencode
+
 from django.contrib import admin, messages
 from django.http import Http404
 from django.shortcuts import render
@@ -14,6 +17,8 @@ from analytics.exports import CsvExportMixin
 from analytics.models import DailyStats
 from programs.models import Program, ProgramVariant
 from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin
+
+VARIANT_ID = re.compile(r"[0-9]{1,18}")
 
 DAILY_CSV = [
     "day", ("Program", "program.slug"), ("Variant", "variant.name"), "livemode", "clicks", "unique_visitors",
@@ -32,7 +37,7 @@ class DailyStatsAdmin(CsvExportMixin, TenantModelAdmin):
         "day", "program", "variant", "clicks", "signups", "attributed_orders", "referred_new_customers",
         "referred_revenue", "rewards_cost_display", "dashboard_link",
     ]  # fmt: skip
-    list_filter = ["program", "livemode"]
+    list_filter = ["program", "variant", "livemode"]
     search_fields = ["program__name", "program__slug"]
     date_hierarchy = "day"
     list_select_related = ["program", "variant"]
@@ -83,7 +88,7 @@ class DailyStatsAdmin(CsvExportMixin, TenantModelAdmin):
         for note in dict.fromkeys(notes):
             messages.warning(request, note)
         variant = None
-        if params.get("variant", "").isdigit():
+        if VARIANT_ID.fullmatch(params.get("variant", "")):
             variant = (
                 ProgramVariant.objects.for_merchant(merchant).filter(program=program, pk=params["variant"]).first()
             )
@@ -91,16 +96,24 @@ class DailyStatsAdmin(CsvExportMixin, TenantModelAdmin):
         report = selectors.program_report(
             merchant=merchant, program=program, period=period, baseline=baseline, livemode=livemode, variant=variant
         )
+        csv_query = {
+            "program__id__exact": program.pk,
+            "day__gte": period.start.isoformat(),
+            "day__lte": period.end.isoformat(),
+            "livemode__exact": int(livemode),
+        }
+        if variant is not None:
+            csv_query["variant__id__exact"] = variant.pk
+        programs = Program.objects.for_merchant(merchant).order_by("name")
         context = {
             **self.admin_site.each_context(request),
             "title": _("%(program)s: dashboard") % {"program": program.name},
             "subtitle": None,
             "report": report,
-            "programs": Program.objects.for_merchant(merchant).order_by("name"),
+            # Another program's page keeps the period and the mode (variants belong to one program).
+            "programs": [(p, selectors.dashboard_url(p, period=period, livemode=livemode)) for p in programs],
             "portal_url": f"/p/{merchant.slug}/{program.slug}/",
             "opts": self.model._meta,
-            "csv_url": reverse("admin:analytics_dailystats_export_csv")
-            + f"?program__id__exact={program.pk}&day__gte={period.start}&day__lte={period.end}"
-            + f"&livemode__exact={int(livemode)}",
+            "csv_url": f"{reverse('admin:analytics_dailystats_export_csv')}?{urlencode(csv_query)}",
         }
         return render(request, "analytics/program_dashboard.html", context)

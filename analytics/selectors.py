@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import zoneinfo
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -23,7 +23,13 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from analytics import metrics
 from analytics.models import DailyStats, ReferrerDailyStats, ReferrerStats, RollupState, ShopDailyStats
-from analytics.services.rollup import COUNT_COLUMNS, MONEY_COLUMNS, SHOP_COUNT_COLUMNS, SHOP_MONEY_COLUMNS
+from analytics.services.rollup import (
+    COUNT_COLUMNS,
+    GOOD_REWARD_STATUSES,
+    MONEY_COLUMNS,
+    SHOP_COUNT_COLUMNS,
+    SHOP_MONEY_COLUMNS,
+)
 from programs.models import Participant, Program, ProgramVariant
 from referral_saas.money import currency_decimals
 from referral_saas.money import quantize as quantize_money
@@ -320,55 +326,116 @@ def _admin_list(name: str, **params) -> str | None:
     return f"{url}?{query}" if query else url
 
 
-@dataclass
+# Statuses as the rollup counts them: a sign-up is a referral that is not rejected, a reward costs when it is in good
+# standing.
+SIGNUP_STATUSES = "clicked,signed_up,converted"
+GOOD_REWARDS = ",".join(GOOD_REWARD_STATUSES)
+
+
+@dataclass(frozen=True)
 class Links:
-    """The admin lists behind the numbers, filtered to the program and period on screen."""
+    """The admin lists behind the numbers, filtered like the numbers: program, period, live or test mode, variant.
+
+    Each list counts what its number counts (the dashboard tests follow every link and compare): clicks without
+    bots, sign-ups without rejected referrals, orders that are attributed, rewards in good standing. `ever` keeps
+    only the period's end (numbers "since the start"); `currency` narrows the home page's lists to the programs in
+    the shop's currency where the list can say so.
+    """
 
     program: Program | None
     period: Period
     tz: str
     livemode: bool
+    variant: ProgramVariant | None = None
+    currency: str | None = None
+    ever: bool = False
+
+    def day(self, day: datetime.date) -> Links:
+        return replace(self, period=Period(day, day), ever=False)
 
     def _range(self, field_name: str) -> dict:
         lo, hi = self.period.bounds(self.tz)
-        return {f"{field_name}__gte": lo.isoformat(), f"{field_name}__lt": hi.isoformat()}
+        lower = {} if self.ever else {f"{field_name}__gte": lo.isoformat()}
+        return {**lower, f"{field_name}__lt": hi.isoformat()}
 
     def _program(self) -> dict:
         return {"program__id__exact": self.program.pk} if self.program else {}
 
-    def _mode(self) -> dict:
-        return {"livemode__exact": int(self.livemode)}
+    def _mode(self, path: str = "livemode") -> dict:
+        return {f"{path}__exact": int(self.livemode)}
+
+    def _variant(self, path: str) -> dict:
+        return {path: self.variant.pk} if self.variant else {}
 
     def clicks(self) -> str | None:
-        return _admin_list("tracking_click", **self._program(), is_bot__exact=0, **self._range("occurred_at"))
+        return _admin_list(
+            "tracking_click", **self._program(), is_bot__exact=0, **self._mode(),
+            **self._variant("code__variant__id__exact"), **self._range("occurred_at"),
+        )  # fmt: skip
 
     def participants(self) -> str | None:
-        return _admin_list("tracking_referralcode", **self._program(), **self._mode(), **self._range("created_at"))
+        """Codes: one per participant who joined the program."""
+        return _admin_list(
+            "tracking_referralcode", **self._program(), **self._mode(), **self._variant("variant__id__exact"),
+            **self._range("created_at"),
+        )  # fmt: skip
 
     def referrals(self) -> str | None:
-        return _admin_list("tracking_referral", **self._program(), **self._mode(), **self._range("created_at"))
+        """Every referral opened in the period, rejected ones too (the exports)."""
+        return _admin_list(
+            "tracking_referral", **self._program(), **self._mode(), **self._variant("variant__id__exact"),
+            **self._range("created_at"),
+        )  # fmt: skip
+
+    def signups(self, **extra) -> str | None:
+        return _admin_list(
+            "tracking_referral", **self._program(), status__in=SIGNUP_STATUSES, **self._mode(),
+            **self._variant("variant__id__exact"), **extra, **self._range("created_at"),
+        )  # fmt: skip
 
     def orders(self, **extra) -> str | None:
+        """Attributed orders (their count, or the sum of amount - refunded)."""
+        currency = {"currency__exact": self.currency} if self.currency else {}
         return _admin_list(
-            "tracking_conversion",
-            **self._program(),
-            status__exact="attributed",
-            **self._mode(),
-            **extra,
-            **self._range("occurred_at"),
+            "tracking_conversion", **self._program(), status__exact="attributed", **currency, **self._mode(),
+            **self._variant("referral__variant__id__exact"), **extra, **self._range("occurred_at"),
+        )  # fmt: skip
+
+    def shop_orders(self) -> str | None:
+        """Every order of the shop in the currency, referred or not (the before/after table)."""
+        return _admin_list(
+            "tracking_conversion", currency__exact=self.currency, **self._mode(), **self._range("occurred_at")
         )
 
-    def all_orders(self) -> str | None:
-        return _admin_list("tracking_conversion", **self._mode(), **self._range("occurred_at"))
+    def shares(self, channel: str | None = None) -> str | None:
+        return _admin_list(
+            "programs_shareevent", **self._program(), channel__exact=channel, **self._mode("participant__livemode"),
+            **self._variant("variant"), **self._range("created_at"),
+        )  # fmt: skip
 
-    def shares(self) -> str | None:
-        return _admin_list("programs_shareevent", **self._program(), **self._range("created_at"))
+    def rewards_cost(self) -> str | None:
+        """Rewards in money and in good standing (their values add up to the rewards cost)."""
+        currency = {"currency__exact": self.currency} if self.currency else {}
+        return _admin_list(
+            "rewards_reward", **self._program(), status__in=GOOD_REWARDS, unit__exact="money", **currency,
+            **self._mode(), **self._variant("variant"), **self._range("created_at"),
+        )  # fmt: skip
 
-    def rewards(self) -> str | None:
-        return _admin_list("rewards_reward", **self._program(), **self._range("created_at"))
+    def rewarded(self) -> str | None:
+        """Rewards in good standing for first purchases of the period (one per purchase, unless a program pays
+        both sides or several rules for one purchase)."""
+        return _admin_list(
+            "rewards_reward", **self._program(), status__in=GOOD_REWARDS, **self._mode(), **self._variant("variant"),
+            conversion__status__exact="attributed", conversion__is_new_customer__exact=1,
+            **self._range("conversion__occurred_at"),
+        )  # fmt: skip
 
     def fraud_queue(self) -> str | None:
-        return _admin_list("fraud_fraudassessment", decision__exact="review")
+        """What waits for a human now (not a period's number)."""
+        return _admin_list(
+            "fraud_fraudassessment", decision__exact="review", **self._program(), **self._mode(),
+            **self._variant("referral__variant__id__exact"),
+        )  # fmt: skip
 
 
 def _change(current, previous) -> float | None:
@@ -394,6 +461,7 @@ class VariantResult:
     verdict: str = ""
     p_value: float | None = None
     is_baseline: bool = False
+    links: dict = field(default_factory=dict)
 
     @property
     def share_rate_text(self) -> str:
@@ -436,6 +504,7 @@ class Report:
     updated_at: datetime.datetime | None
     empty: str | None  # why there is nothing to show yet, and what to do
     goal: dict = field(default_factory=dict)
+    lists: dict = field(default_factory=dict)  # the lists the exports section opens
 
     def chart_data(self) -> dict:
         """What the charts draw (also shown as tables for screen readers and without JavaScript)."""
@@ -471,21 +540,25 @@ def last_rollup_at(*, merchant) -> datetime.datetime | None:
     return RollupState.objects.for_merchant(merchant).values_list("last_run_at", flat=True).first()
 
 
-def fraud_review_count(*, merchant, program=None) -> int | None:
-    """Assessments waiting for a human review (None when the fraud app is not installed)."""
+def fraud_review_count(*, merchant, livemode: bool = True, program=None, variant=None) -> int | None:
+    """Assessments waiting for a human review in this mode (None when the fraud app is not installed)."""
     from django.apps import apps
 
     try:
         model = apps.get_model("fraud", "FraudAssessment")
     except LookupError:
         return None
-    qs = model.objects.for_merchant(merchant).filter(decision="review")
+    qs = model.objects.for_merchant(merchant).filter(decision="review", livemode=livemode)
     if program is not None:
         qs = qs.filter(program=program)
+    if variant is not None:
+        qs = qs.filter(referral__variant=variant)
     return qs.count()
 
 
-def _ab_results(*, merchant, livemode: bool, program: Program, period: Period) -> tuple[list[VariantResult], str]:
+def _ab_results(
+    *, merchant, livemode: bool, program: Program, period: Period, links: Links
+) -> tuple[list[VariantResult], str]:
     rows = (
         DailyStats.objects.for_merchant(merchant)
         .filter(livemode=livemode, program=program, day__range=(period.start, period.end))
@@ -528,6 +601,7 @@ def _ab_results(*, merchant, livemode: bool, program: Program, period: Period) -
                 conversion_rate=metrics.ratio(new_customers, clicks),
                 cpa=metrics.money_ratio(cost, new_customers),
                 currency=program.currency,
+                links=_variant_links(replace(links, variant=variant)),
             )
         )
     baseline = results[0]
@@ -539,6 +613,16 @@ def _ab_results(*, merchant, livemode: bool, program: Program, period: Period) -
         )
         verdicts.append(result.verdict)
     return results, " ".join(verdicts)
+
+
+def _variant_links(links: Links) -> dict:
+    return {
+        "participants": links.participants(),
+        "clicks": links.clicks(),
+        "new_customers": links.orders(is_new_customer__exact=1),
+        "revenue": links.orders(),
+        "cost": links.rewards_cost(),
+    }
 
 
 def ab_verdict(name_a: str, successes_a: int, trials_a: int, name_b: str, successes_b: int, trials_b: int):
@@ -609,7 +693,9 @@ def _referrer_sums(*, merchant, livemode: bool, program: Program, period: Period
     )
 
 
-def top_referrers(*, merchant, livemode: bool, program: Program, period: Period, limit: int = 10) -> list[dict]:
+def top_referrers(
+    *, merchant, livemode: bool, program: Program, period: Period, limit: int = 10, links: Links | None = None
+) -> list[dict]:
     """The period's best referrers: friends who bought, then friends signed up, then revenue.
 
     A short period sums its referrer days directly. A long one would sum most of the table, so it walks referrers
@@ -659,6 +745,16 @@ def top_referrers(*, merchant, livemode: bool, program: Program, period: Period,
             row["link"] = reverse("admin:programs_participant_change", args=[row["participant"]])
         except NoReverseMatch:
             row["link"] = None
+        if links is not None:
+            # The referrer's friends of the period (the leaderboard is not split by variant).
+            mine, referrer = replace(links, variant=None), row["participant"]
+            orders = mine.orders(referral__referrer__id__exact=referrer)
+            row["links"] = {
+                "new_customers": mine.orders(referral__referrer__id__exact=referrer, is_new_customer__exact=1),
+                "signups": mine.signups(referrer__id__exact=referrer),
+                "orders": orders,
+                "revenue": orders,
+            }
     return rows
 
 
@@ -712,7 +808,7 @@ def program_report(
     )
     shop, shop_before, shop_ever = shops["now"], shops["before"], shops["ever"]
     shop_ever_before, base_shop = shops["ever_before"], shops["baseline"]
-    links = Links(program=program, period=period, tz=merchant.timezone, livemode=livemode)
+    links = Links(program=program, period=period, tz=merchant.timezone, livemode=livemode, variant=variant)
     cards = _program_cards(
         now=now, before=before, ever=ever, ever_before=ever_before, shop=shop, shop_before=shop_before,
         shop_ever=shop_ever, shop_ever_before=shop_ever_before, ttp=ttp, ttp_before=ttp_before,
@@ -720,25 +816,45 @@ def program_report(
     )  # fmt: skip
     funnel = [
         {"label": _("Clicks"), "value": now["clicks"], "link": links.clicks()},
-        {"label": _("Sign-ups"), "value": now["signups"], "link": links.referrals()},
+        {"label": _("Sign-ups"), "value": now["signups"], "link": links.signups()},
         {
             "label": _("First purchases"),
             "value": now["referred_new_customers"],
             "link": links.orders(is_new_customer__exact=1),
         },
-        {"label": _("Rewarded"), "value": now["rewarded"], "link": links.rewards()},
+        {"label": _("Rewarded"), "value": now["rewarded"], "link": links.rewarded()},
     ]
     top = funnel[0]["value"] or 0
     for step in funnel:
         step["share"] = metrics.ratio(step["value"], top)
         step["share_text"] = format_percent(step["share"]) or "—"
     channel_rows = [
-        {"key": key, "label": CHANNEL_LABELS.get(key, key.capitalize() if key != "x" else "X"), "value": value}
+        {
+            "key": key,
+            "label": CHANNEL_LABELS.get(key, key.capitalize() if key != "x" else "X"),
+            "value": value,
+            "link": links.shares(channel=key),
+        }
         for key, value in sorted(channels.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
-    ab, ab_summary = _ab_results(merchant=merchant, livemode=livemode, program=program, period=period)
-    before_after = _before_after(base_shop, shop, currency)
-    fraud = fraud_review_count(merchant=merchant, program=program)
+    ab, ab_summary = _ab_results(merchant=merchant, livemode=livemode, program=program, period=period, links=links)
+    shop_links = replace(links, program=None, variant=None, currency=currency)
+    before_after = _before_after(
+        base_shop, shop, currency, before=replace(shop_links, period=baseline), after=shop_links
+    )
+    fraud = fraud_review_count(merchant=merchant, livemode=livemode, program=program, variant=variant)
+    series = daily_series(merchant=merchant, livemode=livemode, programs=programs, period=period, variant=variant)
+    for day in series:
+        day_links = links.day(day["date"])
+        day["revenue_text"] = format_money(day["revenue"], currency)
+        day["rewards_cost_text"] = format_money(day["rewards_cost"], currency)
+        day["links"] = {
+            "clicks": day_links.clicks(),
+            "signups": day_links.signups(),
+            "conversions": day_links.orders(),
+            "revenue": day_links.orders(),
+            "rewards_cost": day_links.rewards_cost(),
+        }
     empty = None
     if ever["participants_joined"] == 0 and ever["clicks"] == 0:
         empty = "no_participants"
@@ -764,18 +880,19 @@ def program_report(
         variant=variant,
         variants=list(ProgramVariant.objects.for_merchant(merchant).filter(program=program).order_by("name")),
         cards=cards,
-        series=daily_series(merchant=merchant, livemode=livemode, programs=programs, period=period, variant=variant),
+        series=series,
         funnel=funnel,
         channels=channel_rows,
         ab=ab,
         ab_summary=ab_summary,
         before_after=before_after,
-        leaderboard=top_referrers(merchant=merchant, livemode=livemode, program=program, period=period),
+        leaderboard=top_referrers(merchant=merchant, livemode=livemode, program=program, period=period, links=links),
         fraud_review=fraud,
-        fraud_link=Links(program=None, period=period, tz=merchant.timezone, livemode=livemode).fraud_queue(),
+        fraud_link=links.fraud_queue(),
         updated_at=last_rollup_at(merchant=merchant),
         empty=empty,
         goal=goal,
+        lists={"orders": links.orders(), "referrals": links.referrals()},
     )
 
 
@@ -786,9 +903,12 @@ def default_baseline(*, merchant, starts_on: datetime.date, days: int) -> Period
     return Period(max(_days_before(end, days - 1), EARLIEST), end)
 
 
-def _before_after(base: dict, now: dict, currency: str) -> list[dict]:
+def _before_after(base: dict, now: dict, currency: str, *, before: Links, after: Links) -> list[dict]:
+    """The shop's numbers in the baseline against the period. Orders and sales link to the shop's orders (new
+    customers are people, first seen in a period, which no list shows; an average has no list of its own)."""
     aov_base = metrics.money_ratio(base["revenue"], base["orders"])
     aov_now = metrics.money_ratio(now["revenue"], now["orders"])
+    orders_before, orders_after = before.shop_orders(), after.shop_orders()
     return [
         {
             "label": _("New customers"),
@@ -801,12 +921,16 @@ def _before_after(base: dict, now: dict, currency: str) -> list[dict]:
             "before": format_money(base["revenue"], currency),
             "after": format_money(now["revenue"], currency),
             "change": format_percent(_change(now["revenue"], base["revenue"]), 0),
+            "before_link": orders_before,
+            "after_link": orders_after,
         },
         {
             "label": _("Orders"),
             "before": format_number(base["orders"]),
             "after": format_number(now["orders"]),
             "change": format_percent(_change(now["orders"], base["orders"]), 0),
+            "before_link": orders_before,
+            "after_link": orders_after,
         },
         {
             "label": _("Average order value"),
@@ -854,6 +978,7 @@ def _program_cards(
     budget_share = metrics.ratio(ever["rewards_cost"], program.budget)
     goal_share = metrics.ratio(ever["referred_new_customers"], program.goal_customers)
     goal_revenue_share = metrics.ratio(ever["referred_revenue"], program.goal_revenue)
+    since_start = replace(links, ever=True)
 
     cards = [
         Card(
@@ -882,7 +1007,7 @@ def _program_cards(
         Card(
             "participation", _("Participation rate"), format_percent(participation),
             _("No customers or participants yet."), _change(participation, participation_before),
-            links.participants(),
+            since_start.participants(),
             _("%(p)s participants / %(c)s customers")
             % {"p": format_number(ever["participants_joined"]), "c": format_number(shop_ever["new_customers"])},
         ),
@@ -908,7 +1033,7 @@ def _program_cards(
         ),
         Card(
             "rewards_cost", _("Rewards cost"), money(now["rewards_cost"]), no_data,
-            _change(now["rewards_cost"], before["rewards_cost"]), links.rewards(),
+            _change(now["rewards_cost"], before["rewards_cost"]), links.rewards_cost(),
             _("Pending %(p)s · issued %(i)s")
             % {
                 "p": money(now["cost_pending"] + now["cost_approved"]),
@@ -917,7 +1042,8 @@ def _program_cards(
             lower_is_better=True,
         ),
         Card(
-            "cpa", _("Cost per acquired customer"), money(cpa), no_data, _change(cpa, cpa_before), links.rewards(),
+            "cpa", _("Cost per acquired customer"), money(cpa), no_data, _change(cpa, cpa_before),
+            links.rewards_cost(),
             lower_is_better=True,
         ),
         Card(
@@ -926,14 +1052,15 @@ def _program_cards(
         ),
         Card(
             "budget", _("Budget used"), format_percent(budget_share, 0),
-            _("No budget set for this program."), None, links.rewards(),
+            _("No budget set for this program."), None, since_start.rewards_cost(),
             _("%(used)s of %(budget)s since the start")
             % {"used": money(ever["rewards_cost"]), "budget": money(program.budget) or "—"},
         ),
         Card(
             "goal", _("Progress towards the goal"),
             format_percent(goal_share if goal_share is not None else goal_revenue_share, 0),
-            _("No goal set for this program."), None, links.orders(is_new_customer__exact=1),
+            _("No goal set for this program."), None,
+            since_start.orders(is_new_customer__exact=1) if program.goal_customers else since_start.orders(),
             _goal_detail(program, ever, currency),
         ),
     ]  # fmt: skip
@@ -961,6 +1088,14 @@ def _goal_detail(program: Program, ever: dict, currency: str) -> str:
 # --- the merchant's home page -----------------------------------------------------------------------------------------
 
 
+def dashboard_url(program: Program, *, period: Period, livemode: bool) -> str:
+    """A program's page showing the same period and mode as the page that links to it."""
+    query = {"from": period.start.isoformat(), "to": period.end.isoformat()}
+    if not livemode:
+        query["mode"] = "test"
+    return f"{reverse('admin:analytics_program_dashboard', args=[program.pk])}?{urlencode(query)}"
+
+
 def dashboard_cards(*, merchant, period: Period | None = None, livemode: bool = True) -> list[Card]:
     """The KPI cards on the admin home page: every program in the shop's currency, with the change."""
     overview = merchant_overview(merchant=merchant, period=period, livemode=livemode)
@@ -977,7 +1112,8 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
     all_programs = list(Program.objects.for_merchant(merchant).order_by("-created_at"))
     currency = merchant.default_currency
     programs = [p for p in all_programs if p.currency == currency]
-    links = Links(program=None, period=period, tz=merchant.timezone, livemode=livemode)
+    # The cards add up the programs in the shop's currency: their lists say so where they can (orders, rewards).
+    links = Links(program=None, period=period, tz=merchant.timezone, livemode=livemode, currency=currency)
     empty = _("No data yet: create a program and share its link.")
     buckets = {"now": (period.start, period.end), "before": (previous.start, previous.end), "ever": (None, period.end)}
     sums = daily_buckets(merchant=merchant, livemode=livemode, programs=programs, buckets=buckets)
@@ -1003,11 +1139,14 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
              _("%(share)s of all sales")
              % {"share": format_percent(metrics.ratio(now["referred_revenue"], shop["revenue"])) or "—"}),
         card("conversion_rate", _("Conversion rate (clicks → orders)"), format_percent(conversion, 2),
-             _change(conversion, metrics.ratio(before["attributed_orders"], before["clicks"])), links.clicks()),
+             _change(conversion, metrics.ratio(before["attributed_orders"], before["clicks"])), links.orders(),
+             _("%(orders)s orders from %(clicks)s clicks")
+             % {"orders": format_number(now["attributed_orders"]), "clicks": format_number(now["clicks"])}),
         card("rewards_cost", _("Rewards cost"), format_money(now["rewards_cost"], currency),
-             _change(now["rewards_cost"], before["rewards_cost"]), links.rewards(), lower_is_better=True),
+             _change(now["rewards_cost"], before["rewards_cost"]), links.rewards_cost(), lower_is_better=True),
         card("roi", _("ROI"), format_percent(roi, 0), _change(roi, roi_before), links.orders()),
-        card("participation", _("Participation rate"), format_percent(participation), None, links.participants(),
+        card("participation", _("Participation rate"), format_percent(participation), None,
+             replace(links, ever=True, currency=None).participants(),
              _("%(p)s participants / %(c)s customers")
              % {"p": format_number(ever["participants_joined"]), "c": format_number(shop_ever["new_customers"])}),
     ]  # fmt: skip
@@ -1027,15 +1166,23 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
     rows = []
     for program in all_programs:
         row = by_program.get(program.pk, {})
+        own = replace(links, program=program, currency=None)
         rows.append(
             {
                 "program": program,
-                "url": reverse("admin:analytics_program_dashboard", args=[program.pk]),
+                "url": dashboard_url(program, period=period, livemode=livemode),
                 "clicks": row.get("clicks") or 0,
                 "signups": row.get("signups") or 0,
                 "new_customers": row.get("new_customers") or 0,
                 "revenue": format_money(row.get("revenue") or ZERO, program.currency),
                 "cost": format_money(row.get("cost") or ZERO, program.currency),
+                "links": {
+                    "clicks": own.clicks(),
+                    "signups": own.signups(),
+                    "new_customers": own.orders(is_new_customer__exact=1),
+                    "revenue": own.orders(),
+                    "cost": own.rewards_cost(),
+                },
             }
         )
     if not all_programs:
@@ -1049,7 +1196,7 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
         "cards": cards,
         "programs": rows,
         "next_step": next_step,
-        "fraud_review": fraud_review_count(merchant=merchant),
+        "fraud_review": fraud_review_count(merchant=merchant, livemode=livemode),
         "fraud_link": links.fraud_queue(),
         "updated_at": last_rollup_at(merchant=merchant),
         "currency": currency,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from analytics.exports import CsvExportMixin
 from programs import services
 from programs.models import Invite, Participant, Program, ProgramText, ProgramVariant, ShareEvent
+from referral_saas.api import is_id
 from referral_saas.errors import ApplicationError
 from referral_saas.money import active_currencies
 from referral_saas.tenancy.admin_site import ReadOnlyTenantAdmin, TenantModelAdmin, merchant_admin, ops_admin
@@ -211,11 +214,36 @@ class InviteAdmin(ReadOnlyTenantAdmin):
     search_fields = ["email", "participant__email"]
 
 
+class VariantFilter(admin.SimpleListFilter):
+    """The A/B variant a row counts for on the dashboard; here a share's: the sharer's variant in its program."""
+
+    title = _("variant")
+    parameter_name = "variant"
+
+    def lookups(self, request, model_admin):
+        variants = ProgramVariant.objects.for_merchant(request.merchant).select_related("program")
+        return [(str(v.pk), str(v)) for v in variants.order_by("program__name", "name")]
+
+    def condition(self, request, variant_id: int) -> Q:
+        # One code per participant and program, so this joins at most one row per share.
+        return Q(participant__codes__program=F("program"), participant__codes__variant_id=variant_id)
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not is_id(value):
+            raise IncorrectLookupParameters(value)
+        return queryset.filter(self.condition(request, int(value)))
+
+
 @admin.register(ShareEvent, site=merchant_admin)
 class ShareEventAdmin(ReadOnlyTenantAdmin):
     list_display = ["channel", "participant", "program", "created_at"]
-    list_filter = ["channel", "program"]
+    list_filter = ["channel", "program", VariantFilter]
     search_fields = ["participant__email", "channel"]
+    date_hierarchy = "created_at"
+    extra_lookups = ("participant__livemode",)  # a share is live or test like its sharer
 
 
 for model in (Program, ProgramVariant, ProgramText, Participant, Invite, ShareEvent):

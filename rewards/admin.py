@@ -16,7 +16,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -28,6 +28,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from analytics.exports import CsvExportMixin, stream_csv
+from programs.admin import VariantFilter
 from programs.models import Participant, Program
 from referral_saas.api import is_id
 from referral_saas.errors import ApplicationError
@@ -54,6 +55,7 @@ from rewards.models import (
     Side,
     Unit,
 )
+from tracking.models import ReferralCode
 
 Trigger = RewardRule.Trigger
 ValueType = RewardRule.ValueType
@@ -290,6 +292,17 @@ class ReasonForm(forms.Form):
     )
 
 
+class RewardVariantFilter(VariantFilter):
+    """A reward counts for its referral's variant, else for its participant's variant in the program (the rollup's
+    rule: milestone rewards have no referral)."""
+
+    def condition(self, request, variant_id: int) -> Q:
+        own_code = ReferralCode.objects.for_merchant(request.merchant).filter(
+            program=OuterRef("program"), participant=OuterRef("participant"), variant_id=variant_id
+        )
+        return Q(referral__variant_id=variant_id) | Q(Q(referral__variant__isnull=True) & Exists(own_code))
+
+
 @admin.register(Reward, site=merchant_admin)
 class RewardAdmin(CsvExportMixin, TenantModelAdmin):
     """Looked at, filtered, exported; moved only by the actions, which call the rewards services."""
@@ -298,8 +311,10 @@ class RewardAdmin(CsvExportMixin, TenantModelAdmin):
         "participant_label", "value_label", "kind", "side", "status", "hold_until", "attention", "program", "order_id",
         "created_at",
     ]  # fmt: skip
-    list_filter = ["status", "kind", "side", "program", "flag", "livemode"]
+    list_filter = ["status", "kind", "side", "program", RewardVariantFilter, "flag", "livemode"]
     list_select_related = ["participant", "program", "conversion"]
+    # The dashboard's "rewarded" links: rewards of the first purchases of a period.
+    extra_lookups = ("conversion__status", "conversion__is_new_customer", "conversion__occurred_at")
     search_fields = ["coupon_code", "participant__email", "participant__external_id", "conversion__order_id"]
     date_hierarchy = "created_at"
     inlines = [RewardEventInline, RewardAdjustmentInline]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
@@ -122,6 +124,30 @@ merchant_admin = MerchantAdminSite(name="admin")
 ops_admin = OpsAdminSite(name="ops")
 
 
+def _tenant_key_chain(model, lookup: str) -> bool:
+    """Whether `lookup` only compares the id of a row reached through foreign keys between tenant tables, like
+    referral__variant__id__exact (the orders of a variant). Django refuses lookups through two relations unless a
+    list filter names them, so that a query string cannot probe other fields of related rows; an id of the
+    merchant's own rows reveals nothing the scoped list does not show, so these are allowed on every list."""
+    parts = lookup.split(LOOKUP_SEP)
+    if parts[-1] == "exact":
+        parts = parts[:-1]
+    if parts and parts[-1] in ("id", "pk"):
+        parts = parts[:-1]
+    if len(parts) < 2:
+        return False
+    current = model
+    for part in parts:
+        try:
+            field = current._meta.get_field(part)
+        except FieldDoesNotExist:
+            return False
+        if not (field.many_to_one and field.concrete and issubclass(field.related_model, TenantModel)):
+            return False
+        current = field.related_model
+    return True
+
+
 class TenantModelAdmin(admin.ModelAdmin):
     """Base for every merchant-admin page of a tenant model."""
 
@@ -148,6 +174,19 @@ class TenantModelAdmin(admin.ModelAdmin):
         if queryset is not None:
             kwargs["queryset"] = queryset
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    # --- lookups in the query string ----------------------------------------------------------------------------
+
+    # Lookups through relations that links may use without a filter in the sidebar (the dashboards link to lists
+    # filtered like their numbers), as field paths: "conversion__occurred_at" allows its __gte, __lt, ...
+    extra_lookups: tuple[str, ...] = ()
+
+    def lookup_allowed(self, lookup, value, request=None):
+        if super().lookup_allowed(lookup, value, request):
+            return True
+        if any(lookup == path or lookup.rsplit(LOOKUP_SEP, 1)[0] == path for path in self.extra_lookups):
+            return True
+        return _tenant_key_chain(self.model, lookup)
 
     def get_list_filter(self, request):
         # A plain related-field filter lists every row of the related table; "related only" lists the values

@@ -222,3 +222,19 @@ def test_ab_results_with_more_first_purchases_than_clicks_say_so(tenant):
     assert response.status_code == 200
     assert "B against A: not enough click data to compare" in response.content.decode()
     assert response.context["report"].ab[1].p_value is None
+
+
+def test_money_has_the_currencys_decimals(tenant):
+    merchant = tenant.merchant
+    program = ProgramFactory(merchant=merchant, currency="JPY")
+    _stats(merchant, program, _day(1, merchant), clicks=10, attributed_orders=2, referred_new_customers=2,
+           referred_revenue=Decimal("15000"), cost_issued=Decimal("1000"))  # fmt: skip
+
+    response = tenant.admin.get(reverse("admin:analytics_program_dashboard", args=[program.pk]))
+
+    html = response.content.decode()
+    assert "15,000 JPY" in _card(html, "referral_revenue")
+    assert "1,000 JPY" in _card(html, "rewards_cost")
+    assert "500 JPY" in _card(html, "cpa")
+    assert "15,000.00" not in html
+    assert ">15,000 JPY</a></td>" in html  # the day-by-day table too

@@ -141,3 +141,23 @@ def test_cells_that_look_like_formulas_are_defused():
     assert csv_cell(Decimal("-5.10")) == "-5.10"
     assert csv_cell(None) == ""
     assert csv_cell(True) == "true"
+
+
+def test_the_dashboards_daily_stats_export_keeps_its_variant_filter(tenant):
+    from analytics.selectors import merchant_today
+    from programs.models import ProgramVariant
+
+    merchant = tenant.merchant
+    program = ProgramFactory(merchant=merchant)
+    a = ProgramVariant.objects.for_merchant(merchant).create(program=program, name="A")
+    b = ProgramVariant.objects.for_merchant(merchant).create(program=program, name="B")
+    day = merchant_today(merchant)
+    DailyStats.objects.for_merchant(merchant).create(program=program, variant=a, day=day, clicks=100)
+    DailyStats.objects.for_merchant(merchant).create(program=program, variant=b, day=day, clicks=7)
+    page = tenant.admin.get(reverse("admin:analytics_program_dashboard", args=[program.pk]), {"variant": b.pk})
+
+    header, *rows = _rows(tenant.admin.get(page.context["csv_url"]))
+
+    assert [(row[header.index("Variant")], row[header.index("Clicks")]) for row in rows] == [("B", "7")]
+    everything = _rows(tenant.admin.get(page.context["csv_url"].replace(f"&variant__id__exact={b.pk}", "")))
+    assert len(everything) == 3

@@ -1,0 +1,198 @@
+"""Every count and money sum on the dashboards links to the admin list behind it, and that list holds exactly what
+the number counts: same program, period, live or test mode and A/B variant. The tests read the numbers from the
+rendered pages, follow each link and count the rows (or add up their amounts)."""
+
+from __future__ import annotations
+
+import datetime
+import html
+import re
+import zoneinfo
+from decimal import Decimal
+
+import pytest
+from django.db.models import F, Sum
+from django.urls import reverse
+
+from analytics.selectors import merchant_today
+from analytics.services import rollup_incremental
+from rewards.models import Reward
+from tests.analytics.helpers import World
+from tracking.models import Conversion
+
+pytestmark = pytest.mark.django_db
+
+# A ratio in a table (cost per acquisition) links to what it is made of, with a title saying so: not matched here.
+CELL_LINK = re.compile(r'<td><a href="([^"]+)">([^<]+)</a></td>')
+CARD_LINK = re.compile(r'data-kpi="(\w+)">.*?<p class="kpi-value"><a href="([^"]+)"[^>]*>([^<]+)</a>', re.S)
+FRAUD_LINK = re.compile(r"<strong>(\d+)</strong> referrals? waits? for your fraud review\. <a href=\"([^\"]+)\">")
+NUMBER = re.compile(r"^(-?[\d,]+(?:\.\d+)?)(?: ([A-Z]{3}))?$")
+# Cards whose value is a count or a sum of the list behind them (the others are ratios: they link to a list their
+# ratio is made of).
+SUM_CARDS = {"referred_customers", "referral_revenue", "rewards_cost"}
+
+
+@pytest.fixture
+def world(merchant):
+    world = World(merchant, seed=17, start=datetime.datetime.now(zoneinfo.ZoneInfo("UTC")) - datetime.timedelta(days=6))
+    world.people(10)
+    world.people(5, livemode=False)
+    world.events(300)
+    for _ in range(8):
+        world.order(world.when(), livemode=False)
+    # What referral_reject guarantees: a rejected referral has no attributed order left.
+    Conversion.all_merchants.filter(merchant=merchant, referral__status="rejected", status="attributed").update(
+        status="rejected", rejection_reason="fraud"
+    )
+    for conversion in world.conversions[:5]:
+        world.refund(conversion, (conversion.amount / 4).quantize(Decimal("0.01")))
+    world.assess()
+    rollup_incremental()
+    return world
+
+
+def _number(text: str):
+    match = NUMBER.match(html.unescape(text).strip())
+    assert match, text
+    digits = match.group(1).replace(",", "")
+    return (Decimal(digits), True) if match.group(2) else (int(digits), False)
+
+
+def _behind(client, url: str, *, money: bool):
+    """What the list at `url` holds: its row count, or the sum of its amounts."""
+    response = client.get(html.unescape(url))
+    assert response.status_code == 200, url  # an unknown lookup would redirect to ?e=1
+    changelist = response.context["cl"]
+    rows = changelist.queryset
+    if changelist.model is Conversion:
+        return (
+            rows.aggregate(total=Sum(F("amount") - F("refunded_amount")))["total"] or Decimal("0")
+            if money
+            else (changelist.result_count)
+        )
+    if changelist.model is Reward:
+        if money:
+            return rows.aggregate(total=Sum("value"))["total"] or Decimal("0")
+        return rows.values("conversion").distinct().count()  # "rewarded" counts first purchases, not rewards
+    assert not money, url
+    return changelist.result_count
+
+
+def _links_on(page: str) -> list[tuple[str, str]]:
+    """(number as shown, link) of every linked table cell, card value and fraud-queue count."""
+    page = page.split('<div class="analytics"', 1)[1].split('id="gs-title"', 1)[0]  # not the admin's app list
+    found = [(text, url) for url, text in CELL_LINK.findall(page)]
+    found += [(text, url) for key, url, text in CARD_LINK.findall(page) if key in SUM_CARDS]
+    found += [(count, url) for count, url in FRAUD_LINK.findall(page)]
+    return found
+
+
+def _assert_numbers_match_their_lists(client, page: str) -> int:
+    checked, mismatches = 0, []
+    for text, url in _links_on(page):
+        shown, money = _number(text)
+        behind = _behind(client, url, money=money)
+        checked += 1
+        if shown != behind:
+            mismatches.append((text, behind, html.unescape(url)))
+    assert mismatches == []
+    return checked
+
+
+@pytest.mark.parametrize("view", ["live", "test", "variant B", "variant A in test mode"])
+def test_every_number_on_the_program_page_is_the_list_it_links_to(tenant, world, view):
+    today = merchant_today(tenant.merchant)
+    params = {"from": (today - datetime.timedelta(days=9)).isoformat(), "to": today.isoformat()}
+    if "test" in view:
+        params["mode"] = "test"
+    if "variant" in view:
+        params["variant"] = world.variants[0 if view.startswith("variant A") else 1].pk
+    url = reverse("admin:analytics_program_dashboard", args=[world.ab.pk])
+
+    page = tenant.admin.get(url, params).content.decode()
+
+    checked = _assert_numbers_match_their_lists(tenant.admin, page)
+    assert checked > 60  # cards, the day-by-day table, funnel, channels, before/after, A/B, top referrers
+
+
+def test_the_links_carry_the_program_period_mode_and_variant(tenant, world):
+    variant = world.variants[1]
+    today = merchant_today(tenant.merchant)
+    page = tenant.admin.get(
+        reverse("admin:analytics_program_dashboard", args=[world.ab.pk]),
+        {"from": (today - datetime.timedelta(days=9)).isoformat(), "to": today.isoformat(), "mode": "test",
+         "variant": variant.pk},
+    ).content.decode()  # fmt: skip
+    funnel = dict(
+        re.findall(r'<th scope="row">([^<]+)</th><td><a href="([^"]+)">', page.split('id="chart-funnel"')[1])[:4]
+    )
+    clicks, signups = html.unescape(funnel["Clicks"]), html.unescape(funnel["Sign-ups"])
+    assert f"program__id__exact={world.ab.pk}" in clicks
+    assert "livemode__exact=0" in clicks
+    assert f"code__variant__id__exact={variant.pk}" in clicks
+    assert "occurred_at__gte=" in clicks
+    assert "status__in=clicked%2Csigned_up%2Cconverted" in signups  # rejected referrals are not sign-ups
+    assert f"variant__id__exact={variant.pk}" in signups
+    rewarded = html.unescape(funnel["Rewarded"])
+    assert "status__in=pending%2Capproved%2Cissued%2Credeemed" in rewarded
+    assert "conversion__is_new_customer__exact=1" in rewarded
+    assert f"variant={variant.pk}" in rewarded
+
+
+@pytest.mark.parametrize("mode", ["live", "test"])
+def test_every_number_on_the_home_page_is_the_list_it_links_to(tenant, world, mode):
+    page = tenant.admin.get("/admin/", {"mode": mode} if mode == "test" else {}).content.decode()
+
+    checked = _assert_numbers_match_their_lists(tenant.admin, page)
+    assert checked >= 13  # three cards, five numbers per program, the fraud queue
+
+
+def test_the_home_pages_program_links_keep_the_period_and_the_mode(tenant, world):
+    page = tenant.admin.get("/admin/", {"from": "2026-01-01", "to": "2026-01-31", "mode": "test"}).content.decode()
+    expected = reverse("admin:analytics_program_dashboard", args=[world.ab.pk]) + "?from=2026-01-01&to=2026-01-31"
+    assert html.escape(expected + "&mode=test") in page
+
+
+def test_the_program_switch_keeps_the_period_and_the_mode(tenant, world):
+    url = reverse("admin:analytics_program_dashboard", args=[world.ab.pk])
+    page = tenant.admin.get(url, {"from": "2026-01-01", "to": "2026-01-31", "mode": "test"}).content.decode()
+    other = reverse("admin:analytics_program_dashboard", args=[world.plain.pk])
+    assert html.escape(f"{other}?from=2026-01-01&to=2026-01-31&mode=test") in page
+
+
+def test_the_fraud_queue_count_is_this_programs_and_this_modes(tenant, world):
+    from tests.analytics.helpers import fraud_model
+
+    model = fraud_model()
+    waiting = model.all_merchants.filter(merchant=tenant.merchant, decision="review")
+    assert waiting.filter(program=world.ab, livemode=True).exists(), "the seed made assessments to review"
+    page = tenant.admin.get(reverse("admin:analytics_program_dashboard", args=[world.ab.pk])).content.decode()
+    count, url = FRAUD_LINK.search(page).groups()
+    assert int(count) == waiting.filter(program=world.ab, livemode=True).count()
+    assert _behind(tenant.admin, url, money=False) == int(count)
+
+
+def test_lists_take_ids_of_related_rows_but_no_other_field_of_them(tenant, world):
+    orders = reverse("admin:tracking_conversion_changelist")
+    variant = world.variants[0]
+
+    by_variant = tenant.admin.get(orders, {"referral__variant__id__exact": variant.pk})
+    probing = tenant.admin.get(orders, {"referral__referee_email__startswith": "f"})
+    through_a_name = tenant.admin.get(orders, {"referral__variant__name__exact": "A"})
+
+    assert by_variant.status_code == 200
+    assert set(by_variant.context["cl"].queryset.values_list("referral__variant", flat=True)) == {variant.pk}
+    assert probing.status_code == 400
+    assert through_a_name.status_code == 400
+
+
+def test_the_variant_filter_lists_only_the_merchants_own_variants(tenant, other_tenant, world):
+    for name in ("rewards_reward", "programs_shareevent"):
+        url = reverse(f"admin:{name}_changelist")
+        own = tenant.admin.get(url).content.decode()
+        other = other_tenant.admin.get(url, {"variant": world.variants[0].pk})
+
+        assert html.escape(str(world.variants[0])) in own
+        assert other.status_code == 200
+        assert html.escape(str(world.variants[0])) not in other.content.decode()
+        assert other.context["cl"].result_count == 0
