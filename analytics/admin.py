@@ -9,7 +9,8 @@ from django.contrib import admin, messages
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from analytics import selectors
@@ -110,6 +111,7 @@ class DailyStatsAdmin(CsvExportMixin, TenantModelAdmin):
             "title": _("%(program)s: dashboard") % {"program": program.name},
             "subtitle": None,
             "report": report,
+            "day_rows": _day_rows(report.series),
             # Another program's page keeps the period and the mode (variants belong to one program).
             "programs": [(p, selectors.dashboard_url(p, period=period, livemode=livemode)) for p in programs],
             "portal_url": f"/p/{merchant.slug}/{program.slug}/",
@@ -117,3 +119,27 @@ class DailyStatsAdmin(CsvExportMixin, TenantModelAdmin):
             "csv_url": f"{reverse('admin:analytics_dailystats_export_csv')}?{urlencode(csv_query)}",
         }
         return render(request, "analytics/program_dashboard.html", context)
+
+
+def _linked(url: str | None, text) -> SafeString:
+    return format_html('<a href="{}">{}</a>', url, text) if url else format_html("{}", text)
+
+
+def _day_rows(series: list[dict]) -> SafeString:
+    """The day-by-day table's rows (a year is 366 rows and 1,464 links): built here in one pass, several times
+    faster than the same markup through the template engine, one variable node at a time."""
+    return format_html_join(
+        "",
+        '<tr><th scope="row">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+        (
+            (
+                d["date"].isoformat(),
+                _linked(d["links"]["clicks"], d["clicks"]),
+                _linked(d["links"]["signups"], d["signups"]),
+                _linked(d["links"]["orders"], d["conversions"]),
+                _linked(d["links"]["orders"], d["revenue_text"]),
+                _linked(d["links"]["rewards_cost"], d["rewards_cost_text"]),
+            )
+            for d in series
+        ),
+    )

@@ -17,10 +17,10 @@ from urllib.parse import quote_plus, urlencode
 from django.db import connection
 from django.db.models import Q, Sum
 from django.urls import NoReverseMatch, get_script_prefix, reverse
-from django.utils import timezone
-from django.utils.formats import number_format
+from django.utils import numberformat, timezone
+from django.utils.formats import get_format, number_format
+from django.utils.translation import get_language, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
 
 from analytics import metrics
 from analytics.models import DailyStats, ReferrerDailyStats, ReferrerStats, RollupState, ShopDailyStats
@@ -258,12 +258,24 @@ def daily_series(*, merchant, livemode: bool, programs, period: Period, variant=
 # --- formatting -------------------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=32)
+def _separators(language: str | None) -> tuple[str, int, str]:
+    """(decimal separator, grouping, thousand separator) of a language: looked up once, not for each of the ~1,500
+    amounts of a 12-month day-by-day table."""
+    return tuple(get_format(name, language) for name in ("DECIMAL_SEPARATOR", "NUMBER_GROUPING", "THOUSAND_SEPARATOR"))
+
+
 def format_money(value: Decimal | None, currency: str) -> str | None:
-    """An amount with its currency's decimals (1,234.50 PLN; 1,235 JPY), rounded half-up."""
+    """An amount with its currency's decimals (1,234.50 PLN; 1,235 JPY), rounded half-up: what
+    number_format(amount, decimal_pos, force_grouping=True) gives, in the active language."""
     if value is None:
         return None
     amount = quantize_money(Decimal(value), currency)
-    return f"{number_format(amount, decimal_pos=currency_decimals(currency), force_grouping=True)} {currency}"
+    decimal_sep, grouping, thousand_sep = _separators(get_language())
+    text = numberformat.format(
+        amount, decimal_sep, currency_decimals(currency), grouping, thousand_sep, force_grouping=True
+    )
+    return f"{text} {currency}"
 
 
 def format_percent(value: float | None, digits: int = 1) -> str | None:
