@@ -478,13 +478,9 @@ class Links:
         )  # fmt: skip
 
     def rewarded(self) -> str | None:
-        """Rewards in good standing for first purchases of the period (one per purchase, unless a program pays
-        both sides or several rules for one purchase)."""
-        return _admin_list(
-            "rewards_reward", **self._program(), status__in=GOOD_REWARDS, **self._mode(), **self._variant("variant"),
-            conversion__status__exact="attributed", conversion__is_new_customer__exact=1,
-            **self._range("conversion__occurred_at"),
-        )  # fmt: skip
+        """First purchases of the period with a reward in good standing (one row per purchase, however many
+        rewards it paid)."""
+        return self.orders(is_new_customer__exact=1, rewarded="yes")
 
     def fraud_queue(self) -> str | None:
         """What waits for a human now (not a period's number)."""

@@ -313,8 +313,6 @@ class RewardAdmin(CsvExportMixin, TenantModelAdmin):
     ]  # fmt: skip
     list_filter = ["status", "kind", "side", "program", RewardVariantFilter, "flag", "livemode"]
     list_select_related = ["participant", "program", "conversion"]
-    # The dashboard's "rewarded" links: rewards of the first purchases of a period.
-    extra_lookups = ("conversion__status", "conversion__is_new_customer", "conversion__occurred_at")
     search_fields = ["coupon_code", "participant__email", "participant__external_id", "conversion__order_id"]
     date_hierarchy = "created_at"
     inlines = [RewardEventInline, RewardAdjustmentInline]

@@ -5,9 +5,11 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext_lazy as _
 
 from analytics.exports import CsvExportMixin
+from analytics.services.rollup import GOOD_REWARD_STATUSES
 from referral_saas.errors import ApplicationError
 from referral_saas.tenancy.admin_site import ReadOnlyTenantAdmin, TenantModelAdmin, merchant_admin, ops_admin
 from tracking import services
@@ -93,6 +95,27 @@ class ReferralAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
     date_hierarchy = "created_at"
 
 
+class RewardedFilter(admin.SimpleListFilter):
+    """Orders with a reward in good standing (pending, approved, issued or redeemed): the dashboard's "Rewarded"."""
+
+    title = _("rewarded")
+    parameter_name = "rewarded"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request, queryset):
+        if self.value() not in ("yes", "no"):
+            return queryset
+        reward = Conversion._meta.get_field("rewards").related_model  # rewards builds on tracking, not the reverse
+        good = Exists(
+            reward.all_merchants.filter(
+                merchant_id=OuterRef("merchant_id"), conversion_id=OuterRef("pk"), status__in=GOOD_REWARD_STATUSES
+            )
+        )
+        return queryset.filter(good if self.value() == "yes" else ~good)
+
+
 @admin.register(Conversion, site=merchant_admin)
 class ConversionAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
     csv_columns = [
@@ -112,7 +135,9 @@ class ConversionAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
         "refunded_amount",
         "occurred_at",
     ]
-    list_filter = ["status", "rejection_reason", "program", "is_new_customer", "currency", "livemode"]
+    list_filter = [
+        "status", "rejection_reason", "program", "is_new_customer", RewardedFilter, "currency", "livemode",
+    ]  # fmt: skip
     search_fields = ["order_id", "customer_email", "customer_external_id", "code_given"]
     date_hierarchy = "occurred_at"
 

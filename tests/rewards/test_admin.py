@@ -529,3 +529,24 @@ def test_another_shop_cannot_act_on_or_export_my_rewards(tenant, other_tenant, p
     body = _csv(exported) if exported.streaming else _text(exported)
     assert "REF-SECRET" not in body
     assert "REF-SECRET" not in _csv(other_tenant.admin.get(f"{REWARDS}export.csv"))
+
+
+def test_the_orders_list_filters_orders_by_a_reward_in_good_standing(tenant, other_tenant, program, anna):
+    from tests.factories import _conversion
+
+    paid, voided, unpaid = (_conversion(tenant.merchant) for _ in range(3))
+    reward_for(anna, reward_rule(program), conversion=paid)
+    reward_for(anna, reward_rule(program), conversion=paid, side="referee")  # two rewards, still one order
+    reward_for(anna, reward_rule(program), conversion=voided, status=Reward.Status.VOIDED)
+    elsewhere = _conversion(other_tenant.merchant)
+    other_rule = reward_rule(ProgramFactory(merchant=other_tenant.merchant))
+    other_person = join(other_rule.program, email="zoe@people.example")[0]
+    reward_for(other_person, other_rule, conversion=elsewhere)
+
+    def listed(value):
+        changelist = tenant.admin.get("/admin/tracking/conversion/", {"rewarded": value}).context["cl"]
+        return sorted(changelist.queryset.values_list("pk", flat=True))
+
+    assert listed("yes") == [paid.pk]
+    assert listed("no") == sorted([voided.pk, unpaid.pk])
+    assert elsewhere.pk not in listed("")
