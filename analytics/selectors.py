@@ -436,6 +436,10 @@ class Links:
             **self._range("created_at"),
         )  # fmt: skip
 
+    def people(self) -> str | None:
+        """The people who joined the program (the participants list and its export), live or test."""
+        return _admin_list("programs_participant", program=self.program.pk if self.program else None, **self._mode())
+
     def referrals(self) -> str | None:
         """Every referral opened in the period, rejected ones too (the exports)."""
         return _admin_list(
@@ -937,7 +941,7 @@ def program_report(
         updated_at=last_rollup_at(merchant=merchant),
         empty=empty,
         goal=goal,
-        lists={"orders": links.orders(), "referrals": links.referrals()},
+        lists={"orders": links.orders(), "referrals": links.referrals(), "participants": links.people()},
     )
 
 

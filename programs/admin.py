@@ -6,7 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -163,6 +163,29 @@ class ProgramAdmin(TenantModelAdmin):
             self.message_user(request, _("Created %(name)s.") % {"name": copy.name})
 
 
+class ParticipantProgramFilter(admin.SimpleListFilter):
+    """Participants who joined a program (they have its code); a participant can be in several programs."""
+
+    title = _("program")
+    parameter_name = "program"
+
+    def lookups(self, request, model_admin):
+        programs = Program.objects.for_merchant(request.merchant).order_by("name")
+        return [(str(program.pk), str(program)) for program in programs]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not is_id(value):
+            raise IncorrectLookupParameters(value)
+        code = Participant._meta.get_field("codes").related_model  # tracking builds on programs, not the reverse
+        joined = code.all_merchants.filter(
+            merchant_id=OuterRef("merchant_id"), participant_id=OuterRef("pk"), program_id=int(value)
+        )
+        return queryset.filter(Exists(joined))
+
+
 @admin.register(Participant, site=merchant_admin)
 class ParticipantAdmin(CsvExportMixin, TenantModelAdmin):
     csv_columns = [
@@ -170,7 +193,7 @@ class ParticipantAdmin(CsvExportMixin, TenantModelAdmin):
         ("Referred by (referral id)", "referred_by_id"), "created_at", "erased_at",
     ]  # fmt: skip
     list_display = ["__str__", "email", "external_id", "status", "language", "livemode", "created_at"]
-    list_filter = ["status", "language", "livemode", "marketing_consent"]
+    list_filter = [ParticipantProgramFilter, "status", "language", "livemode", "marketing_consent"]
     search_fields = ["email", "email_normalized", "external_id", "name"]
     readonly_fields = ["email_normalized", "referred_by", "created_at", "erased_at", "livemode"]
     fields = ["name", "email", "external_id", "language", "status", "marketing_consent", *readonly_fields]

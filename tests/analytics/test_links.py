@@ -18,6 +18,7 @@ from analytics.selectors import merchant_today
 from analytics.services import rollup_incremental
 from rewards.models import Reward
 from tests.analytics.helpers import World
+from tests.factories import ProgramFactory
 from tracking.models import Conversion
 
 pytestmark = pytest.mark.django_db
@@ -196,3 +197,28 @@ def test_the_variant_filter_lists_only_the_merchants_own_variants(tenant, other_
         assert other.status_code == 200
         assert html.escape(str(world.variants[0])) not in other.content.decode()
         assert other.context["cl"].result_count == 0
+
+
+@pytest.mark.parametrize("mode", ["live", "test"])
+def test_the_participants_export_link_lists_the_programs_people_in_the_mode(tenant, other_tenant, world, mode):
+    from programs.models import Participant
+    from tests.factories import join
+
+    join(ProgramFactory(merchant=other_tenant.merchant), email="elsewhere@people.example")
+    params = {"mode": "test"} if mode == "test" else {}
+    page = tenant.admin.get(reverse("admin:analytics_program_dashboard", args=[world.ab.pk]), params)
+    link = re.search(r'<a href="([^"]+)">Participants of this program</a>', page.content.decode()).group(1)
+
+    listed = tenant.admin.get(html.unescape(link)).context["cl"].queryset
+    expected = Participant.all_merchants.filter(
+        merchant=tenant.merchant, codes__program=world.ab, livemode=(mode == "live")
+    )
+    assert sorted(listed.values_list("pk", flat=True)) == sorted(expected.values_list("pk", flat=True))
+    assert expected.exists()
+    assert listed.count() < Participant.all_merchants.filter(merchant=tenant.merchant).count()
+
+
+def test_the_participants_list_refuses_a_program_that_is_not_an_id(tenant, world):
+    response = tenant.admin.get("/admin/programs/participant/", {"program": "ab"})
+    assert response.status_code == 302
+    assert response["Location"].endswith("?e=1")  # Django's "bad filter" page, not a 500 or an unfiltered list
