@@ -707,26 +707,26 @@ def ab_verdict(name_a: str, successes_a: int, trials_a: int, name_b: str, succes
     test = metrics.two_proportion_z_test(successes_a, trials_a, successes_b, trials_b)
     if test is None:
         return _("%(b)s against %(a)s: not enough data yet.") % names, None
-    p = f"{test.p_value:.2f}" if test.p_value >= 0.01 else "< 0.01"
+    p = f"= {test.p_value:.2f}" if test.p_value >= 0.01 else "< 0.01"  # "p = 0.04", "p < 0.01"
     significant = test.p_value < 0.05
     if test.lift is None:  # A converted nobody: no relative lift, so the two rates in words
         values = {**names, "p": p, "rate_a": format_percent(test.rate_a, 2), "rate_b": format_percent(test.rate_b, 2)}
         if significant:
-            text = _("%(b)s converts better than %(a)s (%(rate_b)s against %(rate_a)s), p = %(p)s.")
+            text = _("%(b)s converts better than %(a)s (%(rate_b)s against %(rate_a)s), p %(p)s.")
         else:
             text = _(
-                "No clear winner yet: %(b)s converts %(rate_b)s against %(rate_a)s for %(a)s, p = %(p)s "
+                "No clear winner yet: %(b)s converts %(rate_b)s against %(rate_a)s for %(a)s, p %(p)s "
                 "(not significant)."
             )
         return text % values, test.p_value
     lift = f"{abs(test.lift):.0%}"
     if significant:
         if test.lift > 0:
-            text = _("%(b)s converts %(lift)s better than %(a)s, p = %(p)s.")
+            text = _("%(b)s converts %(lift)s better than %(a)s, p %(p)s.")
         else:
-            text = _("%(b)s converts %(lift)s worse than %(a)s, p = %(p)s.")
+            text = _("%(b)s converts %(lift)s worse than %(a)s, p %(p)s.")
     else:
-        text = _("No clear winner yet: %(b)s converts %(lift)s %(direction)s than %(a)s, p = %(p)s (not significant).")
+        text = _("No clear winner yet: %(b)s converts %(lift)s %(direction)s than %(a)s, p %(p)s (not significant).")
     direction = _("better") if test.lift > 0 else _("worse")
     return text % {**names, "lift": lift, "p": p, "direction": direction}, test.p_value
 

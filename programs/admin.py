@@ -163,7 +163,22 @@ class ProgramAdmin(TenantModelAdmin):
             self.message_user(request, _("Created %(name)s.") % {"name": copy.name})
 
 
-class ParticipantProgramFilter(admin.SimpleListFilter):
+class IdListFilter(admin.SimpleListFilter):
+    """A list filter whose value is a row id: anything else is Django's "bad filter" page, never a 500."""
+
+    def condition(self, request, pk: int):
+        raise NotImplementedError
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not is_id(value):
+            raise IncorrectLookupParameters(value)
+        return queryset.filter(self.condition(request, int(value)))
+
+
+class ParticipantProgramFilter(IdListFilter):
     """Participants who joined a program (they have its code); a participant can be in several programs."""
 
     title = _("program")
@@ -173,17 +188,10 @@ class ParticipantProgramFilter(admin.SimpleListFilter):
         programs = Program.objects.for_merchant(request.merchant).order_by("name")
         return [(str(program.pk), str(program)) for program in programs]
 
-    def queryset(self, request, queryset):
-        value = self.value()
-        if not value:
-            return queryset
-        if not is_id(value):
-            raise IncorrectLookupParameters(value)
+    def condition(self, request, pk: int) -> Exists:
         code = Participant._meta.get_field("codes").related_model  # tracking builds on programs, not the reverse
-        joined = code.all_merchants.filter(
-            merchant_id=OuterRef("merchant_id"), participant_id=OuterRef("pk"), program_id=int(value)
-        )
-        return queryset.filter(Exists(joined))
+        return Exists(code.all_merchants.filter(merchant_id=OuterRef("merchant_id"), participant_id=OuterRef("pk"),
+                                                program_id=pk))  # fmt: skip
 
 
 @admin.register(Participant, site=merchant_admin)
@@ -237,7 +245,7 @@ class InviteAdmin(ReadOnlyTenantAdmin):
     search_fields = ["email", "participant__email"]
 
 
-class VariantFilter(admin.SimpleListFilter):
+class VariantFilter(IdListFilter):
     """The A/B variant a row counts for on the dashboard; here a share's: the sharer's variant in its program."""
 
     title = _("variant")
@@ -250,14 +258,6 @@ class VariantFilter(admin.SimpleListFilter):
     def condition(self, request, variant_id: int) -> Q:
         # One code per participant and program, so this joins at most one row per share.
         return Q(participant__codes__program=F("program"), participant__codes__variant_id=variant_id)
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if not value:
-            return queryset
-        if not is_id(value):
-            raise IncorrectLookupParameters(value)
-        return queryset.filter(self.condition(request, int(value)))
 
 
 @admin.register(ShareEvent, site=merchant_admin)

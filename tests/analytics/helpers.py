@@ -205,29 +205,28 @@ class World:
         candidates = [orders for orders in by_referral.values() if len(orders) >= 2] + [
             orders for orders in by_referral.values() if len(orders) == 1
         ]
+
+        def reject(referral: Referral, conversion: Conversion | None) -> Referral:
+            """The referral scored as a reject on this order (or on its sign-up, without one)."""
+            model.all_merchants.create(
+                merchant=self.merchant, livemode=referral.livemode, program_id=referral.program_id, referral=referral,
+                conversion=conversion, score=100, auto_decision="reject", decision="reject",
+            )  # fmt: skip
+            referral_reject(referral=referral, reason="fraud")
+            return referral
+
         touched = []
         for orders in candidates:
             later = next((c for c in reversed(orders) if c.pk not in assessed), None)
             if later is None:
                 continue
-            referral = later.referral
-            model.all_merchants.create(
-                merchant=self.merchant, livemode=later.livemode, program_id=later.program_id, referral=referral,
-                conversion=later, score=100, auto_decision="reject", decision="reject",
-            )  # fmt: skip
-            referral_reject(referral=referral, reason="fraud")
-            touched.append(referral)
+            touched.append(reject(later.referral, later))
             break
         for orders in candidates:
             referral = orders[0].referral
             if referral in touched or referral.pk in signup_assessed:
                 continue
-            model.all_merchants.create(
-                merchant=self.merchant, livemode=referral.livemode, program_id=referral.program_id, referral=referral,
-                conversion=None, score=100, auto_decision="reject", decision="reject",
-            )  # fmt: skip
-            referral_reject(referral=referral, reason="fraud")
-            touched.append(referral)
+            touched.append(reject(referral, None))
             break
         if reviewer is not None:
             from fraud.services import assessment_review

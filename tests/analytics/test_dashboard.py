@@ -151,11 +151,15 @@ def test_before_after_compares_the_baseline_with_the_program_period(tenant):
     assert rows["Average order value"]["after"] == "110.29 PLN"  # 15000 / 136, to the cent
 
 
+def _ab_program(merchant):
+    program = ProgramFactory(merchant=merchant)
+    variants = ProgramVariant.objects.for_merchant(merchant)
+    return program, variants.create(program=program, name="A"), variants.create(program=program, name="B")
+
+
 def test_ab_results_per_variant_with_the_z_test(tenant):
     merchant = tenant.merchant
-    program = ProgramFactory(merchant=merchant)
-    a = ProgramVariant.objects.for_merchant(merchant).create(program=program, name="A")
-    b = ProgramVariant.objects.for_merchant(merchant).create(program=program, name="B")
+    program, a, b = _ab_program(merchant)
     day = _day(2, merchant)
     _stats(merchant, program, day, a, participants_joined=100, joined_and_shared=40, clicks=1000,
            referred_new_customers=100, referred_revenue=Decimal("5000"), cost_issued=Decimal("1000"))  # fmt: skip
@@ -177,9 +181,7 @@ def test_ab_results_per_variant_with_the_z_test(tenant):
 
 def test_ab_results_say_when_there_is_not_enough_data(tenant):
     merchant = tenant.merchant
-    program = ProgramFactory(merchant=merchant)
-    a = ProgramVariant.objects.for_merchant(merchant).create(program=program, name="A")
-    b = ProgramVariant.objects.for_merchant(merchant).create(program=program, name="B")
+    program, a, b = _ab_program(merchant)
     _stats(merchant, program, _day(1, merchant), a, clicks=30, referred_new_customers=3)
     _stats(merchant, program, _day(1, merchant), b, clicks=30, referred_new_customers=6)
     report = program_report(merchant=merchant, program=program, period=Period(_day(29, merchant), _day(0, merchant)))
@@ -211,9 +213,7 @@ def test_top_referrers_of_the_period(tenant, days):
 
 def test_ab_results_with_more_first_purchases_than_clicks_say_so(tenant):
     merchant = tenant.merchant
-    program = ProgramFactory(merchant=merchant)
-    a = ProgramVariant.objects.for_merchant(merchant).create(program=program, name="A")
-    b = ProgramVariant.objects.for_merchant(merchant).create(program=program, name="B")
+    program, a, b = _ab_program(merchant)
     _stats(merchant, program, _day(0, merchant), a, clicks=100, referred_new_customers=150)
     _stats(merchant, program, _day(0, merchant), b, clicks=100, referred_new_customers=60)
 

@@ -89,7 +89,7 @@ def test_no_purchase_against_some_with_enough_clicks_is_a_result():
     assert test.z == pytest.approx(3.4745, abs=1e-3)
     assert test.p_value == pytest.approx(0.000512, abs=2e-5)
     text, p_value = ab_verdict("A", 0, 1000, "B", 12, 1000)
-    assert text == "B converts better than A (1.20% against 0.00%), p = < 0.01."
+    assert text == "B converts better than A (1.20% against 0.00%), p < 0.01."
     assert p_value == pytest.approx(0.000512, abs=2e-5)
     worse, _p = ab_verdict("A", 12, 1000, "B", 0, 1000)
     assert worse.startswith("B converts 100% worse than A")
