@@ -11,16 +11,16 @@ import functools
 import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import quote_plus, urlencode
 
 from django.db import connection
 from django.db.models import Q, Sum
 from django.urls import NoReverseMatch, get_script_prefix, reverse
-from django.utils import numberformat, timezone
-from django.utils.formats import get_format, number_format
-from django.utils.translation import get_language, gettext_lazy, ngettext
+from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from analytics import metrics
 from analytics.models import DailyStats, ReferrerDailyStats, ReferrerStats, RollupState, ShopDailyStats
@@ -32,7 +32,7 @@ from analytics.services.rollup import (
     SHOP_MONEY_COLUMNS,
 )
 from programs.models import Participant, Program, ProgramVariant
-from referral_saas.money import currency_decimals
+from referral_saas.money import format_money
 from referral_saas.money import quantize as quantize_money
 
 ZERO = Decimal("0")
@@ -258,30 +258,17 @@ def daily_series(*, merchant, livemode: bool, programs, period: Period, variant=
 # --- formatting -------------------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=32)
-def _separators(language: str | None) -> tuple[str, int, str]:
-    """(decimal separator, grouping, thousand separator) of a language: looked up once, not for each of the ~1,500
-    amounts of a 12-month day-by-day table."""
-    return tuple(get_format(name, language) for name in ("DECIMAL_SEPARATOR", "NUMBER_GROUPING", "THOUSAND_SEPARATOR"))
-
-
-def format_money(value: Decimal | None, currency: str) -> str | None:
-    """An amount with its currency's decimals (1,234.50 PLN; 1,235 JPY), rounded half-up: what
-    number_format(amount, decimal_pos, force_grouping=True) gives, in the active language."""
-    if value is None:
-        return None
-    amount = quantize_money(Decimal(value), currency)
-    decimal_sep, grouping, thousand_sep = _separators(get_language())
-    text = numberformat.format(
-        amount, decimal_sep, currency_decimals(currency), grouping, thousand_sep, force_grouping=True
-    )
-    return f"{text} {currency}"
+def _percent(value: float, digits: int) -> Decimal:
+    """A ratio as a percentage rounded half-up to `digits` (0.2888 -> 28.9); never -0 (number_format would cut
+    the float's decimals off, not round them)."""
+    percent = (Decimal(str(value)) * 100).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return abs(percent) if percent == 0 else percent
 
 
 def format_percent(value: float | None, digits: int = 1) -> str | None:
     if value is None:
         return None
-    return f"{number_format(value * 100, decimal_pos=digits)}%"
+    return f"{number_format(_percent(value, digits), decimal_pos=digits)}%"
 
 
 def format_number(value) -> str:
@@ -319,13 +306,13 @@ class Card:
     def change_text(self) -> str | None:
         if self.change is None:
             return None
-        if round(self.change * 100) == 0:
+        if _percent(self.change, 0) == 0:
             return "±0%"
         return f"{'+' if self.change > 0 else ''}{format_percent(self.change, 0)}"
 
     @property
     def change_is_good(self) -> bool | None:
-        if self.change is None or round(self.change * 100) == 0:
+        if self.change is None or _percent(self.change, 0) == 0:
             return None
         return (self.change < 0) if self.lower_is_better else (self.change > 0)
 
@@ -1300,8 +1287,7 @@ def portal_leaderboard(*, program: Program, participant: Participant, limit: int
     Ranked by friends who bought (then friends signed up), from the all-time rollup; blocked and erased people are
     left out. The participant's own milestone progress is counted live, the way rewards count it.
     """
-    from rewards.models import RewardRule
-    from rewards.selectors import milestone_progress
+    from rewards.selectors import milestone_progress, rule_in_words
 
     merchant = program.merchant
     scope = ReferrerStats.objects.for_merchant(merchant).filter(livemode=participant.livemode, program=program)
@@ -1319,14 +1305,13 @@ def portal_leaderboard(*, program: Program, participant: Participant, limit: int
         )
         my_rank = better + 1
     # Milestones as the rewards engine counts them (friends who bought and passed fraud scoring), live.
+    # Only the milestones this participant can still earn (their variant, offers not ended) or already reached.
     progress = milestone_progress(program=program, participant=participant)
     successful = progress.successful if progress else 0
-    rules = RewardRule.objects.for_merchant(merchant).filter(
-        program=program, trigger=RewardRule.Trigger.MILESTONE, active=True, side="referrer", milestone__isnull=False
-    )
+    reached, upcoming = (progress.reached, progress.upcoming) if progress else ([], [])
     steps = [
-        {"target": rule.milestone, "name": rule.description or rule.name, "reached": successful >= rule.milestone}
-        for rule in rules.order_by("milestone")
+        {"target": rule.milestone, "name": rule_in_words(rule, program.currency), "reached": rule in reached}
+        for rule in [*reached, *upcoming]
     ]
     following = next((step for step in steps if not step["reached"]), None)
     return {

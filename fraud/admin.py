@@ -19,6 +19,7 @@ from fraud import services
 from fraud.checks import LABELS
 from fraud.models import BlocklistEntry, Decision, FraudAssessment, FraudReviewEvent, FraudSettings, Sighting
 from referral_saas.errors import ApplicationError
+from referral_saas.money import format_money
 from referral_saas.tenancy.admin_site import ReadOnlyTenantInline, TenantModelAdmin, merchant_admin, ops_admin
 
 # --- the review queue -----------------------------------------------------------------------------------------------
@@ -119,7 +120,7 @@ class FraudAssessmentAdmin(TenantModelAdmin):
     def order(self, obj):
         if obj.conversion_id is None:
             return _("(sign-up)")
-        return f"{obj.conversion.order_id} · {obj.conversion.amount} {obj.conversion.currency}"
+        return f"{obj.conversion.order_id} · {format_money(obj.conversion.amount, obj.conversion.currency)}"
 
     @admin.display(description=_("signals"))
     def signal_list(self, obj):

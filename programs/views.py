@@ -10,7 +10,6 @@ import secrets
 import time
 from dataclasses import dataclass
 from functools import wraps
-from types import SimpleNamespace
 from urllib.parse import quote, urlencode
 
 import segno
@@ -20,7 +19,6 @@ from django.core import signing
 from django.core.cache import cache
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.utils import translation
 from django.utils.timezone import now as timezone_now
 from django.utils.translation import get_supported_language_variant, gettext_lazy, ngettext
@@ -41,7 +39,7 @@ from referral_saas.errors import ApplicationError
 from referral_saas.tenancy.models import Merchant
 from rewards import selectors as reward_selectors
 from rewards.models import COUPON_KINDS, CatalogItem, Kind, LedgerEntry, Reward, RewardRule
-from rewards.services import ledger_balance, points_redeem, rule_value
+from rewards.services import ledger_balance, points_redeem
 from tracking import selectors as tracking_selectors
 from tracking.clicks import client_ip
 from tracking.models import ReferralCode
@@ -222,12 +220,6 @@ class Milestones:
     reached: list[tuple[int, str]]
 
 
-def _what(kind: str, value, currency: str, description: str) -> str:
-    """A reward in words in the active language ("a 10% off coupon"); plain text, escaped by the page."""
-    reward = SimpleNamespace(kind=kind, value=value, currency=currency, description=description)
-    return render_to_string("rewards/_what.txt", {"reward": reward}).strip()
-
-
 def _reward_reason(reward: Reward) -> str:
     """Why a reward ended, for the customer. The stored reason is the staff's (English) note; the words here are
     chosen by what it says, and fall back to a general sentence."""
@@ -282,9 +274,7 @@ def _milestones(program: Program, participant: Participant) -> Milestones | None
         return None
 
     def what(rule: RewardRule) -> str:
-        value = rule_value(rule, order_amount=None, currency=program.currency)
-        description = rule.description or (rule.pool.description if rule.pool_id else "")
-        return _what(rule.kind, value, program.currency, description)
+        return reward_selectors.rule_in_words(rule, program.currency)
 
     nxt = progress.next_rule
     goal = nxt.milestone if nxt else max(rule.milestone for rule in progress.reached)
@@ -306,7 +296,7 @@ def _rewards_context(request, program: Program, participant: Participant) -> dic
     rewards = [
         RewardRow(
             reward=reward,
-            what=_what(reward.kind, reward.value, reward.currency, reward.description),
+            what=reward_selectors.reward_in_words(reward.kind, reward.value, reward.currency, reward.description),
             reason=_reward_reason(reward),
             is_coupon=reward.kind in COUPON_KINDS,
             expired=bool(reward.expires_at and reward.expires_at < now),

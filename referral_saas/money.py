@@ -55,3 +55,30 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
     from decimal import ROUND_HALF_UP
 
     return amount.quantize(Decimal(1).scaleb(-currency_decimals(currency)), rounding=ROUND_HALF_UP)
+
+
+@functools.lru_cache(maxsize=16)
+def _separators(language: str | None) -> tuple[str, int, str]:
+    """(decimal separator, grouping, thousand separator) of a language: looked up once, not for each of the ~1,500
+    amounts of a 12-month day-by-day table."""
+    from django.utils.formats import get_format
+
+    return tuple(get_format(name, language) for name in ("DECIMAL_SEPARATOR", "NUMBER_GROUPING", "THOUSAND_SEPARATOR"))
+
+
+def format_amount(value, currency: str) -> str:
+    """An amount in the active language with its currency's decimals, rounded half-up: "1,234.50" (PLN, en),
+    "1 234,50" (PLN, pl), "1,235" (JPY). Without the currency code (the sentence around it places it)."""
+    from django.utils import numberformat
+    from django.utils.translation import get_language
+
+    amount = quantize(Decimal(value), currency)
+    decimal_sep, grouping, thousand_sep = _separators(get_language())
+    return numberformat.format(
+        amount, decimal_sep, currency_decimals(currency), grouping, thousand_sep, force_grouping=True
+    )
+
+
+def format_money(value, currency: str) -> str | None:
+    """An amount and its currency: "1,234.50 PLN", "1,235 JPY"; None stays None."""
+    return None if value is None else f"{format_amount(value, currency)} {currency}"

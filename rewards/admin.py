@@ -32,7 +32,7 @@ from programs.admin import VariantFilter
 from programs.models import Participant, Program
 from referral_saas.api import is_id
 from referral_saas.errors import ApplicationError
-from referral_saas.money import currency_decimals
+from referral_saas.money import currency_decimals, format_money
 from referral_saas.tenancy.admin_site import (
     ReadOnlyTenantAdmin,
     ReadOnlyTenantInline,
@@ -219,7 +219,10 @@ class RewardRuleForm(ScopedUniqueNameForm):
             self.add_error("coupon_prefix", _("Letters, digits and dashes only: customers type the code at checkout."))
 
         percent_of_order = value_type == ValueType.PERCENT_OF_ORDER
-        if percent_of_order and kind and kind not in MONEY_KINDS | {Kind.POINTS}:
+        if percent_of_order and trigger in (Trigger.MILESTONE, Trigger.SIGNUP):
+            message = _("A sign-up or a milestone has no order to take a percentage of: use a fixed value.")
+            self.add_error("value_type", message)
+        elif percent_of_order and kind and kind not in MONEY_KINDS | {Kind.POINTS}:
             message = _("A percentage of the order works for amount-off coupons, store credit, cash and points only.")
             self.add_error("value_type", message)
         if kind in ITEM_KINDS:
@@ -750,7 +753,7 @@ class LedgerEntryAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
     def amount_label(self, obj):
         if obj.account == LedgerEntry.Account.POINTS:
             return f"{int(obj.amount):+d} pts"
-        return f"{obj.amount:+} {obj.currency}"
+        return f"{'+' if obj.amount > 0 else ''}{format_money(obj.amount, obj.currency)}"
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "cash_due_url": reverse(f"{self.admin_site.name}:rewards_cash_due")}

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from programs.models import Participant, Program, ProgramVariant
+from referral_saas.money import format_money
 from referral_saas.tenancy.models import TenantModel
 from tracking.models import Conversion, Referral, Refund
 
@@ -266,7 +267,7 @@ class Reward(TenantModel):
     @property
     def display_value(self) -> str:
         if self.unit == Unit.MONEY:
-            return f"{self.value} {self.currency}"
+            return format_money(self.value, self.currency)  # the currency's decimals, in the active language
         if self.unit == Unit.PERCENT:
             return f"{self.value.normalize():f}%"
         if self.unit == Unit.POINTS:
@@ -436,7 +437,9 @@ class LedgerEntry(TenantModel):
         verbose_name_plural = _("ledger")
 
     def __str__(self) -> str:
-        return f"{self.account} {self.amount:+}"
+        if self.account == self.Account.POINTS:
+            return f"{self.account} {int(self.amount):+d}"
+        return f"{self.account} {'+' if self.amount > 0 else ''}{format_money(self.amount, self.currency)}"
 
 
 class Work(TenantModel):

@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.db.models import Sum
 
 from programs.models import Participant, Program
-from rewards.models import CatalogItem, LedgerEntry, Reward, RewardRule
+from rewards.models import CatalogItem, LedgerEntry, Reward, RewardRule, Side
 
 
 def rewards_of(*, participant: Participant, program: Program | None = None):
@@ -25,25 +25,74 @@ class MilestoneProgress:
     remaining: int
     percent: int
     reached: list[RewardRule]
+    upcoming: list[RewardRule]
+
+
+def reward_in_words(kind: str, value, currency: str, description: str) -> str:
+    """A reward (or a rule, or a catalog item) in words in the active language: "a 10% off coupon", "1,500 JPY in
+    store credit". Plain text: the page escapes it."""
+    from types import SimpleNamespace
+
+    from django.template.loader import render_to_string
+
+    reward = SimpleNamespace(kind=kind, value=value, currency=currency, description=description)
+    return render_to_string("rewards/_what.txt", {"reward": reward}).strip()
+
+
+def rule_in_words(rule: RewardRule, currency: str) -> str:
+    """What a rule gives, in words in the active language (a milestone's reward): "a coupon worth 20.00 PLN"; a free
+    product, an experience or a pool coupon by the description the shop wrote. Never the rule's name, which is the
+    staff's."""
+    from rewards.services.deciding import rule_value
+
+    value = rule_value(rule, order_amount=None, currency=currency)
+    description = rule.description or (rule.pool.description if rule.pool_id else "")
+    return reward_in_words(rule.kind, value, currency, description)
 
 
 def milestone_progress(*, program: Program, participant: Participant) -> MilestoneProgress | None:
-    """How many friends bought, and how far the next milestone is. None if the program has no milestones."""
-    from rewards.services.deciding import successful_referrals
+    """How many friends bought, and how far the next milestone is. None if the program has no milestones for them.
 
-    rules = list(
-        RewardRule.objects.for_merchant(program.merchant)
-        .filter(program=program, active=True, trigger=RewardRule.Trigger.MILESTONE, side="referrer")
-        .order_by("milestone")
+    Only milestones the rewards engine would pay this participant now are promised: rules for everyone or for their
+    A/B variant, inside their valid from/to. A milestone already paid stays in the list of those reached even after
+    its offer ended.
+    """
+    from django.utils import timezone
+
+    from rewards.services.deciding import program_rules, rules_for, successful_referrals
+    from tracking.models import ReferralCode
+
+    milestones = [
+        rule
+        for rule in program_rules(program)
+        if rule.trigger == RewardRule.Trigger.MILESTONE and rule.side == Side.REFERRER and rule.milestone
+    ]
+    if not milestones:
+        return None
+    variant_id = (
+        ReferralCode.objects.for_merchant(program.merchant)
+        .filter(program=program, participant=participant)
+        .values_list("variant_id", flat=True)
+        .first()
     )
+    payable = rules_for(
+        program=program, variant_id=variant_id, triggers=(RewardRule.Trigger.MILESTONE,), at=timezone.now(),
+        rules=milestones,
+    )  # fmt: skip
+    paid = set(
+        Reward.objects.for_merchant(program.merchant)
+        .filter(participant=participant, program=program, milestone__isnull=False)
+        .values_list("rule_id", flat=True)
+    )
+    rules = sorted((r for r in milestones if r in payable or r.pk in paid), key=lambda r: (r.milestone, r.pk))
     if not rules:
         return None
     done = successful_referrals(program=program, referrer=participant)
-    reached = [r for r in rules if r.milestone <= done]
-    upcoming = [r for r in rules if r.milestone > done]
+    reached = [r for r in rules if r.milestone <= done or r.pk in paid]
+    upcoming = [r for r in rules if r.milestone > done and r in payable]
     nxt = upcoming[0] if upcoming else None
     percent = 100 if nxt is None else int(100 * done / nxt.milestone)
-    return MilestoneProgress(done, nxt, (nxt.milestone - done) if nxt else 0, percent, reached)
+    return MilestoneProgress(done, nxt, (nxt.milestone - done) if nxt else 0, percent, reached, upcoming)
 
 
 def points_history(*, participant: Participant, program: Program | None = None, limit: int = 50):

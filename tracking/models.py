@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from programs.models import Participant, Program, ProgramVariant
+from referral_saas.money import format_money
 from referral_saas.tenancy.models import Merchant, TenantModel
 
 
@@ -220,7 +221,7 @@ class Conversion(TenantModel):
         ordering = ["-occurred_at"]
 
     def __str__(self) -> str:
-        return f"{self.order_id} ({self.amount} {self.currency})"
+        return f"{self.order_id} ({format_money(self.amount, self.currency)})"
 
     @property
     def attributed(self) -> bool:
@@ -247,4 +248,4 @@ class Refund(TenantModel):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.refund_id}: {self.amount} {self.currency}"
+        return f"{self.refund_id}: {format_money(self.amount, self.currency)}"

@@ -62,7 +62,7 @@ def test_home_cards_show_the_period_and_the_change_against_the_previous_one(tena
     assert "1,000.50 PLN" in _card(html, "referral_revenue")
     assert "25.0% of all sales" in _card(html, "referral_revenue")
     assert "5.00%" in _card(html, "conversion_rate")
-    assert "900%" in _card(html, "roi")  # (1000.50 - 100) / 100
+    assert "901%" in _card(html, "roi")  # (1000.50 - 100) / 100 = 900.5%, rounded half-up
     assert reverse("admin:analytics_program_dashboard", args=[program.pk]) in html
 
 
@@ -238,3 +238,37 @@ def test_money_has_the_currencys_decimals(tenant):
     assert "500 JPY" in _card(html, "cpa")
     assert "15,000.00" not in html
     assert ">15,000 JPY</a></td>" in html  # the day-by-day table too
+
+
+@pytest.mark.parametrize(
+    ("value", "digits", "shown"),
+    [(0.29, 1, "29.0%"), (0.29, 2, "29.00%"), (0.57, 0, "57%"), (7 / 34, 1, "20.6%"), (0.0288, 1, "2.9%"),
+     (Decimal("0.4117"), 1, "41.2%"), (-0.004, 0, "0%"), (-0.0004, 1, "0.0%"), (1.5, 0, "150%")],
+)  # fmt: skip
+def test_percentages_are_rounded_half_up_and_never_minus_zero(value, digits, shown):
+    from analytics.selectors import format_percent
+
+    assert format_percent(value, digits) == shown
+
+
+@pytest.mark.parametrize(
+    ("change", "text", "good"), [(0.006, "+1%", True), (-0.006, "-1%", False), (0.004, "±0%", None),
+                                 (-0.004, "±0%", None), (0.005, "+1%", True), (-0.25, "-25%", False)],
+)  # fmt: skip
+def test_a_cards_change_agrees_with_its_sign_and_colour(change, text, good):
+    from analytics.selectors import Card
+
+    card = Card("k", "label", "1", "", change=change)
+    assert (card.change_text, card.change_is_good) == (text, good)
+
+
+def test_a_small_drop_is_not_shown_as_minus_zero(tenant):
+    merchant = tenant.merchant
+    program = ProgramFactory(merchant=merchant)
+    _stats(merchant, program, _day(1, merchant), clicks=1006, attributed_orders=29)
+    _stats(merchant, program, _day(31, merchant), clicks=1000, attributed_orders=29)
+
+    page = tenant.admin.get(reverse("admin:analytics_program_dashboard", args=[program.pk])).content.decode()
+
+    assert "-1% vs the previous period" in _card(page, "conversion_rate")  # 2.88% against 2.90%: -0.6%
+    assert "-0%" not in page

@@ -107,7 +107,7 @@ def test_someone_without_referrals_is_told_how_to_join_it(board):
 def test_milestone_progress(board):
     program, people = board
     html = _as(people["Bob Smith"], program).get(_url(program)).content.decode()
-    assert "1 more friend who buys for: a 20 PLN voucher" in html
+    assert "1 more friend who buys for: a coupon worth 20.00 PLN" in html  # in words, as on the dashboard
     assert 'aria-valuenow="1"' in html
     html = _as(people["Anna Kowalska"], program).get(_url(program)).content.decode()
     assert "You reached every milestone" in html

@@ -118,6 +118,8 @@ def test_a_free_product_rule_needs_no_value_and_a_milestone_rule_its_count(tenan
           "valid_until_1": "00:00"}, "valid_until", "The offer must end after it starts."),
         ({"coupon_valid_days": "0"}, "coupon_valid_days", "A coupon is valid for at least 1 day"),
         ({"coupon_prefix": "MY CODE"}, "coupon_prefix", "Letters, digits and dashes only"),
+        ({"trigger": "milestone", "milestone": "3"}, "value_type", "A sign-up or a milestone has no order to take"),
+        ({"trigger": "signup"}, "value_type", "A sign-up or a milestone has no order to take"),
     ],
 )  # fmt: skip
 def test_rule_validation_is_shown_next_to_the_field(tenant, program, changes, field, message):
@@ -550,3 +552,32 @@ def test_the_orders_list_filters_orders_by_a_reward_in_good_standing(tenant, oth
     assert listed("yes") == [paid.pk]
     assert listed("no") == sorted([voided.pk, unpaid.pk])
     assert elsewhere.pk not in listed("")
+
+
+def test_admin_amounts_have_the_currencys_decimals(tenant):
+    from decimal import Decimal as D
+
+    from fraud.services import conversion_assess
+    from tracking.services import conversion_record
+
+    program = ProgramFactory(merchant=tenant.merchant, slug="jp", currency="JPY")
+    participant, code = join(program, email="aiko@people.example", external_id="a-1")
+    conversion = conversion_record(
+        merchant=tenant.merchant, livemode=True, order_id="order-jp", amount=D("5000"), currency="JPY",
+        customer_email="buyer@mailinator.com", code=code.code,
+    )[0]  # fmt: skip
+    conversion_assess(conversion=conversion)
+    LedgerEntry.objects.for_merchant(tenant.merchant).create(
+        program=program, participant=participant, account=LedgerEntry.Account.CASH, kind=LedgerEntry.Kind.ADJUSTMENT,
+        amount=D("2500"), currency="JPY",
+    )  # fmt: skip
+
+    queue = _text(tenant.admin.get("/admin/fraud/fraudassessment/"))
+    due = _text(tenant.admin.get(CASH_DUE))
+    ledger = _text(tenant.admin.get("/admin/rewards/ledgerentry/"))
+
+    assert "order-jp · 5,000 JPY" in queue
+    assert "<strong>2,500 JPY</strong>" in due
+    assert "+2,500 JPY" in ledger
+    assert "5000.00" not in queue
+    assert "2500.00" not in due + ledger

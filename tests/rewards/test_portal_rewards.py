@@ -390,6 +390,69 @@ def test_the_dashboard_links_to_the_leaderboard_when_the_program_has_one(client,
     assert signed_in.get(link).status_code == 200
 
 
+def _milestone(program, milestone: int, value: str, **fields) -> RewardRule:
+    common = {"trigger": RewardRule.Trigger.MILESTONE, "value_type": "fixed", "hold_days": 0}
+    return rule(program, name=f"Internal: milestone {milestone}", milestone=milestone, kind=Kind.STORE_CREDIT,
+                value=Decimal(value), **common, **fields)  # fmt: skip
+
+
+def test_milestones_promise_only_what_this_participant_can_still_earn(client, tenant, program, referrer):
+    from programs.models import ProgramVariant
+    from tests.analytics.test_portal_leaderboard import _friends_bought
+
+    participant, code = referrer
+    a, b = (ProgramVariant.objects.for_merchant(tenant.merchant).create(program=program, name=n) for n in "AB")
+    code.variant = a
+    code.save(update_fields=["variant"])
+    ended = {"valid_from": _day(-60), "valid_until": _day(-30)}
+    paid_then_ended = _milestone(program, 1, "11", **ended)
+    _milestone(program, 2, "22", **ended)  # an offer that ended before they reached it
+    _milestone(program, 3, "33", variant=b)  # the other variant's
+    _milestone(program, 4, "44", variant=a)
+    _reward(program, participant, paid_then_ended, status="issued", milestone=1)
+    _friends_bought(code, 1)
+
+    page = _page(_sign_in(client, program, participant), program)
+
+    assert "1 of 4 friends — 3 more for 44.00 PLN in store credit" in page
+    assert "11.00 PLN in store credit" in page.split("Milestones reached")[1]  # paid: still reached
+    assert "22.00 PLN" not in page
+    assert "33.00 PLN" not in page
+
+    program.leaderboard_enabled = True
+    program.save(update_fields=["leaderboard_enabled"])
+    board = html.unescape(client.get(_base(program) + "leaderboard/").content.decode())
+    assert "44.00 PLN in store credit" in board
+    assert "11.00 PLN in store credit" in board
+    assert "22.00 PLN" not in board
+    assert "33.00 PLN" not in board
+    assert "Internal:" not in board  # the staff's rule names never reach the customer
+
+
+@pytest.mark.parametrize(
+    ("lang", "coupon", "credit", "cash"),
+    [("en", "1,500 JPY", "12,000 JPY in store credit", "2,000 JPY in cash"),
+     ("pl", "1\xa0500 JPY", "12\xa0000 JPY", "2\xa0000 JPY"),
+     ("ru", "1\xa0500 JPY", "12\xa0000 JPY", "2\xa0000 JPY")],
+)  # fmt: skip
+def test_amounts_in_the_portal_have_the_currencys_decimals(client, tenant, lang, coupon, credit, cash):
+    program = ProgramFactory(merchant=tenant.merchant, slug="jp", currency="JPY")
+    participant, _code = join(program, email="aiko@people.example", external_id="a-1", name="Aiko")
+    for kind, value, status in [(Kind.AMOUNT_COUPON, "1500", "approved"), (Kind.STORE_CREDIT, "12000", "pending"),
+                                (Kind.CASH, "2000", "approved")]:  # fmt: skip
+        given = rule(program, name=kind, kind=kind, value_type="fixed", value=Decimal(value))
+        _reward(program, participant, given, status=status, hold_until=_day(5))
+    _milestone(program, 3, "500")
+
+    page = _page(_sign_in(client, program, participant), program, lang)
+
+    for text in (coupon, credit, cash):
+        assert text in page, text
+    assert "500 JPY" in page  # the milestone
+    assert ".00 JPY" not in page
+    assert ",00 JPY" not in page
+
+
 # --- language and isolation -----------------------------------------------------------------------------------------
 
 
