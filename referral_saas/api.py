@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 
 from django.conf import settings
 from django.utils import translation
+from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.views import APIView
 
@@ -25,11 +28,13 @@ class TenantAPIView(APIView):
         translation.activate(settings.LANGUAGE_CODE)
         request.LANGUAGE_CODE = settings.LANGUAGE_CODE
         length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > settings.API_MAX_BODY_BYTES:
+        if length.isascii() and length.isdigit() and int(length) > settings.API_MAX_BODY_BYTES:
             raise PayloadTooLarge(f"The request body is over {settings.API_MAX_BODY_BYTES // 1024} KB.")
         super().initial(request, *args, **kwargs)  # authenticates, checks permissions and rate limits
         request.merchant = request.auth.merchant
         request.livemode = request.auth.mode == request.auth.Mode.LIVE
+        if request.method == "POST":
+            request.data  # noqa: B018  a body that is not JSON is refused (400/415) even where no field is read
 
     def dispatch(self, request, *args, **kwargs):
         """DRF's dispatch, with the handler run under the Idempotency-Key when a POST carries one."""
@@ -56,6 +61,20 @@ class Cursor(CursorPagination):
     max_page_size = 200
     page_size_query_param = "limit"
     ordering = "-created_at"
+
+    def decode_cursor(self, request):
+        """DRF's cursor, with its position checked: a cursor is the caller's input (base64 of a timestamp we
+        wrote), and a forged one ("+20:00", not a date) must be a 404 like any bad cursor, not a database error."""
+        decoded = super().decode_cursor(request)
+        if decoded is None or decoded.position is None:
+            return decoded
+        try:
+            when = parse_datetime(decoded.position)
+            if when is None or when.tzinfo is None:
+                raise ValueError(decoded.position)
+            return decoded._replace(position=when.astimezone(datetime.UTC).isoformat())
+        except (ValueError, OverflowError):
+            raise NotFound(self.invalid_cursor_message) from None
 
 
 def paginate(

@@ -14,3 +14,10 @@ class TextConverter:
 
     def to_url(self, value: str) -> str:
         return value
+
+
+class KeyConverter(TextConverter):
+    """A shop's own key that may contain slashes (invoice numbers like "FV/2026/11/1001"): the rest of the path, no
+    control characters. Routes with a suffix after it ("<key:order_id>/refunds") are listed before the bare one."""
+
+    regex = r"[^\x00-\x1f\x7f]+"

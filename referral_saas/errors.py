@@ -101,7 +101,9 @@ def _flatten_detail(detail: Any) -> Any:
         return {key: _flatten_detail(value) for key, value in detail.items()}
     if isinstance(detail, list):
         return [_flatten_detail(item) for item in detail]
-    return str(detail)
+    # A message may quote the caller's input ('"\ud800" is not a valid choice.'): lone surrogates cannot be encoded
+    # as UTF-8, so they are replaced rather than turning a 400 into a 500 while rendering.
+    return str(detail).encode("utf-8", "replace").decode("utf-8")
 
 
 def api_exception_handler(exc: Exception, context: dict):

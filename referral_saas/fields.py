@@ -25,7 +25,7 @@ class AmountField(serializers.Field):
         if isinstance(data, bool) or not isinstance(data, str | int):
             self.fail("invalid")
         text = str(data).strip()
-        if not text or len(text) > 32 or not all(ch.isdigit() or ch in ".-" for ch in text):
+        if not text or len(text) > 32 or not text.isascii() or not all(ch.isdigit() or ch in ".-" for ch in text):
             self.fail("invalid")
         try:
             value = Decimal(text)
@@ -64,3 +64,20 @@ def check_amount_precision(amount: Decimal, currency: str, field: str = "amount"
     places = currency_decimals(currency)
     if amount.as_tuple().exponent < -places:
         raise serializers.ValidationError({field: [f"{currency} amounts have at most {places} decimal places."]})
+
+
+class KeyField(serializers.CharField):
+    """A shop's own id (order, refund): up to 128 characters, no control characters (it is addressed in URLs and
+    printed in lists; a tab or a newline in it is a bug on the caller's side). Slashes are fine."""
+
+    default_error_messages = {"control": "Must not contain control characters (tabs, newlines, ...)."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 128)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            self.fail("control")
+        return value

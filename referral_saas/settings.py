@@ -185,7 +185,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["referral_saas.tenancy.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["referral_saas.tenancy.authentication.HasMerchant"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["referral_saas.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "referral_saas.schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "referral_saas.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,

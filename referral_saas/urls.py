@@ -6,12 +6,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from programs import views as portal_views
 from referral_saas import demo, health, views
-from referral_saas.converters import TextConverter
+from referral_saas.converters import KeyConverter, TextConverter
 from referral_saas.tenancy.admin_site import merchant_admin, ops_admin
 from referral_saas.tenancy.api import MeApi
 from tracking.views import bare_redirect, referral_redirect
 
 register_converter(TextConverter, "text")  # before include() imports the apps' URLconfs
+register_converter(KeyConverter, "key")
 
 api_v1 = [
     path("me", MeApi.as_view(), name="me"),

@@ -15,7 +15,7 @@ from fraud import selectors as fraud_selectors
 from fraud.api import FraudSummaryOutput
 from referral_saas.api import TenantAPIView, filter_parameters, page_example, page_of, paginate
 from referral_saas.errors import NotFound
-from referral_saas.fields import AmountField, CurrencyField, check_amount_precision
+from referral_saas.fields import AmountField, CurrencyField, KeyField, check_amount_precision
 from referral_saas.filters import UtcIsoDateTimeFilter
 from rewards.selectors import rewards_for_conversions
 from rewards.serializers import REWARD_EXAMPLE, RewardOutput
@@ -340,7 +340,7 @@ def _conversion_queryset(request):
 class ConversionListCreateApi(TenantAPIView):
     @extend_schema_serializer(component_name="ConversionCreate")
     class InputSerializer(serializers.Serializer):
-        order_id = serializers.CharField(max_length=128)
+        order_id = KeyField()
         amount = AmountField()
         currency = CurrencyField()
         customer = CustomerInput(required=False)
@@ -473,7 +473,7 @@ class RefundCreateApi(TenantAPIView):
     @extend_schema_serializer(component_name="RefundCreate")
     class InputSerializer(serializers.Serializer):
         amount = AmountField()
-        refund_id = serializers.CharField(max_length=128)
+        refund_id = KeyField()
         reason = serializers.CharField(max_length=300, required=False, allow_blank=True)
 
     @extend_schema(

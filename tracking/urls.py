@@ -6,6 +6,7 @@ urlpatterns = [
     path("codes/<text:code>", api.CodeCheckApi.as_view(), name="code-check"),
     path("referrals", api.ReferralListCreateApi.as_view(), name="referrals"),
     path("conversions", api.ConversionListCreateApi.as_view(), name="conversions"),
-    path("conversions/<text:order_id>", api.ConversionDetailApi.as_view(), name="conversion-detail"),
-    path("conversions/<text:order_id>/refunds", api.RefundCreateApi.as_view(), name="refunds"),
+    # An order id may contain slashes ("FV/2026/11/1001"): the refunds route is tried first.
+    path("conversions/<key:order_id>/refunds", api.RefundCreateApi.as_view(), name="refunds"),
+    path("conversions/<key:order_id>", api.ConversionDetailApi.as_view(), name="conversion-detail"),
 ]

@@ -84,6 +84,8 @@ def url_refusal(url: str) -> str | None:
         return "Use an http:// or https:// URL."
     if not host:
         return "The URL has no host."
+    if port == 0:
+        return "Port 0 cannot receive connections: use the URL's real port (or none for 80/443)."
     if private_urls_allowed():
         return None
     try:
