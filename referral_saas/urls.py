@@ -16,11 +16,13 @@ register_converter(KeyConverter, "key")
 
 api_v1 = [
     path("me", MeApi.as_view(), name="me"),
+    # rewards before programs: "participants/<key:ref>/points" must be tried before "participants/<key:ref>", as a
+    # participant's external id may contain slashes.
+    path("", include("rewards.urls_api")),
     path("", include("programs.urls_api")),
     path("", include("tracking.urls")),
     path("", include("analytics.urls_api")),
     path("", include("referral_saas.webhooks.urls_api")),
-    path("", include("rewards.urls_api")),
 ]
 
 urlpatterns = [

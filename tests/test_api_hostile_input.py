@@ -151,3 +151,19 @@ def test_port_0_is_not_a_webhook_url(tenant):
     )
     assert response.status_code in (400, 422)
     assert "Port 0" in response.content.decode()
+
+
+def test_a_participant_external_id_with_slashes_is_addressable(tenant, world):
+    created = tenant.api.post(
+        "/api/v1/participants", {"program": "friends", "external_id": "shop/42", "email": "s@a.example"}, format="json"
+    )
+    assert created.status_code == 201, created.content
+
+    for ref in ("shop/42", quote("shop/42", safe="")):
+        assert tenant.api.get(f"/api/v1/participants/{ref}").json()["external_id"] == "shop/42"
+        points = tenant.api.get(f"/api/v1/participants/{ref}/points")
+        assert points.status_code == 200
+        assert points.json()["balance"] == 0
+    spend = tenant.api.post("/api/v1/participants/shop/42/points/redeem", {"item": "999999"}, format="json")
+    assert _error(spend, 404) == "not_found"  # the item, not the route
+    assert "item" in spend.json()["error"]["message"].lower()
