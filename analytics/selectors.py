@@ -461,7 +461,8 @@ class Links:
         )  # fmt: skip
 
     def rewards_cost(self) -> str | None:
-        """Rewards in money and in good standing (their values add up to the rewards cost)."""
+        """Rewards in money and in good standing (their values, less what refunds took back from used coupons, add
+        up to the rewards cost)."""
         currency = {"currency__exact": self.currency} if self.currency else {}
         return _admin_list(
             "rewards_reward", **self._program(), status__in=GOOD_REWARDS, unit__exact="money", **currency,

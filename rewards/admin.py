@@ -183,6 +183,17 @@ def rule_summary(rule: RewardRule) -> str:
     return ", ".join(parts)
 
 
+MONEY, POINTS = "money", "points"
+
+
+def _decimals_error(amount: Decimal, currency: str) -> str:
+    """Why this amount can't be in this currency (more decimals than it has), or ""."""
+    decimals = currency_decimals(currency)
+    if amount == amount.quantize(Decimal(1).scaleb(-decimals)):
+        return ""
+    return gettext("%(currency)s has %(n)d decimal places.") % {"currency": currency, "n": decimals}
+
+
 class RewardRuleForm(ScopedUniqueNameForm):
     class Meta:
         model = RewardRule
@@ -237,11 +248,31 @@ class RewardRuleForm(ScopedUniqueNameForm):
                 self.add_error("value", _("A percentage of the order is at most 100."))
         if data.get("max_value") is not None and not percent_of_order:
             self.add_error("max_value", _("'At most' caps a percentage of the order; leave it empty."))
+        self._check_decimals(data, kind=kind, percent_of_order=percent_of_order)
 
         starts, ends = data.get("valid_from"), data.get("valid_until")
         if starts and ends and ends <= starts:
             self.add_error("valid_until", _("The offer must end after it starts."))
         return data
+
+    def _check_decimals(self, data, *, kind, percent_of_order: bool) -> None:
+        """Amounts in the program's currency have its decimals (no 9.995 PLN, no 99.50 JPY); points are whole."""
+        program = data.get("program")
+        if program is None:
+            return
+        amounts = {"min_order_value": MONEY}
+        if kind in MONEY_KINDS:
+            amounts.update({"max_value": MONEY} if percent_of_order else {"value": MONEY})
+        elif kind == Kind.POINTS:
+            amounts.update({"max_value": POINTS} if percent_of_order else {"value": POINTS})
+        for field, unit in amounts.items():
+            amount = data.get(field)
+            if amount is None or field in self.errors:
+                continue
+            if unit == POINTS and amount != amount.to_integral_value():
+                self.add_error(field, _("Points are whole numbers."))
+            elif unit == MONEY and (message := _decimals_error(amount, program.currency)):
+                self.add_error(field, message)
 
 
 @admin.register(RewardRule, site=merchant_admin)
@@ -323,7 +354,8 @@ class RewardAdmin(CsvExportMixin, TenantModelAdmin):
     csv_columns = [
         ("id", "pk"), ("created_at", "created_at"), ("program", "program.slug"), ("participant_id", "participant_id"),
         ("participant_external_id", "participant.external_id"), ("participant_email", "participant.email"),
-        ("side", "side"), ("kind", "kind"), ("value", "value"), ("unit", "unit"), ("currency", "currency"),
+        ("side", "side"), ("kind", "kind"), ("value", "value"), ("taken_back", "taken_back"), ("unit", "unit"),
+        ("currency", "currency"),
         ("status", "status"), ("coupon_code", "coupon_code"), ("hold_until", "hold_until"),
         ("issued_at", "issued_at"), ("order_id", "conversion.order_id"), ("reason", "reason"),
     ]  # fmt: skip
@@ -350,6 +382,11 @@ class RewardAdmin(CsvExportMixin, TenantModelAdmin):
 
     @admin.display(description=_("value"), ordering="value")
     def value_label(self, obj):
+        if obj.taken_back:
+            return gettext("%(value)s (%(taken_back)s taken back)") % {
+                "value": obj.display_value,
+                "taken_back": format_money(obj.taken_back, obj.currency),
+            }
         return obj.display_value or "—"
 
     @admin.display(description=_("needs attention"), ordering="flag")
@@ -717,11 +754,8 @@ class PayoutForm(forms.Form):
         amount = self.cleaned_data["amount"]
         if amount <= 0:
             raise forms.ValidationError(_("The amount must be greater than zero."))
-        if amount != amount.quantize(Decimal(1).scaleb(-currency_decimals(self.currency))):
-            raise forms.ValidationError(
-                _("%(currency)s has %(n)d decimal places.")
-                % {"currency": self.currency, "n": currency_decimals(self.currency)}
-            )
+        if message := _decimals_error(amount, self.currency):
+            raise forms.ValidationError(message)
         if amount > self.due:
             raise forms.ValidationError(
                 _("That is more than the %(due)s %(currency)s due.") % {"due": self.due, "currency": self.currency}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -201,6 +201,9 @@ class Reward(TenantModel):
     min_order_value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True, editable=False)
     value = models.DecimalField(_("value"), max_digits=14, decimal_places=2)
     original_value = models.DecimalField(max_digits=14, decimal_places=2, editable=False)
+    # A used coupon keeps its value as used; what refunds took back from it afterwards (the customer owes it) is
+    # counted here, so the cost and the budget see only what was kept.
+    taken_back = models.DecimalField(_("taken back"), max_digits=14, decimal_places=2, default=0, editable=False)
     currency = models.CharField(_("currency"), max_length=3)
     description = models.CharField(_("description"), max_length=300, blank=True)
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PENDING)
@@ -245,6 +248,9 @@ class Reward(TenantModel):
             ),
             models.CheckConstraint(condition=Q(value__gte=0), name="reward_value_not_negative"),
             models.CheckConstraint(
+                condition=Q(taken_back__gte=0, taken_back__lte=F("value")), name="reward_taken_back_within_value"
+            ),
+            models.CheckConstraint(
                 condition=Q(rule__isnull=False) | Q(catalog_item__isnull=False), name="reward_has_a_source"
             ),
         ]
@@ -276,8 +282,9 @@ class Reward(TenantModel):
 
     @property
     def cost(self):
-        """What the reward costs the merchant in money (percent coupons count when redeemed, by the shop)."""
-        return self.value if self.unit == Unit.MONEY else 0
+        """What the reward costs the merchant in money: its value less what refunds took back after it was used
+        (percent coupons count when redeemed, by the shop)."""
+        return self.value - self.taken_back if self.unit == Unit.MONEY else 0
 
 
 class RewardEvent(TenantModel):

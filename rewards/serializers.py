@@ -22,6 +22,12 @@ class RewardOutput(serializers.Serializer):
     unit = serializers.CharField(help_text="money, percent, points or item")
     value = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
     original_value = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
+    taken_back = serializers.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        coerce_to_string=True,
+        help_text="What refunds took back after the coupon was used (the customer owes it); value stays as used.",
+    )
     currency = serializers.CharField()
     description = serializers.CharField(allow_blank=True)
     coupon_code = serializers.CharField(allow_blank=True)
@@ -46,6 +52,7 @@ REWARD_EXAMPLE = {
     "unit": "money",
     "value": "12.99",
     "original_value": "12.99",
+    "taken_back": "0.00",
     "currency": "PLN",
     "description": "",
     "coupon_code": "REF-7K3QX9TB",

@@ -720,16 +720,26 @@ class _Rollup:
             WHERE cs.referred
             GROUP BY 1, 2, 3, 4, 5;
 
-            -- rewards (by the day they were created): the cost in money by status
+            -- rewards (by the day they were created): the cost in money by status; what refunds took back from a
+            -- used coupon counts as clawed back
             INSERT INTO _rk_fresh (merchant_id, livemode, program_id, variant_id, day, rewards, cost_pending,
               cost_approved, cost_issued, cost_redeemed, cost_rejected, cost_voided, cost_clawed_back)
             SELECT {key}, COALESCE(r.variant_id, rc.variant_id), k.day, count(*),
                    {
                 ", ".join(
                     f"COALESCE(sum(w.value) FILTER (WHERE w.unit = 'money' AND w.status = '{s}'), 0)"
-                    for s in ("pending", "approved", "issued", "redeemed", "rejected", "voided", "clawed_back")
+                    for s in ("pending", "approved", "issued")
                 )
-            }
+            },
+                   COALESCE(sum(w.value - w.taken_back) FILTER (WHERE w.unit = 'money' AND w.status = 'redeemed'), 0),
+                   {
+                ", ".join(
+                    f"COALESCE(sum(w.value) FILTER (WHERE w.unit = 'money' AND w.status = '{s}'), 0)"
+                    for s in ("rejected", "voided")
+                )
+            },
+                   COALESCE(sum(w.value) FILTER (WHERE w.unit = 'money' AND w.status = 'clawed_back'), 0)
+                     + COALESCE(sum(w.taken_back) FILTER (WHERE w.unit = 'money' AND w.status = 'redeemed'), 0)
             FROM _rk_bounds k
             JOIN {{reward}} w ON w.merchant_id = k.merchant_id AND w.program_id = k.program_id
                              AND w.created_at >= k.lo AND w.created_at < k.hi

@@ -13,7 +13,7 @@ import zoneinfo
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Sum
+from django.db.models import Exists, F, OuterRef, Sum
 from django.utils import timezone
 
 from programs.models import Participant, Program
@@ -36,16 +36,20 @@ ACTOR = "system:rewards"
 def rule_value(rule: RewardRule, *, order_amount: Decimal | None, currency: str) -> Decimal:
     """The reward's value: fixed, or a percentage of the (kept) order capped at max_value; rounded to the
     currency's minor unit (points: whole points, rounded down)."""
+    cap = None
     if rule.value_type == RewardRule.ValueType.PERCENT_OF_ORDER and rule.kind != Kind.PERCENT_COUPON:
         value = (order_amount or Decimal(0)) * rule.value / Decimal(100)
-        if rule.max_value is not None:
-            value = min(value, rule.max_value)
+        cap = rule.max_value
     else:
         value = rule.value
     if rule.kind == Kind.POINTS:
-        return value.to_integral_value(rounding=ROUND_FLOOR)
+        value = value.to_integral_value(rounding=ROUND_FLOOR)
+        return value if cap is None else min(value, cap.to_integral_value(rounding=ROUND_FLOOR))
     if rule.kind in MONEY_KINDS:
-        return value.quantize(Decimal(1).scaleb(-currency_decimals(currency)), rounding=ROUND_HALF_UP)
+        # Rounded first, then capped by the maximum rounded down: a maximum of 99.50 in yen pays 99, never 100.
+        unit = Decimal(1).scaleb(-currency_decimals(currency))
+        value = value.quantize(unit, rounding=ROUND_HALF_UP)
+        return value if cap is None else min(value, cap.quantize(unit, rounding=ROUND_FLOOR))
     if rule.kind == Kind.PERCENT_COUPON:
         return value
     return Decimal(0)
@@ -438,12 +442,13 @@ def _cap_refusal(*, rule: RewardRule, participant: Participant, now: datetime.da
 
 
 def budget_spent(*, program: Program) -> Decimal:
-    """Money committed to rewards of the program: everything not rejected, voided or clawed back."""
+    """Money committed to rewards of the program: everything not rejected, voided or clawed back, less what refunds
+    took back from used coupons."""
     total = (
         Reward.objects.for_merchant(program.merchant)
         .filter(program=program, unit=Unit.MONEY, livemode=True, rule__isnull=False)  # not bought with points
         .exclude(status__in=ENDED)
-        .aggregate(total=Sum("value"))["total"]
+        .aggregate(total=Sum(F("value") - F("taken_back")))["total"]
     )
     return total or Decimal(0)
 

@@ -79,9 +79,8 @@ def _reconcile(*, reward: Reward, refund: Refund, kept: Decimal) -> int:
     target = _target(reward, kept)
     if target is None:
         return 0
-    # What the customer holds now: a used reward keeps its record, so count what earlier refunds took back.
-    last = reward.adjustments.order_by("-pk").first()
-    current = last.new_value if last is not None and reward.status == S.REDEEMED else reward.value
+    # What the customer holds now: a used coupon keeps its value as used, less what earlier refunds took back.
+    current = reward.value - reward.taken_back
     if target > 0 and target >= current:
         return 0
     if target == 0 and current == 0 and reward.unit != Unit.ITEM:
@@ -95,6 +94,11 @@ def _reconcile(*, reward: Reward, refund: Refund, kept: Decimal) -> int:
         clawback = current - target if reward.unit in (Unit.MONEY, Unit.POINTS) else Decimal(0)
         if reward.kind in LEDGER_ACCOUNT and clawback:
             _ledger_clawback(reward=reward, refund=refund, amount=clawback)
+        elif reward.status == S.REDEEMED and clawback and target > 0:
+            # A used coupon keeps its value as used; the part taken back leaves the cost and frees the budget
+            # (a full clawback ends the reward, which does both).
+            reward.taken_back += clawback
+            reward.save(update_fields=["taken_back"])
     if target == 0:
         to, action = (S.CLAWED_BACK, "clawed_back") if used else (S.VOIDED, "voided")
         reward_transition(reward=reward, to=to, actor=ACTOR, reason=f"Order refunded ({refund.refund_id}).")

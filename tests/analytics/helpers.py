@@ -17,7 +17,7 @@ from django.utils import timezone
 from analytics.metrics import ttp_bucket
 from analytics.models import DailyStats, ReferrerDailyStats, ShopDailyStats
 from programs.models import Invite, Participant, Program, ProgramVariant, ShareEvent
-from rewards.models import Reward, RewardEvent, RewardRule
+from rewards.models import Reward, RewardAdjustment, RewardEvent, RewardRule
 from tests.factories import ProgramFactory, join
 from tracking.models import Click, Conversion, Referral, ReferralCode, Refund
 
@@ -158,14 +158,26 @@ class World:
         self.rewards.append(reward)
         return reward
 
-    def refund(self, conversion: Conversion, amount: Decimal) -> None:
+    def refund(self, conversion: Conversion, amount: Decimal) -> Refund:
         self.n += 1
-        Refund.all_merchants.create(
+        refund = Refund.all_merchants.create(
             merchant=self.merchant, livemode=conversion.livemode, conversion=conversion, refund_id=f"r{self.n}",
             amount=amount, currency=conversion.currency,
         )  # fmt: skip
         Conversion.all_merchants.filter(pk=conversion.pk).update(refunded_amount=conversion.refunded_amount + amount)
         conversion.refresh_from_db()
+        return refund
+
+    def take_back(self, reward: Reward) -> None:
+        """The coupon was used, then a partial refund of its order took a third of it back (the refunds service's
+        record: the value stays, taken_back grows, an adjustment is written)."""
+        refund = self.refund(reward.conversion, Decimal("0.01"))
+        clawback = (reward.value / 3).quantize(Decimal("0.01"))
+        Reward.all_merchants.filter(pk=reward.pk).update(status="redeemed", taken_back=clawback)
+        RewardAdjustment.all_merchants.create(
+            merchant=self.merchant, reward=reward, refund=refund, old_value=reward.value,
+            new_value=reward.value - clawback, clawback=clawback, action="pro_rated",
+        )  # fmt: skip
 
     def assess(self) -> None:
         model = fraud_model()
@@ -380,7 +392,8 @@ def brute_daily(merchant) -> dict:
         row = rows[(w.livemode, w.program_id, variant, day(w.created_at))]
         row["rewards"] += 1
         if w.unit == "money":
-            row[COST_FIELDS[w.status]] += w.value
+            row[COST_FIELDS[w.status]] += w.cost if w.status == "redeemed" else w.value
+            row[COST_FIELDS["clawed_back"]] += w.taken_back if w.status == "redeemed" else 0
     model = fraud_model()
     if model is not None:
         for a in model.all_merchants.filter(merchant=merchant).select_related("referral"):

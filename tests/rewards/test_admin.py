@@ -120,6 +120,9 @@ def test_a_free_product_rule_needs_no_value_and_a_milestone_rule_its_count(tenan
         ({"coupon_prefix": "MY CODE"}, "coupon_prefix", "Letters, digits and dashes only"),
         ({"trigger": "milestone", "milestone": "3"}, "value_type", "A sign-up or a milestone has no order to take"),
         ({"trigger": "signup"}, "value_type", "A sign-up or a milestone has no order to take"),
+        ({"kind": "points", "value_type": "fixed", "max_value": "", "value": "10.5"}, "value",
+         "Points are whole numbers."),
+        ({"kind": "points", "max_value": "50.5"}, "max_value", "Points are whole numbers."),
     ],
 )  # fmt: skip
 def test_rule_validation_is_shown_next_to_the_field(tenant, program, changes, field, message):
@@ -138,6 +141,19 @@ def test_pool_and_variant_must_belong_to_the_rules_program(tenant, program):
     errors = tenant.admin.post(f"{RULES}add/", data).context["adminform"].form.errors
     assert "This pool belongs to another program" in str(errors["pool"])
     assert "This variant belongs to another program" in str(errors["variant"])
+
+
+def test_amounts_of_a_yen_program_are_whole_yen(tenant, program):
+    program.currency = "JPY"
+    program.save(update_fields=["currency"])
+    for field, changes in [
+        ("max_value", {"max_value": "99.50"}),
+        ("value", {"value_type": "fixed", "max_value": "", "value": "500.50"}),
+        ("min_order_value", {"min_order_value": "1000.5"}),
+    ]:
+        response = tenant.admin.post(f"{RULES}add/", _rule_form(program, **changes))
+        assert "JPY has 0 decimal places." in str(response.context["adminform"].form.errors[field])
+    assert tenant.admin.post(f"{RULES}add/", _rule_form(program, max_value="99")).status_code == 302
 
 
 def test_rule_choices_never_offer_another_shops_program_or_pool(tenant, other_tenant, program):

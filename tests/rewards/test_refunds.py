@@ -7,7 +7,14 @@ from decimal import Decimal
 import pytest
 
 from rewards.models import Kind, LedgerEntry, Reward, RewardAdjustment, RewardRule
-from rewards.services import ledger_balance, refund_apply, reward_redeem, rewards_release_due
+from rewards.services import (
+    budget_spent,
+    ledger_balance,
+    refund_apply,
+    reward_redeem,
+    rewards_release_due,
+    rule_value,
+)
 from tests.rewards.helpers import order, process, rule
 from tracking.models import Refund
 
@@ -135,3 +142,47 @@ def test_a_refund_before_the_rewards_are_decided_is_counted_once(tenant, program
     _refund(tenant, "1001", "50.00", "r-1")  # nothing to adjust yet
     process(tenant, conversion["id"])  # decided on the 150.00 kept
     assert _reward(tenant).value == Decimal("15.00")
+
+
+def test_a_partial_refund_after_the_coupon_was_used_frees_the_budget_it_took_back(tenant, program, referrer):
+    program.budget = Decimal("20.00")
+    program.save()
+    rule(program, hold_days=0)
+    process(tenant, order(tenant, referrer[1], order_id="a", amount="129.90")["id"])
+    rewards_release_due()
+    reward_redeem(reward=_reward(tenant), actor="test")  # the 12.99 coupon was used at checkout
+    _refund(tenant, "a", "129.80", "r-1")  # 0.10 kept: the coupon is worth 0.01 now, the customer owes 12.98
+
+    used = _reward(tenant)
+    assert (used.status, used.value, used.taken_back, used.cost) == (
+        "redeemed", Decimal("12.99"), Decimal("12.98"), Decimal("0.01")
+    )  # fmt: skip
+    assert budget_spent(program=program) == Decimal("0.01")
+    assert "12.99 PLN (12.98 PLN taken back)" in tenant.admin.get("/admin/rewards/reward/").content.decode()
+    api = tenant.api.get(f"/api/v1/rewards/{used.pk}").json()
+    assert (api["value"], api["taken_back"]) == ("12.99", "12.98")
+    process(tenant, order(tenant, referrer[1], order_id="b", amount="100.00", friend="f2@example.org")["id"])
+    second = Reward.objects.for_merchant(tenant.merchant).get(conversion__order_id="b")
+    assert second.status != Reward.Status.REJECTED, second.reason  # 0.01 + 10.00 fits in the 20.00 budget
+
+    # A later refund takes back only what is left, and the full clawback ends it.
+    _refund(tenant, "a", "0.10", "r-2")
+    used.refresh_from_db()
+    assert used.status == Reward.Status.CLAWED_BACK
+    clawbacks = RewardAdjustment.objects.for_merchant(tenant.merchant).order_by("pk").values_list("clawback", flat=True)
+    assert list(clawbacks) == [Decimal("12.98"), Decimal("0.01")]
+
+
+def test_a_maximum_is_applied_in_the_currencys_decimals():
+    terms = RewardRule(
+        kind=Kind.AMOUNT_COUPON, value_type=RewardRule.ValueType.PERCENT_OF_ORDER, value=Decimal("10"),
+        max_value=Decimal("99.50"),
+    )  # fmt: skip
+    assert rule_value(terms, order_amount=Decimal("5000"), currency="JPY") == Decimal("99")  # never above 99.50
+    assert rule_value(terms, order_amount=Decimal("994"), currency="JPY") == Decimal("99")
+    assert rule_value(terms, order_amount=Decimal("5000"), currency="PLN") == Decimal("99.50")
+    points = RewardRule(
+        kind=Kind.POINTS, value_type=RewardRule.ValueType.PERCENT_OF_ORDER, value=Decimal("100"),
+        max_value=Decimal("50.50"),
+    )  # fmt: skip
+    assert rule_value(points, order_amount=Decimal("80"), currency="PLN") == Decimal("50")
