@@ -21,6 +21,7 @@ from datetime import datetime
 from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 from django.utils.translation import gettext_lazy as _
 
+from programs.identity import ascii_domain
 from programs.models import Participant
 
 WEIGHTS = {
@@ -109,7 +110,8 @@ class Facts:
 
 
 def email_domain(email: str | None) -> str:
-    return email.rpartition("@")[2].lower() if email and "@" in email else ""
+    """The domain of an address in its ASCII form (normalised emails have it already)."""
+    return ascii_domain(email.rpartition("@")[2]) if email and "@" in email else ""
 
 
 def domain_and_parents(domain: str) -> list[str]:

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from fraud import selectors
 from fraud.checks import CONVERSION_CHECKS, SIGNUP_CHECKS, run_checks
 from fraud.models import BlocklistEntry, Decision, FraudAssessment, FraudReviewEvent, FraudSettings, Sighting
-from programs.identity import normalize_email
+from programs.identity import ascii_domain, normalize_email
 from programs.models import Participant
 from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import Conflict, PermissionDeniedError, Unprocessable, ValidationFailed
@@ -60,11 +60,7 @@ def blocklist_normalize(*, kind: str, value: str) -> str:
             raise ValidationFailed(fields={"value": [_("Enter a valid email address.")]}) from None
         return normalize_email(value)
     if kind == BlocklistEntry.Kind.DOMAIN:
-        domain = value.lower().removeprefix("@").removeprefix("*.").rstrip(".")
-        try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            domain = ""
+        domain = ascii_domain(value.lower().removeprefix("@").removeprefix("*."))
         if not _DOMAIN.match(domain):
             raise ValidationFailed(fields={"value": [_("Enter a domain such as mail.example.com.")]})
         return domain

@@ -13,7 +13,7 @@ from fraud.models import Decision, FraudSettings
 from fraud.services import blocklist_entry_add, conversion_assess, referral_assess, sighting_record
 from programs.models import Participant
 from programs.services import participant_set_status, portal_sso_url
-from tests.factories import ProgramFactory, join
+from tests.factories import ProgramFactory, fullwidth, join
 from tracking.clicks import clicks_ingest, hash_ip
 from tracking.models import Click, Referral
 from tracking.services import conversion_record, referral_record_signup
@@ -204,6 +204,12 @@ def test_disposable_email_alone_needs_a_review(referrer, place_order):
     assert "mailinator.com" in assessment.signals[0]["detail"]
 
 
+def test_a_disposable_domain_in_unicode_look_alikes_is_still_disposable(referrer, place_order):
+    order = place_order(email=f"bob@{fullwidth('mailinator')}.com", external_id=None)  # fullwidth letters
+
+    assert _signals(conversion_assess(conversion=order)) == {"disposable_email": 30}
+
+
 def test_disposable_email_check_can_be_switched_off_per_program(tenant, program, referrer, place_order):
     FraudSettings.objects.for_merchant(tenant.merchant).create(program=program, check_disposable_email=False)
     order = place_order(email="bob@mailinator.com", external_id=None)
@@ -282,6 +288,10 @@ def test_blocked_participant(referrer, place_order):
         ("cidr", "203.0.113.0/24", {"ip": "203.0.113.200"}, "friend's ip network"),
         ("cidr", "2001:db8::/32", {"ip": "2001:db8::1"}, "friend's ip network"),
         ("email", "anna.kowalska+x@gmail.com", {}, "referrer's email address"),
+        # an international domain blocked in one form, the friend writing it in the other (or in look-alikes)
+        ("domain", "bücher.example", {"email": "cheat@xn--bcher-kva.example"}, "friend's email domain"),
+        ("domain", "xn--bcher-kva.example", {"email": "cheat@BÜCHER.example"}, "friend's email domain"),
+        ("domain", "friends.example", {"email": f"bob@{fullwidth('friends')}.example"}, "friend's email domain"),
     ],
 )
 def test_blocklist_flags_the_friend_or_the_referrer(tenant, referrer, place_order, kind, value, order, who):

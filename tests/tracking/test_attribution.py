@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from programs.models import Program
-from tests.factories import ProgramFactory, join
+from tests.factories import ProgramFactory, fullwidth, join
 from tracking.clicks import clicks_ingest
 from tracking.models import Conversion, Referral
 
@@ -121,7 +121,13 @@ def test_last_touch_lets_the_newer_code_take_over_before_the_first_purchase(tena
 
 @pytest.mark.parametrize(
     "customer",
-    [{"external_id": "c-42"}, {"email": "annakowalska@gmail.com"}, {"email": "Anna.Kowalska+promo@googlemail.com"}],
+    [
+        {"external_id": "c-42"},
+        {"email": "annakowalska@gmail.com"},
+        {"email": "Anna.Kowalska+promo@googlemail.com"},
+        {"email": f"anna.kowalska@{fullwidth('gmail')}.com"},  # fullwidth look-alikes of the same inbox
+        {"email": '"anna.kowalska"@gmail.com'},  # quotes that change nothing
+    ],
 )
 def test_self_referral_is_never_attributed_and_says_why(tenant, referrer, customer):
     _participant, code = referrer
