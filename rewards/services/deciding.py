@@ -325,10 +325,16 @@ def _decide_milestones(
 
 
 def successful_referrals(*, program: Program, referrer: Participant) -> int:
-    """Friends who bought, were not rejected, and whose order passed fraud scoring: what milestones count. A
-    milestone once reached stays reached (a later refund does not take it back)."""
+    """Friends who bought, were not rejected, whose order passed fraud scoring and was not refunded in full: what
+    milestones count. A milestone reward still on hold when the count drops below it waits until it is reached again;
+    once issued, it stays (rewards.services.issuing.reward_release)."""
     approved = Work.objects.for_merchant(program.merchant).filter(
-        referral_id=OuterRef("pk"), conversion__isnull=False, refund__isnull=True, stage="done", decision="approve"
+        referral_id=OuterRef("pk"),
+        conversion__isnull=False,
+        conversion__amount__gt=F("conversion__refunded_amount"),
+        refund__isnull=True,
+        stage="done",
+        decision="approve",
     )
     return (
         Referral.objects.for_merchant(program.merchant)

@@ -12,7 +12,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from rewards.models import Coupon, Kind, LedgerEntry, Notification, Reward, Side
-from rewards.services.deciding import _notify
+from rewards.services.deciding import _notify, successful_referrals
 from rewards.services.transitions import reward_transition
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: codes are typed at checkout
@@ -72,9 +72,27 @@ def reward_release(*, merchant_id: int, reward_id: int, actor: str = ACTOR) -> s
                 reward=reward, to=Reward.Status.REJECTED, actor=actor, reason="The referral was rejected."
             )
             return reward.status
+        if reward.milestone is not None and _milestone_lost(reward):
+            # The hold waits for refunds and reviews: friends who counted towards it were refunded or rejected. It
+            # waits (looked at again daily) until the referrer reaches the milestone again, as it is paid only once.
+            reward.hold_until = timezone.now() + MILESTONE_RECHECK
+            reward.reason = MILESTONE_WAITING
+            reward.save(update_fields=["hold_until", "reason"])
+            return reward.status
+        if reward.reason == MILESTONE_WAITING:
+            reward.reason = ""
+            reward.save(update_fields=["reason"])
         if reward.status == Reward.Status.PENDING:
             reward_transition(reward=reward, to=Reward.Status.APPROVED, actor=actor)
         return reward_issue(reward=reward, actor=actor).status
+
+
+MILESTONE_RECHECK = datetime.timedelta(days=1)
+MILESTONE_WAITING = "Waiting: a friend who counted was refunded or rejected; released when reached again."
+
+
+def _milestone_lost(reward: Reward) -> bool:
+    return successful_referrals(program=reward.program, referrer=reward.participant) < reward.milestone
 
 
 def _referral_rejected(reward: Reward) -> bool:

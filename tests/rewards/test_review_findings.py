@@ -218,3 +218,66 @@ def test_a_sign_up_rejected_by_a_person_ends_the_welcome_reward(tenant, program,
     assert referral_process(merchant=tenant.merchant, referral_id=referral_id) == "rejected"
     assert [r.status for r in _rewards(tenant)] == ["rejected"]
     assert Work.objects.for_merchant(tenant.merchant).get().decision == "reject"
+
+
+def _milestone(program, at: int, hold_days: int = 0):
+    return rule(
+        program, trigger=RewardRule.Trigger.MILESTONE, milestone=at, kind=Kind.AMOUNT_COUPON,
+        value_type=RewardRule.ValueType.FIXED, value=Decimal("50"), hold_days=hold_days,
+    )  # fmt: skip
+
+
+def test_a_friend_refunded_in_full_does_not_count_towards_a_milestone(tenant, program, referrer):
+    _milestone(program, at=2)
+    first = order(tenant, referrer[1], order_id="a", friend="f1@example.org")
+    _refund(tenant, "a", "129.90", "r-a")  # refunded before the worker looked at it
+    process(tenant, first["id"])
+    process(tenant, order(tenant, referrer[1], order_id="b", friend="f2@example.org")["id"])
+    assert _rewards(tenant, milestone__isnull=False) == []  # one friend kept their purchase, not two
+
+    process(tenant, order(tenant, referrer[1], order_id="c", friend="f3@example.org")["id"])
+    [reward] = _rewards(tenant, milestone__isnull=False)
+    assert reward.milestone == 2
+
+
+def test_a_milestone_on_hold_waits_when_a_friend_behind_it_is_rejected_and_pays_when_reached_again(
+    tenant, program, referrer
+):
+    _milestone(program, at=1, hold_days=0)
+    conversion = order(tenant, referrer[1], order_id="a", friend="f1@example.org")
+    process(tenant, conversion["id"])
+    [reward] = _rewards(tenant, milestone=1)
+    assert reward.status == Reward.Status.PENDING
+    # A reviewer overturns the friend's order before the release runs: the milestone is not reached any more.
+    assessment = FraudAssessment.objects.for_merchant(tenant.merchant).get(conversion_id=conversion["id"])
+    assessment_review(assessment=assessment, approve=False, reason="Same card as the referrer", user=tenant.owner)
+    process(tenant, conversion["id"])
+
+    assert rewards_release_due() == 0
+    reward.refresh_from_db()
+    assert (reward.status, reward.coupon_code) == (Reward.Status.PENDING, "")
+    assert reward.reason.startswith("Waiting")
+    assert reward.hold_until > timezone.now()
+
+    # An honest friend later: the milestone is reached again and its reward (paid once) is released.
+    process(tenant, order(tenant, referrer[1], order_id="b", friend="f2@example.org")["id"])
+    assert len(_rewards(tenant, milestone=1)) == 1
+    Reward.objects.for_merchant(tenant.merchant).filter(pk=reward.pk).update(hold_until=timezone.now())
+    rewards_release_due()
+    reward.refresh_from_db()
+    assert (reward.status, reward.reason) == (Reward.Status.ISSUED, "")
+    assert reward.coupon_code
+
+
+def test_a_milestone_on_hold_waits_when_a_friend_behind_it_is_refunded(tenant, program, referrer):
+    _milestone(program, at=1, hold_days=30)
+    process(tenant, order(tenant, referrer[1], order_id="a", friend="f1@example.org")["id"])
+    _refund(tenant, "a", "129.90", "r-a")
+    # the hold has passed
+    Reward.objects.for_merchant(tenant.merchant).filter(milestone=1).update(hold_until=timezone.now())
+
+    rewards_release_due()
+
+    [reward] = _rewards(tenant, milestone=1)
+    assert reward.status == Reward.Status.PENDING
+    assert reward.reason.startswith("Waiting")
