@@ -115,6 +115,9 @@ def reward_issue(*, reward: Reward, actor: str) -> Reward:
     valid_days = source.coupon_valid_days
     if kind in (Kind.PERCENT_COUPON, Kind.AMOUNT_COUPON):
         changes["coupon_code"] = _unique_coupon_code(reward, prefix=getattr(reward.rule, "coupon_prefix", "") or "RW")
+    elif kind == Kind.POOL_COUPON and not reward.livemode:
+        # The pool's codes are real discounts at the shop's checkout: test mode never uses one up.
+        changes["coupon_code"] = _unique_coupon_code(reward, prefix="TEST")
     elif kind == Kind.POOL_COUPON:
         coupon = (
             Coupon.objects.for_merchant(reward.merchant)

@@ -169,6 +169,25 @@ def test_pool_coupons_are_taken_in_order_and_an_empty_pool_flags_and_emails(tena
     assert (second.status, second.coupon_code, second.flag) == (Reward.Status.ISSUED, "POOL-2", "")
 
 
+def test_test_mode_never_uses_up_a_real_pool_code(tenant, program):
+    from tests.factories import join, reward_for
+
+    pool = CouponPool.objects.for_merchant(tenant.merchant).create(program=program, name="100 PLN off")
+    Coupon.objects.for_merchant(tenant.merchant).create(pool=pool, code="REAL-100-OFF")
+    pool_rule = rule(
+        program, kind=Kind.POOL_COUPON, pool=pool, value_type=RewardRule.ValueType.FIXED, value=0, hold_days=0
+    )
+    tester, _code = join(program, email="qa@shop.example", livemode=False)
+    reward = reward_for(tester, pool_rule, hold_until=timezone.now())
+
+    assert rewards_release_due() == 1
+
+    reward.refresh_from_db()
+    assert reward.status == Reward.Status.ISSUED
+    assert reward.coupon_code.startswith("TEST-")
+    assert Coupon.objects.for_merchant(tenant.merchant).get().reward_id is None  # still there for a real customer
+
+
 def test_per_referrer_caps_reject_with_a_reason(tenant, program, referrer):
     rule(program, cap_total=1)
     process(tenant, order(tenant, referrer[1], order_id="a", friend="f1@example.org")["id"])
