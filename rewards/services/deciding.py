@@ -429,12 +429,16 @@ def _create_reward(
 
 def _cap_refusal(*, rule: RewardRule, participant: Participant, now: datetime.datetime) -> str:
     """Per-person caps (per month, in the merchant's time zone, and in total). The participant row is locked so
-    two orders of the same referrer processed at once cannot both take the last place."""
+    two orders of the same referrer processed at once cannot both take the last place. A reward clawed back was
+    handed over and used before its order was refunded: it still counts (else refund-and-reorder beats the cap);
+    rejected and voided ones, never handed over or never used, do not."""
     if rule.cap_per_month is None and rule.cap_total is None:
         return ""
     Participant.objects.for_merchant(rule.merchant).select_for_update(no_key=True).filter(pk=participant.pk).first()
     counted = (
-        Reward.objects.for_merchant(rule.merchant).filter(rule=rule, participant=participant).exclude(status__in=ENDED)
+        Reward.objects.for_merchant(rule.merchant)
+        .filter(rule=rule, participant=participant)
+        .exclude(status__in=(Reward.Status.REJECTED, Reward.Status.VOIDED))
     )
     if rule.cap_total is not None and counted.count() >= rule.cap_total:
         return f"Limit of {rule.cap_total} rewards per person reached."

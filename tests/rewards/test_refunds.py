@@ -186,3 +186,26 @@ def test_a_maximum_is_applied_in_the_currencys_decimals():
         max_value=Decimal("50.50"),
     )  # fmt: skip
     assert rule_value(points, order_amount=Decimal("80"), currency="PLN") == Decimal("50")
+
+
+def test_a_coupon_used_then_clawed_back_still_counts_towards_the_referrers_cap(tenant, program, referrer):
+    rule(program, hold_days=0, cap_total=1)
+    process(tenant, order(tenant, referrer[1], order_id="a")["id"])
+    rewards_release_due()
+    reward_redeem(reward=_reward(tenant), actor="test")
+    _refund(tenant, "a", "129.90", "r-1")  # clawed back: the referrer used it, the friend returned everything
+    assert _reward(tenant).status == Reward.Status.CLAWED_BACK
+
+    process(tenant, order(tenant, referrer[1], order_id="b", friend="f2@example.org")["id"])
+    second = Reward.objects.for_merchant(tenant.merchant).get(conversion__order_id="b")
+    assert second.status == Reward.Status.REJECTED
+    assert "Limit of 1" in second.reason
+
+
+def test_a_reward_voided_before_it_was_used_frees_its_place_under_the_cap(tenant, program, referrer):
+    rule(program, cap_total=1)
+    process(tenant, order(tenant, referrer[1], order_id="a")["id"])
+    _refund(tenant, "a", "129.90", "r-1")  # voided while on hold: never handed over
+    process(tenant, order(tenant, referrer[1], order_id="b", friend="f2@example.org")["id"])
+    second = Reward.objects.for_merchant(tenant.merchant).get(conversion__order_id="b")
+    assert second.status == Reward.Status.PENDING
