@@ -293,7 +293,9 @@ def invitation_find(*, token: str) -> Invitation | None:
 
 @transaction.atomic
 def invitation_accept(*, token: str, user: User) -> Membership:
-    """Join the team. The signed-in user's email must be the invited one; accepting twice is harmless."""
+    """Join the team. The signed-in user's email must be the invited one; accepting twice is harmless. A used
+    invitation only leads back to a membership that still exists: someone removed from the team can't rejoin with
+    their old link (they need a new invitation)."""
     invitation = invitation_find(token=token)
     if invitation is None:
         raise NotFound(_("This invitation link is not valid."))
@@ -304,9 +306,15 @@ def invitation_accept(*, token: str, user: User) -> Membership:
         raise PermissionDeniedError(
             _("This invitation was sent to %(email)s; sign in with that address.") % {"email": invitation.email}
         )
-    membership, _created = Membership.objects.for_merchant(invitation.merchant).get_or_create(
-        user=user, defaults={"role": invitation.role}
-    )
+    memberships = Membership.objects.for_merchant(invitation.merchant)
+    if invitation.accepted_at is not None:
+        membership = memberships.filter(user=user).first() if invitation.accepted_by_id == user.pk else None
+        if membership is None:
+            raise Unprocessable(
+                _("This invitation was already used; ask the shop's owner for a new one."), code="invitation_used"
+            )
+        return membership
+    membership, _created = memberships.get_or_create(user=user, defaults={"role": invitation.role})
     if invitation.accepted_at is None:
         invitation.accepted_at, invitation.accepted_by = timezone.now(), user
         invitation.save(update_fields=["accepted_at", "accepted_by"])

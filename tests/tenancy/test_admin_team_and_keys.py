@@ -134,6 +134,25 @@ def test_an_existing_user_accepts_an_invitation_while_signed_in(tenant, django_c
     assert Membership.objects.for_merchant(tenant.merchant).filter(user__email="multi@shop.example").count() == 1
 
 
+def test_someone_removed_from_the_team_cannot_rejoin_with_their_old_link(tenant, django_capture_on_commit_callbacks):
+    from referral_saas.tenancy import services
+
+    _other, client = _add_teammate(MerchantFactory(), Membership.Role.OWNER, email="ex@shop.example")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.invitation_create(merchant=tenant.merchant, email="ex@shop.example", role="admin", invited_by=None)
+    token = re.search(r"/accounts/invitations/([^/]+)/", mail.outbox[-1].body).group(1)
+    assert client.post(f"/accounts/invitations/{token}/").status_code == 302
+    former = Membership.objects.for_merchant(tenant.merchant).get(user__email="ex@shop.example")
+    owner = Membership.objects.for_merchant(tenant.merchant).get(user=tenant.owner)
+    services.membership_remove(membership=former, actor=owner)
+
+    response = client.post(f"/accounts/invitations/{token}/")
+
+    assert response.status_code == 422
+    assert b"already used" in response.content
+    assert not Membership.objects.for_merchant(tenant.merchant).filter(user__email="ex@shop.example").exists()
+
+
 def test_an_invitation_cannot_be_accepted_by_someone_else(tenant, django_capture_on_commit_callbacks):
     from referral_saas.tenancy import services
 
