@@ -5,10 +5,12 @@ Nothing here touches the database; `services.delivery_attempt` decides what an o
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import ipaddress
 import json
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,10 +23,11 @@ from standardwebhooks import Webhook
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-TIMEOUT_SECONDS = 10  # connect, and each read; a shop that needs longer should answer first and work after
+TIMEOUT_SECONDS = 10  # the whole request; a shop that needs longer should answer first and work after
 EXCERPT_BYTES = 1024
 USER_AGENT = "ReferralSaaS-Webhooks/1.0 (+https://www.standardwebhooks.com/)"
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IETF_PROTOCOL = ipaddress.ip_network("192.0.0.0/24")  # special purpose (DS-Lite, NAT64 discovery, ...)
 
 
 # --- SSRF guard -------------------------------------------------------------------------------------------------
@@ -51,6 +54,10 @@ def address_kind(address: str) -> str | None:
             ip = ip.teredo[1]
         elif ip in _NAT64:
             ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:  # fec0::/10, deprecated, often still routed
+        return "site-local"
+    if ip in _IETF_PROTOCOL:
+        return "special-purpose"
     for attribute, kind in (
         ("is_unspecified", "unspecified"),
         ("is_loopback", "loopback"),
@@ -99,9 +106,56 @@ def url_refusal(url: str) -> str | None:
     return None
 
 
+class _Deadline:
+    """One clock for the whole request. A timeout on each read is not enough: an endpoint that sends a byte every
+    few seconds would hold the worker (and every other shop's webhooks behind it) for minutes. When the time is up,
+    the connection's socket is shut down, which ends whatever read is waiting."""
+
+    _current = threading.local()
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _Deadline._current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._timer.cancel()
+        _Deadline._current.deadline = None
+
+    @classmethod
+    def watch(cls, sock: socket.socket) -> None:
+        deadline = getattr(cls._current, "deadline", None)
+        if deadline is None:
+            return
+        with deadline._lock:
+            deadline._sockets.append(sock)
+            expired = deadline.expired
+        if expired:
+            _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 class _GuardedConnectionMixin:
     """Checks the address actually connected to, so a DNS answer that changes after the check (rebinding)
-    cannot smuggle a private address in."""
+    cannot smuggle a private address in; and puts the socket under the request's deadline."""
 
     def _new_conn(self):
         sock = super()._new_conn()
@@ -110,6 +164,7 @@ class _GuardedConnectionMixin:
             if refusal:
                 sock.close()
                 raise RefusedAddress(refusal)
+        _Deadline.watch(sock)
         return sock
 
 
@@ -203,27 +258,37 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 
 def post(url: str, *, body: bytes, headers: dict[str, str]) -> Outcome:
-    """POST once: no redirects followed, no proxies, 10 s timeout, the first KB of the answer kept. Never raises."""
+    """POST once: no redirects followed, no proxies, 10 s for the whole request (the status line and headers must
+    arrive by then; a body still coming is cut off), the first KB of the answer kept. Never raises."""
     refusal = url_refusal(url)
     if refusal:
         return Outcome(error=refusal)
     started = time.monotonic()
+    too_slow = Outcome(error=f"No answer within {TIMEOUT_SECONDS} seconds.")
     try:
-        with _session() as session:
-            response = session.post(
-                url, data=body, headers=headers, timeout=TIMEOUT_SECONDS, allow_redirects=False, stream=True
-            )
+        with _Deadline(TIMEOUT_SECONDS) as deadline, _session() as session:
+            try:
+                response = session.post(
+                    url, data=body, headers=headers, timeout=TIMEOUT_SECONDS, allow_redirects=False, stream=True
+                )
+            except (requests.RequestException, ValueError, UnicodeError, OSError):
+                if deadline.expired:
+                    return too_slow
+                raise
+            if deadline.expired:  # the headers were cut off by the deadline (http.client takes EOF as their end)
+                response.close()
+                return too_slow
             latency_ms = int((time.monotonic() - started) * 1000)
             try:
                 raw = response.raw.read(EXCERPT_BYTES, decode_content=True) or b""
-            except Exception:  # a broken body does not change the status the shop answered
+            except Exception:  # a broken (or cut off) body does not change the status the shop answered
                 raw = b""
             finally:
                 response.close()
     except RefusedAddress as exc:
         return Outcome(error=str(exc))
     except requests.Timeout:
-        return Outcome(error=f"No answer within {TIMEOUT_SECONDS} seconds.")
+        return too_slow
     except requests.ConnectionError as exc:
         return Outcome(error=f"Could not connect: {_short(exc)}")
     except (requests.RequestException, ValueError, UnicodeError) as exc:

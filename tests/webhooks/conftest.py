@@ -21,6 +21,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b'{"ok": true}'
     delay: float = 0.0
+    drip: float = 0.0  # send the headers one at a time, this many seconds apart (each read is quick, the whole slow)
+    drip_headers: int = 15
 
 
 @dataclass
@@ -52,6 +54,14 @@ class Receiver:
                 if reply.delay:
                     time.sleep(reply.delay)
                 try:
+                    if reply.drip:
+                        self.wfile.write(f"HTTP/1.1 {reply.status} OK\r\n".encode())
+                        for n in range(reply.drip_headers):
+                            self.wfile.write(f"X-Drip-{n}: 1\r\n".encode())
+                            self.wfile.flush()
+                            time.sleep(reply.drip)
+                        self.wfile.write(b"Content-Length: 0\r\n\r\n")
+                        return
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
                         self.send_header(name, value)

@@ -193,6 +193,40 @@ def test_requests_time_out_after_ten_seconds(hook, receiver, monkeypatch):
     assert fresh(hook["delivery"]).last_error == logged.error
 
 
+def test_the_timeout_is_for_the_whole_request_not_each_read(hook, receiver, monkeypatch):
+    monkeypatch.setattr(sending, "TIMEOUT_SECONDS", 0.5)
+    receiver.reply(Reply(200, drip=0.2))  # a header every 0.2 s: no single read waits 0.5 s, the answer takes 3 s
+    assert attempt(hook["delivery"]) == "pending"
+    [logged] = _attempts(hook["delivery"])
+    assert logged.status_code is None  # not the 200 that would have come in the end
+    assert "No answer within 0.5 seconds" in logged.error
+
+
+def test_an_attempt_cut_off_by_the_task_time_limit_is_a_logged_failure(hook, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def cut_off(*args, **kwargs):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(sending, "post", cut_off)
+    assert attempt(hook["delivery"]) == "pending"  # retried later, like any failure
+    [logged] = _attempts(hook["delivery"])
+    assert "cut off" in logged.error
+    assert fresh(hook["delivery"]).endpoint.failing_since is not None  # counts towards disabling the endpoint
+
+
+def test_attempts_whose_worker_died_still_count_and_the_delivery_gives_up(hook):
+    from referral_saas.webhooks.services.delivery import MAX_ATTEMPTS
+
+    WebhookDelivery.objects.for_merchant(hook["delivery"].merchant_id).filter(pk=hook["delivery"].pk).update(
+        run_attempts=MAX_ATTEMPTS
+    )  # every attempt claimed, none recorded (killed mid-request)
+    assert attempt(hook["delivery"]) is None
+    delivery = fresh(hook["delivery"])
+    assert (delivery.status, delivery.next_attempt_at) == ("failed", None)
+    assert f"Gave up after {MAX_ATTEMPTS} attempts" in delivery.last_error
+
+
 def test_every_attempt_is_logged_with_status_latency_and_the_first_kilobyte(hook, receiver):
     receiver.reply(Reply(500, body=b"x" * 5000), Reply(503, body="Przerwa techniczna — zaraz wracamy".encode()))
     attempt(hook["delivery"])
@@ -251,6 +285,8 @@ def test_the_connection_itself_is_checked_so_dns_rebinding_cannot_reach_a_privat
         ("fd00::1", "private"),
         ("::ffff:127.0.0.1", "loopback"),
         ("64:ff9b::a9fe:a9fe", "link-local"),
+        ("fec0::1", "site-local"),
+        ("192.0.0.8", "special-purpose"),
         ("93.184.215.14", None),
         ("2606:4700::1111", None),
     ],

@@ -196,7 +196,11 @@ def delivery_attempt(*, merchant_id: int, delivery_id: int) -> str | None:
     if claim is None:
         return None
     headers = sending.signed_headers(msg_id=claim.msg_id, body=claim.body, secrets=claim.secrets, at=timezone.now())
-    outcome = sending.post(claim.url, body=claim.body, headers=headers)
+    try:
+        outcome = sending.post(claim.url, body=claim.body, headers=headers)
+    except Exception as exc:  # post never raises, but the task's soft time limit can interrupt it anywhere
+        logger.warning("webhook attempt cut off", exc_info=True, extra={"delivery_id": claim.delivery_id})
+        outcome = sending.Outcome(error=f"The attempt was cut off before an answer ({type(exc).__name__}).")
     return _record(claim=claim, outcome=outcome)
 
 
@@ -216,6 +220,12 @@ def _claim(*, merchant_id: int, delivery_id: int) -> _Claim | None:
         if not endpoint.enabled:
             delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.FAILED, None
             delivery.last_error = _("The endpoint was disabled.")
+            delivery.save(update_fields=["status", "next_attempt_at", "last_error"])
+            return None
+        if delivery.run_attempts >= MAX_ATTEMPTS:
+            # Attempts whose worker died before recording an answer still count: never retried forever.
+            delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.FAILED, None
+            delivery.last_error = _("Gave up after %(n)d attempts.") % {"n": delivery.run_attempts}
             delivery.save(update_fields=["status", "next_attempt_at", "last_error"])
             return None
         delivery.attempts += 1
