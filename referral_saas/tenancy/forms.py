@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from allauth.core import context as allauth_context
 from django import forms
+from django.contrib import messages
 from django.utils.translation import gettext_lazy as _
 
+from referral_saas.errors import ApplicationError
 from referral_saas.money import active_currencies
 from referral_saas.tenancy import services
 from referral_saas.tenancy.models import LANGUAGE_CHOICES
@@ -37,13 +39,16 @@ class MerchantSignupForm(ShopFieldsMixin):
                 self.fields[name].required = False
 
     def signup(self, request, user) -> None:
-        token = request.session.get(PENDING_INVITATION_KEY)
+        token = request.session.pop(PENDING_INVITATION_KEY, None)
         if token:
             invitation = services.invitation_find(token=token)
             if invitation and invitation.email.lower() == user.email.lower():
-                services.invitation_accept(token=token, user=user)
-                request.session.pop(PENDING_INVITATION_KEY, None)
-                return
+                try:
+                    services.invitation_accept(token=token, user=user)
+                    return
+                except ApplicationError as exc:
+                    # e.g. it expired while they were signing up: they get a shop of their own, and are told why
+                    messages.warning(request, exc.message)
         services.merchant_create(
             name=self.cleaned_data.get("shop_name") or user.email.split("@")[0],
             owner=user,

@@ -153,6 +153,32 @@ def test_someone_removed_from_the_team_cannot_rejoin_with_their_old_link(tenant,
     assert not Membership.objects.for_merchant(tenant.merchant).filter(user__email="ex@shop.example").exists()
 
 
+def test_an_invitation_that_expires_during_sign_up_leaves_a_shop_of_their_own_and_says_why(
+    tenant, django_capture_on_commit_callbacks
+):
+    from django.utils import timezone
+
+    from referral_saas.tenancy import services
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.invitation_create(merchant=tenant.merchant, email="late@x.example", role="admin", invited_by=None)
+    path = re.search(r"https?://[^/\s]+(/accounts/invitations/\S+/)", mail.outbox[-1].body).group(1)
+    invitee = Client()
+    assert invitee.get(path).status_code == 200
+    Invitation.objects.for_merchant(tenant.merchant).update(expires_at=timezone.now())
+
+    signup = invitee.post(
+        "/accounts/signup/",
+        {"email": "late@x.example", "password1": "Unusual-pass-2026", "password2": "Unusual-pass-2026"},
+        follow=True,
+    )
+
+    assert signup.status_code == 200
+    assert b"expired" in signup.content
+    assert not Membership.objects.for_merchant(tenant.merchant).filter(user__email="late@x.example").exists()
+    assert Membership.all_merchants.filter(user__email="late@x.example", role="owner").count() == 1
+
+
 def test_an_invitation_cannot_be_accepted_by_someone_else(tenant, django_capture_on_commit_callbacks):
     from referral_saas.tenancy import services
 
