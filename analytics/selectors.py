@@ -1337,7 +1337,10 @@ def _cached_board(*, program: Program, livemode: bool, limit: int) -> dict:
     """The top of the board and how many are on it: the same for every participant, so computed once a minute."""
     from django.core.cache import cache
 
-    key = f"analytics:board:{program.pk}:{int(livemode)}:{limit}"
+    from programs.selectors import public_names_version
+
+    version = public_names_version(merchant_id=program.merchant_id)
+    key = f"analytics:board:{program.pk}:{int(livemode)}:{limit}:{version}"
     board = cache.get(key)
     if board is not None:
         return board
@@ -1359,7 +1362,7 @@ def _cached_board(*, program: Program, livemode: bool, limit: int) -> dict:
                 "rank": rank,
                 "participant_id": row.participant_id,
                 # Empty for someone without a name: the page says "Referrer #<rank>" in the visitor's language.
-                "name": row.participant.first_name_initial if (row.participant.name or "").strip() else "",
+                "name": row.participant.public_name,
                 "new_customers": row.new_customers,
                 "signups": row.signups,
             }

@@ -216,6 +216,8 @@ class ParticipantAdmin(CsvExportMixin, TenantModelAdmin):
 
         obj.email_normalized = normalize_email(obj.email)
         super().save_model(request, obj, form, change)
+        if "name" in form.changed_data:
+            services.public_names_changed(merchant_id=obj.merchant_id)
         if "status" in form.changed_data:
             services.participant_set_status(participant=obj, status=obj.status)
 

@@ -174,11 +174,20 @@ class Participant(TenantModel):
 
     @property
     def first_name_initial(self) -> str:
-        """'Anna K.' for leaderboards, invitations and code lookups: never the full name, and never a piece of the
-        email address (which is often the whole name); "A friend" for someone who gave no name."""
-        parts = (self.name or "").split()
+        """'Anna K.' for invitations and code lookups (see public_name); "A friend" for someone who gave no name."""
+        return self.public_name or _("A friend")
+
+    @property
+    def public_name(self) -> str:
+        """'Anna K.' for leaderboards: never the full name, and never a piece of an email address (people type
+        theirs into the name field): a word with an @ is dropped, and so is a first word that is the email's local
+        part when it is not a plain name ("jan.nowak"). "" when nothing is left."""
+        parts = [part for part in (self.name or "").split() if "@" not in part]
+        local = (self.email or "").partition("@")[0].casefold()
+        if parts and not parts[0].isalpha() and parts[0].casefold() == local:
+            parts = []
         if not parts:
-            return _("A friend")
+            return ""
         return parts[0] + (f" {parts[-1][0]}." if len(parts) > 1 else "")
 
 

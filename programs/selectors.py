@@ -10,6 +10,18 @@ from referral_saas.errors import NotFound
 from referral_saas.filters import UtcIsoDateTimeFilter
 
 
+def public_names_version(*, merchant_id: int) -> int:
+    """Changes whenever a participant's public name may have (renamed, blocked, erased): caches of what the public
+    sees (the leaderboard) put it in their key, so nobody's name outlives their erasure."""
+    from django.core.cache import cache
+
+    return cache.get(_public_names_key(merchant_id)) or 0
+
+
+def _public_names_key(merchant_id: int) -> str:
+    return f"programs:public-names:{merchant_id}"
+
+
 def program_list(*, merchant):
     return Program.objects.for_merchant(merchant).select_related("merchant").prefetch_related("variants")
 

@@ -355,18 +355,22 @@ def _redeem_error(error: ApplicationError, item: CatalogItem, participant: Parti
 def home(request, program: Program, participant: Participant | None):
     if participant is None:
         return _page(request, "portal/landing.html", program, form=JoinForm())
+    return _dashboard(request, program, participant, invite_form=InviteForm())
+
+
+def _dashboard(request, program: Program, participant: Participant, *, invite_form: InviteForm, status: int = 200):
     code = _code_for(participant, program)
-    link = link_for(code.code)
     return _page(
         request,
         "portal/dashboard.html",
         program,
+        status=status,
         participant=participant,
         code=code,
-        link=link,
+        link=link_for(code.code),
         stats=tracking_selectors.participant_stats(participant=participant, program=program),
         share_channels=SHARE_CHANNELS,
-        invite_form=InviteForm(),
+        invite_form=invite_form,
         **_rewards_context(request, program, participant),
     )
 
@@ -437,21 +441,21 @@ def sso(request, program: Program, participant: Participant | None):
 @require_POST
 @portal_view(require_participant=True)
 def invite(request, program: Program, participant: Participant):
+    """Sent: back to the dashboard with a message. Not sent: the dashboard again with what was typed and the
+    errors next to the fields (nothing is lost)."""
     form = InviteForm(request.POST)
-    if form.is_valid():
-        try:
-            sent = services.invites_send(
-                participant=participant, program=program, emails=form.email_list(), message=form.cleaned_data["message"]
-            )
-        except ApplicationError as exc:
-            for message in _messages_of(exc):
-                messages.error(request, message)
-        else:
-            messages.success(request, _("Invitations on their way: %(n)d.") % {"n": len(sent)})
-    else:
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, error)
+    if not form.is_valid():
+        return _dashboard(request, program, participant, invite_form=form, status=400)
+    try:
+        sent = services.invites_send(
+            participant=participant, program=program, emails=form.email_list(), message=form.cleaned_data["message"]
+        )
+    except ApplicationError as exc:
+        for field, errors in (exc.fields or {"": [exc.message]}).items():
+            for message in errors:
+                form.add_error(field if field in form.fields else "emails", str(message))
+        return _dashboard(request, program, participant, invite_form=form, status=exc.status_code)
+    messages.success(request, _("Invitations on their way: %(n)d.") % {"n": len(sent)})
     return redirect(request.path.rsplit("invite/", 1)[0])
 
 

@@ -7,6 +7,7 @@ from programs.services.participants import (
     program_duplicate,
     program_get_by_slug,
     program_set_status,
+    public_names_changed,
     variant_for,
 )
 from programs.services.portal import (
@@ -34,6 +35,7 @@ __all__ = [
     "program_duplicate",
     "program_get_by_slug",
     "program_set_status",
+    "public_names_changed",
     "share_record",
     "variant_for",
 ]

@@ -185,6 +185,23 @@ def _update_participant(participant, external_id, email, email_normalized, name,
         changed.append("marketing_consent")
     if changed:
         participant.save(update_fields=changed)
+    if "name" in changed:
+        public_names_changed(merchant_id=participant.merchant_id)
+
+
+def public_names_changed(*, merchant_id: int) -> None:
+    """Public caches (the leaderboard) drop what they hold: now, and once the change is visible to their readers."""
+    import time
+
+    from django.core.cache import cache
+
+    from programs.selectors import _public_names_key
+
+    def bump():
+        cache.set(_public_names_key(merchant_id), time.time_ns(), None)
+
+    bump()
+    transaction.on_commit(bump)
 
 
 def participant_set_status(*, participant: Participant, status: str) -> Participant:
@@ -197,6 +214,7 @@ def participant_set_status(*, participant: Participant, status: str) -> Particip
     # Now, and again once the change is visible (a reader in between would cache the old status otherwise).
     participant_codes_cache_invalidate(participant=participant)
     transaction.on_commit(lambda: participant_codes_cache_invalidate(participant=participant))
+    public_names_changed(merchant_id=participant.merchant_id)
     return participant
 
 
@@ -213,4 +231,5 @@ def participant_erase(*, participant: Participant) -> Participant:
     participant.erased_at = timezone.now()
     participant.save()
     participant_erase_tracking(participant=participant)
+    public_names_changed(merchant_id=participant.merchant_id)
     return participant

@@ -146,3 +146,40 @@ def test_someone_without_a_name_is_shown_by_their_place_never_by_their_email(boa
     assert "zb…" not in html  # the start of the address, as it used to be
     assert "brzeczyszczykiewicz" not in html
     assert nameless.first_name_initial == "A friend"  # invitations and code lookups
+
+
+def test_an_email_typed_as_a_name_is_never_shown(board):
+    program, people = board
+    for email, name in [
+        ("jan.nowak@people.example", "jan.nowak@people.example"),
+        ("x@people.example", "x@y.example K"),
+    ]:
+        _person, code = join(program, email=email, name=name)
+        _friends_bought(code, 5)
+    _dotted, code = join(program, email="piotr.z@people.example", name="piotr.z")
+    _friends_bought(code, 4)
+    rollup_incremental()
+
+    html = _as(people["Bob Smith"], program).get(_url(program)).content.decode()
+
+    assert "@" not in html.split("<table")[1].split("</table>")[0]
+    assert "jan.nowak" not in html
+    assert "piotr.z" not in html  # the address's local part
+    assert "Referrer #1" in html
+    assert Participant(name="Anna Kowalska", email="anna@x.example").public_name == "Anna K."
+    assert Participant(name="Anna", email="anna@x.example").public_name == "Anna"  # a plain first name stays
+
+
+def test_someone_erased_or_blocked_leaves_the_board_at_once(board):
+    from programs.services import participant_erase, participant_set_status
+
+    program, people = board
+    viewer = _as(people["Bob Smith"], program)
+    assert "Anna K." in viewer.get(_url(program)).content.decode()  # the board is cached now
+
+    participant_erase(participant=people["Anna Kowalska"])
+    html = viewer.get(_url(program)).content.decode()
+    assert "Anna" not in html
+
+    participant_set_status(participant=people["Cee"], status="blocked")
+    assert "Cee" not in viewer.get(_url(program)).content.decode()

@@ -187,6 +187,23 @@ def test_invite_rules(client, program, emails, error):
     assert not Invite.objects.for_merchant(program.merchant).exists()
 
 
+def test_an_invite_refused_keeps_what_was_typed_and_says_what_is_wrong_next_to_the_field(client, program):
+    _join_and_sign_in(client, program)
+    response = client.post(
+        _base(program) + "invite/",
+        {"emails": "good@x.example, bad-address", "message": "Come and see"},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "good@x.example, bad-address</textarea>" in html
+    assert "Come and see</textarea>" in html
+    assert 'aria-invalid="true" aria-describedby="id_emails_helptext id_emails_error"' in html
+    assert '<p class="muted" id="id_emails_helptext">' in html  # the ids the field points at exist
+    assert '<p class="field-error" id="id_emails_error" role="alert">bad-address is not an email address' in html
+    assert not Invite.objects.for_merchant(program.merchant).exists()
+
+
 def test_invites_have_a_daily_cap(client, program):
     participant = _join_and_sign_in(client, program)
     for batch in range(5):
