@@ -16,11 +16,12 @@
     if (!button) { return; }
     var input = document.querySelector(button.getAttribute("data-copy"));
     if (!input) { return; }
-    var label = button.textContent;
+    // The label's markup is kept (a visually hidden part names what is copied), and put back as it was.
+    var label = button.innerHTML;
     copy(input).then(function () {
-      button.textContent = button.getAttribute("data-copied") || label;
+      button.textContent = button.getAttribute("data-copied") || button.textContent;
       button.setAttribute("aria-live", "polite");
-      setTimeout(function () { button.textContent = label; }, 2000);
+      setTimeout(function () { button.innerHTML = label; }, 2000);
       var counter = button.getAttribute("data-share-url");
       if (counter && window.fetch) { fetch(counter, {credentials: "same-origin", redirect: "manual"}); }
     });

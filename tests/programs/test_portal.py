@@ -317,3 +317,9 @@ def test_the_programs_own_texts_follow_the_page_language(client, program):
     english = client.get(_base(program)).content.decode()
     assert "Bring a friend" in english
     assert "Poleć znajomego" not in english
+
+
+def test_the_sign_in_email_is_in_the_pages_language_and_says_so(client, program):
+    client.post(_base(program, "ru") + "join/", {"email": "olga@example.ru", "accept_terms": "on"})
+    [email] = mail.outbox
+    assert '<html lang="ru">' in email.alternatives[0][0]

@@ -137,6 +137,7 @@ def test_emails_are_in_the_participants_language(tenant, program, referrer):
         notification_send(merchant=tenant.merchant, notification_id=note.pk)
     subjects = [m.subject for m in mail.outbox]
     assert any("znajom" in s.lower() or "nagrod" in s.lower() for s in subjects), subjects
+    assert all('<html lang="pl">' in m.alternatives[0][0] for m in mail.outbox)  # screen readers read it in Polish
 
 
 def test_points_and_store_credit_are_ledger_entries_and_the_balance_is_their_sum(tenant, program, referrer):
