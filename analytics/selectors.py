@@ -11,7 +11,7 @@ import functools
 import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from urllib.parse import quote_plus, urlencode
 
 from django.db import connection
@@ -258,10 +258,15 @@ def daily_series(*, merchant, livemode: bool, programs, period: Period, variant=
 # --- formatting -------------------------------------------------------------------------------------------------------
 
 
+def _exact(value) -> Decimal:
+    """A float's value without its binary noise (0.09 / 0.08 - 1 is 0.12499999999999978: 12.5%, to round as such)."""
+    return Decimal(str(round(value, 12))) if isinstance(value, float) else Decimal(value)
+
+
 def _percent(value: float, digits: int) -> Decimal:
     """A ratio as a percentage rounded half-up to `digits` (0.2888 -> 28.9); never -0 (number_format would cut
     the float's decimals off, not round them)."""
-    percent = (Decimal(str(value)) * 100).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    percent = (_exact(value) * 100).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
     return abs(percent) if percent == 0 else percent
 
 
@@ -269,6 +274,15 @@ def format_percent(value: float | None, digits: int = 1) -> str | None:
     if value is None:
         return None
     return f"{number_format(_percent(value, digits), decimal_pos=digits)}%"
+
+
+def format_decimal(value: float | None, digits: int = 1) -> str | None:
+    """A number rounded half-up to `digits` decimals in the active language (2.667 -> "2.7"; number_format alone
+    would cut it to 2.6)."""
+    if value is None:
+        return None
+    rounded = _exact(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return number_format(abs(rounded) if rounded == 0 else rounded, decimal_pos=digits)
 
 
 def format_number(value) -> str:
@@ -282,10 +296,8 @@ def format_duration(seconds: float | None) -> str | None:
         minutes = max(1, round(seconds / 60))
         return ngettext("about %(n)s minute", "about %(n)s minutes", minutes) % {"n": minutes}
     if seconds < 2 * 86400:
-        hours = round(seconds / 3600, 1)
-        return _("about %(n)s hours") % {"n": number_format(hours, decimal_pos=1)}
-    days = round(seconds / 86400, 1)
-    return _("about %(n)s days") % {"n": number_format(days, decimal_pos=1)}
+        return _("about %(n)s hours") % {"n": format_decimal(seconds / 3600)}
+    return _("about %(n)s days") % {"n": format_decimal(seconds / 86400)}
 
 
 # --- cards ----------------------------------------------------------------------------------------------------------
@@ -669,6 +681,18 @@ def _variant_links(links: Links) -> dict:
     }
 
 
+def _p_text(p_value: float) -> str:
+    """ "= 0.04", "< 0.01"; with a third decimal where two would round across the 0.05 line and contradict the
+    verdict (0.0488 reads "= 0.048", never "= 0.05" next to "converts better")."""
+    if p_value < 0.01:
+        return "< 0.01"
+    exact = Decimal(str(p_value))
+    shown = exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    if exact < Decimal("0.05") <= shown:
+        shown = exact.quantize(Decimal("0.001"), rounding=ROUND_DOWN)
+    return f"= {shown}"
+
+
 def ab_verdict(name_a: str, successes_a: int, trials_a: int, name_b: str, successes_b: int, trials_b: int):
     """A plain-language verdict on B against A (conversion = first purchases per click), and the p-value.
 
@@ -695,7 +719,7 @@ def ab_verdict(name_a: str, successes_a: int, trials_a: int, name_b: str, succes
     test = metrics.two_proportion_z_test(successes_a, trials_a, successes_b, trials_b)
     if test is None:
         return _("%(b)s against %(a)s: not enough data yet.") % names, None
-    p = f"= {test.p_value:.2f}" if test.p_value >= 0.01 else "< 0.01"  # "p = 0.04", "p < 0.01"
+    p = _p_text(test.p_value)
     significant = test.p_value < 0.05
     if test.lift is None:  # A converted nobody: no relative lift, so the two rates in words
         values = {**names, "p": p, "rate_a": format_percent(test.rate_a, 2), "rate_b": format_percent(test.rate_b, 2)}
@@ -707,7 +731,7 @@ def ab_verdict(name_a: str, successes_a: int, trials_a: int, name_b: str, succes
                 "(not significant)."
             )
         return text % values, test.p_value
-    lift = f"{abs(test.lift):.0%}"
+    lift = format_percent(abs(test.lift), 0)
     if significant:
         if test.lift > 0:
             text = _("%(b)s converts %(lift)s better than %(a)s, p %(p)s.")
@@ -829,6 +853,14 @@ def program_report(
         },
     )
     now, before, ever, ever_before = sums["now"], sums["before"], sums["ever"], sums["ever_before"]
+    # The budget and the goal belong to the whole program, whichever variant the page shows.
+    whole = (
+        ever
+        if variant is None
+        else daily_buckets(
+            merchant=merchant, livemode=livemode, programs=programs, buckets={"ever": (None, period.end)}
+        )["ever"]
+    )
     in_period = _daily_scope(merchant=merchant, livemode=livemode, programs=programs, variant=variant).filter(
         day__range=(period.start, period.end)
     )
@@ -856,7 +888,7 @@ def program_report(
     cards = _program_cards(
         now=now, before=before, ever=ever, ever_before=ever_before, shop=shop, shop_before=shop_before,
         shop_ever=shop_ever, shop_ever_before=shop_ever_before, ttp=ttp, ttp_before=ttp_before,
-        currency=currency, program=program, links=links,
+        currency=currency, program=program, links=links, whole=whole,
     )  # fmt: skip
     funnel = [
         {"label": _("Clicks"), "value": now["clicks"], "link": links.clicks()},
@@ -899,14 +931,14 @@ def program_report(
         empty = "no_clicks"
     goal = {
         "customers": program.goal_customers,
-        "customers_done": ever["referred_new_customers"],
-        "customers_share": metrics.ratio(ever["referred_new_customers"], program.goal_customers),
+        "customers_done": whole["referred_new_customers"],
+        "customers_share": metrics.ratio(whole["referred_new_customers"], program.goal_customers),
         "revenue": program.goal_revenue,
-        "revenue_done": ever["referred_revenue"],
-        "revenue_share": metrics.ratio(ever["referred_revenue"], program.goal_revenue),
+        "revenue_done": whole["referred_revenue"],
+        "revenue_share": metrics.ratio(whole["referred_revenue"], program.goal_revenue),
         "budget": program.budget,
-        "budget_used": ever["rewards_cost"],
-        "budget_share": metrics.ratio(ever["rewards_cost"], program.budget),
+        "budget_used": whole["rewards_cost"],
+        "budget_share": metrics.ratio(whole["rewards_cost"], program.budget),
     }
     return Report(
         program=program,
@@ -980,8 +1012,10 @@ def _before_after(base: dict, now: dict, currency: str, *, before: Links, after:
 
 def _program_cards(
     *, now, before, ever, ever_before, shop, shop_before, shop_ever, shop_ever_before, ttp, ttp_before, currency,
-    program, links,
+    program, links, whole,
 ) -> list[Card]:  # fmt: skip
+    """`whole` is the program's all-time sums without the variant filter: the budget and the goal are the
+    program's."""
     no_data = _("No data in this period yet.")
 
     def money(value):
@@ -1012,10 +1046,11 @@ def _program_cards(
     repeat_other = metrics.ratio(shop["other_cohort_repeaters"], shop["other_cohort_customers"])
     median = metrics.histogram_median(ttp)
     median_before = metrics.histogram_median(ttp_before)
-    budget_share = metrics.ratio(ever["rewards_cost"], program.budget)
-    goal_share = metrics.ratio(ever["referred_new_customers"], program.goal_customers)
-    goal_revenue_share = metrics.ratio(ever["referred_revenue"], program.goal_revenue)
+    budget_share = metrics.ratio(whole["rewards_cost"], program.budget)
+    goal_share = metrics.ratio(whole["referred_new_customers"], program.goal_customers)
+    goal_revenue_share = metrics.ratio(whole["referred_revenue"], program.goal_revenue)
     since_start = replace(links, ever=True)
+    whole_since_start = replace(since_start, variant=None)
 
     cards = [
         Card(
@@ -1037,7 +1072,7 @@ def _program_cards(
         ),
         Card(
             "click_through", _("Clicks per participant who shared"),
-            None if click_through is None else number_format(click_through, decimal_pos=1),
+            format_decimal(click_through),
             _("Nobody has shared yet."), _change(click_through, click_through_before), links.clicks(),
             _("%(n)s participants have shared") % {"n": format_number(ever["first_shares"])},
         ),
@@ -1089,16 +1124,17 @@ def _program_cards(
         ),
         Card(
             "budget", _("Budget used"), format_percent(budget_share, 0),
-            _("No budget set for this program."), None, since_start.rewards_cost(),
+            _("No budget set for this program."), None, whole_since_start.rewards_cost(),
             _("%(used)s of %(budget)s since the start")
-            % {"used": money(ever["rewards_cost"]), "budget": money(program.budget) or "—"},
+            % {"used": money(whole["rewards_cost"]), "budget": money(program.budget) or "—"},
         ),
         Card(
             "goal", _("Progress towards the goal"),
             format_percent(goal_share if goal_share is not None else goal_revenue_share, 0),
             _("No goal set for this program."), None,
-            since_start.orders(is_new_customer__exact=1) if program.goal_customers else since_start.orders(),
-            _goal_detail(program, ever, currency),
+            whole_since_start.orders(is_new_customer__exact=1) if program.goal_customers
+            else whole_since_start.orders(),
+            _goal_detail(program, whole, currency),
         ),
     ]  # fmt: skip
     return cards
@@ -1139,6 +1175,16 @@ def dashboard_cards(*, merchant, period: Period | None = None, livemode: bool = 
     return overview["cards"]
 
 
+def _distinct_participants(*, merchant, livemode: bool, programs: list[Program], until: datetime.date) -> int:
+    return (
+        ReferrerStats.objects.for_merchant(merchant)
+        .filter(livemode=livemode, program__in=programs, joined_day__lte=until)
+        .values("participant_id")
+        .distinct()
+        .count()
+    )
+
+
 def merchant_overview(*, merchant, period: Period | None = None, livemode: bool = True) -> dict:
     """The admin home page: KPI cards over all programs in the shop's currency, one line per program, and what to
     do next when there is nothing to show."""
@@ -1166,7 +1212,13 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
     roi = metrics.ratio(now["referred_revenue"] - now["rewards_cost"], now["rewards_cost"])
     roi_before = metrics.ratio(before["referred_revenue"] - before["rewards_cost"], before["rewards_cost"])
     conversion = metrics.ratio(now["attributed_orders"], now["clicks"])
-    participation = metrics.ratio(ever["participants_joined"], shop_ever["new_customers"])
+    # A person in several programs is one participant of the shop.
+    participants = (
+        ever["participants_joined"]
+        if len(programs) <= 1
+        else _distinct_participants(merchant=merchant, livemode=livemode, programs=programs, until=period.end)
+    )
+    participation = metrics.ratio(participants, shop_ever["new_customers"])
     cards = [
         card("referred_customers", _("New customers from referrals"), format_number(now["referred_new_customers"]),
              _change(now["referred_new_customers"], before["referred_new_customers"]),
@@ -1185,7 +1237,7 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
         card("participation", _("Participation rate"), format_percent(participation), None,
              replace(links, ever=True, currency=None).participants(),
              _("%(p)s participants / %(c)s customers")
-             % {"p": format_number(ever["participants_joined"]), "c": format_number(shop_ever["new_customers"])}),
+             % {"p": format_number(participants), "c": format_number(shop_ever["new_customers"])}),
     ]  # fmt: skip
     per_program = (
         DailyStats.objects.for_merchant(merchant)

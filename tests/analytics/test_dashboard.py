@@ -272,3 +272,66 @@ def test_a_small_drop_is_not_shown_as_minus_zero(tenant):
 
     assert "-1% vs the previous period" in _card(page, "conversion_rate")  # 2.88% against 2.90%: -0.6%
     assert "-0%" not in page
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(8 / 3, "2.7"), (2.96, "3.0"), (2.25, "2.3"), (2.04, "2.0"), (-0.01, "0.0"), (None, None)]
+)
+def test_decimals_are_rounded_half_up_not_cut(value, shown):
+    from analytics.selectors import format_decimal
+
+    assert format_decimal(value) == shown
+
+
+def test_the_home_participation_rate_counts_a_person_in_two_programs_once(tenant):
+    from analytics.services import rollup_incremental
+    from tests.factories import join
+
+    merchant = tenant.merchant
+    first = ProgramFactory(merchant=merchant, currency=merchant.default_currency, slug="one")
+    second = ProgramFactory(merchant=merchant, currency=merchant.default_currency, slug="two")
+    join(first, email="anna@x.example")
+    join(second, email="anna@x.example")  # the same person
+    rollup_incremental()
+    ShopDailyStats.objects.for_merchant(merchant).create(
+        currency=merchant.default_currency, day=_day(1, merchant), orders=2, new_customers=2, revenue=Decimal("100")
+    )
+
+    card = _card(tenant.admin.get("/admin/").content.decode(), "participation")
+
+    assert "50.0%" in card
+    assert "1 participants / 2 customers" in card
+
+
+def test_the_budget_and_the_goal_are_the_whole_programs_whatever_the_variant_shown(tenant):
+    merchant = tenant.merchant
+    program, a, b = _ab_program(merchant)
+    program.budget, program.goal_customers = Decimal("100"), 4
+    program.save()
+    day = _day(2, merchant)
+    _stats(merchant, program, day, a, referred_new_customers=1, cost_issued=Decimal("10"))
+    _stats(merchant, program, day, b, referred_new_customers=1, cost_issued=Decimal("30"))
+    url = reverse("admin:analytics_program_dashboard", args=[program.pk])
+
+    html = tenant.admin.get(f"{url}?variant={b.pk}").content.decode()
+
+    assert "40%" in _card(html, "budget")
+    assert "40.00 PLN of 100.00 PLN since the start" in _card(html, "budget")
+    assert "2 of 4 customers" in _card(html, "goal")
+    assert "30.00 PLN" in _card(html, "rewards_cost")  # the period's cards do follow the variant
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "verdict"),
+    [
+        # p = 0.0488: significant, so never "p = 0.05"
+        ((100, 1000), (128, 1000), "B converts 28% better than A, p = 0.048."),
+        # a lift of exactly 12.5% rounds half-up like every other percentage on the page
+        ((800, 10000), (900, 10000), "B converts 13% better than A, p = 0.01."),
+    ],
+)
+def test_the_verdicts_numbers_agree_with_it(a, b, verdict):
+    from analytics.selectors import ab_verdict
+
+    text, _p = ab_verdict("A", *a, "B", *b)
+    assert text == verdict
