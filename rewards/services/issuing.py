@@ -49,9 +49,10 @@ def rewards_release_due(*, limit: int = 500) -> int:
     return issued
 
 
-def reward_release(*, merchant_id: int, reward_id: int, actor: str = ACTOR) -> str | None:
+def reward_release(*, merchant_id: int, reward_id: int, actor: str = ACTOR, by_person: bool = False) -> str | None:
     """Approve (pending -> approved) and issue (approved -> issued) one due reward. A reward another worker holds
-    is skipped (SKIP LOCKED), an issued one is left alone. Returns the status it ends in, or None if skipped."""
+    is skipped (SKIP LOCKED), an issued one is left alone. Returns the status it ends in, or None if skipped.
+    A person releasing it (`by_person`) overrides a milestone's wait for the referrer to reach it again."""
     with transaction.atomic():
         reward = (
             Reward.all_merchants.select_for_update(skip_locked=True, of=("self",))
@@ -72,7 +73,7 @@ def reward_release(*, merchant_id: int, reward_id: int, actor: str = ACTOR) -> s
                 reward=reward, to=Reward.Status.REJECTED, actor=actor, reason="The referral was rejected."
             )
             return reward.status
-        if reward.milestone is not None and _milestone_lost(reward):
+        if reward.milestone is not None and not by_person and _milestone_lost(reward):
             # The hold waits for refunds and reviews: friends who counted towards it were refunded or rejected. It
             # waits (looked at again daily) until the referrer reaches the milestone again, as it is paid only once.
             reward.hold_until = timezone.now() + MILESTONE_RECHECK
@@ -182,4 +183,4 @@ def reward_release_early(*, reward: Reward, actor: str) -> str | None:
         )
         if not moved:
             return None
-        return reward_release(merchant_id=reward.merchant_id, reward_id=reward.pk, actor=actor)
+        return reward_release(merchant_id=reward.merchant_id, reward_id=reward.pk, actor=actor, by_person=True)

@@ -281,3 +281,18 @@ def test_a_milestone_on_hold_waits_when_a_friend_behind_it_is_refunded(tenant, p
     [reward] = _rewards(tenant, milestone=1)
     assert reward.status == Reward.Status.PENDING
     assert reward.reason.startswith("Waiting")
+
+
+def test_a_person_can_release_a_waiting_milestone_reward_now(tenant, program, referrer):
+    from rewards.services import reward_release_early
+
+    _milestone(program, at=1, hold_days=30)
+    process(tenant, order(tenant, referrer[1], order_id="a", friend="f1@example.org")["id"])
+    _refund(tenant, "a", "129.90", "r-a")
+    [reward] = _rewards(tenant, milestone=1)
+
+    assert reward_release_early(reward=reward, actor="user:owner@shop.example") == Reward.Status.ISSUED
+
+    reward.refresh_from_db()
+    assert (reward.status, reward.reason) == (Reward.Status.ISSUED, "")
+    assert reward.events.order_by("-pk").first().actor == "user:owner@shop.example"
