@@ -40,6 +40,7 @@ from referral_saas.tenancy.models import Merchant
 from rewards import selectors as reward_selectors
 from rewards.models import COUPON_KINDS, CatalogItem, Kind, LedgerEntry, Reward, RewardRule
 from rewards.services import ledger_balance, points_redeem
+from rewards.services.issuing import MILESTONE_WAITING
 from tracking import selectors as tracking_selectors
 from tracking.clicks import client_ip
 from tracking.models import ReferralCode
@@ -194,6 +195,7 @@ class RewardRow:
     reason: str
     is_coupon: bool
     expired: bool
+    waiting: bool = False  # a milestone reward waiting for the referrer to reach it again
 
 
 @dataclass
@@ -300,6 +302,7 @@ def _rewards_context(request, program: Program, participant: Participant) -> dic
             reason=_reward_reason(reward),
             is_coupon=reward.kind in COUPON_KINDS,
             expired=bool(reward.expires_at and reward.expires_at < now),
+            waiting=reward.status == Reward.Status.PENDING and reward.reason == MILESTONE_WAITING,
         )
         for reward in reward_selectors.rewards_of(participant=participant, program=program)
     ]

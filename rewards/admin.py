@@ -32,7 +32,8 @@ from programs.admin import VariantFilter
 from programs.models import Participant, Program
 from referral_saas.api import is_id
 from referral_saas.errors import ApplicationError
-from referral_saas.money import currency_decimals, format_money
+from referral_saas.money import currency_decimals, format_amount, format_money
+from referral_saas.money import quantize as quantize_money
 from referral_saas.tenancy.admin_site import (
     ReadOnlyTenantAdmin,
     ReadOnlyTenantInline,
@@ -450,6 +451,14 @@ class RewardAdmin(CsvExportMixin, TenantModelAdmin):
                     % {"reward": reward},
                     level=messages.WARNING,
                 )
+            elif result in (Status.REJECTED, Status.VOIDED):
+                reward.refresh_from_db(fields=["status", "reason"])
+                self.message_user(
+                    request,
+                    gettext("%(reward)s was not released: %(reason)s")
+                    % {"reward": reward, "reason": reward.reason or reward.get_status_display()},
+                    level=messages.ERROR,
+                )
             else:
                 self.message_user(
                     request,
@@ -748,7 +757,14 @@ class PayoutForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.due, self.currency = due, currency
         self.fields["program"].queryset = programs
-        self.fields["amount"].help_text = gettext("At most %(due)s %(currency)s.") % {"due": due, "currency": currency}
+        shown = format_amount(due, currency)  # in the currency's decimals: "1,299" JPY, "12.50" PLN
+        self.fields["amount"].help_text = gettext("At most %(due)s %(currency)s.") % {
+            "due": shown,
+            "currency": currency,
+        }
+        self.fields["amount"].widget.attrs["step"] = str(Decimal(1).scaleb(-currency_decimals(currency)))
+        if "amount" in self.initial:
+            self.initial["amount"] = quantize_money(self.initial["amount"], currency)
 
     def clean_amount(self):
         amount = self.cleaned_data["amount"]
@@ -758,7 +774,8 @@ class PayoutForm(forms.Form):
             raise forms.ValidationError(message)
         if amount > self.due:
             raise forms.ValidationError(
-                _("That is more than the %(due)s %(currency)s due.") % {"due": self.due, "currency": self.currency}
+                _("That is more than the %(due)s %(currency)s due.")
+                % {"due": format_amount(self.due, self.currency), "currency": self.currency}
             )
         return amount
 
@@ -893,7 +910,11 @@ class LedgerEntryAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
                     self.message_user(
                         request,
                         gettext("Recorded a payout of %(amount)s %(currency)s to %(who)s.")
-                        % {"amount": form.cleaned_data["amount"], "currency": currency, "who": participant},
+                        % {
+                            "amount": format_amount(form.cleaned_data["amount"], currency),
+                            "currency": currency,
+                            "who": participant,
+                        },
                     )
                     return redirect(back)
         context = {

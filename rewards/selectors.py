@@ -79,17 +79,20 @@ def milestone_progress(*, program: Program, participant: Participant) -> Milesto
         program=program, variant_id=variant_id, triggers=(RewardRule.Trigger.MILESTONE,), at=timezone.now(),
         rules=milestones,
     )  # fmt: skip
-    paid = set(
+    earned = dict(
         Reward.objects.for_merchant(program.merchant)
         .filter(participant=participant, program=program, milestone__isnull=False)
-        .values_list("rule_id", flat=True)
+        .exclude(status__in=(Reward.Status.REJECTED, Reward.Status.VOIDED))
+        .values_list("rule_id", "status")
     )
-    rules = sorted((r for r in milestones if r in payable or r.pk in paid), key=lambda r: (r.milestone, r.pk))
+    # Handed over: reached for good. One still on hold is reached while the count says so (it waits otherwise).
+    paid = {rule_id for rule_id, status in earned.items() if status in (Reward.Status.ISSUED, Reward.Status.REDEEMED)}
+    rules = sorted((r for r in milestones if r in payable or r.pk in earned), key=lambda r: (r.milestone, r.pk))
     if not rules:
         return None
     done = successful_referrals(program=program, referrer=participant)
     reached = [r for r in rules if r.milestone <= done or r.pk in paid]
-    upcoming = [r for r in rules if r.milestone > done and r in payable]
+    upcoming = [r for r in rules if r.milestone > done and r.pk not in paid and (r in payable or r.pk in earned)]
     nxt = upcoming[0] if upcoming else None
     percent = 100 if nxt is None else int(100 * done / nxt.milestone)
     return MilestoneProgress(done, nxt, (nxt.milestone - done) if nxt else 0, percent, reached, upcoming)
@@ -109,10 +112,13 @@ def catalog_for(*, program: Program):
 
 
 def cash_due(*, merchant, program: Program | None = None):
-    """Per participant and currency: cash earned minus paid out and clawed back (what the merchant owes)."""
+    """Per participant and currency: cash earned minus paid out and clawed back (what the merchant owes). With a
+    program: the people who earned cash in it, with all they are due in its currency (a payout settles a person's
+    cash in a currency, whichever program earned it)."""
     scope = LedgerEntry.objects.for_merchant(merchant).filter(account=LedgerEntry.Account.CASH, livemode=True)
     if program is not None:
-        scope = scope.filter(program=program)
+        earners = scope.filter(program=program).values("participant_id")
+        scope = scope.filter(participant_id__in=earners, currency=program.currency)
     return (
         scope.values(
             "participant_id", "participant__email", "participant__name", "participant__external_id", "currency"

@@ -331,6 +331,7 @@ def successful_referrals(*, program: Program, referrer: Participant) -> int:
     approved = Work.objects.for_merchant(program.merchant).filter(
         referral_id=OuterRef("pk"),
         conversion__isnull=False,
+        conversion__status=Conversion.Status.ATTRIBUTED,  # not an order rejected since (a reviewer's later word)
         conversion__amount__gt=F("conversion__refunded_amount"),
         refund__isnull=True,
         stage="done",
@@ -429,9 +430,9 @@ def _create_reward(
 
 def _cap_refusal(*, rule: RewardRule, participant: Participant, now: datetime.datetime) -> str:
     """Per-person caps (per month, in the merchant's time zone, and in total). The participant row is locked so
-    two orders of the same referrer processed at once cannot both take the last place. A reward clawed back was
-    handed over and used before its order was refunded: it still counts (else refund-and-reorder beats the cap);
-    rejected and voided ones, never handed over or never used, do not."""
+    two orders of the same referrer processed at once cannot both take the last place. A coupon clawed back was
+    used before its order was refunded: it still counts (else refund-and-reorder beats the cap). Rejected and
+    voided rewards, and points, credit or cash taken back from the balance, left the referrer nothing: they do not."""
     if rule.cap_per_month is None and rule.cap_total is None:
         return ""
     Participant.objects.for_merchant(rule.merchant).select_for_update(no_key=True).filter(pk=participant.pk).first()
@@ -439,6 +440,7 @@ def _cap_refusal(*, rule: RewardRule, participant: Participant, now: datetime.da
         Reward.objects.for_merchant(rule.merchant)
         .filter(rule=rule, participant=participant)
         .exclude(status__in=(Reward.Status.REJECTED, Reward.Status.VOIDED))
+        .exclude(status=Reward.Status.CLAWED_BACK, redeemed_at__isnull=True)
     )
     if rule.cap_total is not None and counted.count() >= rule.cap_total:
         return f"Limit of {rule.cap_total} rewards per person reached."

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from rewards.models import Coupon, Kind, LedgerEntry, Notification, Reward, Side
 from rewards.services.deciding import _notify, successful_referrals
-from rewards.services.transitions import reward_transition
+from rewards.services.transitions import reward_note, reward_transition
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: codes are typed at checkout
 LEDGER_ACCOUNT = {
@@ -36,7 +36,7 @@ def rewards_release_due(*, limit: int = 500) -> int:
         Reward.all_merchants.filter(
             status__in=(Reward.Status.PENDING, Reward.Status.APPROVED), hold_until__lte=timezone.now()
         )
-        .filter(Q(flag="") | Exists(free_code))
+        .filter(Q(flag="") | Q(livemode=False) | Exists(free_code))  # test mode needs no pool code
         .order_by("hold_until")
         .values_list("merchant_id", "pk")[:limit]
     )
@@ -76,6 +76,8 @@ def reward_release(*, merchant_id: int, reward_id: int, actor: str = ACTOR, by_p
         if reward.milestone is not None and not by_person and _milestone_lost(reward):
             # The hold waits for refunds and reviews: friends who counted towards it were refunded or rejected. It
             # waits (looked at again daily) until the referrer reaches the milestone again, as it is paid only once.
+            if reward.reason != MILESTONE_WAITING:  # one audit line when it starts waiting, not one a day
+                reward_note(reward=reward, actor=actor, reason=MILESTONE_WAITING)
             reward.hold_until = timezone.now() + MILESTONE_RECHECK
             reward.reason = MILESTONE_WAITING
             reward.save(update_fields=["hold_until", "reason"])

@@ -15,7 +15,8 @@ from programs.models import Participant
 from referral_saas.api import is_id
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.money import currency_decimals
-from rewards.models import CatalogItem, Coupon, CouponPool, Kind, LedgerEntry, Reward
+from rewards.models import CatalogItem, Coupon, CouponPool, Kind, LedgerEntry, Notification, Reward
+from rewards.services.deciding import _notify
 from rewards.services.issuing import reward_issue
 from rewards.services.transitions import reward_record_created, reward_transition
 
@@ -44,47 +45,57 @@ def points_redeem(*, participant: Participant, item_id: int, actor: str) -> Rewa
         raise NotFound(_("No such item in the catalog."))
     if participant.status != Participant.Status.ACTIVE:
         raise Unprocessable(_("This participant cannot redeem points."), code="participant_not_active")
-    with transaction.atomic():
-        Participant.objects.for_merchant(merchant).select_for_update().filter(pk=participant.pk).first()
-        balance = ledger_balance(participant=participant, program=item.program)
-        if balance < item.points:
-            raise Unprocessable(
-                _("Not enough points: %(balance)s, the item costs %(cost)s.")
-                % {"balance": int(balance), "cost": item.points},
-                code="insufficient_points",
+    try:
+        with transaction.atomic():
+            Participant.objects.for_merchant(merchant).select_for_update().filter(pk=participant.pk).first()
+            balance = ledger_balance(participant=participant, program=item.program)
+            if balance < item.points:
+                raise Unprocessable(
+                    _("Not enough points: %(balance)s, the item costs %(cost)s.")
+                    % {"balance": int(balance), "cost": item.points},
+                    code="insufficient_points",
+                )
+            now = timezone.now()
+            unit = item.unit
+            reward = Reward.objects.for_merchant(merchant).create(
+                livemode=participant.livemode,
+                program=item.program,
+                catalog_item=item,
+                side="referrer",
+                participant=participant,
+                kind=item.kind,
+                unit=unit,
+                value=item.value if unit in ("money", "percent") else Decimal(0),
+                original_value=item.value if unit in ("money", "percent") else Decimal(0),
+                currency=item.program.currency,
+                description=item.description or item.name,
+                status=Reward.Status.APPROVED,
+                hold_until=now,
+                approved_at=now,
             )
-        now = timezone.now()
-        unit = item.unit
-        reward = Reward.objects.for_merchant(merchant).create(
-            livemode=participant.livemode,
-            program=item.program,
-            catalog_item=item,
-            side="referrer",
-            participant=participant,
-            kind=item.kind,
-            unit=unit,
-            value=item.value if unit in ("money", "percent") else Decimal(0),
-            original_value=item.value if unit in ("money", "percent") else Decimal(0),
-            currency=item.program.currency,
-            description=item.description or item.name,
-            status=Reward.Status.APPROVED,
-            hold_until=now,
-            approved_at=now,
-        )
-        reward_record_created(reward=reward, actor=actor)
-        LedgerEntry.objects.for_merchant(merchant).create(
-            livemode=participant.livemode,
-            program=item.program,
-            participant=participant,
-            account=LedgerEntry.Account.POINTS,
-            kind=LedgerEntry.Kind.SPENT,
-            amount=-Decimal(item.points),
-            reward=reward,
-            note=item.name[:300],
-        )
-        reward = reward_issue(reward=reward, actor=actor)
-        if reward.status != Reward.Status.ISSUED:  # e.g. the item's coupon pool is empty: nothing is spent
-            raise Conflict(_("This item is out of stock right now; try again later."), code="out_of_stock")
+            reward_record_created(reward=reward, actor=actor)
+            LedgerEntry.objects.for_merchant(merchant).create(
+                livemode=participant.livemode,
+                program=item.program,
+                participant=participant,
+                account=LedgerEntry.Account.POINTS,
+                kind=LedgerEntry.Kind.SPENT,
+                amount=-Decimal(item.points),
+                reward=reward,
+                note=item.name[:300],
+            )
+            reward = reward_issue(reward=reward, actor=actor)
+            if reward.status != Reward.Status.ISSUED:  # e.g. the item's coupon pool is empty: nothing is spent
+                raise Conflict(_("This item is out of stock right now; try again later."), code="out_of_stock")
+    except Conflict as exc:
+        if exc.code == "out_of_stock" and item.pool_id:
+            # Everything above was rolled back, the pool's empty flag and email with it: the owners are told here.
+            _notify(
+                Notification.Kind.POOL_EMPTY,
+                key=f"pool:{item.pool_id}:{timezone.now().date().isoformat()}",  # the same key as issuing's
+                program=item.program,
+            )
+        raise
     return reward
 
 

@@ -77,12 +77,13 @@ def reward_record_created(*, reward: Reward, actor: str) -> None:
 
 
 def reward_note_value_change(*, reward: Reward, actor: str, old, new, reason: str) -> None:
+    reward_note(reward=reward, actor=actor, reason=f"{reason} ({old} → {new})")
+
+
+def reward_note(*, reward: Reward, actor: str, reason: str) -> None:
+    """An audit trail line for a change that is not a status move (a value pro-rated, a release put off)."""
     RewardEvent.objects.for_merchant(reward.merchant).create(
-        reward=reward,
-        from_status=reward.status,
-        to_status=reward.status,
-        actor=actor[:120],
-        reason=f"{reason} ({old} → {new})"[:300],
+        reward=reward, from_status=reward.status, to_status=reward.status, actor=actor[:120], reason=reason[:300]
     )
 
 

@@ -597,3 +597,38 @@ def test_admin_amounts_have_the_currencys_decimals(tenant):
     assert "+2,500 JPY" in ledger
     assert "5000.00" not in queue
     assert "2500.00" not in due + ledger
+
+
+def test_cash_due_of_one_program_shows_what_its_earners_are_owed_in_all(tenant, program, anna):
+    second = ProgramFactory(merchant=tenant.merchant, slug="second", currency=program.currency)
+    _cash(anna, program, "10.00")
+    _cash(anna, second, "10.00")
+    _cash(anna, program, "-20.00", kind="payout")  # one transfer settled both
+
+    for query in ({}, {"program": program.pk}, {"program": second.pk}):
+        assert tenant.admin.get(CASH_DUE, query).context["rows"] == []
+
+
+def test_a_yen_payout_is_in_whole_yen(tenant, anna):
+    yen = ProgramFactory(merchant=tenant.merchant, slug="jp", currency="JPY")
+    _cash(anna, yen, "1299")
+    form = tenant.admin.get(f"/admin/rewards/ledgerentry/cash-due/{anna.pk}/payout/?currency=JPY")
+    html = _text(form)
+    assert "At most 1,299 JPY." in html
+    assert 'step="1"' in html
+    assert 'value="1299"' in html
+
+
+def test_release_now_of_a_reward_whose_referral_was_rejected_says_why(tenant, program, referrer):
+    from tests.rewards.helpers import order, process
+    from tests.rewards.helpers import rule as make_rule
+    from tracking.models import Referral
+
+    make_rule(program)
+    process(tenant, order(tenant, referrer[1])["id"])
+    reward = Reward.objects.for_merchant(tenant.merchant).get()
+    Referral.objects.for_merchant(tenant.merchant).update(status="rejected", rejection_reason="fraud")
+
+    response = _act(tenant.admin, "release_now", [reward])
+
+    assert any("was not released: The referral was rejected." in m for m in _messages(response))

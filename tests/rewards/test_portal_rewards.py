@@ -500,3 +500,23 @@ def test_another_shops_participant_and_rewards_never_show(client, program, refer
     their_page = _page(_sign_in(Client(), theirs, twin), theirs)
     assert "REF-THEIRS99" in their_page
     assert "REF-MINE1234" not in their_page
+
+
+def test_a_waiting_milestone_reward_says_why_and_the_milestone_is_not_shown_as_reached(tenant, program, referrer):
+    from rewards.services import refund_apply, rewards_release_due
+    from tracking.models import Refund
+
+    participant, code = referrer
+    rule(program, trigger=RewardRule.Trigger.MILESTONE, milestone=1, kind=Kind.AMOUNT_COUPON,
+         value_type=RewardRule.ValueType.FIXED, value=Decimal("50"), hold_days=0)  # fmt: skip
+    process(tenant, order(tenant, code, order_id="a")["id"])
+    tenant.api.post("/api/v1/conversions/a/refunds", {"amount": "129.90", "refund_id": "r-a"}, format="json")
+    refund_apply(merchant=tenant.merchant, refund_id=Refund.objects.for_merchant(tenant.merchant).get().pk)
+    rewards_release_due()  # the friend who counted returned everything: it waits
+
+    page = _page(_sign_in(Client(), program, participant), program)
+
+    assert "You get it when you reach this milestone again" in page
+    assert "Released on" not in page
+    assert "Milestones reached" not in page
+    assert "0 of 1 friend — 1 more for a coupon worth 50.00 PLN" in page

@@ -296,3 +296,59 @@ def test_a_person_can_release_a_waiting_milestone_reward_now(tenant, program, re
     reward.refresh_from_db()
     assert (reward.status, reward.reason) == (Reward.Status.ISSUED, "")
     assert reward.events.order_by("-pk").first().actor == "user:owner@shop.example"
+
+
+def test_an_order_rejected_since_does_not_count_towards_a_milestone(tenant, program, referrer):
+    from rewards.services.deciding import successful_referrals
+    from tracking.models import Conversion
+
+    process(tenant, order(tenant, referrer[1], order_id="a", friend="f1@example.org")["id"])
+    assert successful_referrals(program=program, referrer=referrer[0]) == 1
+    # A reviewer rejected the order afterwards (its referral may stay converted through another decision).
+    Conversion.objects.for_merchant(tenant.merchant).filter(order_id="a").update(status="rejected")
+
+    assert successful_referrals(program=program, referrer=referrer[0]) == 0
+
+
+def test_points_or_cash_taken_back_from_the_balance_leave_the_referrers_cap_free(tenant, program, referrer):
+    rule(program, kind=Kind.CASH, value_type=RewardRule.ValueType.FIXED, value=Decimal("10"), hold_days=0,
+         cap_total=1)  # fmt: skip
+    process(tenant, order(tenant, referrer[1], order_id="a", friend="f1@example.org")["id"])
+    rewards_release_due()
+    _refund(tenant, "a", "129.90", "r-a")  # clawed back from what is due: nothing was paid out
+    assert _rewards(tenant)[0].status == Reward.Status.CLAWED_BACK
+
+    process(tenant, order(tenant, referrer[1], order_id="b", friend="f2@example.org")["id"])
+    assert _rewards(tenant)[1].status == Reward.Status.PENDING
+
+
+def test_a_waiting_milestone_reward_has_one_audit_line_saying_so(tenant, program, referrer):
+    _milestone(program, at=1, hold_days=0)
+    process(tenant, order(tenant, referrer[1], order_id="a", friend="f1@example.org")["id"])
+    _refund(tenant, "a", "129.90", "r-a")
+    rewards_release_due()
+    Reward.objects.for_merchant(tenant.merchant).filter(milestone=1).update(hold_until=timezone.now())
+    rewards_release_due()  # the next day: still waiting, no second line
+
+    [reward] = _rewards(tenant, milestone=1)
+    notes = [e.reason for e in reward.events.order_by("pk") if e.reason.startswith("Waiting")]
+    assert len(notes) == 1
+
+
+def test_a_catalog_item_from_an_empty_pool_tells_the_owners_and_spends_nothing(tenant, program, referrer):
+    from rewards.models import CatalogItem, Notification
+    from rewards.services import points_redeem
+
+    pool = CouponPool.objects.for_merchant(tenant.merchant).create(program=program, name="Empty")
+    item = CatalogItem.objects.for_merchant(tenant.merchant).create(
+        program=program, name="Voucher", points=100, kind=Kind.POOL_COUPON, pool=pool
+    )
+    LedgerEntry.objects.for_merchant(tenant.merchant).create(
+        program=program, participant=referrer[0], account="points", kind="earned", amount=100
+    )
+    with pytest.raises(Conflict):
+        points_redeem(participant=referrer[0], item_id=item.pk, actor="test")
+
+    assert Notification.objects.for_merchant(tenant.merchant).filter(kind="pool_empty").count() == 1
+    assert not Reward.objects.for_merchant(tenant.merchant).exists()
+    assert LedgerEntry.objects.for_merchant(tenant.merchant).count() == 1  # the points earned, none spent
