@@ -8,7 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from referral_saas.money import MAX_AMOUNT, currency_decimals, is_currency
+from referral_saas.money import MAX_AMOUNT, currency_decimals, is_currency, quantize
 
 
 @extend_schema_field({"type": "string", "pattern": r"^\d{1,10}(\.\d{1,2})?$", "example": "129.90"})
@@ -41,6 +41,29 @@ class AmountField(serializers.Field):
 
     def to_representation(self, value) -> str:
         return f"{value:.2f}" if value is not None else None
+
+
+@extend_schema_field(
+    {"type": "string", "example": "129.90", "description": 'With the currency\'s decimals: "129.90" PLN, "1500" JPY.'}
+)
+class MoneyOutputField(serializers.Field):
+    """An amount as the API shows it: a string with its currency's decimals ("129.90" PLN, "1500" JPY). The
+    currency is read from the same object (`currency_of`, default its `currency`); without one (a reward in points
+    or percent) two decimals."""
+
+    def __init__(self, *, currency_of=None, **kwargs):
+        kwargs["read_only"] = True
+        self.currency_of = currency_of or (lambda instance: getattr(instance, "currency", None))
+        super().__init__(**kwargs)
+
+    def get_attribute(self, instance):
+        return super().get_attribute(instance), self.currency_of(instance)
+
+    def to_representation(self, value_and_currency) -> str | None:
+        value, currency = value_and_currency
+        if value is None:
+            return None
+        return str(quantize(Decimal(value), currency)) if currency else f"{Decimal(value):.2f}"
 
 
 @extend_schema_field(OpenApiTypes.STR)

@@ -5,6 +5,12 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
+from referral_saas.fields import MoneyOutputField
+
+
+def _money_currency(reward) -> str | None:
+    return reward.currency if reward.unit == "money" else None
+
 
 @extend_schema_serializer(component_name="Reward")
 class RewardOutput(serializers.Serializer):
@@ -20,12 +26,10 @@ class RewardOutput(serializers.Serializer):
     status = serializers.CharField()
     kind = serializers.CharField()
     unit = serializers.CharField(help_text="money, percent, points or item")
-    value = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
-    original_value = serializers.DecimalField(max_digits=14, decimal_places=2, coerce_to_string=True)
-    taken_back = serializers.DecimalField(
-        max_digits=14,
-        decimal_places=2,
-        coerce_to_string=True,
+    value = MoneyOutputField(currency_of=_money_currency, help_text="In the currency's decimals when unit is money.")
+    original_value = MoneyOutputField(currency_of=_money_currency)
+    taken_back = MoneyOutputField(
+        currency_of=_money_currency,
         help_text="What refunds took back after the coupon was used (the customer owes it); value stays as used.",
     )
     currency = serializers.CharField()

@@ -15,7 +15,7 @@ from fraud import selectors as fraud_selectors
 from fraud.api import FraudSummaryOutput
 from referral_saas.api import TenantAPIView, filter_parameters, page_example, page_of, paginate
 from referral_saas.errors import NotFound
-from referral_saas.fields import AmountField, CurrencyField, KeyField, check_amount_precision
+from referral_saas.fields import AmountField, CurrencyField, KeyField, MoneyOutputField, check_amount_precision
 from referral_saas.filters import UtcIsoDateTimeFilter
 from rewards.selectors import rewards_for_conversions
 from rewards.serializers import REWARD_EXAMPLE, RewardOutput
@@ -238,9 +238,9 @@ class ConversionOutput(serializers.Serializer):
 
     id = serializers.IntegerField()
     order_id = serializers.CharField()
-    amount = AmountField()
+    amount = MoneyOutputField()
     currency = serializers.CharField()
-    refunded_amount = AmountField()
+    refunded_amount = MoneyOutputField()
     status = serializers.CharField()
     attributed = serializers.BooleanField()
     rejection_reason = serializers.CharField(allow_blank=True)
@@ -463,9 +463,9 @@ class RefundOutput(serializers.Serializer):
     id = serializers.IntegerField()
     order_id = serializers.CharField(source="conversion.order_id")
     refund_id = serializers.CharField()
-    amount = AmountField()
+    amount = MoneyOutputField()
     currency = serializers.CharField()
-    order_refunded_amount = AmountField(source="conversion.refunded_amount")
+    order_refunded_amount = MoneyOutputField(source="conversion.refunded_amount")
     created_at = serializers.DateTimeField()
 
 

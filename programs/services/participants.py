@@ -224,6 +224,14 @@ def participant_erase(*, participant: Participant) -> Participant:
     from tracking.services import participant_erase_tracking
 
     participant = Participant.objects.for_merchant(participant.merchant).select_for_update().get(pk=participant.pk)
+    from referral_saas.webhooks.services import messages_redact
+
+    # Stored events (retried, shown in the admin) stop naming them too.
+    messages_redact(
+        merchant_id=participant.merchant_id,
+        identifiers=[participant.email, participant.external_id],
+        values=[participant.email, participant.email_normalized, participant.external_id, participant.name],
+    )
     participant.email = participant.email_normalized = participant.external_id = None
     participant.name = ""
     participant.marketing_consent = False

@@ -196,13 +196,13 @@ def referral_process(*, merchant, referral_id: int) -> str:
             return "skipped"
         if work.stage == Work.Stage.DONE and work.decision == assessment.decision:
             return "done_before"
+        referral.refresh_from_db(fields=["status", "rejection_reason"])  # as scoring left it (rejected, maybe)
         if created:
             _emit(merchant, referral.livemode, "referral.created", lambda: _referral_data(referral))
             if assessment.decision != "approve":
                 _emit(merchant, referral.livemode, "fraud.flagged", lambda: _flagged_data(assessment, referral, None))
         if assessment.decision == "review":
             return "review"
-        referral.refresh_from_db(fields=["status", "rejection_reason"])
         if assessment.decision == "approve" and referral.status != Referral.Status.REJECTED:
             rules = rules_for(
                 program=referral.program, variant_id=referral.variant_id, triggers=(Trigger.SIGNUP,), at=timezone.now()
@@ -518,14 +518,10 @@ def _emit(merchant, livemode: bool, event_type: str, data) -> None:
 
 
 def _referral_data(referral: Referral) -> dict:
-    return {
-        "id": referral.pk,
-        "program": referral.program.slug,
-        "status": referral.status,
-        "referrer": {"id": referral.referrer_id, "external_id": referral.referrer.external_id},
-        "friend": {"external_id": referral.referee_external_id, "email": referral.referee_email},
-        "created_at": referral.created_at.isoformat(),
-    }
+    """The referral as GET /api/v1/referrals shows it."""
+    from tracking.api import ReferralOutput
+
+    return dict(ReferralOutput(referral).data)
 
 
 def _flagged_data(assessment, referral: Referral, conversion: Conversion | None) -> dict:
@@ -553,6 +549,12 @@ def _emit_conversion_events(conversion: Conversion, assessment, *, rewards: list
         "fraud": {conversion.pk: assessment_summary(assessment)},
         "rewards": {conversion.pk: [r for r in rewards if r.conversion_id == conversion.pk]},
     }
-    _emit(merchant, livemode, "conversion.attributed", lambda: dict(ConversionOutput(conversion, context=context).data))
+    if conversion.status == Conversion.Status.ATTRIBUTED:  # one rejected is told by fraud.flagged, not as attributed
+        _emit(
+            merchant,
+            livemode,
+            "conversion.attributed",
+            lambda: dict(ConversionOutput(conversion, context=context).data),
+        )
     if assessment.decision != "approve":
         _emit(merchant, livemode, "fraud.flagged", lambda: _flagged_data(assessment, referral, conversion))

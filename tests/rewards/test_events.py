@@ -60,3 +60,54 @@ def test_a_flagged_order_emits_fraud_flagged_and_pays_nothing(tenant, program, r
     assert flagged["order_id"] == "1001"
     assert flagged["fraud"]["decision"] == "reject"
     assert not any(t.startswith("reward.") for t in _types(tenant))
+
+
+def test_a_sign_up_rejected_as_fraud_is_created_with_its_real_status_and_the_apis_shape(tenant, referrer, endpoint):
+    from fraud.models import BlocklistEntry
+    from rewards.services import referral_process
+
+    BlocklistEntry.objects.for_merchant(tenant.merchant).create(kind="domain", value="cheat.example")
+    created = tenant.api.post(
+        "/api/v1/referrals",
+        {"code": referrer[1].code, "customer": {"external_id": "m-1", "email": "m@cheat.example"}},
+        format="json",
+    )
+    assert referral_process(merchant=tenant.merchant, referral_id=created.json()["id"]) == "rejected"
+
+    payload = WebhookMessage.objects.for_merchant(tenant.merchant).get(type="referral.created").payload
+    assert payload["status"] == "rejected"
+    [listed] = tenant.api.get("/api/v1/referrals").json()["results"]
+    assert payload == listed  # "the object as the API shows it"
+
+
+def test_an_order_rejected_as_fraud_is_not_announced_as_attributed(tenant, program, referrer, endpoint):
+    from fraud.models import BlocklistEntry
+
+    BlocklistEntry.objects.for_merchant(tenant.merchant).create(kind="domain", value="cheat.example")
+    conversion = order(tenant, referrer[1], friend="mule@cheat.example")
+    assert conversion_process(merchant=tenant.merchant, conversion_id=conversion["id"]) == "rejected"
+    assert "conversion.attributed" not in _types(tenant)
+    assert "fraud.flagged" in _types(tenant)
+
+
+def test_yen_amounts_have_no_decimals_in_events_and_the_api(tenant, referrer, endpoint):
+    from decimal import Decimal
+
+    from tests.factories import ProgramFactory, join
+
+    yen = ProgramFactory(merchant=tenant.merchant, slug="jp", currency="JPY")
+    rule(yen, hold_days=0, value_type="fixed", value=Decimal("500"))
+    _anna, code = join(yen, email="anna.jp@example.org")
+    body = {"order_id": "jp-1", "amount": "1500", "currency": "JPY", "code": code.code,
+            "customer": {"external_id": "f-1", "email": "f@example.org"}}  # fmt: skip
+    created = tenant.api.post("/api/v1/conversions", body, format="json").json()
+    assert (created["amount"], created["refunded_amount"]) == ("1500", "0")
+    conversion_process(merchant=tenant.merchant, conversion_id=created["id"])
+    rewards_release_due()
+
+    attributed = WebhookMessage.objects.for_merchant(tenant.merchant).get(type="conversion.attributed").payload
+    assert attributed["amount"] == "1500"
+    issued = WebhookMessage.objects.for_merchant(tenant.merchant).get(type="reward.issued").payload
+    assert issued["value"] == "500"
+    refund = tenant.api.post("/api/v1/conversions/jp-1/refunds", {"amount": "100", "refund_id": "r"}, format="json")
+    assert (refund.json()["amount"], refund.json()["order_refunded_amount"]) == ("100", "100")

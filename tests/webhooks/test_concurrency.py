@@ -42,3 +42,57 @@ def test_concurrent_attempts_of_one_delivery_send_it_once(tenant, receiver, allo
     assert len(receiver.received) == 1
     assert WebhookAttempt.objects.for_merchant(tenant.merchant).filter(delivery=delivery).count() == 1
     assert fresh(delivery).attempts == 1
+
+
+def test_an_endpoint_deleted_while_an_event_is_emitted_never_fails_the_emitting_transaction(tenant):
+    """The event's deliveries point at the endpoint; PostgreSQL checks that at commit. A delete committed in
+    between used to fail the caller's commit (a participant's POST, a rewards task): now the delete waits."""
+    import time
+
+    from django.db import transaction
+
+    from referral_saas.webhooks.models import WebhookEndpoint, WebhookMessage
+
+    endpoint, _secret = make_endpoint(tenant.merchant, "https://hooks.example/in")
+    emitted, go = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+    deleted = threading.Event()
+
+    def emitting() -> None:
+        try:
+            with transaction.atomic():
+                emit(tenant.merchant)
+                emitted.set()
+                go.wait(10)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def deleting() -> None:
+        try:
+            emitted.wait(10)
+            services.endpoint_delete(endpoint=endpoint)
+            deleted.set()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=emitting), threading.Thread(target=deleting)]
+    for thread in threads:
+        thread.start()
+    emitted.wait(10)
+    # Let the delete reach PostgreSQL: it either waits for the emitting transaction's lock, or (the old bug) is done.
+    deadline = time.monotonic() + 10
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline and not deleted.is_set():
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.02)
+    go.set()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert WebhookMessage.objects.for_merchant(tenant.merchant).count() == 1  # the caller's writes are kept
+    assert not WebhookEndpoint.objects.for_merchant(tenant.merchant).filter(pk=endpoint.pk).exists()

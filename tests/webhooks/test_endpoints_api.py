@@ -206,3 +206,9 @@ def test_the_api_needs_a_key(tenant):
 
     assert APIClient().get(PATH).status_code == 401
     assert APIClient().post(PATH, {"url": URL}, format="json").status_code == 401
+
+
+def test_a_url_in_capitals_is_stored_in_lower_case(tenant, allow_private):
+    response = _create(tenant.api, url="HTTPS://Hooks.Example/In/Path")
+    assert response.status_code == 201, response.content
+    assert response.json()["url"] == "https://hooks.example/In/Path"  # the path keeps its case

@@ -7,6 +7,7 @@ from referral_saas.webhooks.services.delivery import (
     delivery_attempt,
     delivery_resend,
     messages_purge,
+    messages_redact,
     retry_delay,
     webhook_emit,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "endpoint_update",
     "endpoint_url_check",
     "messages_purge",
+    "messages_redact",
     "new_secret",
     "retry_delay",
     "webhook_emit",

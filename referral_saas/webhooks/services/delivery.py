@@ -7,6 +7,7 @@ message or a Redis restart delays a webhook but never drops it.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import secrets
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -95,6 +96,9 @@ def _enqueue_on_commit(*, merchant_id: int, delivery_id: int, countdown: float |
 # --- events -----------------------------------------------------------------------------------------------------
 
 
+_SHARE_LOCK_ENDPOINTS = "SELECT id FROM webhooks_webhookendpoint WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE"
+
+
 def webhook_emit(
     *, merchant: Merchant, livemode: bool, event_type: str, data: dict | Callable[[], dict]
 ) -> WebhookMessage | None:
@@ -122,6 +126,13 @@ def webhook_emit(
             raise TypeError("webhook_emit: the data function must return a dict.")
     now = timezone.now()
     with transaction.atomic():
+        # The endpoints are share-locked until the caller's transaction ends: one deleted meanwhile would fail the
+        # caller's commit (its deliveries' foreign key is checked then); a delete now waits for this commit.
+        with connection.cursor() as cursor:
+            cursor.execute(_SHARE_LOCK_ENDPOINTS, [endpoint_ids])
+            endpoint_ids = [row[0] for row in cursor.fetchall()]
+        if not endpoint_ids:
+            return None
         message = WebhookMessage.objects.for_merchant(merchant).create(
             msg_id=new_msg_id(), type=event_type, livemode=livemode, payload=data, created_at=now
         )
@@ -357,3 +368,34 @@ def messages_purge(*, now: datetime | None = None) -> int:
         old = WebhookMessage.objects.for_merchant(merchant_id).filter(created_at__lt=cutoff).filter(~Exists(pending))
         deleted += old.delete()[1].get(WebhookMessage._meta.label, 0)
     return deleted
+
+
+def messages_redact(*, merchant_id: int, identifiers: list[str], values: list[str]) -> int:
+    """A person was erased: the stored events that name them (by one of `identifiers`, e.g. their email or customer
+    id) keep their shape but lose every string equal to one of `values` (their email, id, name), so a retry or the
+    admin's event view no longer shows them. Returns how many events were changed."""
+    identifiers = [i for i in identifiers if i]
+    forget = {v for v in values if v}
+    if not identifiers or not forget:
+        return 0
+    mentions = Q()
+    for identifier in identifiers:
+        mentions |= Q(payload__icontains=json.dumps(identifier, ensure_ascii=False))  # the JSON string, quoted
+    changed = 0
+    messages = WebhookMessage.objects.for_merchant(merchant_id).filter(mentions).only("pk", "payload")
+    for message in messages.iterator(chunk_size=500):
+        redacted = _without(message.payload, forget)
+        if redacted != message.payload:
+            WebhookMessage.objects.for_merchant(merchant_id).filter(pk=message.pk).update(payload=redacted)
+            changed += 1
+    return changed
+
+
+def _without(value, forget: set[str]):
+    if isinstance(value, dict):
+        return {key: _without(item, forget) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without(item, forget) for item in value]
+    if isinstance(value, str) and value in forget:
+        return None
+    return value

@@ -7,6 +7,7 @@ import logging
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -51,7 +52,11 @@ def endpoint_url_check(*, url: str) -> str:
     refusal = sending.url_refusal(url)
     if refusal:
         raise ValidationFailed(refusal, fields={"url": [refusal]})
-    return url
+    # Scheme and host are case-insensitive: stored in lower case ("HTTPS://Hooks.Example/a" is https://hooks.example/a).
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")
+    netloc = host[0] + host[1] + host[2].lower()
+    return urlunsplit(parts._replace(scheme=parts.scheme.lower(), netloc=netloc))
 
 
 def endpoint_events_check(*, events: Iterable[str] | None) -> list[str]:
@@ -150,8 +155,13 @@ def endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> tuple[WebhookEndpoin
 
 
 def endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
-    """Delete an endpoint with its deliveries and their attempts (the events themselves stay)."""
-    WebhookEndpoint.objects.for_merchant(endpoint.merchant_id).filter(pk=endpoint.pk).delete()
+    """Delete an endpoint with its deliveries and their attempts (the events themselves stay). The row is locked
+    first: an event being emitted to it right now (webhook_emit share-locks it) commits, then its deliveries are
+    deleted with the rest."""
+    endpoints = WebhookEndpoint.objects.for_merchant(endpoint.merchant_id)
+    with transaction.atomic():
+        if endpoints.select_for_update().filter(pk=endpoint.pk).first() is not None:
+            endpoints.filter(pk=endpoint.pk).delete()
 
 
 def endpoint_signing_secrets(*, endpoint: WebhookEndpoint) -> list[str]:
