@@ -111,7 +111,10 @@ class Facts:
 
 def email_domain(email: str | None) -> str:
     """The domain of an address in its ASCII form (normalised emails have it already)."""
-    return ascii_domain(email.rpartition("@")[2]) if email and "@" in email else ""
+    if not email or "@" not in email:
+        return ""
+    domain = email.rpartition("@")[2]
+    return domain.lower() if domain.isascii() else ascii_domain(domain)
 
 
 def domain_and_parents(domain: str) -> list[str]:

@@ -302,7 +302,8 @@ def _rewards_context(request, program: Program, participant: Participant) -> dic
             reason=_reward_reason(reward),
             is_coupon=reward.kind in COUPON_KINDS,
             expired=bool(reward.expires_at and reward.expires_at < now),
-            waiting=reward.status == Reward.Status.PENDING and reward.reason == MILESTONE_WAITING,
+            waiting=reward.status in (Reward.Status.PENDING, Reward.Status.APPROVED)
+            and reward.reason == MILESTONE_WAITING,
         )
         for reward in reward_selectors.rewards_of(participant=participant, program=program)
     ]

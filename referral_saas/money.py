@@ -50,6 +50,11 @@ def validate_currency(value: str) -> None:
         )
 
 
+def fits_currency(amount: Decimal, currency: str) -> bool:
+    """No more decimals than the currency has, by value (12.50 PLN yes, 99.50 JPY no, 1000.0 JPY yes)."""
+    return amount == amount.quantize(Decimal(1).scaleb(-currency_decimals(currency)))
+
+
 def quantize(amount: Decimal, currency: str) -> Decimal:
     """Round half-up to the currency's minor unit (used for computed amounts like 10% of an order)."""
     from decimal import ROUND_HALF_UP

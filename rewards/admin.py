@@ -32,7 +32,7 @@ from programs.admin import VariantFilter
 from programs.models import Participant, Program
 from referral_saas.api import is_id
 from referral_saas.errors import ApplicationError
-from referral_saas.money import currency_decimals, format_amount, format_money
+from referral_saas.money import currency_decimals, fits_currency, format_amount, format_money
 from referral_saas.money import quantize as quantize_money
 from referral_saas.tenancy.admin_site import (
     ReadOnlyTenantAdmin,
@@ -184,15 +184,11 @@ def rule_summary(rule: RewardRule) -> str:
     return ", ".join(parts)
 
 
-MONEY, POINTS = "money", "points"
-
-
 def _decimals_error(amount: Decimal, currency: str) -> str:
     """Why this amount can't be in this currency (more decimals than it has), or ""."""
-    decimals = currency_decimals(currency)
-    if amount == amount.quantize(Decimal(1).scaleb(-decimals)):
+    if fits_currency(amount, currency):
         return ""
-    return gettext("%(currency)s has %(n)d decimal places.") % {"currency": currency, "n": decimals}
+    return gettext("%(currency)s has %(n)d decimal places.") % {"currency": currency, "n": currency_decimals(currency)}
 
 
 class RewardRuleForm(ScopedUniqueNameForm):
@@ -261,18 +257,18 @@ class RewardRuleForm(ScopedUniqueNameForm):
         program = data.get("program")
         if program is None:
             return
-        amounts = {"min_order_value": MONEY}
+        amounts = {"min_order_value": Unit.MONEY}
         if kind in MONEY_KINDS:
-            amounts.update({"max_value": MONEY} if percent_of_order else {"value": MONEY})
+            amounts.update({"max_value": Unit.MONEY} if percent_of_order else {"value": Unit.MONEY})
         elif kind == Kind.POINTS:
-            amounts.update({"max_value": POINTS} if percent_of_order else {"value": POINTS})
+            amounts.update({"max_value": Unit.POINTS} if percent_of_order else {"value": Unit.POINTS})
         for field, unit in amounts.items():
             amount = data.get(field)
             if amount is None or field in self.errors:
                 continue
-            if unit == POINTS and amount != amount.to_integral_value():
+            if unit == Unit.POINTS and amount != amount.to_integral_value():
                 self.add_error(field, _("Points are whole numbers."))
-            elif unit == MONEY and (message := _decimals_error(amount, program.currency)):
+            elif unit == Unit.MONEY and (message := _decimals_error(amount, program.currency)):
                 self.add_error(field, message)
 
 

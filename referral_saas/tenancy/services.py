@@ -315,9 +315,8 @@ def invitation_accept(*, token: str, user: User) -> Membership:
             )
         return membership
     membership, _created = memberships.get_or_create(user=user, defaults={"role": invitation.role})
-    if invitation.accepted_at is None:
-        invitation.accepted_at, invitation.accepted_by = timezone.now(), user
-        invitation.save(update_fields=["accepted_at", "accepted_by"])
+    invitation.accepted_at, invitation.accepted_by = timezone.now(), user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
     return membership
 
 

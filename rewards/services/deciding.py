@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import logging
 import zoneinfo
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Sum
@@ -19,7 +19,7 @@ from django.utils import timezone
 from programs.models import Participant, Program
 from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import ApplicationError
-from referral_saas.money import currency_decimals
+from referral_saas.money import currency_decimals, quantize
 from rewards.models import MONEY_KINDS, Kind, Notification, Reward, RewardRule, Side, Unit, Work
 from rewards.services.transitions import reward_record_created
 from tracking.models import Conversion, Referral
@@ -47,8 +47,8 @@ def rule_value(rule: RewardRule, *, order_amount: Decimal | None, currency: str)
         return value if cap is None else min(value, cap.to_integral_value(rounding=ROUND_FLOOR))
     if rule.kind in MONEY_KINDS:
         # Rounded first, then capped by the maximum rounded down: a maximum of 99.50 in yen pays 99, never 100.
+        value = quantize(value, currency)
         unit = Decimal(1).scaleb(-currency_decimals(currency))
-        value = value.quantize(unit, rounding=ROUND_HALF_UP)
         return value if cap is None else min(value, cap.quantize(unit, rounding=ROUND_FLOOR))
     if rule.kind == Kind.PERCENT_COUPON:
         return value
@@ -124,7 +124,14 @@ def conversion_process(*, merchant, conversion_id: int) -> str:
         Referral.objects.for_merchant(merchant).select_for_update(no_key=True).filter(pk=found).first()
         conversion = (
             scope.select_for_update(of=("self",), no_key=True)
-            .select_related("program", "referral__referrer", "referral__referee", "referral__program", "referral__code")
+            .select_related(
+                "program",
+                "referral__referrer",
+                "referral__referee",
+                "referral__program",
+                "referral__code",
+                "referral__variant",
+            )
             .filter(pk=conversion_id)
             .first()
         )
@@ -142,6 +149,7 @@ def conversion_process(*, merchant, conversion_id: int) -> str:
         assessment = conversion_assess(conversion=conversion)
         if work.stage == Work.Stage.DONE and work.decision == assessment.decision:
             return "done_before"
+        decided_before = work.decision
         referral.refresh_from_db(fields=["status", "rejection_reason"])
         conversion.refresh_from_db(fields=["status", "rejection_reason", "refunded_amount"])
         made: list[Reward] = []
@@ -161,6 +169,9 @@ def conversion_process(*, merchant, conversion_id: int) -> str:
             result = "approved"
         if created:
             _emit_conversion_events(conversion, assessment, rewards=made)
+        elif result == "approved" and decided_before == "reject":
+            # A person reinstated an order rejected as fraud: only now is it attributed, and the shop hears so.
+            _emit_conversion_events(conversion, assessment, rewards=made, reinstated=True)
         if result != "review":
             work.stage, work.decision, work.updated_at = Work.Stage.DONE, assessment.decision, timezone.now()
             work.save(update_fields=["stage", "decision", "updated_at"])
@@ -181,7 +192,7 @@ def referral_process(*, merchant, referral_id: int) -> str:
         referral = (
             Referral.objects.for_merchant(merchant)
             .select_for_update(of=("self",), no_key=True)
-            .select_related("program", "referrer", "referee")
+            .select_related("program", "referrer", "referee", "code", "variant")  # + what referral.created shows
             .filter(pk=referral_id)
             .first()
         )
@@ -535,12 +546,16 @@ def _flagged_data(assessment, referral: Referral, conversion: Conversion | None)
     }
 
 
-def _emit_conversion_events(conversion: Conversion, assessment, *, rewards: list[Reward]) -> None:
+def _emit_conversion_events(
+    conversion: Conversion, assessment, *, rewards: list[Reward], reinstated: bool = False
+) -> None:
+    """The first look at an order tells the shop of the referral (if the order opened it), the attribution and a
+    fraud flag; a reinstated order only of its attribution."""
     from fraud.selectors import assessment_summary
     from tracking.api import ConversionOutput
 
     merchant, livemode, referral = conversion.merchant, conversion.livemode, conversion.referral
-    first_work = (
+    first_work = not reinstated and (
         not Work.objects.for_merchant(merchant).filter(referral=referral).exclude(conversion=conversion).exists()
     )
     if referral.signed_up_at is None and first_work:  # the order opened the referral: the shop hears of both

@@ -95,6 +95,7 @@ MILESTONE_WAITING = "Waiting: a friend who counted was refunded or rejected; rel
 
 
 def _milestone_lost(reward: Reward) -> bool:
+    reward.program.merchant = reward.merchant  # loaded already: successful_referrals reads it
     return successful_referrals(program=reward.program, referrer=reward.participant) < reward.milestone
 
 
@@ -133,11 +134,7 @@ def reward_issue(*, reward: Reward, actor: str) -> Reward:
             if reward.flag != Reward.Flag.POOL_EMPTY:
                 reward.flag = Reward.Flag.POOL_EMPTY
                 reward.save(update_fields=["flag"])
-            _notify(
-                Notification.Kind.POOL_EMPTY,
-                key=f"pool:{source.pool_id}:{now.date().isoformat()}",
-                program=reward.program,
-            )
+            pool_empty_notify(pool_id=source.pool_id, program=reward.program)
             return reward
         coupon.reward, coupon.assigned_at = reward, now
         coupon.save(update_fields=["reward", "assigned_at"])
@@ -162,6 +159,11 @@ def reward_issue(*, reward: Reward, actor: str) -> Reward:
         kind = Notification.Kind.WELCOME_OFFER if welcome else Notification.Kind.REWARD_ISSUED
         _notify(kind, key=f"reward:{reward.pk}", participant=reward.participant, reward=reward)
     return reward
+
+
+def pool_empty_notify(*, pool_id: int, program) -> None:
+    """Tell the owners a coupon pool ran out: once a day per pool."""
+    _notify(Notification.Kind.POOL_EMPTY, key=f"pool:{pool_id}:{timezone.now().date().isoformat()}", program=program)
 
 
 def _unique_coupon_code(reward: Reward, *, prefix: str) -> str:

@@ -14,10 +14,9 @@ from django.utils.translation import gettext as _
 from programs.models import Participant
 from referral_saas.api import is_id
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
-from referral_saas.money import currency_decimals
-from rewards.models import CatalogItem, Coupon, CouponPool, Kind, LedgerEntry, Notification, Reward
-from rewards.services.deciding import _notify
-from rewards.services.issuing import reward_issue
+from referral_saas.money import currency_decimals, fits_currency
+from rewards.models import CatalogItem, Coupon, CouponPool, Kind, LedgerEntry, Reward
+from rewards.services.issuing import pool_empty_notify, reward_issue
 from rewards.services.transitions import reward_record_created, reward_transition
 
 
@@ -90,11 +89,7 @@ def points_redeem(*, participant: Participant, item_id: int, actor: str) -> Rewa
     except Conflict as exc:
         if exc.code == "out_of_stock" and item.pool_id:
             # Everything above was rolled back, the pool's empty flag and email with it: the owners are told here.
-            _notify(
-                Notification.Kind.POOL_EMPTY,
-                key=f"pool:{item.pool_id}:{timezone.now().date().isoformat()}",  # the same key as issuing's
-                program=item.program,
-            )
+            pool_empty_notify(pool_id=item.pool_id, program=item.program)
         raise
     return reward
 
@@ -160,7 +155,7 @@ def cash_payout_record(*, participant: Participant, program, amount: Decimal, us
     """The merchant paid out cash: a negative cash entry (what is due is the cash balance). Never more than is due
     in the program's currency; the participant row is locked so two payouts cannot both pass that check."""
     places = currency_decimals(program.currency)
-    if amount <= 0 or amount != amount.quantize(Decimal(1).scaleb(-places)):
+    if amount <= 0 or not fits_currency(amount, program.currency):
         raise ValidationFailed(
             fields={"amount": [_("Give an amount above zero with at most %(n)d decimals.") % {"n": places}]}
         )

@@ -111,3 +111,49 @@ def test_yen_amounts_have_no_decimals_in_events_and_the_api(tenant, referrer, en
     assert issued["value"] == "500"
     refund = tenant.api.post("/api/v1/conversions/jp-1/refunds", {"amount": "100", "refund_id": "r"}, format="json")
     assert (refund.json()["amount"], refund.json()["order_refunded_amount"]) == ("100", "100")
+
+
+def test_an_order_reinstated_by_a_reviewer_is_announced_as_attributed_then(tenant, program, referrer, endpoint):
+    from fraud.models import BlocklistEntry, FraudAssessment
+    from fraud.services import assessment_review
+
+    BlocklistEntry.objects.for_merchant(tenant.merchant).create(kind="domain", value="cheat.example")
+    conversion = order(tenant, referrer[1], friend="friend@cheat.example")
+    assert conversion_process(merchant=tenant.merchant, conversion_id=conversion["id"]) == "rejected"
+    assert "conversion.attributed" not in _types(tenant)
+
+    assessment = FraudAssessment.objects.for_merchant(tenant.merchant).get()
+    assessment_review(assessment=assessment, approve=True, reason="Known customer", user=tenant.owner)
+    conversion_process(merchant=tenant.merchant, conversion_id=conversion["id"])
+    conversion_process(merchant=tenant.merchant, conversion_id=conversion["id"])  # again: nothing new
+
+    assert _types(tenant).count("conversion.attributed") == 1
+    assert _types(tenant).count("referral.created") == 1
+    attributed = WebhookMessage.objects.for_merchant(tenant.merchant).get(type="conversion.attributed").payload
+    assert attributed["status"] == "attributed"
+
+
+def test_erasing_a_participant_removes_them_from_the_stored_events(tenant, program, endpoint):
+    from programs.models import Participant
+    from programs.services import participant_erase
+
+    created = tenant.api.post(
+        "/api/v1/participants",
+        {"program": "friends", "external_id": "1001", "email": "Zofia@Example.org", "name": "Zofia Erased"},
+        format="json",
+    ).json()
+    other = WebhookMessage.objects.for_merchant(tenant.merchant).create(
+        msg_id="msg_other", type="conversion.attributed", livemode=True,
+        payload={"order_id": "1001", "customer": {"external_id": "1001", "email": "zofia@example.org"}},
+    )  # fmt: skip
+
+    participant_erase(participant=Participant.objects.for_merchant(tenant.merchant).get(pk=created["id"]))
+
+    payload = WebhookMessage.objects.for_merchant(tenant.merchant).get(type="participant.created").payload
+    assert payload["id"] == created["id"]  # the event keeps its shape
+    assert (payload["email"], payload["external_id"], payload["name"]) == (None, None, None)
+    other.refresh_from_db()
+    assert other.payload == {
+        "order_id": "1001",
+        "customer": {"external_id": None, "email": None},
+    }  # the order's id stays

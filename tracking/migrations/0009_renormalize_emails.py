@@ -7,7 +7,7 @@ from django.db import IntegrityError, migrations, transaction
 
 from programs.identity import normalize_email
 
-NEEDS_WORK = r'[^\x01-\x7f]|"'
+NEEDS_WORK = r'[^\x01-\x7f]|"|\.$'
 
 # (app, model, the address as given, its normalised column)
 COLUMNS = [

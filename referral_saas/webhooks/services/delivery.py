@@ -96,7 +96,14 @@ def _enqueue_on_commit(*, merchant_id: int, delivery_id: int, countdown: float |
 # --- events -----------------------------------------------------------------------------------------------------
 
 
-_SHARE_LOCK_ENDPOINTS = "SELECT id FROM webhooks_webhookendpoint WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE"
+# The endpoints listening to an event, share-locked until the caller's transaction ends: one deleted meanwhile would
+# fail the caller's commit (its deliveries' foreign key is checked then), so a delete waits for that commit instead.
+_LISTENING_ENDPOINTS = """
+    SELECT id FROM webhooks_webhookendpoint
+    WHERE merchant_id = %s AND livemode = %s AND enabled
+      AND (events = '{}'::varchar[] OR events @> ARRAY[%s]::varchar[])
+    ORDER BY id FOR KEY SHARE
+"""
 
 
 def webhook_emit(
@@ -105,19 +112,21 @@ def webhook_emit(
     """Store one event for every enabled endpoint of this mode that subscribes to `event_type`, and deliver it
     after the caller's transaction commits (nothing is sent for a rolled-back write).
 
-    With no such endpoint this is one indexed query and writes nothing (returns None). `data` is the event's
-    object as the API shows it (Decimals and datetimes become strings), or a function that builds it: called only
-    when someone listens, so events nobody subscribed to cost no serialization.
+    With no such endpoint this is one indexed query (in the caller's transaction, which it opens if there is none)
+    and writes nothing (returns None). `data` is the event's object as the API shows it (Decimals and datetimes
+    become strings), or a function that builds it: called only when someone listens, so events nobody subscribed
+    to cost no serialization.
     """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"Unknown webhook event type {event_type!r}; known types: {', '.join(EVENT_TYPES)}.")
     if not (isinstance(data, dict) or callable(data)):
         raise TypeError("webhook_emit: data must be a dict or a function returning one.")
-    endpoint_ids = list(
-        WebhookEndpoint.objects.for_merchant(merchant)
-        .filter(Q(events=[]) | Q(events__contains=[event_type]), livemode=livemode, enabled=True)
-        .values_list("pk", flat=True)
-    )
+    if not connection.in_atomic_block:  # the lock below must last until the deliveries are committed
+        with transaction.atomic():
+            return webhook_emit(merchant=merchant, livemode=livemode, event_type=event_type, data=data)
+    with connection.cursor() as cursor:
+        cursor.execute(_LISTENING_ENDPOINTS, [merchant.pk, livemode, event_type])
+        endpoint_ids = [row[0] for row in cursor.fetchall()]
     if not endpoint_ids:
         return None
     if callable(data):
@@ -126,13 +135,6 @@ def webhook_emit(
             raise TypeError("webhook_emit: the data function must return a dict.")
     now = timezone.now()
     with transaction.atomic():
-        # The endpoints are share-locked until the caller's transaction ends: one deleted meanwhile would fail the
-        # caller's commit (its deliveries' foreign key is checked then); a delete now waits for this commit.
-        with connection.cursor() as cursor:
-            cursor.execute(_SHARE_LOCK_ENDPOINTS, [endpoint_ids])
-            endpoint_ids = [row[0] for row in cursor.fetchall()]
-        if not endpoint_ids:
-            return None
         message = WebhookMessage.objects.for_merchant(merchant).create(
             msg_id=new_msg_id(), type=event_type, livemode=livemode, payload=data, created_at=now
         )
@@ -371,11 +373,11 @@ def messages_purge(*, now: datetime | None = None) -> int:
 
 
 def messages_redact(*, merchant_id: int, identifiers: list[str], values: list[str]) -> int:
-    """A person was erased: the stored events that name them (by one of `identifiers`, e.g. their email or customer
-    id) keep their shape but lose every string equal to one of `values` (their email, id, name), so a retry or the
-    admin's event view no longer shows them. Returns how many events were changed."""
+    """A person was erased: the stored events that name them (by one of `identifiers`: their email, customer id)
+    keep their shape, but every "email", "external_id" or "name" equal to one of `values` (case aside) becomes
+    null, so a retry or the admin's event view no longer shows them. Returns how many events were changed."""
     identifiers = [i for i in identifiers if i]
-    forget = {v for v in values if v}
+    forget = {v.casefold() for v in values if v}
     if not identifiers or not forget:
         return 0
     mentions = Q()
@@ -391,11 +393,17 @@ def messages_redact(*, merchant_id: int, identifiers: list[str], values: list[st
     return changed
 
 
+PERSONAL_KEYS = frozenset({"email", "external_id", "name"})
+
+
 def _without(value, forget: set[str]):
     if isinstance(value, dict):
-        return {key: _without(item, forget) for key, item in value.items()}
+        return {
+            key: None
+            if key in PERSONAL_KEYS and isinstance(item, str) and item.casefold() in forget
+            else _without(item, forget)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_without(item, forget) for item in value]
-    if isinstance(value, str) and value in forget:
-        return None
     return value
