@@ -7,6 +7,7 @@ import os
 import time
 
 from celery import Celery, signals
+from django.conf import settings
 
 from referral_saas.logging import request_id_var
 
@@ -16,7 +17,7 @@ app = Celery("referral_saas")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-BEAT_HEARTBEAT_KEY = "rs:beat:last_seen"
+BEAT_HEARTBEAT_KEY = f"{settings.REDIS_KEY_PREFIX}:beat:last_seen"
 logger = logging.getLogger(__name__)
 
 

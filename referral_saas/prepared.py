@@ -3,27 +3,36 @@
 PostgreSQL plans a statement on every execution; a PREPAREd one is planned once per connection (a generic plan:
 DATABASES OPTIONS set plan_cache_mode=force_generic_plan, which only affects prepared statements). Django keeps no
 prepared statements of its own, so the names here cannot clash.
+
+What was prepared is a property of one PostgreSQL session, so it is remembered on the DB-API connection object
+itself (one per thread: gunicorn's gthread workers, live-server threads), never on Django's `connection` proxy,
+whose attributes every thread of the process shares. A reconnect (CONN_MAX_AGE, a restarted server) brings a new
+DB-API connection, which has prepared nothing yet. PREPARE is not transactional: a rolled-back transaction keeps
+what it prepared.
 """
 
 from __future__ import annotations
 
+import weakref
+
 from django.db import connection
+
+# DB-API connection -> names prepared on its session. psycopg2 connections accept weak references, so a closed
+# connection's entry goes with it.
+_prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def execute(name: str, sql: str, params: list) -> tuple:
     """Run `sql` (with $1..$n placeholders) as the prepared statement `name` on this connection; fetch one row."""
     connection.ensure_connection()
     raw = connection.connection
-    # A new connection (after CONN_MAX_AGE, or a reconnect) has prepared nothing yet.
-    session = (id(raw), raw.info.backend_pid)
-    prepared = connection.__dict__.get("_rs_prepared")
-    if prepared is None or prepared[0] != session:
-        prepared = (session, set())
-        connection.__dict__["_rs_prepared"] = prepared
+    names = _prepared.get(raw)
+    if names is None:
+        names = _prepared.setdefault(raw, set())
     with connection.cursor() as cursor:
-        if name not in prepared[1]:
+        if name not in names:
             cursor.execute(f"PREPARE {name} AS {sql}")
-            prepared[1].add(name)
+            names.add(name)
         placeholders = ", ".join(["%s"] * len(params))
         cursor.execute(f"EXECUTE {name} ({placeholders})", params)
         return cursor.fetchone()

@@ -15,7 +15,7 @@ def hit(key: str, *, limit: int, window_seconds: int) -> tuple[bool, float]:
     now = time.time()
     window = int(now // window_seconds)
     # Under the cache's key prefix, so a test run's counters are its own (and cleared with its cache).
-    redis_key = f"{settings.CACHES['default']['KEY_PREFIX']}:rl:{key}:{window}"
+    redis_key = f"{settings.REDIS_KEY_PREFIX}:rl:{key}:{window}"
     try:
         pipe = get_redis().pipeline(transaction=False)
         pipe.incr(redis_key)

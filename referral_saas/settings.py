@@ -68,19 +68,30 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 DATABASES["default"]["OPTIONS"]["options"] = "-c plan_cache_mode=force_generic_plan"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+if TESTING:
+    # Each test run has a database of its own (two runs on one machine never drop each other's); the system tier's
+    # processes get the name passed to them in DATABASE_URL.
+    DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default=f"test_rs_{os.getpid()}")}
+
 REDIS_URL = env("REDIS_URL")
 if TESTING:
     # Tests never share a Redis database with a development server (queues, click stream, cache).
     REDIS_URL = re.sub(r"/\d*$", "", REDIS_URL) + "/" + env("REDIS_TEST_DB", default="15")
+# Every key we write to Redis starts with this (cache, rate limits, the click stream, the beat heartbeat, and the
+# Celery queues when it is set), so that several deployments or test runs can share one Redis server without seeing,
+# consuming or deleting each other's data. Each test run has its own ("test<pid>"), passed to the processes it starts.
+REDIS_NAMESPACE = env("REDIS_NAMESPACE", default=f"test{os.getpid()}" if TESTING else "")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        # Each test run gets its own key space, so runs never see each other's cached values or rate limits.
-        "KEY_PREFIX": f"test{os.getpid()}" if TESTING else env("CACHE_KEY_PREFIX", default="rs"),
+        "KEY_PREFIX": REDIS_NAMESPACE or env("CACHE_KEY_PREFIX", default="rs"),
         "TIMEOUT": 300,
+        # A Redis that hangs must not hang a request: every cache call gives up after these (and fails open).
+        "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
     }
 }
+REDIS_KEY_PREFIX = CACHES["default"]["KEY_PREFIX"]
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
@@ -278,6 +289,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 2,
     "socket_timeout": 5,
 }
+if REDIS_NAMESPACE:
+    # Queues, unacked messages and bindings under the namespace; results too. Unset in a deployment: its queues keep
+    # the names they always had.
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{REDIS_NAMESPACE}:"
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_NAMESPACE}:"}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_QUEUE_NAMES = ["default", "clicks", "rewards", "fraud", "webhooks", "analytics"]
 CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in CELERY_QUEUE_NAMES]

@@ -66,8 +66,26 @@ def _fresh_cache():
     from referral_saas.redis_client import get_redis
 
     client = get_redis()
-    prefix = settings.CACHES["default"]["KEY_PREFIX"]
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    prefix = settings.REDIS_KEY_PREFIX
+    # Cached values (`<prefix>:<version>:<key>`) and rate-limit counters; the run's queues are left to Celery.
+    for pattern in (f"{prefix}:1:*", f"{prefix}:rl:*"):
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_redis_namespace():
+    """The run's keys (queues, unacked messages, click stream, cache) all start with its namespace: removed at the
+    end, never another run's."""
+    from django.conf import settings
+
+    assert settings.REDIS_NAMESPACE, "tests must run in a Redis namespace of their own"
+    yield
+    from referral_saas.redis_client import get_redis
+
+    client = get_redis()
+    keys = list(client.scan_iter(match=f"{settings.REDIS_NAMESPACE}:*", count=1000))
     if keys:
         client.delete(*keys)
 

@@ -32,7 +32,13 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
     from django.conf import settings
 
-    env.update(DEBUG="true", DATABASE_URL=database_url_for_subprocess(), REDIS_URL=settings.REDIS_URL, **extra)
+    env.update(
+        DEBUG="true",
+        DATABASE_URL=database_url_for_subprocess(),
+        REDIS_URL=settings.REDIS_URL,
+        REDIS_NAMESPACE=settings.REDIS_NAMESPACE,  # the run's own queues, click stream and cache
+    )
+    env.update(extra)
     return env
 
 

@@ -31,7 +31,7 @@ from tracking.selectors import CodeInfo
 
 logger = logging.getLogger(__name__)
 
-STREAM = "rs:clicks"
+STREAM = f"{settings.REDIS_KEY_PREFIX}:clicks"
 GROUP = "ingest"
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 _IP_KEY = hashlib.sha256(b"ip-hash:" + settings.SECRET_KEY.encode()).digest()

@@ -1,0 +1,52 @@
+"""Prepared statements are per PostgreSQL session: threads of one process (gunicorn's gthread workers) each have
+their own connection and must each prepare their own, whatever the others did."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import close_old_connections, connection
+
+from referral_saas import prepared
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_threads_sharing_a_process_each_prepare_on_their_own_connection():
+    rounds, threads_count = 30, 8
+    barrier = threading.Barrier(threads_count)
+    errors: list[BaseException] = []
+    results: list[int] = []
+
+    def run(n: int) -> None:
+        try:
+            for i in range(rounds):
+                barrier.wait()
+                results.append(prepared.execute("rs_test_threads", "SELECT $1::int + 1", [n * 1000 + i])[0])
+                if i % 10 == 9:
+                    connection.close()  # a reconnect (CONN_MAX_AGE, a restarted server) prepares again
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+            barrier.abort()
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    assert sorted(results) == sorted(n * 1000 + i + 1 for n in range(threads_count) for i in range(rounds))
+
+
+def test_a_rolled_back_transaction_keeps_what_it_prepared():
+    from django.db import transaction
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        assert prepared.execute("rs_test_rollback", "SELECT $1::int * 2", [21]) == (42,)
+        raise RuntimeError("roll back")
+    assert prepared.execute("rs_test_rollback", "SELECT $1::int * 2", [5]) == (10,)
