@@ -46,7 +46,11 @@ def test_threads_sharing_a_process_each_prepare_on_their_own_connection():
 def test_a_rolled_back_transaction_keeps_what_it_prepared():
     from django.db import transaction
 
-    with pytest.raises(RuntimeError), transaction.atomic():
-        assert prepared.execute("rs_test_rollback", "SELECT $1::int * 2", [21]) == (42,)
-        raise RuntimeError("roll back")
+    def prepare_then_fail() -> None:
+        with transaction.atomic():
+            assert prepared.execute("rs_test_rollback", "SELECT $1::int * 2", [21]) == (42,)
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        prepare_then_fail()
     assert prepared.execute("rs_test_rollback", "SELECT $1::int * 2", [5]) == (10,)
