@@ -17,7 +17,12 @@ app = Celery("referral_saas")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-BEAT_HEARTBEAT_KEY = f"{settings.REDIS_KEY_PREFIX}:beat:last_seen"
+
+def beat_heartbeat_key() -> str:
+    # Read when used: this module is imported with the package, before settings may be loaded.
+    return f"{settings.REDIS_KEY_PREFIX}:beat:last_seen"
+
+
 logger = logging.getLogger(__name__)
 
 
@@ -32,7 +37,7 @@ def beat_heartbeat() -> None:
     """Scheduled by beat; /readyz reports how long ago beat (and a worker) last ran it."""
     from referral_saas.redis_client import get_redis
 
-    get_redis().set(BEAT_HEARTBEAT_KEY, str(time.time()), ex=3600)
+    get_redis().set(beat_heartbeat_key(), str(time.time()), ex=3600)
 
 
 @signals.before_task_publish.connect

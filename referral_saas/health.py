@@ -8,7 +8,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 
-from referral_saas.celery import BEAT_HEARTBEAT_KEY
+from referral_saas.celery import beat_heartbeat_key
 from referral_saas.redis_client import get_redis
 
 
@@ -39,7 +39,7 @@ def _postgres() -> None:
 def _redis() -> dict:
     client = get_redis()
     client.ping()
-    last_beat = client.get(BEAT_HEARTBEAT_KEY)
+    last_beat = client.get(beat_heartbeat_key())
     return {"beat_last_seen_seconds": round(time.time() - float(last_beat), 1) if last_beat else None}
 
 
