@@ -67,8 +67,10 @@ def enqueue_on_commit(name: str, **kwargs) -> None:
     from django.db import transaction
 
     def send() -> None:
+        from referral_saas.redis_client import guarded
+
         try:
-            app.send_task(name, kwargs=kwargs, retry=False)
+            guarded(app.send_task, name, kwargs=kwargs, retry=False)
         except Exception:
             logger.warning("could not enqueue %s %s; the sweeper will pick it up", name, kwargs, exc_info=True)
 

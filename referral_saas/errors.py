@@ -75,6 +75,25 @@ class PayloadTooLarge(ApplicationError):
     default_message = "The request body is too large."
 
 
+class ServiceUnavailable(ApplicationError):
+    status_code = 503
+    code = "service_unavailable"
+    default_message = "A service we depend on is unavailable. Nothing was changed; try again in a few seconds."
+
+
+# Seconds a client is asked to wait (Retry-After) when PostgreSQL or Redis does not answer.
+RETRY_AFTER_SECONDS = 5
+
+
+def is_unavailable(exc: BaseException | None) -> bool:
+    """PostgreSQL or Redis could not be reached (down, restarting, hanging): a 503 to retry, not a bug (a 500)."""
+    from django.db import InterfaceError, OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return isinstance(exc, OperationalError | InterfaceError | RedisConnectionError | RedisTimeoutError)
+
+
 def error_body(code: str, message: str, fields: dict | None = None, **extra: Any) -> dict:
     body: dict[str, Any] = {"code": code, "message": message}
     if fields:
@@ -124,6 +143,11 @@ def api_exception_handler(exc: Exception, context: dict):
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf.PermissionDenied()
 
+    if is_unavailable(exc):
+        logger.warning("dependency unavailable in API view: %s", type(exc).__name__, exc_info=True)
+        exc = ServiceUnavailable()
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+
     if isinstance(exc, ApplicationError):
         status, body = exc.status_code, error_body(exc.code, exc.message, exc.fields)
     elif isinstance(exc, drf.ValidationError):
@@ -159,7 +183,13 @@ def _wants_json(request) -> bool:
 
 def _error_page(request, status: int, title, message, **extra):
     if _wants_json(request):
-        code = {400: "bad_request", 403: "permission_denied", 404: "not_found", 500: "server_error"}[status]
+        code = {
+            400: "bad_request",
+            403: "permission_denied",
+            404: "not_found",
+            500: "server_error",
+            503: "service_unavailable",
+        }[status]
         return JsonResponse(error_body(code, str(message), **extra), status=status)
     context = {"status": status, "title": title, "message": message, **extra}
     return render(request, "errors/error.html", context, status=status)
@@ -185,3 +215,27 @@ def server_error(request):
         _("Sorry, something went wrong on our side. Please try again in a moment."),
         request_id=getattr(request, "request_id", None),
     )
+
+
+def service_unavailable(request):
+    """503 when PostgreSQL or Redis does not answer, from any view or middleware, with DEBUG on or off.
+
+    The page is rendered without the session or the user (both may need the database that is down)."""
+    from django.contrib.auth.models import AnonymousUser
+
+    if _wants_json(request):
+        response = JsonResponse(
+            error_body(ServiceUnavailable.code, ServiceUnavailable.default_message),
+            status=503,
+        )
+    else:
+        context = {
+            "status": 503,
+            "title": _("Temporarily unavailable"),
+            "message": _("We are having a short technical break. Nothing was changed; please try again in a moment."),
+            "user": AnonymousUser(),
+            "messages": [],
+        }
+        response = render(request, "errors/error.html", context, status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

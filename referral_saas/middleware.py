@@ -7,12 +7,28 @@ import re
 import time
 import uuid
 
+from django.core.signals import got_request_exception
+from django.dispatch import receiver
+
+from referral_saas.errors import is_unavailable, service_unavailable
 from referral_saas.logging import request_id_var
 
 logger = logging.getLogger("referral_saas.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+
+
+UNAVAILABLE_ATTR = "_rs_dependency_unavailable"
+
+
+@receiver(got_request_exception)
+def _note_unavailable_dependency(sender, request=None, **kwargs) -> None:
+    # Sent while Django handles the exception (sys.exc_info() is it), before it becomes a 500 response.
+    import sys
+
+    if request is not None and is_unavailable(sys.exc_info()[1]):
+        setattr(request, UNAVAILABLE_ATTR, True)
 
 
 class RequestIdMiddleware:
@@ -29,6 +45,9 @@ class RequestIdMiddleware:
         started = time.perf_counter()
         try:
             response = self.get_response(request)
+            if response.status_code == 500 and getattr(request, UNAVAILABLE_ATTR, False):
+                # PostgreSQL or Redis failed somewhere below (a view, a middleware, DEBUG's error page or not).
+                response = service_unavailable(request)
             response[REQUEST_ID_HEADER] = request_id
             logger.info(
                 "%s %s %s",

@@ -7,7 +7,7 @@ import time
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from referral_saas.redis_client import get_redis
+from referral_saas.redis_client import get_redis, guarded
 
 
 def hit(key: str, *, limit: int, window_seconds: int) -> tuple[bool, float]:
@@ -20,7 +20,7 @@ def hit(key: str, *, limit: int, window_seconds: int) -> tuple[bool, float]:
         pipe = get_redis().pipeline(transaction=False)
         pipe.incr(redis_key)
         pipe.expire(redis_key, window_seconds * 2)
-        count, _ok = pipe.execute()
+        count, _ok = guarded(pipe.execute)
     except RedisError:
         return True, 0.0
     return count <= limit, window_seconds - (now % window_seconds)

@@ -83,7 +83,7 @@ if TESTING:
 REDIS_NAMESPACE = env("REDIS_NAMESPACE", default=f"test{os.getpid()}" if TESTING else "")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "referral_saas.cache.FailOpenRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": REDIS_NAMESPACE or env("CACHE_KEY_PREFIX", default="rs"),
         "TIMEOUT": 300,
