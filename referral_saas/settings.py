@@ -280,8 +280,13 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # use countdowns longer than this: long waits (holds, webhook backoff) are kept in PostgreSQL and swept by beat.
 # Publishing fails fast when Redis is down (the default retries forever and would hang the request); the work is
 # in PostgreSQL and the sweepers resend it.
+BROKER_VISIBILITY_TIMEOUT = env.int("BROKER_VISIBILITY_TIMEOUT", default=3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": 3600,
+    "visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
+    # How often a worker sweeps for messages whose worker died and whose timeout passed (interval x throttle):
+    # kombu's ~100 s for the usual hour; about every second for the short timeout of the system tests.
+    "unacked_restore_interval": max(1, min(10, BROKER_VISIBILITY_TIMEOUT // 50)),
+    "unacked_restore_throttle": max(1, min(10, BROKER_VISIBILITY_TIMEOUT // 50)),
     "max_retries": 2,
     "interval_start": 0,
     "interval_step": 0.2,
@@ -304,7 +309,7 @@ CELERY_TASK_ROUTES = {
     "referral_saas.webhooks.*": {"queue": "webhooks"},
     "analytics.*": {"queue": "analytics"},
 }
-CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE_FILENAME = env("BEAT_SCHEDULE_FILE", default=str(BASE_DIR / ".data" / "celerybeat-schedule"))
 CELERY_BEAT_SCHEDULE = {
     "beat-heartbeat": {"task": "referral_saas.beat_heartbeat", "schedule": 30.0},
     "purge-expired-invitations": {"task": "referral_saas.tenancy.purge_expired_invitations", "schedule": 3600.0},
