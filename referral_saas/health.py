@@ -40,7 +40,13 @@ def _redis() -> dict:
     client = get_redis()
     client.ping()
     last_beat = client.get(beat_heartbeat_key())
-    return {"beat_last_seen_seconds": round(time.time() - float(last_beat), 1) if last_beat else None}
+    from tracking.clicks import DEAD_STREAM  # the core names no app at import time
+
+    return {
+        "beat_last_seen_seconds": round(time.time() - float(last_beat), 1) if last_beat else None,
+        # Clicks the ingest could not store (`manage.py clickdeadletters` lists them); readiness does not depend on it.
+        "clicks_dead_letter": client.xlen(DEAD_STREAM),
+    }
 
 
 @never_cache

@@ -5,6 +5,12 @@ click that has not reached PostgreSQL yet finds it in the stream's newest entrie
 the stream through a consumer group and bulk-inserts into PostgreSQL; it acknowledges entries only after the insert
 commits, reclaims entries a dead consumer left pending, and the unique (merchant, click_id) makes a replay harmless.
 No click is lost when a worker dies, and no request waits on PostgreSQL.
+
+Everything a click carries from the request (utm parameters, User-Agent, Referer) is cleaned of control characters
+before it is buffered: PostgreSQL refuses a NUL in text, and one such value used to fail its whole batch, forever.
+The ingest trusts nothing it reads either: an entry it cannot store (bad JSON, a missing or malformed id, an unknown
+code, a value the database refuses) is moved to the dead-letter stream `DEAD_STREAM` with the reason, and the rest
+of its batch is stored.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
+import re
 import socket
 import time
 import uuid
@@ -21,17 +29,20 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from redis.exceptions import RedisError, ResponseError
 
 from referral_saas.devices import request_device_id
-from referral_saas.redis_client import get_redis
+from referral_saas.redis_client import get_redis, guarded
 from tracking.models import Click, ReferralCode
 from tracking.selectors import CodeInfo
 
 logger = logging.getLogger(__name__)
 
 STREAM = f"{settings.REDIS_KEY_PREFIX}:clicks"
+# Entries the ingest could not store, with the reason (see `manage.py clickdeadletters`); the newest ~10,000 kept.
+DEAD_STREAM = f"{STREAM}:dead"
+DEAD_MAXLEN = 10_000
 GROUP = "ingest"
 UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 _IP_KEY = hashlib.sha256(b"ip-hash:" + settings.SECRET_KEY.encode()).digest()
@@ -54,6 +65,17 @@ def client_ip(request) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
+# Control characters: whitespace-like ones (tab, line breaks, U+0085, U+2028/9) become a space, the others (NUL and
+# the rest of C0, DEL, C1) are dropped, and so are lone surrogates (a JSON \ud800 escape PostgreSQL cannot encode).
+_CONTROL_SPACE = re.compile("[\t\n\v\f\r\x85\u2028\u2029]+")
+_CONTROL_DROP = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_text(value: str, max_length: int) -> str:
+    """A click's text field as it may be stored and passed on: no control characters, at most `max_length` long."""
+    return _CONTROL_DROP.sub("", _CONTROL_SPACE.sub(" ", value)).strip()[:max_length]
+
+
 def landing_location(landing_url: str, params: dict[str, str]) -> str:
     """The landing URL with `params` added; its own query (and fragment) kept, ours winning on a clash."""
     parts = urlsplit(landing_url)
@@ -62,10 +84,16 @@ def landing_location(landing_url: str, params: dict[str, str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
+def utm_params(request) -> dict[str, str]:
+    """The request's utm_* parameters, cleaned (they are stored with the click and passed on to the landing page)."""
+    cleaned = {field: clean_text(request.GET.get(field, ""), 100) for field in UTM_FIELDS}
+    return {field: value for field, value in cleaned.items() if value}
+
+
 def click_record(*, info: CodeInfo, request, is_bot: bool) -> str:
     """Buffer one click in Redis; return its id. Raises RedisError when Redis is down (the caller still redirects)."""
     click_id = uuid.uuid4().hex
-    utm = {f: request.GET.get(f, "")[:100] for f in UTM_FIELDS if request.GET.get(f)}
+    utm = utm_params(request)
     entry = {
         "click_id": click_id,
         "ts": f"{time.time():.6f}",
@@ -75,23 +103,24 @@ def click_record(*, info: CodeInfo, request, is_bot: bool) -> str:
         "participant_id": info.participant_id,
         "livemode": int(info.livemode),
         "ip_hash": hash_ip(client_ip(request)),
-        "ua": request.headers.get("User-Agent", "")[:512],
-        "referer": request.headers.get("Referer", "")[:512],
+        "ua": clean_text(request.headers.get("User-Agent", ""), 512),
+        "referer": clean_text(request.headers.get("Referer", ""), 512),
         "bot": int(is_bot),
         "device_id": request_device_id(request),
         **utm,
     }
     # One field holding compact JSON: encoding two arguments instead of ~25 is most of the Redis call's cost.
-    get_redis().execute_command("XADD", STREAM, "*", "d", json.dumps(entry, separators=(",", ":")))
+    guarded(get_redis().execute_command, "XADD", STREAM, "*", "d", json.dumps(entry, separators=(",", ":")))
     return click_id
 
 
 def pending_click(click_id: str, *, max_entries: int = 5_000) -> dict | None:
-    """A click still in the buffer (not yet ingested), by id.
+    """A click still in the buffer (not yet ingested), by id, checked and cleaned as the ingest would store it.
 
     The rare path (an order within seconds of its click): the newest `max_entries` of the backlog are scanned
     (ingest drains the stream every 2 seconds, so these are the last seconds of clicks), instead of writing a
     lookup key per click on the hot path. Bounded, so that orders naming made-up click ids cannot load Redis.
+    An entry the ingest could not store either is not found (the ingest moves it to the dead letters).
     """
     client = get_redis()
     needle = click_id.encode()
@@ -99,12 +128,15 @@ def pending_click(click_id: str, *, max_entries: int = 5_000) -> dict | None:
     try:
         scanned = 0
         while scanned < max_entries:
-            batch = client.xrevrange(STREAM, max=last, min="-", count=1000)
+            batch = guarded(client.xrevrange, STREAM, max=last, min="-", count=1000)
             if not batch:
                 return None
             for _entry_id, fields in batch:
                 if needle in fields.get(b"d", b"") or fields.get(b"click_id") == needle:
-                    decoded = _decode(fields)
+                    try:
+                        decoded = _decode(fields)
+                    except BadClick:
+                        continue
                     if decoded["click_id"] == click_id:
                         return decoded
             scanned += len(batch)
@@ -131,14 +163,98 @@ def _ensure_group(client) -> None:
             raise
 
 
-def _decode(fields: dict) -> dict:
-    """A stream entry as a dict of strings (entries carry one JSON field `d`; older ones one field per value)."""
+class BadClick(ValueError):
+    """A buffered entry that cannot become a Click; its message is the reason kept with the dead letter."""
+
+
+_ID_FIELDS = ("merchant_id", "program_id", "code_id", "participant_id")
+_TEXT_FIELDS = {"ip_hash": 32, "ua": 512, "referer": 512, "device_id": 128, **dict.fromkeys(UTM_FIELDS, 100)}
+_FLAGS = {"1": True, "true": True, "0": False, "false": False}
+_EARLIEST_TS = 946_684_800.0  # 2000-01-01: no click is older
+_MAX_ID = 2**63 - 1  # bigint
+# What PostgreSQL (or psycopg2, for a NUL) refuses about one row's values. A lost connection is not among them: the
+# batch then stays pending and is retried, instead of being dead-lettered.
+_ROW_ERRORS = (DataError, IntegrityError, ValueError)
+
+
+def _scalar(d: dict, name: str, *, required: bool = True) -> str | None:
+    value = d.get(name)
+    if value is None:
+        if required:
+            raise BadClick(f"missing {name}")
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if not isinstance(value, str | int | float):
+        raise BadClick(f"{name} is a {type(value).__name__}, not a value")
+    return str(value)
+
+
+def _id(d: dict, name: str) -> int:
+    text = _scalar(d, name)
+    if not (text.isascii() and text.isdigit() and len(text) <= 19 and 0 < int(text) <= _MAX_ID):
+        raise BadClick(f"{name} is not an id: {text[:40]!r}")
+    return int(text)
+
+
+def _flag(d: dict, name: str, *, required: bool) -> bool:
+    text = _scalar(d, name, required=required)
+    if text is None:
+        return False
+    if text.lower() not in _FLAGS:
+        raise BadClick(f"{name} is not 0 or 1: {text[:40]!r}")
+    return _FLAGS[text.lower()]
+
+
+def _timestamp(d: dict) -> float:
+    text = _scalar(d, "ts")
+    try:
+        ts = float(text)
+    except ValueError:
+        raise BadClick(f"ts is not a number: {text[:40]!r}") from None
+    if not (math.isfinite(ts) and _EARLIEST_TS <= ts <= time.time() + 86_400):
+        raise BadClick(f"ts out of range: {text[:40]!r}")
+    return ts
+
+
+def _validated(raw) -> dict[str, str]:
+    """An entry's values checked and in one form (ids as digits, flags as "1"/"0", text cleaned and cut to the
+    column's length), or BadClick saying what is wrong. Idempotent."""
+    if not isinstance(raw, dict):
+        raise BadClick(f"the entry is a {type(raw).__name__}, not an object")
+    click_id = _scalar(raw, "click_id")
+    try:
+        click_uuid = uuid.UUID(click_id)
+    except ValueError:
+        raise BadClick(f"click_id is not a uuid: {click_id[:40]!r}") from None
+    clean = {"click_id": click_uuid.hex, "ts": f"{_timestamp(raw):.6f}"}
+    clean.update({name: str(_id(raw, name)) for name in _ID_FIELDS})
+    clean["livemode"] = "1" if _flag(raw, "livemode", required=True) else "0"
+    clean["bot"] = "1" if _flag(raw, "bot", required=False) else "0"
+    for name, max_length in _TEXT_FIELDS.items():
+        # Entries buffered before the redirect cleaned its values (or before clicks carried a device id) are
+        # cleaned (or given "") here.
+        clean[name] = clean_text(_scalar(raw, name, required=False) or "", max_length)
+    return clean
+
+
+def _decode(fields: dict) -> dict[str, str]:
+    """A stream entry, checked and cleaned (entries carry one JSON field `d`; older ones one field per value)."""
     if b"d" in fields:
-        return {key: str(value) for key, value in json.loads(fields[b"d"]).items()}
-    return {k.decode(): v.decode() for k, v in fields.items()}
+        try:
+            raw = json.loads(fields[b"d"], strict=False)  # strict=False: a raw control character is cleaned later
+        except (ValueError, RecursionError) as exc:
+            raise BadClick(f"not JSON: {exc}"[:200]) from None
+    else:
+        try:
+            raw = {key.decode(): value.decode() for key, value in fields.items()}
+        except UnicodeDecodeError:
+            raise BadClick("not UTF-8") from None
+    return _validated(raw)
 
 
 def _row(d: dict) -> Click:
+    d = _validated(d)
     return Click(
         merchant_id=int(d["merchant_id"]),
         livemode=d["livemode"] == "1",
@@ -147,35 +263,111 @@ def _row(d: dict) -> Click:
         program_id=int(d["program_id"]),
         code_id=int(d["code_id"]),
         participant_id=int(d["participant_id"]),
-        ip_hash=d.get("ip_hash", ""),
-        user_agent=d.get("ua", ""),
-        referer=d.get("referer", ""),
-        is_bot=d.get("bot") == "1",
-        device_id=d.get("device_id", "")[:128],  # entries buffered before clicks carried it have none
-        **{f: d.get(f, "") for f in UTM_FIELDS},
+        ip_hash=d["ip_hash"],
+        user_agent=d["ua"],
+        referer=d["referer"],
+        is_bot=d["bot"] == "1",
+        device_id=d["device_id"],
+        **{f: d[f] for f in UTM_FIELDS},
     )
 
 
-def _rows(entries: list[tuple[bytes, dict]]) -> list[Click]:
-    decoded = [_decode(fields) for _id, fields in entries if fields]
-    # A code deleted since the click (its program was deleted) would fail the whole batch on its foreign key.
-    code_ids = {int(d["code_id"]) for d in decoded}
-    existing = set(ReferralCode.all_merchants.filter(pk__in=code_ids).values_list("pk", flat=True))
+def _owners(rows: list[Click]) -> dict[int, tuple[int, int, int]]:
+    """(merchant, program, participant) of each code the rows name that still exists."""
+    found = ReferralCode.all_merchants.filter(pk__in={row.code_id for row in rows})
+    return {pk: owner for pk, *owner in found.values_list("pk", "merchant_id", "program_id", "participant_id")}
+
+
+def _unstorable(row: Click, owners: dict[int, tuple[int, int, int]]) -> str | None:
+    owner = owners.get(row.code_id)
+    if owner is None:
+        # Deleted since the click (with its program), or never existed: its foreign key would fail the batch.
+        return f"unknown code {row.code_id}"
+    if tuple(owner) != (row.merchant_id, row.program_id, row.participant_id):
+        return f"merchant, program or participant is not code {row.code_id}'s"
+    return None
+
+
+def _rows(entries: list[tuple[bytes, dict]]) -> tuple[list[tuple[bytes, dict, Click]], list[tuple[bytes, dict, str]]]:
+    """The batch's entries as (id, fields, Click) to store, and (id, fields, reason) for those that cannot be."""
+    candidates, dead = [], []
+    for entry_id, fields in entries:
+        if not fields:
+            continue  # deleted meanwhile: only acknowledged
+        try:
+            candidates.append((entry_id, fields, _row(_decode(fields))))
+        except BadClick as exc:
+            dead.append((entry_id, fields, str(exc)))
+    owners = _owners([row for _id, _fields, row in candidates])
     rows = []
-    for d in decoded:
-        if int(d["code_id"]) not in existing:
-            logger.warning("dropping a click of a deleted code", extra={"click_id": d["click_id"]})
-            continue
-        rows.append(_row(d))
-    return rows
+    for entry_id, fields, row in candidates:
+        reason = _unstorable(row, owners)
+        if reason:
+            dead.append((entry_id, fields, reason))
+        else:
+            rows.append((entry_id, fields, row))
+    return rows, dead
+
+
+def _store(rows: list[Click], *, batch_size: int = 1000) -> None:
+    """Insert in a savepoint, a replayed click ignored. Foreign keys are checked by the INSERT, not at COMMIT as
+    Django declares them: a click naming a row deleted a moment ago then fails here, alone, instead of failing the
+    commit of its whole batch (or of the order that stores it early)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        Click.all_merchants.bulk_create(rows, ignore_conflicts=True, batch_size=batch_size)
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # as it was (a failure rolls the savepoint back to it)
+
+
+def _insert(rows: list[tuple[bytes, dict, Click]], *, batch_size: int) -> list[tuple[bytes, dict, str]]:
+    """Store the rows in one statement; if PostgreSQL refuses it for a value nobody foresaw, one by one (each in its
+    own savepoint), so that only the rows it refuses are left out. Returns those, with the reason."""
+    try:
+        _store([row for *_entry, row in rows], batch_size=batch_size)
+        return []
+    except _ROW_ERRORS as exc:
+        logger.warning("a click batch was refused, storing its clicks one by one", extra={"error": str(exc)[:300]})
+    refused = []
+    with transaction.atomic():
+        for entry_id, fields, row in rows:
+            try:
+                _store([row])
+            except _ROW_ERRORS as exc:
+                refused.append((entry_id, fields, f"refused by the database: {type(exc).__name__}: {exc}"[:300]))
+    return refused
+
+
+def _dead_letter(pipe, dead: list[tuple[bytes, dict, str]]) -> None:
+    for entry_id, fields, reason in dead:
+        if b"d" in fields:
+            data = fields[b"d"]
+        else:
+            data = json.dumps(
+                {k.decode(errors="backslashreplace"): v.decode(errors="backslashreplace") for k, v in fields.items()}
+            )
+        logger.warning("click entry dead-lettered", extra={"entry_id": entry_id.decode(), "reason": reason})
+        fields_out = {"reason": reason, "source_id": entry_id, "d": data}
+        pipe.xadd(DEAD_STREAM, fields_out, maxlen=DEAD_MAXLEN, approximate=True)
 
 
 def click_ingest_early(buffered: dict) -> None:
     """Write one click that is still in the buffer now (an order or sign-up names it seconds after it happened), so
     the order links to it and fraud scoring sees its IP, browser, device and time. The ingest's later insert of the
-    same click is a no-op (unique merchant + click id). Runs in the caller's transaction."""
-    if ReferralCode.all_merchants.filter(pk=int(buffered["code_id"])).exists():
-        Click.all_merchants.bulk_create([_row(buffered)], ignore_conflicts=True)
+    same click is a no-op (unique merchant + click id). Runs in the caller's transaction, in a savepoint: a click that
+    cannot be stored is left to the ingest (which dead-letters it), and the order goes on without it."""
+    try:
+        row = _row(buffered)
+    except BadClick as exc:
+        logger.warning("buffered click not stored early", extra={"reason": str(exc)})
+        return
+    reason = _unstorable(row, _owners([row]))
+    if reason:
+        logger.warning("buffered click not stored early", extra={"reason": reason})
+        return
+    try:
+        _store([row])
+    except _ROW_ERRORS as exc:
+        logger.warning("buffered click not stored early", extra={"reason": f"{type(exc).__name__}: {exc}"[:300]})
 
 
 def clicks_ingest(
@@ -183,7 +375,8 @@ def clicks_ingest(
 ) -> int:
     """Move buffered clicks into PostgreSQL until the stream is drained or `max_seconds` pass; return how many.
 
-    Entries another consumer read but never acknowledged for `reclaim_idle_ms` (it died) are claimed first.
+    Entries another consumer read but never acknowledged for `reclaim_idle_ms` (it died) are claimed first. An entry
+    that cannot be stored goes to DEAD_STREAM with the reason; it never holds back the rest of its batch.
     """
     client = get_redis()
     consumer = consumer or consumer_name()
@@ -198,16 +391,54 @@ def clicks_ingest(
             entries = response[0][1] if response else []
         if not entries:
             break
-        rows = _rows(entries)
-        with transaction.atomic():
-            Click.all_merchants.bulk_create(rows, ignore_conflicts=True, batch_size=batch_size)
+        rows, dead = _rows(entries)
+        refused = _insert(rows, batch_size=batch_size) if rows else []
         ids = [entry_id for entry_id, _fields in entries]
         pipe = client.pipeline(transaction=False)
+        _dead_letter(pipe, dead + refused)  # kept before they leave the stream (a crash here repeats, never loses)
         pipe.xack(STREAM, GROUP, *ids)
         pipe.xdel(STREAM, *ids)
         pipe.execute()
-        ingested += len(rows)
+        ingested += len(rows) - len(refused)
     return ingested
+
+
+# --- dead letters (for operators: /readyz counts them, `manage.py clickdeadletters` lists them) -----------------
+
+
+def dead_letter_count() -> int:
+    try:
+        return int(get_redis().xlen(DEAD_STREAM))
+    except ResponseError:
+        return 0
+
+
+def dead_letters(*, count: int = 50) -> list[dict[str, str]]:
+    """The newest dead-lettered entries: when, why, and what the entry held."""
+    letters = []
+    for dead_id, fields in get_redis().xrevrange(DEAD_STREAM, count=count):
+        text = {k.decode(errors="backslashreplace"): v.decode(errors="backslashreplace") for k, v in fields.items()}
+        seconds = int(dead_id.decode().split("-", 1)[0]) / 1000
+        letters.append(
+            {
+                "id": dead_id.decode(),
+                "dead_at": datetime.fromtimestamp(seconds, tz=UTC).isoformat(),
+                "source_id": text.get("source_id", ""),
+                "reason": text.get("reason", ""),
+                "data": text.get("d", ""),
+            }
+        )
+    return letters
+
+
+def dead_letters_clear() -> int:
+    """Drop every dead letter (after reading them); returns how many there were."""
+    client = get_redis()
+    pipe = client.pipeline(transaction=False)
+    pipe.xlen(DEAD_STREAM)
+    pipe.delete(DEAD_STREAM)
+    count, _deleted = pipe.execute()
+    return int(count)
 
 
 def stream_backlog() -> int:

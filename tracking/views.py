@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 
 from referral_saas.devices import with_device_cookie
 from tracking.bots import is_bot
-from tracking.clicks import UTM_FIELDS, click_record, landing_location
+from tracking.clicks import click_record, landing_location, utm_params
 from tracking.selectors import code_info, program_info
 
 logger = logging.getLogger(__name__)
@@ -40,9 +40,7 @@ def referral_redirect(request, code: str):
     except RedisError:
         # The code still attributes the order; only this click goes uncounted.
         logger.exception("click buffer unavailable", extra={"code": info.code})
-    for field in UTM_FIELDS:
-        if request.GET.get(field):
-            params[field] = request.GET[field][:100]
+    params.update(utm_params(request))  # cleaned of control characters, as stored with the click
     return _redirect(landing_location(program.landing_url, params))
 
 
