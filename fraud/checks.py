@@ -8,6 +8,7 @@ corroboration rejects at the default thresholds (review from 30, reject from 70)
     referral_rejected 100                                           -> reject on their own
     same_payment_fingerprint 50, shared_device 50                   -> review; + shared_ip -> reject
     shared_ip 25 (40 when the user agent matches too)               -> approve alone (households share an IP)
+    same_email_name 25 (anna.k@ at two domains)                     -> approve alone (namesakes); adds up
     same_address 35, disposable_email 30, velocity 30               -> review
     not_new_customer 20, fast_click_to_order 15                     -> approve alone, add up with others
 """
@@ -34,6 +35,7 @@ WEIGHTS = {
     "same_address": 35,
     "shared_ip": 25,
     "shared_ip_and_user_agent": 40,
+    "same_email_name": 25,
     "disposable_email": 30,
     "velocity": 30,
     "not_new_customer": 20,
@@ -50,6 +52,7 @@ LABELS = {
     "shared_device": _("Same device as the referrer"),
     "same_address": _("Same address as the referrer"),
     "shared_ip": _("Same IP address as the referrer"),
+    "same_email_name": _("Same email name as the referrer at another domain"),
     "disposable_email": _("Disposable email address"),
     "velocity": _("Too many referred orders"),
     "not_new_customer": _("Not a new customer"),
@@ -124,6 +127,14 @@ def domain_and_parents(domain: str) -> list[str]:
     return [".".join(labels[i:]) for i in range(len(labels) - 1)] if len(labels) > 1 else []
 
 
+def email_name(email: str | None) -> str:
+    """The part of a normalised address before the @ (its +tag gone already), without dots: what a person picks
+    as their name at every provider ("anna.k" at Gmail is stored as "annak")."""
+    if not email or "@" not in email:
+        return ""
+    return email.rpartition("@")[0].strip('"').replace(".", "")
+
+
 # --- the checks -----------------------------------------------------------------------------------------------------
 
 
@@ -139,6 +150,21 @@ def check_self_referral(f: Facts) -> Signal | None:
     if f.friend_email and f.friend_email == f.referrer_email:
         return _signal("self_referral", "The friend has the referrer's email address.")
     return None
+
+
+def check_same_email_name(f: Facts) -> Signal | None:
+    """anna.k@gmail.com refers anna.k@outlook.com: the same person with a second mailbox (or a namesake: alone it
+    only adds up with other hints)."""
+    name = email_name(f.friend_email)
+    friend_domain, referrer_domain = email_domain(f.friend_email), email_domain(f.referrer_email)
+    if not name or name != email_name(f.referrer_email) or friend_domain == referrer_domain:
+        return None
+    shown = f.friend_email.rpartition("@")[0]
+    return _signal(
+        "same_email_name",
+        f"The friend's email has the referrer's name before the @ ({shown}) at another domain: "
+        f"{friend_domain}, the referrer's {referrer_domain}.",
+    )
 
 
 def check_referral_rejected(f: Facts) -> Signal | None:
@@ -240,6 +266,7 @@ CONVERSION_CHECKS: list[Check] = [
     check_blocklist,
     check_shared_ip,
     check_shared_device,
+    check_same_email_name,
     check_same_payment_fingerprint,
     check_same_address,
     check_disposable_email,
@@ -255,6 +282,7 @@ SIGNUP_CHECKS: list[Check] = [
     check_blocklist,
     check_shared_ip,
     check_shared_device,
+    check_same_email_name,
     check_disposable_email,
     check_velocity,
 ]

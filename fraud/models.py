@@ -79,8 +79,8 @@ class FraudSettings(TenantModel):
 class BlocklistEntry(TenantModel):
     """An email, email domain, IP address or IP network the merchant never wants to pay for.
 
-    `value` is stored normalised (services.blocklist_normalize): emails as compared everywhere (lowercase, Gmail
-    dots and +tags gone), domains lowercase in ASCII (IDNA), IPs and networks in canonical form. IP entries also
+    `value` is stored normalised (services.blocklist_normalize): emails as compared everywhere (lowercase, +tags
+    and Gmail dots gone), domains lowercase in ASCII (IDNA), IPs and networks in canonical form. IP entries also
     keep the keyed hash that clicks and sightings store, so they match those too.
     """
 

@@ -12,7 +12,6 @@ import logging
 import re
 
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -20,7 +19,7 @@ from django.utils.translation import gettext as _
 from fraud import selectors
 from fraud.checks import CONVERSION_CHECKS, SIGNUP_CHECKS, run_checks
 from fraud.models import BlocklistEntry, Decision, FraudAssessment, FraudReviewEvent, FraudSettings, Sighting
-from programs.identity import ascii_domain, normalize_email
+from programs.identity import ascii_domain, normalize_email, validate_customer_email
 from programs.models import Participant
 from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import Conflict, PermissionDeniedError, Unprocessable, ValidationFailed
@@ -47,15 +46,15 @@ class NotScorable(Unprocessable):
 
 
 def blocklist_normalize(*, kind: str, value: str) -> str:
-    """The stored form of a blocklist value, or ValidationFailed: emails normalised as everywhere (lowercase, Gmail
-    dots and +tags gone), domains lowercase ASCII (IDNA) without a leading "@" or "*.", IPs canonical, networks as
+    """The stored form of a blocklist value, or ValidationFailed: emails normalised as everywhere (lowercase, +tags
+    and Gmail dots gone), domains lowercase ASCII (IDNA) without a leading "@" or "*.", IPs canonical, networks as
     address/prefix (at least /8 for IPv4 and /16 for IPv6: a wider one would block whole countries)."""
     value = (value or "").strip()
     if not value:
         raise ValidationFailed(fields={"value": [_("Enter a value.")]})
     if kind == BlocklistEntry.Kind.EMAIL:
         try:
-            validate_email(value)
+            validate_customer_email(value)
         except ValidationError:
             raise ValidationFailed(fields={"value": [_("Enter a valid email address.")]}) from None
         return normalize_email(value)

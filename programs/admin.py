@@ -12,6 +12,8 @@ from django.utils.translation import gettext_lazy as _
 
 from analytics.exports import CsvExportMixin
 from programs import services
+from programs.fields import CustomerEmailFormField
+from programs.identity import normalize_email
 from programs.models import Invite, Participant, Program, ProgramText, ProgramVariant, ShareEvent
 from referral_saas.api import is_id
 from referral_saas.errors import ApplicationError
@@ -194,8 +196,29 @@ class ParticipantProgramFilter(IdListFilter):
                                                 program_id=pk))  # fmt: skip
 
 
+class ParticipantAdminForm(forms.ModelForm):
+    """The email is checked as at every other door (programs.fields) and must not be another participant's inbox
+    in its compared form (anna+x@outlook.com is anna@outlook.com's)."""
+
+    email = CustomerEmailFormField(label=_("email"), required=False)
+
+    class Meta:
+        model = Participant
+        fields = ["name", "email", "external_id", "language", "status", "marketing_consent"]
+
+    def clean_email(self):
+        email = self.cleaned_data.get("email") or None
+        normalized = normalize_email(email)
+        if normalized and self.instance.pk:
+            others = Participant.objects.for_merchant(self.instance.merchant_id).exclude(pk=self.instance.pk)
+            if others.filter(livemode=self.instance.livemode, email_normalized=normalized).exists():
+                raise forms.ValidationError(_("This email belongs to another participant."))
+        return email
+
+
 @admin.register(Participant, site=merchant_admin)
 class ParticipantAdmin(CsvExportMixin, TenantModelAdmin):
+    form = ParticipantAdminForm
     csv_columns = [
         "id", "name", "email", "external_id", "status", "language", "marketing_consent", "livemode",
         ("Referred by (referral id)", "referred_by_id"), "created_at", "erased_at",
@@ -212,8 +235,6 @@ class ParticipantAdmin(CsvExportMixin, TenantModelAdmin):
         return False  # customers join through the portal or the API
 
     def save_model(self, request, obj, form, change):
-        from programs.identity import normalize_email
-
         obj.email_normalized = normalize_email(obj.email)
         super().save_model(request, obj, form, change)
         if "name" in form.changed_data:

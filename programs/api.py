@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from fraud.services import sighting_record
 from programs import selectors, services
+from programs.fields import CustomerEmailField
 from programs.models import Participant
 from referral_saas.api import TenantAPIView, filter_parameters, page_example, page_of, paginate
 from referral_saas.tenancy.models import LANGUAGE_CHOICES
@@ -190,7 +191,7 @@ class ParticipantListCreateApi(TenantAPIView):
     class InputSerializer(serializers.Serializer):
         program = serializers.SlugField(max_length=60)
         external_id = serializers.CharField(max_length=128, required=False, allow_null=True, allow_blank=True)
-        email = serializers.EmailField(max_length=254, required=False, allow_null=True, allow_blank=True)
+        email = CustomerEmailField(required=False, allow_null=True, allow_blank=True)
         name = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
         language = serializers.ChoiceField(choices=LANGUAGES, required=False, allow_null=True)
         marketing_consent = serializers.BooleanField(required=False, allow_null=True)

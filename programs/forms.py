@@ -7,11 +7,11 @@ import re
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from programs.fields import CustomerEmailFormField
+
 
 class JoinForm(forms.Form):
-    email = forms.EmailField(
-        label=_("Your email"), max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
-    )
+    email = CustomerEmailFormField(label=_("Your email"), widget=forms.EmailInput(attrs={"autocomplete": "email"}))
     name = forms.CharField(
         label=_("Your first name"),
         max_length=200,

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from programs.identity import normalize_email
+from programs.identity import EMAIL_MAX_LENGTH, normalize_email
 from programs.models import Participant, Program, ProgramVariant
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.tenancy.models import Merchant
@@ -105,6 +105,9 @@ def participant_upsert(
     external_id = (external_id or "").strip() or None
     email = (email or "").strip() or None
     email_normalized = normalize_email(email)
+    if email and max(len(email), len(email_normalized)) > EMAIL_MAX_LENGTH:
+        # Every door checks addresses (programs.fields); this keeps any other caller from a database error.
+        raise ValidationFailed(fields={"email": [_("Enter a valid email address.")]})
     if not external_id and not email_normalized:
         raise ValidationFailed(fields={"external_id": [_("Give an external_id or an email.")]})
     if program.status == Program.Status.ENDED:

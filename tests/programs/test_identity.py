@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from programs.identity import ascii_domain, normalize_email
+from django.core.exceptions import ValidationError
+
+from programs.identity import ascii_domain, normalize_email, validate_customer_email
 from tests.factories import fullwidth
 
 
@@ -18,7 +20,12 @@ from tests.factories import fullwidth
         ("anna@bücher.de", "anna@xn--bcher-kva.de"),
         ("anna@xn--bcher-kva.de", "anna@xn--bcher-kva.de"),
         ("anna@Example.COM.", "anna@example.com"),
-        ("Jan+news@example.com", "jan+news@example.com"),  # +tags are Gmail's rule, not everyone's
+        ("Jan+news@example.com", "jan@example.com"),  # +tags fold on every domain, not only at Gmail
+        ("anna.k+1@outlook.com", "anna.k@outlook.com"),  # dots are Gmail's rule: kept elsewhere
+        ("Anna+shop@Proton.me", "anna@proton.me"),
+        ('"jan+news"@example.com', "jan@example.com"),  # the quotes change nothing, so the tag goes too
+        ('"jan+news x"@example.com', '"jan+news x"@example.com'),  # inside needed quotes a + is part of the name
+        ("+news@example.com", "+news@example.com"),  # nothing before the +: no tag to fold
         ("", None),
         (None, None),
     ],
@@ -56,3 +63,69 @@ def test_rows_stored_before_are_normalised_again_unless_two_people_would_collide
 
     stored = dict(Participant.objects.for_merchant(program.merchant).values_list("external_id", "email_normalized"))
     assert stored == {"a": "anna@example.com", "b": f"bob@{fullwidth('example')}.com", "c": "bob@example.com"}
+
+
+@pytest.mark.django_db
+def test_rows_stored_before_plus_tags_folded_everywhere_are_normalised_again_unless_they_collide(program):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from fraud.models import BlocklistEntry
+    from programs.models import Participant
+    from tests.factories import join
+
+    renormalize = import_module("tracking.migrations.0010_renormalize_email_plus_tags").renormalize
+    people = Participant.objects.for_merchant(program.merchant)
+    for external_id, email in [
+        ("a", "anna+shop@outlook.com"),
+        ("b", "bob+x@proton.me"),
+        ("c", "bob@proton.me"),
+    ]:
+        join(program, email=f"{external_id}@placeholder.example", external_id=external_id)
+        # what the earlier normalisation stored (+tags kept outside Gmail)
+        people.filter(external_id=external_id).update(email=email, email_normalized=email)
+    blocked = BlocklistEntry.objects.for_merchant(program.merchant).create(kind="email", value="cheat+1@wp.pl")
+
+    renormalize(apps, None)
+
+    stored = dict(people.values_list("external_id", "email_normalized"))
+    assert stored == {"a": "anna@outlook.com", "b": "bob+x@proton.me", "c": "bob@proton.me"}
+    assert dict(people.values_list("external_id", "email"))["a"] == "anna+shop@outlook.com"  # mail goes here still
+    blocked.refresh_from_db()
+    assert blocked.value == "cheat@wp.pl"
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "anna+shop@outlook.com",
+        "anna@bücher.de",
+        f"anna@{fullwidth('gmail')}.com",
+        '"anna.kowalska"@gmail.com',
+        "a" * 64 + "@" + "b" * 60 + ".example",
+    ],
+)
+def test_addresses_customers_give_are_accepted(email):
+    validate_customer_email(email)
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "Anna <anna@example.com>",  # display name
+        "Name<me@example.com>",
+        "a@[127.0.0.1]",  # IP literals: no customer's inbox
+        "a@[IPv6:::1]",
+        "a@127.0.0.1",
+        "a@localhost",
+        "a" * 250 + "@x.pl",  # too long as given
+        "a@" + "\ufdfa" * 14 + ".pl",  # 20 characters typed; NFKC makes the domain 250+ with spaces in it
+        "\ufdfa" * 60 + "@x.pl",
+        "anna@evil\ufe6bgmail.com",  # a small commercial at: NFKC turns it into a second "@"
+        "not-an-email",
+    ],
+)
+def test_addresses_no_customer_could_give_are_refused(email):
+    with pytest.raises(ValidationError):
+        validate_customer_email(email)
