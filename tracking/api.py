@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from fraud import selectors as fraud_selectors
 from fraud.api import FraudSummaryOutput
+from programs.fields import CustomerEmailField
 from referral_saas.api import TenantAPIView, filter_parameters, page_example, page_of, paginate
 from referral_saas.errors import NotFound
 from referral_saas.fields import AmountField, CurrencyField, KeyField, MoneyOutputField, check_amount_precision
@@ -94,7 +95,7 @@ class CodeCheckApi(TenantAPIView):
 
 class CustomerInput(serializers.Serializer):
     external_id = serializers.CharField(max_length=128, required=False, allow_null=True, allow_blank=True)
-    email = serializers.EmailField(max_length=254, required=False, allow_null=True, allow_blank=True)
+    email = CustomerEmailField(required=False, allow_null=True, allow_blank=True)
 
 
 def _require_code_or_click(attrs):

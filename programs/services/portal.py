@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
@@ -19,7 +20,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from programs.identity import normalize_email
+from programs.identity import normalize_email, validate_customer_email
 from programs.models import Invite, Participant, Program, ShareEvent
 from programs.selectors import program_texts
 from referral_saas import ratelimit
@@ -157,19 +158,28 @@ def portal_sso_verify(*, program: Program, external_id: str, email: str, ts: str
 
 
 def invites_send(*, participant: Participant, program: Program, emails: list[str], message: str) -> list[Invite]:
-    """Queue invitation emails to friends: at most 10 at once and 50 a day, never to oneself, each friend once."""
+    """Queue invitation emails to friends: at most 10 at once and 50 a day, never to oneself, each friend once.
+    Each address must be one a customer could give the shop (identity.validate_customer_email: no display name, no
+    IP literal, not too long); "oneself" and "once" compare the normalised form, so Anna.K@Gmail.com,
+    annak@gmail.com and anna.k+x@gmail.com are one friend, in one submission and across submissions. The mail goes
+    to the address as typed (the first spelling)."""
     from programs.tasks import send_invites
 
-    wanted: list[tuple[str, str]] = []
+    yourself = {participant.email_normalized, normalize_email(participant.email)} - {None}
+    wanted: dict[str, str] = {}  # normalised -> as typed
     for raw in emails:
         email = raw.strip()
+        try:
+            validate_customer_email(email)
+        except DjangoValidationError:
+            shown = email if len(email) <= 80 else email[:77] + "..."
+            raise ValidationFailed(
+                fields={"emails": [_("%(email)s is not an email address.") % {"email": shown}]}
+            ) from None
         normalized = normalize_email(email)
-        if not normalized or "@" not in normalized:
-            raise ValidationFailed(fields={"emails": [_("%(email)s is not an email address.") % {"email": email}]})
-        if normalized == participant.email_normalized:
+        if normalized in yourself:
             raise ValidationFailed(fields={"emails": [_("You cannot invite yourself.")]})
-        if normalized not in {n for _e, n in wanted}:
-            wanted.append((email, normalized))
+        wanted.setdefault(normalized, email)
     if not wanted:
         raise ValidationFailed(fields={"emails": [_("Enter at least one email address.")]})
     if len(wanted) > INVITES_PER_SEND:
@@ -188,7 +198,7 @@ def invites_send(*, participant: Participant, program: Program, emails: list[str
             )
             raise Unprocessable(message % {"n": left}, code="daily_invite_cap")
         created = []
-        for email, normalized in wanted:
+        for normalized, email in wanted.items():
             try:
                 with transaction.atomic():
                     created.append(
