@@ -297,8 +297,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 if REDIS_NAMESPACE:
     # Queues, unacked messages and bindings under the namespace; results too. Unset in a deployment: its queues keep
     # the names they always had.
-    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{REDIS_NAMESPACE}:"
-    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_NAMESPACE}:"}
+    # (`<namespace>:celery:`, apart from our own keys: a queue named "clicks" must not meet the click stream.)
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{REDIS_NAMESPACE}:celery:"
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_NAMESPACE}:celery:"}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_QUEUE_NAMES = ["default", "clicks", "rewards", "fraud", "webhooks", "analytics"]
 CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in CELERY_QUEUE_NAMES]
