@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from fraud.models import Decision, FraudAssessment, FraudSettings
 from fraud.selectors import settings_for
 from fraud.services import NotScorable, blocklist_entry_add, conversion_assess, referral_assess, sighting_record
 from tests.factories import ProgramFactory, join
+from tests.threads import run_together
 from tracking.models import Conversion, Referral
 from tracking.services import conversion_record, referral_record_signup
 
@@ -138,23 +138,7 @@ def test_another_merchants_scoring_sees_only_its_own_settings(tenant, other_tena
 def test_concurrent_scoring_of_one_order_makes_one_assessment_and_rejects_once(tenant, referrer, place_order):
     blocklist_entry_add(merchant=tenant.merchant, kind="email", value="bob@friends.example")
     order = place_order()
-    barrier = threading.Barrier(4)
-    results, errors = [], []
-
-    def score():
-        try:
-            barrier.wait(timeout=10)
-            results.append(conversion_assess(conversion=order).pk)
-        except Exception as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=score) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    results, errors = run_together(4, lambda _i: conversion_assess(conversion=order).pk)
 
     assert errors == []
     assert len(results) == 4

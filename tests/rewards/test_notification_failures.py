@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import socketserver
-import threading
 
 import pytest
 from django.core import mail
@@ -17,6 +16,7 @@ from rewards.models import Notification, Reward
 from rewards.services import notification_send, reward_release, rewards_sweep
 from rewards.services.notify import MAX_ATTEMPTS
 from tests.rewards.helpers import order, process, rule
+from tests.threads import serve_in_thread, stop_serving
 
 pytestmark = pytest.mark.django_db
 
@@ -45,10 +45,9 @@ class _RefusingSmtp(socketserver.StreamRequestHandler):
 def refusing_smtp():
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _RefusingSmtp)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    thread = serve_in_thread(server)
     yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    stop_serving(server, thread)
 
 
 @pytest.fixture

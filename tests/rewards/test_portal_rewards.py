@@ -7,11 +7,9 @@ from __future__ import annotations
 import datetime
 import html
 import re
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.utils import timezone, translation
 from django.utils.formats import date_format
@@ -21,6 +19,7 @@ from rewards.models import CatalogItem, CouponPool, Kind, LedgerEntry, Reward, R
 from rewards.services import ledger_balance, reward_release
 from tests.factories import ProgramFactory, join
 from tests.rewards.helpers import order, process, rule
+from tests.threads import run_together
 
 pytestmark = pytest.mark.django_db
 
@@ -292,24 +291,15 @@ def test_concurrent_clicks_with_one_token_redeem_once(program, referrer):
     signed_in = _sign_in(Client(), program, participant)
     token = _token(_page(signed_in, program))
     cookies = {name: morsel.value for name, morsel in signed_in.cookies.items()}
-    barrier = threading.Barrier(6)
-    statuses: list[int] = []
 
-    def click() -> None:
+    def click(_index: int) -> int:
         browser = Client()
         browser.cookies.load(cookies)  # the same browser session, clicked from several tabs at once
-        barrier.wait()
-        try:
-            statuses.append(browser.post(_base(program) + "redeem/", {"item": item.pk, "token": token}).status_code)
-        finally:
-            connection.close()
+        return browser.post(_base(program) + "redeem/", {"item": item.pk, "token": token}).status_code
 
-    threads = [threading.Thread(target=click) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses, errors = run_together(6, click)
 
+    assert errors == []
     assert statuses == [302] * 6
     assert Reward.objects.for_merchant(program.merchant).filter(catalog_item=item).count() == 1
     assert ledger_balance(participant=participant, program=program) == 900

@@ -5,18 +5,18 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import threading
 import time
 from decimal import Decimal
 
 import pytest
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.utils import timezone
 
 from rewards.models import CatalogItem, Kind, LedgerEntry, Reward, Work
 from rewards.services import ledger_balance, points_redeem, rewards_sweep
 from tests.processes import celery_worker
 from tests.rewards.helpers import order, process, rule
+from tests.threads import run_together
 from tracking.models import Conversion
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,32 +31,11 @@ def _wait_for(condition, timeout: float = 30.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _in_threads(count: int, target) -> list:
-    results, errors = [], []
-    barrier = threading.Barrier(count)
-
-    def run():
-        try:
-            barrier.wait()
-            results.append(target())
-        except Exception as exc:  # collected and asserted below
-            errors.append(exc)
-        finally:
-            close_old_connections()
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return results, errors
-
-
 def test_the_same_conversion_task_delivered_concurrently_yields_one_reward(tenant, program, referrer):
     rule(program)
     rule(program, kind=Kind.POINTS, value=Decimal("10"))
     conversion = order(tenant, referrer[1])
-    results, errors = _in_threads(8, lambda: process(tenant, conversion["id"]))
+    results, errors = run_together(8, lambda _i: process(tenant, conversion["id"]))
     assert errors == []
     assert sorted(results).count("approved") == 1
     assert set(results) <= {"approved", "done_before"}
@@ -75,7 +54,7 @@ def test_concurrent_catalog_redemptions_never_overdraw(tenant, program, referrer
     item = CatalogItem.objects.for_merchant(tenant.merchant).create(
         program=program, name="10 PLN voucher", points=100, kind=Kind.AMOUNT_COUPON, value=Decimal("10.00")
     )
-    results, errors = _in_threads(8, lambda: points_redeem(participant=participant, item_id=item.pk, actor="test"))
+    results, errors = run_together(8, lambda _i: points_redeem(participant=participant, item_id=item.pk, actor="test"))
     assert len(results) == 3  # 300 points buy three, never more
     assert len(errors) == 5
     assert all(getattr(e, "code", "") == "insufficient_points" for e in errors)
@@ -186,14 +165,37 @@ def _redis_unreachable(settings):
         reset_clients()
 
 
-@pytest.fixture
-def empty_rewards_queue():
-    """Messages other tests left in the test broker must not reach this test's worker."""
+def _broker_keys(*names: str) -> list:
+    """The run's broker keys for these names (queues, kombu's unacked hash), under the run's namespace."""
+    from django.conf import settings
+
     from referral_saas.redis_client import get_redis
 
     client = get_redis()
-    for key in client.scan_iter(match="rewards*"):
-        client.delete(key)
+    return [key for name in names for key in client.scan_iter(match=f"{settings.REDIS_NAMESPACE}:{name}*")]
+
+
+def _broker_backlog(queue: str) -> dict:
+    """Messages waiting in `queue` (every priority) and messages a worker took but never acknowledged."""
+    from django.conf import settings
+
+    from referral_saas.redis_client import get_redis
+
+    client = get_redis()
+    waiting = sum(client.llen(key) for key in _broker_keys(queue) if client.type(key) in (b"list", "list"))
+    return {"waiting": waiting, "unacked": client.hlen(f"{settings.REDIS_NAMESPACE}:unacked")}
+
+
+@pytest.fixture
+def empty_rewards_queue():
+    """Messages other tests left in the test broker (queued, or taken by a worker killed since) must not reach
+    this test's worker."""
+    from referral_saas.redis_client import get_redis
+
+    keys = _broker_keys("rewards", "unacked")
+    if keys:
+        get_redis().delete(*keys)
+    assert _broker_backlog("rewards") == {"waiting": 0, "unacked": 0}
 
 
 def test_an_order_posted_while_redis_is_down_is_stored_and_the_sweeper_finishes_it(
@@ -225,6 +227,12 @@ def test_an_order_posted_while_redis_is_down_is_stored_and_the_sweeper_finishes_
             lambda: Reward.objects.for_merchant(tenant.merchant).filter(status="issued").exists(),
             what="the swept conversion to be processed and its reward issued",
         )
+        _wait_for(
+            lambda: _broker_backlog("rewards") == {"waiting": 0, "unacked": 0},
+            what="the worker to take and acknowledge every message the sweep and its tasks queued",
+        )
+    # Nothing is left behind for a later worker: no message waiting, none taken and never acknowledged.
+    assert _broker_backlog("rewards") == {"waiting": 0, "unacked": 0}
     assert Reward.objects.for_merchant(tenant.merchant).get().conversion_id == conversion.pk
     assert Work.objects.for_merchant(tenant.merchant).get().stage == "done"
     assert rewards_sweep(now=later)["conversions"] == 0

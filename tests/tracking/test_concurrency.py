@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
+from tests.threads import run_together
 from tracking.models import Conversion, Referral
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,26 +16,13 @@ THREADS = 50
 
 
 def _storm(tenant, body, key_for) -> Counter:
-    barrier = threading.Barrier(THREADS)
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def post(i: int) -> None:
+    def post(i: int) -> int:
         api = APIClient()
         api.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant.raw_key}")
-        barrier.wait()
-        try:
-            response = api.post("/api/v1/conversions", body, format="json", HTTP_IDEMPOTENCY_KEY=key_for(i))
-            with lock:
-                statuses.append(response.status_code)
-        finally:
-            connection.close()
+        return api.post("/api/v1/conversions", body, format="json", HTTP_IDEMPOTENCY_KEY=key_for(i)).status_code
 
-    threads = [threading.Thread(target=post, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses, errors = run_together(THREADS, post)
+    assert errors == []
     return Counter(statuses)
 
 

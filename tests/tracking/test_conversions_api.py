@@ -10,6 +10,7 @@ from django.db import connection, transaction
 
 from referral_saas.idempotency import _lock_id
 from referral_saas.tenancy.models import IdempotencyRecord
+from tests.threads import join_all, run_together, start
 from tracking.models import Conversion, Referral, Refund
 
 pytestmark = pytest.mark.django_db
@@ -171,8 +172,7 @@ def test_the_same_key_while_the_first_request_runs_is_409(tenant):
             release.wait(10)
         connection.close()
 
-    thread = threading.Thread(target=hold_the_key)
-    thread.start()
+    threads = start(hold_the_key)
     try:
         assert holding.wait(10)
         response = tenant.api.post("/api/v1/conversions", GOOD, format="json", HTTP_IDEMPOTENCY_KEY="busy-key")
@@ -180,7 +180,7 @@ def test_the_same_key_while_the_first_request_runs_is_409(tenant):
         assert response.json()["error"]["code"] == "idempotency_key_in_use"
     finally:
         release.set()
-        thread.join()
+        join_all(threads)
     assert (
         tenant.api.post("/api/v1/conversions", GOOD, format="json", HTTP_IDEMPOTENCY_KEY="busy-key").status_code == 201
     )
@@ -242,21 +242,16 @@ def test_refund_of_an_unknown_order_is_404_and_bad_amounts_are_400(tenant):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_refunds_never_exceed_the_order(tenant):
     tenant.api.post("/api/v1/conversions", {**GOOD, "amount": "100.00"}, format="json")
-    results: list[int] = []
 
     def refund(i):
         from rest_framework.test import APIClient
 
         api = APIClient()
         api.credentials(HTTP_AUTHORIZATION=f"Bearer {tenant.raw_key}")
-        results.append(_refund(api, "30.00", refund_id=f"r-{i}").status_code)
-        connection.close()
+        return _refund(api, "30.00", refund_id=f"r-{i}").status_code
 
-    threads = [threading.Thread(target=refund, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = run_together(8, refund)
+    assert errors == []
     assert sorted(results) == [201, 201, 201, 422, 422, 422, 422, 422]
     conversion = Conversion.objects.for_merchant(tenant.merchant).get()
     assert str(conversion.refunded_amount) == "90.00"

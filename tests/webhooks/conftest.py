@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from referral_saas.webhooks import services
 from referral_saas.webhooks.models import WebhookDelivery
+from tests.threads import serve_in_thread, stop_serving
 
 
 @dataclass
@@ -78,8 +79,7 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        self._thread = serve_in_thread(self.server)
 
     def url(self, path: str = "/hooks/referrals") -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
@@ -98,8 +98,7 @@ class Receiver:
         raise AssertionError(f"expected {count} webhook requests within {timeout}s, got {len(self.received)}")
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop_serving(self.server, self._thread)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from django.db import connection
 
 from referral_saas.webhooks import services
 from referral_saas.webhooks.models import WebhookAttempt
+from tests.threads import join_all, run_together, start
 from tests.webhooks.conftest import Reply, delivery_of, emit, fresh, make_endpoint
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,25 +20,11 @@ def test_concurrent_attempts_of_one_delivery_send_it_once(tenant, receiver, allo
     endpoint, _secret = make_endpoint(tenant.merchant, receiver.url())
     delivery = delivery_of(emit(tenant.merchant), endpoint)
     receiver.reply(Reply(200, delay=0.5))  # a slow answer keeps the first attempt in flight
-    barrier = threading.Barrier(workers)
-    results: list[str | None] = []
-    lock = threading.Lock()
+    results, errors = run_together(
+        workers, lambda _i: services.delivery_attempt(merchant_id=tenant.merchant.pk, delivery_id=delivery.pk)
+    )
 
-    def work() -> None:
-        try:
-            barrier.wait()
-            status = services.delivery_attempt(merchant_id=tenant.merchant.pk, delivery_id=delivery.pk)
-            with lock:
-                results.append(status)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work) for _ in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    assert errors == []
     assert sorted(results, key=str) == sorted(["succeeded"] + [None] * (workers - 1), key=str)
     assert len(receiver.received) == 1
     assert WebhookAttempt.objects.for_merchant(tenant.merchant).filter(delivery=delivery).count() == 1
@@ -77,9 +64,7 @@ def test_an_endpoint_deleted_while_an_event_is_emitted_never_fails_the_emitting_
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=emitting), threading.Thread(target=deleting)]
-    for thread in threads:
-        thread.start()
+    threads = start(emitting, deleting)
     emitted.wait(10)
     # Let the delete reach PostgreSQL: it either waits for the emitting transaction's lock, or (the old bug) is done.
     deadline = time.monotonic() + 10
@@ -90,8 +75,7 @@ def test_an_endpoint_deleted_while_an_event_is_emitted_never_fails_the_emitting_
                 break
             time.sleep(0.02)
     go.set()
-    for thread in threads:
-        thread.join()
+    join_all(threads)
 
     assert errors == []
     assert WebhookMessage.objects.for_merchant(tenant.merchant).count() == 1  # the caller's writes are kept
