@@ -166,13 +166,15 @@ def _redis_unreachable(settings):
 
 
 def _broker_keys(*names: str) -> list:
-    """The run's broker keys for these names (queues, kombu's unacked hash), under the run's namespace."""
+    """The run's broker keys for these names (queues, kombu's unacked hash): Celery's prefix in the namespace."""
     from django.conf import settings
 
     from referral_saas.redis_client import get_redis
 
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
+    assert prefix.startswith(settings.REDIS_NAMESPACE), "tests use the broker keys of their own run only"
     client = get_redis()
-    return [key for name in names for key in client.scan_iter(match=f"{settings.REDIS_NAMESPACE}:{name}*")]
+    return [key for name in names for key in client.scan_iter(match=f"{prefix}{name}*")]
 
 
 def _broker_backlog(queue: str) -> dict:
@@ -183,7 +185,8 @@ def _broker_backlog(queue: str) -> dict:
 
     client = get_redis()
     waiting = sum(client.llen(key) for key in _broker_keys(queue) if client.type(key) in (b"list", "list"))
-    return {"waiting": waiting, "unacked": client.hlen(f"{settings.REDIS_NAMESPACE}:unacked")}
+    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
+    return {"waiting": waiting, "unacked": client.hlen(f"{prefix}unacked")}
 
 
 @pytest.fixture
