@@ -422,3 +422,57 @@ def test_shared_ip_with_the_browser_of_the_friends_click(tenant, referrer, place
     order = place_order(code=None, click_id=str(click.click_id), ip="203.0.113.7", user_agent=FIREFOX)
 
     assert _signals(conversion_assess(conversion=order)) == {"shared_ip": 40}
+
+
+# --- the referrer's email name at another domain ----------------------------------------------------------------
+
+
+def test_the_referrers_email_name_at_another_domain_is_a_moderate_signal(referrer, place_order):
+    # Anna is anna.kowalska@gmail.com; the friend has her name at Outlook (with a +tag, which folds)
+    order = place_order(email="Anna.Kowalska+promo@outlook.com", external_id=None)
+
+    assessment = conversion_assess(conversion=order)
+
+    assert _signals(assessment) == {"same_email_name": 25}
+    assert assessment.decision == Decision.APPROVE  # a namesake is possible: alone it holds nothing back
+    detail = assessment.signals[0]["detail"]
+    assert "(anna.kowalska)" in detail
+    assert "outlook.com, the referrer's gmail.com" in detail
+
+
+def test_the_same_email_name_and_a_shared_ip_wait_for_a_review(tenant, referrer, place_order):
+    sighting_record(merchant=tenant.merchant, participant=_anna(referrer), ip="203.0.113.7", user_agent=CHROME)
+    order = place_order(email="anna.kowalska@proton.me", external_id=None, ip="203.0.113.7", user_agent=FIREFOX)
+
+    assessment = conversion_assess(conversion=order)
+
+    assert _signals(assessment) == {"shared_ip": 25, "same_email_name": 25}
+    assert assessment.decision == Decision.REVIEW
+
+
+@pytest.mark.parametrize(
+    "email", ["bob@friends.example", "anna.nowak@outlook.com", "anna@outlook.com", "kowalska.anna@outlook.com"]
+)
+def test_another_name_before_the_at_is_no_signal(referrer, place_order, email):
+    assert _signals(conversion_assess(conversion=place_order(email=email, external_id=None))) == {}
+
+
+def test_the_same_email_name_is_flagged_at_the_friends_sign_up_too(referrer):
+    assessment = referral_assess(referral=_sign_up(referrer, email="anna.kowalska@proton.me"))
+
+    assert _signals(assessment) == {"same_email_name": 25}
+
+
+def test_a_programs_thresholds_decide_the_same_email_name_and_the_queue_explains_it(
+    tenant, program, referrer, place_order
+):
+    FraudSettings.objects.for_merchant(tenant.merchant).create(program=program, review_threshold=25)
+    order = place_order("SAME-NAME", email="anna.kowalska@outlook.com", external_id=None)
+
+    assessment = conversion_assess(conversion=order)
+
+    assert assessment.decision == Decision.REVIEW
+    queue = tenant.admin.get("/admin/fraud/fraudassessment/").content.decode()
+    assert "Same email name as the referrer at another domain <b>+25</b>" in queue
+    page = tenant.admin.get(f"/admin/fraud/fraudassessment/{assessment.pk}/change/").content.decode()
+    assert "name before the @ (anna.kowalska) at another domain" in page

@@ -98,9 +98,7 @@ def test_an_address_that_cannot_be_stored_or_compared_is_a_400_on_participants(t
 
 
 @pytest.mark.parametrize("email", REFUSED)
-def test_an_address_that_cannot_be_stored_or_compared_is_a_400_on_referrals_and_conversions(
-    tenant, referrer, email
-):
+def test_an_address_that_cannot_be_stored_or_compared_is_a_400_on_referrals_and_conversions(tenant, referrer, email):
     _participant, code = referrer
     customer = {"external_id": "c-77", "email": email}
     referral = tenant.api.post("/api/v1/referrals", {"code": code.code, "customer": customer}, format="json")

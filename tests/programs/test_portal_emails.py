@@ -1,0 +1,151 @@
+"""Addresses in the portal and the admin: invites take plain addresses only, compare them in their normalised form
+(never yourself, each friend once, however spelled), and mail goes to the address as typed."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.core import mail
+
+from programs.models import Invite, Participant
+from programs.tasks import send_invites
+from tests.factories import join
+from tests.programs.test_portal import _base, _join_and_sign_in
+
+pytestmark = pytest.mark.django_db
+
+EXPANDING_DOMAIN = "a@" + "\ufdfa" * 14 + ".pl"  # NFKC makes this domain 250+ characters, with spaces
+
+
+def _invite(client, program, emails: str):
+    return client.post(_base(program) + "invite/", {"emails": emails}, HTTP_ACCEPT_LANGUAGE="en")
+
+
+def _invites(program) -> list[str]:
+    return sorted(Invite.objects.for_merchant(program.merchant).values_list("email", flat=True))
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "f" * 300 + "@x.pl",  # over-long: was a 500
+        EXPANDING_DOMAIN,
+        "a@[127.0.0.1]",
+        "a@127.0.0.1",
+        "Friend<friend@x.pl>",
+    ],
+)
+def test_an_invite_to_an_address_no_one_could_have_is_refused_at_the_field(client, program, address):
+    _join_and_sign_in(client, program)
+
+    response = _invite(client, program, f"good@x.example, {address}")
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert 'id="id_emails_error"' in html
+    assert "is not an email address" in html
+    assert "good@x.example, " in html  # what was typed is still there
+    assert _invites(program) == []
+
+
+@pytest.mark.parametrize(
+    ("yourself", "error"),
+    [
+        ("Kasia<kasia@example.pl>", b"is not an email address"),  # display-name syntax: not a plain address
+        ("Kasia+friend@Example.pl", b"cannot invite yourself"),
+        ("kasia+x@example.pl", b"cannot invite yourself"),
+    ],
+)
+def test_you_cannot_invite_yourself_under_another_spelling(client, program, yourself, error):
+    _join_and_sign_in(client, program)
+
+    response = _invite(client, program, yourself)
+
+    assert response.status_code == 400
+    assert error in response.content
+    assert _invites(program) == []
+
+
+def test_three_spellings_of_one_inbox_are_one_friend_in_one_submission_and_later(client, program):
+    _join_and_sign_in(client, program)
+
+    first = _invite(client, program, "Anna.K@Gmail.com, annak@gmail.com, anna.k+x@gmail.com, jan+a@outlook.com")
+    again = _invite(client, program, "anna.k+y@googlemail.com, jan@outlook.com")
+
+    assert (first.status_code, again.status_code) == (302, 302)
+    assert _invites(program) == ["Anna.K@Gmail.com", "jan+a@outlook.com"]  # the first spelling, as typed
+
+
+def test_an_invite_goes_to_the_address_as_typed(client, program, django_capture_on_commit_callbacks):
+    _join_and_sign_in(client, program)
+
+    with mock.patch.object(send_invites, "delay") as delay, django_capture_on_commit_callbacks(execute=True):
+        assert _invite(client, program, "Bob+news@Outlook.com").status_code == 302
+    mail.outbox.clear()
+    send_invites.run(**delay.call_args.kwargs)
+
+    assert [m.to for m in mail.outbox] == [["Bob+news@Outlook.com"]]
+    invite = Invite.objects.for_merchant(program.merchant).get()
+    assert invite.email_normalized == "bob@outlook.com"
+
+
+def test_the_sign_in_link_goes_to_the_address_as_given_and_a_tag_is_the_same_person(client, program):
+    participant = _join_and_sign_in(client, program, email="kasia+shop@example.pl")
+
+    assert mail.outbox[-1].to == ["kasia+shop@example.pl"]
+    assert (participant.email, participant.email_normalized) == ("kasia+shop@example.pl", "kasia@example.pl")
+
+
+@pytest.mark.parametrize("address", [EXPANDING_DOMAIN, "kasia@[127.0.0.1]", "k" * 300 + "@x.pl"])
+def test_joining_with_an_address_no_one_could_have_is_refused_on_the_form(client, program, address):
+    response = client.post(
+        _base(program) + "join/", {"email": address, "accept_terms": "on"}, HTTP_ACCEPT_LANGUAGE="en"
+    )
+
+    assert response.status_code == 400
+    assert mail.outbox == []
+    assert not Participant.objects.for_merchant(program.merchant).exists()
+
+
+def _admin_edit(tenant, participant, email: str):
+    return tenant.admin.post(
+        f"/admin/programs/participant/{participant.pk}/change/",
+        {
+            "name": participant.name,
+            "email": email,
+            "external_id": participant.external_id or "",
+            "language": participant.language,
+            "status": participant.status,
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("email", "error"),
+    [
+        ("anna+admin@outlook.com", b"This email belongs to another participant."),  # Anna's inbox
+        (EXPANDING_DOMAIN, b"Enter a valid email address."),
+        ("bob@[127.0.0.1]", b"Enter a valid email address."),
+    ],
+)
+def test_the_admin_refuses_another_participants_inbox_or_an_impossible_address(tenant, program, email, error):
+    join(program, email="anna@outlook.com", external_id="c-1")
+    bob, _code = join(program, email="bob@outlook.com", external_id="c-2")
+
+    response = _admin_edit(tenant, bob, email)
+
+    assert response.status_code == 200  # the form again, with the error
+    assert error in response.content
+    bob.refresh_from_db()
+    assert (bob.email, bob.email_normalized) == ("bob@outlook.com", "bob@outlook.com")
+
+
+def test_the_admin_keeps_the_address_as_typed_and_stores_its_compared_form(tenant, program):
+    bob, _code = join(program, email="bob@outlook.com", external_id="c-2")
+
+    response = _admin_edit(tenant, bob, "Bob+Shop@Outlook.com")
+
+    assert response.status_code == 302
+    bob.refresh_from_db()
+    assert (bob.email, bob.email_normalized) == ("Bob+Shop@Outlook.com", "bob@outlook.com")
