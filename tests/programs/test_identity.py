@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from django.core.exceptions import ValidationError
 
 from programs.identity import ascii_domain, normalize_email, validate_customer_email
