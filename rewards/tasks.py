@@ -35,6 +35,14 @@ def process_referral(*, merchant_id: int, referral_id: int) -> str:
     return services.referral_process(merchant=merchant, referral_id=referral_id) if merchant else "skipped"
 
 
+@shared_task(name="rewards.check_milestones", **RETRY)
+def check_milestones(*, merchant_id: int, program_id: int, referrer_id: int) -> int:
+    merchant = _merchant(merchant_id)
+    if merchant is None:
+        return 0
+    return services.milestones_check(merchant=merchant, program_id=program_id, referrer_id=referrer_id)
+
+
 @shared_task(name="rewards.process_refund", **RETRY)
 def process_refund(*, merchant_id: int, refund_id: int) -> int:
     merchant = _merchant(merchant_id)

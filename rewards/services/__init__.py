@@ -1,6 +1,12 @@
 """Writes for rewards: deciding, releasing and issuing, refunds, points and the catalog, emails."""
 
-from rewards.services.deciding import budget_spent, conversion_process, referral_process, rule_value
+from rewards.services.deciding import (
+    budget_spent,
+    conversion_process,
+    milestones_check,
+    referral_process,
+    rule_value,
+)
 from rewards.services.issuing import reward_issue, reward_release, reward_release_early, rewards_release_due
 from rewards.services.notify import notification_send
 from rewards.services.points import (
@@ -19,6 +25,7 @@ __all__ = [
     "cash_payout_record",
     "conversion_process",
     "ledger_balance",
+    "milestones_check",
     "notification_send",
     "points_redeem",
     "pool_upload",

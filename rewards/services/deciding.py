@@ -13,7 +13,7 @@ import zoneinfo
 from decimal import ROUND_FLOOR, Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Sum
+from django.db.models import Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 
 from programs.models import Participant, Program
@@ -160,6 +160,8 @@ def conversion_process(*, merchant, conversion_id: int) -> str:
             result = "rejected"
         else:
             rules = program_rules(conversion.program)
+            if any(rule.trigger == Trigger.MILESTONE for rule in rules):
+                _lock_referrer(referral.referrer)
             made = _decide_purchase_rewards(conversion=conversion, referral=referral, rules=rules)
             work.stage, work.decision = Work.Stage.DONE, assessment.decision  # this friend counts for milestones
             work.save(update_fields=["stage", "decision"])
@@ -249,21 +251,35 @@ def _signup_assessment(*, merchant, referral: Referral):
 
 
 def _purchase_number(conversion: Conversion) -> int:
-    """Which purchase of the friend this is, in the order they are decided (the caller holds the referral row, so
-    two orders of one friend are numbered one after the other): 1 + the approved orders decided before it."""
-    return (
-        Work.objects.for_merchant(conversion.merchant)
-        .filter(
-            referral_id=conversion.referral_id,
-            conversion__isnull=False,
-            refund__isnull=True,
-            stage=Work.Stage.DONE,
-            decision="approve",
-        )
-        .exclude(conversion_id=conversion.pk)
-        .count()
-        + 1
+    """Which purchase of the friend this is, by when it happened (occurred_at, then id), whatever order the orders
+    are decided in: 1 + the friend's attributed orders that happened before it. An earlier order not decided yet
+    (a backlog, a fraud review) keeps its place, so a later order decided first never takes the first purchase;
+    one rejected (as fraud, or refused at attribution) does not count. Only orders the shop has reported can count:
+    the first purchase is the earliest one known when deciding, and an earlier order reported after a later one
+    was paid as the first purchase gets no second first-purchase reward (see _purchase_slot). The caller holds the
+    referral row, which recording an order of the friend locks too, so the orders known do not change meanwhile."""
+    happened_before = Q(occurred_at__lt=conversion.occurred_at) | Q(
+        occurred_at=conversion.occurred_at, pk__lt=conversion.pk
     )
+    earlier = Conversion.objects.for_merchant(conversion.merchant).filter(
+        happened_before, referral_id=conversion.referral_id, status=Conversion.Status.ATTRIBUTED
+    )
+    return earlier.count() + 1
+
+
+def _purchase_slot(*, rule: RewardRule, referral: Referral, conversion: Conversion, number: int) -> int:
+    """Where an "each purchase" reward is recorded (unique per rule, friend, side and place): its number, unless a
+    later order took that place while this one was not reported yet; then the next free place, so that the friend's
+    first N purchases known are still paid, each once, and never more than N."""
+    taken = set(
+        Reward.objects.for_merchant(referral.merchant)
+        .filter(rule=rule, referral=referral, side=rule.side, purchase__gte=number)
+        .exclude(conversion=conversion)
+        .values_list("purchase", flat=True)
+    )
+    while number in taken:
+        number += 1
+    return number
 
 
 def _decide_purchase_rewards(*, conversion: Conversion, referral: Referral, rules: list[RewardRule]) -> list[Reward]:
@@ -286,6 +302,11 @@ def _decide_purchase_rewards(*, conversion: Conversion, referral: Referral, rule
             continue
         if rule.min_order_value is not None and kept < rule.min_order_value:
             continue
+        place = 1
+        if rule.trigger == Trigger.EACH_PURCHASE:
+            place = _purchase_slot(rule=rule, referral=referral, conversion=conversion, number=number)
+            if rule.max_purchases and place > rule.max_purchases:
+                continue
         try:
             participant = _participant_for(rule.side, referral)
         except ApplicationError as exc:  # the friend cannot join (program ended, erased...): the other side still pays
@@ -299,7 +320,7 @@ def _decide_purchase_rewards(*, conversion: Conversion, referral: Referral, rule
             referral=referral,
             conversion=conversion,
             order_amount=kept,
-            purchase=1 if rule.trigger == Trigger.FIRST_PURCHASE else number,
+            purchase=place,
         )
         if reward is not None:
             made.append(reward)
@@ -339,7 +360,19 @@ def successful_referrals(*, program: Program, referrer: Participant) -> int:
     """Friends who bought, were not rejected, whose order passed fraud scoring and was not refunded in full: what
     milestones count. A milestone reward still on hold when the count drops below it waits until it is reached again;
     once issued, it stays (rewards.services.issuing.reward_release)."""
-    approved = Work.objects.for_merchant(program.merchant).filter(
+    approved = milestone_orders(Work.objects.for_merchant(program.merchant))
+    return (
+        Referral.objects.for_merchant(program.merchant)
+        .filter(program=program, referrer=referrer, status=Referral.Status.CONVERTED)
+        .filter(Exists(approved))
+        .count()
+    )
+
+
+def milestone_orders(works):
+    """Of `works`, the orders of the referral (OuterRef "pk") that make it count towards milestones (shared with the
+    sweeper, which looks for milestones reached and not paid)."""
+    return works.filter(
         referral_id=OuterRef("pk"),
         conversion__isnull=False,
         conversion__status=Conversion.Status.ATTRIBUTED,  # not an order rejected since (a reviewer's later word)
@@ -348,12 +381,46 @@ def successful_referrals(*, program: Program, referrer: Participant) -> int:
         stage="done",
         decision="approve",
     )
-    return (
-        Referral.objects.for_merchant(program.merchant)
-        .filter(program=program, referrer=referrer, status=Referral.Status.CONVERTED)
-        .filter(Exists(approved))
-        .count()
-    )
+
+
+def _lock_referrer(referrer: Participant) -> None:
+    """Milestones count the referrer's friends whose decision is committed: two friends decided at once would each
+    count without the other (READ COMMITTED: the other's decision is not committed yet) and neither would reach the
+    milestone. So one referrer's friends are decided one after the other: the second waits here until the first
+    commits, and its count then sees it. Taken before the caps' (participant) and the budget's (program) locks,
+    in the order they take them, so no deadlock is added (points and payouts lock only the participant)."""
+    Participant.objects.for_merchant(referrer.merchant).select_for_update(no_key=True).filter(pk=referrer.pk).first()
+
+
+def milestones_check(*, merchant, program_id: int, referrer_id: int) -> int:
+    """Pay the milestones a referrer has reached and not been paid (the sweeper sends this when it finds one: a
+    milestone lost before one referrer's friends were decided one at a time). Returns how many rewards were made;
+    each milestone is paid once (unique per rule, participant and milestone). A rule for an A/B variant pays a
+    referrer who has a friend of that variant, as when it is decided with a friend's order."""
+    with transaction.atomic():
+        referrer = Participant.objects.for_merchant(merchant).filter(pk=referrer_id).first()
+        program = Program.objects.for_merchant(merchant).filter(pk=program_id).first()
+        if referrer is None or program is None:
+            return 0
+        _attach(merchant, referrer, program)
+        _lock_referrer(referrer)
+        rules = program_rules(program)
+        variants = set(
+            Referral.objects.for_merchant(merchant)
+            .filter(program=program, referrer=referrer, status=Referral.Status.CONVERTED, variant__isnull=False)
+            .values_list("variant_id", flat=True)
+        )
+        made = _decide_milestones(
+            program=program, referrer=referrer, variant_id=None, rules=[r for r in rules if r.variant_id is None]
+        )
+        for variant_id in sorted(variants):
+            made += _decide_milestones(
+                program=program,
+                referrer=referrer,
+                variant_id=variant_id,
+                rules=[r for r in rules if r.variant_id == variant_id],
+            )
+    return len(made)
 
 
 def _participant_for(side: str, referral: Referral) -> Participant | None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import datetime
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from rewards.models import Notification, Reward, Work
+from rewards.models import Kind, Notification, Reward, RewardRule, Side, Work
 from tracking.models import Conversion, Referral, Refund
 
 GRACE = datetime.timedelta(seconds=30)  # the normal path's message is probably still on its way
 HORIZON = datetime.timedelta(days=14)  # older than this, a person looks (the admin shows unprocessed orders)
 BATCH = 1000
+ITEM_KINDS = (Kind.POOL_COUPON, Kind.FREE_PRODUCT, Kind.CUSTOM)  # rewards with no amount
 
 
 def rewards_sweep(*, now: datetime.datetime | None = None, send=None) -> dict[str, int]:
@@ -84,6 +85,13 @@ def rewards_sweep(*, now: datetime.datetime | None = None, send=None) -> dict[st
         send("rewards.process_referral", merchant_id=merchant_id, referral_id=pk)
     counts["signups"] = len(signups)
 
+    # Milestones reached and not paid (lost before one referrer's friends were decided one at a time): referrers
+    # with a friend's order decided recently are checked again.
+    unpaid = list(_unpaid_milestones(now=now))
+    for merchant_id, program_id, referrer_id in unpaid:
+        send("rewards.check_milestones", merchant_id=merchant_id, program_id=program_id, referrer_id=referrer_id)
+    counts["milestones"] = len(unpaid)
+
     refund_work = Work.all_merchants.filter(refund_id=OuterRef("pk"))
     refunds = (
         Refund.all_merchants.filter(**window).filter(~Exists(refund_work)).values_list("merchant_id", "pk")[:BATCH]
@@ -111,3 +119,52 @@ def rewards_sweep(*, now: datetime.datetime | None = None, send=None) -> dict[st
         send("rewards.send_notification", merchant_id=merchant_id, notification_id=pk)
     counts["notifications"] = len(unsent)
     return counts
+
+
+def _unpaid_milestones(*, now: datetime.datetime):
+    """(merchant, program, referrer) of referrers with a friend's order decided in the sweep's window who have
+    reached a milestone that pays them now (active, valid now, for everyone or a variant of one of their friends,
+    worth something) and have no reward for it. One query; successful friends counted as milestones count them."""
+    from rewards.services.deciding import milestone_orders
+
+    rules = (
+        RewardRule.all_merchants.filter(
+            trigger=RewardRule.Trigger.MILESTONE, side=Side.REFERRER, active=True, milestone__isnull=False
+        )
+        .filter(Q(valid_from__isnull=True) | Q(valid_from__lte=now))
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=now))
+        .filter(Q(value__gt=0) | Q(kind__in=ITEM_KINDS))  # a zero amount is never made: not worth a resend a minute
+    )
+    converted = Referral.all_merchants.filter(status=Referral.Status.CONVERTED)
+    friend_of_variant = converted.filter(
+        program_id=OuterRef(OuterRef("program_id")),
+        referrer_id=OuterRef(OuterRef("referrer_id")),
+        variant_id=OuterRef("variant_id"),
+    )
+    paid = Reward.all_merchants.filter(
+        rule_id=OuterRef("pk"), participant_id=OuterRef(OuterRef("referrer_id")), milestone=OuterRef("milestone")
+    )
+    lowest_unpaid = (
+        rules.filter(program_id=OuterRef("program_id"))
+        .filter(Q(variant__isnull=True) | Exists(friend_of_variant))
+        .filter(~Exists(paid))
+        .order_by("milestone")
+        .values("milestone")[:1]
+    )
+    recent = Work.all_merchants.filter(
+        conversion__isnull=False,
+        refund__isnull=True,
+        stage=Work.Stage.DONE,
+        decision="approve",
+        updated_at__lt=now - GRACE,
+        updated_at__gte=now - HORIZON,
+    ).values("referral__referrer_id")
+    return (
+        converted.filter(program_id__in=rules.values("program_id"), referrer_id__in=recent)
+        .filter(Exists(milestone_orders(Work.all_merchants)))
+        .values("merchant_id", "program_id", "referrer_id")
+        .annotate(successful=Count("pk"))
+        .filter(successful__gte=Subquery(lowest_unpaid))  # in HAVING, once per referrer
+        .order_by()
+        .values_list("merchant_id", "program_id", "referrer_id")[:BATCH]
+    )
