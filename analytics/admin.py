@@ -17,6 +17,7 @@ from analytics import selectors
 from analytics.exports import CsvExportMixin
 from analytics.models import DailyStats
 from programs.models import Program, ProgramVariant
+from referral_saas.admin_money import MoneyColumnsMixin
 from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin
 
 VARIANT_ID = re.compile(r"[0-9]{1,18}")
@@ -33,7 +34,14 @@ DAILY_CSV = [
 
 
 @admin.register(DailyStats, site=merchant_admin)
-class DailyStatsAdmin(CsvExportMixin, TenantModelAdmin):
+class DailyStatsAdmin(MoneyColumnsMixin, CsvExportMixin, TenantModelAdmin):
+    money_columns = {
+        name: "program.currency"
+        for name in (
+            "referred_revenue_gross", "referred_refunds", "referred_revenue", "cohort_revenue", "cost_pending",
+            "cost_approved", "cost_issued", "cost_redeemed", "cost_rejected", "cost_voided", "cost_clawed_back",
+        )
+    }  # fmt: skip
     list_display = [
         "day", "program", "variant", "clicks", "signups", "attributed_orders", "referred_new_customers",
         "referred_revenue", "rewards_cost_display", "dashboard_link",

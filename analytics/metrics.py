@@ -65,11 +65,17 @@ def ratio(numerator, denominator) -> float | None:
     return float(numerator) / float(denominator)
 
 
-def money_ratio(numerator: Decimal, denominator) -> Decimal | None:
-    """Money divided by a count or by money, rounded half-up to the cent."""
+def money_ratio(numerator: Decimal, denominator, currency: str | None = None) -> Decimal | None:
+    """Money divided by a count or by money, rounded half-up once: to the currency's minor unit when it is given
+    (1.235 KWD, 1,235 JPY), else to the cent."""
     if not denominator:
         return None
-    return (Decimal(numerator) / Decimal(denominator)).quantize(CENT, rounding=ROUND_HALF_UP)
+    value = Decimal(numerator) / Decimal(denominator)
+    if currency:
+        from referral_saas.money import quantize
+
+        return quantize(value, currency)
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def change(current, previous) -> float | None:

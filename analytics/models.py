@@ -13,11 +13,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from programs.models import Participant, Program, ProgramVariant
+from referral_saas.money import MoneyField
 from referral_saas.tenancy.models import TenantModel
 
 
 def _money(label):
-    return models.DecimalField(label, max_digits=14, decimal_places=2, default=0)
+    return MoneyField(label, default=0)
 
 
 class DailyStats(TenantModel):

@@ -655,7 +655,7 @@ def _ab_results(
                 cost=cost,
                 share_rate=metrics.ratio(row.get("shared") or 0, participants),
                 conversion_rate=metrics.ratio(new_customers, clicks),
-                cpa=metrics.money_ratio(cost, new_customers),
+                cpa=metrics.money_ratio(cost, new_customers, program.currency),
                 currency=program.currency,
                 links=_variant_links(replace(links, variant=variant)),
             )
@@ -975,8 +975,8 @@ def default_baseline(*, merchant, starts_on: datetime.date, days: int) -> Period
 def _before_after(base: dict, now: dict, currency: str, *, before: Links, after: Links) -> list[dict]:
     """The shop's numbers in the baseline against the period. Orders and sales link to the shop's orders (new
     customers are people, first seen in a period, which no list shows; an average has no list of its own)."""
-    aov_base = metrics.money_ratio(base["revenue"], base["orders"])
-    aov_now = metrics.money_ratio(now["revenue"], now["orders"])
+    aov_base = metrics.money_ratio(base["revenue"], base["orders"], currency)
+    aov_now = metrics.money_ratio(now["revenue"], now["orders"], currency)
     orders_before, orders_after = before.shop_orders(), after.shop_orders()
     return [
         {
@@ -1022,24 +1022,26 @@ def _program_cards(
         return format_money(value, currency)
 
     def aov_other(s):
-        return metrics.money_ratio(s["revenue"] - s["attributed_revenue"], s["orders"] - s["attributed_orders"])
+        return metrics.money_ratio(
+            s["revenue"] - s["attributed_revenue"], s["orders"] - s["attributed_orders"], currency
+        )
 
     def ltv(revenue, customers):
-        return metrics.money_ratio(revenue, customers)
+        return metrics.money_ratio(revenue, customers, currency)
 
     referral_share = metrics.ratio(now["referred_revenue"], shop["revenue"])
     roi = metrics.ratio(now["referred_revenue"] - now["rewards_cost"], now["rewards_cost"])
     roi_before = metrics.ratio(before["referred_revenue"] - before["rewards_cost"], before["rewards_cost"])
-    cpa = metrics.money_ratio(now["rewards_cost"], now["referred_new_customers"])
-    cpa_before = metrics.money_ratio(before["rewards_cost"], before["referred_new_customers"])
+    cpa = metrics.money_ratio(now["rewards_cost"], now["referred_new_customers"], currency)
+    cpa_before = metrics.money_ratio(before["rewards_cost"], before["referred_new_customers"], currency)
     conversion = metrics.ratio(now["attributed_orders"], now["clicks"])
     conversion_before = metrics.ratio(before["attributed_orders"], before["clicks"])
     click_through = metrics.ratio(now["clicks"], ever["first_shares"])
     click_through_before = metrics.ratio(before["clicks"], ever_before["first_shares"])
     participation = metrics.ratio(ever["participants_joined"], shop_ever["new_customers"])
     participation_before = metrics.ratio(ever_before["participants_joined"], shop_ever_before["new_customers"])
-    aov_ref = metrics.money_ratio(now["referred_revenue"], now["attributed_orders"])
-    aov_ref_before = metrics.money_ratio(before["referred_revenue"], before["attributed_orders"])
+    aov_ref = metrics.money_ratio(now["referred_revenue"], now["attributed_orders"], currency)
+    aov_ref_before = metrics.money_ratio(before["referred_revenue"], before["attributed_orders"], currency)
     ltv_ref = ltv(now["cohort_revenue"], now["cohort_customers"])
     ltv_other = ltv(shop["other_cohort_revenue"], shop["other_cohort_customers"])
     repeat_ref = metrics.ratio(now["cohort_repeaters"], now["cohort_customers"])

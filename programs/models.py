@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from referral_saas.money import validate_currency
+from referral_saas.money import MoneyField, validate_currency
 from referral_saas.tenancy.models import LANGUAGE_CHOICES, TenantModel
 
 
@@ -64,10 +64,8 @@ class Program(TenantModel):
         _("who is a good fit to refer"), blank=True, help_text=_("Shown on the referral form, e.g. 'friends who bake'")
     )
     goal_customers = models.PositiveIntegerField(_("goal: referred customers"), null=True, blank=True)
-    goal_revenue = models.DecimalField(
-        _("goal: referred revenue"), max_digits=14, decimal_places=2, null=True, blank=True
-    )
-    budget = models.DecimalField(_("budget"), max_digits=14, decimal_places=2, null=True, blank=True)
+    goal_revenue = MoneyField(_("goal: referred revenue"), null=True, blank=True)
+    budget = MoneyField(_("budget"), null=True, blank=True)
     leaderboard_enabled = models.BooleanField(_("show a leaderboard in the portal"), default=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

@@ -11,9 +11,17 @@ from rest_framework import serializers
 from referral_saas.money import MAX_AMOUNT, currency_decimals, is_currency, quantize
 
 
-@extend_schema_field({"type": "string", "pattern": r"^\d{1,10}(\.\d{1,2})?$", "example": "129.90"})
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^\d{1,10}(\.\d{1,3})?$",
+        "example": "129.90",
+        "description": 'With at most the currency\'s decimals: "129.90" PLN, "1500" JPY, "12.345" KWD.',
+    }
+)
 class AmountField(serializers.Field):
-    """A positive amount up to 10^9 given as a string ("129.90"); integers are accepted, floats are not."""
+    """A positive amount up to 10^9 given as a string ("129.90"); integers are accepted, floats are not. How many
+    decimals it may have depends on its currency (`check_amount_precision`)."""
 
     default_error_messages = {
         "invalid": 'Give the amount as a string of digits, e.g. "129.90".',
@@ -40,7 +48,7 @@ class AmountField(serializers.Field):
         return value
 
     def to_representation(self, value) -> str:
-        return f"{value:.2f}" if value is not None else None
+        return str(value) if value is not None else None
 
 
 @extend_schema_field(

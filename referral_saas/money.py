@@ -4,16 +4,39 @@ from __future__ import annotations
 
 import datetime
 import functools
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from babel.core import get_global
 from babel.numbers import get_currency_precision
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-# Amounts are stored as DecimalField(max_digits=14, decimal_places=2).
-STORED_DECIMAL_PLACES = 2
+# Amounts are stored as DecimalField(max_digits=15, decimal_places=3): twelve digits before the point, and the three
+# decimals of the dinars (KWD, BHD, OMR, JOD, TND, LYD); each amount still has only its own currency's decimals.
+STORED_DECIMAL_PLACES = 3
 MAX_AMOUNT = Decimal("1000000000")  # 10^9: anything larger is a bug or an attack, not an order
+CENTS = Decimal("0.01")
+
+
+class MoneyField(models.DecimalField):
+    """A stored amount: numeric(15, 3), the third decimal for the currencies that have one (KWD, BHD, ...).
+
+    Read back with two decimals unless it needs the third ("129.90", not "129.900"; "12.345" stays): the same
+    value, written as amounts were before a third decimal was stored, so whatever prints an amount without its
+    currency (an admin form, a CSV export, a log line) reads as it did. Amounts shown with their currency are rounded
+    to its own decimals anyway (format_money, MoneyOutputField: "1.250" KWD, "1500" JPY)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_digits", 15)
+        kwargs.setdefault("decimal_places", STORED_DECIMAL_PLACES)
+        super().__init__(*args, **kwargs)
+
+    def from_db_value(self, value, expression, connection):
+        if value is None:
+            return None
+        cents = value.quantize(CENTS)
+        return cents if cents == value else value
 
 
 @functools.cache
@@ -38,7 +61,7 @@ def is_currency(code: str) -> bool:
 
 
 def currency_decimals(code: str) -> int:
-    """How many decimals an amount in this currency may have (JPY 0, PLN 2), capped at what we store."""
+    """How many decimals an amount in this currency may have (JPY 0, PLN 2, KWD 3), capped at what we store."""
     return min(get_currency_precision(code), STORED_DECIMAL_PLACES)
 
 
@@ -60,6 +83,15 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
     from decimal import ROUND_HALF_UP
 
     return amount.quantize(Decimal(1).scaleb(-currency_decimals(currency)), rounding=ROUND_HALF_UP)
+
+
+def convert(amount: Decimal, rate: Decimal, currency: str) -> Decimal:
+    """`amount` at `rate` (units of `currency` for one unit of the amount's currency), rounded half-up to the
+    currency's minor unit. Monotonic: a part of an amount never converts to more than the whole. The product is
+    exact (as PostgreSQL's numeric one is, which converts refunds the same way), then rounded once."""
+    with localcontext() as context:
+        context.prec = 64
+        return quantize(amount * rate, currency)
 
 
 @functools.lru_cache(maxsize=16)

@@ -30,6 +30,7 @@ from django.utils.translation import gettext_lazy as _
 from analytics.exports import CsvExportMixin, stream_csv
 from programs.admin import VariantFilter
 from programs.models import Participant, Program
+from referral_saas.admin_money import MoneyColumnsMixin
 from referral_saas.api import is_id
 from referral_saas.errors import ApplicationError
 from referral_saas.money import currency_decimals, fits_currency, format_amount, format_money
@@ -306,8 +307,9 @@ class RewardEventInline(ReadOnlyTenantInline):
     verbose_name_plural = _("audit trail")
 
 
-class RewardAdjustmentInline(ReadOnlyTenantInline):
+class RewardAdjustmentInline(MoneyColumnsMixin, ReadOnlyTenantInline):
     model = RewardAdjustment
+    money_columns = {"old_value": "reward.currency", "new_value": "reward.currency", "clawback": "reward.currency"}
     fields = ["created_at", "refund", "action", "old_value", "new_value", "clawback"]
     readonly_fields = fields
     verbose_name = _("refund adjustment")
@@ -335,8 +337,10 @@ class RewardVariantFilter(VariantFilter):
 
 
 @admin.register(Reward, site=merchant_admin)
-class RewardAdmin(CsvExportMixin, TenantModelAdmin):
+class RewardAdmin(MoneyColumnsMixin, CsvExportMixin, TenantModelAdmin):
     """Looked at, filtered, exported; moved only by the actions, which call the rewards services."""
+
+    money_columns = {"original_value": "currency"}
 
     list_display = [
         "participant_label", "value_label", "kind", "side", "status", "hold_until", "attention", "program", "order_id",
@@ -744,7 +748,7 @@ class CatalogItemAdmin(MerchantFormMixin, TenantModelAdmin):
 
 class PayoutForm(forms.Form):
     program = forms.ModelChoiceField(label=_("program"), queryset=Program.all_merchants.none(), empty_label=None)
-    amount = forms.DecimalField(label=_("amount paid"), max_digits=14, decimal_places=2)
+    amount = forms.DecimalField(label=_("amount paid"), max_digits=15, decimal_places=3)
     note = forms.CharField(
         label=_("note"), max_length=300, required=False, help_text=_("e.g. the bank transfer's reference")
     )

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from programs.models import Participant, Program, ProgramVariant
-from referral_saas.money import format_money
+from referral_saas.money import MoneyField, format_money
 from referral_saas.tenancy.models import TenantModel
 from tracking.models import Conversion, Referral, Refund
 
@@ -99,19 +99,13 @@ class RewardRule(TenantModel):
     )
     kind = models.CharField(_("reward"), max_length=16, choices=Kind.choices)
     value_type = models.CharField(_("value is"), max_length=16, choices=ValueType.choices, default=ValueType.FIXED)
-    value = models.DecimalField(
+    value = MoneyField(
         _("value"),
-        max_digits=14,
-        decimal_places=2,
         default=0,
         help_text=_("An amount, a percent off, points, or the percentage of the order (see 'value is')."),
     )
-    max_value = models.DecimalField(
-        _("at most"), max_digits=14, decimal_places=2, null=True, blank=True, help_text=_("Cap for a percentage.")
-    )
-    min_order_value = models.DecimalField(
-        _("minimum order value"), max_digits=14, decimal_places=2, null=True, blank=True
-    )
+    max_value = MoneyField(_("at most"), null=True, blank=True, help_text=_("Cap for a percentage."))
+    min_order_value = MoneyField(_("minimum order value"), null=True, blank=True)
     description = models.CharField(
         _("description"), max_length=300, blank=True, help_text=_("The product or experience, shown to the customer.")
     )
@@ -196,14 +190,14 @@ class Reward(TenantModel):
     kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
     unit = models.CharField(max_length=8, choices=Unit.choices)
     # The rule's terms when the reward was made: a refund pro-rates by these even if the rule is edited later.
-    percent_of_order = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True, editable=False)
-    max_value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True, editable=False)
-    min_order_value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True, editable=False)
-    value = models.DecimalField(_("value"), max_digits=14, decimal_places=2)
-    original_value = models.DecimalField(max_digits=14, decimal_places=2, editable=False)
+    percent_of_order = MoneyField(null=True, blank=True, editable=False)
+    max_value = MoneyField(null=True, blank=True, editable=False)
+    min_order_value = MoneyField(null=True, blank=True, editable=False)
+    value = MoneyField(_("value"))
+    original_value = MoneyField(editable=False)
     # A used coupon keeps its value as used; what refunds took back from it afterwards (the customer owes it) is
     # counted here, so the cost and the budget see only what was kept.
-    taken_back = models.DecimalField(_("taken back"), max_digits=14, decimal_places=2, default=0, editable=False)
+    taken_back = MoneyField(_("taken back"), default=0, editable=False)
     currency = models.CharField(_("currency"), max_length=3)
     description = models.CharField(_("description"), max_length=300, blank=True)
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PENDING)
@@ -310,11 +304,9 @@ class RewardAdjustment(TenantModel):
 
     reward = models.ForeignKey(Reward, on_delete=models.CASCADE, related_name="adjustments")
     refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="+")
-    old_value = models.DecimalField(max_digits=14, decimal_places=2)
-    new_value = models.DecimalField(max_digits=14, decimal_places=2)
-    clawback = models.DecimalField(
-        max_digits=14, decimal_places=2, default=0, help_text=_("Amount or points the customer owes back.")
-    )
+    old_value = MoneyField()
+    new_value = MoneyField()
+    clawback = MoneyField(default=0, help_text=_("Amount or points the customer owes back."))
     action = models.CharField(max_length=20)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -368,9 +360,7 @@ class CatalogItem(TenantModel):
         choices=[(k, label) for k, label in Kind.choices if k not in (Kind.POINTS, Kind.CASH)],
         default=Kind.AMOUNT_COUPON,
     )
-    value = models.DecimalField(
-        _("value"), max_digits=14, decimal_places=2, default=0, help_text=_("Amount or percent off, for coupons.")
-    )
+    value = MoneyField(_("value"), default=0, help_text=_("Amount or percent off, for coupons."))
     pool = models.ForeignKey(CouponPool, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     coupon_valid_days = models.PositiveSmallIntegerField(_("coupon valid for (days)"), null=True, blank=True)
     active = models.BooleanField(_("active"), default=True)
@@ -415,7 +405,9 @@ class LedgerEntry(TenantModel):
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="ledger")
     account = models.CharField(max_length=8, choices=Account.choices)
     kind = models.CharField(max_length=12, choices=Kind.choices)
-    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    amount = MoneyField(
+        _("amount"),
+    )
     currency = models.CharField(max_length=3, blank=True, help_text=_("Empty for points."))
     reward = models.ForeignKey(Reward, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger")
     refund = models.ForeignKey(Refund, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -1,19 +1,26 @@
-"""Merchant admin: codes (vanity, disable), clicks, referrals, conversions and refunds."""
+"""Merchant admin: codes (vanity, disable), clicks, referrals, conversions, refunds and exchange rates."""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Exists, OuterRef
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from analytics.exports import CsvExportMixin
 from analytics.services.rollup import GOOD_REWARD_STATUSES
+from referral_saas.admin_money import MoneyColumnsMixin
 from referral_saas.errors import ApplicationError
+from referral_saas.money import active_currencies, format_money
 from referral_saas.tenancy.admin_site import ReadOnlyTenantAdmin, TenantModelAdmin, merchant_admin, ops_admin
-from tracking import services
-from tracking.models import Click, CodeRoute, Conversion, Referral, ReferralCode, Refund
+from tracking import exchange_rates, services
+from tracking.models import Click, CodeRoute, Conversion, ExchangeRate, Referral, ReferralCode, Refund
 
 
 class ReferralCodeForm(forms.ModelForm):
@@ -117,9 +124,17 @@ class RewardedFilter(admin.SimpleListFilter):
 
 
 @admin.register(Conversion, site=merchant_admin)
-class ConversionAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
+class ConversionAdmin(MoneyColumnsMixin, CsvExportMixin, ReadOnlyTenantAdmin):
+    money_columns = {
+        "amount": "currency",
+        "refunded_amount": "currency",
+        "program_amount": "program_currency",
+        "program_refunded_amount": "program_currency",
+        "exchange_rate": None,
+    }
     csv_columns = [
-        "order_id", "amount", "currency", "refunded_amount", "status", "rejection_reason", ("Program", "program.slug"),
+        "order_id", "amount", "currency", "refunded_amount", "program_amount", "program_currency",
+        "program_refunded_amount", "exchange_rate", "status", "rejection_reason", ("Program", "program.slug"),
         ("Referral id", "referral_id"), ("Referrer", "referral.referrer.email"), "customer_external_id",
         "customer_email", "is_new_customer", "code_given", "livemode", "occurred_at", "created_at",
     ]  # fmt: skip
@@ -127,6 +142,7 @@ class ConversionAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
         "order_id",
         "amount",
         "currency",
+        "in_program_currency",
         "status",
         "rejection_reason",
         "program",
@@ -141,13 +157,182 @@ class ConversionAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
     search_fields = ["order_id", "customer_email", "customer_external_id", "code_given"]
     date_hierarchy = "occurred_at"
 
+    @admin.display(description=_("in the program's currency"), ordering="program_amount")
+    def in_program_currency(self, obj):
+        """Shown only for an order converted from another currency (else it is the amount)."""
+        if obj.exchange_rate is None or obj.program_amount is None:
+            return "—"
+        return format_money(obj.program_amount, obj.program_currency)
+
 
 @admin.register(Refund, site=merchant_admin)
-class RefundAdmin(ReadOnlyTenantAdmin):
+class RefundAdmin(MoneyColumnsMixin, ReadOnlyTenantAdmin):
+    money_columns = {"amount": "currency"}
     list_display = ["refund_id", "conversion", "amount", "currency", "created_at"]
     search_fields = ["refund_id", "conversion__order_id"]
     list_filter = ["currency"]
 
 
-for model in (ReferralCode, Click, Referral, Conversion, Refund, CodeRoute):
+for model in (ReferralCode, Click, Referral, Conversion, Refund, CodeRoute, ExchangeRate):
     ops_admin.register(model, list_display=["__str__"])
+
+
+# --- exchange rates -----------------------------------------------------------------------------------------------
+
+
+def _currency_choices():
+    return [(c, c) for c in sorted(active_currencies())]
+
+
+class ExchangeRateForm(forms.ModelForm):
+    base_currency = forms.ChoiceField(
+        label=_("order currency"), choices=_currency_choices, help_text=_("The currency orders come in.")
+    )
+    quote_currency = forms.ChoiceField(
+        label=_("program currency"), choices=_currency_choices, help_text=_("The currency the program pays in.")
+    )
+
+    merchant = None  # set by the admin: the form checks one rate per pair and day within the merchant
+
+    class Meta:
+        model = ExchangeRate
+        fields = ["base_currency", "quote_currency", "rate", "valid_from"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and "rate" in self.initial:
+            self.initial["rate"] = f"{self.instance.rate.normalize():f}"  # 4.2875, not 4.2875000000
+
+    def clean(self):
+        data = super().clean()
+        if any(field in self.errors for field in self.Meta.fields):
+            return data
+        problems = exchange_rates.exchange_rate_errors(
+            base_currency=data["base_currency"],
+            quote_currency=data["quote_currency"],
+            rate=data["rate"],
+            valid_from=data["valid_from"],
+        )
+        for field, messages in problems.items():
+            for message in messages:
+                self.add_error(field, message)
+        return data
+
+    def validate_unique(self):
+        data = self.cleaned_data
+        if self.merchant is not None and not self.errors:
+            taken = (
+                ExchangeRate.objects.for_merchant(self.merchant)
+                .filter(
+                    base_currency=data["base_currency"],
+                    quote_currency=data["quote_currency"],
+                    valid_from=data["valid_from"],
+                )
+                .exclude(pk=self.instance.pk)
+                .exists()
+            )
+            if taken:
+                self.add_error("valid_from", _("There is a rate for these currencies from this day already: edit it."))
+        super().validate_unique()
+
+
+class ExchangeRateImportForm(forms.Form):
+    file = forms.FileField(
+        label=_("CSV file"),
+        help_text=_(
+            "A first line naming the columns currency, rate and valid_from (YYYY-MM-DD), e.g. EUR,4.2875,2026-01-01;"
+            " optionally quote_currency. A rate already there for the same currencies and day is replaced."
+        ),
+    )
+    quote_currency = forms.ChoiceField(
+        label=_("program currency"),
+        choices=_currency_choices,
+        help_text=_("What the rates convert into, unless the file has a quote_currency column."),
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_RATES_UPLOAD_BYTES:
+            raise forms.ValidationError(_("The file is too large (at most 2 MB)."))
+        return upload
+
+
+MAX_RATES_UPLOAD_BYTES = 2 * 1024 * 1024
+
+
+@admin.register(ExchangeRate, site=merchant_admin)
+class ExchangeRateAdmin(MoneyColumnsMixin, TenantModelAdmin):
+    money_columns = {"rate": None}
+    form = ExchangeRateForm
+    list_display = ["base_currency", "quote_currency", "rate", "valid_from", "updated_at"]
+    list_filter = ["base_currency", "quote_currency"]
+    date_hierarchy = "valid_from"
+    change_list_template = "admin/tracking/exchangerate/change_list.html"
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.merchant = request.merchant
+        return form
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("quote_currency", request.merchant.default_currency)
+        initial.setdefault("valid_from", timezone.localdate())
+        return initial
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_at = timezone.now()
+        super().save_model(request, obj, form, change)
+
+    def get_urls(self):
+        custom = [
+            path("import/", self.admin_site.admin_view(self.import_view), name="tracking_exchangerate_import"),
+        ]
+        return custom + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "import_url": reverse(f"{self.admin_site.name}:tracking_exchangerate_import")
+            if self.has_add_permission(request)
+            else None,
+        }
+        return super().changelist_view(request, extra_context)
+
+    def import_view(self, request):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        initial = {"quote_currency": request.merchant.default_currency}
+        bound = request.method == "POST"
+        form = ExchangeRateImportForm(request.POST, request.FILES) if bound else ExchangeRateImportForm(initial=initial)
+        if bound and form.is_valid():
+            try:
+                result = services.exchange_rates_import(
+                    merchant=request.merchant,
+                    data=form.cleaned_data["file"].read(),
+                    quote_currency=form.cleaned_data["quote_currency"],
+                )
+            except ApplicationError as exc:
+                for message in exc.fields.get("file") or [exc.message]:
+                    form.add_error("file", message)
+            else:
+                self.message_user(
+                    request,
+                    gettext("Imported: %(created)s, %(updated)s, %(unchanged)s.")
+                    % {
+                        "created": ngettext("%(n)d new rate", "%(n)d new rates", result.created)
+                        % {"n": result.created},
+                        "updated": ngettext("%(n)d rate changed", "%(n)d rates changed", result.updated)
+                        % {"n": result.updated},
+                        "unchanged": ngettext("%(n)d already there", "%(n)d already there", result.unchanged)
+                        % {"n": result.unchanged},
+                    },
+                )
+                return redirect(reverse(f"{self.admin_site.name}:tracking_exchangerate_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": gettext("Import exchange rates"),
+            "opts": self.opts,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/tracking/exchangerate/import.html", context)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import django_filters
 from django.utils import timezone
@@ -18,6 +19,7 @@ from referral_saas.api import TenantAPIView, filter_parameters, page_example, pa
 from referral_saas.errors import NotFound
 from referral_saas.fields import AmountField, CurrencyField, KeyField, MoneyOutputField, check_amount_precision
 from referral_saas.filters import UtcIsoDateTimeFilter
+from referral_saas.money import quantize
 from rewards.selectors import rewards_for_conversions
 from rewards.serializers import REWARD_EXAMPLE, RewardOutput
 from tracking import selectors, services
@@ -239,12 +241,32 @@ class ConversionOutput(serializers.Serializer):
 
     id = serializers.IntegerField()
     order_id = serializers.CharField()
-    amount = MoneyOutputField()
+    amount = MoneyOutputField(help_text="As the shop reported it, in `currency`.")
     currency = serializers.CharField()
-    refunded_amount = MoneyOutputField()
+    refunded_amount = MoneyOutputField(help_text="Refunded so far, in `currency`.")
+    program_amount = MoneyOutputField(
+        currency_of=lambda conversion: conversion.program_currency or None,
+        allow_null=True,
+        help_text="The order in the program's currency (`program_currency`): what rewards and the program's stats "
+        "count. The same as `amount` for an order in the program's currency; converted at `exchange_rate` for one in "
+        "another currency. null when the order is not linked to a program.",
+    )
+    program_currency = serializers.SerializerMethodField()
+    program_refunded_amount = serializers.SerializerMethodField()
+    exchange_rate = serializers.SerializerMethodField()
     status = serializers.CharField()
     attributed = serializers.BooleanField()
-    rejection_reason = serializers.CharField(allow_blank=True)
+    rejection_reason = serializers.CharField(allow_blank=True, help_text="The same as `attribution_reason`.")
+    attribution_reason = serializers.ChoiceField(
+        source="rejection_reason",
+        choices=Referral.Reason.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="Why the order is not attributed; empty when it is. `currency_mismatch`: the order is in another "
+        "currency than the program and the merchant has no exchange rate for it on the order's day (the order is "
+        "stored, and is attributed to no one); `program_inactive`, `outside_window`: the referral did not count then; "
+        "`self_referral`, `blocked_referrer`, `existing_customer`, `fraud`, `manual`: referred, but rejected.",
+    )
     program = serializers.CharField(source="program.slug", allow_null=True, default=None)
     referral = ReferralSummary(allow_null=True)
     is_new_customer = serializers.BooleanField()
@@ -256,6 +278,29 @@ class ConversionOutput(serializers.Serializer):
 
     def get_customer(self, conversion) -> dict:
         return {"external_id": conversion.customer_external_id, "email": conversion.customer_email}
+
+    @extend_schema_field(
+        {"type": "string", "nullable": True, "example": "PLN", "description": "The program's currency; null "
+         "when the order is not linked to a program."}
+    )  # fmt: skip
+    def get_program_currency(self, conversion) -> str | None:
+        return None if conversion.program_amount is None else conversion.program_currency
+
+    @extend_schema_field(
+        {"type": "string", "nullable": True, "example": "0.00", "description": "Refunded so far, in the program's "
+         "currency: refunds convert at the order's own rate, so they never take back more than `program_amount`."}
+    )  # fmt: skip
+    def get_program_refunded_amount(self, conversion) -> str | None:
+        if conversion.program_amount is None:
+            return None
+        return str(quantize(Decimal(conversion.program_refunded_amount), conversion.program_currency))
+
+    @extend_schema_field(
+        {"type": "string", "nullable": True, "example": "4.2875", "description": "The merchant's rate the order "
+         "was converted at (program currency units for one unit of `currency`); null when no conversion was needed."}
+    )  # fmt: skip
+    def get_exchange_rate(self, conversion) -> str | None:
+        return None if conversion.exchange_rate is None else f"{conversion.exchange_rate.normalize():f}"
 
     @extend_schema_field(FraudSummaryOutput(allow_null=True, help_text="null until the order is scored."))
     def get_fraud(self, conversion) -> dict | None:
@@ -286,9 +331,14 @@ CONVERSION_EXAMPLE = {
     "amount": "129.90",
     "currency": "PLN",
     "refunded_amount": "0.00",
+    "program_amount": "129.90",
+    "program_currency": "PLN",
+    "program_refunded_amount": "0.00",
+    "exchange_rate": None,
     "status": "attributed",
     "attributed": True,
     "rejection_reason": "",
+    "attribution_reason": "",
     "program": "friends",
     "referral": {"id": 7, "status": "converted", "referrer": {"id": 42, "external_id": "c-42"}, "code": "ANNA-7K3Q"},
     "is_new_customer": True,

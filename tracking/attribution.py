@@ -5,7 +5,8 @@ id or normalised email). Only while the program is live, inside its attribution 
 sign-up), by its model (first touch keeps the first referrer; last touch lets a newer link or code take over a
 friend who has not bought yet), and only for new customers when the program says so. A self-referral is never
 attributed, and the reason is kept. Every order is stored, attributed or not: unattributed orders are the baseline
-of the "referred vs not referred" numbers.
+of the "referred vs not referred" numbers. An order in another currency than its program is converted at the
+merchant's exchange rate in force that day; without one it stays unattributed (reason currency_mismatch).
 
 Repeated orders are one conversion (unique merchant + order id); concurrent ones race on that constraint.
 """
@@ -27,7 +28,9 @@ from programs.models import Participant, Program
 from referral_saas import prepared
 from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import Unprocessable
+from referral_saas.money import MAX_AMOUNT, convert
 from tracking.clicks import click_ingest_early, hash_ip, pending_click
+from tracking.exchange_rates import exchange_rate_for
 from tracking.models import Click, Conversion, Referral, ReferralCode
 from tracking.selectors import attribution_facts, code_lookup
 
@@ -332,13 +335,6 @@ def conversion_record(
             return _stored(scope, livemode, order_id), False
         if refused is not None:
             raise refused
-        if explicit and explicit.code.program.currency != currency:
-            raise Unprocessable(
-                _("This order is in %(given)s but the program pays in %(program)s.")
-                % {"given": currency, "program": explicit.code.program.currency},
-                code="currency_mismatch",
-                fields={"currency": [_("Must be %(c)s for this program.") % {"c": explicit.code.program.currency}]},
-            )
         try:
             return _record(scope=scope, order=order, explicit=explicit, facts=facts), True
         except IntegrityError:
@@ -360,9 +356,11 @@ def _record(*, scope, order: OrderFacts, explicit: Touch | None, facts) -> Conve
     decision = _decide(
         explicit=explicit, existing=existing, customer=order.customer, occurred_at=order.occurred_at, is_new=is_new
     )
-    if decision.touch and decision.touch.code.program.currency != order.currency:
-        # The customer's earlier referral is in a program of another currency: the order is not its to pay.
+    in_program = _in_program_currency(order, decision.touch.code.program) if decision.touch else None
+    if decision.touch and in_program is None:
+        # In another currency than the program, and the merchant has no rate for it: stored, not attributed.
         decision = Decision(Conversion.Status.UNATTRIBUTED, Reason.CURRENCY_MISMATCH)
+    program_amount, exchange_rate = in_program or (None, None)
     referral = None
     if decision.touch and decision.status != Conversion.Status.UNATTRIBUTED:
         referral_status = (
@@ -387,6 +385,9 @@ def _record(*, scope, order: OrderFacts, explicit: Touch | None, facts) -> Conve
             order_id=order.order_id,
             amount=order.amount,
             currency=order.currency,
+            program_amount=program_amount,
+            program_currency=decision.touch.code.program.currency if program_amount is not None else "",
+            exchange_rate=exchange_rate,
             customer_external_id=order.customer.external_id,
             customer_email=order.customer.email,
             customer_email_normalized=order.customer.email_normalized,
@@ -411,6 +412,23 @@ def _record(*, scope, order: OrderFacts, explicit: Touch | None, facts) -> Conve
     ):  # fraud scoring and rewards, by a worker (an order of a friend rejected as fraud is scored for review too)
         enqueue_on_commit("rewards.process_conversion", merchant_id=order.merchant.pk, conversion_id=conversion.pk)
     return conversion
+
+
+def _in_program_currency(order: OrderFacts, program: Program) -> tuple[Decimal, Decimal | None] | None:
+    """(the order's amount in the program's currency, the rate used or None), or None when it cannot be converted:
+    the merchant has no rate from the order's currency to the program's in force that day, or the converted amount
+    is beyond what an order may be."""
+    if order.currency == program.currency:
+        return order.amount, None
+    rate = exchange_rate_for(
+        merchant=order.merchant, base_currency=order.currency, quote_currency=program.currency, at=order.occurred_at
+    )
+    if rate is None:
+        return None
+    converted = convert(order.amount, rate, program.currency)
+    if converted > MAX_AMOUNT:
+        return None
+    return converted, rate
 
 
 def referral_record_signup(

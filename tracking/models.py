@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.db import models
 from django.db.models import Q
@@ -10,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from programs.models import Participant, Program, ProgramVariant
-from referral_saas.money import format_money
+from referral_saas.money import MoneyField, format_money, validate_currency
 from referral_saas.tenancy.models import Merchant, TenantModel
 
 
@@ -113,7 +114,7 @@ class Referral(TenantModel):
         MANUAL = "manual", _("Rejected by the merchant")
         PROGRAM_INACTIVE = "program_inactive", _("The program was not running")
         OUTSIDE_WINDOW = "outside_window", _("Outside the attribution window")
-        CURRENCY_MISMATCH = "currency_mismatch", _("The order is in another currency than the program")
+        CURRENCY_MISMATCH = "currency_mismatch", _("In another currency than the program, without an exchange rate")
 
     livemode = models.BooleanField(default=True)
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="referrals")
@@ -166,7 +167,14 @@ class Referral(TenantModel):
 
 
 class Conversion(TenantModel):
-    """An order the shop reported, attributed or not (unattributed orders are the analytics baseline)."""
+    """An order the shop reported, attributed or not (unattributed orders are the analytics baseline).
+
+    `amount`, `currency` and `refunded_amount` are the order as the shop reported it. `program_amount` and
+    `program_refunded_amount` are the same in the program's currency (`program_currency`): what rewards and the
+    program's stats count. An order in another currency is converted at the merchant's exchange rate in force when it
+    was placed (`exchange_rate`, kept so that its refunds convert at the same rate); without a rate it is not
+    attributed (reason currency_mismatch) and has no program amount.
+    """
 
     class Status(models.TextChoices):
         ATTRIBUTED = "attributed", _("Attributed")
@@ -175,9 +183,26 @@ class Conversion(TenantModel):
 
     livemode = models.BooleanField(default=True)
     order_id = models.CharField(_("order id"), max_length=128)
-    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    amount = MoneyField(_("amount"), )
     currency = models.CharField(_("currency"), max_length=3)
-    refunded_amount = models.DecimalField(_("refunded"), max_digits=14, decimal_places=2, default=0)
+    refunded_amount = MoneyField(_("refunded"), default=0)
+    program_amount = MoneyField(
+        _("amount in the program's currency"), null=True, blank=True
+    )
+    program_currency = models.CharField(_("program currency"), max_length=3, blank=True, default="", db_default="")
+    program_refunded_amount = MoneyField(
+        _("refunded in the program's currency"), default=0, db_default=0
+    )
+    exchange_rate = models.DecimalField(
+        _("exchange rate"),
+        max_digits=20,
+        decimal_places=10,
+        null=True,
+        blank=True,
+        help_text=_(
+            "Units of the program's currency for one unit of the order's; empty when no conversion was needed."
+        ),
+    )
     customer_external_id = models.CharField(max_length=128, null=True, blank=True)
     customer_email = models.EmailField(max_length=254, null=True, blank=True)
     customer_email_normalized = models.CharField(max_length=254, null=True, blank=True)
@@ -205,6 +230,11 @@ class Conversion(TenantModel):
                 condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=models.F("amount")),
                 name="conversion_refunds_within_amount",
             ),
+            models.CheckConstraint(
+                condition=Q(program_amount__isnull=True)
+                | (Q(program_refunded_amount__gte=0) & Q(program_refunded_amount__lte=models.F("program_amount"))),
+                name="conversion_program_refunds_within_amount",
+            ),
         ]
         indexes = [
             models.Index(fields=["merchant", "livemode", "customer_external_id"], name="conversion_by_customer_id"),
@@ -227,6 +257,13 @@ class Conversion(TenantModel):
     def attributed(self) -> bool:
         return self.status == self.Status.ATTRIBUTED
 
+    @property
+    def kept_program_amount(self) -> Decimal:
+        """What the customer kept of the order (less refunds), in the program's currency: what rewards are worth."""
+        if self.program_amount is None:  # written before program amounts existed (same currency then)
+            return self.amount - self.refunded_amount
+        return self.program_amount - self.program_refunded_amount
+
 
 class Refund(TenantModel):
     """A full or partial refund of a conversion, as the shop reported it. The rewards side acts on it."""
@@ -234,7 +271,7 @@ class Refund(TenantModel):
     livemode = models.BooleanField(default=True)
     conversion = models.ForeignKey(Conversion, on_delete=models.CASCADE, related_name="refunds")
     refund_id = models.CharField(_("refund id"), max_length=128)
-    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
+    amount = MoneyField(_("amount"), )
     currency = models.CharField(_("currency"), max_length=3)
     reason = models.CharField(_("reason"), max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -249,3 +286,46 @@ class Refund(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.refund_id}: {format_money(self.amount, self.currency)}"
+
+
+class ExchangeRate(TenantModel):
+    """The merchant's own exchange rate: `rate` units of `quote_currency` (a program's currency) for one unit of
+    `base_currency` (an order's currency), from `valid_from` (a day in the merchant's time zone) until the next
+    rate of the pair. An order in another currency than its program is converted at the rate in force the day it
+    was placed."""
+
+    base_currency = models.CharField(
+        _("order currency"), max_length=3, validators=[validate_currency], help_text=_("The currency orders come in.")
+    )
+    quote_currency = models.CharField(
+        _("program currency"),
+        max_length=3,
+        validators=[validate_currency],
+        help_text=_("The currency the program pays in."),
+    )
+    rate = models.DecimalField(
+        _("rate"),
+        max_digits=20,
+        decimal_places=10,
+        help_text=_("How much of the program currency one unit of the order currency is worth."),
+    )
+    valid_from = models.DateField(_("valid from"))
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant", "base_currency", "quote_currency", "valid_from"], name="exchange_rate_unique_day"
+            ),
+            models.CheckConstraint(condition=Q(rate__gt=0), name="exchange_rate_positive"),
+            models.CheckConstraint(
+                condition=~Q(base_currency=models.F("quote_currency")), name="exchange_rate_two_currencies"
+            ),
+        ]
+        ordering = ["base_currency", "quote_currency", "-valid_from"]
+        verbose_name = _("exchange rate")
+        verbose_name_plural = _("exchange rates")
+
+    def __str__(self) -> str:
+        return f"1 {self.base_currency} = {self.rate.normalize():f} {self.quote_currency} ({self.valid_from})"

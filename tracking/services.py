@@ -7,7 +7,8 @@ import secrets
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Round
 from django.utils.translation import gettext as _
 
 from programs.identity import ascii_letters, normalize_code
@@ -16,6 +17,7 @@ from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.money import currency_decimals
 from tracking.attribution import conversion_record, referral_record_signup  # noqa: F401 - the public services
+from tracking.exchange_rates import exchange_rates_import  # noqa: F401 - the public services
 from tracking.models import CodeRoute, Conversion, Referral, ReferralCode, Refund
 from tracking.selectors import code_cache_invalidate
 
@@ -165,7 +167,9 @@ def refund_record(
     """Record a full or partial refund. The same refund_id twice is one refund; more than what remains is 422.
 
     The remaining amount is guarded by the database: refunded_amount is raised by a conditional UPDATE and a check
-    constraint keeps it within the order amount, so concurrent refunds cannot over-refund.
+    constraint keeps it within the order amount, so concurrent refunds cannot over-refund. The refund is in the
+    order's currency; in the program's currency, what the customer keeps is converted at the order's own rate, so
+    the program amount refunded never passes the program amount (a full refund takes back exactly all of it).
     """
     conversion = Conversion.objects.for_merchant(merchant).filter(livemode=livemode, order_id=order_id).first()
     if conversion is None:
@@ -195,7 +199,10 @@ def refund_record(
             raised = (
                 Conversion.objects.for_merchant(merchant)
                 .filter(pk=conversion.pk, refunded_amount__lte=F("amount") - amount)
-                .update(refunded_amount=F("refunded_amount") + amount)
+                .update(
+                    refunded_amount=F("refunded_amount") + amount,
+                    program_refunded_amount=_program_refunded(conversion, amount),
+                )
             )
             if not raised:
                 conversion.refresh_from_db(fields=["refunded_amount"])
@@ -214,6 +221,19 @@ def refund_record(
     # The rewards it paid for are voided, pro-rated or clawed back by a worker.
     enqueue_on_commit("rewards.process_refund", merchant_id=merchant.pk, refund_id=refund.pk)
     return refund, True
+
+
+def _program_refunded(conversion: Conversion, amount):
+    """The UPDATE's new program_refunded_amount (reading the row as it is when updated, as concurrent refunds
+    need): the same as refunded_amount for an order in the program's currency; for a converted one, the program
+    amount less what the customer keeps, converted at the order's rate and rounded half-up as its amount was
+    (PostgreSQL's round() of a positive number)."""
+    if conversion.program_amount is None:
+        return Value(0)
+    if conversion.exchange_rate is None:
+        return F("program_refunded_amount") + amount
+    kept = (F("amount") - F("refunded_amount") - amount) * F("exchange_rate")
+    return F("program_amount") - Round(kept, precision=currency_decimals(conversion.program_currency))
 
 
 def _same_refund_or_conflict(existing: Refund, amount) -> Refund:

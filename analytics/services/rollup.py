@@ -116,6 +116,25 @@ CUSTOMER_KEY = (
     "WHEN {c}.customer_email_normalized IS NOT NULL THEN 'e:' || {c}.customer_email_normalized END"
 )
 
+# An order counts in its program's currency when it has a program amount (the same amount, or converted at the
+# merchant's rate), else as the shop reported it. The programs' revenue, the shop's baseline in a currency and the
+# customers' lifetime revenue then add up the same amounts: a EUR order attributed to a PLN program is PLN revenue
+# of the program and of the shop (its share of the shop's PLN sales never passes 100%).
+BOOKED_CURRENCY = "(CASE WHEN {c}.program_amount IS NULL THEN {c}.currency ELSE {c}.program_currency END)"
+BOOKED_AMOUNT = "COALESCE({c}.program_amount, {c}.amount)"
+BOOKED_REFUNDED = "(CASE WHEN {c}.program_amount IS NULL THEN {c}.refunded_amount ELSE {c}.program_refunded_amount END)"
+BOOKED_NET = f"({BOOKED_AMOUNT} - {BOOKED_REFUNDED})"
+
+
+def _booked(c: str = "c") -> dict[str, str]:
+    """The booked currency, amount, refunds and net of the orders aliased `c`, for f-strings."""
+    return {
+        "currency": BOOKED_CURRENCY.format(c=c),
+        "amount": BOOKED_AMOUNT.format(c=c),
+        "refunded": BOOKED_REFUNDED.format(c=c),
+        "net": BOOKED_NET.format(c=c),
+    }
+
 
 @dataclass
 class RollupResult:
@@ -306,7 +325,8 @@ class _Rollup:
         self.sql(
             f"""
             CREATE TEMP TABLE _rk_conv ON COMMIT DROP AS
-            SELECT c.merchant_id, c.livemode, c.program_id, c.currency, {_day("c.occurred_at")} AS day,
+            SELECT c.merchant_id, c.livemode, c.program_id, {_booked()["currency"]} AS currency,
+                   {_day("c.occurred_at")} AS day,
                    {_day("r.created_at")} AS referral_day, {CUSTOMER_KEY.format(c="c")} AS customer_key
             FROM (SELECT DISTINCT id FROM _rk_conversions) t
             JOIN {{conversion}} c ON c.id = t.id
@@ -408,8 +428,9 @@ class _Rollup:
         """Recount each touched customer over their lifetime, recording the change to the cohorts they count in."""
         # Step by step through analysed temp tables: one statement of CTEs leaves PostgreSQL guessing row counts
         # (and picking nested loops over 100,000 customers).
+        booked = _booked()
         self.sql(
-            """
+            f"""
             DROP TABLE IF EXISTS _rk_ck, _rk_co, _rk_cf;
             CREATE TEMP TABLE _rk_ck ON COMMIT DROP AS
             SELECT DISTINCT merchant_id, livemode, customer_key,
@@ -418,15 +439,16 @@ class _Rollup:
             FROM _rk_customers;
             ANALYZE _rk_ck;
             CREATE TEMP TABLE _rk_co ON COMMIT DROP AS
-            SELECT t.merchant_id, t.livemode, t.customer_key, c.id, c.occurred_at, c.currency, c.status,
-                   c.program_id, c.referral_id, c.amount - c.refunded_amount AS net
-            FROM _rk_ck t JOIN {conversion} c ON c.merchant_id = t.merchant_id AND c.livemode = t.livemode
+            SELECT t.merchant_id, t.livemode, t.customer_key, c.id, c.occurred_at,
+                   {booked["currency"]}::varchar(3) AS currency, c.status, c.program_id, c.referral_id,
+                   {booked["net"]} AS net
+            FROM _rk_ck t JOIN {{conversion}} c ON c.merchant_id = t.merchant_id AND c.livemode = t.livemode
                                              AND c.customer_external_id = t.ext
             WHERE t.ext IS NOT NULL;
             INSERT INTO _rk_co
-            SELECT t.merchant_id, t.livemode, t.customer_key, c.id, c.occurred_at, c.currency, c.status,
-                   c.program_id, c.referral_id, c.amount - c.refunded_amount
-            FROM _rk_ck t JOIN {conversion} c ON c.merchant_id = t.merchant_id AND c.livemode = t.livemode
+            SELECT t.merchant_id, t.livemode, t.customer_key, c.id, c.occurred_at, {booked["currency"]}, c.status,
+                   c.program_id, c.referral_id, {booked["net"]}
+            FROM _rk_ck t JOIN {{conversion}} c ON c.merchant_id = t.merchant_id AND c.livemode = t.livemode
                                              AND c.customer_email_normalized = t.email
             WHERE t.email IS NOT NULL AND c.customer_external_id IS NULL;
             ANALYZE _rk_co;
@@ -683,9 +705,9 @@ class _Rollup:
                    count(*) FILTER (WHERE c.status = 'attributed' AND c.is_new_customer AND EXISTS (
                      SELECT 1 FROM {{reward}} w WHERE w.merchant_id = c.merchant_id AND w.conversion_id = c.id
                        AND w.status IN %(good)s)),
-                   COALESCE(sum(c.amount) FILTER (WHERE c.status = 'attributed'), 0),
-                   COALESCE(sum(c.refunded_amount) FILTER (WHERE c.status = 'attributed'), 0),
-                   COALESCE(sum(c.amount - c.refunded_amount) FILTER (WHERE c.status = 'attributed'), 0)
+                   COALESCE(sum({_booked()["amount"]}) FILTER (WHERE c.status = 'attributed'), 0),
+                   COALESCE(sum({_booked()["refunded"]}) FILTER (WHERE c.status = 'attributed'), 0),
+                   COALESCE(sum({_booked()["net"]}) FILTER (WHERE c.status = 'attributed'), 0)
             FROM _rk_bounds k
             JOIN {{conversion}} c ON c.merchant_id = k.merchant_id AND c.program_id = k.program_id
                                  AND c.occurred_at >= k.lo AND c.occurred_at < k.hi
@@ -796,7 +818,7 @@ class _Rollup:
                                     revenue)
             SELECT {key}, r.referrer_id, k.day, count(*),
                    count(*) FILTER (WHERE c.is_new_customer AND r.status <> 'rejected'),
-                   sum(c.amount - c.refunded_amount)
+                   sum({_booked()["net"]})
             FROM _rk_bounds k
             JOIN {{conversion}} c ON c.merchant_id = k.merchant_id AND c.program_id = k.program_id
                                  AND c.occurred_at >= k.lo AND c.occurred_at < k.hi
@@ -841,19 +863,20 @@ class _Rollup:
         ints = ", ".join(f"{c} bigint NOT NULL DEFAULT 0" for c in SHOP_COUNT_COLUMNS)
         money = ", ".join(f"{c} numeric NOT NULL DEFAULT 0" for c in SHOP_MONEY_COLUMNS)
         key = "k.merchant_id, k.livemode, k.currency, k.day"
+        booked = _booked()
         self.sql(
             f"""
             CREATE TEMP TABLE _rk_sfresh (merchant_id bigint, livemode boolean, currency varchar(3), day date,
               {ints}, {money}) ON COMMIT DROP;
             INSERT INTO _rk_sfresh (merchant_id, livemode, currency, day, orders, revenue_gross, refunds, revenue,
                                     attributed_orders, attributed_revenue)
-            SELECT {key}, count(*), sum(c.amount), sum(c.refunded_amount), sum(c.amount - c.refunded_amount),
+            SELECT {key}, count(*), sum({booked["amount"]}), sum({booked["refunded"]}), sum({booked["net"]}),
                    count(*) FILTER (WHERE c.status = 'attributed'),
-                   COALESCE(sum(c.amount - c.refunded_amount) FILTER (WHERE c.status = 'attributed'), 0)
+                   COALESCE(sum({booked["net"]}) FILTER (WHERE c.status = 'attributed'), 0)
             FROM _rk_shop_bounds k
             JOIN {{conversion}} c ON c.merchant_id = k.merchant_id AND c.livemode = k.livemode
                                  AND c.occurred_at >= k.lo AND c.occurred_at < k.hi
-            WHERE c.currency = k.currency
+            WHERE {booked["currency"]} = k.currency
             GROUP BY 1, 2, 3, 4;
             INSERT INTO _rk_sfresh (merchant_id, livemode, currency, day, new_customers, referred_new_customers,
                                     other_cohort_customers, other_cohort_repeaters, other_cohort_revenue)
@@ -1065,8 +1088,8 @@ def rollup_backfill(
         marks = _current_marks(cursor)
         # Every (mode, currency) the shop has orders in, once (a backfill may read all of a merchant's orders).
         cursor.execute(
-            f"SELECT DISTINCT merchant_id, livemode, currency FROM {_table('tracking', 'Conversion')} "
-            "WHERE merchant_id = ANY(%(ids)s)",
+            f"SELECT DISTINCT merchant_id, livemode, {_booked()['currency']} "
+            f"FROM {_table('tracking', 'Conversion')} c WHERE merchant_id = ANY(%(ids)s)",
             {"ids": ids},
         )
         found = cursor.fetchall()

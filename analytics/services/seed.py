@@ -270,10 +270,14 @@ def _orders(cursor, world: World, base: dict, count: int, label: str) -> None:
           AND referee_external_id IN (SELECT 'c' || c FROM _seed_orders WHERE r IS NOT NULL);
         CREATE INDEX ON _seed_referrals (referee_external_id);
         INSERT INTO {conversion} (merchant_id, livemode, order_id, amount, currency, refunded_amount,
+          program_amount, program_currency, program_refunded_amount,
           customer_external_id, customer_email, customer_email_normalized, status, rejection_reason, program_id,
           referral_id, click_id, code_given, is_new_customer, occurred_at, ip, ip_hash, user_agent,
           payment_fingerprint, address_hash, device_id, created_at)
-        SELECT %(m)s, true, 'o' || o.g, o.amount, 'PLN', 0, 'c' || o.c, 'c' || o.c || '@customers.example',
+        SELECT %(m)s, true, 'o' || o.g, o.amount, 'PLN', 0,
+               CASE WHEN sr.status IN ('converted', 'rejected') THEN o.amount END,
+               CASE WHEN sr.status IN ('converted', 'rejected') THEN 'PLN' ELSE '' END, 0,
+               'c' || o.c, 'c' || o.c || '@customers.example',
                'c' || o.c || '@customers.example',
                CASE WHEN sr.status = 'converted' THEN 'attributed' WHEN sr.status = 'rejected' THEN 'rejected'
                     ELSE 'unattributed' END,
@@ -294,7 +298,8 @@ def _orders(cursor, world: World, base: dict, count: int, label: str) -> None:
         FROM {conversion} c JOIN {referral} r ON r.id = c.referral_id
         WHERE c.merchant_id = %(m)s AND c.status = 'attributed'
           AND c.order_id IN (SELECT 'o' || g FROM _seed_orders);
-        UPDATE {conversion} c SET refunded_amount = round(c.amount / 4, 2)
+        UPDATE {conversion} c
+        SET refunded_amount = round(c.amount / 4, 2), program_refunded_amount = round(c.amount / 4, 2)
         FROM _seed_conv s WHERE c.id = s.id AND mod(s.id, 30) = 0;
         INSERT INTO {_t("tracking", "Refund")} (merchant_id, livemode, conversion_id, refund_id, amount, currency,
           reason, created_at)

@@ -151,7 +151,7 @@ def conversion_process(*, merchant, conversion_id: int) -> str:
             return "done_before"
         decided_before = work.decision
         referral.refresh_from_db(fields=["status", "rejection_reason"])
-        conversion.refresh_from_db(fields=["status", "rejection_reason", "refunded_amount"])
+        conversion.refresh_from_db(fields=["status", "rejection_reason", "refunded_amount", "program_refunded_amount"])
         made: list[Reward] = []
         if assessment.decision == "review":
             result = "review"
@@ -290,7 +290,7 @@ def _decide_purchase_rewards(*, conversion: Conversion, referral: Referral, rule
         at=conversion.occurred_at,
         rules=rules,
     )
-    kept = conversion.amount - conversion.refunded_amount
+    kept = conversion.kept_program_amount  # in the program's currency (converted at the order's rate)
     if not rules or kept <= 0:
         return []  # a fully refunded order pays nothing, whatever the rule
     number = _purchase_number(conversion)

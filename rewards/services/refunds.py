@@ -45,7 +45,7 @@ def refund_apply(*, merchant, refund_id: int) -> int:
                 )
         except IntegrityError:
             return 0  # applied before
-        kept = conversion.amount - conversion.refunded_amount
+        kept = conversion.kept_program_amount  # in the program's currency, at the order's own rate
         changed = 0
         rewards = (
             Reward.objects.for_merchant(merchant)

@@ -171,12 +171,15 @@ def test_a_paused_program_attributes_nothing(tenant, referrer, program):
     assert (body["attributed"], body["rejection_reason"]) == (False, "program_inactive")
 
 
-def test_an_order_in_another_currency_than_the_program_is_refused(tenant, referrer):
+def test_an_order_in_another_currency_without_a_rate_is_stored_but_not_attributed(tenant, referrer):
     _participant, code = referrer
     response = _order(tenant.api, code=code.code, currency="EUR")
-    assert response.status_code == 422
-    assert response.json()["error"]["code"] == "currency_mismatch"
-    assert Conversion.objects.for_merchant(tenant.merchant).count() == 0
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["attributed"], body["attribution_reason"], body["amount"], body["currency"]) == (
+        False, "currency_mismatch", "129.90", "EUR",
+    )  # fmt: skip
+    assert Conversion.objects.for_merchant(tenant.merchant).get().rejection_reason == "currency_mismatch"
 
 
 def test_an_unknown_code_or_click_is_refused_and_nothing_is_written(tenant, referrer):
