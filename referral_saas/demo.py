@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods
 
 from programs.models import Program
 from referral_saas.errors import ApplicationError
-from referral_saas.money import MAX_AMOUNT
+from referral_saas.money import MAX_AMOUNT, quantize
 from referral_saas.tenancy.models import Merchant
 from tracking.clicks import client_ip
 from tracking.services import conversion_record
@@ -32,7 +32,8 @@ def storefront(request):
     context = {"merchant": merchant, "program": program}
     if request.method == "POST" and merchant is not None:
         try:
-            amount = Decimal(request.POST.get("amount", "0")).quantize(Decimal("0.01"))
+            currency = program.currency if program else merchant.default_currency
+            amount = quantize(Decimal(request.POST.get("amount", "0")), currency)  # in the currency's decimals
             if not (0 < amount <= MAX_AMOUNT) or not request.POST.get("order_id"):
                 raise InvalidOperation
             conversion, _created = conversion_record(
@@ -40,7 +41,7 @@ def storefront(request):
                 livemode=True,
                 order_id=request.POST.get("order_id", ""),
                 amount=amount,
-                currency=program.currency if program else merchant.default_currency,
+                currency=currency,
                 customer_email=request.POST.get("email", ""),
                 code=request.POST.get("referral_code") or None,
                 click_id=request.POST.get("referral_click_id") or None,

@@ -66,7 +66,7 @@ def exchange_rate_for(*, merchant, base_currency: str, quote_currency: str, at: 
 def parse_rate(text: str) -> Decimal | None:
     """A rate as written ("4.3012", "4,3012" from a spreadsheet in another locale), or None if it is not one."""
     text = (text or "").strip().replace(",", ".")
-    if not text or len(text) > 32 or not all(ch.isdigit() or ch == "." for ch in text):
+    if not text or len(text) > 32 or not all(ch.isdigit() or ch in ".-" for ch in text):
         return None
     try:
         value = Decimal(text)
