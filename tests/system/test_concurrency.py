@@ -1,0 +1,119 @@
+"""Concurrency through the real server: the same order, reward or refund sent many times at the same instant."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+import requests
+
+from tests.system.stack import concurrently, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def _post(stack, key: str, path: str, body: dict, idempotency_key: str | None = None) -> requests.Response:
+    headers = {"Authorization": f"Bearer {key}"}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    return requests.post(f"{stack.base_url}{path}", json=body, headers=headers, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def shop(stack):
+    """One shop per server configuration for this module; each test has its own referrer and order ids."""
+    return stack.createmerchant()
+
+
+@pytest.fixture
+def anna(stack, shop, request) -> dict:
+    ref = f"anna-{abs(hash(request.node.nodeid))}"
+    response = stack.api(shop.live_key).post(
+        "/api/v1/participants", json={"program": shop.program, "external_id": ref, "email": f"{ref}@example.pl"}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _order_id(anna: dict, name: str) -> str:
+    return f"{name}-{anna['id']}"
+
+
+@pytest.mark.parametrize("keys", ["same key", "different keys", "no key"])
+def test_fifty_simultaneous_posts_of_one_order_make_one_conversion(stack, shop, anna, keys):
+    order_id = _order_id(anna, "R")
+    order = {
+        "order_id": order_id,
+        "amount": "129.90",
+        "currency": "PLN",
+        "code": anna["code"],
+        "customer": {"external_id": f"bob-{order_id}", "email": f"bob-{order_id}@example.pl"},
+    }
+    key_for = {
+        "same key": lambda i: f"order-{order_id}",
+        "different keys": lambda i: f"order-{order_id}-{i}",
+        "no key": lambda i: None,
+    }
+
+    responses = concurrently(50, lambda i: _post(stack, shop.live_key, "/api/v1/conversions", order, key_for[keys](i)))
+
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {200, 201, 409}, statuses  # 409: the same key still in flight
+    assert statuses[201] >= 1
+    ids = {r.json()["id"] for r in responses if r.status_code in (200, 201)}
+    assert len(ids) == 1  # every answer names the one order
+    listed = stack.api(shop.live_key).get("/api/v1/conversions", params={"limit": 200}).json()["results"]
+    assert [c["order_id"] for c in listed if c["order_id"] == order_id] == [order_id]
+    assert stack.api(shop.live_key).get(f"/api/v1/conversions/{order_id}").json()["attributed"] is True
+
+
+def _issued_reward(stack, shop, anna) -> dict:
+    """Anna's friend orders 100.00 (order `O-<anna's id>`); returns Anna's reward once it is issued."""
+    api = stack.api(shop.live_key)
+    order_id = _order_id(anna, "O")
+    order = api.post(
+        "/api/v1/conversions",
+        json={"order_id": order_id, "amount": "100.00", "currency": "PLN", "code": anna["code"],
+              "customer": {"external_id": f"bob-{order_id}", "email": f"bob-{order_id}@example.pl"}},
+    )  # fmt: skip
+    assert order.status_code == 201, order.text
+
+    def issued():
+        rewards = api.get("/api/v1/rewards", params={"participant": anna["id"], "status": "issued"}).json()["results"]
+        return rewards[0] if rewards else None
+
+    return wait_for(issued, timeout=90, what="the referrer's reward to be issued")
+
+
+def test_thirty_simultaneous_redeems_of_one_reward_succeed_once(stack, shop, anna):
+    reward = _issued_reward(stack, shop, anna)
+
+    responses = concurrently(30, lambda i: _post(stack, shop.live_key, f"/api/v1/rewards/{reward['id']}/redeem", {}))
+
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses[200] == 1, statuses
+    assert set(statuses) <= {200, 409, 422}, statuses
+    for refused in (r for r in responses if r.status_code != 200):
+        assert refused.json()["error"]["code"]
+    assert stack.api(shop.live_key).get(f"/api/v1/rewards/{reward['id']}").json()["status"] == "redeemed"
+
+
+def test_thirty_simultaneous_refunds_never_refund_past_the_order(stack, shop, anna):
+    _issued_reward(stack, shop, anna)  # an order of 100.00, with its reward
+    order_id = _order_id(anna, "O")
+
+    responses = concurrently(
+        30,
+        lambda i: _post(
+            stack, shop.live_key, f"/api/v1/conversions/{order_id}/refunds", {"amount": "7.00", "refund_id": f"rf-{i}"}
+        ),
+    )
+
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {201, 422}, statuses
+    assert statuses[201] == 14  # 14 x 7.00 = 98.00; a 15th would pass 100.00
+    order = stack.api(shop.live_key).get(f"/api/v1/conversions/{order_id}").json()
+    assert Decimal(order["refunded_amount"]) == Decimal("98.00")
+    refused = [r.json()["error"] for r in responses if r.status_code == 422]
+    assert all(error["code"] for error in refused)

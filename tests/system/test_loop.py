@@ -1,0 +1,142 @@
+"""The whole referral loop, as a shop and its customers drive it, through gunicorn, a worker and beat, over HTTP.
+
+join -> link -> click (302) -> an order by click id and one by code -> rewards issued -> a coupon used -> a partial
+and a full refund -> clawback -> signed webhooks, verified with the `standardwebhooks` package. Every count comes
+from the API.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from standardwebhooks.webhooks import Webhook
+
+from tests.system.stack import wait_for
+
+pytestmark = pytest.mark.slow
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+
+
+def _results(api, path: str, **params) -> list[dict]:
+    response = api.get(path, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()["results"]
+
+
+def _rewards_by_order(api, participant_id: int, status: str) -> dict[str, dict]:
+    rewards = _results(api, "/api/v1/rewards", participant=participant_id, status=status)
+    return {reward["order_id"]: reward for reward in rewards}
+
+
+def test_join_click_order_reward_refund_clawback_and_signed_webhooks(stack, webhook_receiver):
+    shop = stack.createmerchant()
+    api = stack.api(shop.live_key)
+    endpoint = api.post("/api/v1/webhook-endpoints", json={"url": webhook_receiver.url})
+    assert endpoint.status_code == 201, endpoint.text
+    secret = endpoint.json()["secret"]
+
+    # 1. Anna joins through the shop's API and gets her code and link.
+    joined = api.post(
+        "/api/v1/participants",
+        json={"program": shop.program, "external_id": "anna-1", "email": "anna@example.pl", "name": "Anna"},
+    )
+    assert joined.status_code == 201, joined.text
+    anna = joined.json()
+    assert anna["link"].startswith(stack.base_url)
+
+    # 2. Bob follows her link: a 302 to the landing page with the referral and the click id.
+    click = requests.get(anna["link"], allow_redirects=False, headers={"User-Agent": BROWSER}, timeout=30)
+    assert click.status_code == 302
+    query = parse_qs(urlsplit(click.headers["Location"]).query)
+    assert query["ref"] == [anna["code"]]
+    click_id = query["rs_click"][0]
+
+    # 3. Bob orders with the click id the snippet kept; Cleo types Anna's code at checkout.
+    bob = api.post(
+        "/api/v1/conversions",
+        json={
+            "order_id": "B-1",
+            "amount": "200.00",
+            "currency": "PLN",
+            "click_id": click_id,
+            "customer": {"external_id": "bob-1", "email": "bob@example.pl"},
+        },
+    )
+    assert bob.status_code == 201, bob.text
+    assert bob.json()["attributed"] is True
+    assert bob.json()["referral"]["referrer"]["id"] == anna["id"]
+    cleo = api.post(
+        "/api/v1/conversions",
+        json={
+            "order_id": "C-1",
+            "amount": "300.00",
+            "currency": "PLN",
+            "code": anna["code"].lower(),
+            "customer": {"external_id": "cleo-1", "email": "cleo@example.pl"},
+        },
+    )
+    assert cleo.status_code == 201, cleo.text
+    assert cleo.json()["attributed"] is True
+
+    # 4. The worker scores both orders and issues Anna's rewards (10% of each order, no hold in the demo program).
+    issued = wait_for(
+        lambda: (found := _rewards_by_order(api, anna["id"], "issued")) and len(found) == 2 and found,
+        timeout=90,
+        what="both referrer rewards to be issued",
+    )
+    assert Decimal(issued["B-1"]["value"]) == Decimal("20.00")
+    assert Decimal(issued["C-1"]["value"]) == Decimal("30.00")
+    assert issued["B-1"]["coupon_code"]
+    assert issued["C-1"]["coupon_code"]
+
+    # 5. Anna uses the coupon she got for Cleo's order.
+    redeemed = api.post(f"/api/v1/rewards/{issued['C-1']['id']}/redeem")
+    assert redeemed.status_code == 200, redeemed.text
+    assert redeemed.json()["status"] == "redeemed"
+
+    # 6. Bob returns a quarter of his order: his unused 10% reward shrinks to 10% of what he kept.
+    partial = api.post("/api/v1/conversions/B-1/refunds", json={"amount": "50.00", "refund_id": "rf-b-1"})
+    assert partial.status_code == 201, partial.text
+    wait_for(
+        lambda: Decimal(api.get(f"/api/v1/rewards/{issued['B-1']['id']}").json()["value"]) == Decimal("15.00"),
+        what="the partial refund to pro-rate Bob's order's reward",
+    )
+    # 7. Cleo returns everything: the coupon Anna already used is clawed back.
+    full = api.post("/api/v1/conversions/C-1/refunds", json={"amount": "300.00", "refund_id": "rf-c-1"})
+    assert full.status_code == 201, full.text
+    wait_for(
+        lambda: api.get(f"/api/v1/rewards/{issued['C-1']['id']}").json()["status"] == "clawed_back",
+        what="the used coupon to be clawed back",
+    )
+    over = api.post("/api/v1/conversions/C-1/refunds", json={"amount": "0.01", "refund_id": "rf-c-2"})
+    assert over.status_code == 422, over.text  # nothing left to refund
+
+    # Counts, from the API.
+    conversions = {c["order_id"]: c for c in _results(api, "/api/v1/conversions")}
+    assert set(conversions) == {"B-1", "C-1"}
+    assert Decimal(conversions["B-1"]["refunded_amount"]) == Decimal("50.00")
+    assert Decimal(conversions["C-1"]["refunded_amount"]) == Decimal("300.00")
+    referrals = _results(api, "/api/v1/referrals", referrer=anna["id"])
+    assert len(referrals) == 2
+    referrer_rewards = [r for r in _results(api, "/api/v1/rewards", participant=anna["id"]) if r["side"] == "referrer"]
+    assert sorted(r["order_id"] for r in referrer_rewards) == ["B-1", "C-1"]  # one per order, never two
+
+    # 8. The shop received every event, each signed per Standard Webhooks and verified with its secret.
+    expected = {"participant.created", "referral.created", "conversion.attributed", "reward.issued"}
+    expected.add("reward.clawed_back")
+    wait_for(
+        lambda: expected <= {event["type"] for event in webhook_receiver.events()},
+        timeout=90,
+        what=f"webhooks {sorted(expected)}",
+    )
+    verifier = Webhook(secret)
+    for headers, body in webhook_receiver.deliveries:
+        verifier.verify(body, headers)  # raises on a bad signature or a stale timestamp
+    with pytest.raises(Exception, match="signature"):
+        verifier.verify(webhook_receiver.deliveries[0][1] + b" ", webhook_receiver.deliveries[0][0])
+    attributed = [e for e in webhook_receiver.events() if e["type"] == "conversion.attributed"]
+    assert sorted(e["data"]["order_id"] for e in attributed) == ["B-1", "C-1"]
