@@ -13,6 +13,7 @@ from analytics import selectors
 from programs.models import Program
 from referral_saas.api import TenantAPIView
 from referral_saas.errors import NotFound, ValidationFailed
+from referral_saas.schema import error_response
 
 MAX_RANGE_DAYS = 366
 EARLIEST, LATEST = datetime.date(2000, 1, 1), datetime.date(2100, 12, 31)
@@ -130,7 +131,13 @@ class StatsApi(TenantAPIView):
             OpenApiParameter("from", OpenApiTypes.DATE, required=False, description="First day, YYYY-MM-DD."),
             OpenApiParameter("to", OpenApiTypes.DATE, required=False, description="Last day, YYYY-MM-DD."),
         ],
-        responses=StatsOutput,
+        responses={
+            200: StatsOutput,
+            400: error_response(
+                400, "`program` missing, a date not YYYY-MM-DD, `from` after `to`, or a range too long."
+            ),
+            404: error_response(404, "No program with this slug."),
+        },
         examples=[OpenApiExample("Two days", response_only=True, value=STATS_EXAMPLE)],
     )
     def get(self, request):

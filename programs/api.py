@@ -17,6 +17,7 @@ from programs import selectors, services
 from programs.fields import CustomerEmailField
 from programs.models import Participant
 from referral_saas.api import TenantAPIView, filter_parameters, page_example, page_of, paginate
+from referral_saas.schema import error_response
 from referral_saas.tenancy.models import LANGUAGE_CHOICES
 from tracking.models import ReferralCode
 from tracking.services import link_for
@@ -253,7 +254,7 @@ class ParticipantListCreateApi(TenantAPIView):
         operation_id="participants_list",
         summary="List participants",
         parameters=filter_parameters(selectors.ParticipantFilter),
-        responses=page_of(ParticipantOutput),
+        responses={200: page_of(ParticipantOutput), 400: error_response(400, "A filter's value is not valid.")},
         examples=[OpenApiExample("A page", response_only=True, value=page_example(PARTICIPANT_EXAMPLE))],
     )
     def get(self, request):

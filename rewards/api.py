@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from programs.selectors import participant_get
 from referral_saas.api import TenantAPIView, filter_parameters, is_id, page_example, page_of, paginate
 from referral_saas.errors import NotFound
+from referral_saas.schema import error_response
 from rewards import services
 from rewards.models import Kind, LedgerEntry, Reward
 from rewards.serializers import REWARD_EXAMPLE, RewardOutput
@@ -54,7 +55,7 @@ class RewardListApi(TenantAPIView):
         description="Every reward with its status: pending (inside the hold), approved, issued (coupon code or "
         "ledger entry written), redeemed; or rejected, voided, clawed_back with a reason.",
         parameters=filter_parameters(RewardFilter),
-        responses=page_of(RewardOutput),
+        responses={200: page_of(RewardOutput), 400: error_response(400, "A filter's value is not valid.")},
         examples=[OpenApiExample("A page", response_only=True, value=page_example(REWARD_EXAMPLE))],
     )
     def get(self, request):

@@ -20,6 +20,7 @@ from referral_saas.errors import NotFound
 from referral_saas.fields import AmountField, CurrencyField, KeyField, MoneyOutputField, check_amount_precision
 from referral_saas.filters import UtcIsoDateTimeFilter
 from referral_saas.money import quantize
+from referral_saas.schema import error_response
 from rewards.selectors import rewards_for_conversions
 from rewards.serializers import REWARD_EXAMPLE, RewardOutput
 from tracking import selectors, services
@@ -214,7 +215,7 @@ class ReferralListCreateApi(TenantAPIView):
         operation_id="referrals_list",
         summary="List referrals",
         parameters=filter_parameters(ReferralFilter),
-        responses=page_of(ReferralOutput),
+        responses={200: page_of(ReferralOutput), 400: error_response(400, "A filter's value is not valid.")},
         examples=[OpenApiExample("A page", response_only=True, value=page_example(REFERRAL_EXAMPLE))],
     )
     def get(self, request):
@@ -477,7 +478,7 @@ class ConversionListCreateApi(TenantAPIView):
         operation_id="conversions_list",
         summary="List orders",
         parameters=filter_parameters(ConversionFilter),
-        responses=page_of(ConversionOutput),
+        responses={200: page_of(ConversionOutput), 400: error_response(400, "A filter's value is not valid.")},
         examples=[OpenApiExample("A page", response_only=True, value=page_example(CONVERSION_EXAMPLE))],
     )
     def get(self, request):
