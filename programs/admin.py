@@ -17,7 +17,7 @@ from programs.identity import normalize_email
 from programs.models import Invite, Participant, Program, ProgramText, ProgramVariant, ShareEvent
 from referral_saas.api import is_id
 from referral_saas.errors import ApplicationError
-from referral_saas.money import active_currencies
+from referral_saas.money import active_currencies, currency_decimals, fits_currency
 from referral_saas.tenancy.admin_site import ReadOnlyTenantAdmin, TenantModelAdmin, merchant_admin, ops_admin
 
 
@@ -48,6 +48,12 @@ class ProgramForm(forms.ModelForm):
         starts, ends = data.get("starts_on"), data.get("ends_on")
         if starts and ends and ends < starts:
             self.add_error("ends_on", _("The end date must be on or after the start date."))
+        currency = data.get("currency")
+        for field in ("budget", "goal_revenue"):  # in the program's currency: 99.50 is no amount of yen
+            value = data.get(field)
+            if currency and value is not None and not fits_currency(value, currency):
+                message = _("%(currency)s has %(n)d decimal places.")
+                self.add_error(field, message % {"currency": currency, "n": currency_decimals(currency)})
         return data
 
     def validate_unique(self):

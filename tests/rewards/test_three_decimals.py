@@ -130,3 +130,22 @@ def test_the_stats_add_up_kwd_revenue_exactly(tenant, dinar):
     )  # fmt: skip
     stats = tenant.api.get("/api/v1/stats", {"program": "kuwait"}).json()
     assert (stats["totals"]["revenue"], stats["totals"]["refunds"]) == ("11.345", "1.005")
+
+
+@pytest.mark.parametrize(
+    ("currency", "budget", "saved"),
+    [("KWD", "250.125", True), ("KWD", "250.1255", False), ("JPY", "99.5", False), ("PLN", "99.505", False)],
+)
+def test_a_programs_budget_has_its_currencys_decimals(tenant, currency, budget, saved):
+    from programs.models import Program
+    from tests.programs.test_program_admin import VALID
+
+    response = tenant.admin.post(
+        "/admin/programs/program/add/", {**VALID, "currency": currency, "budget": budget, "goal_revenue": "1000"}
+    )
+
+    assert (response.status_code == 302) is saved
+    if saved:
+        assert Program.objects.for_merchant(tenant.merchant).get().budget == Decimal(budget)
+    else:
+        assert "budget" in response.context["adminform"].form.errors
