@@ -225,7 +225,8 @@ class Invite(TenantModel):
 
 
 class ShareEvent(TenantModel):
-    """A participant pressed a share button (counted for "shares by channel")."""
+    """A participant shared their link on a channel (counted for "shares by channel"): at most once per participant,
+    program, channel and day, so that reloads, double clicks and retries do not inflate the counts."""
 
     class Channel(models.TextChoices):
         EMAIL = "email", "Email"
@@ -243,8 +244,14 @@ class ShareEvent(TenantModel):
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="+")
     channel = models.CharField(max_length=10, choices=Channel.choices)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    day = models.DateField(_("day"), editable=False)  # created_at's date in the merchant's time zone
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant", "participant", "program", "channel", "day"], name="share_once_per_day"
+            )
+        ]
         indexes = [models.Index(fields=["merchant", "program", "created_at"], name="share_by_program_time")]
 
     def __str__(self) -> str:

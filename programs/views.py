@@ -19,6 +19,7 @@ from django.core import signing
 from django.core.cache import cache
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import translation
 from django.utils.timezone import now as timezone_now
 from django.utils.translation import get_supported_language_variant, gettext_lazy, ngettext
@@ -51,6 +52,10 @@ SESSION_PREFIX = "portal:"
 
 class _ExternalRedirect(HttpResponseRedirect):
     allowed_schemes = ["http", "https", "mailto", "sms"]
+
+
+class _ExternalSeeOther(_ExternalRedirect):
+    status_code = 303  # after a POST: the browser opens the target with a GET
 
 
 def _session_key(program: Program) -> str:
@@ -521,19 +526,34 @@ def redeem(request, program: Program, participant: Participant):
     return back
 
 
+QR_FORMATS = ("png", "svg")
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
 @portal_view(require_participant=True)
 def share(request, program: Program, participant: Participant, channel: str):
-    if channel == ShareEvent.Channel.COPY:  # counted by the copy button; nothing to open
+    """A share button. A POST (the buttons are small forms; the copy button posts when it copies) counts the share,
+    once per channel and day, and opens the network's share page (303). A GET (an old link, a crawler, a link
+    prefetch, a reload) only opens it, and counts nothing."""
+    if channel == ShareEvent.Channel.COPY:  # nothing to open
+        response = HttpResponse(status=204)
+    elif channel == ShareEvent.Channel.QR:  # the download buttons: the QR file itself is a plain GET
+        fmt = request.POST.get("format", "")
+        if fmt not in QR_FORMATS:
+            raise Http404
+        qr = reverse("portal_qr", kwargs={"merchant": program.merchant.slug, "program": program.slug, "fmt": fmt})
+        response = HttpResponseRedirect(f"{qr}?download=1", status=303)
+    else:
+        target = _share_target(channel, program, link_for(_code_for(participant, program).code))
+        response = _ExternalSeeOther(target) if request.method == "POST" else _ExternalRedirect(target)
+    if request.method == "POST":
         services.share_record(participant=participant, program=program, channel=channel)
-        return HttpResponse(status=204)
-    target = _share_target(channel, program, link_for(_code_for(participant, program).code))
-    services.share_record(participant=participant, program=program, channel=channel)
-    return _ExternalRedirect(target)
+    return response
 
 
 @portal_view(require_participant=True)
 def qr_code(request, program: Program, participant: Participant, fmt: str):
-    if fmt not in ("png", "svg"):
+    if fmt not in QR_FORMATS:
         raise Http404
     code = _code_for(participant, program)
     qr = segno.make(f"{link_for(code.code)}?utm_source=qr&utm_medium=referral", error="m")
@@ -547,9 +567,8 @@ def qr_code(request, program: Program, participant: Participant, fmt: str):
         qr.save(buffer, kind="svg", scale=10, border=2, title=code.code)
         content_type = "image/svg+xml"
     response = HttpResponse(buffer.getvalue(), content_type=content_type)
-    if request.GET.get("download"):
+    if request.GET.get("download"):  # counted by the download button's POST (share/qr/), never by a GET
         response["Content-Disposition"] = f'attachment; filename="referral-{code.code}.{fmt}"'
-        services.share_record(participant=participant, program=program, channel=ShareEvent.Channel.QR)
     return response
 
 

@@ -184,7 +184,9 @@ def _invite(merchant):
 def _share(merchant):
     participant = _participant(merchant)
     program = ReferralCode.all_merchants.filter(participant=participant).first().program
-    return ShareEvent.all_merchants.create(merchant=merchant, program=program, participant=participant, channel="x")
+    return ShareEvent.all_merchants.create(
+        merchant=merchant, program=program, participant=participant, channel="x", day=timezone.localdate()
+    )
 
 
 def make_api_key(merchant: Merchant, mode: str = ApiKey.Mode.LIVE, name: str = "Checkout") -> tuple[ApiKey, str]:

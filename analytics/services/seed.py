@@ -202,11 +202,16 @@ def _events(world: World, *, begin, end, counts: dict, progress, label: str) -> 
         t0 = time.monotonic()
         cursor.execute(
             f"""
-            INSERT INTO {_t("programs", "ShareEvent")} (merchant_id, program_id, participant_id, channel, created_at)
-            SELECT %(m)s, (%(programs)s::bigint[])[mod(k, 3) + 1], %(pbase)s + k,
-                   (ARRAY['whatsapp','whatsapp','facebook','email','copy','x','telegram','sms','qr'])[1 + mod(g, 9)],
-                   %(begin)s::timestamptz + ((g + random()) / %(n)s * %(span)s) * interval '1 second'
-            FROM (SELECT g, {_REFERRER} AS k FROM generate_series(0, %(n)s - 1) AS g) AS s
+            INSERT INTO {_t("programs", "ShareEvent")} (merchant_id, program_id, participant_id, channel, created_at,
+              day)
+            SELECT %(m)s, program_id, participant_id, channel, at,
+                   (at AT TIME ZONE (SELECT timezone FROM {_t("tenancy", "Merchant")} WHERE id = %(m)s))::date
+            FROM (SELECT (%(programs)s::bigint[])[mod(k, 3) + 1] AS program_id, %(pbase)s + k AS participant_id,
+                         (ARRAY['whatsapp','whatsapp','facebook','email','copy','x','telegram','sms','qr'])
+                           [1 + mod(g, 9)] AS channel,
+                         %(begin)s::timestamptz + ((g + random()) / %(n)s * %(span)s) * interval '1 second' AS at
+                  FROM (SELECT g, {_REFERRER} AS k FROM generate_series(0, %(n)s - 1) AS g) AS s) AS shares
+            ON CONFLICT DO NOTHING  -- counted once per participant, program, channel and day, as the portal does
             """,
             {**base, "n": counts["shares"]},
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+import zoneinfo
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -254,8 +255,19 @@ def invite_deliver(*, invite: Invite) -> None:
 
 
 def share_record(*, participant: Participant, program: Program, channel: str) -> None:
+    """Count a share of the participant's link in `program` on `channel`: once per participant, program, channel
+    and day (the merchant's). A repeat that day (a reload, a double click, a retry) is ignored by the unique
+    constraint, not by a prior read, so concurrent repeats count once too."""
     if channel not in ShareEvent.Channel.values:
         raise ValidationFailed(fields={"channel": [_("Unknown channel.")]})
-    ShareEvent.objects.for_merchant(participant.merchant).create(
-        program=program, participant=participant, channel=channel
+    merchant = participant.merchant
+    now = timezone.now()
+    share = ShareEvent(
+        merchant=merchant,
+        program=program,
+        participant=participant,
+        channel=channel,
+        created_at=now,
+        day=now.astimezone(zoneinfo.ZoneInfo(merchant.timezone)).date(),
     )
+    ShareEvent.objects.for_merchant(merchant).bulk_create([share], ignore_conflicts=True)

@@ -1,4 +1,4 @@
-/* Referrer portal: the copy buttons (Clipboard API, with a select-and-copy fallback) and the share counter;
+/* Referrer portal: the copy buttons (Clipboard API, with a select-and-copy fallback) and the share counter (a POST);
    forms marked data-once (redeeming points) send once however often they are clicked (the server checks too). */
 (function () {
   "use strict";
@@ -10,6 +10,14 @@
     input.setSelectionRange(0, input.value.length);
     try { document.execCommand("copy"); } catch (e) { /* the text stays selected for a manual copy */ }
     return Promise.resolve();
+  }
+  // A share counts on a POST only (a GET never does), with the page's CSRF token; a beacon outlives the page.
+  function countShare(url) {
+    var token = document.querySelector("input[name=csrfmiddlewaretoken]");
+    var body = new FormData();
+    if (token) { body.append("csrfmiddlewaretoken", token.value); }
+    if (navigator.sendBeacon && navigator.sendBeacon(url, body)) { return; }
+    if (window.fetch) { fetch(url, {method: "POST", body: body, credentials: "same-origin", redirect: "manual"}); }
   }
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");
@@ -23,7 +31,7 @@
       button.setAttribute("aria-live", "polite");
       setTimeout(function () { button.innerHTML = label; }, 2000);
       var counter = button.getAttribute("data-share-url");
-      if (counter && window.fetch) { fetch(counter, {credentials: "same-origin", redirect: "manual"}); }
+      if (counter) { countShare(counter); }
     });
   });
   document.addEventListener("submit", function (event) {

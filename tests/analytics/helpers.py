@@ -94,10 +94,13 @@ class World:
                     ip_hash=rng.choice(["", "ip1", "ip2", "ip3"]), is_bot=rng.random() < 0.2,
                 )  # fmt: skip
             elif kind == "share":
-                ShareEvent.all_merchants.create(
+                # As the portal counts them: once per participant, program, channel and day (a repeat is not stored).
+                share = ShareEvent(
                     merchant=self.merchant, program=code.program, participant=code.participant,
                     channel=rng.choice(CHANNELS), created_at=at,
+                    day=at.astimezone(zoneinfo.ZoneInfo(self.merchant.timezone)).date(),
                 )  # fmt: skip
+                ShareEvent.all_merchants.bulk_create([share], ignore_conflicts=True)
             elif kind == "invite":
                 self.n += 1
                 Invite.all_merchants.create(

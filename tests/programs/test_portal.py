@@ -218,13 +218,13 @@ def test_invites_have_a_daily_cap(client, program):
 
 def test_share_buttons_open_the_app_and_are_counted(client, program):
     _join_and_sign_in(client, program)
-    whatsapp = client.get(_base(program) + "share/whatsapp/")
-    assert whatsapp.status_code == 302
+    whatsapp = client.post(_base(program) + "share/whatsapp/")
+    assert whatsapp.status_code == 303
     assert whatsapp["Location"].startswith("https://wa.me/?text=")
     assert "utm_source%3Dwhatsapp" in whatsapp["Location"]
-    assert client.get(_base(program) + "share/sms/")["Location"].startswith("sms:")
-    assert client.get(_base(program) + "share/copy/").status_code == 204
-    assert client.get(_base(program) + "share/myspace/").status_code == 404
+    assert client.post(_base(program) + "share/sms/")["Location"].startswith("sms:")
+    assert client.post(_base(program) + "share/copy/").status_code == 204
+    assert client.post(_base(program) + "share/myspace/").status_code == 404
     channels = ShareEvent.objects.for_merchant(program.merchant).values_list("channel", flat=True)
     assert sorted(channels) == ["copy", "sms", "whatsapp"]
 
