@@ -4,11 +4,12 @@ rendered pages, follow each link and count the rows (or add up their amounts).""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import html
 import re
 import zoneinfo
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from django.db.models import F, Sum
@@ -25,12 +26,30 @@ pytestmark = pytest.mark.django_db
 
 # A ratio in a table (cost per acquisition) links to what it is made of, with a title saying so: not matched here.
 CELL_LINK = re.compile(r'<td><a href="([^"]+)">([^<]+)</a></td>')
-CARD_LINK = re.compile(r'data-kpi="(\w+)">.*?<p class="kpi-value"><a href="([^"]+)"[^>]*>([^<]+)</a>', re.S)
+CARD = re.compile(r'<article class="kpi-card" data-kpi="(\w+)">(.*?)</article>', re.S)
+CARD_VALUE = re.compile(r'<p class="kpi-value">(.*?)</p>', re.S)
+CARD_LINKED = re.compile(r'<a href="([^"]+)"[^>]*>([^<]+)</a>')
+CARD_HINT = re.compile(r'<p class="kpi-hint">([^<]*)</p>')
+SHOWN = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 FRAUD_LINK = re.compile(r"<strong>(\d+)</strong> referrals? waits? for your fraud review\. <a href=\"([^\"]+)\">")
 NUMBER = re.compile(r"^(-?[\d,]+(?:\.\d+)?)(?: ([A-Z]{3}))?$")
-# Cards whose value is a count or a sum of the list behind them (the others are ratios: they link to a list their
-# ratio is made of).
-SUM_CARDS = {"referred_customers", "referral_revenue", "rewards_cost"}
+# A card shows its list's count or sum (as its value, or in its line below: "33 orders from 45 clicks"), or the
+# list's average; a ratio shown with its two parts ("10 participants / 21 customers") must also be their quotient.
+# The cards below are made of lists other cards link to, or of figures no list adds up: how each is checked.
+CARDS_MADE_OF_OTHER_LISTS = {
+    # (referral revenue - rewards cost) / rewards cost, from those two cards' lists (its own is the orders).
+    "roi": lambda own, cards, hint: (
+        (cards["referral_revenue"].total - cards["rewards_cost"].total) / cards["rewards_cost"].total
+    ),
+    # Rewards cost / referred new customers.
+    "cpa": lambda own, cards, hint: own.total / cards["referred_customers"].count,
+    # Clicks (its list) per participant who shared (the number in its line).
+    "click_through": lambda own, cards, hint: Decimal(own.count) / hint[0],
+    # Averages over the referred new customers (their later orders, their click-to-order times): no list adds
+    # them up, so the list must be exactly those customers.
+    "ltv": None,
+    "time_to_purchase": None,
+}
 
 
 @pytest.fixture
@@ -48,6 +67,8 @@ def world(merchant):
     for conversion in world.conversions[:5]:
         world.refund(conversion, (conversion.amount / 4).quantize(Decimal("0.01")))
     world.assess()
+    # A budget and a goal: their cards show numbers (and link to lists) too.
+    type(world.ab).all_merchants.filter(pk=world.ab.pk).update(budget=Decimal("500"), goal_customers=40)
     rollup_incremental()
     return world
 
@@ -57,6 +78,92 @@ def _number(text: str):
     assert match, text
     digits = match.group(1).replace(",", "")
     return (Decimal(digits), True) if match.group(2) else (int(digits), False)
+
+
+@dataclasses.dataclass
+class Behind:
+    """What a list holds: its rows, and the sum of their amounts (orders net of refunds, rewards' values)."""
+
+    count: int
+    total: Decimal | None
+
+
+def _list_behind(client, url: str) -> Behind:
+    response = client.get(html.unescape(url))
+    assert response.status_code == 200, url  # an unknown lookup would redirect to ?e=1
+    changelist = response.context["cl"]
+    rows = changelist.queryset
+    total = None
+    if changelist.model is Conversion:
+        total = rows.aggregate(total=Sum(F("amount") - F("refunded_amount")))["total"] or Decimal("0")
+    elif changelist.model is Reward:
+        total = rows.aggregate(total=Sum("value"))["total"] or Decimal("0")
+    return Behind(changelist.result_count, total)
+
+
+def _shown(text: str) -> tuple[Decimal, int, str]:
+    """A card's number: its value, decimals shown, and kind (count, money, percent, or another number)."""
+    text = html.unescape(text).strip()
+    number = SHOWN.search(text).group(0).replace(",", "")
+    decimals = len(number.split(".")[1]) if "." in number else 0
+    if text.endswith("%"):
+        kind = "percent"
+    elif re.fullmatch(r"-?[\d,.]+ [A-Z]{3}", text):
+        kind = "money"
+    elif re.fullmatch(r"-?[\d,]+", text):
+        kind = "count"
+    else:
+        kind = "number"  # 3.7 clicks per sharer, "about 2.7 days"
+    return Decimal(number), decimals, kind
+
+
+def _rounds_to(exact, shown: Decimal, decimals: int, kind: str) -> bool:
+    exact = Decimal(exact) * (100 if kind == "percent" else 1)
+    return exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP) == shown
+
+
+def _card_mismatch(key: str, text: str, hint: str, own: Behind, cards: dict[str, Behind]) -> str | None:
+    """Why the card's number is not what its list holds, or None."""
+    value, decimals, kind = _shown(text)
+    parts = [Decimal(n.replace(",", "")) for n in SHOWN.findall(html.unescape(hint))]
+    if kind in ("count", "money"):
+        if value in (own.count, own.total):
+            return None
+        if own.total is not None and own.count and _rounds_to(own.total / own.count, value, decimals, kind):
+            return None  # an average over the list
+    if own.count in parts or (own.total is not None and own.total in parts):
+        if len(parts) < 2 or kind == "money" or _rounds_to(parts[0] / parts[1], value, decimals, kind):
+            return None
+        return f"{text} is not {parts[0]} / {parts[1]}"
+    if key in CARDS_MADE_OF_OTHER_LISTS:
+        made_of = CARDS_MADE_OF_OTHER_LISTS[key]
+        if made_of is None:
+            customers = cards["referred_customers"]
+            return (
+                None if own.count == customers.count else f"lists {own.count} rows, not the {customers.count} customers"
+            )
+        return None if _rounds_to(made_of(own, cards, parts), value, decimals, kind) else f"{text} is not its lists'"
+    return f"{text} (and its line {hint!r}) shows neither its list's {own.count} rows nor their sum {own.total}"
+
+
+def _assert_cards_match_their_lists(client, page: str) -> list[str]:
+    """Every KPI card on the page, as rendered: a number links to its list, and the list holds that number.
+    Returns the keys of the cards checked (cards without data show a dash and no link)."""
+    found = {}
+    for key, body in CARD.findall(page):
+        value = CARD_VALUE.search(body).group(1)
+        hint = " ".join(CARD_HINT.findall(body))
+        link = CARD_LINKED.fullmatch(value)
+        if link is None:
+            plain = re.sub(r"<[^>]+>", "", value)
+            assert not SHOWN.search(plain), f"card {key} shows {plain} without the list behind it"
+            continue
+        url, linked = link.groups()
+        found[key] = (linked, hint, _list_behind(client, url))
+    behind = {key: own for key, (_text, _hint, own) in found.items()}
+    mismatches = {key: _card_mismatch(key, text, hint, own, behind) for key, (text, hint, own) in found.items()}
+    assert {key: why for key, why in mismatches.items() if why} == {}
+    return sorted(found)
 
 
 def _behind(client, url: str, *, money: bool):
@@ -78,10 +185,9 @@ def _behind(client, url: str, *, money: bool):
 
 
 def _links_on(page: str) -> list[tuple[str, str]]:
-    """(number as shown, link) of every linked table cell, card value and fraud-queue count."""
+    """(number as shown, link) of every linked table cell and fraud-queue count (the cards: see above)."""
     page = page.split('<div class="analytics"', 1)[1].split('id="gs-title"', 1)[0]  # not the admin's app list
     found = [(text, url) for url, text in CELL_LINK.findall(page)]
-    found += [(text, url) for key, url, text in CARD_LINK.findall(page) if key in SUM_CARDS]
     found += [(count, url) for count, url in FRAUD_LINK.findall(page)]
     return found
 
@@ -95,7 +201,7 @@ def _assert_numbers_match_their_lists(client, page: str) -> int:
         if shown != behind:
             mismatches.append((text, behind, html.unescape(url)))
     assert mismatches == []
-    return checked
+    return checked + len(_assert_cards_match_their_lists(client, page))
 
 
 @pytest.mark.parametrize("view", ["live", "test", "variant B", "variant A in test mode"])
@@ -112,6 +218,18 @@ def test_every_number_on_the_program_page_is_the_list_it_links_to(tenant, world,
 
     checked = _assert_numbers_match_their_lists(tenant.admin, page)
     assert checked > 60  # cards, the day-by-day table, funnel, channels, before/after, A/B, top referrers
+
+
+@pytest.mark.parametrize("page", ["home", "program"])
+def test_every_card_shows_a_number_its_list_holds(tenant, world, page):
+    """The cards come from the page as rendered: a new card is checked without being named here."""
+    url = "/admin/" if page == "home" else reverse("admin:analytics_program_dashboard", args=[world.ab.pk])
+    rendered = tenant.admin.get(url).content.decode()
+
+    checked = _assert_cards_match_their_lists(tenant.admin, rendered)
+
+    assert checked == sorted(key for key, _body in CARD.findall(rendered))  # this world gives every card data
+    assert len(checked) >= (6 if page == "home" else 13)
 
 
 def test_the_links_carry_the_program_period_mode_and_variant(tenant, world):
