@@ -358,13 +358,20 @@ CONVERSION_EXAMPLE = {
 class ConversionFilter(django_filters.FilterSet):
     program = django_filters.CharFilter(field_name="program__slug")
     status = django_filters.ChoiceFilter(choices=Conversion.Status.choices)
+    attribution_reason = django_filters.ChoiceFilter(
+        field_name="rejection_reason",
+        choices=Referral.Reason.choices,
+        help_text="Orders not attributed for this reason, e.g. currency_mismatch.",
+    )
     customer_external_id = django_filters.CharFilter()
     occurred_after = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
     occurred_before = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
 
     class Meta:
         model = Conversion
-        fields = ["program", "status", "customer_external_id", "occurred_after", "occurred_before"]
+        fields = [
+            "program", "status", "attribution_reason", "customer_external_id", "occurred_after", "occurred_before",
+        ]  # fmt: skip
 
 
 def _conversion_output(request, *, new: bool = False):

@@ -77,6 +77,8 @@ def test_an_order_in_another_currency_without_a_rate_is_stored_unattributed_with
         None, None, None, None,
     )  # fmt: skip
     assert tenant.api.get("/api/v1/conversions/1001").json()["attribution_reason"] == "currency_mismatch"
+    listed = tenant.api.get("/api/v1/conversions", {"attribution_reason": "currency_mismatch"}).json()["results"]
+    assert [row["order_id"] for row in listed] == ["1001"]
     assert tenant.api.post("/api/v1/conversions", {"order_id": "1001", "amount": "129.90", "currency": "EUR"},
                            format="json").status_code == 200  # fmt: skip
 
