@@ -138,3 +138,13 @@ def click_stream():
     yield client
     client.delete(STREAM)
     local_cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _redis_breaker_closed():
+    """A test that made Redis fail leaves this process's breaker open for seconds: the next test starts without."""
+    from referral_saas.redis_client import redis_reset_breaker
+
+    redis_reset_breaker()
+    yield
+    redis_reset_breaker()

@@ -216,6 +216,7 @@ class Stack:
         env: dict[str, str] | None = None,
         worker: bool = True,
         beat: bool = True,
+        migrate: bool = False,
     ):
         self.config = config
         self.port = free_port()
@@ -234,13 +235,15 @@ class Stack:
             WEBHOOKS_ALLOW_PRIVATE_URLS="true",  # the tests' webhook receiver listens on 127.0.0.1
         )
         self.env.update(env or {})
-        self.with_worker, self.with_beat = worker, beat
+        self.with_worker, self.with_beat, self.migrate = worker, beat, migrate
         self.processes: dict[str, Process] = {}
         self._merchants = 0
 
     # lifecycle
 
     def start(self) -> Stack:
+        if self.migrate:  # a database of its own, set up as `make run` does
+            self.manage("migrate", "--noinput", "-v0")
         self.start_web()
         if self.with_worker:
             self.start_worker()
@@ -452,3 +455,82 @@ class Browser(requests.Session):
     def sign_in(self, email: str, password: str) -> None:
         response = self.submit("/accounts/login/", login=email, password=password)
         assert response.status_code == 302, response.text[-2000:]
+
+
+class HangingRedis:
+    """A Redis that accepts connections and never answers (a stuck server, a black-holed network path)."""
+
+    def __init__(self):
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.url = f"redis://127.0.0.1:{self.sock.getsockname()[1]}/0"
+        self.accepted: list[socket.socket] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _addr = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted.append(conn)  # read nothing, answer nothing
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+        for conn in self.accepted:
+            conn.close()
+        self.sock.close()
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL of the test's own (pgserver's binaries), which it may stop and start: never the shared one."""
+
+    def __init__(self, directory: Path):
+        import pgserver
+
+        self.pgdata = directory / "data"
+        self.pgdata.mkdir(parents=True)
+        server = pgserver.get_server(self.pgdata, cleanup_mode=None)
+        self.user = server.system_user
+        self.socket_dir = server.get_postmaster_info().socket_dir
+
+    def url(self, database: str) -> str:
+        return f"postgres://postgres@{quote(str(self.socket_dir), safe='')}/{database}"
+
+    def create_database(self, name: str) -> str:
+        import psycopg2
+
+        conn = psycopg2.connect(host=str(self.socket_dir), user="postgres", dbname="postgres")
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        conn.close()
+        return self.url(name)
+
+    def _pg_ctl(self, *args: str) -> None:
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(list(args), pgdata=self.pgdata, user=self.user, timeout=60)
+
+    def stop(self) -> None:
+        self._pg_ctl("-w", "-m", "fast", "stop")  # every connection is cut, as in a restart or a failover
+
+    def start(self) -> None:
+        self._pg_ctl("-w", "-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", str(self.pgdata / "log"), "start")
+
+    def destroy(self) -> None:
+        import shutil
+
+        with contextlib.suppress(Exception):
+            self.stop()
+        shutil.rmtree(self.pgdata.parent, ignore_errors=True)

@@ -3,14 +3,19 @@ load, a poison entry in the click stream. The system answers cleanly while it hu
 
 from __future__ import annotations
 
+import json
 import re
+import threading
+from collections import Counter
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg2
 import pytest
 import redis
+import requests
 from django.conf import settings
 
-from tests.system.stack import Browser, wait_for
+from tests.system.stack import Browser, EmbeddedPostgres, HangingRedis, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -98,3 +103,171 @@ def test_a_worker_killed_while_it_creates_an_orders_rewards_is_redelivered_by_ce
     prefix = f"{stack.namespace}:celery:"
     wait_for(lambda: broker.hlen(f"{prefix}unacked") == 0, what="no message left unacknowledged")
     assert broker.zcard(f"{prefix}unacked_index") == 0
+
+
+def test_a_redis_that_hangs_never_hangs_an_order_and_the_order_is_stored(stacks):
+    healthy = stacks("procfile", name="hang-ok", worker=False, beat=False)
+    shop = healthy.createmerchant()
+    anna = (
+        healthy.api(shop.live_key)
+        .post("/api/v1/participants", json={"program": shop.program, "external_id": "anna", "email": "anna@example.pl"})
+        .json()
+    )
+    hanging = HangingRedis()
+    try:
+        # The same code and database, but REDIS_URL points at a Redis that accepts and never answers.
+        hung = stacks("procfile", name="hang", env={"REDIS_URL": hanging.url}, worker=False, beat=False)
+        api = hung.api(shop.live_key)
+        for n in range(3):
+            # A client's timeout is the bound: the request must answer well within it (the cache and the broker
+            # give up after their socket timeouts, and then are not asked again for a few seconds).
+            order = api.post(
+                "/api/v1/conversions",
+                json={"order_id": f"H-{n}", "amount": "80.00", "currency": "PLN", "code": anna["code"],
+                      "customer": {"external_id": f"h-{n}", "email": f"h-{n}@example.pl"}},
+                timeout=25,
+            )  # fmt: skip
+            assert order.status_code == 201, order.text
+            assert order.json()["attributed"] is True
+        assert hanging.accepted, "the server did try the hanging Redis"
+        link = requests.get(anna["link"].replace(healthy.base_url, hung.base_url), allow_redirects=False, timeout=25)
+        assert link.status_code == 302  # the link still leads to the shop (the click goes uncounted)
+        assert hung.server_errors() == []
+    finally:
+        hanging.close()
+
+    # Stored: the healthy server, on the same database, reads every one of them.
+    stored = healthy.api(shop.live_key)
+    for n in range(3):
+        assert stored.get(f"/api/v1/conversions/H-{n}").json()["attributed"] is True
+
+
+def test_postgres_restarted_under_load_answers_503_then_serves_again_without_restarting_us(stacks, tmp_path_factory):
+    postgres = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    try:
+        url = postgres.create_database("referral_saas")
+        stack = stacks("procfile", name="pg-restart", database=url, migrate=True)
+        shop = stack.createmerchant()
+        api = stack.api(shop.live_key)
+        anna = api.post(
+            "/api/v1/participants", json={"program": shop.program, "external_id": "anna", "email": "anna@example.pl"}
+        ).json()
+
+        answers: list[tuple[str, int, dict, str]] = []  # (order id, status, JSON body, Retry-After)
+        stop = threading.Event()
+
+        def shop_checkout(worker: int) -> None:
+            session, n = requests.Session(), 0
+            session.headers["Authorization"] = f"Bearer {shop.live_key}"
+            while not stop.is_set():
+                n += 1
+                order_id = f"P-{worker}-{n}"
+                response = session.post(
+                    f"{stack.base_url}/api/v1/conversions",
+                    json={"order_id": order_id, "amount": "40.00", "currency": "PLN", "code": anna["code"],
+                          "customer": {"external_id": f"c-{order_id}", "email": f"c-{order_id}@example.pl"}},
+                    timeout=30,
+                )  # fmt: skip
+                answers.append((order_id, response.status_code, response.json(), response.headers.get("Retry-After")))
+
+        threads = [threading.Thread(target=shop_checkout, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            wait_for(lambda: sum(1 for a in answers if a[1] == 201) >= 20, what="orders before the restart")
+            postgres.stop()
+            down_from = len(answers)
+            wait_for(lambda: sum(1 for a in answers[down_from:] if a[1] == 503) >= 20, what="503s while it is down")
+            ready = requests.get(f"{stack.base_url}/readyz", timeout=30)
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["postgres"]["status"] == "error"
+            postgres.start()
+            up_from = len(answers)
+            wait_for(lambda: sum(1 for a in answers[up_from:] if a[1] == 201) >= 20, what="orders after the restart")
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(60)
+        assert not any(thread.is_alive() for thread in threads)
+
+        statuses = Counter(status for _, status, _, _ in answers)
+        assert set(statuses) == {201, 503}, statuses  # never a 500, never a dropped connection
+        for _order_id, status, body, retry_after in answers:
+            if status == 503:
+                assert body["error"]["code"] == "service_unavailable"
+                assert retry_after
+        assert requests.get(f"{stack.base_url}/readyz", timeout=30).status_code == 200
+
+        # The shop retries what got a 503 (same order id): every order then exists exactly once.
+        for order_id, status, _body, _retry in answers:
+            if status == 503:
+                retried = api.post(
+                    "/api/v1/conversions",
+                    json={"order_id": order_id, "amount": "40.00", "currency": "PLN", "code": anna["code"],
+                          "customer": {"external_id": f"c-{order_id}", "email": f"c-{order_id}@example.pl"}},
+                )  # fmt: skip
+                assert retried.status_code in (200, 201), retried.text
+        listed, page = [], "/api/v1/conversions?limit=200"
+        while page:
+            body = api.get(page).json()
+            listed += [c["order_id"] for c in body["results"]]
+            page = body["next"]
+        assert sorted(listed) == sorted(order_id for order_id, *_ in answers)
+
+        # The worker reconnected by itself: it scores a new friend's order (so many orders of one referrer in an
+        # hour may well be held for review by the velocity check: scored is what counts here).
+        after = api.post(
+            "/api/v1/conversions",
+            json={"order_id": "AFTER-1", "amount": "90.00", "currency": "PLN", "code": anna["code"],
+                  "customer": {"external_id": "after", "email": "after@example.pl"}},
+        )  # fmt: skip
+        assert after.status_code == 201, after.text
+
+        wait_for(
+            lambda: api.get("/api/v1/conversions/AFTER-1").json()["fraud"] is not None,
+            timeout=120,
+            what="the worker to score an order placed after the restart",
+        )
+        assert all(p.alive for p in stack.processes.values())
+    finally:
+        postgres.destroy()
+
+
+def test_a_poison_entry_in_the_click_stream_is_dead_lettered_and_every_other_click_ingested(stack):
+    shop = stack.createmerchant()
+    api = stack.api(shop.live_key)
+    anna = api.post(
+        "/api/v1/participants", json={"program": shop.program, "external_id": "anna", "email": "anna@example.pl"}
+    ).json()
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    stream, dead = f"{stack.namespace}:clicks", f"{stack.namespace}:clicks:dead"
+    dead_before = broker.xlen(dead)
+
+    click_ids = []
+
+    def click(query: str = "") -> None:
+        response = requests.get(f"{anna['link']}{query}", allow_redirects=False, timeout=30,
+                                headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0"})  # fmt: skip
+        assert response.status_code == 302
+        click_ids.append(parse_qs(urlsplit(response.headers["Location"]).query)["rs_click"][0])
+
+    click()
+    click("?utm_source=%00evil&utm_campaign=a%01b")  # cleaned at the door
+    poison = {"click_id": "not-a-uuid", "merchant_id": "x", "code_id": "\x00", "ts": "nan"}
+    broker.xadd(stream, {"d": json.dumps(poison)})
+    broker.xadd(stream, {"d": b"{not json"})
+    click()
+
+    wait_for(lambda: broker.xlen(stream) == 0, timeout=60, what="beat's ingest to drain the stream")
+    with psycopg2.connect(stack.env["DATABASE_URL"]) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT click_id::text, utm_source, utm_campaign FROM tracking_click WHERE click_id = ANY(%s::uuid[])",
+            [click_ids],
+        )
+        stored = {row[0].replace("-", ""): row[1:] for row in cursor.fetchall()}
+    conn.close()
+    assert set(stored) == set(click_ids)  # every good click, around the poison
+    assert stored[click_ids[1]] == ("evil", "ab")
+    dead_letters = broker.xrevrange(dead, count=10)
+    assert broker.xlen(dead) - dead_before == 2
+    assert all(fields[b"reason"] for _id, fields in dead_letters[:2])
