@@ -12,7 +12,7 @@ export PYTHONUNBUFFERED := 1
 SERVICES = eval "$$($(VENV)/bin/python -m referral_saas.embedded env)"
 MANAGE = $(VENV)/bin/python manage.py
 
-.PHONY: install run test bench seed-large lint format migrate stop-embedded clean
+.PHONY: install run test bench seed-large lint format migrate stop-embedded clean chromium
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -33,8 +33,19 @@ run: install
 	echo "==> starting web (http://127.0.0.1:8000), worker and beat; Ctrl-C stops them all"; \
 	exec $(VENV)/bin/honcho -f Procfile start
 
-test: install
+test: install chromium
 	@$(SERVICES); $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Debian's Chromium for the browser tests (Playwright cannot download its own browser on these networks). Installed
+# when missing and possible (root and apt-get); otherwise the browser tests skip, except in CI where they fail.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "==> installing Debian's chromium for the browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "==> chromium is missing and cannot be installed here (needs root and apt-get)"; fi; \
+	fi
 
 bench: install
 	@$(SERVICES); $(VENV)/bin/python -m bench $(BENCH_ARGS)
