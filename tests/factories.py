@@ -8,7 +8,7 @@ from django.utils import timezone
 from programs.models import Invite, Participant, Program, ShareEvent
 from referral_saas.tenancy import services
 from referral_saas.tenancy.models import ApiKey, Invitation, Membership, Merchant, ShopSettings, User
-from tracking.models import Click, Conversion, Referral, ReferralCode, Refund
+from tracking.models import Click, Conversion, ExchangeRate, Referral, ReferralCode, Refund
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -212,6 +212,9 @@ FACTORY_FOR_MODEL = {
     Refund: _refund,
     Invite: _invite,
     ShareEvent: _share,
+    ExchangeRate: lambda merchant: ExchangeRate.all_merchants.create(
+        merchant=merchant, base_currency="EUR", quote_currency="PLN", rate="4.2875", valid_from=timezone.localdate()
+    ),
 }
 
 
