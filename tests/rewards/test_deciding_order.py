@@ -3,18 +3,17 @@ the first purchase is the one that happened first, and a milestone is paid exact
 
 from __future__ import annotations
 
-import threading
 import time
 from decimal import Decimal
 
 import pytest
-from django.db import close_old_connections
 
 from rewards.models import Kind, Reward, RewardRule, Side, Work
 from rewards.services import rewards_sweep
 from tests.factories import join
 from tests.processes import celery_worker
 from tests.rewards.helpers import order, process, rule
+from tests.threads import run_together
 
 T1 = "2026-11-20T10:00:00Z"
 T2 = "2026-11-20T10:05:00Z"
@@ -27,16 +26,6 @@ def _wait_for(condition, timeout: float = 120.0, what: str = "condition"):
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def empty_rewards_queue():
-    """Messages other tests left in the test broker must not reach this test's worker."""
-    from referral_saas.redis_client import get_redis
-
-    client = get_redis()
-    for key in client.scan_iter(match="rewards*"):
-        client.delete(key)
 
 
 @pytest.fixture
@@ -197,25 +186,12 @@ def test_friends_ordering_in_the_same_instant_through_the_api_pay_the_milestone_
     done = Work.objects.for_merchant(tenant.merchant).filter(stage="done", decision="approve")
     with celery_worker(queues=["rewards"], concurrency=2):
         for n, (_participant, code) in enumerate(referrers):
-            barrier = threading.Barrier(2)
-            errors: list[BaseException] = []
 
-            def post(f, n=n, code=code, barrier=barrier, errors=errors):
-                try:
-                    shop = _own_client(tenant)  # a client per thread: APIClient is not shared between threads
-                    barrier.wait()
-                    order(shop, code, order_id=f"o-{n}-{f}", friend=f"friend{n}-{f}@example.org")
-                except BaseException as exc:  # asserted below
-                    errors.append(exc)
-                finally:
-                    close_old_connections()
+            def post(f, n=n, code=code):
+                shop = _own_client(tenant)  # a client per thread: APIClient is not shared between threads
+                return order(shop, code, order_id=f"o-{n}-{f}", friend=f"friend{n}-{f}@example.org")
 
-            threads = [threading.Thread(target=post, args=(f,)) for f in range(2)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(60)
-            assert not any(thread.is_alive() for thread in threads)
+            _results, errors = run_together(2, post)
             assert errors == []
         _wait_for(lambda: done.count() == 40, what="every order to be decided")
     assert _milestones_by_referrer(tenant, milestone) == {participant.pk: 1 for participant, _code in referrers}

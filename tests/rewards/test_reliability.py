@@ -15,6 +15,7 @@ from django.utils import timezone
 from rewards.models import CatalogItem, Kind, LedgerEntry, Reward, Work
 from rewards.services import ledger_balance, points_redeem, rewards_sweep
 from tests.processes import celery_worker
+from tests.rewards.conftest import broker_backlog
 from tests.rewards.helpers import order, process, rule
 from tests.threads import run_together
 from tracking.models import Conversion
@@ -165,42 +166,6 @@ def _redis_unreachable(settings):
         reset_clients()
 
 
-def _broker_keys(*names: str) -> list:
-    """The run's broker keys for these names (queues, kombu's unacked hash): Celery's prefix in the namespace."""
-    from django.conf import settings
-
-    from referral_saas.redis_client import get_redis
-
-    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
-    assert prefix.startswith(settings.REDIS_NAMESPACE), "tests use the broker keys of their own run only"
-    client = get_redis()
-    return [key for name in names for key in client.scan_iter(match=f"{prefix}{name}*")]
-
-
-def _broker_backlog(queue: str) -> dict:
-    """Messages waiting in `queue` (every priority) and messages a worker took but never acknowledged."""
-    from django.conf import settings
-
-    from referral_saas.redis_client import get_redis
-
-    client = get_redis()
-    waiting = sum(client.llen(key) for key in _broker_keys(queue) if client.type(key) in (b"list", "list"))
-    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
-    return {"waiting": waiting, "unacked": client.hlen(f"{prefix}unacked")}
-
-
-@pytest.fixture
-def empty_rewards_queue():
-    """Messages other tests left in the test broker (queued, or taken by a worker killed since) must not reach
-    this test's worker."""
-    from referral_saas.redis_client import get_redis
-
-    keys = _broker_keys("rewards", "unacked")
-    if keys:
-        get_redis().delete(*keys)
-    assert _broker_backlog("rewards") == {"waiting": 0, "unacked": 0}
-
-
 def test_an_order_posted_while_redis_is_down_is_stored_and_the_sweeper_finishes_it(
     tenant, program, referrer, settings, empty_rewards_queue
 ):
@@ -231,11 +196,11 @@ def test_an_order_posted_while_redis_is_down_is_stored_and_the_sweeper_finishes_
             what="the swept conversion to be processed and its reward issued",
         )
         _wait_for(
-            lambda: _broker_backlog("rewards") == {"waiting": 0, "unacked": 0},
+            lambda: broker_backlog("rewards") == {"waiting": 0, "unacked": 0},
             what="the worker to take and acknowledge every message the sweep and its tasks queued",
         )
     # Nothing is left behind for a later worker: no message waiting, none taken and never acknowledged.
-    assert _broker_backlog("rewards") == {"waiting": 0, "unacked": 0}
+    assert broker_backlog("rewards") == {"waiting": 0, "unacked": 0}
     assert Reward.objects.for_merchant(tenant.merchant).get().conversion_id == conversion.pk
     assert Work.objects.for_merchant(tenant.merchant).get().stage == "done"
     assert rewards_sweep(now=later)["conversions"] == 0
