@@ -71,7 +71,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 if TESTING:
     # Each test run has a database of its own (two runs on one machine never drop each other's); the system tier's
     # processes get the name passed to them in DATABASE_URL.
-    DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default=f"test_rs_{os.getpid()}")}
+    DATABASES["default"]["TEST"] = {"NAME": f"test_rs_{os.getpid()}"}
 
 REDIS_URL = env("REDIS_URL")
 if TESTING:
