@@ -85,9 +85,16 @@ def _own_redis_namespace():
     from referral_saas.redis_client import get_redis
 
     client = get_redis()
+    # Every worker a test started took its messages to the end: nothing is left delivered and unacknowledged
+    # (the system tier's stacks keep theirs under `<namespace>:sys-<name>:celery:`).
+    unacked = {
+        key.decode(): client.hlen(key)
+        for key in client.scan_iter(match=f"{settings.REDIS_NAMESPACE}:*celery:unacked", count=1000)
+    }
     keys = list(client.scan_iter(match=f"{settings.REDIS_NAMESPACE}:*", count=1000))
     if keys:
         client.delete(*keys)
+    assert not any(unacked.values()), f"messages left unacknowledged after the suite: {unacked}"
 
 
 @pytest.fixture
