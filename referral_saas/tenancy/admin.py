@@ -129,6 +129,20 @@ class InvitationForm(forms.ModelForm):
         model = Invitation
         fields = ["email", "role"]
 
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("email") and cleaned.get("role"):
+            try:
+                services.invitation_create_check(
+                    merchant=self.request.merchant,
+                    email=cleaned["email"],
+                    role=cleaned["role"],
+                    invited_by=self.request.user,
+                )
+            except ApplicationError as exc:
+                raise ValidationError({"role": exc.message}) from exc
+        return cleaned
+
 
 @admin.register(Invitation, site=merchant_admin)
 class InvitationAdmin(TenantModelAdmin):
@@ -144,6 +158,11 @@ class InvitationAdmin(TenantModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # revoke (delete) and invite again instead
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.request = request
+        return form
 
     def save_model(self, request, obj, form, change):
         try:
@@ -168,14 +187,25 @@ class InvitationAdmin(TenantModelAdmin):
 
     @admin.action(description=_("Re-send the selected invitations"), permissions=["add"])
     def resend(self, request, queryset):
+        sent = 0
         for invitation in queryset.filter(accepted_at__isnull=True):
-            services.invitation_create(
-                merchant=request.merchant,
-                email=invitation.email,
-                role=invitation.role,
-                invited_by=request.user,
-            )
-        messages.success(request, _("Invitations re-sent."))
+            try:
+                services.invitation_create(
+                    merchant=request.merchant,
+                    email=invitation.email,
+                    role=invitation.role,
+                    invited_by=request.user,
+                )
+            except ApplicationError as exc:
+                self.message_user(
+                    request,
+                    _("Not re-sent to %(email)s: %(reason)s") % {"email": invitation.email, "reason": exc.message},
+                    level=messages.ERROR,
+                )
+            else:
+                sent += 1
+        if sent:
+            messages.success(request, _("Invitations re-sent."))
 
 
 # --- API keys ---------------------------------------------------------------------------------------------------

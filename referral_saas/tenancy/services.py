@@ -20,9 +20,11 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
+from referral_saas.crypto import same_secret
 from referral_saas.errors import NotFound, PermissionDeniedError, Unprocessable, ValidationFailed
 from referral_saas.money import is_currency
 from referral_saas.tenancy.models import ApiKey, Invitation, Membership, Merchant, User, validate_timezone
+from referral_saas.validators import require_single_line, single_line
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ def merchant_create(
     name = (name or "").strip()
     if not name:
         raise ValidationFailed(fields={"name": [_("A shop name is required.")]})
+    require_single_line(name=name)
     if not is_currency(default_currency):
         raise ValidationFailed(fields={"default_currency": [_("Unknown currency code.")]})
     try:
@@ -130,6 +133,7 @@ def apikey_create(*, merchant: Merchant, name: str, mode: str = ApiKey.Mode.LIVE
     """Make a key and return (ApiKey, plaintext). The plaintext exists only in this return value."""
     if mode not in ApiKey.Mode.values:
         raise ValidationFailed(fields={"mode": [_("Mode must be live or test.")]})
+    require_single_line(name=name)
     prefix = f"rk_{mode}_"
     secret = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(API_KEY_SECRET_LENGTH))
     plaintext = prefix + secret
@@ -174,7 +178,7 @@ def apikey_authenticate(*, raw_key: str) -> ApiKey | None:
             ApiKey.all_merchants.select_related("merchant").filter(key_hash=digest, revoked_at__isnull=True).first()
         )
         _cache_add(cache_key, api_key or _NO_KEY)
-    if api_key == _NO_KEY or api_key is None or not secrets.compare_digest(api_key.key_hash, digest):
+    if api_key == _NO_KEY or api_key is None or not same_secret(api_key.key_hash, digest):
         return None
     now = timezone.now()
     written = _last_used_written.get(api_key.pk)
@@ -235,11 +239,43 @@ def membership_remove(*, membership: Membership, actor: Membership) -> None:
     membership.delete()
 
 
-def invitation_create(*, merchant: Merchant, email: str, role: str, invited_by: User | None) -> Invitation:
-    """Invite `email` with `role`. A second invite to the same address renews and re-sends the pending one."""
-    email = (email or "").strip().lower()
+def _pending_invitation(merchant: Merchant, email: str) -> Invitation | None:
+    return Invitation.objects.for_merchant(merchant).filter(email__iexact=email, accepted_at__isnull=True).first()
+
+
+def _is_owner(merchant: Merchant, user: User) -> bool:
+    return Membership.objects.for_merchant(merchant).filter(user=user, role=Membership.Role.OWNER).exists()
+
+
+def invitation_create_check(
+    *, merchant: Merchant, email: str, role: str, invited_by: User | None, pending: Invitation | None = None
+) -> None:
+    """Who may invite whom, by the same rule as a role change: analysts invite nobody, and only an owner grants
+    ownership, so only an owner invites an owner or renews (re-sends, re-invites with another role) a pending owner
+    invitation. `invited_by` None is the platform itself (commands, operators); someone not on the team invites
+    nobody."""
     if role not in Membership.Role.values:
         raise ValidationFailed(fields={"role": [_("Unknown role.")]})
+    if invited_by is None:
+        return
+    actor = Membership.objects.for_merchant(merchant).filter(user=invited_by).first()
+    if actor is None or not actor.can_write:
+        raise PermissionDeniedError(_("Only owners and admins can invite teammates."))
+    if pending is None:
+        pending = _pending_invitation(merchant, (email or "").strip().lower())
+    pending_role = pending.role if pending else None
+    if Membership.Role.OWNER in (role, pending_role) and actor.role != Membership.Role.OWNER:
+        raise PermissionDeniedError(
+            _("Only an owner can invite an owner, or re-send or change an invitation to be an owner."),
+            fields={"role": [_("Only an owner can grant the owner role.")]},
+        )
+
+
+def invitation_create(*, merchant: Merchant, email: str, role: str, invited_by: User | None) -> Invitation:
+    """Invite `email` with `role`. A second invite to the same address renews and re-sends the pending one.
+    The rules of `invitation_create_check` apply to every invite, re-invite and re-send."""
+    email = (email or "").strip().lower()
+    invitation_create_check(merchant=merchant, email=email, role=role, invited_by=invited_by)
     if Membership.objects.for_merchant(merchant).filter(user__email__iexact=email).exists():
         raise Unprocessable(_("%(email)s is already on the team.") % {"email": email}, fields={"email": ["exists"]})
     token = secrets.token_urlsafe(32)
@@ -251,6 +287,8 @@ def invitation_create(*, merchant: Merchant, email: str, role: str, invited_by: 
             .filter(email__iexact=email, accepted_at__isnull=True)
             .first()
         )
+        # Again under the row lock: the pending invitation may have become an owner's since the first check.
+        invitation_create_check(merchant=merchant, email=email, role=role, invited_by=invited_by, pending=pending)
         if pending:
             pending.role, pending.token_hash, pending.expires_at = role, _sha256(token), expires_at
             pending.invited_by = invited_by
@@ -276,7 +314,10 @@ def _send_invitation_email(invitation: Invitation, token: str) -> None:
         "url": settings.SITE_URL + reverse("invitation_accept", args=[token]),
         "expires_at": invitation.expires_at,
     }
-    subject = _("You are invited to join %(merchant)s on Referral SaaS") % {"merchant": invitation.merchant.name}
+    # single_line: a shop name saved before names had to be one line must not make the email a BadHeaderError.
+    subject = single_line(
+        _("You are invited to join %(merchant)s on Referral SaaS") % {"merchant": invitation.merchant.name}
+    )
     message = EmailMultiAlternatives(
         subject=subject,
         body=render_to_string("emails/team_invitation.txt", context),
@@ -307,6 +348,18 @@ def invitation_accept(*, token: str, user: User) -> Membership:
             _("This invitation was sent to %(email)s; sign in with that address.") % {"email": invitation.email}
         )
     memberships = Membership.objects.for_merchant(invitation.merchant)
+    if (
+        invitation.accepted_at is None
+        and invitation.role == Membership.Role.OWNER
+        and invitation.invited_by is not None
+        and not _is_owner(invitation.merchant, invitation.invited_by)
+    ):
+        # Sent before admins were stopped from inviting owners, or by an owner demoted since: ownership is granted
+        # only by someone who is an owner now.
+        raise PermissionDeniedError(
+            _("This invitation to be an owner is no longer valid; ask an owner of the shop for a new one."),
+            code="invitation_not_allowed",
+        )
     if invitation.accepted_at is not None:
         membership = memberships.filter(user=user).first() if invitation.accepted_by_id == user.pk else None
         if membership is None:
