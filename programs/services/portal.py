@@ -25,7 +25,9 @@ from programs.identity import normalize_email, validate_customer_email
 from programs.models import Invite, Participant, Program, ShareEvent
 from programs.selectors import program_texts
 from referral_saas import ratelimit
+from referral_saas.crypto import same_secret
 from referral_saas.errors import PermissionDeniedError, Unprocessable, ValidationFailed
+from referral_saas.validators import single_line
 
 LINK_SALT = "portal-sign-in"
 LINK_MAX_AGE = 30 * 60
@@ -66,7 +68,8 @@ def portal_link_send(*, program: Program, email: str, name: str, consent: bool, 
     context = {"program_name": program_name, "merchant": program.merchant, "link": link, "minutes": LINK_MAX_AGE // 60}
     with translation.override(language):
         message = EmailMultiAlternatives(
-            subject=_("Your link to %(program)s") % {"program": program_name},
+            # single_line: a name saved before names had to be one line must not make the join a 500.
+            subject=single_line(_("Your link to %(program)s") % {"program": program_name}),
             body=render_to_string("portal/emails/sign_in.txt", context),
             to=[email],
         )
@@ -124,10 +127,11 @@ def portal_sso_verify(*, program: Program, external_id: str, email: str, ts: str
     customer id is refused."""
     from programs.services.participants import participant_upsert
 
-    if not (external_id and ts.isdigit() and sig) or "|" in external_id + email:
+    # ts: ASCII digits only ("²".isdigit() is true, int() of it or of 5000 digits raises), a Unix time in seconds.
+    if not (external_id and ts.isascii() and ts.isdigit() and len(ts) <= 12 and sig) or "|" in external_id + email:
         raise PermissionDeniedError(_("This sign-in link is incomplete."))
     expected = _sso_signature(program.merchant.portal_secret, program, external_id, email, ts)
-    if not hmac.compare_digest(expected, sig.lower()):
+    if not same_secret(expected, sig.lower()):  # a non-ASCII or odd-length sig is just a wrong one
         raise PermissionDeniedError(_("This sign-in link is not valid."))
     if abs(time.time() - int(ts)) > SSO_MAX_AGE:
         raise PermissionDeniedError(_("This sign-in link has expired. Go back to the shop and open it again."))
@@ -242,8 +246,9 @@ def invite_deliver(*, invite: Invite) -> None:
     }
     with translation.override(invite.language):
         email = EmailMultiAlternatives(
-            subject=_("%(name)s invites you to %(shop)s")
-            % {"name": context["referrer_name"], "shop": invite.merchant.name},
+            subject=single_line(
+                _("%(name)s invites you to %(shop)s") % {"name": context["referrer_name"], "shop": invite.merchant.name}
+            ),
             body=render_to_string("portal/emails/invite.txt", context),
             to=[invite.email],
         )
