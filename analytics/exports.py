@@ -35,8 +35,13 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 CHUNK_SIZE = 2000
-# A cell that starts with one of these is a formula to a spreadsheet: it is prefixed with ' (OWASP CSV injection).
+# A text cell that starts with one of these (after any leading whitespace, which spreadsheets skip) is a formula to
+# a spreadsheet: it is prefixed with ' (OWASP CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Every field is quoted. Excel and LibreOffice in pl/ro/ru (and de, fr, ...) split on ";", not ",": unquoted,
+# `x;=HYPERLINK(...)` would become two cells, the second a formula that no prefix on the first one defuses.
+# Quoted, it stays one text cell whichever separator the reader picks. (A quoted number is still read as a number.)
+QUOTING = csv.QUOTE_ALL
 
 Column = str | tuple[str, str | Callable]
 
@@ -49,6 +54,9 @@ class _Echo:
 
 
 def csv_cell(value) -> str:
+    """One cell as text. Numbers, dates and booleans are written by us and kept as they are, so that a refund's
+    -12.50 stays a number a spreadsheet can add up; every other value is text someone typed (names, emails, order
+    ids, notes), and text that a spreadsheet would run as a formula gets a leading apostrophe."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -63,17 +71,21 @@ def csv_cell(value) -> str:
         import json
 
         value = json.dumps(value, sort_keys=True, default=str)
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return defuse_formula(str(value))
+
+
+def defuse_formula(text: str) -> str:
+    """Text a spreadsheet would read as a formula (`=1+1`, `  @SUM(1)`, `-2+3`, a leading tab) gets a leading '."""
+    return "'" + text if text.startswith(FORMULA_STARTS) or text.lstrip().startswith(FORMULA_STARTS) else text
 
 
 def stream_csv(rows: Iterable[Sequence], *, header: Sequence[str], filename: str) -> StreamingHttpResponse:
     """A StreamingHttpResponse that writes `rows` (any iterable, consumed lazily) as CSV with a header line."""
-    writer = csv.writer(_Echo())
+    writer = csv.writer(_Echo(), quoting=QUOTING)
 
     def lines():
         yield "\ufeff"  # a BOM, so that spreadsheet programs read the file as UTF-8
-        yield writer.writerow([str(h) for h in header])
+        yield writer.writerow([defuse_formula(str(h)) for h in header])
         for row in rows:
             yield writer.writerow([csv_cell(v) for v in row])
 

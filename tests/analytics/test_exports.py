@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -161,3 +162,85 @@ def test_the_dashboards_daily_stats_export_keeps_its_variant_filter(tenant):
     assert [(row[header.index("Variant")], row[header.index("Clicks")]) for row in rows] == [("B", "7")]
     everything = _rows(tenant.admin.get(page.context["csv_url"].replace(f"&variant__id__exact={b.pk}", "")))
     assert len(everything) == 3
+
+
+# --- spreadsheet formulas: every cell quoted, text that starts like a formula defused --------------------------------
+
+
+def _excel_cells(text: str, separator: str) -> list[str]:
+    """How Excel / LibreOffice cut a file into cells on `separator` (";" in pl, ro, ru) and line ends: never inside
+    double quotes."""
+    cells, current, quoted = [], "", False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        elif (char == separator or char in "\r\n") and not quoted:
+            cells.append(current)
+            current = ""
+            continue
+        current += char
+    return [*cells, current]
+
+
+def _formula_cells(text: str) -> list[str]:
+    found = []
+    for separator in (",", ";"):
+        for cell in _excel_cells(text, separator):
+            value = cell.strip().removeprefix('"').lstrip()
+            if value.startswith(("=", "+", "-", "@")) and not re.fullmatch(r'-\d+(\.\d+)?"?', value):
+                found.append(value)  # a plain negative number is a number to a spreadsheet, not a formula
+    return found
+
+
+HOSTILE = ["a;=1+1", "=cmd", "  @SUM(1)", "-2+3", "\t=1", "+1", "b,=2", "\r=3", 'x";=HYPERLINK("http://e.example")']
+
+
+def test_every_field_is_quoted_and_formulas_are_defused_in_each_cell():
+    rows = [[n, text, Decimal("-12.50")] for n, text in enumerate(HOSTILE)]
+    response = stream_csv(rows, header=["n", "note", "amount"], filename="x.csv")
+    text = b"".join(response).decode("utf-8-sig")
+
+    assert text.splitlines()[0] == '"n","note","amount"'
+    assert '"0","a;=1+1","-12.50"' in text  # one cell whether the reader splits on "," or ";"
+    assert _formula_cells(text) == []
+    parsed = list(csv.reader(io.StringIO(text)))[1:]
+    assert [row[1] for row in parsed] == [
+        "a;=1+1",
+        "'=cmd",
+        "'  @SUM(1)",
+        "'-2+3",
+        "'\t=1",
+        "'+1",
+        "b,=2",
+        "'\r=3",
+        'x";=HYPERLINK("http://e.example")',
+    ]
+    assert {row[2] for row in parsed} == {"-12.50"}  # our own amounts stay numbers, negative ones too
+
+
+def test_without_quoting_a_semicolon_would_start_a_formula_cell():
+    """What the quoting protects against: the same row unquoted, read by a Polish spreadsheet."""
+    assert _formula_cells("1,a;=1+1,-12.50") == ["=1+1,-12.50"]
+
+
+def test_csv_cell_keeps_numbers_and_defuses_text_after_leading_spaces():
+    assert csv_cell(Decimal("-12.50")) == "-12.50"
+    assert csv_cell(-3) == "-3"
+    assert csv_cell("-12.50") == "'-12.50"  # text someone typed, even when it looks like a number
+    assert csv_cell("  =1") == "'  =1"
+    assert csv_cell("\u00a0@x") == "'\u00a0@x"
+    assert csv_cell("a;=1") == "a;=1"
+    assert csv_cell({"k": "=1"}) == '{"k": "=1"}'
+
+
+def test_a_participants_export_quotes_a_name_with_a_semicolon_and_a_formula(tenant):
+    program = ProgramFactory(merchant=tenant.merchant)
+    join(program, email="evil@people.example", name='Ann;=HYPERLINK("http://evil.example","x")')
+    join(program, email="minus@people.example", name="-2+3")
+    text = b"".join(tenant.admin.get(reverse("admin:programs_participant_export_csv")).streaming_content)
+    text = text.decode("utf-8-sig")
+
+    assert '"Ann;=HYPERLINK(""http://evil.example"",""x"")"' in text
+    assert '"\'-2+3"' in text
+    assert _formula_cells(text) == []
+    assert all(line.startswith('"') and line.endswith('"') for line in text.splitlines() if line)

@@ -483,6 +483,18 @@ def test_cash_due_downloads_as_csv_without_spreadsheet_formulas(tenant, owed):
     ]
 
 
+def test_cash_exports_quote_every_field_and_keep_negative_amounts_numbers(tenant, owed):
+    """A payout is -10.00 in the ledger: a number we wrote, kept readable as one; people's text is defused."""
+    due = _csv(tenant.admin.get(CASH_DUE, {"format": "csv"}))
+    ledger = _csv(tenant.admin.get("/admin/rewards/ledgerentry/export.csv"))
+
+    for text in (due, ledger):
+        assert all(line.startswith('"') and line.endswith('"') for line in text.splitlines())
+    assert '"\'=HYPERLINK(""http://x"",""y"")"' in due
+    assert '"-10.00","PLN"' in ledger
+    assert "'-10.00" not in ledger
+
+
 def test_recording_a_payout_lowers_what_is_due(tenant, program, owed):
     anna = owed[0]
     url = f"/admin/rewards/ledgerentry/cash-due/{anna.pk}/payout/?currency=PLN"
