@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter
-from django.core.exceptions import FieldDoesNotExist
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
 from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -34,7 +36,57 @@ def _login_redirect(request, default: str):
     return HttpResponseRedirect(f"{reverse('account_login')}?{urlencode({'next': _next_url(request, default)})}")
 
 
-class MerchantAdminSite(admin.AdminSite):
+class CheckedChangeList(ChangeList):
+    """Django's ChangeList, with query-string values it cannot use answered as an invalid filter (a redirect to
+    the list with ?e=1) instead of a 500.
+
+    Django checks a filter value's type when it builds the query, but a date part out of range only fails later:
+    `created_at__year=99999` (or 0, or `__year__gte=99999`) when the SQL is compiled (the year's first and last
+    day are datetimes), and the date drill-down's `?created_at__year=9999` when it computes "the next year".
+    Both are ValueError or OverflowError; here they become IncorrectLookupParameters, which Django's changelist
+    view (and the CSV export) already answer with the list and its "invalid filter" note.
+    """
+
+    def get_filters(self, request):
+        try:
+            return super().get_filters(request)
+        except (ValueError, OverflowError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+    def get_queryset(self, request, exclude_parameters=None):
+        queryset = super().get_queryset(request, exclude_parameters)
+        try:
+            # Compiling is what the count and the page would do next; doing it here turns a value the SQL cannot
+            # hold into an invalid filter while the request can still be answered.
+            queryset.query.get_compiler(queryset.db).as_sql()
+        except EmptyResultSet:  # e.g. `pk__in=` with no value: the list is empty, and that is fine
+            pass
+        except (ValueError, OverflowError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+        return queryset
+
+
+class CheckedLookupsMixin:
+    """For every ModelAdmin of both sites (the merchant's and ops): bad filter values are an invalid filter."""
+
+    def get_changelist(self, request, **kwargs):
+        return CheckedChangeList
+
+
+class CheckedAdminSite(admin.AdminSite):
+    """Every ModelAdmin registered on this site checks its filter values (CheckedLookupsMixin), including a bare
+    `site.register(Model)` and admin classes written without the mixin: a new page cannot forget it."""
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, CheckedLookupsMixin):
+            admin_class = type(
+                admin_class.__name__, (CheckedLookupsMixin, admin_class), {"__module__": admin_class.__module__}
+            )
+        super().register(model_or_iterable, admin_class, **options)
+
+
+class MerchantAdminSite(CheckedAdminSite):
     site_header = _("Referral SaaS")
     site_title = _("Referral SaaS admin")
     index_title = _("Dashboard")
@@ -98,7 +150,7 @@ class MerchantAdminSite(admin.AdminSite):
         return super().index(request, extra_context)
 
 
-class OpsAdminSite(admin.AdminSite):
+class OpsAdminSite(CheckedAdminSite):
     """Platform operators (superusers): every merchant, for support."""
 
     site_header = _("Referral SaaS operations")
@@ -148,7 +200,7 @@ def _tenant_key_chain(model, lookup: str) -> bool:
     return True
 
 
-class TenantModelAdmin(admin.ModelAdmin):
+class TenantModelAdmin(CheckedLookupsMixin, admin.ModelAdmin):
     """Base for every merchant-admin page of a tenant model."""
 
     def get_queryset(self, request):
