@@ -19,6 +19,7 @@ from programs.models import Participant
 from referral_saas.api import TenantAPIView, filter_parameters, page_example, page_of, paginate
 from referral_saas.schema import error_response
 from referral_saas.tenancy.models import LANGUAGE_CHOICES
+from referral_saas.validators import validate_single_line
 from tracking.models import ReferralCode
 from tracking.services import link_for
 
@@ -193,7 +194,9 @@ class ParticipantListCreateApi(TenantAPIView):
         program = serializers.SlugField(max_length=60)
         external_id = serializers.CharField(max_length=128, required=False, allow_null=True, allow_blank=True)
         email = CustomerEmailField(required=False, allow_null=True, allow_blank=True)
-        name = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
+        name = serializers.CharField(
+            max_length=200, required=False, allow_blank=True, allow_null=True, validators=[validate_single_line]
+        )
         language = serializers.ChoiceField(choices=LANGUAGES, required=False, allow_null=True)
         marketing_consent = serializers.BooleanField(required=False, allow_null=True)
         ip = serializers.IPAddressField(

@@ -8,6 +8,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from programs.fields import CustomerEmailFormField
+from referral_saas.validators import validate_single_line
 
 
 class JoinForm(forms.Form):
@@ -16,6 +17,7 @@ class JoinForm(forms.Form):
         label=_("Your first name"),
         max_length=200,
         required=False,
+        validators=[validate_single_line],
         widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
     )
     marketing_consent = forms.BooleanField(label=_("Send me news and offers from this shop"), required=False)

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from referral_saas.money import MoneyField, validate_currency
 from referral_saas.tenancy.models import LANGUAGE_CHOICES, TenantModel
+from referral_saas.validators import SingleLineCharField
 
 
 class Program(TenantModel):
@@ -25,7 +26,7 @@ class Program(TenantModel):
         FIRST_TOUCH = "first_touch", _("First touch (the first referrer keeps the friend)")
         LAST_TOUCH = "last_touch", _("Last touch (the latest link or code wins)")
 
-    name = models.CharField(_("name"), max_length=200)
+    name = SingleLineCharField(_("name"), max_length=200)
     slug = models.SlugField(_("slug"), max_length=60, help_text=_("Used in the portal address: /p/<shop>/<slug>/"))
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.DRAFT)
     starts_on = models.DateField(_("starts on"), default=datetime.date.today)
@@ -104,7 +105,7 @@ class ProgramVariant(TenantModel):
     """An A/B arm of a program. Participants are assigned one deterministically by weight and keep it."""
 
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="variants")
-    name = models.CharField(_("name"), max_length=60)
+    name = SingleLineCharField(_("name"), max_length=60)
     weight = models.PositiveSmallIntegerField(_("weight"), default=1, validators=[MinValueValidator(1)])
     referrer_offer = models.CharField(_("what the referrer gets (this variant)"), max_length=300, blank=True)
     referee_offer = models.CharField(_("what the friend gets (this variant)"), max_length=300, blank=True)
@@ -132,7 +133,7 @@ class Participant(TenantModel):
     external_id = models.CharField(_("shop customer id"), max_length=128, null=True, blank=True)
     email = models.EmailField(_("email"), max_length=254, null=True, blank=True)
     email_normalized = models.CharField(max_length=254, null=True, blank=True, editable=False)
-    name = models.CharField(_("name"), max_length=200, blank=True)
+    name = SingleLineCharField(_("name"), max_length=200, blank=True)
     language = models.CharField(_("language"), max_length=5, choices=LANGUAGE_CHOICES, default="en")
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
     marketing_consent = models.BooleanField(_("marketing consent"), default=False)
@@ -263,7 +264,7 @@ class ProgramText(TenantModel):
 
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="texts")
     language = models.CharField(_("language"), max_length=5, choices=LANGUAGE_CHOICES)
-    name = models.CharField(_("name"), max_length=200, blank=True)
+    name = SingleLineCharField(_("name"), max_length=200, blank=True)
     referrer_offer = models.CharField(_("what the referrer gets"), max_length=300, blank=True)
     referee_offer = models.CharField(_("what the friend gets"), max_length=300, blank=True)
     good_fit = models.TextField(_("who is a good fit to refer"), blank=True)

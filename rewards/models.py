@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from programs.models import Participant, Program, ProgramVariant
 from referral_saas.money import MoneyField, format_money
 from referral_saas.tenancy.models import TenantModel
+from referral_saas.validators import SingleLineCharField
 from tracking.models import Conversion, Referral, Refund
 
 
@@ -51,7 +52,7 @@ class CouponPool(TenantModel):
     """Codes the merchant made in their shop and uploaded (CSV); rewards take the next free one."""
 
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
-    name = models.CharField(_("name"), max_length=100)
+    name = SingleLineCharField(_("name"), max_length=100)
     description = models.CharField(
         _("what a code gives"), max_length=300, blank=True, help_text=_("e.g. 15% off, shown to the customer")
     )
@@ -88,7 +89,7 @@ class RewardRule(TenantModel):
         related_name="reward_rules",
         help_text=_("Only for this A/B variant; empty = every participant."),
     )
-    name = models.CharField(_("name"), max_length=120)
+    name = SingleLineCharField(_("name"), max_length=120)
     side = models.CharField(_("who gets it"), max_length=10, choices=Side.choices)
     trigger = models.CharField(_("when"), max_length=16, choices=Trigger.choices, default=Trigger.FIRST_PURCHASE)
     max_purchases = models.PositiveSmallIntegerField(
@@ -351,7 +352,7 @@ class CatalogItem(TenantModel):
     """What points buy in a program: a coupon, a free product, exclusive access..."""
 
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="catalog")
-    name = models.CharField(_("name"), max_length=120)
+    name = SingleLineCharField(_("name"), max_length=120)
     description = models.CharField(_("description"), max_length=300, blank=True)
     points = models.PositiveIntegerField(_("price in points"), validators=[MinValueValidator(1)])
     kind = models.CharField(

@@ -40,6 +40,7 @@ CUSTOMER_FACING = (
     "rewards/services/points.py",
     "tracking/models.py",
     "referral_saas/errors.py",
+    "referral_saas/validators.py",
     "referral_saas/tenancy/models.py",
 )
 

@@ -12,6 +12,7 @@ from programs.identity import EMAIL_MAX_LENGTH, normalize_email
 from programs.models import Participant, Program, ProgramVariant
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.tenancy.models import Merchant
+from referral_saas.validators import require_single_line
 
 
 def program_get_by_slug(*, merchant: Merchant, slug: str) -> Program:
@@ -110,6 +111,7 @@ def participant_upsert(
         raise ValidationFailed(fields={"email": [_("Enter a valid email address.")]})
     if not external_id and not email_normalized:
         raise ValidationFailed(fields={"external_id": [_("Give an external_id or an email.")]})
+    require_single_line(name=name)  # the API, the portal and the shop's sign-in link all come through here
     if program.status == Program.Status.ENDED:
         raise Unprocessable(_("This program has ended."), code="program_ended")
 

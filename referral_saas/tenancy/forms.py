@@ -11,6 +11,7 @@ from referral_saas.errors import ApplicationError
 from referral_saas.money import active_currencies
 from referral_saas.tenancy import services
 from referral_saas.tenancy.models import LANGUAGE_CHOICES
+from referral_saas.validators import validate_single_line
 
 PENDING_INVITATION_KEY = "pending_invitation_token"
 
@@ -20,7 +21,7 @@ def _currency_choices():
 
 
 class ShopFieldsMixin(forms.Form):
-    shop_name = forms.CharField(label=_("Shop name"), max_length=200)
+    shop_name = forms.CharField(label=_("Shop name"), max_length=200, validators=[validate_single_line])
     default_currency = forms.ChoiceField(label=_("Currency"), choices=_currency_choices, initial="USD")
     default_language = forms.ChoiceField(label=_("Language of your customers"), choices=LANGUAGE_CHOICES)
 

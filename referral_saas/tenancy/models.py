@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from referral_saas.money import validate_currency
 from referral_saas.tenancy.managers import AllMerchantsManager, TenantManager
+from referral_saas.validators import SingleLineCharField
 
 LANGUAGE_CHOICES = [("en", "English"), ("pl", "Polski"), ("ro", "Română"), ("ru", "Русский")]
 
@@ -74,7 +75,7 @@ class Merchant(models.Model):
         ACTIVE = "active", _("Active")
         SUSPENDED = "suspended", _("Suspended")
 
-    name = models.CharField(_("name"), max_length=200)
+    name = SingleLineCharField(_("name"), max_length=200)
     slug = models.SlugField(_("slug"), max_length=60, unique=True)
     default_currency = models.CharField(
         _("default currency"), max_length=3, default="USD", validators=[validate_currency]
@@ -162,7 +163,7 @@ class ApiKey(TenantModel):
         LIVE = "live", _("Live")
         TEST = "test", _("Test")
 
-    name = models.CharField(_("name"), max_length=100)
+    name = SingleLineCharField(_("name"), max_length=100)
     mode = models.CharField(_("mode"), max_length=4, choices=Mode.choices, default=Mode.LIVE)
     prefix = models.CharField(max_length=16, editable=False)
     key_hash = models.CharField(max_length=64, editable=False)

@@ -13,6 +13,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from referral_saas.tenancy.models import Membership
+from referral_saas.validators import single_line
 from rewards.models import Notification
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ def _subject(kind: str, context: dict) -> str:
         Kind.BUDGET_SPENT: _("The budget of %(program)s is spent: rewards have stopped"),
         Kind.POOL_EMPTY: _("A coupon pool of %(program)s is empty"),
     }
-    return subjects[kind] % {"shop": context["merchant"].name, "program": context["program"].name}
+    # single_line: a name saved before names had to be one line must not make the email a BadHeaderError.
+    return single_line(subjects[kind] % {"shop": context["merchant"].name, "program": context["program"].name})
 
 
 # Tries before an email is given up on (the task's retries and the sweeper's both count).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from referral_saas.errors import ApplicationError
 from referral_saas.tenancy import services
 from referral_saas.tenancy.models import ApiKey, Merchant
 
@@ -20,5 +21,9 @@ class Command(BaseCommand):
         merchant = Merchant.objects.filter(slug=opts["merchant"]).first()
         if merchant is None:
             raise CommandError(f"No merchant with slug {opts['merchant']!r}.")
-        _api_key, plaintext = services.apikey_create(merchant=merchant, name=opts["name"], mode=opts["mode"])
+        try:
+            _api_key, plaintext = services.apikey_create(merchant=merchant, name=opts["name"], mode=opts["mode"])
+        except ApplicationError as exc:
+            details = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.fields.items())
+            raise CommandError(f"{exc.message} {details}".strip()) from exc
         self.stdout.write(plaintext)
