@@ -4,6 +4,10 @@ The business write and the stored response commit in one transaction, under a tr
 (merchant, mode, key): a concurrent duplicate cannot take the lock and gets 409; a later one finds the record.
 Only successful (2xx) responses are stored, so a client can fix a rejected request and retry with the same key.
 The unique constraint on (merchant, livemode, key) is the last line of defence.
+
+What is stored is the response body, or the view's `response.replay_data` when it sets one: a response that carries
+a secret shown once (a webhook endpoint's signing secret) stores and replays a copy without it, so that the secret
+never sits in this table for 48 hours and a replay does not hand it out again.
 """
 
 from __future__ import annotations
@@ -93,7 +97,7 @@ def run(request, handler: Callable[[], Response]) -> Response:
                     method=request.method,
                     path=request.path[:300],
                     response_status=response.status_code,
-                    response_body=_plain(response.data),
+                    response_body=_plain(getattr(response, "replay_data", response.data)),
                 )
             )
         return response

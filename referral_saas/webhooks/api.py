@@ -37,7 +37,11 @@ class WebhookEndpointOutput(serializers.Serializer):
 @extend_schema_serializer(component_name="WebhookEndpointCreated")
 class WebhookEndpointCreatedOutput(WebhookEndpointOutput):
     secret = serializers.CharField(
-        help_text="The signing secret (`whsec_...`). Shown only in this response: store it now."
+        allow_null=True,
+        help_text="The signing secret (`whsec_...`). Shown only in this response: store it now. `null` when this "
+        "response is a replay of an earlier request with the same `Idempotency-Key` (header `Idempotent-Replayed: "
+        "true`): the secret is not kept with stored responses. If the first response was lost, rotate the secret "
+        "in the admin (Webhooks, action 'Rotate the signing secret') or delete the endpoint and create it again.",
     )
 
 
@@ -74,7 +78,9 @@ class WebhookEndpointListCreateApi(TenantAPIView):
         summary="Add a webhook endpoint",
         description="Events of the key's mode (live or test) are POSTed to `url`, signed per Standard Webhooks "
         "with the returned `secret` (shown only here). A URL on a loopback, private, link-local or otherwise "
-        "non-public address is a 400. At most 20 endpoints per mode (422 `too_many_endpoints`).",
+        "non-public address is a 400. At most 20 endpoints per mode (422 `too_many_endpoints`). A retry with the "
+        "same `Idempotency-Key` replays the endpoint with `secret: null`: the secret is shown once and never "
+        "stored with the replay.",
         request=InputSerializer,
         responses={201: WebhookEndpointCreatedOutput},
         examples=[
@@ -100,7 +106,10 @@ class WebhookEndpointListCreateApi(TenantAPIView):
             description=data.validated_data.get("description", ""),
             events=data.validated_data.get("events"),
         )
-        return Response(WebhookEndpointCreatedOutput(endpoint).data, status=status.HTTP_201_CREATED)
+        response = Response(WebhookEndpointCreatedOutput(endpoint).data, status=status.HTTP_201_CREATED)
+        # What an Idempotency-Key stores and replays: the endpoint without its secret (see referral_saas.idempotency).
+        response.replay_data = {**response.data, "secret": None}
+        return response
 
     @extend_schema(
         operation_id="webhook_endpoints_list",

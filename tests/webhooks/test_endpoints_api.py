@@ -212,3 +212,35 @@ def test_a_url_in_capitals_is_stored_in_lower_case(tenant, allow_private):
     response = _create(tenant.api, url="HTTPS://Hooks.Example/In/Path")
     assert response.status_code == 201, response.content
     assert response.json()["url"] == "https://hooks.example/In/Path"  # the path keeps its case
+
+
+def test_the_secret_is_not_stored_with_the_idempotent_replay(tenant):
+    from referral_saas.tenancy.models import IdempotencyRecord
+
+    first = tenant.api.post(PATH, {"url": URL}, format="json", HTTP_IDEMPOTENCY_KEY="hook-1")
+    assert first.status_code == 201
+    secret = first.json()["secret"]
+    assert secret.startswith("whsec_")
+
+    record = IdempotencyRecord.objects.for_merchant(tenant.merchant).get(key="hook-1")
+    assert secret not in str(record.response_body)
+    assert secret.removeprefix("whsec_") not in str(record.response_body)
+    assert record.response_body["secret"] is None
+
+    replay = tenant.api.post(PATH, {"url": URL}, format="json", HTTP_IDEMPOTENCY_KEY="hook-1")
+    assert replay.status_code == 201
+    assert replay["Idempotent-Replayed"] == "true"
+    body = replay.json()
+    assert body["secret"] is None
+    assert {k: v for k, v in body.items() if k != "secret"} == {k: v for k, v in first.json().items() if k != "secret"}
+    assert body["secret_hint"] == f"whsec_…{secret[-4:]}"  # the one they kept can still be told apart
+    assert WebhookEndpoint.objects.for_merchant(tenant.merchant).count() == 1
+
+
+def test_the_schema_says_a_replayed_secret_is_null(tenant):
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    secret = schema["components"]["schemas"]["WebhookEndpointCreated"]["properties"]["secret"]
+    assert secret.get("nullable") is True
+    assert "Idempotency-Key" in secret["description"]

@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 
 from referral_saas.errors import Unprocessable, ValidationFailed
 from referral_saas.tenancy.models import Membership, Merchant
+from referral_saas.validators import single_line
 from referral_saas.webhooks import sending
 from referral_saas.webhooks.models import EVENT_TYPES, WebhookDelivery, WebhookEndpoint
 
@@ -203,7 +204,7 @@ def endpoint_disabled_notify(*, merchant_id: int, endpoint_id: int) -> int:
             "admin_url": settings.SITE_URL + reverse("admin:webhooks_webhookendpoint_change", args=[endpoint.pk]),
         }
         message = EmailMultiAlternatives(
-            subject=_("[Referral SaaS] Webhooks to %(url)s are turned off") % {"url": endpoint.url[:80]},
+            subject=single_line(_("[Referral SaaS] Webhooks to %(url)s are turned off") % {"url": endpoint.url[:80]}),
             body=render_to_string("webhooks/emails/endpoint_disabled.txt", context),
             to=recipients,
         )
