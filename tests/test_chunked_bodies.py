@@ -1,0 +1,157 @@
+"""Request bodies sent with `Transfer-Encoding: chunked` (no Content-Length), as gunicorn hands them to the WSGI
+application: already de-chunked in `wsgi.input`, CONTENT_LENGTH missing. Django alone read such a body as empty
+("field required"); the application reads it, up to the API's limit, and answers 413 beyond it.
+
+These call `referral_saas.wsgi.application` (what gunicorn serves) with a hand-built environ: the test client
+would always add a CONTENT_LENGTH.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pytest
+from django.conf import settings
+
+from programs.models import Participant
+from referral_saas.wsgi import OTHER_MAX_BODY_BYTES, application
+from tests.factories import ProgramFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the real handler opens and closes connections per request
+
+
+class _Stream(io.BytesIO):
+    """gunicorn's de-chunked body: read() until it returns b""; remembers how far it was read."""
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.most_read = 0
+
+    def read(self, size=-1):
+        chunk = super().read(size)
+        self.most_read = self.tell()
+        return chunk
+
+
+def _call(path: str, body: bytes, *, key: str | None = None, chunked: bool = True, **extra) -> tuple[int, dict, bytes]:
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "testserver",
+        "CONTENT_TYPE": "application/json",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": _Stream(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        **extra,
+    }
+    if chunked:
+        environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+    else:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    if key:
+        environ["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    seen = {}
+
+    def start_response(status, headers, exc_info=None):
+        seen["status"], seen["headers"] = int(status.split()[0]), dict(headers)
+
+    result = application(environ, start_response)
+    try:
+        content = b"".join(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()
+    seen["stream"] = environ["wsgi.input"]
+    return seen["status"], seen["headers"], content
+
+
+@pytest.fixture
+def shop(tenant):
+    ProgramFactory(merchant=tenant.merchant, slug="friends")
+    return tenant
+
+
+def _participant(**extra) -> bytes:
+    return json.dumps({"program": "friends", "external_id": "c-7", "email": "chunky@x.example", **extra}).encode()
+
+
+def test_a_chunked_json_post_is_read_and_creates_the_participant(shop):
+    status, headers, content = _call("/api/v1/participants", _participant(name="Chunky"), key=shop.raw_key)
+
+    assert status == 201, content
+    assert json.loads(content)["external_id"] == "c-7"
+    assert headers["X-Request-ID"]
+    assert Participant.objects.for_merchant(shop.merchant).get(external_id="c-7").name == "Chunky"
+
+
+def test_a_chunked_body_of_exactly_the_limit_is_read(shop):
+    body = _participant()
+    body = body[:-1] + b" " * (settings.API_MAX_BODY_BYTES - len(body)) + b"}"
+    assert len(body) == settings.API_MAX_BODY_BYTES
+
+    status, _headers, content = _call("/api/v1/participants", body, key=shop.raw_key)
+
+    assert status == 201, content
+
+
+def test_a_chunked_body_over_the_limit_is_a_json_413_read_no_further(shop):
+    body = _participant(user_agent="x" * (4 * settings.API_MAX_BODY_BYTES))
+
+    status, headers, content = _call("/api/v1/participants", body, key=shop.raw_key)
+
+    assert status == 413
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(content)["error"]["code"] == "payload_too_large"
+    assert headers["X-Request-ID"]
+    assert _call_stream_read(body, shop) <= settings.API_MAX_BODY_BYTES + 1
+    assert not Participant.objects.for_merchant(shop.merchant).exists()
+
+
+def _call_stream_read(body: bytes, shop) -> int:
+    stream = _Stream(body)
+    _call("/api/v1/participants", b"", key=shop.raw_key, **{"wsgi.input": stream})
+    return stream.most_read
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_before_authentication(db):
+    status, _headers, content = _call("/api/v1/participants", b"{" + b" " * settings.API_MAX_BODY_BYTES + b"}")
+    assert status == 413
+    assert json.loads(content)["error"]["code"] == "payload_too_large"
+
+
+def test_a_content_length_over_the_limit_is_a_json_413_too(shop):
+    body = _participant(user_agent="x" * settings.API_MAX_BODY_BYTES)
+
+    status, _headers, content = _call("/api/v1/participants", body, key=shop.raw_key, chunked=False)
+
+    assert status == 413
+    assert json.loads(content)["error"]["code"] == "payload_too_large"
+    assert not Participant.objects.for_merchant(shop.merchant).exists()
+
+
+def test_a_body_with_a_content_length_is_left_to_django(shop):
+    status, _headers, content = _call("/api/v1/participants", _participant(), key=shop.raw_key, chunked=False)
+    assert status == 201, content
+
+
+def test_an_empty_chunked_body_is_an_empty_body(shop):
+    status, _headers, content = _call("/api/v1/participants", b"", key=shop.raw_key)
+    assert status == 400
+    assert json.loads(content)["error"]["code"] in ("validation_error", "malformed_json")
+
+
+def test_outside_the_api_a_chunked_body_has_a_larger_limit_and_a_plain_413(db):
+    status, headers, content = _call("/accounts/login/", b"x" * (OTHER_MAX_BODY_BYTES + 1))
+    assert status == 413
+    assert headers["Content-Type"].startswith("text/plain")
+    assert b"over" in content
