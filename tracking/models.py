@@ -183,16 +183,14 @@ class Conversion(TenantModel):
 
     livemode = models.BooleanField(default=True)
     order_id = models.CharField(_("order id"), max_length=128)
-    amount = MoneyField(_("amount"), )
+    amount = MoneyField(
+        _("amount"),
+    )
     currency = models.CharField(_("currency"), max_length=3)
     refunded_amount = MoneyField(_("refunded"), default=0)
-    program_amount = MoneyField(
-        _("amount in the program's currency"), null=True, blank=True
-    )
+    program_amount = MoneyField(_("amount in the program's currency"), null=True, blank=True)
     program_currency = models.CharField(_("program currency"), max_length=3, blank=True, default="", db_default="")
-    program_refunded_amount = MoneyField(
-        _("refunded in the program's currency"), default=0, db_default=0
-    )
+    program_refunded_amount = MoneyField(_("refunded in the program's currency"), default=0, db_default=0)
     exchange_rate = models.DecimalField(
         _("exchange rate"),
         max_digits=20,
@@ -271,7 +269,9 @@ class Refund(TenantModel):
     livemode = models.BooleanField(default=True)
     conversion = models.ForeignKey(Conversion, on_delete=models.CASCADE, related_name="refunds")
     refund_id = models.CharField(_("refund id"), max_length=128)
-    amount = MoneyField(_("amount"), )
+    amount = MoneyField(
+        _("amount"),
+    )
     currency = models.CharField(_("currency"), max_length=3)
     reason = models.CharField(_("reason"), max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
