@@ -104,9 +104,18 @@ def filter_parameters(filterset_class) -> list:
         )
         for name, f in filterset_class.base_filters.items()
     ]
-    params.append(OpenApiParameter("cursor", OpenApiTypes.STR, required=False, description="From `next`/`previous`."))
-    params.append(OpenApiParameter("limit", OpenApiTypes.INT, required=False, description="Page size (1-200)."))
-    return params
+    return params + page_parameters()
+
+
+def page_parameters() -> list:
+    """OpenAPI query parameters of every cursor-paginated list (`paginate`)."""
+    from drf_spectacular.types import OpenApiTypes
+    from drf_spectacular.utils import OpenApiParameter
+
+    return [
+        OpenApiParameter("cursor", OpenApiTypes.STR, required=False, description="From `next`/`previous`."),
+        OpenApiParameter("limit", OpenApiTypes.INT, required=False, description="Page size (1-200)."),
+    ]
 
 
 def page_of(serializer_class: type[serializers.Serializer]):

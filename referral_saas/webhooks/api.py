@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_s
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from referral_saas.api import TenantAPIView, page_example, page_of, paginate
+from referral_saas.api import TenantAPIView, page_example, page_of, page_parameters, paginate
 from referral_saas.webhooks import selectors, services
 from referral_saas.webhooks.models import EVENT_TYPES, WebhookEndpoint
 
@@ -115,6 +115,7 @@ class WebhookEndpointListCreateApi(TenantAPIView):
         operation_id="webhook_endpoints_list",
         summary="List webhook endpoints",
         description="The endpoints of the key's mode, newest first. Secrets are not listed.",
+        parameters=page_parameters(),
         responses=page_of(WebhookEndpointOutput),
         examples=[OpenApiExample("A page", response_only=True, value=page_example(ENDPOINT_EXAMPLE))],
     )
