@@ -224,7 +224,8 @@ def _upsert_referral(
     """Create the friend's referral, or move it to `touch` (last touch) / mark it converted or rejected.
 
     With race_safe=False a concurrent insert of the same friend raises IntegrityError to the caller, which decides
-    again (conversions do: their retry finds the referral); otherwise a savepoint catches it here.
+    again (conversions do: their retry finds the referral); otherwise a savepoint catches it here. The returned row's
+    `was_created` says whether this call inserted it (of simultaneous sign-ups of one friend, one did).
     """
     scope = Referral.objects.for_merchant(merchant)
     fields = {
@@ -249,6 +250,7 @@ def _upsert_referral(
             converted_at=now if status == Referral.Status.CONVERTED else None,
             **fields,
         )
+        new.was_created = True
         if not race_safe:
             return prepared.insert(new)
         try:
@@ -262,6 +264,7 @@ def _upsert_referral(
             if existing is None:  # pragma: no cover - the conflicting row must exist
                 raise
     locked = scope.select_for_update().get(pk=existing.pk)
+    locked.was_created = False
     if locked.status in (Referral.Status.CONVERTED, Referral.Status.REJECTED):
         return locked  # a converted referral keeps its referrer; a rejected one is never reopened
     if locked.code_id != touch.code.pk:
@@ -480,7 +483,7 @@ def referral_record_signup(
             Participant.objects.for_merchant(merchant).filter(pk=referral.referee_id, referred_by__isnull=True).update(
                 referred_by=referral
             )
-    return referral, existing is None
+    return referral, referral.was_created
 
 
 def _referee_participant_id(*, merchant, livemode: bool, customer: Customer) -> int | None:

@@ -7,6 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from referral_saas.api import TenantAPIView, page_example, page_of, page_parameters, paginate
+from referral_saas.errors import NotFound
 from referral_saas.webhooks import selectors, services
 from referral_saas.webhooks.models import EVENT_TYPES, WebhookEndpoint
 
@@ -149,5 +150,6 @@ class WebhookEndpointDetailApi(TenantAPIView):
     )
     def delete(self, request, endpoint_id: int):
         endpoint = selectors.endpoint_get(merchant=request.merchant, livemode=request.livemode, endpoint_id=endpoint_id)
-        services.endpoint_delete(endpoint=endpoint)
+        if not services.endpoint_delete(endpoint=endpoint):
+            raise NotFound("No webhook endpoint with this id.")  # a simultaneous delete won
         return Response(self.DeletedOutput({"id": endpoint_id, "deleted": True}).data)

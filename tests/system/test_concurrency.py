@@ -117,3 +117,35 @@ def test_thirty_simultaneous_refunds_never_refund_past_the_order(stack, shop, an
     assert Decimal(order["refunded_amount"]) == Decimal("98.00")
     refused = [r.json()["error"] for r in responses if r.status_code == 422]
     assert all(error["code"] for error in refused)
+
+
+def test_thirty_simultaneous_sign_ups_of_one_friend_open_one_referral(stack, shop, anna):
+    friend = {"external_id": f"friend-{anna['id']}", "email": f"friend-{anna['id']}@example.pl"}
+
+    responses = concurrently(
+        30, lambda i: _post(stack, shop.live_key, "/api/v1/referrals", {"code": anna["code"], "customer": friend})
+    )
+
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {201: 1, 200: 29}, statuses  # created once; the others are told it exists
+    assert len({r.json()["id"] for r in responses}) == 1
+    referrals = stack.api(shop.live_key).get("/api/v1/referrals", params={"referrer": anna["id"]}).json()["results"]
+    assert len(referrals) == 1
+
+
+def test_twenty_simultaneous_deletes_of_one_webhook_endpoint_delete_it_once(stack, shop):
+    api = stack.api(shop.live_key)
+    endpoint = api.post("/api/v1/webhook-endpoints", json={"url": "https://shop.example/hooks/delete-race"}).json()
+
+    responses = concurrently(
+        20,
+        lambda i: requests.delete(
+            f"{stack.base_url}/api/v1/webhook-endpoints/{endpoint['id']}",
+            headers={"Authorization": f"Bearer {shop.live_key}"},
+            timeout=60,
+        ),
+    )
+
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {200: 1, 404: 19}, statuses
+    assert api.get(f"/api/v1/webhook-endpoints/{endpoint['id']}").status_code == 404

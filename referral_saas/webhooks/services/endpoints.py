@@ -155,14 +155,17 @@ def endpoint_rotate_secret(*, endpoint: WebhookEndpoint) -> tuple[WebhookEndpoin
     return endpoint, secret
 
 
-def endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+def endpoint_delete(*, endpoint: WebhookEndpoint) -> bool:
     """Delete an endpoint with its deliveries and their attempts (the events themselves stay). The row is locked
     first: an event being emitted to it right now (webhook_emit share-locks it) commits, then its deliveries are
-    deleted with the rest."""
+    deleted with the rest. Returns False when it was already gone (a concurrent delete won), so that only one of
+    several simultaneous deletes says it deleted it."""
     endpoints = WebhookEndpoint.objects.for_merchant(endpoint.merchant_id)
     with transaction.atomic():
-        if endpoints.select_for_update().filter(pk=endpoint.pk).first() is not None:
-            endpoints.filter(pk=endpoint.pk).delete()
+        if endpoints.select_for_update().filter(pk=endpoint.pk).first() is None:
+            return False
+        endpoints.filter(pk=endpoint.pk).delete()
+    return True
 
 
 def endpoint_signing_secrets(*, endpoint: WebhookEndpoint) -> list[str]:
