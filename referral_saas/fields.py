@@ -97,6 +97,19 @@ def check_amount_precision(amount: Decimal, currency: str, field: str = "amount"
         raise serializers.ValidationError({field: [f"{currency} amounts have at most {places} decimal places."]})
 
 
+KEY_MAX_LENGTH = 128
+
+
+def has_key_control_characters(value: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+
+
+def is_valid_key(value: str) -> bool:
+    """KeyField's rule for a shop's id that arrives outside the API (the portal's signed sign-in link): 1 to 128
+    characters, no control characters."""
+    return 0 < len(value) <= KEY_MAX_LENGTH and not has_key_control_characters(value)
+
+
 class KeyField(serializers.CharField):
     """A shop's own id (order, refund): up to 128 characters, no control characters (it is addressed in URLs and
     printed in lists; a tab or a newline in it is a bug on the caller's side). Slashes are fine."""
@@ -104,11 +117,11 @@ class KeyField(serializers.CharField):
     default_error_messages = {"control": "Must not contain control characters (tabs, newlines, ...)."}
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 128)
+        kwargs.setdefault("max_length", KEY_MAX_LENGTH)
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         value = super().to_internal_value(data)
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        if has_key_control_characters(value):
             self.fail("control")
         return value

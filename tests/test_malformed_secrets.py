@@ -65,7 +65,8 @@ def test_a_correctly_signed_but_malformed_timestamp_is_refused(program, ts):
 
 
 def test_a_well_signed_link_with_a_non_ascii_customer_still_signs_in(program):
-    url = portal_sso_url(program=program, external_id="klient-łódź", email="zoë@shop.example", ts=int(time.time()))
+    # (A non-ASCII local part, "zoë@...", is no address the API takes: such a link is refused like a bad one.)
+    url = portal_sso_url(program=program, external_id="klient-łódź", email="zoe@łódź.example", ts=int(time.time()))
     response = Client().get("/" + url.split("/", 3)[3], HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 302
     assert Participant.objects.for_merchant(program.merchant).filter(external_id="klient-łódź").exists()

@@ -27,6 +27,7 @@ from programs.selectors import program_texts
 from referral_saas import ratelimit
 from referral_saas.crypto import same_secret
 from referral_saas.errors import PermissionDeniedError, Unprocessable, ValidationFailed
+from referral_saas.fields import is_valid_key
 from referral_saas.validators import single_line
 
 LINK_SALT = "portal-sign-in"
@@ -121,10 +122,26 @@ def portal_sso_url(*, program: Program, external_id: str, email: str, ts: int | 
     return f"{portal_url(program, 'portal_sso')}?{query}"
 
 
+def _sso_fields_valid(*, external_id: str, email: str) -> bool:
+    if not is_valid_key(external_id):
+        return False
+    if email:
+        try:
+            validate_customer_email(email)
+        except DjangoValidationError:
+            return False
+    return True
+
+
 def portal_sso_verify(*, program: Program, external_id: str, email: str, ts: str, sig: str) -> Participant:
     """Sign in from the shop: HMAC-SHA256(portal secret, "shop|program|customer id|email|ts") in hex, at most
     10 minutes old, once. The customer id decides who signs in: an email that belongs to a participant with another
-    customer id is refused."""
+    customer id is refused.
+
+    A correctly signed link is still input: the customer id must be one the API would take as an id (1-128
+    characters, no control characters: referral_saas.fields.is_valid_key) and the email one a customer could give
+    the shop (identity.validate_customer_email). Anything else is refused like a bad signature, before the link is
+    marked as used and before anything is read or written."""
     from programs.services.participants import participant_upsert
 
     # ts: ASCII digits only ("²".isdigit() is true, int() of it or of 5000 digits raises), a Unix time in seconds.
@@ -135,6 +152,10 @@ def portal_sso_verify(*, program: Program, external_id: str, email: str, ts: str
         raise PermissionDeniedError(_("This sign-in link is not valid."))
     if abs(time.time() - int(ts)) > SSO_MAX_AGE:
         raise PermissionDeniedError(_("This sign-in link has expired. Go back to the shop and open it again."))
+    # As the API takes them (its fields trim surrounding spaces); the signature covers the values as sent.
+    external_id, email = external_id.strip(), email.strip()
+    if not _sso_fields_valid(external_id=external_id, email=email):
+        raise PermissionDeniedError(_("This sign-in link is not valid."))
     if not cache.add(f"portal-sso-used:{expected}", 1, SSO_MAX_AGE * 2 + 60):
         raise PermissionDeniedError(_("This sign-in link was already used. Go back to the shop and open it again."))
     by_email = (

@@ -156,6 +156,56 @@ def test_a_bad_shop_sign_in_link_is_refused(client, program, other_tenant, tampe
     assert not Participant.objects.for_merchant(program.merchant).filter(external_id="c-99").exists()
 
 
+HOSTILE_SIGNED_FIELDS = {
+    "NUL in the customer id": {"external_id": "c-\x00-1"},
+    "NUL in the email": {"email": "vip\x00@shop.example"},
+    "customer id over 128 characters": {"external_id": "c" * 129},
+    "email over 254 characters": {"email": "v" * 250 + "@shop.example"},
+    "tab in the customer id": {"external_id": "c-\t1"},
+    "newline in the customer id": {"external_id": "c-\n1"},
+    "escape in the customer id": {"external_id": "c-\x1b[31m"},
+    "DEL in the customer id": {"external_id": "c-\x7f"},
+    "only spaces as customer id": {"external_id": "   "},
+    "line break in the email": {"email": "vip@shop.example\r\nBcc: x@y.example"},
+    "not an email": {"email": "no-at-sign"},
+    "an IP literal email": {"email": "vip@[127.0.0.1]"},
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_SIGNED_FIELDS)
+def test_a_correctly_signed_link_with_unusable_fields_is_refused_and_creates_nothing(client, program, case):
+    fields = {"external_id": "c-99", "email": "vip@shop.example", **HOSTILE_SIGNED_FIELDS[case]}
+    url = "/" + portal_sso_url(program=program, **fields).split("/", 3)[3]
+    response = client.get(url, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 403
+    assert b"This sign-in link is not valid." in response.content
+    assert not Participant.objects.for_merchant(program.merchant).exists()
+    assert not ReferralCode.objects.for_merchant(program.merchant).exists()
+    assert client.get(_base(program) + "my-data.json").status_code == 302  # not signed in
+
+
+def test_a_signed_link_at_the_limits_signs_in_once(client, program):
+    external_id = "c/" + "9" * 126  # 128 characters, as the API takes them
+    url = "/" + portal_sso_url(program=program, external_id=external_id, email="Vip.Shop@shop.example").split("/", 3)[3]
+    assert client.get(url).status_code == 302
+    participant = Participant.objects.for_merchant(program.merchant).get(external_id=external_id)
+    assert participant.email == "Vip.Shop@shop.example"
+    replay = Client().get(url, HTTP_ACCEPT_LANGUAGE="en")
+    assert replay.status_code == 403
+    assert b"already used" in replay.content
+    assert Participant.objects.for_merchant(program.merchant).count() == 1
+
+
+def test_a_refused_link_is_not_used_up_by_a_hostile_copy(client, program):
+    """Only a link that passes every check is marked as used: a refused one leaves the shop's next link (another
+    timestamp) and this one's good sibling working."""
+    bad = "/" + portal_sso_url(program=program, external_id="c-99\x00", email="vip@shop.example").split("/", 3)[3]
+    assert client.get(bad, HTTP_ACCEPT_LANGUAGE="en").status_code == 403
+    good = "/" + portal_sso_url(program=program, external_id="c-99", email="vip@shop.example").split("/", 3)[3]
+    assert client.get(good).status_code == 302
+    assert Participant.objects.for_merchant(program.merchant).get().external_id == "c-99"
+
+
 def test_invites_go_out_through_celery_in_the_senders_language(client, program, django_capture_on_commit_callbacks):
     participant = _join_and_sign_in(client, program)
     with mock.patch.object(send_invites, "delay") as delay, django_capture_on_commit_callbacks(execute=True):
