@@ -28,9 +28,11 @@ def storefront(request):
     if not settings.DEMO_SHOP:
         raise Http404
     merchant = Merchant.objects.filter(slug=DEMO_MERCHANT_SLUG).first()
-    program = Program.objects.for_merchant(merchant).filter(slug="friends").first() if merchant else None
+    if merchant is None:  # `manage.py seed_demo` (which `make run` runs) has not made the demo shop here
+        raise Http404
+    program = Program.objects.for_merchant(merchant).filter(slug="friends").first()
     context = {"merchant": merchant, "program": program}
-    if request.method == "POST" and merchant is not None:
+    if request.method == "POST":
         try:
             currency = program.currency if program else merchant.default_currency
             amount = quantize(Decimal(request.POST.get("amount", "0")), currency)  # in the currency's decimals

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.conf.urls.i18n import i18n_patterns
 from django.urls import include, path, register_converter
 from django.views.i18n import set_language
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from programs import views as portal_views
 from referral_saas import demo, health, views
@@ -38,8 +38,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/docs/", views.SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", views.RedocView.as_view(url_name="schema"), name="redoc"),
 ]
 
 # The referrer portal lives under a language prefix (/en/p/..., /pl/p/...). A shared /p/<shop>/<program>/ link
