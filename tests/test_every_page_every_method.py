@@ -84,8 +84,9 @@ def test_the_walk_covers_the_pages_people_open():
     assert expected - set(ROUTES) == set()
 
 
-def test_no_page_answers_any_method_with_a_server_error(walk, settings):
-    settings.DEMO_SHOP = True
+@pytest.mark.parametrize("debug", [False, True], ids=["DEBUG off", "DEBUG on"])
+def test_no_page_answers_any_method_with_a_server_error(walk, settings, debug):
+    settings.DEMO_SHOP, settings.DEBUG = True, debug
     paths, clients = walk
     errors = []
     for path in paths:
