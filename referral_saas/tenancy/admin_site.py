@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter
+from django.contrib.admin.exceptions import DisallowedModelAdminLookup
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
+from django.core.exceptions import EmptyResultSet, FieldDoesNotExist, ValidationError
+from django.db import DataError, transaction
 from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -36,18 +38,37 @@ def _login_redirect(request, default: str):
     return HttpResponseRedirect(f"{reverse('account_login')}?{urlencode({'next': _next_url(request, default)})}")
 
 
+# Lookups no list of ours needs, refused on every admin list like any other disallowed lookup (a 400): a regular
+# expression from the query string runs inside PostgreSQL, where a bad one is an error and a nasty one (ReDoS) keeps
+# a backend busy.
+REFUSED_LOOKUPS = frozenset({"regex", "iregex"})
+
+# What a filter value the database cannot take raises: psycopg2 refuses a NUL in a string (ValueError), PostgreSQL
+# a value out of its range or a malformed array (DataError); Python-side, a bad date part (ValueError,
+# OverflowError), a range with one end (IndexError), a number too large for a Decimal context (ArithmeticError).
+BAD_VALUE_ERRORS = (ValueError, ArithmeticError, IndexError, ValidationError, DataError)
+
+
 class CheckedChangeList(ChangeList):
     """Django's ChangeList, with query-string values it cannot use answered as an invalid filter (a redirect to
-    the list with ?e=1) instead of a 500.
+    the list with ?e=1) instead of a 500, and lookups no page needs (regular expressions) refused.
 
-    Django checks a filter value's type when it builds the query, but a date part out of range only fails later:
-    `created_at__year=99999` (or 0, or `__year__gte=99999`) when the SQL is compiled (the year's first and last
-    day are datetimes), and the date drill-down's `?created_at__year=9999` when it computes "the next year".
-    Both are ValueError or OverflowError; here they become IncorrectLookupParameters, which Django's changelist
-    view (and the CSV export) already answer with the list and its "invalid filter" note.
+    Django checks a filter value's type when it builds the query, but many bad values only fail later: a date part
+    out of range when the SQL is compiled (`created_at__year=99999`, the date drill-down's "next year" of 9999), a
+    NUL in a string, a number PostgreSQL cannot hold or a malformed array when the query runs, in the count.
+    All become IncorrectLookupParameters, which Django's changelist view (the page, the actions posted to it) and
+    the CSV export answer with the list and its "invalid filter" note. The count, the first query that runs the
+    filters, runs in an atomic block (a savepoint inside a transaction), so that a database error leaves the
+    request's connection usable; it costs no extra query.
     """
 
     def get_filters(self, request):
+        for key, values in self.get_filters_params().items():
+            if REFUSED_LOOKUPS.intersection(key.split(LOOKUP_SEP)):
+                raise DisallowedModelAdminLookup(f"Filtering by {key} not allowed")
+            # No text column holds a NUL (PostgreSQL cannot store one), so no filter value with one matches.
+            if "\x00" in key or any("\x00" in value for value in values):
+                raise IncorrectLookupParameters(f"NUL character in the filter {key!r}")
         try:
             return super().get_filters(request)
         except (ValueError, OverflowError) as exc:
@@ -61,13 +82,21 @@ class CheckedChangeList(ChangeList):
             queryset.query.get_compiler(queryset.db).as_sql()
         except EmptyResultSet:  # e.g. `pk__in=` with no value: the list is empty, and that is fine
             pass
-        except (ValueError, OverflowError) as exc:
+        except BAD_VALUE_ERRORS as exc:
             raise IncorrectLookupParameters(exc) from exc
         return queryset
 
+    def get_results(self, request):
+        try:
+            with transaction.atomic(using=self.queryset.db):
+                super().get_results(request)
+        except BAD_VALUE_ERRORS as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
 
 class CheckedLookupsMixin:
-    """For every ModelAdmin of both sites (the merchant's and ops): bad filter values are an invalid filter."""
+    """For every ModelAdmin of both sites (the merchant's and ops): bad filter values are an invalid filter, and
+    regular-expression lookups are refused."""
 
     def get_changelist(self, request, **kwargs):
         return CheckedChangeList
