@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
+from allauth.account import views as allauth_views
+from allauth.account.adapter import get_adapter
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
 from referral_saas.errors import ApplicationError
 from referral_saas.tenancy import services
 from referral_saas.tenancy.forms import PENDING_INVITATION_KEY, NewShopForm
+from referral_saas.tenancy.models import User
 from referral_saas.tenancy.selectors import SESSION_MERCHANT_KEY
+
+
+class SignupView(allauth_views.SignupView):
+    """allauth's sign-up (the user, their shop or the invitation they accept, their address) in one transaction.
+
+    Two sign-ups with one address at the same moment both pass the form's "already registered?" look; the second
+    insert then breaks the unique address constraint. It gets the form back with that error on the address, and
+    nothing of it is stored (no user without a shop, no shop without an owner)."""
+
+    def form_valid(self, form):
+        try_save = form.try_save
+
+        def atomic_try_save(request):
+            with transaction.atomic():
+                return try_save(request)
+
+        form.try_save = atomic_try_save
+        try:
+            return super().form_valid(form)
+        except IntegrityError:
+            email = form.cleaned_data.get("email") or ""
+            if not email or not User.objects.filter(email__iexact=email).exists():
+                raise
+            form.add_error("email", get_adapter().error_messages["email_taken"])
+            return self.form_invalid(form)
 
 
 def invitation_accept(request, token: str):

@@ -112,3 +112,82 @@ def test_totp_two_factor_is_asked_at_the_next_login():
     done = fresh.post("/accounts/2fa/authenticate/", {"code": _totp_now(secret)})
     assert done.status_code == 302
     assert fresh.get("/admin/").status_code == 200
+
+
+LONG_EMAIL = "b" * 250 + "@x.com"  # 256 characters: the user table holds 254
+
+
+@pytest.mark.parametrize("email", [LONG_EMAIL, "a@[127.0.0.1]", "a@localhost", "Anna <anna@shop.example>"])
+def test_sign_up_with_an_address_we_cannot_keep_is_a_field_error_and_stores_nothing(email):
+    for _attempt in range(2):  # the second one was a database error (the first stored a cut-off address)
+        response = _signup(Client(), email=email)
+        assert response.status_code == 200
+        assert b"Enter a valid email address." in response.content
+    assert not User.objects.exists()
+    assert not Merchant.objects.exists()
+
+
+def test_an_invited_person_signing_up_with_an_over_long_address_gets_a_field_error(
+    tenant, django_capture_on_commit_callbacks
+):
+    from referral_saas.tenancy import services
+    from referral_saas.tenancy.models import Invitation
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.invitation_create(
+            merchant=tenant.merchant, email="invited@shop.example", role="admin", invited_by=None
+        )
+    token = re.search(r"/accounts/invitations/([^/]+)/", mail.outbox[-1].body).group(1)
+    client = Client()
+    assert client.get(f"/accounts/invitations/{token}/").status_code == 200
+    response = _signup(client, email=LONG_EMAIL, shop_name="")
+    assert response.status_code == 200
+    assert "email" in response.context["form"].errors
+    assert not User.objects.exclude(pk=tenant.owner.pk).exists()
+    assert Invitation.objects.for_merchant(tenant.merchant).get().accepted_at is None
+
+
+def test_adding_an_over_long_address_to_an_account_is_a_field_error():
+    from allauth.account.models import EmailAddress
+
+    user = UserFactory(email="owner@shop.example")
+    MembershipFactory(user=user)
+    client = Client()
+    client.force_login(user)
+    response = client.post("/accounts/email/", {"action_add": "", "email": LONG_EMAIL})
+    assert response.status_code == 200
+    assert b"Enter a valid email address." in response.content
+    assert not EmailAddress.objects.filter(user=user).exclude(email="owner@shop.example").exists()
+
+
+def test_a_password_reset_for_an_over_long_address_is_a_field_error():
+    response = Client().post("/accounts/password/reset/", {"email": LONG_EMAIL})
+    assert response.status_code == 200
+    assert "email" in response.context["form"].errors
+    assert mail.outbox == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sign_ups_with_one_address_at_the_same_moment_make_one_account_and_one_form_error():
+    """Both pass the form's "already registered?" look before either is stored (held there by a barrier)."""
+    import threading
+    from unittest import mock
+
+    from referral_saas.tenancy.adapters import AccountAdapter
+    from tests.threads import run_together
+
+    both_checked = threading.Barrier(2)
+    save_user = AccountAdapter.save_user
+
+    def save_user_after_both_checked(self, request, user, form, commit=True):
+        both_checked.wait(30)
+        return save_user(self, request, user, form, commit)
+
+    with mock.patch.object(AccountAdapter, "save_user", save_user_after_both_checked):
+        responses, errors = run_together(2, lambda i: _signup(Client(), email="twice@newshop.example"))
+    assert errors == []
+    assert sorted(r.status_code for r in responses) == [200, 302]
+    refused = next(r for r in responses if r.status_code == 200)
+    assert b"A user is already registered with this email address." in refused.content
+    assert User.objects.filter(email="twice@newshop.example").count() == 1
+    assert Merchant.objects.count() == 1  # the refused sign-up left no shop behind
