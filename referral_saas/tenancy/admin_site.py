@@ -8,12 +8,12 @@ exists. Owners and admins can change things; analysts can only look.
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.contrib.admin import RelatedOnlyFieldListFilter
+from django.contrib.admin import RelatedOnlyFieldListFilter, helpers
 from django.contrib.admin.exceptions import DisallowedModelAdminLookup
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import EmptyResultSet, FieldDoesNotExist, ValidationError
-from django.db import DataError, transaction
+from django.db import DataError, connections, models, router, transaction
 from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -22,6 +22,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
+from referral_saas.errors import ApplicationError
 from referral_saas.tenancy.models import Membership, TenantModel, User
 from referral_saas.tenancy.selectors import SESSION_MERCHANT_KEY, memberships_for_user
 
@@ -94,23 +95,106 @@ class CheckedChangeList(ChangeList):
             raise IncorrectLookupParameters(exc) from exc
 
 
-class CheckedLookupsMixin:
-    """For every ModelAdmin of both sites (the merchant's and ops): bad filter values are an invalid filter, and
-    regular-expression lookups are refused."""
+def _is_pk_value(model, value: str) -> bool:
+    """Whether `value` (a row picked on a list) can be the model's primary key: a number for an integer key, within
+    the column's range; a NUL is never one."""
+    field = model._meta.pk
+    if "\x00" in value:
+        return False
+    try:
+        key = field.to_python(value)
+    except ValidationError:
+        return False
+    if isinstance(field, models.IntegerField):
+        ops = connections[router.db_for_read(model)].ops
+        low, high = ops.integer_field_range(field.get_internal_type())
+        return (low is None or key >= low) and (high is None or key <= high)
+    return True
+
+
+class _SaveErrorForm:
+    """Mixed into an admin form to show it again after its save was refused: the service's error next to the
+    fields it names, else above the form."""
+
+    save_error: ApplicationError
+
+    def _post_clean(self):
+        super()._post_clean()
+        named = [field for field in self.save_error.fields if field in self.fields]
+        for field in named:
+            for message in self.save_error.fields[field]:
+                self.add_error(field, str(message))
+        if not named:
+            self.add_error(None, self.save_error.message)
+
+
+class CheckedAdminMixin:
+    """For every ModelAdmin of both sites (the merchant's and ops), whatever it overrides:
+
+    - bad filter values are an invalid filter, and regular-expression lookups are refused (CheckedChangeList);
+    - an action posted with a selection that is not a list of row ids is refused with a message;
+    - a domain rule that says no (an ApplicationError from a service) is shown, never a 500: on the form when saving
+      an object (the save is rolled back and the form shown again, as typed), as a message when deleting one or
+      running an action.
+    """
 
     def get_changelist(self, request, **kwargs):
         return CheckedChangeList
 
+    def message_domain_error(self, request, error: ApplicationError) -> None:
+        self.message_user(request, error.message, level=messages.ERROR)
+
+    def response_action(self, request, queryset):
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(_is_pk_value(self.model, value) for value in selected):
+            self.message_user(
+                request, _("The selection is not a list of rows of this page; nothing was done."), messages.ERROR
+            )
+            return None  # Django redirects back to the list, as for an empty selection
+        try:
+            return super().response_action(request, queryset)
+        except ApplicationError as exc:
+            # Actions that go row by row report each row's refusal themselves; this is for one that stops.
+            self.message_domain_error(request, exc)
+            return None
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as exc:
+            if request.method != "POST" or getattr(request, "_admin_save_error", None) is not None:
+                raise
+            # The save ran in changeform_view's transaction, which the error rolled back: nothing was written.
+            # Showing the form again, bound to what was typed, with the error on it, is a second pass whose form
+            # does not validate (get_form below).
+            request._admin_save_error = exc
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        error = getattr(request, "_admin_save_error", None)
+        if error is None:
+            return form
+        return type(form)(form.__name__, (_SaveErrorForm, form), {"save_error": error, "__module__": form.__module__})
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ApplicationError as exc:  # the delete ran in delete_view's transaction: rolled back
+            self.message_domain_error(request, exc)
+            return HttpResponseRedirect(request.get_full_path())
+
 
 class CheckedAdminSite(admin.AdminSite):
-    """Every ModelAdmin registered on this site checks its filter values (CheckedLookupsMixin), including a bare
-    `site.register(Model)` and admin classes written without the mixin: a new page cannot forget it."""
+    """Every ModelAdmin registered on this site checks its filter values and action selections and shows domain
+    errors (CheckedAdminMixin), including a bare `site.register(Model)` and admin classes written without the
+    mixin: a new page cannot forget it."""
 
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or admin.ModelAdmin
-        if not issubclass(admin_class, CheckedLookupsMixin):
+        if not issubclass(admin_class, CheckedAdminMixin):
             admin_class = type(
-                admin_class.__name__, (CheckedLookupsMixin, admin_class), {"__module__": admin_class.__module__}
+                admin_class.__name__, (CheckedAdminMixin, admin_class), {"__module__": admin_class.__module__}
             )
         super().register(model_or_iterable, admin_class, **options)
 
@@ -229,7 +313,7 @@ def _tenant_key_chain(model, lookup: str) -> bool:
     return True
 
 
-class TenantModelAdmin(CheckedLookupsMixin, admin.ModelAdmin):
+class TenantModelAdmin(CheckedAdminMixin, admin.ModelAdmin):
     """Base for every merchant-admin page of a tenant model."""
 
     def get_queryset(self, request):
@@ -315,9 +399,6 @@ class TenantModelAdmin(CheckedLookupsMixin, admin.ModelAdmin):
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         raise Http404(f"No {opts.verbose_name} with id {object_id!r}.")
-
-    def message_domain_error(self, request, error) -> None:
-        self.message_user(request, error.message, level=messages.ERROR)
 
 
 class ReadOnlyTenantAdmin(TenantModelAdmin):

@@ -172,3 +172,27 @@ def test_another_merchant_cannot_resend_or_disable_mine(tenant, other_tenant):
     assert fresh(delivery).status == "failed"
     stored = WebhookEndpoint.objects.for_merchant(tenant.merchant).get(pk=endpoint.pk)
     assert (stored.enabled, stored.secret) == (True, endpoint.secret)
+
+
+def test_adding_an_endpoint_past_the_limit_shows_the_form_again_with_the_reason(tenant):
+    from django.contrib.admin.models import LogEntry
+
+    from referral_saas.webhooks.services.endpoints import MAX_ENDPOINTS_PER_MODE
+
+    for n in range(MAX_ENDPOINTS_PER_MODE):
+        make_endpoint(tenant.merchant, f"https://hooks.shop.example/{n}")
+    response = tenant.admin.post(
+        ENDPOINTS + "add/",
+        {"url": "https://hooks.shop.example/one-more", "description": "ERP", "livemode": "on", "enabled": "on"},
+    )
+
+    assert response.status_code == 200  # the form again, as typed, with the reason
+    html = response.content.decode()
+    assert "You have 20 webhook endpoints in this mode already; delete one first." in html
+    assert 'value="https://hooks.shop.example/one-more"' in html
+    assert "webhook-secret" not in html
+    assert WebhookEndpoint.objects.for_merchant(tenant.merchant).count() == MAX_ENDPOINTS_PER_MODE
+    assert not LogEntry.objects.filter(object_repr__contains="one-more").exists()
+    # a test-mode endpoint has its own limit
+    test_mode = {"url": "https://hooks.shop.example/test", "enabled": "on"}
+    assert tenant.admin.post(ENDPOINTS + "add/", test_mode).status_code == 302
