@@ -212,6 +212,16 @@ class ParticipantAdminForm(forms.ModelForm):
         model = Participant
         fields = ["name", "email", "external_id", "language", "status", "marketing_consent"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        status = self.fields.get("status")
+        if status is None:
+            return
+        if self.instance.status == Participant.Status.ERASED:
+            status.disabled = True  # erasure is for good (participant_set_status refuses it too)
+        else:
+            status.choices = [c for c in status.choices if c[0] != Participant.Status.ERASED]  # the erase action
+
     def clean_email(self):
         email = self.cleaned_data.get("email") or None
         normalized = normalize_email(email)
@@ -242,21 +252,30 @@ class ParticipantAdmin(CsvExportMixin, TenantModelAdmin):
 
     def save_model(self, request, obj, form, change):
         obj.email_normalized = normalize_email(obj.email)
+        status = obj.status
+        if "status" in form.changed_data:
+            obj.status = form.initial["status"]  # the status changes through the service, which checks the move
         super().save_model(request, obj, form, change)
         if "name" in form.changed_data:
             services.public_names_changed(merchant_id=obj.merchant_id)
         if "status" in form.changed_data:
-            services.participant_set_status(participant=obj, status=obj.status)
+            # A refusal (an erased participant) is shown on the form by the admin base, with nothing saved.
+            services.participant_set_status(participant=obj, status=status)
+
+    def _set_status(self, request, queryset, status: str) -> None:
+        for participant in queryset:
+            try:
+                services.participant_set_status(participant=participant, status=status)
+            except ApplicationError as exc:
+                self.message_user(request, f"{participant}: {exc.message}", level=messages.ERROR)
 
     @admin.action(description=_("Block the selected participants (their links stop paying)"), permissions=["change"])
     def block(self, request, queryset):
-        for participant in queryset:
-            services.participant_set_status(participant=participant, status=Participant.Status.BLOCKED)
+        self._set_status(request, queryset, Participant.Status.BLOCKED)
 
     @admin.action(description=_("Unblock the selected participants"), permissions=["change"])
     def unblock(self, request, queryset):
-        for participant in queryset:
-            services.participant_set_status(participant=participant, status=Participant.Status.ACTIVE)
+        self._set_status(request, queryset, Participant.Status.ACTIVE)
 
     @admin.action(
         description=_("Erase the selected participants' personal data (privacy request)"), permissions=["delete"]

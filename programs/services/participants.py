@@ -210,10 +210,18 @@ def public_names_changed(*, merchant_id: int) -> None:
 
 
 def participant_set_status(*, participant: Participant, status: str) -> Participant:
+    """Block a participant (their links stop paying) or unblock them. An erased participant stays erased: their
+    personal data is gone and a status change would bring back no one (409 participant_erased)."""
     if status not in (Participant.Status.ACTIVE, Participant.Status.BLOCKED):
         raise ValidationFailed(fields={"status": [_("Use active or blocked.")]})
-    participant.status = status
-    participant.save(update_fields=["status"])
+    with transaction.atomic():
+        # Locked, so that an erasure running now cannot be undone by this change.
+        stored = Participant.objects.for_merchant(participant.merchant_id).select_for_update().get(pk=participant.pk)
+        if stored.status == Participant.Status.ERASED:
+            message = _("An erased participant cannot be blocked or unblocked.")
+            raise Conflict(message, code="participant_erased", fields={"status": [message]})
+        stored.status = participant.status = status
+        stored.save(update_fields=["status"])
     from tracking.selectors import participant_codes_cache_invalidate
 
     # Now, and again once the change is visible (a reader in between would cache the old status otherwise).

@@ -115,3 +115,69 @@ def test_setting_a_vanity_code_in_the_admin(tenant, referrer):
     bad = tenant.admin.post(url, {"code": "a b", "status": "active"})
     assert bad.status_code == 200
     assert b"letters, digits or dashes" in bad.content
+
+
+def _erased(program, email: str):
+    from programs.services import participant_erase
+    from tests.factories import join
+
+    participant, _code = join(program, email=email)
+    return participant_erase(participant=participant)
+
+
+@pytest.mark.parametrize("action", ["block", "unblock"])
+def test_blocking_or_unblocking_an_erased_participant_is_refused_by_name_and_the_others_change(
+    tenant, program, referrer, action
+):
+    from programs.models import Participant
+
+    anna, _code = referrer
+    if action == "unblock":
+        Participant.objects.for_merchant(tenant.merchant).filter(pk=anna.pk).update(status="blocked")
+    erased = _erased(program, "gone@x.example")
+    url = "/admin/programs/participant/"
+    response = tenant.admin.post(
+        url, {"action": action, "index": "0", "_selected_action": [erased.pk, anna.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    assert f"#{erased.pk}: An erased participant cannot be blocked or unblocked." in shown
+    erased.refresh_from_db()
+    anna.refresh_from_db()
+    assert erased.status == "erased"
+    assert anna.status == ("blocked" if action == "block" else "active")
+
+
+def test_the_service_refuses_to_change_an_erased_participants_status(tenant, program):
+    from programs.services import participant_set_status
+    from referral_saas.errors import Conflict
+
+    erased = _erased(program, "gone@x.example")
+    with pytest.raises(Conflict) as refused:
+        participant_set_status(participant=erased, status="active")
+    assert refused.value.code == "participant_erased"
+    erased.refresh_from_db()
+    assert erased.status == "erased"
+
+
+def test_an_erased_participants_status_cannot_be_changed_on_its_page(tenant, program):
+    erased = _erased(program, "gone@x.example")
+    url = f"/admin/programs/participant/{erased.pk}/change/"
+    page = tenant.admin.get(url)
+    assert page.context["adminform"].form.fields["status"].disabled
+    response = tenant.admin.post(url, {"status": "active", "language": "pl", "name": "", "email": ""})
+    assert response.status_code == 302
+    erased.refresh_from_db()
+    assert erased.status == "erased"
+
+
+def test_a_participants_page_offers_active_and_blocked_and_blocks_through_the_service(tenant, referrer):
+    anna, _code = referrer
+    url = f"/admin/programs/participant/{anna.pk}/change/"
+    choices = [value for value, _label in tenant.admin.get(url).context["adminform"].form.fields["status"].choices]
+    assert "erased" not in choices
+    data = {"status": "blocked", "language": anna.language, "name": anna.name, "email": anna.email,
+            "external_id": anna.external_id}  # fmt: skip
+    assert tenant.admin.post(url, data).status_code == 302
+    anna.refresh_from_db()
+    assert anna.status == "blocked"
