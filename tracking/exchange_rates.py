@@ -140,9 +140,11 @@ def _cell(row: list[str], positions: dict[str, int], field: str) -> str:
 
 
 def _rows(text: str) -> list[list[str]]:
-    first = text.split("\n", 1)[0]
+    # Lines end in LF, CRLF or a lone CR (Excel for Mac's CSV): read as universal newlines, a lone CR is no
+    # "new-line character seen in unquoted field" error.
+    first = io.StringIO(text, newline=None).readline()
     delimiter = max((",", ";", "\t"), key=first.count)  # Excel in a comma-decimal locale writes semicolons
-    return list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    return list(csv.reader(io.StringIO(text, newline=None), delimiter=delimiter))
 
 
 def exchange_rates_import(*, merchant, data: bytes, quote_currency: str) -> ImportResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from decimal import Decimal
 
 from django.db import transaction
@@ -117,26 +118,59 @@ def reward_redeem(*, reward: Reward, actor: str) -> Reward:
 
 LEDGER_KINDS = frozenset({Kind.POINTS, Kind.STORE_CREDIT, Kind.CASH})
 MAX_POOL_UPLOAD = 100_000
+MAX_UPLOAD_LINE = 1000  # characters; a code is at most Coupon.code's 64, so a longer line is no code list
+
+
+def _is_code_character(char: str) -> bool:
+    """Letters, digits, marks, punctuation and symbols: no spaces, control or invisible (format) characters, which
+    nobody can type at checkout (and a NUL PostgreSQL cannot even store)."""
+    return unicodedata.category(char)[0] not in "CZ"
+
+
+def _shown(text: str) -> str:
+    """A refused code as the error shows it: invisible characters escaped (\\x00, \\u200b), at most 70 characters."""
+    return "".join(c if _is_code_character(c) else c.encode("unicode_escape").decode("ascii") for c in text[:70])
+
+
+def _not_a_code(number: int, text: str) -> ValidationFailed:
+    return ValidationFailed(
+        fields={"file": [_("Line %(n)d: not a coupon code: %(code)s") % {"n": number, "code": _shown(text)}]}
+    )
 
 
 def pool_upload(*, pool: CouponPool, data: bytes) -> tuple[int, int]:
-    """Add codes from a CSV (one code per line, or a column named "code"). Returns (added, skipped duplicates)."""
+    """Add codes from a CSV (one code per line, or a column named "code"). Returns (added, skipped duplicates).
+
+    The whole file is checked first: a file that is not UTF-8 text (a NUL means binary, or UTF-16), a line longer
+    than any code, or a code with spaces, control or invisible characters or over 64 characters is a form error
+    naming the line, and nothing is added. Line ends may be LF, CRLF or a lone CR (Excel for Mac)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ValidationFailed(fields={"file": [_("The file must be UTF-8 text (CSV).")]}) from None
-    rows = list(csv.reader(io.StringIO(text)))
-    if rows and rows[0] and rows[0][0].strip().lower() == "code":
+    if "\x00" in text:
+        raise ValidationFailed(fields={"file": [_("The file must be UTF-8 text (CSV).")]})
+    for number, line in enumerate(io.StringIO(text, newline=None), start=1):
+        if len(line) > MAX_UPLOAD_LINE:
+            raise _not_a_code(number, line)
+    rows = []  # (the line the row starts on, the row): a quoted code can run over several lines
+    reader, start = csv.reader(io.StringIO(text, newline=None)), 1
+    try:
+        for row in reader:
+            rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise ValidationFailed(fields={"file": [_("The file is not valid CSV: %(error)s") % {"error": exc}]}) from None
+    if rows and rows[0][1] and rows[0][1][0].strip().lower() == "code":
         rows = rows[1:]
+    max_length = Coupon._meta.get_field("code").max_length
     codes = []
-    for number, row in enumerate(rows, start=1):
+    for number, row in rows:
         if not row or not row[0].strip():
             continue
         code = row[0].strip()
-        if len(code) > 64 or any(ch.isspace() for ch in code):
-            raise ValidationFailed(
-                fields={"file": [_("Line %(n)d: not a coupon code: %(code)s") % {"n": number, "code": code[:70]}]}
-            )
+        if len(code) > max_length or not all(_is_code_character(char) for char in code):
+            raise _not_a_code(number, code)
         codes.append(code)
     if not codes:
         raise ValidationFailed(fields={"file": [_("The file has no codes.")]})

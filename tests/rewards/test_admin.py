@@ -366,6 +366,16 @@ def test_uploaded_codes_are_taken_by_a_reward_and_the_list_counts_them(tenant, p
         (b"code\n", "The file has no codes."),
         (b"GOOD-1\nnot a code\n", "Line 2: not a coupon code: not a code"),
         (b"", "The submitted file is empty."),
+        (b"A\x00B\n", "The file must be UTF-8 text (CSV)."),  # a NUL: binary (PostgreSQL cannot store one)
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "The file must be UTF-8 text (CSV)."),
+        ("code\nA-1\n".encode("utf-16"), "The file must be UTF-8 text (CSV)."),
+        (b"\xef\xbb\xbfcode\r\n", "The file has no codes."),  # only a header, after a BOM
+        (b"code\nGOOD-1\nA\x01B\n", "Line 3: not a coupon code: A\\x01B"),
+        (b"GOOD-1\nZERO\xe2\x80\x8bWIDTH\n", "Line 2: not a coupon code: ZERO\\u200bWIDTH"),
+        (b"GOOD-1\nNO\xc2\xa0BREAK\n", "Line 2: not a coupon code: NO\\xa0BREAK"),
+        (b"GOOD-1\n" + b"X" * 65 + b"\n", "Line 2: not a coupon code: " + "X" * 65),
+        (b"code\nGOOD-1\n" + b"Y" * 300_000 + b"\n", "Line 3: not a coupon code: " + "Y" * 70),
+        (b'GOOD-1\n"OPEN\nQUOTE\n', "Line 2: not a coupon code: OPEN\\nQUOTE"),  # an unclosed quote
     ],
 )
 def test_a_bad_codes_file_is_refused_on_the_form(tenant, program, content, message):
@@ -374,6 +384,24 @@ def test_a_bad_codes_file_is_refused_on_the_form(tenant, program, content, messa
     assert response.status_code == 200
     assert message in str(response.context["form"].errors["file"])
     assert not Coupon.objects.for_merchant(tenant.merchant).filter(pool=pool).exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"code\r\nA-1\rB-2\n",  # a lone CR ends a line too (Excel for Mac's CSV)
+        b"A-1\rB-2\r",
+        b"\xef\xbb\xbfcode\r\nA-1\r\nB-2\r\nA-1\r\n",  # a BOM, Windows line ends, a duplicate
+        b'code,note\n"A-1",first\nB-2\n',
+    ],
+)
+def test_codes_files_from_any_spreadsheet_are_read(tenant, program, content):
+    pool = coupon_pool(program)
+    response = _upload(tenant.admin, pool, content)
+    assert response.status_code == 200
+    assert any(message.startswith("Added 2, skipped") for message in _messages(response))
+    codes = set(Coupon.objects.for_merchant(tenant.merchant).filter(pool=pool).values_list("code", flat=True))
+    assert codes == {"A-1", "B-2"}
 
 
 def test_an_analyst_cannot_upload_codes(tenant, program):

@@ -236,6 +236,16 @@ def test_importing_a_corrected_rate_replaces_it_and_a_quote_currency_column_is_r
     assert rates == {("EUR", "PLN"): Decimal("4.29"), ("PLN", "EUR"): Decimal("0.2331")}
 
 
+@pytest.mark.parametrize("end", [b"\r", b"\r\n", b"\n"])
+def test_a_csv_of_rates_with_any_line_ends_is_imported(tenant, end):
+    content = end.join([b"currency;rate;valid_from", b"EUR;4,2875;2026-01-01", b"USD;3,9512;2026-01-01", b""])
+    response = _import(tenant.admin, b"currency,rate,valid_from\r\nEUR,4.2875,2026-01-01\rUSD,3.9512,2026-01-01\n")
+    assert response.status_code == 302
+    assert _import(tenant.admin, content).status_code == 302
+    rates = {r.base_currency: r.rate for r in ExchangeRate.objects.for_merchant(tenant.merchant)}
+    assert rates == {"EUR": Decimal("4.2875"), "USD": Decimal("3.9512")}
+
+
 def test_a_csv_with_bad_lines_imports_nothing_and_says_which_lines_and_why(tenant):
     content = (
         b"currency,rate,valid_from\n"
@@ -264,6 +274,8 @@ def test_a_csv_with_bad_lines_imports_nothing_and_says_which_lines_and_why(tenan
         (b"currency,rate,valid_from\n", "no rates"),
         (b"code,value\nEUR,4.1\n", "currency, rate and valid_from"),
         (b"\xff\xfe\x00c", "UTF-8"),
+        (b"currency,rate,valid_from\nEUR,4.1,2026-01-01\x00\n", "UTF-8"),  # a NUL: binary
+        (b'currency,rate,valid_from\n"EUR\n' + b"x" * 200_000, "not valid CSV"),  # a field past csv's limit
     ],
 )
 def test_a_csv_that_is_not_a_list_of_rates_is_a_clear_error(tenant, content, message):
