@@ -131,7 +131,8 @@ class _SaveErrorForm:
 class CheckedAdminMixin:
     """For every ModelAdmin of both sites (the merchant's and ops), whatever it overrides:
 
-    - bad filter values are an invalid filter, and regular-expression lookups are refused (CheckedChangeList);
+    - bad filter values are an invalid filter, and regular-expression lookups are refused (CheckedChangeList); a
+      search (or autocomplete) term with a NUL finds nothing;
     - an action posted with a selection that is not a list of row ids is refused with a message;
     - a domain rule that says no (an ApplicationError from a service) is shown, never a 500: on the form when saving
       an object (the save is rolled back and the form shown again, as typed), as a message when deleting one or
@@ -140,6 +141,13 @@ class CheckedAdminMixin:
 
     def get_changelist(self, request, **kwargs):
         return CheckedChangeList
+
+    def get_search_results(self, request, queryset, search_term):
+        # No stored text holds a NUL (PostgreSQL cannot store one), so nothing matches; psycopg2 would refuse the
+        # query (a 500). The list's own search box already refuses it; this is for autocomplete (?term=).
+        if "\x00" in search_term:
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)
 
     def message_domain_error(self, request, error: ApplicationError) -> None:
         self.message_user(request, error.message, level=messages.ERROR)

@@ -291,3 +291,32 @@ def test_no_lookup_reaches_another_merchants_rows(tenant, other_tenant):
         response = tenant.admin.get(url)
         assert response.status_code == 200
         assert list(response.context["cl"].result_list) == []
+
+
+def _autocomplete_cases():
+    return [
+        pytest.param(site, model, field, id=f"{site.name}:{model._meta.label}.{field}")
+        for site in (merchant_admin, ops_admin)
+        for model, model_admin in sorted(site._registry.items(), key=lambda item: item[0]._meta.label)
+        for field in model_admin.autocomplete_fields
+    ]
+
+
+@pytest.mark.parametrize(("site", "model", "field"), _autocomplete_cases())
+@pytest.mark.parametrize("term", ["%00", "anna%00", "%00%00"])
+def test_an_autocomplete_term_with_a_nul_finds_nothing(tenant, site, model, field, term):
+    from tests.factories import ProgramFactory, join
+
+    join(ProgramFactory(merchant=tenant.merchant), email="anna@x.example", name="Anna")
+    client = tenant.admin if site is merchant_admin else staff_client(UserFactory(is_superuser=True, is_staff=True))
+    query = f"app_label={model._meta.app_label}&model_name={model._meta.model_name}&field_name={field}"
+    found = client.get(reverse(f"{site.name}:autocomplete") + f"?{query}&term=anna")
+    assert found.status_code == 200
+    assert found.json()["results"]  # control: the search works
+    response = client.get(reverse(f"{site.name}:autocomplete") + f"?{query}&term={term}")
+    assert response.status_code == 200
+    assert response.json()["results"] == []
+
+
+def test_the_autocomplete_walk_has_fields_to_walk():
+    assert len(_autocomplete_cases()) >= 1
