@@ -4,6 +4,7 @@ or missing lengths, raw control characters, oversized bodies) and what attackers
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 from urllib.parse import urlsplit
@@ -182,3 +183,96 @@ def test_a_forged_portal_sign_in_is_refused_without_an_error(stack, shop):
             allow_redirects=False, timeout=30,
         )  # fmt: skip
         assert 300 <= response.status_code < 500, (sig, response.status_code)
+
+
+def _csrf_cookie(stack) -> str:
+    page = requests.get(f"{stack.base_url}/accounts/login/", timeout=30)
+    assert page.status_code == 200
+    return page.cookies["csrftoken"]
+
+
+def _form_post(stack, path: str, token: str, charset: str, body: bytes) -> bytes:
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {urlsplit(stack.base_url).netloc}",
+        f"Cookie: csrftoken={token}",
+        f"Referer: {stack.base_url}/",
+        f"Content-Type: application/x-www-form-urlencoded; charset={charset}",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def test_a_form_post_in_another_charset_is_a_400_with_debug_on_and_off(stack, shop):
+    """Django raised again each time the form was read: with DEBUG on its error page read it a second time and
+    gunicorn answered its own bare 500 (no request id)."""
+    token = _csrf_cookie(stack)
+    portal = f"/en/p/{shop.slug}/{shop.program}"
+    pages = ["/accounts/login/", "/accounts/signup/", "/accounts/password/reset/", "/i18n/setlang/", "/admin/login/",
+             f"{portal}/join/", f"{portal}/invite/"]  # fmt: skip
+    body = f"csrfmiddlewaretoken={token}&login=%E9&email=%E9&password=x&language=pl".encode()
+    for path in pages:
+        for charset in ("latin-1", "utf-16", "utf-32", "xyz"):
+            status, headers, answer = raw(stack, _form_post(stack, path, token, charset, body))
+            assert status == 400, (stack.config.name, path, charset, status, answer[:300])
+            assert headers.get("x-request-id"), (path, charset)  # answered by our code, not gunicorn's fallback
+            if stack.config.name == "dockerfile":  # DEBUG off: the friendly page
+                assert b"We could not understand that request." in answer, (path, charset)
+    # The same post in UTF-8 is read (the CSRF token found: the sign-in form again, not a 400 or a 403).
+    assert raw(stack, _form_post(stack, "/accounts/login/", token, "utf-8", body))[0] == 200
+
+
+def _then_get(stack, method: str, path: str, body: bytes, headers: dict[str, str], then: str) -> tuple[int, str, int]:
+    """`method path` with `body` on a kept-alive connection, then GET `then` on the same connection (or on a new
+    one, when the first answer said it closes): (first status, its Connection header, second status). A dropped
+    connection raises (http.client never retries)."""
+    parts = urlsplit(stack.base_url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        first = connection.getresponse()
+        first.read()
+        said = (first.getheader("Connection") or "").lower()
+        kept = connection.sock
+        assert (kept is None) == (said == "close"), said  # http.client closes exactly when told to
+        connection.request("GET", then, headers={k: v for k, v in headers.items() if k == "Authorization"})
+        second = connection.getresponse()
+        second.read()
+        if said != "close":
+            assert connection.sock is kept  # the same connection carried the second request
+        return first.status, said, second.status
+    finally:
+        connection.close()
+
+
+def test_a_kept_alive_connection_survives_a_body_nobody_read(stack, shop):
+    """gunicorn's threaded workers said keep-alive, drained at most 64 KB of the body and closed the socket: the
+    next request on the connection met RemoteDisconnected."""
+    api = stack.api(shop.live_key)
+    anna = api.post(
+        "/api/v1/participants", json={"program": shop.program, "external_id": "drain-anna", "email": "d@example.pl"}
+    ).json()
+    key = {"Authorization": f"Bearer {shop.live_key}"}
+    big_json = json.dumps({"program": shop.program, "external_id": "too-big", "name": "x" * 70_000}).encode()
+    for method, path, body, headers, status, then in (
+        ("POST", "/api/v1/participants", big_json, {**key, "Content-Type": "application/json"}, 413, "/api/v1/me"),
+        ("POST", "/healthz", b"x" * 200_000, {"Content-Type": "text/plain"}, 403, "/healthz"),
+        ("POST", f"/r/{anna['code']}", b"x" * 200_000, {"Content-Type": "text/plain"}, 403, "/healthz"),
+        ("POST", "/accounts/login/", b"login=" + b"x" * 3_000_000,
+         {"Content-Type": "application/x-www-form-urlencoded"}, 403, "/healthz"),
+    ):  # fmt: skip
+        first, said, second = _then_get(stack, method, path, body, headers, then)
+        assert first == status, (path, first)
+        assert second == 200, (path, said, second)
+    assert api.get("/api/v1/participants/too-big").status_code == 404
+
+
+def test_a_body_too_large_to_drain_gets_an_answer_that_says_close(stack):
+    """A body over what is drained (10 MB) is not read; the answer says so, and the connection then ends cleanly
+    (the client, which waited for the answer, sent none of it)."""
+    host = urlsplit(stack.base_url).netloc
+    request = f"POST /healthz HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain\r\nContent-Length: 20000000\r\n\r\n"
+    status, headers, _answer = raw(stack, request.encode())
+    assert status == 403
+    assert headers["connection"].lower() == "close"
