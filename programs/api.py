@@ -17,6 +17,7 @@ from programs import selectors, services
 from programs.fields import CustomerEmailField
 from programs.models import Participant
 from referral_saas.api import TenantAPIView, filter_parameters, page_example, page_of, paginate
+from referral_saas.fields import KeyField
 from referral_saas.schema import error_response
 from referral_saas.tenancy.models import LANGUAGE_CHOICES
 from referral_saas.validators import validate_single_line
@@ -192,7 +193,7 @@ class ParticipantListCreateApi(TenantAPIView):
     @extend_schema_serializer(component_name="ParticipantUpsert")
     class InputSerializer(serializers.Serializer):
         program = serializers.SlugField(max_length=60)
-        external_id = serializers.CharField(max_length=128, required=False, allow_null=True, allow_blank=True)
+        external_id = KeyField(required=False, allow_null=True, allow_blank=True)
         email = CustomerEmailField(required=False, allow_null=True, allow_blank=True)
         name = serializers.CharField(
             max_length=200, required=False, allow_blank=True, allow_null=True, validators=[validate_single_line]

@@ -167,3 +167,21 @@ def test_a_participant_external_id_with_slashes_is_addressable(tenant, world):
     spend = tenant.api.post("/api/v1/participants/shop/42/points/redeem", {"item": "999999"}, format="json")
     assert _error(spend, 404) == "not_found"  # the item, not the route
     assert "item" in spend.json()["error"]["message"].lower()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/participants", "/api/v1/conversions", "/api/v1/referrals"])
+def test_a_customer_id_with_control_characters_is_refused_at_the_field(tenant, program, referrer, path):
+    body = {
+        "/api/v1/participants": {"program": "friends", "external_id": "c\t42", "email": "t@example.pl"},
+        "/api/v1/conversions": {
+            "order_id": "T-1",
+            "amount": "1.00",
+            "currency": "PLN",
+            "customer": {"external_id": "c\t42"},
+        },
+        "/api/v1/referrals": {"code": referrer[1].code, "customer": {"external_id": "c\n42"}},
+    }[path]
+    response = tenant.api.post(path, body, format="json")
+    assert response.status_code == 400, response.content
+    fields = response.json()["error"]["fields"]
+    assert "external_id" in (fields.get("customer") or fields)

@@ -97,7 +97,7 @@ class CodeCheckApi(TenantAPIView):
 
 
 class CustomerInput(serializers.Serializer):
-    external_id = serializers.CharField(max_length=128, required=False, allow_null=True, allow_blank=True)
+    external_id = KeyField(required=False, allow_null=True, allow_blank=True)
     email = CustomerEmailField(required=False, allow_null=True, allow_blank=True)
 
 
