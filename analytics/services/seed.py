@@ -311,13 +311,13 @@ def _orders(cursor, world: World, base: dict, count: int, label: str) -> None:
         SELECT %(m)s, true, s.id, 'rf-' || s.id, round(s.amount / 4, 2), 'PLN', '', s.occurred_at + interval '3 days'
         FROM _seed_conv s WHERE mod(s.id, 30) = 0;
         INSERT INTO {_t("rewards", "Reward")} (merchant_id, livemode, program_id, rule_id, side, participant_id,
-          referral_id, conversion_id, kind, unit, value, original_value, currency, description, status, reason, flag,
-          hold_until, coupon_code, created_at)
+          referral_id, conversion_id, kind, unit, value, original_value, taken_back, currency, description, status,
+          reason, flag, hold_until, coupon_code, created_at)
         SELECT %(m)s, true, s.program_id,
                (%(rules)s::bigint[])[array_position(%(programs)s::bigint[], s.program_id)], 'referrer',
                s.referrer_id, s.referral_id, s.id, 'amount_coupon', 'money',
                CASE WHEN mod(s.id, 30) = 0 THEN round(s.amount * 0.075, 2) ELSE round(s.amount / 10, 2) END,
-               round(s.amount / 10, 2), 'PLN', '',
+               round(s.amount / 10, 2), 0, 'PLN', '',
                CASE WHEN mod(s.id, 30) = 0 AND s.occurred_at > %(now)s - interval '30 days' THEN 'voided'
                     WHEN s.occurred_at > %(now)s - interval '30 days' THEN 'pending'
                     WHEN s.occurred_at > %(now)s - interval '60 days' THEN 'approved'
