@@ -256,11 +256,6 @@ class FraudSettingsAdmin(TenantModelAdmin):
     list_select_related = ["program"]
     search_fields = ["program__name", "program__slug"]
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change, **kwargs)
-        form.merchant = request.merchant
-        return form
-
 
 class BlocklistEntryForm(forms.ModelForm):
     class Meta:
@@ -299,11 +294,6 @@ class BlocklistEntryAdmin(TenantModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ["kind", "value", "created_by", "created_at"] if obj is not None else []
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change, **kwargs)
-        form.merchant = request.merchant
-        return form
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -119,11 +119,6 @@ class ProgramAdmin(TenantModelAdmin):
         url = f"/p/{obj.merchant.slug}/{obj.slug}/"
         return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, url)
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change, **kwargs)
-        form.merchant = request.merchant
-        return form
-
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
         initial.setdefault("currency", request.merchant.default_currency)

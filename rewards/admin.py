@@ -105,13 +105,6 @@ class ScopedUniqueNameForm(forms.ModelForm):
                 self.add_error("name", _("This program already has one with this name."))
         super().validate_unique()
 
-
-class MerchantFormMixin:
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change, **kwargs)
-        form.merchant = request.merchant
-        return form
-
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if db_field.name in ("variant", "pool"):
@@ -274,7 +267,7 @@ class RewardRuleForm(ScopedUniqueNameForm):
 
 
 @admin.register(RewardRule, site=merchant_admin)
-class RewardRuleAdmin(MerchantFormMixin, TenantModelAdmin):
+class RewardRuleAdmin(TenantModelAdmin):
     form = RewardRuleForm
     list_display = ["name", "summary", "program", "variant", "active", "valid_from", "valid_until"]
     list_filter = ["program", "side", "trigger", "kind", "active"]
@@ -571,7 +564,7 @@ class PoolUploadForm(forms.Form):
 
 
 @admin.register(CouponPool, site=merchant_admin)
-class CouponPoolAdmin(MerchantFormMixin, TenantModelAdmin):
+class CouponPoolAdmin(TenantModelAdmin):
     form = CouponPoolForm
     list_display = ["name", "program", "description", "free_codes", "assigned_codes", "upload_link"]
     list_filter = ["program"]
@@ -718,7 +711,7 @@ class CatalogItemForm(ScopedUniqueNameForm):
 
 
 @admin.register(CatalogItem, site=merchant_admin)
-class CatalogItemAdmin(MerchantFormMixin, TenantModelAdmin):
+class CatalogItemAdmin(TenantModelAdmin):
     form = CatalogItemForm
     list_display = ["name", "program", "points", "gives", "active", "position"]
     list_filter = ["program", "kind", "active"]

@@ -269,11 +269,6 @@ class ExchangeRateAdmin(MoneyColumnsMixin, TenantModelAdmin):
     date_hierarchy = "valid_from"
     change_list_template = "admin/tracking/exchangerate/change_list.html"
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change, **kwargs)
-        form.merchant = request.merchant
-        return form
-
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
         initial.setdefault("quote_currency", request.merchant.default_currency)

@@ -375,6 +375,12 @@ class TenantModelAdmin(CheckedAdminMixin, admin.ModelAdmin):
 
     # --- writes ------------------------------------------------------------------------------------------------
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        # The merchant whose rules the form checks (unique names, its currency, its programs): the request's.
+        form.merchant = request.merchant
+        return form
+
     def save_model(self, request, obj, form, change):
         if not change:
             obj.merchant = request.merchant
