@@ -5,36 +5,18 @@ from __future__ import annotations
 
 import io
 import json
-import time
-import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core.management import call_command
 
 from tests.factories import ProgramFactory, join
+from tests.tracking.streams import stream_entry
 from tracking import clicks
 from tracking.clicks import DEAD_STREAM, GROUP, STREAM, clicks_ingest, dead_letters
 from tracking.models import Click, Conversion, Referral
 
 pytestmark = pytest.mark.django_db
-
-
-def _entry(code, **extra) -> dict:
-    return {
-        "click_id": uuid.uuid4().hex,
-        "ts": f"{time.time():.6f}",
-        "merchant_id": code.merchant_id,
-        "program_id": code.program_id,
-        "code_id": code.pk,
-        "participant_id": code.participant_id,
-        "livemode": 1,
-        "ip_hash": "abc",
-        "ua": "Mozilla/5.0",
-        "referer": "",
-        "bot": 0,
-        **extra,
-    }
 
 
 def _json(entry: dict) -> dict:
@@ -69,8 +51,9 @@ def test_a_link_with_control_characters_redirects_and_its_click_is_stored_cleane
 
 def test_a_click_buffered_with_control_characters_before_the_fix_is_stored_cleaned(referrer, click_stream):
     _participant, code = referrer
-    click_stream.xadd(STREAM, _json(_entry(code, utm_source="\x00evil", ua="Moz\x00illa\ud800", referer="a\u2029b")))
-    click_stream.xadd(STREAM, {**_entry(code), "utm_campaign": "a\x00b"})  # the older one-field-per-value entry
+    poisoned = stream_entry(code, utm_source="\x00evil", ua="Moz\x00illa\ud800", referer="a\u2029b")
+    click_stream.xadd(STREAM, _json(poisoned))
+    click_stream.xadd(STREAM, {**stream_entry(code), "utm_campaign": "a\x00b"})  # the older one-field-per-value entry
 
     assert clicks_ingest() == 2
 
@@ -86,26 +69,26 @@ def test_poison_entries_go_to_the_dead_letters_and_every_good_click_is_stored(
 ):
     _participant, code = referrer
     _p, foreign_code = join(ProgramFactory(merchant=other_tenant.merchant), email="zoe@people.example")
-    incomplete = _entry(code)
+    incomplete = stream_entry(code)
     del incomplete["code_id"]
     poison = {
-        "nul in an id": _json(_entry(code, code_id=f"{code.pk}\x00")),
-        "nul in an older entry's id": {**_entry(code), "merchant_id": f"{code.merchant_id}\x00"},
+        "nul in an id": _json(stream_entry(code, code_id=f"{code.pk}\x00")),
+        "nul in an older entry's id": {**stream_entry(code), "merchant_id": f"{code.merchant_id}\x00"},
         "bad json": {"d": b'{"click_id": "abc", '},
         "not utf-8": {"d": b"\xc3\x28\xa0\xa1"},
         "a list": {"d": b"[1, 2, 3]"},
         "missing code_id": _json(incomplete),
-        "non-numeric merchant": _json(_entry(code, merchant_id="shop-1")),
-        "bad uuid": _json(_entry(code, click_id="not-a-uuid")),
-        "ts out of range": _json(_entry(code, ts="1e300")),
-        "livemode neither 0 nor 1": _json(_entry(code, livemode="maybe")),
-        "unknown code": _json(_entry(code, code_id=2**40)),
-        "another merchant's code": _json(_entry(foreign_code, merchant_id=code.merchant_id)),
-        "text that is an object": _json(_entry(code, ua={"x": 1})),
+        "non-numeric merchant": _json(stream_entry(code, merchant_id="shop-1")),
+        "bad uuid": _json(stream_entry(code, click_id="not-a-uuid")),
+        "ts out of range": _json(stream_entry(code, ts="1e300")),
+        "livemode neither 0 nor 1": _json(stream_entry(code, livemode="maybe")),
+        "unknown code": _json(stream_entry(code, code_id=2**40)),
+        "another merchant's code": _json(stream_entry(foreign_code, merchant_id=code.merchant_id)),
+        "text that is an object": _json(stream_entry(code, ua={"x": 1})),
     }
     good_ids = []
     for fields in poison.values():
-        good = _entry(code)
+        good = stream_entry(code)
         good_ids.append(good["click_id"])
         click_stream.xadd(STREAM, _json(good))
         click_stream.xadd(STREAM, fields)
@@ -145,9 +128,9 @@ def test_a_batch_the_database_refuses_is_stored_row_by_row_and_only_the_refused_
     _participant, code = referrer
     # A value no check foresaw reaches PostgreSQL: here a code that does not exist, with the check switched off.
     monkeypatch.setattr(clicks, "_unstorable", lambda row, owners: None)
-    good = [_entry(code) for _ in range(3)]
+    good = [stream_entry(code) for _ in range(3)]
     click_stream.xadd(STREAM, _json(good[0]))
-    click_stream.xadd(STREAM, _json(_entry(code, code_id=2**40)))
+    click_stream.xadd(STREAM, _json(stream_entry(code, code_id=2**40)))
     for entry in good[1:]:
         click_stream.xadd(STREAM, _json(entry))
 
@@ -168,7 +151,7 @@ def _order(api, click_id: str, order_id: str = "1001"):
 
 def test_an_order_naming_a_buffered_click_with_control_characters_is_attributed_to_it(tenant, referrer, click_stream):
     _participant, code = referrer
-    entry = _entry(code, utm_source="\x00evil", ua="Mozilla/5.0\x00")
+    entry = stream_entry(code, utm_source="\x00evil", ua="Mozilla/5.0\x00")
     click_stream.xadd(STREAM, _json(entry))
 
     response = _order(tenant.api, entry["click_id"])
@@ -183,7 +166,7 @@ def test_an_order_naming_a_buffered_click_with_control_characters_is_attributed_
 
 def test_a_sign_up_naming_a_buffered_click_with_control_characters_is_referred(tenant, referrer, click_stream):
     _participant, code = referrer
-    entry = _entry(code, referer="https://x.example/\x00")
+    entry = stream_entry(code, referer="https://x.example/\x00")
     click_stream.xadd(STREAM, _json(entry))
 
     response = tenant.api.post(
@@ -196,7 +179,7 @@ def test_a_sign_up_naming_a_buffered_click_with_control_characters_is_referred(t
 
 def test_an_order_naming_a_buffered_click_that_cannot_be_stored_is_a_clear_error(tenant, referrer, click_stream):
     _participant, code = referrer
-    entry = _entry(code, merchant_id="shop-1")
+    entry = stream_entry(code, merchant_id="shop-1")
     click_stream.xadd(STREAM, _json(entry))
 
     response = _order(tenant.api, entry["click_id"])
