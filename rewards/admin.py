@@ -39,6 +39,7 @@ from referral_saas.tenancy.admin_site import (
     ReadOnlyTenantAdmin,
     ReadOnlyTenantInline,
     TenantModelAdmin,
+    form_add_domain_error,
     merchant_admin,
     ops_admin,
 )
@@ -622,8 +623,7 @@ class CouponPoolAdmin(TenantModelAdmin):
             try:
                 added, skipped = services.pool_upload(pool=pool, data=form.cleaned_data["file"].read())
             except ApplicationError as exc:
-                for message in exc.fields.get("file") or [exc.message]:
-                    form.add_error("file", message)
+                form_add_domain_error(form, exc, "file")
             else:
                 self.message_user(
                     request,
@@ -897,8 +897,7 @@ class LedgerEntryAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
                         note=form.cleaned_data["note"],
                     )
                 except ApplicationError as exc:
-                    for message in exc.fields.get("amount") or [exc.message]:
-                        form.add_error("amount", message)
+                    form_add_domain_error(form, exc, "amount")
                 else:
                     self.message_user(
                         request,

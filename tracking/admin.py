@@ -18,7 +18,13 @@ from analytics.services.rollup import GOOD_REWARD_STATUSES
 from referral_saas.admin_money import MoneyColumnsMixin
 from referral_saas.errors import ApplicationError
 from referral_saas.money import active_currencies, format_money
-from referral_saas.tenancy.admin_site import ReadOnlyTenantAdmin, TenantModelAdmin, merchant_admin, ops_admin
+from referral_saas.tenancy.admin_site import (
+    ReadOnlyTenantAdmin,
+    TenantModelAdmin,
+    form_add_domain_error,
+    merchant_admin,
+    ops_admin,
+)
 from tracking import exchange_rates, services
 from tracking.models import Click, CodeRoute, Conversion, ExchangeRate, Referral, ReferralCode, Refund
 
@@ -308,8 +314,7 @@ class ExchangeRateAdmin(MoneyColumnsMixin, TenantModelAdmin):
                     quote_currency=form.cleaned_data["quote_currency"],
                 )
             except ApplicationError as exc:
-                for message in exc.fields.get("file") or [exc.message]:
-                    form.add_error("file", message)
+                form_add_domain_error(form, exc, "file")
             else:
                 self.message_user(
                     request,

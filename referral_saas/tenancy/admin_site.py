@@ -112,6 +112,12 @@ def _is_pk_value(model, value: str) -> bool:
     return True
 
 
+def form_add_domain_error(form, error: ApplicationError, field: str) -> None:
+    """A service's refusal shown on a form: its messages for `field` (else its message), next to that field."""
+    for message in error.fields.get(field) or [error.message]:
+        form.add_error(field, str(message))
+
+
 class _SaveErrorForm:
     """Mixed into an admin form to show it again after its save was refused: the service's error next to the
     fields it names, else above the form."""
