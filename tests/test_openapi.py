@@ -51,3 +51,10 @@ def test_operations_that_cannot_fail_so_do_not_document_it(client):
     assert set(operations["GET /api/v1/webhook-endpoints"]["responses"]) == {"200", "401", "404", "429"}
     for label in ("GET /api/v1/codes/{code}", "DELETE /api/v1/webhook-endpoints/{endpoint_id}"):
         assert not {"400", "409", "413", "415", "422"} & set(operations[label]["responses"]), label
+
+
+@pytest.mark.parametrize("path", ["/api/docs/", "/api/redoc/", "/api/schema/"])
+@pytest.mark.parametrize("authorization", ["Bearer rk_live_not-a-key", "Basic Zm9vOmJhcg==", "Bearer \u00e9"])
+def test_the_public_documentation_ignores_any_authorization_header(client, path, authorization):
+    response = client.get(path, HTTP_AUTHORIZATION=authorization)
+    assert response.status_code == 200
