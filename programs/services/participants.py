@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from programs.identity import EMAIL_MAX_LENGTH, normalize_email
-from programs.models import Participant, Program, ProgramVariant
+from programs.models import Participant, Program, ProgramText, ProgramVariant
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.tenancy.models import Merchant
 from referral_saas.validators import require_single_line
@@ -24,26 +24,65 @@ def program_get_by_slug(*, merchant: Merchant, slug: str) -> Program:
 
 @transaction.atomic
 def program_duplicate(*, program: Program) -> Program:
-    """A draft copy of a program (and its variants) under a free slug."""
+    """A draft copy of a program under a free slug, with everything that defines it.
+
+    Copied: variants, texts in other languages, reward rules (each for the copied variant), the points catalog and the
+    fraud rules. Coupon pools are copied empty (a code is single-use, so the copy gets its own codes); participants,
+    codes, referrals and rewards stay with the original. Two copies made at once race for the same free slug: the
+    loser's insert fails on the slug constraint inside a savepoint and it takes the next number, so both get a copy
+    and neither gets a 500.
+    """
+    from fraud.models import FraudSettings
+    from rewards.models import CatalogItem, CouponPool, RewardRule
+
+    merchant = program.merchant
     base = f"{program.slug}-copy"[:55]
-    slug, n = base, 1
-    while Program.objects.for_merchant(program.merchant).filter(slug=slug).exists():
-        n += 1
-        slug = f"{base}-{n}"
-    variants = list(ProgramVariant.objects.for_merchant(program.merchant).filter(program=program))
-    copy = Program.objects.for_merchant(program.merchant).get(pk=program.pk)
+    scope = Program.objects.for_merchant(merchant)
+    copy = scope.get(pk=program.pk)
     copy.pk = None
-    copy.slug, copy.name, copy.status, copy.created_at = (
-        slug,
-        f"{program.name} (copy)",
-        Program.Status.DRAFT,
-        timezone.now(),
-    )
-    copy.save()
-    for variant in variants:
-        variant.pk, variant.program = None, copy
-        variant.save()
+    copy.name, copy.status, copy.created_at = f"{program.name} (copy)", Program.Status.DRAFT, timezone.now()
+    n = 1
+    for _attempt in range(_DUPLICATE_ATTEMPTS):
+        while scope.filter(slug=base if n == 1 else f"{base}-{n}").exists():
+            n += 1
+        copy.slug = base if n == 1 else f"{base}-{n}"
+        try:
+            with transaction.atomic():
+                copy.save(force_insert=True)
+            break
+        except IntegrityError:
+            if not scope.filter(slug=copy.slug).exists():
+                raise
+            copy.pk, n = None, n + 1
+    else:
+        raise Conflict(_("Too many copies of this program are being made at once; try again."))
+
+    def rows(model):
+        return list(model.objects.for_merchant(merchant).filter(program=program).order_by("pk"))
+
+    def insert(row, **changes):
+        old_pk = row.pk
+        row.pk = None
+        row.program = copy
+        for name, value in changes.items():
+            setattr(row, name, value)
+        if hasattr(row, "created_at"):
+            row.created_at = timezone.now()
+        row.save(force_insert=True)
+        return old_pk
+
+    variants = {insert(variant): variant for variant in rows(ProgramVariant)}
+    pools = {insert(pool): pool for pool in rows(CouponPool)}
+    for rule in rows(RewardRule):
+        insert(rule, variant=variants.get(rule.variant_id), pool=pools.get(rule.pool_id))
+    for item in rows(CatalogItem):
+        insert(item, pool=pools.get(item.pool_id))
+    for row in rows(ProgramText) + rows(FraudSettings):
+        insert(row)
     return copy
+
+
+_DUPLICATE_ATTEMPTS = 20
 
 
 def program_set_status(*, program: Program, status: str) -> Program:

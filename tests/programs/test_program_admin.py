@@ -86,6 +86,62 @@ def test_pause_end_and_duplicate_from_the_list(tenant, program):
     assert (copy.status, copy.name) == ("draft", "Bring a friend (copy)")
 
 
+def test_a_duplicate_copies_what_defines_the_program(tenant, program):
+    """Variants, texts, reward rules (on the copied variant), catalog, fraud rules; pools copied empty."""
+    from fraud.models import FraudSettings
+    from rewards.models import CatalogItem, Coupon, CouponPool, Kind, RewardRule
+    from tests.rewards.helpers import rule
+
+    scoped = lambda model: model.objects.for_merchant(tenant.merchant)  # noqa: E731
+    variant = scoped(ProgramVariant).create(program=program, name="B", weight=2)
+    scoped(ProgramText).create(program=program, language="pl", name="Polecaj")
+    pool = scoped(CouponPool).create(program=program, name="Spring codes")
+    scoped(Coupon).create(pool=pool, code="SPRING-1")
+    rule(program, name="for B", variant=variant, kind=Kind.POOL_COUPON, pool=pool)
+    scoped(CatalogItem).create(program=program, name="Mug", points=100, kind=Kind.FREE_PRODUCT)
+    scoped(FraudSettings).create(program=program, review_threshold=40)
+
+    tenant.admin.post("/admin/programs/program/", {"action": "duplicate", "_selected_action": [program.pk]})
+
+    copy = scoped(Program).get(slug="friends-copy")
+    copied_variant = scoped(ProgramVariant).get(program=copy)
+    assert (copied_variant.name, copied_variant.weight) == ("B", 2)
+    assert scoped(ProgramText).get(program=copy).name == "Polecaj"
+    copied_rule = scoped(RewardRule).get(program=copy)
+    copied_pool = scoped(CouponPool).get(program=copy)
+    assert (copied_rule.name, copied_rule.variant, copied_rule.pool) == ("for B", copied_variant, copied_pool)
+    assert not scoped(Coupon).filter(pool=copied_pool).exists()  # codes are single-use: the copy gets its own
+    assert scoped(CatalogItem).get(program=copy).name == "Mug"
+    assert scoped(FraudSettings).get(program=copy).review_threshold == 40
+    assert scoped(RewardRule).get(program=program).variant == variant  # the original keeps its own
+
+
+@pytest.mark.django_db(transaction=True)
+def test_copies_made_at_once_each_get_a_free_slug(tenant, program):
+    """All four pass the "is this slug free?" look before any is stored (held there by a barrier): the losers of the
+    slug constraint take the next number instead of answering 500."""
+    import threading
+    from unittest import mock
+
+    from programs.services import program_duplicate
+    from tests.threads import run_together
+
+    all_checked = threading.Barrier(4)
+    waited = threading.local()
+    save = Program.save
+
+    def save_after_all_checked(self, *args, **kwargs):
+        if self.pk is None and not getattr(waited, "done", False):
+            waited.done = True
+            all_checked.wait(30)
+        return save(self, *args, **kwargs)
+
+    with mock.patch.object(Program, "save", save_after_all_checked):
+        copies, errors = run_together(4, lambda i: program_duplicate(program=Program.objects.for_merchant(tenant.merchant).get(pk=program.pk)))
+    assert errors == []
+    assert sorted(c.slug for c in copies) == ["friends-copy", "friends-copy-2", "friends-copy-3", "friends-copy-4"]
+
+
 def test_participants_and_conversions_pages_list_this_merchants_rows(tenant, referrer):
     participant, code = referrer
     assert participant.email.encode() in tenant.admin.get("/admin/programs/participant/").content
