@@ -33,7 +33,7 @@ from programs.models import Participant, Program
 from referral_saas.admin_money import MoneyColumnsMixin
 from referral_saas.api import is_id
 from referral_saas.errors import ApplicationError
-from referral_saas.money import currency_decimals, fits_currency, format_amount, format_money
+from referral_saas.money import currency_decimals, fits_currency, format_amount, format_money, is_currency
 from referral_saas.money import quantize as quantize_money
 from referral_saas.tenancy.admin_site import (
     ReadOnlyTenantAdmin,
@@ -861,6 +861,8 @@ class LedgerEntryAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
         if not self._can_write(request):
             raise PermissionDenied
         currency = request.GET.get("currency", "")
+        if not is_currency(currency):
+            raise Http404  # the cash-due page links here with the currency owed; anything else is a bad address
         back = reverse(f"{self.admin_site.name}:rewards_cash_due")
         programs = Program.objects.for_merchant(request.merchant).filter(
             currency=currency,

@@ -542,6 +542,16 @@ def test_recording_a_payout_lowers_what_is_due(tenant, program, owed):
     assert dues[anna.pk] == Decimal("10.00")
 
 
+@pytest.mark.parametrize("currency", ["PL%00N", "%00", "XYZ", "pln", "PLN%00"])
+def test_a_payout_page_for_no_currency_is_not_found(tenant, program, owed, currency):
+    url = f"/admin/rewards/ledgerentry/cash-due/{owed[0].pk}/payout/?currency={currency}"
+    payouts = LedgerEntry.objects.for_merchant(tenant.merchant).filter(kind="payout")
+    before = payouts.count()
+    assert tenant.admin.get(url).status_code == 404
+    assert tenant.admin.post(url, {"program": program.pk, "amount": "5.00"}).status_code == 404
+    assert payouts.count() == before
+
+
 def test_an_analyst_sees_the_cash_due_but_cannot_record_payouts(tenant, program, owed):
     anna = owed[0]
     analyst = _analyst(tenant)
