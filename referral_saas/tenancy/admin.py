@@ -277,6 +277,7 @@ class OpsUserAdmin(DjangoUserAdmin):
     ordering = ["email"]
     list_display = ["email", "first_name", "last_name", "is_superuser", "is_active", "last_login"]
     search_fields = ["email", "first_name", "last_name"]
+    readonly_fields = ["last_login", "date_joined"]
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         (_("Personal info"), {"fields": ("first_name", "last_name")}),

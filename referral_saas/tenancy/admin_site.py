@@ -185,7 +185,7 @@ class CheckedAdminMixin:
             return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change, **kwargs)
+        form = super().get_form(request, obj, change=change, **kwargs)
         error = getattr(request, "_admin_save_error", None)
         if error is None:
             return form
@@ -382,7 +382,7 @@ class TenantModelAdmin(CheckedAdminMixin, admin.ModelAdmin):
     # --- writes ------------------------------------------------------------------------------------------------
 
     def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change, **kwargs)
+        form = super().get_form(request, obj, change=change, **kwargs)
         # The merchant whose rules the form checks (unique names, its currency, its programs): the request's.
         form.merchant = request.merchant
         return form
