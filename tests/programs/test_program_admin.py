@@ -136,8 +136,11 @@ def test_copies_made_at_once_each_get_a_free_slug(tenant, program):
             all_checked.wait(30)
         return save(self, *args, **kwargs)
 
+    def duplicate(_index):
+        return program_duplicate(program=Program.objects.for_merchant(tenant.merchant).get(pk=program.pk))
+
     with mock.patch.object(Program, "save", save_after_all_checked):
-        copies, errors = run_together(4, lambda i: program_duplicate(program=Program.objects.for_merchant(tenant.merchant).get(pk=program.pk)))
+        copies, errors = run_together(4, duplicate)
     assert errors == []
     assert sorted(c.slug for c in copies) == ["friends-copy", "friends-copy-2", "friends-copy-3", "friends-copy-4"]
 

@@ -14,6 +14,8 @@ from tests.factories import FACTORY_FOR_MODEL, UserFactory
 
 pytestmark = pytest.mark.django_db
 
+PASSWORD = "a-long-Passphrase-9"
+
 
 def _cases(site):
     return [pytest.param(model, id=model._meta.label) for model in sorted(site._registry, key=lambda m: m._meta.label)]
@@ -56,7 +58,7 @@ def test_an_operator_adds_and_changes_a_user_in_ops(tenant):
     operator = staff_client(UserFactory(is_superuser=True, is_staff=True))
     added = operator.post(
         "/ops/tenancy/user/add/",
-        {"email": "new.operator@platform.example", "password1": "a-long-Passphrase-9", "password2": "a-long-Passphrase-9"},
+        {"email": "new.operator@platform.example", "password1": PASSWORD, "password2": PASSWORD},
     )
     assert added.status_code == 302, added.content
     user = User.objects.get(email="new.operator@platform.example")
