@@ -37,12 +37,16 @@ def _seed(*, referrers: int, friends_each: int, prefix: str = "") -> dict:
     )
     program.starts_on = program.starts_on.replace(year=program.starts_on.year - 1)
     program.save()
-    rules = RewardRule.objects.for_merchant(merchant)
-    rules.create(
-        program=program, name="referrer", side=Side.REFERRER, kind=Kind.AMOUNT_COUPON,
+    from rewards.services import reward_rule_create
+
+    reward_rule_create(
+        merchant=merchant, program=program, name="referrer", side=Side.REFERRER, kind=Kind.AMOUNT_COUPON,
         value_type=RewardRule.ValueType.PERCENT_OF_ORDER, value=10, hold_days=30,
     )  # fmt: skip
-    rules.create(program=program, name="friend", side=Side.REFEREE, kind=Kind.PERCENT_COUPON, value=10, hold_days=30)
+    reward_rule_create(
+        merchant=merchant, program=program, name="friend", side=Side.REFEREE, kind=Kind.PERCENT_COUPON, value=10,
+        hold_days=30,
+    )  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(
             """

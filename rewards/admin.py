@@ -8,7 +8,6 @@ so another merchant's id is a 404.
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 
 from django import forms
@@ -32,8 +31,8 @@ from programs.admin import VariantFilter
 from programs.models import Participant, Program
 from referral_saas.admin_money import MoneyColumnsMixin
 from referral_saas.api import is_id
-from referral_saas.errors import ApplicationError
-from referral_saas.money import currency_decimals, fits_currency, format_amount, format_money, is_currency
+from referral_saas.errors import ApplicationError, ValidationFailed
+from referral_saas.money import currency_decimals, format_amount, format_money, is_currency
 from referral_saas.money import quantize as quantize_money
 from referral_saas.tenancy.admin_site import (
     ReadOnlyTenantAdmin,
@@ -45,7 +44,6 @@ from referral_saas.tenancy.admin_site import (
 )
 from rewards import selectors, services
 from rewards.models import (
-    MONEY_KINDS,
     CatalogItem,
     Coupon,
     CouponPool,
@@ -55,9 +53,9 @@ from rewards.models import (
     RewardAdjustment,
     RewardEvent,
     RewardRule,
-    Side,
     Unit,
 )
+from rewards.services.rules import RULE_FIELDS, coupon_days_errors, decimals_error, pool_errors
 from tracking.models import ReferralCode
 
 Trigger = RewardRule.Trigger
@@ -117,19 +115,13 @@ class ScopedUniqueNameForm(forms.ModelForm):
 
 
 def _check_pool(form, *, kind, pool, program) -> None:
-    if kind == Kind.POOL_COUPON and pool is None:
-        form.add_error("pool", _("Choose the coupon pool the codes come from."))
-    elif pool is not None and kind != Kind.POOL_COUPON:
-        form.add_error("pool", _("A pool is only used with 'Coupon from an uploaded pool'; leave it empty."))
-    elif pool is not None and program is not None and pool.program_id != program.pk:
-        form.add_error(
-            "pool", _("This pool belongs to another program; choose a pool of %(program)s.") % {"program": program}
-        )
+    for message in pool_errors(kind=kind, pool=pool, program=program):
+        form.add_error("pool", message)
 
 
 def _check_coupon_days(form, days) -> None:
-    if days == 0:
-        form.add_error("coupon_valid_days", _("A coupon is valid for at least 1 day; leave it empty for no expiry."))
+    for message in coupon_days_errors(days):
+        form.add_error("coupon_valid_days", message)
 
 
 # --- reward rules -----------------------------------------------------------------------------------------------
@@ -179,13 +171,6 @@ def rule_summary(rule: RewardRule) -> str:
     return ", ".join(parts)
 
 
-def _decimals_error(amount: Decimal, currency: str) -> str:
-    """Why this amount can't be in this currency (more decimals than it has), or ""."""
-    if fits_currency(amount, currency):
-        return ""
-    return gettext("%(currency)s has %(n)d decimal places.") % {"currency": currency, "n": currency_decimals(currency)}
-
-
 class RewardRuleForm(ScopedUniqueNameForm):
     class Meta:
         model = RewardRule
@@ -197,74 +182,15 @@ class RewardRuleForm(ScopedUniqueNameForm):
 
     def clean(self):
         data = super().clean()
-        program, variant = data.get("program"), data.get("variant")
-        kind, value_type, value = data.get("kind"), data.get("value_type"), data.get("value")
-        trigger, side = data.get("trigger"), data.get("side")
-
-        if variant is not None and program is not None and variant.program_id != program.pk:
-            message = _("This variant belongs to another program; choose a variant of %(program)s.")
-            self.add_error("variant", message % {"program": program})
-
-        if trigger == Trigger.MILESTONE:
-            if not data.get("milestone"):
-                self.add_error("milestone", _("Enter how many successful referrals reach this milestone."))
-            if side == Side.REFEREE:
-                self.add_error("side", _("Milestones reward the referrer: choose 'Referrer'."))
-        elif data.get("milestone"):
-            message = _("A milestone is only used when the referrer reaches a number of successful referrals.")
-            self.add_error("milestone", message)
-        if data.get("max_purchases") is not None and trigger != Trigger.EACH_PURCHASE:
-            self.add_error("max_purchases", _("Only used with 'each purchase'; leave it empty."))
-
-        _check_pool(self, kind=kind, pool=data.get("pool"), program=program)
-        _check_coupon_days(self, data.get("coupon_valid_days"))
-        if not re.fullmatch(r"[A-Za-z0-9-]*", data.get("coupon_prefix") or ""):
-            self.add_error("coupon_prefix", _("Letters, digits and dashes only: customers type the code at checkout."))
-
-        percent_of_order = value_type == ValueType.PERCENT_OF_ORDER
-        if percent_of_order and trigger in (Trigger.MILESTONE, Trigger.SIGNUP):
-            message = _("A sign-up or a milestone has no order to take a percentage of: use a fixed value.")
-            self.add_error("value_type", message)
-        elif percent_of_order and kind and kind not in MONEY_KINDS | {Kind.POINTS}:
-            message = _("A percentage of the order works for amount-off coupons, store credit, cash and points only.")
-            self.add_error("value_type", message)
-        if kind in ITEM_KINDS:
-            if not data.get("description"):
-                self.add_error("description", _("Describe the product or experience: the customer sees this."))
-        elif kind and value is not None:
-            if value <= 0:
-                self.add_error("value", _("Enter a value greater than zero."))
-            elif kind == Kind.PERCENT_COUPON and value > 100:
-                self.add_error("value", _("A percent-off coupon is between 0 and 100 (%)."))
-            elif percent_of_order and kind in MONEY_KINDS and value > 100:
-                self.add_error("value", _("A percentage of the order is at most 100."))
-        if data.get("max_value") is not None and not percent_of_order:
-            self.add_error("max_value", _("'At most' caps a percentage of the order; leave it empty."))
-        self._check_decimals(data, kind=kind, percent_of_order=percent_of_order)
-
-        starts, ends = data.get("valid_from"), data.get("valid_until")
-        if starts and ends and ends <= starts:
-            self.add_error("valid_until", _("The offer must end after it starts."))
+        if self.merchant is None:  # pragma: no cover - the admin sets it (TenantModelAdmin.get_form)
+            return data
+        try:
+            services.reward_rule_validate(merchant=self.merchant, values=data)
+        except ValidationFailed as exc:
+            for field, messages in exc.fields.items():
+                for message in messages:
+                    self.add_error(field if field in self.fields else None, message)
         return data
-
-    def _check_decimals(self, data, *, kind, percent_of_order: bool) -> None:
-        """Amounts in the program's currency have its decimals (no 9.995 PLN, no 99.50 JPY); points are whole."""
-        program = data.get("program")
-        if program is None:
-            return
-        amounts = {"min_order_value": Unit.MONEY}
-        if kind in MONEY_KINDS:
-            amounts.update({"max_value": Unit.MONEY} if percent_of_order else {"value": Unit.MONEY})
-        elif kind == Kind.POINTS:
-            amounts.update({"max_value": Unit.POINTS} if percent_of_order else {"value": Unit.POINTS})
-        for field, unit in amounts.items():
-            amount = data.get(field)
-            if amount is None or field in self.errors:
-                continue
-            if unit == Unit.POINTS and amount != amount.to_integral_value():
-                self.add_error(field, _("Points are whole numbers."))
-            elif unit == Unit.MONEY and (message := _decimals_error(amount, program.currency)):
-                self.add_error(field, message)
 
 
 @admin.register(RewardRule, site=merchant_admin)
@@ -288,6 +214,16 @@ class RewardRuleAdmin(TenantModelAdmin):
     @admin.display(description=_("reward"))
     def summary(self, obj):
         return rule_summary(obj)
+
+    def save_model(self, request, obj, form, change):
+        """Through the rules service (which validates again): a refusal is shown on the form, nothing saved."""
+        fields = {name: getattr(obj, name) for name in RULE_FIELDS}
+        if change:
+            services.reward_rule_update(rule=obj, **fields)
+            return
+        rule = services.reward_rule_create(merchant=request.merchant, **fields)
+        obj.pk, obj.merchant, obj.created_at = rule.pk, rule.merchant, rule.created_at
+        obj._state.adding, obj._state.db = False, rule._state.db
 
 
 # --- rewards ----------------------------------------------------------------------------------------------------
@@ -763,7 +699,7 @@ class PayoutForm(forms.Form):
         amount = self.cleaned_data["amount"]
         if amount <= 0:
             raise forms.ValidationError(_("The amount must be greater than zero."))
-        if message := _decimals_error(amount, self.currency):
+        if message := decimals_error(amount, self.currency):
             raise forms.ValidationError(message)
         if amount > self.due:
             raise forms.ValidationError(

@@ -139,6 +139,31 @@ class RewardRule(TenantModel):
                 | Q(valid_until__gt=models.F("valid_from")),
                 name="reward_rule_valid_range",
             ),
+            # What rewards.services.rules.reward_rule_validate says and the engine relies on, for any writer.
+            models.CheckConstraint(
+                condition=Q(trigger="milestone") | Q(milestone__isnull=True), name="reward_rule_milestone_only_for_one"
+            ),
+            models.CheckConstraint(
+                condition=~Q(trigger="milestone") | Q(side="referrer"), name="reward_rule_milestone_for_referrer"
+            ),
+            models.CheckConstraint(
+                condition=Q(trigger="each_purchase") | Q(max_purchases__isnull=True),
+                name="reward_rule_max_purchases_only_each",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="pool_coupon") | Q(pool__isnull=True), name="reward_rule_pool_only_pool_coupon"
+            ),
+            models.CheckConstraint(
+                condition=Q(value_type="percent_of_order") | Q(max_value__isnull=True),
+                name="reward_rule_max_value_caps_percent",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="percent_coupon") | Q(value__lte=100), name="reward_rule_percent_coupon_max_100"
+            ),
+            models.CheckConstraint(
+                condition=~Q(value_type="percent_of_order", kind__in=sorted(MONEY_KINDS)) | Q(value__lte=100),
+                name="reward_rule_percent_of_order_max_100",
+            ),
         ]
         indexes = [models.Index(fields=["merchant", "program", "active"], name="reward_rule_by_program")]
         ordering = ["program", "side", "trigger", "milestone"]

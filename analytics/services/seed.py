@@ -57,7 +57,7 @@ def seed_large(*, scale: float = 1, progress: Callable[[str], None] | None = Non
     from programs.models import Program, ProgramVariant
     from referral_saas.tenancy import services as tenancy
     from referral_saas.tenancy.models import Merchant
-    from rewards.models import RewardRule
+    from rewards.services import reward_rule_create
 
     counts = {name: max(1, round(value * scale)) for name, value in BASE.items()}
     started = time.monotonic()
@@ -88,8 +88,8 @@ def seed_large(*, scale: float = 1, progress: Callable[[str], None] | None = Non
         for name in ("A", "B")
     ]
     rules = [
-        RewardRule.objects.for_merchant(merchant).create(
-            program=program, name="10% for the referrer", side="referrer", kind="amount_coupon",
+        reward_rule_create(
+            merchant=merchant, program=program, name="10% for the referrer", side="referrer", kind="amount_coupon",
             value_type="percent_of_order", value=10, hold_days=30,
         ).pk
         for program in programs

@@ -17,6 +17,7 @@ from rewards.services.points import (
     reward_redeem,
 )
 from rewards.services.refunds import refund_apply
+from rewards.services.rules import reward_rule_create, reward_rule_update, reward_rule_validate
 from rewards.services.sweep import rewards_sweep
 from rewards.services.transitions import reward_transition
 
@@ -35,6 +36,9 @@ __all__ = [
     "reward_redeem",
     "reward_release",
     "reward_release_early",
+    "reward_rule_create",
+    "reward_rule_update",
+    "reward_rule_validate",
     "reward_transition",
     "rewards_release_due",
     "rewards_sweep",

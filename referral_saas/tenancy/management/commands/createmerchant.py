@@ -107,10 +107,12 @@ def create_demo_program(*, merchant):
     for language, texts in DEMO_TEXTS.items():
         ProgramText.objects.for_merchant(merchant).create(program=program, language=language, **texts)
     from rewards.models import Kind, RewardRule, Side
+    from rewards.services import reward_rule_create
 
-    # Double-sided, no hold: a new user sees the whole loop (reward decided, issued, emailed) at once.
-    rules = RewardRule.objects.for_merchant(merchant)
-    rules.create(
+    # Double-sided, no hold: a new user sees the whole loop (reward decided, issued, emailed) at once. Written
+    # through the rules service, which checks them as the admin does (a refusal is a CommandError, nothing written).
+    reward_rule_create(
+        merchant=merchant,
         program=program,
         name="Referrer: 10% of the friend's first order",
         side=Side.REFERRER,
@@ -122,7 +124,8 @@ def create_demo_program(*, merchant):
         coupon_valid_days=90,
         hold_days=0,
     )
-    rules.create(
+    reward_rule_create(
+        merchant=merchant,
         program=program,
         name="Friend: 10% off the first order",
         side=Side.REFEREE,
