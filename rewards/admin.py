@@ -437,23 +437,8 @@ class RewardAdmin(MoneyColumnsMixin, CsvExportMixin, TenantModelAdmin):
         return TemplateResponse(request, "admin/rewards/reward/reason_confirmation.html", context)
 
     def _move(self, request, reward: Reward, *, to: str, reason: str) -> None:
-        with transaction.atomic():
-            locked = (
-                Reward.objects.for_merchant(request.merchant)
-                .select_for_update(of=("self",))
-                .select_related("merchant", "participant", "program")
-                .filter(pk=reward.pk)
-                .first()
-            )
-            if locked is None:
-                raise ApplicationError(gettext("This reward no longer exists."))
-            if to == Status.VOIDED and locked.status == Status.ISSUED and locked.ledger.exists():
-                # The points / credit / cash are already in the customer's balance; voiding the reward alone
-                # would leave them there. A refund claws them back with a ledger entry.
-                raise ApplicationError(
-                    gettext("It is already in the customer's balance; refund the order to take it back.")
-                )
-            services.reward_transition(reward=locked, to=to, actor=_actor(request), reason=reason)
+        end = services.reward_void if to == Status.VOIDED else services.reward_reject
+        end(reward=reward, actor=_actor(request), reason=reason)
 
     @admin.action(description=_("Void the selected rewards…"), permissions=["manage"])
     def void(self, request, queryset):

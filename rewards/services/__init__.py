@@ -19,7 +19,7 @@ from rewards.services.points import (
 from rewards.services.refunds import refund_apply
 from rewards.services.rules import reward_rule_create, reward_rule_update, reward_rule_validate
 from rewards.services.sweep import rewards_sweep
-from rewards.services.transitions import reward_transition
+from rewards.services.transitions import reward_reject, reward_transition, reward_void
 
 __all__ = [
     "budget_spent",
@@ -34,12 +34,14 @@ __all__ = [
     "refund_apply",
     "reward_issue",
     "reward_redeem",
+    "reward_reject",
     "reward_release",
     "reward_release_early",
     "reward_rule_create",
     "reward_rule_update",
     "reward_rule_validate",
     "reward_transition",
+    "reward_void",
     "rewards_release_due",
     "rewards_sweep",
     "rule_value",

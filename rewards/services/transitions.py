@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from referral_saas.errors import Conflict
-from rewards.models import Reward, RewardEvent
+from referral_saas.errors import Conflict, NotFound, ValidationFailed
+from rewards.models import LedgerEntry, Reward, RewardEvent
 
 S = Reward.Status
 
 # Pending waits out the hold; approved is cleared for issuing; issued has its coupon / ledger entry; redeemed was
 # used at the shop. Rejected (fraud, caps, budget), voided (refund before use) and clawed back (refund after use)
-# are ends.
+# are ends. Issued -> voided is for a coupon not used yet; one whose points, credit or cash are in the customer's
+# balance (a ledger entry) is not voided, as that would leave them there: a refund claws it back (see _in_balance).
 ALLOWED: dict[str, frozenset[str]] = {
     S.PENDING: frozenset({S.APPROVED, S.REJECTED, S.VOIDED}),
     S.APPROVED: frozenset({S.ISSUED, S.REJECTED, S.VOIDED}),
@@ -47,6 +50,10 @@ def reward_transition(*, reward: Reward, to: str, actor: str, reason: str = "", 
             f"A reward that is {reward.status} cannot become {to}.",
             code="illegal_reward_transition",
         )
+    if to == S.VOIDED and reward.status == S.ISSUED and _in_balance(reward):
+        raise Conflict(
+            _("It is already in the customer's balance; refund the order to take it back."), code="reward_in_balance"
+        )
     now = timezone.now()
     before = reward.status
     reward.status = to
@@ -62,6 +69,40 @@ def reward_transition(*, reward: Reward, to: str, actor: str, reason: str = "", 
     if to in WEBHOOK_EVENTS:
         emit_reward_event(reward, WEBHOOK_EVENTS[to])
     return reward
+
+
+def _in_balance(reward: Reward) -> bool:
+    return LedgerEntry.objects.for_merchant(reward.merchant).filter(reward=reward).exists()
+
+
+def reward_void(*, reward: Reward, actor: str, reason: str) -> Reward:
+    """Staff void a reward (with a reason, kept in its audit trail): it is not paid, and an issued coupon can no
+    longer be redeemed. Pending, approved or issued only; an issued reward whose points, credit or cash are already
+    in the customer's balance cannot be voided (a refund of the order claws them back)."""
+    return _end_by_staff(reward=reward, to=S.VOIDED, actor=actor, reason=reason)
+
+
+def reward_reject(*, reward: Reward, actor: str, reason: str) -> Reward:
+    """Staff reject a reward (fraud, terms not met; with a reason, kept in its audit trail): it is never released.
+    Pending or approved only: one handed over already is voided or refunded instead."""
+    return _end_by_staff(reward=reward, to=S.REJECTED, actor=actor, reason=reason)
+
+
+def _end_by_staff(*, reward: Reward, to: str, actor: str, reason: str) -> Reward:
+    reason = reason.strip()
+    if not reason:
+        raise ValidationFailed(fields={"reason": [_("Give a reason: it is kept in the reward's audit trail.")]})
+    with transaction.atomic():
+        locked = (
+            Reward.objects.for_merchant(reward.merchant)
+            .select_for_update(of=("self",))
+            .select_related("merchant", "participant", "program")
+            .filter(pk=reward.pk)
+            .first()
+        )
+        if locked is None:
+            raise NotFound(_("This reward no longer exists."))
+        return reward_transition(reward=locked, to=to, actor=actor, reason=reason)
 
 
 def reward_record_created(*, reward: Reward, actor: str) -> None:

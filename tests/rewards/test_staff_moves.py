@@ -1,0 +1,90 @@
+"""Staff voiding and rejecting rewards: the rule ("an issued reward in the balance cannot be voided") lives in the
+services (reward_void, reward_reject, and the transition they share), so the admin actions and any other caller
+get the same answer."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from referral_saas.errors import Conflict, ValidationFailed
+from rewards.models import Reward
+from rewards.services import reward_release_early, reward_transition, reward_void
+from rewards.services.transitions import reward_reject
+from tests.factories import reward_for, reward_rule
+
+pytestmark = pytest.mark.django_db
+
+REWARDS = "/admin/rewards/reward/"
+
+
+@pytest.fixture
+def anna(referrer):
+    return referrer[0]
+
+
+def _act(client, action, rewards, **extra):
+    data = {"action": action, "_selected_action": [r.pk for r in rewards], **extra}
+    return client.post(REWARDS, data, follow=True)
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def _issued_points(program, anna) -> Reward:
+    rule = reward_rule(program, kind="points", value_type="fixed", value=Decimal("100"), max_value=None)
+    reward = reward_for(anna, rule)
+    reward_release_early(reward=reward, actor="system:test")
+    reward.refresh_from_db()
+    assert reward.status == "issued"
+    return reward
+
+
+def test_the_transition_itself_refuses_to_void_an_issued_reward_in_the_balance(tenant, program, anna):
+    reward = _issued_points(program, anna)
+    with pytest.raises(Conflict) as refused:
+        reward_transition(reward=reward, to=Reward.Status.VOIDED, actor="system:test", reason="x")
+    assert refused.value.code == "reward_in_balance"
+    with pytest.raises(Conflict):
+        reward_void(reward=reward, actor="system:test", reason="Changed my mind")
+    reward.refresh_from_db()
+    assert reward.status == "issued"
+
+
+def test_an_issued_coupon_not_used_yet_can_still_be_voided_through_the_admin_action(tenant, program, anna):
+    reward = reward_for(anna, reward_rule(program))
+    reward_release_early(reward=reward, actor="system:test")
+    response = _act(tenant.admin, "void", [reward], apply="yes", reason="Sent to the wrong person")
+    assert "1 reward is now voided." in _messages(response)
+    reward.refresh_from_db()
+    assert (reward.status, reward.reason) == ("voided", "Sent to the wrong person")
+
+
+def test_the_admin_action_reports_a_balance_reward_and_voids_the_rest_of_the_selection(tenant, program, anna):
+    in_balance = _issued_points(program, anna)
+    pending = reward_for(anna, reward_rule(program))
+    response = _act(tenant.admin, "void", [in_balance, pending], apply="yes", reason="Cleanup")
+    messages = _messages(response)
+    assert any("already in the customer's balance" in m for m in messages)
+    assert "1 reward is now voided." in messages
+    in_balance.refresh_from_db()
+    pending.refresh_from_db()
+    assert (in_balance.status, pending.status) == ("issued", "voided")
+
+
+def test_reject_is_for_rewards_not_handed_over_and_needs_a_reason(tenant, program, anna):
+    pending = reward_for(anna, reward_rule(program))
+    with pytest.raises(ValidationFailed) as refused:
+        reward_reject(reward=pending, actor="system:test", reason="   ")
+    assert "reason" in refused.value.fields
+    reward_reject(reward=pending, actor="user:x@example.org", reason="Fraud ring")
+    pending.refresh_from_db()
+    assert (pending.status, pending.reason) == ("rejected", "Fraud ring")
+
+    issued = _issued_points(program, anna)
+    response = _act(tenant.admin, "reject", [issued], apply="yes", reason="Too late")
+    assert any("cannot become rejected" in m for m in _messages(response))
+    issued.refresh_from_db()
+    assert issued.status == "issued"
