@@ -14,7 +14,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.http import Http404
 from django.shortcuts import redirect
@@ -55,7 +54,7 @@ from rewards.models import (
     RewardRule,
     Unit,
 )
-from rewards.services.rules import RULE_FIELDS, coupon_days_errors, decimals_error, pool_errors
+from rewards.services.rules import RULE_FIELDS, coupon_days_errors, pool_errors
 from tracking.models import ReferralCode
 
 Trigger = RewardRule.Trigger
@@ -680,19 +679,6 @@ class PayoutForm(forms.Form):
         if "amount" in self.initial:
             self.initial["amount"] = quantize_money(self.initial["amount"], currency)
 
-    def clean_amount(self):
-        amount = self.cleaned_data["amount"]
-        if amount <= 0:
-            raise forms.ValidationError(_("The amount must be greater than zero."))
-        if message := decimals_error(amount, self.currency):
-            raise forms.ValidationError(message)
-        if amount > self.due:
-            raise forms.ValidationError(
-                _("That is more than the %(due)s %(currency)s due.")
-                % {"due": format_amount(self.due, self.currency), "currency": self.currency}
-            )
-        return amount
-
 
 @admin.register(LedgerEntry, site=merchant_admin)
 class LedgerEntryAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
@@ -791,47 +777,44 @@ class LedgerEntryAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
             .filter(participant=participant, account=LedgerEntry.Account.CASH, livemode=True)
             .values("program_id"),
         )
-        with transaction.atomic():
-            if request.method == "POST":
-                # One payout at a time per person, so two clicks cannot both pass the "not more than due" check.
-                Participant.objects.for_merchant(request.merchant).select_for_update().filter(pk=participant.pk).get()
-            due = self._due(request, participant, currency)
-            if due <= 0:
+        # What is due, shown and offered; the payout service checks the amount again against it, under a lock.
+        due = selectors.cash_due_to(participant=participant, currency=currency)
+        if due <= 0:
+            self.message_user(
+                request,
+                gettext("Nothing is due to %(who)s in %(currency)s.") % {"who": participant, "currency": currency},
+                level=messages.WARNING,
+            )
+            return redirect(back)
+        form = PayoutForm(
+            request.POST if request.method == "POST" else None,
+            programs=programs,
+            due=due,
+            currency=currency,
+            initial={"amount": due, "program": programs.order_by("pk").first()},
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.cash_payout_record(
+                    participant=participant,
+                    program=form.cleaned_data["program"],
+                    amount=form.cleaned_data["amount"],
+                    user=request.user,
+                    note=form.cleaned_data["note"],
+                )
+            except ApplicationError as exc:
+                form_add_domain_error(form, exc, "amount")
+            else:
                 self.message_user(
                     request,
-                    gettext("Nothing is due to %(who)s in %(currency)s.") % {"who": participant, "currency": currency},
-                    level=messages.WARNING,
+                    gettext("Recorded a payout of %(amount)s %(currency)s to %(who)s.")
+                    % {
+                        "amount": format_amount(form.cleaned_data["amount"], currency),
+                        "currency": currency,
+                        "who": participant,
+                    },
                 )
                 return redirect(back)
-            form = PayoutForm(
-                request.POST if request.method == "POST" else None,
-                programs=programs,
-                due=due,
-                currency=currency,
-                initial={"amount": due, "program": programs.order_by("pk").first()},
-            )
-            if request.method == "POST" and form.is_valid():
-                try:
-                    services.cash_payout_record(
-                        participant=participant,
-                        program=form.cleaned_data["program"],
-                        amount=form.cleaned_data["amount"],
-                        user=request.user,
-                        note=form.cleaned_data["note"],
-                    )
-                except ApplicationError as exc:
-                    form_add_domain_error(form, exc, "amount")
-                else:
-                    self.message_user(
-                        request,
-                        gettext("Recorded a payout of %(amount)s %(currency)s to %(who)s.")
-                        % {
-                            "amount": format_amount(form.cleaned_data["amount"], currency),
-                            "currency": currency,
-                            "who": participant,
-                        },
-                    )
-                    return redirect(back)
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Record a payout to %(who)s") % {"who": participant},
@@ -843,11 +826,6 @@ class LedgerEntryAdmin(CsvExportMixin, ReadOnlyTenantAdmin):
             "back": back,
         }
         return TemplateResponse(request, "admin/rewards/ledgerentry/payout.html", context)
-
-    @staticmethod
-    def _due(request, participant, currency) -> Decimal:
-        rows = selectors.cash_due(merchant=request.merchant).filter(participant_id=participant.pk, currency=currency)
-        return sum((row["due"] for row in rows), Decimal(0))
 
 
 for model in (RewardRule, Reward, RewardEvent, RewardAdjustment, CouponPool, Coupon, CatalogItem, LedgerEntry):

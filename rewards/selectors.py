@@ -111,11 +111,28 @@ def catalog_for(*, program: Program):
     return CatalogItem.objects.for_merchant(program.merchant).filter(program=program, active=True)
 
 
+def _cash_owed(merchant):
+    """The ledger entries of what a merchant owes in cash: the cash account, live mode only (test-mode cash is never
+    paid). A person's due in a currency is the sum of theirs in it, whichever program earned it."""
+    return LedgerEntry.objects.for_merchant(merchant).filter(account=LedgerEntry.Account.CASH, livemode=True)
+
+
+def cash_due_to(*, participant: Participant, currency: str) -> Decimal:
+    """What the merchant owes one person in one currency (cash earned, less paid out and clawed back): the amount
+    the payout page offers and cash_payout_record allows at most."""
+    total = (
+        _cash_owed(participant.merchant)
+        .filter(participant=participant, currency=currency)
+        .aggregate(total=Sum("amount"))["total"]
+    )
+    return total or Decimal(0)
+
+
 def cash_due(*, merchant, program: Program | None = None):
-    """Per participant and currency: cash earned minus paid out and clawed back (what the merchant owes). With a
-    program: the people who earned cash in it, with all they are due in its currency (a payout settles a person's
-    cash in a currency, whichever program earned it)."""
-    scope = LedgerEntry.objects.for_merchant(merchant).filter(account=LedgerEntry.Account.CASH, livemode=True)
+    """Per participant and currency: what the merchant owes (as cash_due_to), those owed something. With a program:
+    the people who earned cash in it, with all they are due in its currency (a payout settles a person's cash in a
+    currency, whichever program earned it)."""
+    scope = _cash_owed(merchant)
     if program is not None:
         earners = scope.filter(program=program).values("participant_id")
         scope = scope.filter(participant_id__in=earners, currency=program.currency)

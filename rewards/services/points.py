@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from programs.models import Participant
 from referral_saas.api import is_id
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
-from referral_saas.money import currency_decimals, fits_currency
+from referral_saas.money import format_amount
 from rewards.models import CatalogItem, Coupon, CouponPool, Kind, LedgerEntry, Reward
 from rewards.services.issuing import pool_empty_notify, reward_issue
 from rewards.services.transitions import reward_record_created, reward_transition
@@ -186,22 +186,27 @@ def pool_upload(*, pool: CouponPool, data: bytes) -> tuple[int, int]:
 
 
 def cash_payout_record(*, participant: Participant, program, amount: Decimal, user, note: str = "") -> LedgerEntry:
-    """The merchant paid out cash: a negative cash entry (what is due is the cash balance). Never more than is due
-    in the program's currency; the participant row is locked so two payouts cannot both pass that check."""
-    places = currency_decimals(program.currency)
-    if amount <= 0 or not fits_currency(amount, program.currency):
-        raise ValidationFailed(
-            fields={"amount": [_("Give an amount above zero with at most %(n)d decimals.") % {"n": places}]}
-        )
+    """The merchant paid out cash: a negative cash entry. The amount is above zero, in the currency's decimals, and
+    never more than is due to the person in the program's currency (rewards.selectors.cash_due_to); the participant
+    row is locked so two payouts cannot both pass that check."""
+    from rewards.selectors import cash_due_to
+    from rewards.services.rules import decimals_error
+
+    currency = program.currency
+    if amount <= 0:
+        raise ValidationFailed(fields={"amount": [_("The amount must be greater than zero.")]})
+    if message := decimals_error(amount, currency):
+        raise ValidationFailed(fields={"amount": [message]})
     with transaction.atomic():
         Participant.objects.for_merchant(participant.merchant).select_for_update().filter(pk=participant.pk).first()
-        due = LedgerEntry.objects.for_merchant(participant.merchant).filter(
-            participant=participant, account=LedgerEntry.Account.CASH, currency=program.currency
-        ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
+        due = cash_due_to(participant=participant, currency=currency)
         if amount > due:
             raise ValidationFailed(
                 fields={
-                    "amount": [_("At most %(due)s %(currency)s is due.") % {"due": due, "currency": program.currency}]
+                    "amount": [
+                        _("That is more than the %(due)s %(currency)s due.")
+                        % {"due": format_amount(due, currency), "currency": currency}
+                    ]
                 }
             )
         return LedgerEntry.objects.for_merchant(participant.merchant).create(

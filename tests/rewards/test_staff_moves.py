@@ -88,3 +88,43 @@ def test_reject_is_for_rewards_not_handed_over_and_needs_a_reason(tenant, progra
     assert any("cannot become rejected" in m for m in _messages(response))
     issued.refresh_from_db()
     assert issued.status == "issued"
+
+
+# --- cash payouts: one definition of what is due ----------------------------------------------------------------
+
+
+def _cash(participant, program, amount: str, kind="earned", livemode=True):
+    from rewards.models import LedgerEntry
+
+    return LedgerEntry.objects.for_merchant(participant.merchant).create(
+        program=program, participant=participant, account="cash", kind=kind, amount=Decimal(amount),
+        currency=program.currency, livemode=livemode,
+    )  # fmt: skip
+
+
+def test_a_payout_posted_from_a_page_opened_before_another_payout_is_checked_against_what_is_due_now(
+    tenant, program, anna
+):
+    from rewards.services import cash_payout_record
+
+    _cash(anna, program, "40.00")
+    url = f"/admin/rewards/ledgerentry/cash-due/{anna.pk}/payout/?currency=PLN"
+    assert tenant.admin.get(url).context["form"].initial["amount"] == Decimal("40.00")
+    cash_payout_record(participant=anna, program=program, amount=Decimal("30.00"), user=tenant.owner)
+    late = tenant.admin.post(url, {"program": program.pk, "amount": "40.00", "note": ""})
+    assert late.status_code == 200
+    assert "That is more than the 10.00 PLN due." in str(late.context["form"].errors["amount"])
+
+
+def test_test_mode_cash_is_never_due_so_neither_the_page_nor_the_service_pays_it(tenant, program):
+    from tests.factories import join
+
+    tester = join(program, email="tester@people.example", livemode=False)[0]
+    _cash(tester, program, "25.00", livemode=False)
+    page = tenant.admin.get(f"/admin/rewards/ledgerentry/cash-due/{tester.pk}/payout/?currency=PLN", follow=True)
+    assert any("Nothing is due" in m for m in _messages(page))
+    from rewards.services import cash_payout_record
+
+    with pytest.raises(ValidationFailed) as refused:
+        cash_payout_record(participant=tester, program=program, amount=Decimal("25.00"), user=tenant.owner)
+    assert refused.value.fields["amount"] == ["That is more than the 0.00 PLN due."]
