@@ -6,8 +6,6 @@ program's default language. A participant signs in with a one-time emailed link 
 
 from __future__ import annotations
 
-import secrets
-import time
 from dataclasses import dataclass
 from functools import wraps
 from urllib.parse import quote, urlencode
@@ -15,8 +13,6 @@ from urllib.parse import quote, urlencode
 import segno
 from django.conf import settings
 from django.contrib import messages
-from django.core import signing
-from django.core.cache import cache
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -33,15 +29,15 @@ from programs import services
 from programs.forms import InviteForm, JoinForm
 from programs.models import Participant, Program, ShareEvent
 from programs.selectors import program_texts
-from referral_saas import ratelimit
 from referral_saas.api import is_id
 from referral_saas.devices import request_device_id, with_device_cookie
 from referral_saas.errors import ApplicationError
 from referral_saas.tenancy.models import Merchant
 from rewards import selectors as reward_selectors
 from rewards.models import COUPON_KINDS, CatalogItem, Kind, LedgerEntry, Reward, RewardRule
-from rewards.services import ledger_balance, points_redeem
+from rewards.services import ledger_balance
 from rewards.services.issuing import MILESTONE_WAITING
+from rewards.services.portal import portal_redeem, portal_redeem_token
 from tracking import selectors as tracking_selectors
 from tracking.clicks import client_ip
 from tracking.models import ReferralCode
@@ -187,11 +183,6 @@ def _share_target(channel: str, program: Program, link: str) -> str:
 
 # --- rewards, points, catalog and milestones on the dashboard ---------------------------------------------------
 
-REDEEM_SALT = "portal-redeem"
-REDEEM_TOKEN_MAX_AGE = 12 * 60 * 60  # a dashboard left open for a day's shopping still redeems
-REDEEMS_PER_WINDOW, REDEEM_WINDOW = 10, 10 * 60
-REDEEM_WAIT_SECONDS = 3.0  # a second click waits this long for the first one's coupon
-
 
 @dataclass
 class RewardRow:
@@ -324,7 +315,7 @@ def _rewards_context(request, program: Program, participant: Participant) -> dic
         "points_balance": balance,
         "points_history": [PointsRow(entry, _points_label(entry), int(entry.amount)) for entry in history],
         "catalog": [CatalogRow(item, max(item.points - balance, 0)) for item in items],
-        "redeem_token": _redeem_token(program, participant) if items else "",
+        "redeem_token": portal_redeem_token(program=program, participant=participant) if items else "",
         "milestones": _milestones(program, participant),
     }
 
@@ -333,14 +324,16 @@ def _redeemed_key(program: Program) -> str:
     return f"{SESSION_PREFIX}{program.pk}:redeemed"
 
 
-def _redeem_token(program: Program, participant: Participant) -> str:
-    """One token per dashboard view, signed for this participant and program: a double click posts the same token
-    twice and only the first post redeems (see redeem)."""
-    payload = {"p": program.pk, "u": participant.pk, "n": secrets.token_urlsafe(12)}
-    return signing.dumps(payload, salt=REDEEM_SALT)
-
-
-def _redeem_error(error: ApplicationError, item: CatalogItem, participant: Participant, program: Program) -> str:
+def _redeem_error(error: ApplicationError, item_id: str, participant: Participant, program: Program) -> str:
+    if error.code == "stale_form":
+        return _("This page was open for a long time. Please try again.")
+    if error.code == "not_in_catalog":
+        return _("This item is not in the catalog any more.")
+    if error.code == "rate_limited":
+        return _("You redeemed many times in a short while. Please try again in a few minutes.")
+    item = reward_selectors.catalog_for(program=program).filter(pk=item_id).first() if is_id(item_id) else None
+    if item is None:
+        return _("This item is not in the catalog any more.")
     if error.code == "insufficient_points":
         missing = max(item.points - int(ledger_balance(participant=participant, program=program)), 1)
         return ngettext(
@@ -471,53 +464,25 @@ def invite(request, program: Program, participant: Participant):
 @require_POST
 @portal_view(require_participant=True)
 def redeem(request, program: Program, participant: Participant):
-    """Spend points on an item of this program's catalog. Every outcome goes back to the dashboard with a message
-    (never an error page). The form's one-time token makes a double click redeem once: the first post takes the
-    token in Redis (an atomic add), a repeat shows the first one's reward."""
+    """Spend points on an item of this program's catalog (rewards.services.portal_redeem, which makes a double
+    click redeem once). Every outcome goes back to the dashboard with a message (never an error page)."""
     back = HttpResponseRedirect(request.path.rsplit("redeem/", 1)[0] + "#catalog")
-    try:
-        token = signing.loads(request.POST.get("token", ""), salt=REDEEM_SALT, max_age=REDEEM_TOKEN_MAX_AGE)
-    except signing.BadSignature:  # SignatureExpired included
-        token = None
-    if not token or token.get("p") != program.pk or token.get("u") != participant.pk:
-        messages.error(request, _("This page was open for a long time. Please try again."))
-        return back
     item_id = request.POST.get("item", "")
-    # The catalog of this program only: points_redeem knows the merchant, the page knows the program.
-    item = reward_selectors.catalog_for(program=program).filter(pk=item_id).first() if is_id(item_id) else None
-    if item is None:
-        messages.error(request, _("This item is not in the catalog any more."))
-        return back
-    once = f"portal-redeem:{program.pk}:{participant.pk}:{token['n']}:{item.pk}"
-    if not cache.add(once, 0, REDEEM_TOKEN_MAX_AGE):
-        reward_id = cache.get(once)
-        deadline = time.monotonic() + REDEEM_WAIT_SECONDS
-        while reward_id == 0 and time.monotonic() < deadline:  # the first click is still redeeming
-            time.sleep(0.1)
-            reward_id = cache.get(once)
-        if reward_id:
-            request.session[_redeemed_key(program)] = reward_id
-            messages.info(request, _("You already redeemed this; here is your reward."))
-            return back
-        # The first click failed and spent nothing (its token was let go): this one tries again and says why.
-        if reward_id == 0 or not cache.add(once, 0, REDEEM_TOKEN_MAX_AGE):
-            messages.info(request, _("Your reward is on its way. Reload the page in a moment."))
-            return back
-    allowed, _wait = ratelimit.hit(
-        f"portal-redeem:{program.merchant_id}:{participant.pk}", limit=REDEEMS_PER_WINDOW, window_seconds=REDEEM_WINDOW
-    )
-    if not allowed:
-        cache.delete(once)
-        messages.error(request, _("You redeemed many times in a short while. Please try again in a few minutes."))
-        return back
     try:
-        reward = points_redeem(participant=participant, item_id=item.pk, actor="portal")
+        result = portal_redeem(
+            program=program, participant=participant, token=request.POST.get("token", ""), item_id=item_id
+        )
     except ApplicationError as exc:
-        cache.delete(once)  # nothing was spent: a repeat of this click may try again
-        messages.error(request, _redeem_error(exc, item, participant, program))
+        messages.error(request, _redeem_error(exc, item_id, participant, program))
         return back
-    cache.set(once, reward.pk, REDEEM_TOKEN_MAX_AGE)
-    request.session[_redeemed_key(program)] = reward.pk
+    if result.reward_id is None:
+        messages.info(request, _("Your reward is on its way. Reload the page in a moment."))
+        return back
+    request.session[_redeemed_key(program)] = result.reward_id
+    if result.repeat:
+        messages.info(request, _("You already redeemed this; here is your reward."))
+        return back
+    item = result.item
     messages.success(
         request,
         ngettext("Done! You spent %(n)d point on %(item)s.", "Done! You spent %(n)d points on %(item)s.", item.points)

@@ -16,6 +16,7 @@ from rewards.services.points import (
     pool_upload,
     reward_redeem,
 )
+from rewards.services.portal import portal_redeem, portal_redeem_token
 from rewards.services.refunds import refund_apply
 from rewards.services.rules import reward_rule_create, reward_rule_update, reward_rule_validate
 from rewards.services.sweep import rewards_sweep
@@ -30,6 +31,8 @@ __all__ = [
     "notification_send",
     "points_redeem",
     "pool_upload",
+    "portal_redeem",
+    "portal_redeem_token",
     "referral_process",
     "refund_apply",
     "reward_issue",
