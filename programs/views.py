@@ -219,19 +219,19 @@ class Milestones:
 
 
 def _reward_reason(reward: Reward) -> str:
-    """Why a reward ended, for the customer. The stored reason is the staff's (English) note; the words here are
-    chosen by what it says, and fall back to a general sentence."""
-    note = reward.reason.lower()
+    """Why a reward ended, for the customer, in their language: by its reason code (the stored note is the staff's,
+    in English), with a general sentence for the rest."""
+    code = Reward.ReasonCode
     if reward.status == Reward.Status.REJECTED:
-        if "fraud" in note:
+        if reward.reason_code == code.FRAUD:
             return _("The purchase did not pass the shop's checks.")
-        if note.startswith("limit of"):
+        if reward.reason_code == code.CAP:
             return _("You reached the program's limit of rewards.")
-        if "budget" in note:
+        if reward.reason_code == code.BUDGET:
             return _("The program's reward budget has run out.")
         return _("It does not meet the program's terms.")
     if reward.status == Reward.Status.VOIDED:
-        if "refund" in note:
+        if reward.reason_code == code.REFUND:
             return _("The order was returned before the reward was used.")
         return _("The shop cancelled this reward.")
     if reward.status == Reward.Status.CLAWED_BACK:

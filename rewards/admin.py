@@ -275,7 +275,7 @@ class RewardAdmin(MoneyColumnsMixin, CsvExportMixin, TenantModelAdmin):
         "participant_label", "value_label", "kind", "side", "status", "hold_until", "attention", "program", "order_id",
         "created_at",
     ]  # fmt: skip
-    list_filter = ["status", "kind", "side", "program", RewardVariantFilter, "flag", "livemode"]
+    list_filter = ["status", "reason_code", "kind", "side", "program", RewardVariantFilter, "flag", "livemode"]
     list_select_related = ["participant", "program", "conversion"]
     search_fields = ["coupon_code", "participant__email", "participant__external_id", "conversion__order_id"]
     date_hierarchy = "created_at"
@@ -288,19 +288,20 @@ class RewardAdmin(MoneyColumnsMixin, CsvExportMixin, TenantModelAdmin):
         ("currency", "currency"),
         ("status", "status"), ("coupon_code", "coupon_code"), ("hold_until", "hold_until"),
         ("issued_at", "issued_at"), ("order_id", "conversion.order_id"), ("reason", "reason"),
+        ("reason_code", "reason_code"),
     ]  # fmt: skip
     fieldsets = (
         (None, {"fields": ("participant", "side", "program", "rule", "catalog_item", "livemode")}),
         (_("Reward"), {"fields": ("kind", "value_label", "original_value", "description", "coupon_code",
                                   "expires_at")}),
-        (_("Status"), {"fields": ("status", "reason", "flag", "hold_until", "created_at", "approved_at", "issued_at",
-                                  "redeemed_at", "ended_at")}),
+        (_("Status"), {"fields": ("status", "reason_code", "reason", "flag", "hold_until", "created_at",
+                                  "approved_at", "issued_at", "redeemed_at", "ended_at")}),
         (_("Why"), {"fields": ("referral", "conversion", "milestone")}),
     )  # fmt: skip
     readonly_fields = [
         "participant", "side", "program", "rule", "catalog_item", "livemode", "kind", "value_label", "original_value",
-        "description", "coupon_code", "expires_at", "status", "reason", "flag", "hold_until", "created_at",
-        "approved_at", "issued_at", "redeemed_at", "ended_at", "referral", "conversion", "milestone",
+        "description", "coupon_code", "expires_at", "status", "reason_code", "reason", "flag", "hold_until",
+        "created_at", "approved_at", "issued_at", "redeemed_at", "ended_at", "referral", "conversion", "milestone",
     ]  # fmt: skip
 
     @admin.display(description=_("participant"), ordering="participant__email")

@@ -199,6 +199,18 @@ class Reward(TenantModel):
         NONE = "", _("None")
         POOL_EMPTY = "pool_empty", _("Coupon pool is empty")
 
+    class ReasonCode(models.TextChoices):
+        """Why a reward was rejected, voided or clawed back, for pages to say in the reader's language (`reason`
+        is the free-text note for the audit trail)."""
+
+        NONE = "", _("None")
+        FRAUD = "fraud", _("Rejected as fraud")
+        CAP = "cap", _("A per-person limit was reached")
+        BUDGET = "budget", _("The program's budget is spent")
+        REFERRAL_REJECTED = "referral_rejected", _("The referral was rejected")
+        REFUND = "refund", _("The order was refunded")
+        STAFF = "staff", _("Ended by the shop's staff")
+
     livemode = models.BooleanField(default=True)
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
     rule = models.ForeignKey(RewardRule, null=True, blank=True, on_delete=models.PROTECT, related_name="rewards")
@@ -228,6 +240,9 @@ class Reward(TenantModel):
     description = models.CharField(_("description"), max_length=300, blank=True)
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.PENDING)
     reason = models.CharField(_("reason"), max_length=300, blank=True)
+    reason_code = models.CharField(
+        _("reason code"), max_length=20, choices=ReasonCode.choices, blank=True, default="", editable=False
+    )
     flag = models.CharField(_("needs attention"), max_length=12, choices=Flag.choices, blank=True, default="")
     hold_until = models.DateTimeField(_("released on"))
     coupon_code = models.CharField(_("coupon code"), max_length=64, blank=True)

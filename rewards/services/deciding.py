@@ -464,12 +464,15 @@ def _create_reward(
     value = rule_value(rule, order_amount=order_amount, currency=program.currency)
     if rule.unit in (Unit.MONEY, Unit.POINTS, Unit.PERCENT) and value <= 0:
         return None  # nothing to give (e.g. 10% of a fully refunded order)
-    status, reason = Reward.Status.PENDING, ""
-    refusal = _cap_refusal(rule=rule, participant=participant, now=now)
+    status, reason, code = Reward.Status.PENDING, "", ""
+    refusal, code = _cap_refusal(rule=rule, participant=participant, now=now), Reward.ReasonCode.CAP
     if not refusal and participant.livemode:  # test-mode rewards never spend the real budget
         refusal = _budget_refusal(program=program, value=value if rule.unit == Unit.MONEY else Decimal(0))
+        code = Reward.ReasonCode.BUDGET
     if refusal:
         status, reason = Reward.Status.REJECTED, refusal
+    else:
+        code = ""
     reward = Reward(
         merchant=merchant,
         livemode=participant.livemode,
@@ -492,6 +495,7 @@ def _create_reward(
         description=rule.description or (rule.pool.description if rule.pool_id else ""),
         status=status,
         reason=reason,
+        reason_code=code,
         hold_until=now + datetime.timedelta(days=rule.hold_days),
         ended_at=now if status == Reward.Status.REJECTED else None,
     )
@@ -570,7 +574,13 @@ def _end_open_rewards(*, referral: Referral, conversion: Conversion | None, reas
         else scope.filter(conversion=conversion)
     )
     for reward in scope.select_for_update().order_by("pk"):
-        reward_transition(reward=reward, to=Reward.Status.REJECTED, actor="system:fraud", reason=reason)
+        reward_transition(
+            reward=reward,
+            to=Reward.Status.REJECTED,
+            actor="system:fraud",
+            reason=reason,
+            reason_code=Reward.ReasonCode.FRAUD,
+        )
 
 
 # --- notifications and events -------------------------------------------------------------------------------------

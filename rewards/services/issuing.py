@@ -70,7 +70,11 @@ def reward_release(*, merchant_id: int, reward_id: int, actor: str = ACTOR, by_p
         if reward.referral_id and _referral_rejected(reward):
             # Safety net: a referral rejected after its reward was decided never pays.
             reward_transition(
-                reward=reward, to=Reward.Status.REJECTED, actor=actor, reason="The referral was rejected."
+                reward=reward,
+                to=Reward.Status.REJECTED,
+                actor=actor,
+                reason="The referral was rejected.",
+                reason_code=Reward.ReasonCode.REFERRAL_REJECTED,
             )
             return reward.status
         if reward.milestone is not None and not by_person and _milestone_lost(reward):

@@ -101,7 +101,13 @@ def _reconcile(*, reward: Reward, refund: Refund, kept: Decimal) -> int:
             reward.save(update_fields=["taken_back"])
     if target == 0:
         to, action = (S.CLAWED_BACK, "clawed_back") if used else (S.VOIDED, "voided")
-        reward_transition(reward=reward, to=to, actor=ACTOR, reason=f"Order refunded ({refund.refund_id}).")
+        reward_transition(
+            reward=reward,
+            to=to,
+            actor=ACTOR,
+            reason=f"Order refunded ({refund.refund_id}).",
+            reason_code=Reward.ReasonCode.REFUND,
+        )
     else:
         action = "pro_rated"
         if reward.status != S.REDEEMED:

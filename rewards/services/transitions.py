@@ -40,10 +40,13 @@ TIMESTAMPS = {
 }
 
 
-def reward_transition(*, reward: Reward, to: str, actor: str, reason: str = "", **changes) -> Reward:
+def reward_transition(
+    *, reward: Reward, to: str, actor: str, reason: str = "", reason_code: str = "", **changes
+) -> Reward:
     """Move `reward` (a row the caller holds locked) to status `to`, or raise Conflict for an illegal move.
 
-    Records the event, stamps the time, saves `changes` with it, and tells the shop by webhook.
+    Records the event, stamps the time, saves `changes` with it (and `reason_code`, why it ended, for pages to say
+    in their reader's language), and tells the shop by webhook.
     """
     if to not in ALLOWED[reward.status]:
         raise Conflict(
@@ -59,6 +62,8 @@ def reward_transition(*, reward: Reward, to: str, actor: str, reason: str = "", 
     reward.status = to
     if reason:
         reward.reason = reason[:300]
+    if reason_code:
+        reward.reason_code = reason_code
     setattr(reward, TIMESTAMPS[to], now)
     for name, value in changes.items():
         setattr(reward, name, value)
@@ -102,7 +107,7 @@ def _end_by_staff(*, reward: Reward, to: str, actor: str, reason: str) -> Reward
         )
         if locked is None:
             raise NotFound(_("This reward no longer exists."))
-        return reward_transition(reward=locked, to=to, actor=actor, reason=reason)
+        return reward_transition(reward=locked, to=to, actor=actor, reason=reason, reason_code=Reward.ReasonCode.STAFF)
 
 
 def reward_record_created(*, reward: Reward, actor: str) -> None:

@@ -114,9 +114,11 @@ def test_every_reward_status_is_said_in_plain_words(client, program, referrer):
     pending = _reward(program, participant, coupon, status="pending", hold_until=_day(20))
     _reward(program, participant, credit, status="approved")
     redeemed = _reward(program, participant, coupon, status="redeemed", coupon_code="REF-USED", redeemed_at=_day(-2))
-    _reward(program, participant, credit, status="rejected", reason="Limit of 3 rewards per person reached.")
-    _reward(program, participant, credit, status="voided", reason="Order refunded (r-1).")
-    _reward(program, participant, coupon, status="clawed_back", reason="Order refunded (r-2).")
+    # As the services end them: the staff's note and the code the page says in the customer's words.
+    _reward(program, participant, credit, status="rejected", reason="Limit of 3 rewards per person reached.",
+            reason_code="cap")  # fmt: skip
+    _reward(program, participant, credit, status="voided", reason="Order refunded (r-1).", reason_code="refund")
+    _reward(program, participant, coupon, status="clawed_back", reason="Order refunded (r-2).", reason_code="refund")
 
     page = _page(_sign_in(client, program, participant), program)
 
