@@ -5,7 +5,6 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -126,10 +125,11 @@ class ProgramAdmin(TenantModelAdmin):
         return initial
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        from tracking.selectors import program_cache_invalidate
-
-        transaction.on_commit(lambda: program_cache_invalidate(program_id=obj.pk))
+        if not change:  # a new program: no stored status to move from, nothing cached about it yet
+            super().save_model(request, obj, form, change)
+            return
+        # A refusal (restarting an ended program) is shown on the form by the admin base, with nothing saved.
+        services.program_update(program=obj, status=form.cleaned_data["status"])
 
     def save_formset(self, request, form, formset, change):
         for inline_form in formset.forms:

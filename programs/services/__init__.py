@@ -7,6 +7,7 @@ from programs.services.participants import (
     program_duplicate,
     program_get_by_slug,
     program_set_status,
+    program_update,
     public_names_changed,
     variant_for,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "program_duplicate",
     "program_get_by_slug",
     "program_set_status",
+    "program_update",
     "public_names_changed",
     "share_record",
     "variant_for",

@@ -85,20 +85,49 @@ def program_duplicate(*, program: Program) -> Program:
 _DUPLICATE_ATTEMPTS = 20
 
 
-def program_set_status(*, program: Program, status: str) -> Program:
-    """Activate, pause or end a program. An ended program stays ended (duplicate it to run again)."""
+def _status_move(*, program: Program, current: str, status: str) -> None:
+    """Set `status` on `program` (in memory), coming from `current`: an ended program stays ended, and ending
+    stamps `ends_on` (today, or the start date if that is later) unless the program already ended earlier."""
     if status not in Program.Status.values:
         raise ValidationFailed(fields={"status": [_("Unknown status.")]})
-    if program.status == Program.Status.ENDED and status != Program.Status.ENDED:
-        raise Unprocessable(_("An ended program cannot be restarted; duplicate it instead."))
+    if current == Program.Status.ENDED and status != Program.Status.ENDED:
+        message = _("An ended program cannot be restarted; duplicate it instead.")
+        raise Unprocessable(message, fields={"status": [message]})
     program.status = status
     if status == Program.Status.ENDED and (program.ends_on is None or program.ends_on > timezone.localdate()):
         program.ends_on = max(timezone.localdate(), program.starts_on)
-    program.save(update_fields=["status", "ends_on"])
+
+
+def _program_cache_drop(program: Program) -> None:
     from tracking.selectors import program_cache_invalidate
 
+    # Now, and again once the change is visible (a reader in between would cache the old program otherwise).
     program_cache_invalidate(program_id=program.pk)
     transaction.on_commit(lambda: program_cache_invalidate(program_id=program.pk))
+
+
+def program_set_status(*, program: Program, status: str) -> Program:
+    """Activate, pause or end a program. An ended program stays ended (duplicate it to run again)."""
+    _status_move(program=program, current=program.status, status=status)
+    program.save(update_fields=["status", "ends_on"])
+    _program_cache_drop(program)
+    return program
+
+
+@transaction.atomic
+def program_update(*, program: Program, status: str) -> Program:
+    """Save a program edited as a whole (the admin's change form holds every field, `status` among them).
+
+    The status moves by program_set_status's rule, judged against the stored status (read under a lock, so that an
+    "end" running now is not undone): an ended program cannot be made active, paused or draft again (422 on
+    `status`, nothing saved), and ending stamps `ends_on`. What the redirect caches about the program is dropped.
+    """
+    stored = Program.objects.for_merchant(program.merchant_id).select_for_update().filter(pk=program.pk).first()
+    if stored is None:
+        raise NotFound(_("No such program."))
+    _status_move(program=program, current=stored.status, status=status)
+    program.save()
+    _program_cache_drop(program)
     return program
 
 
