@@ -3,6 +3,7 @@
 from programs.services.participants import (
     participant_erase,
     participant_set_status,
+    participant_update,
     participant_upsert,
     program_duplicate,
     program_get_by_slug,
@@ -27,6 +28,7 @@ __all__ = [
     "invites_send",
     "participant_erase",
     "participant_set_status",
+    "participant_update",
     "participant_upsert",
     "portal_link_make",
     "portal_link_send",

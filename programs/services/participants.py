@@ -237,13 +237,7 @@ def _update_participant(participant, external_id, email, email_normalized, name,
         participant.external_id = external_id
         changed.append("external_id")
     if email_normalized and participant.email_normalized != email_normalized:
-        taken = (
-            Participant.objects.for_merchant(participant.merchant)
-            .filter(livemode=participant.livemode, email_normalized=email_normalized)
-            .exclude(pk=participant.pk)
-            .exists()
-        )
-        if taken:
+        if _taken(participant, email_normalized=email_normalized):
             raise Conflict(_("This email belongs to another participant."), fields={"email": ["taken"]})
         participant.email, participant.email_normalized = email, email_normalized
         changed += ["email", "email_normalized"]
@@ -260,6 +254,75 @@ def _update_participant(participant, external_id, email, email_normalized, name,
         participant.save(update_fields=changed)
     if "name" in changed:
         public_names_changed(merchant_id=participant.merchant_id)
+
+
+def _taken(participant: Participant, **identity) -> bool:
+    """Another participant of the same merchant and mode has this identity (email_normalized or external_id)."""
+    scope = Participant.objects.for_merchant(participant.merchant_id).filter(livemode=participant.livemode)
+    return scope.filter(**identity).exclude(pk=participant.pk).exists()
+
+
+def participant_update(
+    *,
+    participant: Participant,
+    name: str,
+    email: str | None,
+    external_id: str | None,
+    language: str,
+    marketing_consent: bool,
+) -> Participant:
+    """Staff edit a participant's details (the admin's form; the status moves through participant_set_status).
+
+    The email is stored as typed with its compared form (identity.normalize_email), and neither the compared email
+    nor the shop's customer id may be another participant's (409 on `email` / `external_id`: anna+x@outlook.com is
+    anna@outlook.com's inbox). A participant keeps an email or a customer id (400); an erased one gets no personal
+    data back (409 participant_erased). Checked here
+    and again by the unique constraints, so a concurrent edit is refused the same way.
+    """
+    email = (email or "").strip() or None
+    external_id = (external_id or "").strip() or None
+    email_normalized = normalize_email(email)
+    if email and max(len(email), len(email_normalized)) > EMAIL_MAX_LENGTH:
+        raise ValidationFailed(fields={"email": [_("Enter a valid email address.")]})
+    require_single_line(name=name)
+    taken_email = _("This email belongs to another participant.")
+    taken_id = _("This customer id belongs to another participant.")
+    with transaction.atomic():
+        stored = Participant.objects.for_merchant(participant.merchant_id).select_for_update().get(pk=participant.pk)
+        if stored.status == Participant.Status.ERASED:
+            if email or external_id or (name or "").strip():
+                message = _("This participant's personal data was erased at their request; it stays erased.")
+                raise Conflict(message, code="participant_erased")
+        elif not (email_normalized or external_id):
+            message = _("Give an email or a shop customer id.")
+            raise ValidationFailed(fields={"email": [message]})
+        if email_normalized and _taken(stored, email_normalized=email_normalized):
+            raise Conflict(taken_email, code="email_taken", fields={"email": [taken_email]})
+        if external_id and _taken(stored, external_id=external_id):
+            raise Conflict(taken_id, code="external_id_taken", fields={"external_id": [taken_id]})
+        values = {
+            "name": (name or "").strip(),
+            "email": email,
+            "email_normalized": email_normalized,
+            "external_id": external_id,
+            "language": language,
+            "marketing_consent": bool(marketing_consent),
+        }
+        changed = [field for field, value in values.items() if getattr(stored, field) != value]
+        for field, value in values.items():
+            setattr(stored, field, value)
+            setattr(participant, field, value)
+        if changed:
+            try:
+                with transaction.atomic():
+                    stored.save(update_fields=changed)
+            except IntegrityError:  # another edit or a join took the address or the id since the check
+                if email_normalized and _taken(stored, email_normalized=email_normalized):
+                    raise Conflict(taken_email, code="email_taken", fields={"email": [taken_email]}) from None
+                raise Conflict(taken_id, code="external_id_taken", fields={"external_id": [taken_id]}) from None
+    if "name" in changed:
+        public_names_changed(merchant_id=participant.merchant_id)
+    return participant
 
 
 def public_names_changed(*, merchant_id: int) -> None:
