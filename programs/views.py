@@ -28,7 +28,6 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from fraud.services import sighting_record
 from programs import services
 from programs.forms import InviteForm, JoinForm
 from programs.models import Participant, Program, ShareEvent
@@ -76,14 +75,15 @@ def _current_participant(request, program: Program) -> Participant | None:
 def _sign_in(request, program: Program, participant: Participant) -> None:
     request.session.cycle_key()  # a new session id at sign-in (no fixation)
     request.session[_session_key(program)] = participant.pk
-    # Where the referrer joined from: a friend's order from the same IP or device is a fraud signal.
-    sighting_record(
-        merchant=program.merchant,
-        participant=participant,
-        ip=client_ip(request),
-        user_agent=request.headers.get("User-Agent", ""),
-        device_id=request_device_id(request),
-    )
+
+
+def _whereabouts(request) -> dict:
+    """Where the visitor joins from, for participant_join (through the sign-in services)."""
+    return {
+        "ip": client_ip(request),
+        "user_agent": request.headers.get("User-Agent", ""),
+        "device_id": request_device_id(request),
+    }
 
 
 def _program_or_404(merchant: str, program: str) -> Program:
@@ -423,7 +423,7 @@ def sign_in(request, program: Program, participant: Participant | None, token: s
     if request.method == "GET":
         return _page(request, "portal/sign_in_confirm.html", program)
     try:
-        participant = services.portal_link_verify(program=program, token=token)
+        participant = services.portal_link_verify(program=program, token=token, **_whereabouts(request))
     except ApplicationError as exc:
         return _page(request, "portal/link_problem.html", program, status=400, message=exc.message)
     _sign_in(request, program, participant)
@@ -440,6 +440,7 @@ def sso(request, program: Program, participant: Participant | None):
             email=params.get("email", ""),
             ts=params.get("ts", ""),
             sig=params.get("sig", ""),
+            **_whereabouts(request),
         )
     except ApplicationError as exc:
         return _page(request, "portal/link_problem.html", program, status=403, message=exc.message)

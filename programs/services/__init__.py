@@ -2,6 +2,7 @@
 
 from programs.services.participants import (
     participant_erase,
+    participant_join,
     participant_set_status,
     participant_update,
     participant_upsert,
@@ -27,6 +28,7 @@ __all__ = [
     "LINK_MAX_AGE",
     "invites_send",
     "participant_erase",
+    "participant_join",
     "participant_set_status",
     "participant_update",
     "participant_upsert",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -13,6 +14,9 @@ from programs.models import Participant, Program, ProgramText, ProgramVariant
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.tenancy.models import Merchant
 from referral_saas.validators import require_single_line
+
+if TYPE_CHECKING:
+    from tracking.models import ReferralCode
 
 
 def program_get_by_slug(*, merchant: Merchant, slug: str) -> Program:
@@ -215,6 +219,40 @@ def participant_upsert(
         if created:
             referral_link_referee(participant=participant)
             _emit_participant_created(participant=participant, program=program)
+    return participant, code, created
+
+
+def participant_join(
+    *,
+    merchant: Merchant,
+    livemode: bool,
+    program: Program,
+    external_id: str | None = None,
+    email: str | None = None,
+    name: str | None = None,
+    language: str | None = None,
+    marketing_consent: bool | None = None,
+    ip: str | None = None,
+    user_agent: str = "",
+    device_id: str = "",
+) -> tuple[Participant, ReferralCode, bool]:
+    """A customer joins `program` (the shop's participant API, a portal sign-in link, the shop-signed portal link):
+    participant_upsert's rules, then where they joined from is remembered (fraud: a friend's order from the same IP
+    or device is a signal; nothing is recorded without an IP or a device id). Returns (participant, code, created).
+    """
+    from fraud.services import sighting_record  # the fraud app reads what programs write; joining feeds it
+
+    participant, code, created = participant_upsert(
+        merchant=merchant,
+        livemode=livemode,
+        program=program,
+        external_id=external_id,
+        email=email,
+        name=name,
+        language=language,
+        marketing_consent=marketing_consent,
+    )
+    sighting_record(merchant=merchant, participant=participant, ip=ip, user_agent=user_agent, device_id=device_id)
     return participant, code, created
 
 

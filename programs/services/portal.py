@@ -78,9 +78,12 @@ def portal_link_send(*, program: Program, email: str, name: str, consent: bool, 
     message.send()
 
 
-def portal_link_verify(*, program: Program, token: str) -> Participant:
-    """Sign in from an emailed link: valid for 30 minutes, once."""
-    from programs.services.participants import participant_upsert
+def portal_link_verify(
+    *, program: Program, token: str, ip: str | None = None, user_agent: str = "", device_id: str = ""
+) -> Participant:
+    """Sign in from an emailed link: valid for 30 minutes, once. Signing in joins the program (participant_join,
+    which remembers where from: `ip`, `user_agent`, `device_id`)."""
+    from programs.services.participants import participant_join
 
     try:
         payload = signing.loads(token, salt=LINK_SALT, max_age=LINK_MAX_AGE)
@@ -93,7 +96,7 @@ def portal_link_verify(*, program: Program, token: str) -> Participant:
     used_key = "portal-link-used:" + hashlib.sha256(token.encode()).hexdigest()
     if not cache.add(used_key, 1, LINK_MAX_AGE * 2):
         raise Unprocessable(_("This link was already used. Ask for a new one."), code="link_used")
-    participant, _code, _created = participant_upsert(
+    participant, _code, _created = participant_join(
         merchant=program.merchant,
         livemode=True,
         program=program,
@@ -101,6 +104,9 @@ def portal_link_verify(*, program: Program, token: str) -> Participant:
         name=payload.get("n") or None,
         language=payload.get("l"),
         marketing_consent=payload.get("c") or None,
+        ip=ip,
+        user_agent=user_agent,
+        device_id=device_id,
     )
     return participant
 
@@ -133,7 +139,17 @@ def _sso_fields_valid(*, external_id: str, email: str) -> bool:
     return True
 
 
-def portal_sso_verify(*, program: Program, external_id: str, email: str, ts: str, sig: str) -> Participant:
+def portal_sso_verify(
+    *,
+    program: Program,
+    external_id: str,
+    email: str,
+    ts: str,
+    sig: str,
+    ip: str | None = None,
+    user_agent: str = "",
+    device_id: str = "",
+) -> Participant:
     """Sign in from the shop: HMAC-SHA256(portal secret, "shop|program|customer id|email|ts") in hex, at most
     10 minutes old, once. The customer id decides who signs in: an email that belongs to a participant with another
     customer id is refused.
@@ -141,8 +157,9 @@ def portal_sso_verify(*, program: Program, external_id: str, email: str, ts: str
     A correctly signed link is still input: the customer id must be one the API would take as an id (1-128
     characters, no control characters: referral_saas.fields.is_valid_key) and the email one a customer could give
     the shop (identity.validate_customer_email). Anything else is refused like a bad signature, before the link is
-    marked as used and before anything is read or written."""
-    from programs.services.participants import participant_upsert
+    marked as used and before anything is read or written. Signing in joins the program (participant_join, which
+    remembers where from: `ip`, `user_agent`, `device_id`)."""
+    from programs.services.participants import participant_join
 
     # ts: ASCII digits only ("²".isdigit() is true, int() of it or of 5000 digits raises), a Unix time in seconds.
     if not (external_id and ts.isascii() and ts.isdigit() and len(ts) <= 12 and sig) or "|" in external_id + email:
@@ -169,13 +186,16 @@ def portal_sso_verify(*, program: Program, external_id: str, email: str, ts: str
     )
     if by_email:
         raise PermissionDeniedError(_("This email belongs to another customer of the shop."))
-    participant, _code, _created = participant_upsert(
+    participant, _code, _created = participant_join(
         merchant=program.merchant,
         livemode=True,
         program=program,
         external_id=external_id,
         email=email or None,
         language=translation.get_language(),
+        ip=ip,
+        user_agent=user_agent,
+        device_id=device_id,
     )
     return participant
 
