@@ -164,9 +164,9 @@ SHARE_CHANNELS = [
 ]
 
 
-def _share_target(channel: str, program: Program, link: str) -> str:
-    offer = program_texts(program=program, language=translation.get_language())["referee_offer"]
-    offer = offer or _("Have a look at %(shop)s") % {"shop": program.merchant.name}
+def _share_target(channel: str, program: Program, code: ReferralCode) -> str:
+    link = link_for(code.code)
+    offer = _offers(program, code).referee_offer or _("Have a look at %(shop)s") % {"shop": program.merchant.name}
     tagged = f"{link}?{urlencode({'utm_source': channel, 'utm_medium': 'referral'})}"
     text = f"{offer} {tagged}"
     subject = _("A gift from me at %(shop)s") % {"shop": program.merchant.name}
@@ -367,8 +367,19 @@ def home(request, program: Program, participant: Participant | None):
     return _dashboard(request, program, participant, invite_form=InviteForm())
 
 
+def _offers(program: Program, code: ReferralCode) -> tracking_selectors.CodeCheck:
+    """The code as the shop's API shows it (tracking.selectors.code_check): the same offers, in the page's language."""
+    check = tracking_selectors.code_check(
+        merchant=program.merchant, livemode=code.livemode, code=code.code, language=translation.get_language()
+    )
+    if check is None:  # pragma: no cover - the code was just ensured; a concurrent erasure deletes it
+        raise Http404
+    return check
+
+
 def _dashboard(request, program: Program, participant: Participant, *, invite_form: InviteForm, status: int = 200):
     code = _code_for(participant, program)
+    offers = _offers(program, code)
     return _page(
         request,
         "portal/dashboard.html",
@@ -376,6 +387,8 @@ def _dashboard(request, program: Program, participant: Participant, *, invite_fo
         status=status,
         participant=participant,
         code=code,
+        own_offer=offers.referrer_offer,
+        friend_offer=offers.referee_offer,
         link=link_for(code.code),
         stats=tracking_selectors.participant_stats(participant=participant, program=program),
         share_channels=SHARE_CHANNELS,
@@ -545,7 +558,7 @@ def share(request, program: Program, participant: Participant, channel: str):
         qr = reverse("portal_qr", kwargs={"merchant": program.merchant.slug, "program": program.slug, "fmt": fmt})
         response = HttpResponseRedirect(f"{qr}?download=1", status=303)
     else:
-        target = _share_target(channel, program, link_for(_code_for(participant, program).code))
+        target = _share_target(channel, program, _code_for(participant, program))
         response = _ExternalSeeOther(target) if request.method == "POST" else _ExternalRedirect(target)
     if request.method == "POST":
         services.share_record(participant=participant, program=program, channel=channel)

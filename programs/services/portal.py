@@ -7,6 +7,7 @@ import hmac
 import time
 import zoneinfo
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -29,6 +30,9 @@ from referral_saas.crypto import same_secret
 from referral_saas.errors import PermissionDeniedError, Unprocessable, ValidationFailed
 from referral_saas.fields import is_valid_key
 from referral_saas.validators import single_line
+
+if TYPE_CHECKING:
+    from tracking.models import ReferralCode
 
 LINK_SALT = "portal-sign-in"
 LINK_MAX_AGE = 30 * 60
@@ -265,6 +269,19 @@ def invites_send(*, participant: Participant, program: Program, emails: list[str
     return created
 
 
+def _friend_offer(*, invite: Invite, code: ReferralCode | None) -> str:
+    """The friend's offer as the shop's code check shows it (the referrer's A/B variant's, else the program's), in
+    the invite's language."""
+    from tracking.selectors import code_check, offers_for
+
+    check = None
+    if code is not None:
+        check = code_check(merchant=invite.merchant, livemode=code.livemode, code=code.code, language=invite.language)
+    if check is not None:
+        return check.referee_offer
+    return offers_for(program=invite.program, variant=None, language=invite.language)["referee_offer"]
+
+
 def invite_deliver(*, invite: Invite) -> None:
     """Render the invitation in the language it was written in and send it (called by the Celery task)."""
     from tracking.models import ReferralCode
@@ -283,7 +300,7 @@ def invite_deliver(*, invite: Invite) -> None:
         "referrer_name": invite.participant.first_name_initial,
         "message": invite.message,
         "link": link_for(code.code) if code else invite.program.landing_url,
-        "offer": program_texts(program=invite.program, language=invite.language)["referee_offer"],
+        "offer": _friend_offer(invite=invite, code=code),
     }
     with translation.override(invite.language):
         email = EmailMultiAlternatives(
