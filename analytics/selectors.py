@@ -205,11 +205,6 @@ def _json_totals(queryset) -> tuple[dict[str, int], dict[int, int]]:
     return dict(channels), metrics.merge_histograms(histograms)
 
 
-def shop_totals(*, merchant, livemode: bool, currency: str, period: Period | None, until=None) -> dict:
-    bucket = (period.start, period.end) if period is not None else (None, until)
-    return shop_buckets(merchant=merchant, livemode=livemode, currency=currency, buckets={"x": bucket})["x"]
-
-
 def daily_series(*, merchant, livemode: bool, programs, period: Period, variant=None) -> list[dict]:
     """One entry per day of the period (zeros for empty days): the chart and the stats API read this."""
     qs = (
@@ -492,10 +487,6 @@ class Links:
             "fraud_fraudassessment", decision__exact="review", **self._program(), **self._mode(),
             **self._variant("referral__variant__id__exact"),
         )  # fmt: skip
-
-
-def _change(current, previous) -> float | None:
-    return metrics.change(current, previous)
 
 
 # --- the program dashboard ------------------------------------------------------------------------------------------
@@ -983,13 +974,13 @@ def _before_after(base: dict, now: dict, currency: str, *, before: Links, after:
             "label": _("New customers"),
             "before": format_number(base["new_customers"]),
             "after": format_number(now["new_customers"]),
-            "change": format_percent(_change(now["new_customers"], base["new_customers"]), 0),
+            "change": format_percent(metrics.change(now["new_customers"], base["new_customers"]), 0),
         },
         {
             "label": _("Sales"),
             "before": format_money(base["revenue"], currency),
             "after": format_money(now["revenue"], currency),
-            "change": format_percent(_change(now["revenue"], base["revenue"]), 0),
+            "change": format_percent(metrics.change(now["revenue"], base["revenue"]), 0),
             "before_link": orders_before,
             "after_link": orders_after,
         },
@@ -997,7 +988,7 @@ def _before_after(base: dict, now: dict, currency: str, *, before: Links, after:
             "label": _("Orders"),
             "before": format_number(base["orders"]),
             "after": format_number(now["orders"]),
-            "change": format_percent(_change(now["orders"], base["orders"]), 0),
+            "change": format_percent(metrics.change(now["orders"], base["orders"]), 0),
             "before_link": orders_before,
             "after_link": orders_after,
         },
@@ -1005,7 +996,7 @@ def _before_after(base: dict, now: dict, currency: str, *, before: Links, after:
             "label": _("Average order value"),
             "before": format_money(aov_base, currency) or "—",
             "after": format_money(aov_now, currency) or "—",
-            "change": format_percent(_change(aov_now, aov_base), 0),
+            "change": format_percent(metrics.change(aov_now, aov_base), 0),
         },
     ]
 
@@ -1057,36 +1048,36 @@ def _program_cards(
     cards = [
         Card(
             "referred_customers", _("New customers from referrals"), format_number(now["referred_new_customers"]),
-            no_data, _change(now["referred_new_customers"], before["referred_new_customers"]),
+            no_data, metrics.change(now["referred_new_customers"], before["referred_new_customers"]),
             links.orders(is_new_customer__exact=1),
         ),
         Card(
             "referral_revenue", _("Referral revenue"), money(now["referred_revenue"]), no_data,
-            _change(now["referred_revenue"], before["referred_revenue"]), links.orders(),
+            metrics.change(now["referred_revenue"], before["referred_revenue"]), links.orders(),
             _("%(share)s of all sales (%(total)s)")
             % {"share": format_percent(referral_share) or "—", "total": money(shop["revenue"])},
         ),
         Card(
             "conversion_rate", _("Conversion rate (clicks → orders)"), format_percent(conversion, 2),
-            _("No clicks in this period yet."), _change(conversion, conversion_before), links.orders(),
+            _("No clicks in this period yet."), metrics.change(conversion, conversion_before), links.orders(),
             _("%(orders)s orders from %(clicks)s clicks")
             % {"orders": format_number(now["attributed_orders"]), "clicks": format_number(now["clicks"])},
         ),
         Card(
             "click_through", _("Clicks per participant who shared"),
             format_decimal(click_through),
-            _("Nobody has shared yet."), _change(click_through, click_through_before), links.clicks(),
+            _("Nobody has shared yet."), metrics.change(click_through, click_through_before), links.clicks(),
             _("%(n)s participants have shared") % {"n": format_number(ever["first_shares"])},
         ),
         Card(
             "participation", _("Participation rate"), format_percent(participation),
-            _("No customers or participants yet."), _change(participation, participation_before),
+            _("No customers or participants yet."), metrics.change(participation, participation_before),
             since_start.participants(),
             _("%(p)s participants / %(c)s customers")
             % {"p": format_number(ever["participants_joined"]), "c": format_number(shop_ever["new_customers"])},
         ),
         Card(
-            "aov", _("Average order value, referred"), money(aov_ref), no_data, _change(aov_ref, aov_ref_before),
+            "aov", _("Average order value, referred"), money(aov_ref), no_data, metrics.change(aov_ref, aov_ref_before),
             links.orders(),
             _("Not referred: %(aov)s") % {"aov": money(aov_other(shop)) or "—"},
         ),
@@ -1102,12 +1093,12 @@ def _program_cards(
         ),
         Card(
             "time_to_purchase", _("Median time from click to first purchase"), format_duration(median),
-            _("No first purchases in this period yet."), _change(median, median_before),
+            _("No first purchases in this period yet."), metrics.change(median, median_before),
             links.orders(is_new_customer__exact=1), lower_is_better=True,
         ),
         Card(
             "rewards_cost", _("Rewards cost"), money(now["rewards_cost"]), no_data,
-            _change(now["rewards_cost"], before["rewards_cost"]), links.rewards_cost(),
+            metrics.change(now["rewards_cost"], before["rewards_cost"]), links.rewards_cost(),
             _("Pending %(p)s · issued %(i)s")
             % {
                 "p": money(now["cost_pending"] + now["cost_approved"]),
@@ -1116,13 +1107,13 @@ def _program_cards(
             lower_is_better=True,
         ),
         Card(
-            "cpa", _("Cost per acquired customer"), money(cpa), no_data, _change(cpa, cpa_before),
+            "cpa", _("Cost per acquired customer"), money(cpa), no_data, metrics.change(cpa, cpa_before),
             links.rewards_cost(),
             lower_is_better=True,
         ),
         Card(
-            "roi", _("ROI"), format_percent(roi, 0), _("No rewards cost in this period yet."), _change(roi, roi_before),
-            links.orders(), _("(referral revenue - rewards cost) / rewards cost"),
+            "roi", _("ROI"), format_percent(roi, 0), _("No rewards cost in this period yet."),
+            metrics.change(roi, roi_before), links.orders(), _("(referral revenue - rewards cost) / rewards cost"),
         ),
         Card(
             "budget", _("Budget used"), format_percent(budget_share, 0),
@@ -1171,12 +1162,6 @@ def dashboard_url(program: Program, *, period: Period, livemode: bool) -> str:
     return f"{reverse('admin:analytics_program_dashboard', args=[program.pk])}?{urlencode(query)}"
 
 
-def dashboard_cards(*, merchant, period: Period | None = None, livemode: bool = True) -> list[Card]:
-    """The KPI cards on the admin home page: every program in the shop's currency, with the change."""
-    overview = merchant_overview(merchant=merchant, period=period, livemode=livemode)
-    return overview["cards"]
-
-
 def _distinct_participants(*, merchant, livemode: bool, programs: list[Program], until: datetime.date) -> int:
     return (
         ReferrerStats.objects.for_merchant(merchant)
@@ -1223,19 +1208,19 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
     participation = metrics.ratio(participants, shop_ever["new_customers"])
     cards = [
         card("referred_customers", _("New customers from referrals"), format_number(now["referred_new_customers"]),
-             _change(now["referred_new_customers"], before["referred_new_customers"]),
+             metrics.change(now["referred_new_customers"], before["referred_new_customers"]),
              links.orders(is_new_customer__exact=1)),
         card("referral_revenue", _("Referral revenue"), format_money(now["referred_revenue"], currency),
-             _change(now["referred_revenue"], before["referred_revenue"]), links.orders(),
+             metrics.change(now["referred_revenue"], before["referred_revenue"]), links.orders(),
              _("%(share)s of all sales")
              % {"share": format_percent(metrics.ratio(now["referred_revenue"], shop["revenue"])) or "—"}),
         card("conversion_rate", _("Conversion rate (clicks → orders)"), format_percent(conversion, 2),
-             _change(conversion, metrics.ratio(before["attributed_orders"], before["clicks"])), links.orders(),
+             metrics.change(conversion, metrics.ratio(before["attributed_orders"], before["clicks"])), links.orders(),
              _("%(orders)s orders from %(clicks)s clicks")
              % {"orders": format_number(now["attributed_orders"]), "clicks": format_number(now["clicks"])}),
         card("rewards_cost", _("Rewards cost"), format_money(now["rewards_cost"], currency),
-             _change(now["rewards_cost"], before["rewards_cost"]), links.rewards_cost(), lower_is_better=True),
-        card("roi", _("ROI"), format_percent(roi, 0), _change(roi, roi_before), links.orders()),
+             metrics.change(now["rewards_cost"], before["rewards_cost"]), links.rewards_cost(), lower_is_better=True),
+        card("roi", _("ROI"), format_percent(roi, 0), metrics.change(roi, roi_before), links.orders()),
         card("participation", _("Participation rate"), format_percent(participation), None,
              replace(links, ever=True, currency=None).participants(),
              _("%(p)s participants / %(c)s customers")
