@@ -266,7 +266,8 @@ class MerchantAdminSite(CheckedAdminSite):
         return redirect(next_url)
 
     def index(self, request, extra_context=None):
-        from analytics.selectors import merchant_overview, parse_period
+        from analytics.selectors.home import merchant_overview
+        from analytics.selectors.periods import parse_period
 
         period, notes = parse_period(request.GET, merchant=request.merchant)
         for note in notes:

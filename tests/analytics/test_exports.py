@@ -145,7 +145,7 @@ def test_cells_that_look_like_formulas_are_defused():
 
 
 def test_the_dashboards_daily_stats_export_keeps_its_variant_filter(tenant):
-    from analytics.selectors import merchant_today
+    from analytics.selectors.periods import merchant_today
     from programs.models import ProgramVariant
 
     merchant = tenant.merchant

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from analytics import metrics
-from analytics.selectors import ab_verdict
+from analytics.selectors.abtest import ab_verdict
 from tests.analytics.helpers import ttp_bucket
 
 
