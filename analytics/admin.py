@@ -13,13 +13,14 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from analytics.exports import CsvExportMixin
 from analytics.models import DailyStats
 from analytics.selectors.dashboard import program_report
+from analytics.selectors.home import merchant_overview
 from analytics.selectors.links import dashboard_url
 from analytics.selectors.periods import parse_period
 from programs.models import Program, ProgramVariant
 from referral_saas.admin_money import MoneyColumnsMixin
+from referral_saas.csv_export import CsvExportMixin
 from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin
 
 VARIANT_ID = re.compile(r"[0-9]{1,18}")
@@ -129,6 +130,16 @@ class DailyStatsAdmin(MoneyColumnsMixin, CsvExportMixin, TenantModelAdmin):
             "csv_url": f"{reverse('admin:analytics_dailystats_export_csv')}?{urlencode(csv_query)}",
         }
         return render(request, "analytics/program_dashboard.html", context)
+
+
+def merchant_home_context(request) -> dict:
+    """The merchant admin's home page (registered by AnalyticsConfig.ready): the overview for the period asked."""
+    period, notes = parse_period(request.GET, merchant=request.merchant)
+    for note in notes:
+        messages.warning(request, note)
+    livemode = request.GET.get("mode") != "test"
+    overview = merchant_overview(merchant=request.merchant, period=period, livemode=livemode)
+    return {"cards": overview["cards"], "overview": overview}
 
 
 def _linked(url: str | None, text) -> SafeString:

@@ -10,10 +10,8 @@ from urllib.parse import quote_plus, urlencode
 from django.urls import NoReverseMatch, get_script_prefix, reverse
 
 from analytics.selectors.periods import Period
-from analytics.services.rollup import (
-    GOOD_REWARD_STATUSES,
-)
 from programs.models import Program, ProgramVariant
+from referral_saas.statuses import GOOD_REWARD_STATUSES
 
 
 @functools.lru_cache(maxsize=64)

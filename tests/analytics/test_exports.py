@@ -12,9 +12,9 @@ import pytest
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 
-from analytics.exports import CHUNK_SIZE, csv_cell, stream_csv
 from analytics.models import DailyStats
 from programs.models import Participant
+from referral_saas.csv_export import CHUNK_SIZE, csv_cell, stream_csv
 from tests.factories import ProgramFactory, join
 from tracking.models import Conversion
 
