@@ -9,11 +9,11 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from analytics.exports import CsvExportMixin
 from programs import services
 from programs.fields import CustomerEmailFormField
 from programs.models import Invite, Participant, Program, ProgramText, ProgramVariant, ShareEvent
 from referral_saas.api import is_id
+from referral_saas.csv_export import CsvExportMixin
 from referral_saas.errors import ApplicationError
 from referral_saas.money import active_currencies, currency_decimals, fits_currency
 from referral_saas.tenancy.admin_site import ReadOnlyTenantAdmin, TenantModelAdmin, merchant_admin, ops_admin

@@ -240,15 +240,6 @@ def code_check(*, merchant, code: str, livemode: bool = True, language: str | No
     )
 
 
-def conversion_get(*, merchant, livemode: bool, order_id: str) -> Conversion | None:
-    return (
-        Conversion.objects.for_merchant(merchant)
-        .select_related("referral__referrer", "referral__code", "program")
-        .filter(livemode=livemode, order_id=order_id)
-        .first()
-    )
-
-
 def participant_stats(*, participant: Participant, program: Program) -> dict:
     """The referrer's own numbers for the portal: clicks, friends signed up, purchases."""
     from tracking.models import Click, Referral
