@@ -53,7 +53,7 @@ bench: install
 # The analytics data set (SCALE=10 for ten times) in a fresh benchmark database (<your database>_bench), rolled up.
 seed-large: install
 	@$(SERVICES); set -e; exports="$$($(VENV)/bin/python -m bench.analytics env)"; eval "$$exports"; \
-	$(MANAGE) migrate --noinput -v0; $(MANAGE) seed_large --scale $${SCALE:-1} --rollup
+	$(MANAGE) migrate --noinput -v0; $(VENV)/bin/python -m bench.seeding --scale $${SCALE:-1} --rollup
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -13,11 +13,14 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from analytics import selectors
-from analytics.exports import CsvExportMixin
 from analytics.models import DailyStats
+from analytics.selectors.dashboard import program_report
+from analytics.selectors.home import merchant_overview
+from analytics.selectors.links import dashboard_url
+from analytics.selectors.periods import parse_period
 from programs.models import Program, ProgramVariant
 from referral_saas.admin_money import MoneyColumnsMixin
+from referral_saas.csv_export import CsvExportMixin
 from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin
 
 VARIANT_ID = re.compile(r"[0-9]{1,18}")
@@ -89,10 +92,10 @@ class DailyStatsAdmin(MoneyColumnsMixin, CsvExportMixin, TenantModelAdmin):
         if program is None:
             raise Http404(f"No program with id {program_id!r}.")
         params = request.GET
-        period, notes = selectors.parse_period(params, merchant=merchant)
+        period, notes = parse_period(params, merchant=merchant)
         baseline = None
         if params.get("baseline_from") and params.get("baseline_to"):
-            baseline, baseline_notes = selectors.parse_period(params, merchant=merchant, prefix="baseline_")
+            baseline, baseline_notes = parse_period(params, merchant=merchant, prefix="baseline_")
             notes += baseline_notes
         for note in dict.fromkeys(notes):
             messages.warning(request, note)
@@ -102,7 +105,7 @@ class DailyStatsAdmin(MoneyColumnsMixin, CsvExportMixin, TenantModelAdmin):
                 ProgramVariant.objects.for_merchant(merchant).filter(program=program, pk=params["variant"]).first()
             )
         livemode = params.get("mode") != "test"
-        report = selectors.program_report(
+        report = program_report(
             merchant=merchant, program=program, period=period, baseline=baseline, livemode=livemode, variant=variant
         )
         csv_query = {
@@ -121,12 +124,22 @@ class DailyStatsAdmin(MoneyColumnsMixin, CsvExportMixin, TenantModelAdmin):
             "report": report,
             "day_rows": _day_rows(report.series),
             # Another program's page keeps the period and the mode (variants belong to one program).
-            "programs": [(p, selectors.dashboard_url(p, period=period, livemode=livemode)) for p in programs],
+            "programs": [(p, dashboard_url(p, period=period, livemode=livemode)) for p in programs],
             "portal_url": f"/p/{merchant.slug}/{program.slug}/",
             "opts": self.model._meta,
             "csv_url": f"{reverse('admin:analytics_dailystats_export_csv')}?{urlencode(csv_query)}",
         }
         return render(request, "analytics/program_dashboard.html", context)
+
+
+def merchant_home_context(request) -> dict:
+    """The merchant admin's home page (registered by AnalyticsConfig.ready): the overview for the period asked."""
+    period, notes = parse_period(request.GET, merchant=request.merchant)
+    for note in notes:
+        messages.warning(request, note)
+    livemode = request.GET.get("mode") != "test"
+    overview = merchant_overview(merchant=request.merchant, period=period, livemode=livemode)
+    return {"cards": overview["cards"], "overview": overview}
 
 
 def _linked(url: str | None, text) -> SafeString:

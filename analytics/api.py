@@ -9,7 +9,8 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from analytics import selectors
+from analytics.selectors.periods import DEFAULT_DAYS, Period, merchant_today
+from analytics.selectors.stats_api import program_stats
 from programs.models import Program
 from referral_saas.api import TenantAPIView
 from referral_saas.errors import NotFound, ValidationFailed
@@ -145,8 +146,8 @@ class StatsApi(TenantAPIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         merchant = request.merchant
-        end = values.get("to") or selectors.merchant_today(merchant)
-        start = values.get("from") or end - datetime.timedelta(days=selectors.DEFAULT_DAYS - 1)
+        end = values.get("to") or merchant_today(merchant)
+        start = values.get("from") or end - datetime.timedelta(days=DEFAULT_DAYS - 1)
         if start > end:
             raise ValidationFailed(fields={"from": ["Must be on or before `to`."]})
         if (end - start).days + 1 > MAX_RANGE_DAYS:
@@ -158,7 +159,5 @@ class StatsApi(TenantAPIView):
         program = Program.objects.for_merchant(merchant).filter(slug=values["program"]).first()
         if program is None:
             raise NotFound("No program with this slug.")
-        stats = selectors.program_stats(
-            merchant=merchant, livemode=request.livemode, program=program, period=selectors.Period(start, end)
-        )
+        stats = program_stats(merchant=merchant, livemode=request.livemode, program=program, period=Period(start, end))
         return Response(StatsOutput(stats).data)

@@ -22,17 +22,6 @@ while _edge < 400 * 86400:
     _edge *= 1.2
 
 
-def ttp_bucket(seconds: float) -> int:
-    """The histogram bucket of a duration (the same as SQL width_bucket(seconds, TTP_EDGES))."""
-    bucket = 0
-    for edge in TTP_EDGES:
-        if seconds >= edge:
-            bucket += 1
-        else:
-            break
-    return bucket
-
-
 def merge_histograms(histograms) -> dict[int, int]:
     total: dict[int, int] = {}
     for histogram in histograms:

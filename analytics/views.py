@@ -6,7 +6,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.utils import translation
 
-from analytics import selectors
+from analytics.selectors.leaderboard import portal_leaderboard
 from programs.models import Participant, Program
 from programs.selectors import program_texts
 from programs.views import portal_view
@@ -17,7 +17,7 @@ def leaderboard(request, program: Program, participant: Participant):
     """Top referrers by first name and initial, the participant's rank and their milestone progress."""
     if not program.leaderboard_enabled:
         raise Http404
-    board = selectors.portal_leaderboard(program=program, participant=participant)
+    board = portal_leaderboard(program=program, participant=participant)
     texts = program_texts(program=program, language=translation.get_language())
     context = {"program": program, "texts": texts, "participant": participant, "board": board}
     return render(request, "portal/leaderboard.html", context)

@@ -3,7 +3,7 @@
 For each scale (1 = one merchant, 3 programs, 100,000 participants, 1,000,000 clicks, 100,000 orders over 12
 months; 10 = ten times that) in a fresh benchmark database:
 
-- seed it with set-based SQL (`manage.py seed_large`) and roll it all up (a backfill), timing both;
+- seed it with set-based SQL (`bench/seeding.py`) and roll it all up (a backfill), timing both;
 - time the program dashboard page (server time: the request through Django's middleware and view, in process, no
   network), the merchant's home page and GET /api/v1/stats, for the default 30 days and for the whole year;
 - add one new day (100,000 clicks and 10,000 orders with their friends, rewards and refunds, the same at every
@@ -140,7 +140,7 @@ def _one_scale(scale: int, *, repeat: int, first: bool) -> dict:
     call_command("migrate", verbosity=0)
 
     from analytics.services import rollup_backfill, rollup_incremental
-    from analytics.services.seed import seed_day, seed_large
+    from bench.seeding import seed_day, seed_large
     from programs.models import Program
     from referral_saas.tenancy.models import Merchant
 
@@ -208,7 +208,7 @@ def _report(results: dict) -> None:
         f"Machine: {results['machine']}. PostgreSQL and the Django process on the same machine, PostgreSQL with its "
         "default settings (shared_buffers 128 MB, work_mem 4 MB). Page times are server times: the request "
         "through Django's middleware, the view and the template, in process (no network), median and 90th "
-        "percentile of repeated requests after two warm-up requests. Data set: `manage.py seed_large --scale N` "
+        "percentile of repeated requests after two warm-up requests. Data set: `python -m bench.seeding --scale N` "
         "(scale 1: one merchant, 3 programs, 100,000 participants, 1,000,000 clicks, 100,000 orders over 12 months; "
         "scale 10: ten times each); everything rolled up by a backfill first.",
         "",

@@ -5,17 +5,15 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from analytics.exports import CsvExportMixin
 from programs import services
 from programs.fields import CustomerEmailFormField
-from programs.identity import normalize_email
 from programs.models import Invite, Participant, Program, ProgramText, ProgramVariant, ShareEvent
 from referral_saas.api import is_id
+from referral_saas.csv_export import CsvExportMixin
 from referral_saas.errors import ApplicationError
 from referral_saas.money import active_currencies, currency_decimals, fits_currency
 from referral_saas.tenancy.admin_site import ReadOnlyTenantAdmin, TenantModelAdmin, merchant_admin, ops_admin
@@ -126,10 +124,11 @@ class ProgramAdmin(TenantModelAdmin):
         return initial
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        from tracking.selectors import program_cache_invalidate
-
-        transaction.on_commit(lambda: program_cache_invalidate(program_id=obj.pk))
+        if not change:  # a new program: no stored status to move from, nothing cached about it yet
+            super().save_model(request, obj, form, change)
+            return
+        # A refusal (restarting an ended program) is shown on the form by the admin base, with nothing saved.
+        services.program_update(program=obj, status=form.cleaned_data["status"])
 
     def save_formset(self, request, form, formset, change):
         for inline_form in formset.forms:
@@ -198,8 +197,8 @@ class ParticipantProgramFilter(IdListFilter):
 
 
 class ParticipantAdminForm(forms.ModelForm):
-    """The email is checked as at every other door (programs.fields) and must not be another participant's inbox
-    in its compared form (anna+x@outlook.com is anna@outlook.com's)."""
+    """The email is checked as at every other door (programs.fields); participant_update says whether it (in its
+    compared form: anna+x@outlook.com is anna@outlook.com's) or the customer id is another participant's."""
 
     email = CustomerEmailFormField(label=_("email"), required=False)
 
@@ -218,13 +217,8 @@ class ParticipantAdminForm(forms.ModelForm):
             status.choices = [c for c in status.choices if c[0] != Participant.Status.ERASED]  # the erase action
 
     def clean_email(self):
-        email = self.cleaned_data.get("email") or None
-        normalized = normalize_email(email)
-        if normalized and self.instance.pk:
-            others = Participant.objects.for_merchant(self.instance.merchant_id).exclude(pk=self.instance.pk)
-            if others.filter(livemode=self.instance.livemode, email_normalized=normalized).exists():
-                raise forms.ValidationError(_("This email belongs to another participant."))
-        return email
+        # Whose inbox it is, is participant_update's to say (on this field, through the admin base).
+        return self.cleaned_data.get("email") or None
 
 
 @admin.register(Participant, site=merchant_admin)
@@ -246,16 +240,19 @@ class ParticipantAdmin(CsvExportMixin, TenantModelAdmin):
         return False  # customers join through the portal or the API
 
     def save_model(self, request, obj, form, change):
-        obj.email_normalized = normalize_email(obj.email)
-        status = obj.status
-        if "status" in form.changed_data:
-            obj.status = form.initial["status"]  # the status changes through the service, which checks the move
-        super().save_model(request, obj, form, change)
-        if "name" in form.changed_data:
-            services.public_names_changed(merchant_id=obj.merchant_id)
-        if "status" in form.changed_data:
-            # A refusal (an erased participant) is shown on the form by the admin base, with nothing saved.
-            services.participant_set_status(participant=obj, status=status)
+        # Refusals (another participant's email or id, an erased participant) are shown on the form by the admin
+        # base, with nothing saved. Participants are never added here (has_add_permission).
+        data = form.cleaned_data
+        services.participant_update(
+            participant=obj,
+            name=data.get("name", obj.name),
+            email=data.get("email"),
+            external_id=data.get("external_id"),
+            language=data.get("language", obj.language),
+            marketing_consent=data.get("marketing_consent", obj.marketing_consent),
+        )
+        if "status" in form.changed_data:  # the status changes through the service, which checks the move
+            services.participant_set_status(participant=obj, status=data["status"])
 
     def _set_status(self, request, queryset, status: str) -> None:
         for participant in queryset:

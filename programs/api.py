@@ -12,7 +12,6 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from fraud.services import sighting_record
 from programs import selectors, services
 from programs.fields import CustomerEmailField
 from programs.models import Participant
@@ -233,7 +232,7 @@ class ParticipantListCreateApi(TenantAPIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         program = services.program_get_by_slug(merchant=request.merchant, slug=data.validated_data["program"])
-        participant, _code, created = services.participant_upsert(
+        participant, _code, created = services.participant_join(
             merchant=request.merchant,
             livemode=request.livemode,
             program=program,
@@ -242,10 +241,6 @@ class ParticipantListCreateApi(TenantAPIView):
             name=data.validated_data.get("name"),
             language=data.validated_data.get("language"),
             marketing_consent=data.validated_data.get("marketing_consent"),
-        )
-        sighting_record(
-            merchant=request.merchant,
-            participant=participant,
             ip=data.validated_data.get("ip"),
             user_agent=data.validated_data.get("user_agent", ""),
             device_id=data.validated_data.get("device_id", ""),

@@ -24,7 +24,6 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from fraud.services import sighting_record
 from programs import services
 from programs.forms import InviteForm, JoinForm
 from programs.models import Participant, Program, ShareEvent
@@ -72,14 +71,15 @@ def _current_participant(request, program: Program) -> Participant | None:
 def _sign_in(request, program: Program, participant: Participant) -> None:
     request.session.cycle_key()  # a new session id at sign-in (no fixation)
     request.session[_session_key(program)] = participant.pk
-    # Where the referrer joined from: a friend's order from the same IP or device is a fraud signal.
-    sighting_record(
-        merchant=program.merchant,
-        participant=participant,
-        ip=client_ip(request),
-        user_agent=request.headers.get("User-Agent", ""),
-        device_id=request_device_id(request),
-    )
+
+
+def _whereabouts(request) -> dict:
+    """Where the visitor joins from, for participant_join (through the sign-in services)."""
+    return {
+        "ip": client_ip(request),
+        "user_agent": request.headers.get("User-Agent", ""),
+        "device_id": request_device_id(request),
+    }
 
 
 def _program_or_404(merchant: str, program: str) -> Program:
@@ -160,9 +160,9 @@ SHARE_CHANNELS = [
 ]
 
 
-def _share_target(channel: str, program: Program, link: str) -> str:
-    offer = program_texts(program=program, language=translation.get_language())["referee_offer"]
-    offer = offer or _("Have a look at %(shop)s") % {"shop": program.merchant.name}
+def _share_target(channel: str, program: Program, code: ReferralCode) -> str:
+    link = link_for(code.code)
+    offer = _offers(program, code).referee_offer or _("Have a look at %(shop)s") % {"shop": program.merchant.name}
     tagged = f"{link}?{urlencode({'utm_source': channel, 'utm_medium': 'referral'})}"
     text = f"{offer} {tagged}"
     subject = _("A gift from me at %(shop)s") % {"shop": program.merchant.name}
@@ -360,8 +360,19 @@ def home(request, program: Program, participant: Participant | None):
     return _dashboard(request, program, participant, invite_form=InviteForm())
 
 
+def _offers(program: Program, code: ReferralCode) -> tracking_selectors.CodeCheck:
+    """The code as the shop's API shows it (tracking.selectors.code_check): the same offers, in the page's language."""
+    check = tracking_selectors.code_check(
+        merchant=program.merchant, livemode=code.livemode, code=code.code, language=translation.get_language()
+    )
+    if check is None:  # pragma: no cover - the code was just ensured; a concurrent erasure deletes it
+        raise Http404
+    return check
+
+
 def _dashboard(request, program: Program, participant: Participant, *, invite_form: InviteForm, status: int = 200):
     code = _code_for(participant, program)
+    offers = _offers(program, code)
     return _page(
         request,
         "portal/dashboard.html",
@@ -369,6 +380,8 @@ def _dashboard(request, program: Program, participant: Participant, *, invite_fo
         status=status,
         participant=participant,
         code=code,
+        own_offer=offers.referrer_offer,
+        friend_offer=offers.referee_offer,
         link=link_for(code.code),
         stats=tracking_selectors.participant_stats(participant=participant, program=program),
         share_channels=SHARE_CHANNELS,
@@ -416,7 +429,7 @@ def sign_in(request, program: Program, participant: Participant | None, token: s
     if request.method == "GET":
         return _page(request, "portal/sign_in_confirm.html", program)
     try:
-        participant = services.portal_link_verify(program=program, token=token)
+        participant = services.portal_link_verify(program=program, token=token, **_whereabouts(request))
     except ApplicationError as exc:
         return _page(request, "portal/link_problem.html", program, status=400, message=exc.message)
     _sign_in(request, program, participant)
@@ -433,6 +446,7 @@ def sso(request, program: Program, participant: Participant | None):
             email=params.get("email", ""),
             ts=params.get("ts", ""),
             sig=params.get("sig", ""),
+            **_whereabouts(request),
         )
     except ApplicationError as exc:
         return _page(request, "portal/link_problem.html", program, status=403, message=exc.message)
@@ -509,7 +523,7 @@ def share(request, program: Program, participant: Participant, channel: str):
         qr = reverse("portal_qr", kwargs={"merchant": program.merchant.slug, "program": program.slug, "fmt": fmt})
         response = HttpResponseRedirect(f"{qr}?download=1", status=303)
     else:
-        target = _share_target(channel, program, link_for(_code_for(participant, program).code))
+        target = _share_target(channel, program, _code_for(participant, program))
         response = _ExternalSeeOther(target) if request.method == "POST" else _ExternalRedirect(target)
     if request.method == "POST":
         services.share_record(participant=participant, program=program, channel=channel)

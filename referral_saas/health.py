@@ -11,6 +11,14 @@ from django.views.decorators.cache import never_cache
 from referral_saas.celery import beat_heartbeat_key
 from referral_saas.redis_client import get_redis
 
+# Figures an app above the core adds to /readyz's Redis check: name -> function(redis client) -> value. Registered by
+# the app's AppConfig.ready (the core imports no app); a figure informs, readiness does not depend on it.
+_REDIS_FIGURES: dict = {}
+
+
+def register_redis_figure(name: str, read) -> None:
+    _REDIS_FIGURES[name] = read
+
 
 @never_cache
 def healthz(request):
@@ -40,12 +48,9 @@ def _redis() -> dict:
     client = get_redis()
     client.ping()
     last_beat = client.get(beat_heartbeat_key())
-    from tracking.clicks import DEAD_STREAM  # the core names no app at import time
-
     return {
         "beat_last_seen_seconds": round(time.time() - float(last_beat), 1) if last_beat else None,
-        # Clicks the ingest could not store (`manage.py clickdeadletters` lists them); readiness does not depend on it.
-        "clicks_dead_letter": client.xlen(DEAD_STREAM),
+        **{name: read(client) for name, read in _REDIS_FIGURES.items()},
     }
 
 

@@ -5,10 +5,11 @@ from django.views.i18n import set_language
 from drf_spectacular.views import SpectacularAPIView
 
 from programs import views as portal_views
-from referral_saas import demo, health, views
+from referral_saas import health, views
 from referral_saas.converters import KeyConverter, TextConverter
 from referral_saas.tenancy.admin_site import merchant_admin, ops_admin
 from referral_saas.tenancy.api import MeApi
+from tracking import demo
 from tracking.views import bare_redirect, referral_redirect
 
 register_converter(TextConverter, "text")  # before include() imports the apps' URLconfs

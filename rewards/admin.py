@@ -25,11 +25,11 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from analytics.exports import CsvExportMixin, stream_csv
 from programs.admin import VariantFilter
 from programs.models import Participant, Program
 from referral_saas.admin_money import MoneyColumnsMixin
 from referral_saas.api import is_id
+from referral_saas.csv_export import CsvExportMixin, stream_csv
 from referral_saas.errors import ApplicationError, ValidationFailed
 from referral_saas.money import currency_decimals, format_amount, format_money, is_currency
 from referral_saas.money import quantize as quantize_money

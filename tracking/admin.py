@@ -13,11 +13,11 @@ from django.utils import timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from analytics.exports import CsvExportMixin
-from analytics.services.rollup import GOOD_REWARD_STATUSES
 from referral_saas.admin_money import MoneyColumnsMixin
+from referral_saas.csv_export import CsvExportMixin
 from referral_saas.errors import ApplicationError
 from referral_saas.money import active_currencies, format_money
+from referral_saas.statuses import GOOD_REWARD_STATUSES
 from referral_saas.tenancy.admin_site import (
     ReadOnlyTenantAdmin,
     TenantModelAdmin,

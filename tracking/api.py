@@ -7,7 +7,13 @@ from decimal import Decimal
 
 import django_filters
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -21,12 +27,14 @@ from referral_saas.fields import AmountField, CurrencyField, KeyField, MoneyOutp
 from referral_saas.filters import UtcIsoDateTimeFilter
 from referral_saas.money import quantize
 from referral_saas.schema import error_response
+from referral_saas.tenancy.models import LANGUAGE_CHOICES
 from rewards.selectors import rewards_for_conversions
 from rewards.serializers import REWARD_EXAMPLE, RewardOutput
 from tracking import selectors, services
 from tracking.models import Conversion, Referral, Refund
 
 EARLIEST_ORDER = datetime(2000, 1, 1, tzinfo=UTC)
+LANGUAGES = [code for code, _name in LANGUAGE_CHOICES]
 
 # --- codes ------------------------------------------------------------------------------------------------------
 
@@ -44,11 +52,22 @@ class CodeCheckApi(TenantAPIView):
         reason = serializers.CharField(allow_null=True, help_text="Why an existing code is not valid now.")
         program = serializers.CharField()
         referrer = Referrer()
-        referee_offer = serializers.CharField()
+        referee_offer = serializers.CharField(
+            help_text="What the friend gets: the referrer's A/B variant's offer, else the program's."
+        )
 
     @extend_schema(
         operation_id="codes_check",
         summary="Check a code typed at checkout",
+        parameters=[
+            OpenApiParameter(
+                "language",
+                enum=LANGUAGES,
+                required=False,
+                description="The offer in this language where the program has texts in it; otherwise (absent, or a "
+                "language we do not have) the program's own text. Never an error: a checkout must not fail on it.",
+            )
+        ],
         description="404 for a code this merchant does not have. `valid: false` (with a reason) for a disabled code, "
         "a blocked referrer or a program that is not running.",
         responses=OutputSerializer,
@@ -68,26 +87,24 @@ class CodeCheckApi(TenantAPIView):
         ],
     )
     def get(self, request, code: str):
-        row = selectors.code_lookup(merchant=request.merchant, livemode=request.livemode, code=code)
-        if row is None:
+        language = request.query_params.get("language")
+        check = selectors.code_check(
+            merchant=request.merchant,
+            livemode=request.livemode,
+            code=code,
+            language=language if language in LANGUAGES else None,
+        )
+        if check is None:
             raise NotFound("Unknown referral code.")
-        reason = None
-        if not row.is_active:
-            reason = "code_disabled"
-        elif row.participant.status != row.participant.Status.ACTIVE:
-            reason = "referrer_blocked"
-        elif not row.program.is_live():
-            reason = "program_inactive"
-        offer = row.variant.referee_offer if row.variant_id and row.variant.referee_offer else row.program.referee_offer
         return Response(
             self.OutputSerializer(
                 {
-                    "code": row.code,
-                    "valid": reason is None,
-                    "reason": reason,
-                    "program": row.program.slug,
-                    "referrer": {"id": row.participant_id, "name": row.participant.first_name_initial},
-                    "referee_offer": offer,
+                    "code": check.code.code,
+                    "valid": check.valid,
+                    "reason": check.reason,
+                    "program": check.program.slug,
+                    "referrer": {"id": check.referrer.pk, "name": check.referrer.first_name_initial},
+                    "referee_offer": check.referee_offer,
                 }
             ).data
         )

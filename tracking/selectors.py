@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 from django.core.cache import cache
 
 from programs.identity import normalize_code
-from programs.models import Participant, Program
+from programs.models import Participant, Program, ProgramVariant
+from programs.selectors import program_texts
 from tracking.models import CodeRoute, Conversion, ReferralCode
 
 LOCAL_TTL = 10.0
@@ -30,7 +31,7 @@ class CodeInfo:
     program_id: int
     participant_id: int
     livemode: bool
-    usable: bool  # code active and participant active
+    usable: bool  # code_unusable_reason says nothing (the program's state is ProgramInfo's)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def _code_info_from_db(normalized: str) -> CodeInfo | None:
         program_id=row["program_id"],
         participant_id=row["participant_id"],
         livemode=row["livemode"],
-        usable=row["status"] == ReferralCode.Status.ACTIVE and row["participant__status"] == Participant.Status.ACTIVE,
+        usable=code_unusable_reason(code_status=row["status"], referrer_status=row["participant__status"]) is None,
     )
 
 
@@ -183,12 +184,59 @@ def code_lookup(*, merchant, livemode: bool, code: str) -> ReferralCode | None:
     return row
 
 
-def conversion_get(*, merchant, livemode: bool, order_id: str) -> Conversion | None:
-    return (
-        Conversion.objects.for_merchant(merchant)
-        .select_related("referral__referrer", "referral__code", "program")
-        .filter(livemode=livemode, order_id=order_id)
-        .first()
+def code_unusable_reason(*, code_status: str, referrer_status: str) -> str | None:
+    """Why a code cannot bring a friend, whatever its program does: "code_disabled", "referrer_blocked" (blocked or
+    erased), else None. The redirect (CodeInfo.usable) and code_check both ask this."""
+    if code_status != ReferralCode.Status.ACTIVE:
+        return "code_disabled"
+    if referrer_status != Participant.Status.ACTIVE:
+        return "referrer_blocked"
+    return None
+
+
+def offers_for(*, program: Program, variant: ProgramVariant | None, language: str | None) -> dict[str, str]:
+    """What the referrer and the friend get ("referrer_offer", "referee_offer") through a code of `variant`: the
+    variant's own offer where it has one (an A/B arm tests exactly that text), else the program's, in `language`
+    where the program has texts in it (programs.selectors.program_texts), else in its default language."""
+    texts = program_texts(program=program, language=language)
+    return {
+        field: (getattr(variant, field) if variant is not None else "") or texts[field]
+        for field in ("referrer_offer", "referee_offer")
+    }
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    code: ReferralCode
+    valid: bool
+    reason: str | None  # code_disabled, referrer_blocked, program_inactive; None when valid
+    program: Program
+    referrer: Participant
+    referee_offer: str
+    referrer_offer: str
+
+
+def code_check(*, merchant, code: str, livemode: bool = True, language: str | None = None) -> CodeCheck | None:
+    """A code as a customer would use it, or None when this merchant (in this mode) has no such code.
+
+    Valid when the code is usable (code_unusable_reason) and its program is running today. The offers are
+    offers_for the code's variant in `language`: the shop API's code check and the portal show the same offer.
+    """
+    row = code_lookup(merchant=merchant, livemode=livemode, code=code)
+    if row is None:
+        return None
+    reason = code_unusable_reason(code_status=row.status, referrer_status=row.participant.status)
+    if reason is None and not row.program.is_live():
+        reason = "program_inactive"
+    offers = offers_for(program=row.program, variant=row.variant, language=language)
+    return CodeCheck(
+        code=row,
+        valid=reason is None,
+        reason=reason,
+        program=row.program,
+        referrer=row.participant,
+        referee_offer=offers["referee_offer"],
+        referrer_offer=offers["referrer_offer"],
     )
 
 

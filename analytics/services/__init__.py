@@ -1,4 +1,4 @@
-"""Analytics writes: the rollups (rollup.py) and the large benchmark data set (seed.py)."""
+"""Analytics writes: the rollups (rollup.py)."""
 
 from analytics.services.rollup import RollupResult, rollup_backfill, rollup_incremental
 

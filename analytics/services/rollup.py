@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from analytics.metrics import TTP_EDGES
+from referral_saas.statuses import GOOD_REWARD_STATUSES
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +37,6 @@ logger = logging.getLogger(__name__)
 # before the previous run, so a transaction that was open then (and lasts less than this) is still counted.
 LOOKBACK = timedelta(minutes=10)
 LOCK_KEY = 0x616E616C79746963  # "analytic": one rollup at a time
-
-GOOD_REWARD_STATUSES = ("pending", "approved", "issued", "redeemed")
 
 # (source name, app label, model name): the insert-only rows whose ids drive the incremental run.
 SOURCES = [

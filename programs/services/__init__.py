@@ -2,11 +2,14 @@
 
 from programs.services.participants import (
     participant_erase,
+    participant_join,
     participant_set_status,
+    participant_update,
     participant_upsert,
     program_duplicate,
     program_get_by_slug,
     program_set_status,
+    program_update,
     public_names_changed,
     variant_for,
 )
@@ -25,7 +28,9 @@ __all__ = [
     "LINK_MAX_AGE",
     "invites_send",
     "participant_erase",
+    "participant_join",
     "participant_set_status",
+    "participant_update",
     "participant_upsert",
     "portal_link_make",
     "portal_link_send",
@@ -35,6 +40,7 @@ __all__ = [
     "program_duplicate",
     "program_get_by_slug",
     "program_set_status",
+    "program_update",
     "public_names_changed",
     "share_record",
     "variant_for",

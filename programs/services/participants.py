@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -13,6 +14,9 @@ from programs.models import Participant, Program, ProgramText, ProgramVariant
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.tenancy.models import Merchant
 from referral_saas.validators import require_single_line
+
+if TYPE_CHECKING:
+    from tracking.models import ReferralCode
 
 
 def program_get_by_slug(*, merchant: Merchant, slug: str) -> Program:
@@ -85,20 +89,49 @@ def program_duplicate(*, program: Program) -> Program:
 _DUPLICATE_ATTEMPTS = 20
 
 
-def program_set_status(*, program: Program, status: str) -> Program:
-    """Activate, pause or end a program. An ended program stays ended (duplicate it to run again)."""
+def _status_move(*, program: Program, current: str, status: str) -> None:
+    """Set `status` on `program` (in memory), coming from `current`: an ended program stays ended, and ending
+    stamps `ends_on` (today, or the start date if that is later) unless the program already ended earlier."""
     if status not in Program.Status.values:
         raise ValidationFailed(fields={"status": [_("Unknown status.")]})
-    if program.status == Program.Status.ENDED and status != Program.Status.ENDED:
-        raise Unprocessable(_("An ended program cannot be restarted; duplicate it instead."))
+    if current == Program.Status.ENDED and status != Program.Status.ENDED:
+        message = _("An ended program cannot be restarted; duplicate it instead.")
+        raise Unprocessable(message, fields={"status": [message]})
     program.status = status
     if status == Program.Status.ENDED and (program.ends_on is None or program.ends_on > timezone.localdate()):
         program.ends_on = max(timezone.localdate(), program.starts_on)
-    program.save(update_fields=["status", "ends_on"])
+
+
+def _program_cache_drop(program: Program) -> None:
     from tracking.selectors import program_cache_invalidate
 
+    # Now, and again once the change is visible (a reader in between would cache the old program otherwise).
     program_cache_invalidate(program_id=program.pk)
     transaction.on_commit(lambda: program_cache_invalidate(program_id=program.pk))
+
+
+def program_set_status(*, program: Program, status: str) -> Program:
+    """Activate, pause or end a program. An ended program stays ended (duplicate it to run again)."""
+    _status_move(program=program, current=program.status, status=status)
+    program.save(update_fields=["status", "ends_on"])
+    _program_cache_drop(program)
+    return program
+
+
+@transaction.atomic
+def program_update(*, program: Program, status: str) -> Program:
+    """Save a program edited as a whole (the admin's change form holds every field, `status` among them).
+
+    The status moves by program_set_status's rule, judged against the stored status (read under a lock, so that an
+    "end" running now is not undone): an ended program cannot be made active, paused or draft again (422 on
+    `status`, nothing saved), and ending stamps `ends_on`. What the redirect caches about the program is dropped.
+    """
+    stored = Program.objects.for_merchant(program.merchant_id).select_for_update().filter(pk=program.pk).first()
+    if stored is None:
+        raise NotFound(_("No such program."))
+    _status_move(program=program, current=stored.status, status=status)
+    program.save()
+    _program_cache_drop(program)
     return program
 
 
@@ -189,6 +222,40 @@ def participant_upsert(
     return participant, code, created
 
 
+def participant_join(
+    *,
+    merchant: Merchant,
+    livemode: bool,
+    program: Program,
+    external_id: str | None = None,
+    email: str | None = None,
+    name: str | None = None,
+    language: str | None = None,
+    marketing_consent: bool | None = None,
+    ip: str | None = None,
+    user_agent: str = "",
+    device_id: str = "",
+) -> tuple[Participant, ReferralCode, bool]:
+    """A customer joins `program` (the shop's participant API, a portal sign-in link, the shop-signed portal link):
+    participant_upsert's rules, then where they joined from is remembered (fraud: a friend's order from the same IP
+    or device is a signal; nothing is recorded without an IP or a device id). Returns (participant, code, created).
+    """
+    from fraud.services import sighting_record  # the fraud app reads what programs write; joining feeds it
+
+    participant, code, created = participant_upsert(
+        merchant=merchant,
+        livemode=livemode,
+        program=program,
+        external_id=external_id,
+        email=email,
+        name=name,
+        language=language,
+        marketing_consent=marketing_consent,
+    )
+    sighting_record(merchant=merchant, participant=participant, ip=ip, user_agent=user_agent, device_id=device_id)
+    return participant, code, created
+
+
 def _emit_participant_created(*, participant: Participant, program: Program) -> None:
     # The webhook carries the participant exactly as the shop API shows it (one representation to parse).
     from programs.api import ParticipantOutput
@@ -208,13 +275,7 @@ def _update_participant(participant, external_id, email, email_normalized, name,
         participant.external_id = external_id
         changed.append("external_id")
     if email_normalized and participant.email_normalized != email_normalized:
-        taken = (
-            Participant.objects.for_merchant(participant.merchant)
-            .filter(livemode=participant.livemode, email_normalized=email_normalized)
-            .exclude(pk=participant.pk)
-            .exists()
-        )
-        if taken:
+        if _taken(participant, email_normalized=email_normalized):
             raise Conflict(_("This email belongs to another participant."), fields={"email": ["taken"]})
         participant.email, participant.email_normalized = email, email_normalized
         changed += ["email", "email_normalized"]
@@ -231,6 +292,75 @@ def _update_participant(participant, external_id, email, email_normalized, name,
         participant.save(update_fields=changed)
     if "name" in changed:
         public_names_changed(merchant_id=participant.merchant_id)
+
+
+def _taken(participant: Participant, **identity) -> bool:
+    """Another participant of the same merchant and mode has this identity (email_normalized or external_id)."""
+    scope = Participant.objects.for_merchant(participant.merchant_id).filter(livemode=participant.livemode)
+    return scope.filter(**identity).exclude(pk=participant.pk).exists()
+
+
+def participant_update(
+    *,
+    participant: Participant,
+    name: str,
+    email: str | None,
+    external_id: str | None,
+    language: str,
+    marketing_consent: bool,
+) -> Participant:
+    """Staff edit a participant's details (the admin's form; the status moves through participant_set_status).
+
+    The email is stored as typed with its compared form (identity.normalize_email), and neither the compared email
+    nor the shop's customer id may be another participant's (409 on `email` / `external_id`: anna+x@outlook.com is
+    anna@outlook.com's inbox). A participant keeps an email or a customer id (400); an erased one gets no personal
+    data back (409 participant_erased). Checked here
+    and again by the unique constraints, so a concurrent edit is refused the same way.
+    """
+    email = (email or "").strip() or None
+    external_id = (external_id or "").strip() or None
+    email_normalized = normalize_email(email)
+    if email and max(len(email), len(email_normalized)) > EMAIL_MAX_LENGTH:
+        raise ValidationFailed(fields={"email": [_("Enter a valid email address.")]})
+    require_single_line(name=name)
+    taken_email = _("This email belongs to another participant.")
+    taken_id = _("This customer id belongs to another participant.")
+    with transaction.atomic():
+        stored = Participant.objects.for_merchant(participant.merchant_id).select_for_update().get(pk=participant.pk)
+        if stored.status == Participant.Status.ERASED:
+            if email or external_id or (name or "").strip():
+                message = _("This participant's personal data was erased at their request; it stays erased.")
+                raise Conflict(message, code="participant_erased")
+        elif not (email_normalized or external_id):
+            message = _("Give an email or a shop customer id.")
+            raise ValidationFailed(fields={"email": [message]})
+        if email_normalized and _taken(stored, email_normalized=email_normalized):
+            raise Conflict(taken_email, code="email_taken", fields={"email": [taken_email]})
+        if external_id and _taken(stored, external_id=external_id):
+            raise Conflict(taken_id, code="external_id_taken", fields={"external_id": [taken_id]})
+        values = {
+            "name": (name or "").strip(),
+            "email": email,
+            "email_normalized": email_normalized,
+            "external_id": external_id,
+            "language": language,
+            "marketing_consent": bool(marketing_consent),
+        }
+        changed = [field for field, value in values.items() if getattr(stored, field) != value]
+        for field, value in values.items():
+            setattr(stored, field, value)
+            setattr(participant, field, value)
+        if changed:
+            try:
+                with transaction.atomic():
+                    stored.save(update_fields=changed)
+            except IntegrityError:  # another edit or a join took the address or the id since the check
+                if email_normalized and _taken(stored, email_normalized=email_normalized):
+                    raise Conflict(taken_email, code="email_taken", fields={"email": [taken_email]}) from None
+                raise Conflict(taken_id, code="external_id_taken", fields={"external_id": [taken_id]}) from None
+    if "name" in changed:
+        public_names_changed(merchant_id=participant.merchant_id)
+    return participant
 
 
 def public_names_changed(*, merchant_id: int) -> None:

@@ -7,6 +7,7 @@ import hmac
 import time
 import zoneinfo
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -29,6 +30,9 @@ from referral_saas.crypto import same_secret
 from referral_saas.errors import PermissionDeniedError, Unprocessable, ValidationFailed
 from referral_saas.fields import is_valid_key
 from referral_saas.validators import single_line
+
+if TYPE_CHECKING:
+    from tracking.models import ReferralCode
 
 LINK_SALT = "portal-sign-in"
 LINK_MAX_AGE = 30 * 60
@@ -78,9 +82,12 @@ def portal_link_send(*, program: Program, email: str, name: str, consent: bool, 
     message.send()
 
 
-def portal_link_verify(*, program: Program, token: str) -> Participant:
-    """Sign in from an emailed link: valid for 30 minutes, once."""
-    from programs.services.participants import participant_upsert
+def portal_link_verify(
+    *, program: Program, token: str, ip: str | None = None, user_agent: str = "", device_id: str = ""
+) -> Participant:
+    """Sign in from an emailed link: valid for 30 minutes, once. Signing in joins the program (participant_join,
+    which remembers where from: `ip`, `user_agent`, `device_id`)."""
+    from programs.services.participants import participant_join
 
     try:
         payload = signing.loads(token, salt=LINK_SALT, max_age=LINK_MAX_AGE)
@@ -93,7 +100,7 @@ def portal_link_verify(*, program: Program, token: str) -> Participant:
     used_key = "portal-link-used:" + hashlib.sha256(token.encode()).hexdigest()
     if not cache.add(used_key, 1, LINK_MAX_AGE * 2):
         raise Unprocessable(_("This link was already used. Ask for a new one."), code="link_used")
-    participant, _code, _created = participant_upsert(
+    participant, _code, _created = participant_join(
         merchant=program.merchant,
         livemode=True,
         program=program,
@@ -101,6 +108,9 @@ def portal_link_verify(*, program: Program, token: str) -> Participant:
         name=payload.get("n") or None,
         language=payload.get("l"),
         marketing_consent=payload.get("c") or None,
+        ip=ip,
+        user_agent=user_agent,
+        device_id=device_id,
     )
     return participant
 
@@ -133,7 +143,17 @@ def _sso_fields_valid(*, external_id: str, email: str) -> bool:
     return True
 
 
-def portal_sso_verify(*, program: Program, external_id: str, email: str, ts: str, sig: str) -> Participant:
+def portal_sso_verify(
+    *,
+    program: Program,
+    external_id: str,
+    email: str,
+    ts: str,
+    sig: str,
+    ip: str | None = None,
+    user_agent: str = "",
+    device_id: str = "",
+) -> Participant:
     """Sign in from the shop: HMAC-SHA256(portal secret, "shop|program|customer id|email|ts") in hex, at most
     10 minutes old, once. The customer id decides who signs in: an email that belongs to a participant with another
     customer id is refused.
@@ -141,8 +161,9 @@ def portal_sso_verify(*, program: Program, external_id: str, email: str, ts: str
     A correctly signed link is still input: the customer id must be one the API would take as an id (1-128
     characters, no control characters: referral_saas.fields.is_valid_key) and the email one a customer could give
     the shop (identity.validate_customer_email). Anything else is refused like a bad signature, before the link is
-    marked as used and before anything is read or written."""
-    from programs.services.participants import participant_upsert
+    marked as used and before anything is read or written. Signing in joins the program (participant_join, which
+    remembers where from: `ip`, `user_agent`, `device_id`)."""
+    from programs.services.participants import participant_join
 
     # ts: ASCII digits only ("²".isdigit() is true, int() of it or of 5000 digits raises), a Unix time in seconds.
     if not (external_id and ts.isascii() and ts.isdigit() and len(ts) <= 12 and sig) or "|" in external_id + email:
@@ -169,13 +190,16 @@ def portal_sso_verify(*, program: Program, external_id: str, email: str, ts: str
     )
     if by_email:
         raise PermissionDeniedError(_("This email belongs to another customer of the shop."))
-    participant, _code, _created = participant_upsert(
+    participant, _code, _created = participant_join(
         merchant=program.merchant,
         livemode=True,
         program=program,
         external_id=external_id,
         email=email or None,
         language=translation.get_language(),
+        ip=ip,
+        user_agent=user_agent,
+        device_id=device_id,
     )
     return participant
 
@@ -245,6 +269,19 @@ def invites_send(*, participant: Participant, program: Program, emails: list[str
     return created
 
 
+def _friend_offer(*, invite: Invite, code: ReferralCode | None) -> str:
+    """The friend's offer as the shop's code check shows it (the referrer's A/B variant's, else the program's), in
+    the invite's language."""
+    from tracking.selectors import code_check, offers_for
+
+    check = None
+    if code is not None:
+        check = code_check(merchant=invite.merchant, livemode=code.livemode, code=code.code, language=invite.language)
+    if check is not None:
+        return check.referee_offer
+    return offers_for(program=invite.program, variant=None, language=invite.language)["referee_offer"]
+
+
 def invite_deliver(*, invite: Invite) -> None:
     """Render the invitation in the language it was written in and send it (called by the Celery task)."""
     from tracking.models import ReferralCode
@@ -263,7 +300,7 @@ def invite_deliver(*, invite: Invite) -> None:
         "referrer_name": invite.participant.first_name_initial,
         "message": invite.message,
         "link": link_for(code.code) if code else invite.program.landing_url,
-        "offer": program_texts(program=invite.program, language=invite.language)["referee_offer"],
+        "offer": _friend_offer(invite=invite, code=code),
     }
     with translation.override(invite.language):
         email = EmailMultiAlternatives(

@@ -85,9 +85,6 @@ class WebhookEndpoint(TenantModel):
     def secret_hint(self) -> str:
         return f"whsec_…{self.secret[-4:]}" if self.secret else ""
 
-    def subscribes_to(self, event_type: str) -> bool:
-        return not self.events or event_type in self.events
-
 
 class WebhookMessage(TenantModel):
     """One event. Its `msg_id` is the `webhook-id` header of every attempt to every endpoint, retries included."""

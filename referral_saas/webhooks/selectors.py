@@ -1,4 +1,4 @@
-"""Reads for webhooks: a merchant's endpoints (per mode) and a delivery's attempts."""
+"""Reads for webhooks: a merchant's endpoints (per mode)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from referral_saas.errors import NotFound
 from referral_saas.tenancy.models import Merchant
-from referral_saas.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from referral_saas.webhooks.models import WebhookEndpoint
 
 _MAX_ID = 2**63 - 1
 
@@ -23,7 +23,3 @@ def endpoint_get(*, merchant: Merchant, livemode: bool, endpoint_id: int) -> Web
     if endpoint is None:
         raise NotFound("No webhook endpoint with this id.")
     return endpoint
-
-
-def delivery_attempts(*, delivery: WebhookDelivery) -> QuerySet[WebhookAttempt]:
-    return WebhookAttempt.objects.for_merchant(delivery.merchant_id).filter(delivery=delivery).order_by("created_at")

@@ -7,7 +7,7 @@ from referral_saas.webhooks import services
 
 
 @shared_task(
-    name="referral_saas.webhooks.deliver",
+    name=services.DELIVER_TASK,
     acks_late=True,
     ignore_result=True,
     autoretry_for=(DatabaseError,),

@@ -14,7 +14,7 @@ from django.apps import apps
 from django.db import connection
 from django.utils import timezone
 
-from analytics.metrics import ttp_bucket
+from analytics.metrics import TTP_EDGES
 from analytics.models import DailyStats, ReferrerDailyStats, ShopDailyStats
 from programs.models import Invite, Participant, Program, ProgramVariant, ShareEvent
 from rewards.models import Reward, RewardAdjustment, RewardEvent, RewardRule
@@ -25,6 +25,18 @@ GOOD = {"pending", "approved", "issued", "redeemed"}
 CHANNELS = ["email", "whatsapp", "facebook", "x", "copy", "qr"]
 STATUSES = ("pending", "approved", "issued", "redeemed", "rejected", "voided", "clawed_back")
 COST_FIELDS = {s: f"cost_{s}" for s in STATUSES}
+
+
+def ttp_bucket(seconds: float) -> int:
+    """The time-to-purchase histogram bucket of a duration, in Python (the rollup's SQL uses width_bucket(seconds,
+    TTP_EDGES), which numbers them the same way)."""
+    bucket = 0
+    for edge in TTP_EDGES:
+        if seconds >= edge:
+            bucket += 1
+        else:
+            break
+    return bucket
 
 
 def fraud_model():

@@ -12,7 +12,8 @@ import pytest
 from django.urls import reverse
 
 from analytics.models import DailyStats, ShopDailyStats
-from analytics.selectors import Period, merchant_today, program_report
+from analytics.selectors.dashboard import program_report
+from analytics.selectors.periods import Period, merchant_today
 from analytics.services import rollup_incremental
 from programs.models import ProgramVariant
 from tests.analytics.helpers import World
@@ -191,8 +192,8 @@ def test_ab_results_say_when_there_is_not_enough_data(tenant):
 
 @pytest.mark.parametrize("days", [30, 400])
 def test_top_referrers_of_the_period(tenant, days):
-    from analytics import selectors
-    from analytics.selectors import _leaderboard_key, _referrer_sums
+    from analytics.selectors import leaderboard
+    from analytics.selectors.leaderboard import _leaderboard_key, _referrer_sums
 
     merchant = tenant.merchant
     world = World(merchant, seed=12, start=datetime.datetime.now(zoneinfo.ZoneInfo("UTC")) - datetime.timedelta(days=7))
@@ -200,9 +201,9 @@ def test_top_referrers_of_the_period(tenant, days):
     world.events(200)
     rollup_incremental()
     period = Period(_day(days - 1, merchant), _day(0, merchant))
-    selectors.LEADERBOARD_SCAN_DAYS, saved = 62, selectors.LEADERBOARD_SCAN_DAYS
-    board = selectors.top_referrers(merchant=merchant, livemode=True, program=world.ab, period=period, limit=3)
-    selectors.LEADERBOARD_SCAN_DAYS = saved
+    leaderboard.LEADERBOARD_SCAN_DAYS, saved = 62, leaderboard.LEADERBOARD_SCAN_DAYS
+    board = leaderboard.top_referrers(merchant=merchant, livemode=True, program=world.ab, period=period, limit=3)
+    leaderboard.LEADERBOARD_SCAN_DAYS = saved
     everyone = sorted(_referrer_sums(merchant=merchant, livemode=True, program=world.ab, period=period),
                       key=_leaderboard_key)  # fmt: skip
     expected = [row["participant"] for row in everyone if row["new_customers"] or row["signups"] or row["orders"]][:3]
@@ -246,7 +247,7 @@ def test_money_has_the_currencys_decimals(tenant):
      (Decimal("0.4117"), 1, "41.2%"), (-0.004, 0, "0%"), (-0.0004, 1, "0.0%"), (1.5, 0, "150%")],
 )  # fmt: skip
 def test_percentages_are_rounded_half_up_and_never_minus_zero(value, digits, shown):
-    from analytics.selectors import format_percent
+    from analytics.selectors.formatting import format_percent
 
     assert format_percent(value, digits) == shown
 
@@ -256,7 +257,7 @@ def test_percentages_are_rounded_half_up_and_never_minus_zero(value, digits, sho
                                  (-0.004, "±0%", None), (0.005, "+1%", True), (-0.25, "-25%", False)],
 )  # fmt: skip
 def test_a_cards_change_agrees_with_its_sign_and_colour(change, text, good):
-    from analytics.selectors import Card
+    from analytics.selectors.formatting import Card
 
     card = Card("k", "label", "1", "", change=change)
     assert (card.change_text, card.change_is_good) == (text, good)
@@ -278,7 +279,7 @@ def test_a_small_drop_is_not_shown_as_minus_zero(tenant):
     ("value", "shown"), [(8 / 3, "2.7"), (2.96, "3.0"), (2.25, "2.3"), (2.04, "2.0"), (-0.01, "0.0"), (None, None)]
 )
 def test_decimals_are_rounded_half_up_not_cut(value, shown):
-    from analytics.selectors import format_decimal
+    from analytics.selectors.formatting import format_decimal
 
     assert format_decimal(value) == shown
 
@@ -331,7 +332,7 @@ def test_the_budget_and_the_goal_are_the_whole_programs_whatever_the_variant_sho
     ],
 )
 def test_the_verdicts_numbers_agree_with_it(a, b, verdict):
-    from analytics.selectors import ab_verdict
+    from analytics.selectors.abtest import ab_verdict
 
     text, _p = ab_verdict("A", *a, "B", *b)
     assert text == verdict

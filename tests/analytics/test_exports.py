@@ -12,9 +12,9 @@ import pytest
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 
-from analytics.exports import CHUNK_SIZE, csv_cell, stream_csv
 from analytics.models import DailyStats
 from programs.models import Participant
+from referral_saas.csv_export import CHUNK_SIZE, csv_cell, stream_csv
 from tests.factories import ProgramFactory, join
 from tracking.models import Conversion
 
@@ -145,7 +145,7 @@ def test_cells_that_look_like_formulas_are_defused():
 
 
 def test_the_dashboards_daily_stats_export_keeps_its_variant_filter(tenant):
-    from analytics.selectors import merchant_today
+    from analytics.selectors.periods import merchant_today
     from programs.models import ProgramVariant
 
     merchant = tenant.merchant

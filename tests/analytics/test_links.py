@@ -15,7 +15,7 @@ import pytest
 from django.db.models import F, Sum
 from django.urls import reverse
 
-from analytics.selectors import merchant_today
+from analytics.selectors.periods import merchant_today
 from analytics.services import rollup_incremental
 from rewards.models import Reward
 from tests.analytics.helpers import World

@@ -9,7 +9,8 @@ import pytest
 from django.http import QueryDict
 from django.urls import reverse
 
-from analytics.selectors import EARLIEST, MAX_DAYS, Period, latest_day, merchant_today, parse_period, program_report
+from analytics.selectors.dashboard import program_report
+from analytics.selectors.periods import EARLIEST, MAX_DAYS, Period, latest_day, merchant_today, parse_period
 from tests.factories import ProgramFactory
 
 pytestmark = pytest.mark.django_db

@@ -149,3 +149,63 @@ def test_the_admin_keeps_the_address_as_typed_and_stores_its_compared_form(tenan
     assert response.status_code == 302
     bob.refresh_from_db()
     assert (bob.email, bob.email_normalized) == ("Bob+Shop@Outlook.com", "bob@outlook.com")
+
+
+def test_the_admin_refuses_another_participants_gmail_inbox_spelled_otherwise_on_the_email_field(tenant, program):
+    join(program, email="anna.kowalska@gmail.com", external_id="c-1")
+    bob, _code = join(program, email="bob@outlook.com", external_id="c-2")
+
+    response = _admin_edit(tenant, bob, "Anna.Kowalska+shop@GMAIL.com")
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["email"] == ["This email belongs to another participant."]
+    bob.refresh_from_db()
+    assert (bob.email, bob.email_normalized) == ("bob@outlook.com", "bob@outlook.com")
+
+
+def test_the_admin_refuses_another_participants_customer_id_on_its_field(tenant, program):
+    join(program, email="anna@outlook.com", external_id="c-1")
+    bob, _code = join(program, email="bob@outlook.com", external_id="c-2")
+
+    response = tenant.admin.post(
+        f"/admin/programs/participant/{bob.pk}/change/",
+        {"name": "Bob", "email": bob.email, "external_id": "c-1", "language": bob.language, "status": "active"},
+    )
+
+    assert response.status_code == 200  # was an IntegrityError (a 500)
+    assert response.context["adminform"].form.errors["external_id"] == [
+        "This customer id belongs to another participant."
+    ]
+    bob.refresh_from_db()
+    assert (bob.external_id, bob.name) == ("c-2", "Anna Kowalska")
+
+
+def test_the_admin_refuses_to_leave_a_participant_with_neither_email_nor_customer_id(tenant, program):
+    bob, _code = join(program, email="bob@outlook.com", external_id="c-2")
+
+    response = tenant.admin.post(
+        f"/admin/programs/participant/{bob.pk}/change/",
+        {"name": "Bob", "email": "", "external_id": "", "language": bob.language, "status": "active"},
+    )
+
+    assert response.status_code == 200  # was an IntegrityError on participant_has_identity (a 500)
+    assert response.context["adminform"].form.errors["email"] == ["Give an email or a shop customer id."]
+    bob.refresh_from_db()
+    assert (bob.email, bob.external_id) == ("bob@outlook.com", "c-2")
+
+
+def test_the_admin_gives_an_erased_participant_no_personal_data_back(tenant, program):
+    from programs.services import participant_erase
+
+    bob, _code = join(program, email="bob@outlook.com", external_id="c-2")
+    participant_erase(participant=bob)
+
+    response = tenant.admin.post(
+        f"/admin/programs/participant/{bob.pk}/change/",
+        {"name": "Bob", "email": "bob@outlook.com", "external_id": "", "language": bob.language},
+    )
+
+    assert response.status_code == 200
+    assert b"it stays erased" in response.content
+    bob.refresh_from_db()
+    assert (bob.email, bob.name, bob.status) == (None, "", "erased")

@@ -240,3 +240,53 @@ def test_a_participants_page_offers_active_and_blocked_and_blocks_through_the_se
     assert tenant.admin.post(url, data).status_code == 302
     anna.refresh_from_db()
     assert anna.status == "blocked"
+
+
+def _change_form(program, **changes) -> dict:
+    """The program's change form as the admin posts it: every field as stored, then `changes`."""
+    data = {
+        "name": program.name,
+        "slug": program.slug,
+        "status": program.status,
+        "starts_on": program.starts_on.isoformat(),
+        "ends_on": program.ends_on.isoformat() if program.ends_on else "",
+        "currency": program.currency,
+        "default_language": program.default_language,
+        "landing_url": program.landing_url,
+        "referrer_offer": program.referrer_offer,
+        "referee_offer": program.referee_offer,
+        "attribution_window_days": program.attribution_window_days,
+        "attribution_model": program.attribution_model,
+        "texts-TOTAL_FORMS": 0,
+        "texts-INITIAL_FORMS": 0,
+        "variants-TOTAL_FORMS": 0,
+        "variants-INITIAL_FORMS": 0,
+    }
+    return {**data, **changes}
+
+
+def test_ending_a_program_on_its_change_form_stamps_its_end_date_and_stops_its_links(client, tenant, program, referrer):
+    from django.utils import timezone
+
+    _anna, code = referrer
+    assert client.get(f"/r/{code.code}")["Location"].count("ref=") == 1  # cached as running
+    url = f"/admin/programs/program/{program.pk}/change/"
+    response = tenant.admin.post(url, _change_form(program, status="ended", name="Bring a friend (over)"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    program.refresh_from_db()
+    assert (program.status, program.ends_on, program.name) == ("ended", timezone.localdate(), "Bring a friend (over)")
+    assert "ref=" not in client.get(f"/r/{code.code}")["Location"]  # the cached "running" was dropped
+
+
+@pytest.mark.parametrize("status", ["active", "paused", "draft"])
+def test_an_ended_program_cannot_be_restarted_from_its_change_form(tenant, program, status):
+    from programs.services import program_set_status
+
+    program_set_status(program=program, status="ended")
+    ended_on = program.ends_on
+    url = f"/admin/programs/program/{program.pk}/change/"
+    response = tenant.admin.post(url, _change_form(program, status=status, name="Again"))
+    assert response.status_code == 200  # the form again, with the refusal on it
+    assert b"An ended program cannot be restarted" in response.content
+    program.refresh_from_db()
+    assert (program.status, program.ends_on, program.name) == ("ended", ended_on, "Bring a friend")

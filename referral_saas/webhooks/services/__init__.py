@@ -1,6 +1,7 @@
 """Writes for webhooks. Other apps call `webhook_emit`; the admin and the API manage endpoints and resends."""
 
 from referral_saas.webhooks.services.delivery import (
+    DELIVER_TASK,
     MAX_ATTEMPTS,
     RETRY_SCHEDULE,
     deliveries_sweep,
@@ -26,6 +27,7 @@ from referral_saas.webhooks.services.endpoints import (
 )
 
 __all__ = [
+    "DELIVER_TASK",
     "MAX_ATTEMPTS",
     "MAX_ENDPOINTS_PER_MODE",
     "RETRY_SCHEDULE",

@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from referral_saas.celery import app
 from referral_saas.errors import Unprocessable
 from referral_saas.tenancy.models import Merchant
 from referral_saas.webhooks import sending
@@ -77,12 +78,16 @@ def retry_delay(*, failed_attempts: int, retry_after_seconds: float | None = Non
     return delay
 
 
-def _enqueue(*, merchant_id: int, delivery_id: int, countdown: float | None = None) -> None:
-    from referral_saas.webhooks.tasks import deliver
+DELIVER_TASK = "referral_saas.webhooks.deliver"  # by name: the services never import the tasks that call them
 
+
+def _enqueue(*, merchant_id: int, delivery_id: int, countdown: float | None = None) -> None:
     # No publish retries: with Redis down this fails fast (logged by on_commit) and the sweeper sends it later.
-    deliver.apply_async(
-        kwargs={"merchant_id": merchant_id, "delivery_id": delivery_id}, countdown=countdown, retry=False
+    app.send_task(
+        DELIVER_TASK,
+        kwargs={"merchant_id": merchant_id, "delivery_id": delivery_id},
+        countdown=countdown,
+        retry=False,
     )
 
 

@@ -2,7 +2,7 @@
 
 Use it on any TenantModelAdmin:
 
-    from analytics.exports import CsvExportMixin
+    from referral_saas.csv_export import CsvExportMixin
 
     @admin.register(Reward, site=merchant_admin)
     class RewardAdmin(CsvExportMixin, TenantModelAdmin):
@@ -165,7 +165,7 @@ class CsvExportMixin:
     """For a ModelAdmin: an "Export CSV" button (the filtered changelist) and an "export selected" action."""
 
     csv_columns: Sequence[Column] = ()
-    change_list_template = "analytics/csv_change_list.html"
+    change_list_template = "admin/csv_change_list.html"
 
     def get_csv_columns(self, request) -> Sequence[Column]:
         return self.csv_columns or [f.name for f in self.model._meta.concrete_fields]
