@@ -21,7 +21,7 @@ from referral_saas.schema import error_response
 from referral_saas.tenancy.models import LANGUAGE_CHOICES
 from referral_saas.validators import validate_single_line
 from tracking.models import ReferralCode
-from tracking.services import link_for
+from tracking.selectors import link_for
 
 LANGUAGES = [code for code, _name in LANGUAGE_CHOICES]
 
@@ -231,7 +231,7 @@ class ParticipantListCreateApi(TenantAPIView):
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        program = services.program_get_by_slug(merchant=request.merchant, slug=data.validated_data["program"])
+        program = selectors.program_get_by_slug(merchant=request.merchant, slug=data.validated_data["program"])
         participant, _code, created = services.participant_join(
             merchant=request.merchant,
             livemode=request.livemode,

@@ -44,7 +44,8 @@ from rewards.services.issuing import MILESTONE_WAITING
 from tracking import selectors as tracking_selectors
 from tracking.clicks import client_ip
 from tracking.models import ReferralCode
-from tracking.services import code_ensure, link_for
+from tracking.selectors import link_for
+from tracking.services import code_ensure
 
 SESSION_PREFIX = "portal:"
 

@@ -11,12 +11,14 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+from django.conf import settings
 from django.core.cache import cache
 
 from programs.identity import normalize_code
 from programs.models import Participant, Program, ProgramVariant
 from programs.selectors import program_texts
-from tracking.models import CodeRoute, Conversion, ReferralCode
+from referral_saas import prepared
+from tracking.models import Click, CodeRoute, Conversion, Referral, ReferralCode
 
 LOCAL_TTL = 10.0
 REDIS_TTL = 300
@@ -68,6 +70,11 @@ class _LocalCache:
 
 
 local_cache = _LocalCache()
+
+
+def link_for(code: ReferralCode | str) -> str:
+    """The code's shareable link (the /r/<code> redirect)."""
+    return f"{settings.SITE_URL}/r/{code}"
 
 
 def _code_key(normalized: str) -> str:
@@ -251,8 +258,6 @@ def conversion_get(*, merchant, livemode: bool, order_id: str) -> Conversion | N
 
 def participant_stats(*, participant: Participant, program: Program) -> dict:
     """The referrer's own numbers for the portal: clicks, friends signed up, purchases."""
-    from tracking.models import Click, Referral
-
     scope = {"merchant": participant.merchant_id, "program": program}
     clicks = Click.all_merchants.filter(**scope, participant=participant, is_bot=False).count()
     referrals = Referral.all_merchants.filter(**scope, referrer=participant).exclude(status=Referral.Status.REJECTED)
@@ -315,8 +320,6 @@ def attribution_facts(
     scan all of a merchant's orders. The statement is prepared once per connection: planning it took longer than
     running it.
     """
-    from referral_saas import prepared
-
     row = prepared.execute(
         "rs_attribution_facts",
         _FACTS_SQL,

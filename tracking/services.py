@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import secrets
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Round
@@ -13,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from programs.identity import ascii_letters, normalize_code
 from programs.models import Participant, Program
+from programs.selectors import variant_for
 from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.money import currency_decimals
@@ -26,10 +26,6 @@ CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 VANITY_PATTERN = re.compile(r"^[A-Za-z0-9-]{3,32}$")
 
 
-def link_for(code: ReferralCode | str) -> str:
-    return f"{settings.SITE_URL}/r/{code}"
-
-
 def _generated_code(participant: Participant) -> str:
     prefix = ascii_letters((participant.name or "").split(" ")[0])[:6]
     suffix = "".join(secrets.choice(CODE_ALPHABET) for _ in range(4 if len(prefix) >= 2 else 8))
@@ -40,8 +36,6 @@ def _generated_code(participant: Participant) -> str:
 
 def code_ensure(*, participant: Participant, program: Program) -> ReferralCode:
     """The participant's code in the program, created (with its A/B variant) on first call. Safe to race."""
-    from programs.services import variant_for
-
     scope = ReferralCode.objects.for_merchant(participant.merchant)
     existing = scope.filter(program=program, participant=participant).first()
     if existing is not None:

@@ -7,11 +7,9 @@ from programs.services.participants import (
     participant_update,
     participant_upsert,
     program_duplicate,
-    program_get_by_slug,
     program_set_status,
     program_update,
     public_names_changed,
-    variant_for,
 )
 from programs.services.portal import (
     LINK_MAX_AGE,
@@ -38,10 +36,8 @@ __all__ = [
     "portal_sso_url",
     "portal_sso_verify",
     "program_duplicate",
-    "program_get_by_slug",
     "program_set_status",
     "program_update",
     "public_names_changed",
     "share_record",
-    "variant_for",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
@@ -17,13 +16,6 @@ from referral_saas.validators import require_single_line
 
 if TYPE_CHECKING:
     from tracking.models import ReferralCode
-
-
-def program_get_by_slug(*, merchant: Merchant, slug: str) -> Program:
-    program = Program.objects.for_merchant(merchant).select_related("merchant").filter(slug=slug).first()
-    if program is None:
-        raise ValidationFailed(fields={"program": [_("No program with this slug.")]})
-    return program
 
 
 @transaction.atomic
@@ -133,20 +125,6 @@ def program_update(*, program: Program, status: str) -> Program:
     program.save()
     _program_cache_drop(program)
     return program
-
-
-def variant_for(*, program: Program, participant: Participant) -> ProgramVariant | None:
-    """Deterministic weighted choice: the same participant always lands in the same arm."""
-    variants = list(ProgramVariant.objects.for_merchant(program.merchant).filter(program=program).order_by("pk"))
-    if not variants:
-        return None
-    total = sum(v.weight for v in variants)
-    bucket = int.from_bytes(hashlib.sha256(f"{program.pk}:{participant.pk}".encode()).digest()[:8], "big") % total
-    for variant in variants:
-        bucket -= variant.weight
-        if bucket < 0:
-            return variant
-    return variants[-1]  # pragma: no cover - unreachable: the buckets cover the total
 
 
 def _find_participant(*, merchant: Merchant, livemode: bool, external_id: str | None, email_normalized: str | None):

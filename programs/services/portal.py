@@ -285,7 +285,7 @@ def _friend_offer(*, invite: Invite, code: ReferralCode | None) -> str:
 def invite_deliver(*, invite: Invite) -> None:
     """Render the invitation in the language it was written in and send it (called by the Celery task)."""
     from tracking.models import ReferralCode
-    from tracking.services import link_for
+    from tracking.selectors import link_for
 
     if invite.status == Invite.Status.SENT:
         return
