@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class FraudConfig(AppConfig):
     name = "fraud"
     verbose_name = "Fraud"
+
+    def ready(self) -> None:
+        from fraud import receivers
+        from programs import signals
+
+        signals.program_duplicated.connect(receivers.program_duplicated, dispatch_uid="fraud.program_duplicated")

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from programs.identity import EMAIL_MAX_LENGTH, normalize_email
 from programs.models import Participant, Program, ProgramText, ProgramVariant
+from programs.selectors import _public_names_key
+from programs.signals import participant_erased, participant_status_changed, program_changed, program_duplicated
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.tenancy.models import Merchant
 from referral_saas.validators import require_single_line
+from referral_saas.webhooks.services import messages_redact, webhook_emit
 
 if TYPE_CHECKING:
     from tracking.models import ReferralCode
@@ -22,15 +27,12 @@ if TYPE_CHECKING:
 def program_duplicate(*, program: Program) -> Program:
     """A draft copy of a program under a free slug, with everything that defines it.
 
-    Copied: variants, texts in other languages, reward rules (each for the copied variant), the points catalog and the
-    fraud rules. Coupon pools are copied empty (a code is single-use, so the copy gets its own codes); participants,
-    codes, referrals and rewards stay with the original. Two copies made at once race for the same free slug: the
-    loser's insert fails on the slug constraint inside a savepoint and it takes the next number, so both get a copy
-    and neither gets a 500.
+    Copied here: variants and texts in other languages; by the apps that hold them (programs.signals.
+    program_duplicated): reward rules (each for the copied variant), the points catalog and the fraud rules. Coupon
+    pools are copied empty (a code is single-use, so the copy gets its own codes); participants, codes, referrals and
+    rewards stay with the original. Two copies made at once race for the same free slug: the loser's insert fails on
+    the slug constraint inside a savepoint and it takes the next number, so both get a copy and neither gets a 500.
     """
-    from fraud.models import FraudSettings
-    from rewards.models import CatalogItem, CouponPool, RewardRule
-
     merchant = program.merchant
     base = f"{program.slug}-copy"[:55]
     scope = Program.objects.for_merchant(merchant)
@@ -53,29 +55,27 @@ def program_duplicate(*, program: Program) -> Program:
     else:
         raise Conflict(_("Too many copies of this program are being made at once; try again."))
 
-    def rows(model):
-        return list(model.objects.for_merchant(merchant).filter(program=program).order_by("pk"))
+    variants = program_rows_copy(model=ProgramVariant, program=program, copy=copy)
+    program_rows_copy(model=ProgramText, program=program, copy=copy)
+    program_duplicated.send(sender=Program, program=program, copy=copy, variants=variants)
+    return copy
 
-    def insert(row, **changes):
-        old_pk = row.pk
+
+def program_rows_copy(*, model, program: Program, copy: Program, **remap: dict) -> dict:
+    """New rows of `model` for `copy`, one per row of `program` (in pk order, created now). `remap` names a foreign
+    key whose target was copied too: {"pool": {original pk: its copy}}. Returns {original pk: its copy}."""
+    copied = {}
+    for row in model.objects.for_merchant(program.merchant_id).filter(program=program).order_by("pk"):
+        original_pk = row.pk
         row.pk = None
         row.program = copy
-        for name, value in changes.items():
-            setattr(row, name, value)
+        for name, copies in remap.items():
+            setattr(row, name, copies.get(getattr(row, f"{name}_id")))
         if hasattr(row, "created_at"):
             row.created_at = timezone.now()
         row.save(force_insert=True)
-        return old_pk
-
-    variants = {insert(variant): variant for variant in rows(ProgramVariant)}
-    pools = {insert(pool): pool for pool in rows(CouponPool)}
-    for rule in rows(RewardRule):
-        insert(rule, variant=variants.get(rule.variant_id), pool=pools.get(rule.pool_id))
-    for item in rows(CatalogItem):
-        insert(item, pool=pools.get(item.pool_id))
-    for row in rows(ProgramText) + rows(FraudSettings):
-        insert(row)
-    return copy
+        copied[original_pk] = row
+    return copied
 
 
 _DUPLICATE_ATTEMPTS = 20
@@ -94,19 +94,11 @@ def _status_move(*, program: Program, current: str, status: str) -> None:
         program.ends_on = max(timezone.localdate(), program.starts_on)
 
 
-def _program_cache_drop(program: Program) -> None:
-    from tracking.selectors import program_cache_invalidate
-
-    # Now, and again once the change is visible (a reader in between would cache the old program otherwise).
-    program_cache_invalidate(program_id=program.pk)
-    transaction.on_commit(lambda: program_cache_invalidate(program_id=program.pk))
-
-
 def program_set_status(*, program: Program, status: str) -> Program:
     """Activate, pause or end a program. An ended program stays ended (duplicate it to run again)."""
     _status_move(program=program, current=program.status, status=status)
     program.save(update_fields=["status", "ends_on"])
-    _program_cache_drop(program)
+    program_changed.send(sender=Program, program=program)
     return program
 
 
@@ -123,7 +115,7 @@ def program_update(*, program: Program, status: str) -> Program:
         raise NotFound(_("No such program."))
     _status_move(program=program, current=stored.status, status=status)
     program.save()
-    _program_cache_drop(program)
+    program_changed.send(sender=Program, program=program)
     return program
 
 
@@ -237,7 +229,6 @@ def participant_join(
 def _emit_participant_created(*, participant: Participant, program: Program) -> None:
     # The webhook carries the participant exactly as the shop API shows it (one representation to parse).
     from programs.api import ParticipantOutput
-    from referral_saas.webhooks.services import webhook_emit
 
     def data() -> dict:
         return dict(ParticipantOutput(participant, context={"program_slug": program.slug}).data)
@@ -343,11 +334,6 @@ def participant_update(
 
 def public_names_changed(*, merchant_id: int) -> None:
     """Public caches (the leaderboard) drop what they hold: now, and once the change is visible to their readers."""
-    import time
-
-    from django.core.cache import cache
-
-    from programs.selectors import _public_names_key
 
     def bump():
         cache.set(_public_names_key(merchant_id), time.time_ns(), None)
@@ -369,11 +355,7 @@ def participant_set_status(*, participant: Participant, status: str) -> Particip
             raise Conflict(message, code="participant_erased", fields={"status": [message]})
         stored.status = participant.status = status
         stored.save(update_fields=["status"])
-    from tracking.selectors import participant_codes_cache_invalidate
-
-    # Now, and again once the change is visible (a reader in between would cache the old status otherwise).
-    participant_codes_cache_invalidate(participant=participant)
-    transaction.on_commit(lambda: participant_codes_cache_invalidate(participant=participant))
+    participant_status_changed.send(sender=Participant, participant=participant)
     public_names_changed(merchant_id=participant.merchant_id)
     return participant
 
@@ -381,11 +363,7 @@ def participant_set_status(*, participant: Participant, status: str) -> Particip
 @transaction.atomic
 def participant_erase(*, participant: Participant) -> Participant:
     """A privacy request: personal data goes, anonymous records stay so that totals stay right."""
-    from tracking.services import participant_erase_tracking
-
     participant = Participant.objects.for_merchant(participant.merchant).select_for_update().get(pk=participant.pk)
-    from referral_saas.webhooks.services import messages_redact
-
     # Stored events (retried, shown in the admin) stop naming them too.
     messages_redact(
         merchant_id=participant.merchant_id,
@@ -398,6 +376,6 @@ def participant_erase(*, participant: Participant) -> Participant:
     participant.status = Participant.Status.ERASED
     participant.erased_at = timezone.now()
     participant.save()
-    participant_erase_tracking(participant=participant)
+    participant_erased.send(sender=Participant, participant=participant)
     public_names_changed(merchant_id=participant.merchant_id)
     return participant
