@@ -247,6 +247,15 @@ def code_check(*, merchant, code: str, livemode: bool = True, language: str | No
     )
 
 
+def conversion_list(*, merchant, livemode: bool):
+    """A merchant's orders in one mode, with what the API shows of each (program, referral, referrer, code)."""
+    return (
+        Conversion.objects.for_merchant(merchant)
+        .filter(livemode=livemode)
+        .select_related("program", "referral__referrer", "referral__code")
+    )
+
+
 def conversion_get(*, merchant, livemode: bool, order_id: str) -> Conversion | None:
     return (
         Conversion.objects.for_merchant(merchant)

@@ -2,10 +2,9 @@
 
 from programs.services.participants import (
     participant_erase,
-    participant_join,
+    participant_find_or_create,
     participant_set_status,
     participant_update,
-    participant_upsert,
     program_duplicate,
     program_rows_copy,
     program_set_status,
@@ -27,10 +26,9 @@ __all__ = [
     "LINK_MAX_AGE",
     "invites_send",
     "participant_erase",
-    "participant_join",
+    "participant_find_or_create",
     "participant_set_status",
     "participant_update",
-    "participant_upsert",
     "portal_link_make",
     "portal_link_send",
     "portal_link_verify",

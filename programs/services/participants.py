@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
@@ -17,10 +16,7 @@ from programs.signals import participant_erased, participant_status_changed, pro
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.tenancy.models import Merchant
 from referral_saas.validators import require_single_line
-from referral_saas.webhooks.services import messages_redact, webhook_emit
-
-if TYPE_CHECKING:
-    from tracking.models import ReferralCode
+from referral_saas.webhooks.services import messages_redact
 
 
 @transaction.atomic
@@ -130,7 +126,7 @@ def _find_participant(*, merchant: Merchant, livemode: bool, external_id: str | 
     return None
 
 
-def participant_upsert(
+def participant_find_or_create(
     *,
     merchant: Merchant,
     livemode: bool,
@@ -140,11 +136,11 @@ def participant_upsert(
     name: str | None = None,
     language: str | None = None,
     marketing_consent: bool | None = None,
-):
-    """Join `program`: find the participant by external id, else by normalised email, else create one; make sure
-    they have a code in the program. Returns (participant, code, created)."""
-    from tracking.services import code_ensure, referral_link_referee
-
+) -> tuple[Participant, bool]:
+    """The participant joining `program`: found by external id, else by normalised email, else created (in the
+    program's language unless one is given); the details given fill in or update theirs. An ended program takes no
+    one (422 program_ended); an erased participant stays erased (404). Their code is tracking's
+    (tracking.services.participant_upsert, the service every door calls). Returns (participant, created)."""
     external_id = (external_id or "").strip() or None
     email = (email or "").strip() or None
     email_normalized = normalize_email(email)
@@ -185,57 +181,7 @@ def participant_upsert(
             _update_participant(participant, external_id, email, email_normalized, name, language, marketing_consent)
         if participant.status == Participant.Status.ERASED:
             raise NotFound(_("This participant asked to be forgotten."))
-        code = code_ensure(participant=participant, program=program)
-        if created:
-            referral_link_referee(participant=participant)
-            _emit_participant_created(participant=participant, program=program)
-    return participant, code, created
-
-
-def participant_join(
-    *,
-    merchant: Merchant,
-    livemode: bool,
-    program: Program,
-    external_id: str | None = None,
-    email: str | None = None,
-    name: str | None = None,
-    language: str | None = None,
-    marketing_consent: bool | None = None,
-    ip: str | None = None,
-    user_agent: str = "",
-    device_id: str = "",
-) -> tuple[Participant, ReferralCode, bool]:
-    """A customer joins `program` (the shop's participant API, a portal sign-in link, the shop-signed portal link):
-    participant_upsert's rules, then where they joined from is remembered (fraud: a friend's order from the same IP
-    or device is a signal; nothing is recorded without an IP or a device id). Returns (participant, code, created).
-    """
-    from fraud.services import sighting_record  # the fraud app reads what programs write; joining feeds it
-
-    participant, code, created = participant_upsert(
-        merchant=merchant,
-        livemode=livemode,
-        program=program,
-        external_id=external_id,
-        email=email,
-        name=name,
-        language=language,
-        marketing_consent=marketing_consent,
-    )
-    sighting_record(merchant=merchant, participant=participant, ip=ip, user_agent=user_agent, device_id=device_id)
-    return participant, code, created
-
-
-def _emit_participant_created(*, participant: Participant, program: Program) -> None:
-    # The webhook carries the participant exactly as the shop API shows it (one representation to parse).
-    from programs.api import ParticipantOutput
-
-    def data() -> dict:
-        return dict(ParticipantOutput(participant, context={"program_slug": program.slug}).data)
-
-    webhook_emit(
-        merchant=participant.merchant, livemode=participant.livemode, event_type="participant.created", data=data
-    )
+    return participant, created
 
 
 def _update_participant(participant, external_id, email, email_normalized, name, language, marketing_consent):
