@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.utils.translation import gettext as _
 
 from programs.identity import normalize_email
-from programs.models import Invite, Participant, Program, ProgramText, ProgramVariant, ShareEvent
+from programs.models import Participant, Program, ProgramText, ProgramVariant
 from referral_saas.api import is_id
 from referral_saas.errors import NotFound, ValidationFailed
 from referral_saas.filters import UtcIsoDateTimeFilter
@@ -89,54 +89,6 @@ class ParticipantFilter(django_filters.FilterSet):
 
     def filter_email(self, queryset, name, value):
         return queryset.filter(email_normalized=normalize_email(value))
-
-
-def participant_export(*, participant: Participant) -> dict:
-    """Everything we hold about this person, for "download my data" (friends' addresses stay masked)."""
-    from tracking.models import Click, Conversion, Referral, ReferralCode
-
-    merchant = participant.merchant
-
-    def mask(email: str | None) -> str | None:
-        if not email or "@" not in email:
-            return email
-        local, domain = email.split("@", 1)
-        return f"{local[:1]}***@{domain}"
-
-    codes = ReferralCode.objects.for_merchant(merchant).filter(participant=participant).select_related("program")
-    referrals = Referral.objects.for_merchant(merchant).filter(referrer=participant).select_related("program")
-    return {
-        "shop": merchant.name,
-        "profile": {
-            "id": participant.pk,
-            "external_id": participant.external_id,
-            "email": participant.email,
-            "name": participant.name,
-            "language": participant.language,
-            "status": participant.status,
-            "marketing_consent": participant.marketing_consent,
-            "joined_at": participant.created_at.isoformat(),
-        },
-        "codes": [{"program": c.program.name, "code": c.code, "status": c.status} for c in codes],
-        "link_clicks": Click.objects.for_merchant(merchant).filter(participant=participant, is_bot=False).count(),
-        "friends_referred": [
-            {
-                "program": r.program.name,
-                "friend": mask(r.referee_email) or "—",
-                "status": r.status,
-                "date": r.created_at.date().isoformat(),
-            }
-            for r in referrals
-        ],
-        "friends_purchases": Conversion.objects.for_merchant(merchant)
-        .filter(referral__referrer=participant, status=Conversion.Status.ATTRIBUTED)
-        .count(),
-        "invites_sent": [
-            {"to": i.email, "date": i.created_at.date().isoformat(), "status": i.status}
-            for i in Invite.objects.for_merchant(merchant).filter(participant=participant)
-        ],
-        "shares": ShareEvent.objects.for_merchant(merchant).filter(participant=participant).count(),
-    }
 
 
 def program_texts(*, program: Program, language: str | None) -> dict[str, str]:

@@ -589,7 +589,7 @@ def qr_code(request, program: Program, participant: Participant, fmt: str):
 
 @portal_view(require_participant=True)
 def export_data(request, program: Program, participant: Participant):
-    from programs.selectors import participant_export
+    from tracking.selectors import participant_export
 
     response = JsonResponse(participant_export(participant=participant), json_dumps_params={"indent": 2})
     response["Content-Disposition"] = 'attachment; filename="my-referral-data.json"'

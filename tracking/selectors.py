@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from programs.identity import normalize_code
-from programs.models import Participant, Program, ProgramVariant
+from programs.models import Invite, Participant, Program, ProgramVariant, ShareEvent
 from programs.selectors import program_texts
 from referral_saas import prepared
 from tracking.models import Click, CodeRoute, Conversion, Referral, ReferralCode
@@ -336,3 +336,49 @@ def attribution_facts(
     )
     existing_order_id, returning, referral_id, referee_id = row
     return AttributionFacts(existing_order_id, bool(returning), referral_id, referee_id)
+
+
+def participant_export(*, participant: Participant) -> dict:
+    """Everything we hold about this person, for "download my data" (friends' addresses stay masked)."""
+    merchant = participant.merchant
+
+    def mask(email: str | None) -> str | None:
+        if not email or "@" not in email:
+            return email
+        local, domain = email.split("@", 1)
+        return f"{local[:1]}***@{domain}"
+
+    codes = ReferralCode.objects.for_merchant(merchant).filter(participant=participant).select_related("program")
+    referrals = Referral.objects.for_merchant(merchant).filter(referrer=participant).select_related("program")
+    return {
+        "shop": merchant.name,
+        "profile": {
+            "id": participant.pk,
+            "external_id": participant.external_id,
+            "email": participant.email,
+            "name": participant.name,
+            "language": participant.language,
+            "status": participant.status,
+            "marketing_consent": participant.marketing_consent,
+            "joined_at": participant.created_at.isoformat(),
+        },
+        "codes": [{"program": c.program.name, "code": c.code, "status": c.status} for c in codes],
+        "link_clicks": Click.objects.for_merchant(merchant).filter(participant=participant, is_bot=False).count(),
+        "friends_referred": [
+            {
+                "program": r.program.name,
+                "friend": mask(r.referee_email) or "—",
+                "status": r.status,
+                "date": r.created_at.date().isoformat(),
+            }
+            for r in referrals
+        ],
+        "friends_purchases": Conversion.objects.for_merchant(merchant)
+        .filter(referral__referrer=participant, status=Conversion.Status.ATTRIBUTED)
+        .count(),
+        "invites_sent": [
+            {"to": i.email, "date": i.created_at.date().isoformat(), "status": i.status}
+            for i in Invite.objects.for_merchant(merchant).filter(participant=participant)
+        ],
+        "shares": ShareEvent.objects.for_merchant(merchant).filter(participant=participant).count(),
+    }
