@@ -23,8 +23,8 @@ BROWSER = (
 
 
 def _seed() -> dict:
-    from programs.services import participant_upsert
     from referral_saas.tenancy import services
+    from tracking.services import participant_upsert
 
     merchant = services.merchant_create(name="Bench Shop", owner_email="bench@example.com", default_currency="PLN")
     _key, raw_key = services.apikey_create(merchant=merchant, name="bench")

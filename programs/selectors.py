@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import django_filters
+import hashlib
 
-from programs.models import Participant, Program
+import django_filters
+from django.core.cache import cache
+from django.utils.translation import gettext as _
+
+from programs.identity import normalize_email
+from programs.models import Participant, Program, ProgramText, ProgramVariant
 from referral_saas.api import is_id
-from referral_saas.errors import NotFound
+from referral_saas.errors import NotFound, ValidationFailed
 from referral_saas.filters import UtcIsoDateTimeFilter
 
 
 def public_names_version(*, merchant_id: int) -> int:
     """Changes whenever a participant's public name may have (renamed, blocked, erased): caches of what the public
     sees (the leaderboard) put it in their key, so nobody's name outlives their erasure."""
-    from django.core.cache import cache
-
     return cache.get(_public_names_key(merchant_id)) or 0
 
 
@@ -31,6 +34,29 @@ def program_get(*, merchant, slug: str) -> Program:
     if program is None:
         raise NotFound("No program with this slug.")
     return program
+
+
+def program_get_by_slug(*, merchant, slug: str) -> Program:
+    """The program a write names in its body: an unknown slug is the request's field error (400 on `program`), not
+    a missing page (program_get's 404)."""
+    program = Program.objects.for_merchant(merchant).select_related("merchant").filter(slug=slug).first()
+    if program is None:
+        raise ValidationFailed(fields={"program": [_("No program with this slug.")]})
+    return program
+
+
+def variant_for(*, program: Program, participant: Participant) -> ProgramVariant | None:
+    """Deterministic weighted choice: the same participant always lands in the same arm."""
+    variants = list(ProgramVariant.objects.for_merchant(program.merchant).filter(program=program).order_by("pk"))
+    if not variants:
+        return None
+    total = sum(v.weight for v in variants)
+    bucket = int.from_bytes(hashlib.sha256(f"{program.pk}:{participant.pk}".encode()).digest()[:8], "big") % total
+    for variant in variants:
+        bucket -= variant.weight
+        if bucket < 0:
+            return variant
+    return variants[-1]  # pragma: no cover - unreachable: the buckets cover the total
 
 
 def participant_get(*, merchant, livemode: bool, ref: str, by: str | None = None) -> Participant:
@@ -62,64 +88,11 @@ class ParticipantFilter(django_filters.FilterSet):
         return queryset.filter(codes__program__slug=value)
 
     def filter_email(self, queryset, name, value):
-        from programs.identity import normalize_email
-
         return queryset.filter(email_normalized=normalize_email(value))
-
-
-def participant_export(*, participant: Participant) -> dict:
-    """Everything we hold about this person, for "download my data" (friends' addresses stay masked)."""
-    from programs.models import Invite, ShareEvent
-    from tracking.models import Click, Conversion, Referral, ReferralCode
-
-    merchant = participant.merchant
-
-    def mask(email: str | None) -> str | None:
-        if not email or "@" not in email:
-            return email
-        local, domain = email.split("@", 1)
-        return f"{local[:1]}***@{domain}"
-
-    codes = ReferralCode.objects.for_merchant(merchant).filter(participant=participant).select_related("program")
-    referrals = Referral.objects.for_merchant(merchant).filter(referrer=participant).select_related("program")
-    return {
-        "shop": merchant.name,
-        "profile": {
-            "id": participant.pk,
-            "external_id": participant.external_id,
-            "email": participant.email,
-            "name": participant.name,
-            "language": participant.language,
-            "status": participant.status,
-            "marketing_consent": participant.marketing_consent,
-            "joined_at": participant.created_at.isoformat(),
-        },
-        "codes": [{"program": c.program.name, "code": c.code, "status": c.status} for c in codes],
-        "link_clicks": Click.objects.for_merchant(merchant).filter(participant=participant, is_bot=False).count(),
-        "friends_referred": [
-            {
-                "program": r.program.name,
-                "friend": mask(r.referee_email) or "—",
-                "status": r.status,
-                "date": r.created_at.date().isoformat(),
-            }
-            for r in referrals
-        ],
-        "friends_purchases": Conversion.objects.for_merchant(merchant)
-        .filter(referral__referrer=participant, status=Conversion.Status.ATTRIBUTED)
-        .count(),
-        "invites_sent": [
-            {"to": i.email, "date": i.created_at.date().isoformat(), "status": i.status}
-            for i in Invite.objects.for_merchant(merchant).filter(participant=participant)
-        ],
-        "shares": ShareEvent.objects.for_merchant(merchant).filter(participant=participant).count(),
-    }
 
 
 def program_texts(*, program: Program, language: str | None) -> dict[str, str]:
     """The program's customer-facing texts in `language`, each falling back to the program's own (default) text."""
-    from programs.models import ProgramText
-
     texts = {field: getattr(program, field) for field in ProgramText.TRANSLATED}
     if language:
         translated = (

@@ -5,6 +5,4 @@ from programs import api
 urlpatterns = [
     path("programs", api.ProgramListApi.as_view(), name="programs"),
     path("programs/<slug:slug>", api.ProgramDetailApi.as_view(), name="program-detail"),
-    path("participants", api.ParticipantListCreateApi.as_view(), name="participants"),
-    path("participants/<key:ref>", api.ParticipantDetailApi.as_view(), name="participant-detail"),
 ]

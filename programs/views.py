@@ -40,7 +40,8 @@ from rewards.services.portal import portal_redeem, portal_redeem_token
 from tracking import selectors as tracking_selectors
 from tracking.clicks import client_ip
 from tracking.models import ReferralCode
-from tracking.services import code_ensure, link_for
+from tracking.selectors import link_for
+from tracking.services import code_ensure
 
 SESSION_PREFIX = "portal:"
 
@@ -553,7 +554,7 @@ def qr_code(request, program: Program, participant: Participant, fmt: str):
 
 @portal_view(require_participant=True)
 def export_data(request, program: Program, participant: Participant):
-    from programs.selectors import participant_export
+    from tracking.selectors import participant_export
 
     response = JsonResponse(participant_export(participant=participant), json_dumps_params={"indent": 2})
     response["Content-Disposition"] = 'attachment; filename="my-referral-data.json"'

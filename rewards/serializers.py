@@ -1,11 +1,19 @@
-"""How a reward looks outside: the API's representation, also the `data` of reward.* webhooks."""
+"""How a reward looks outside: the API's representation, also the `data` of reward.* webhooks. And an order as
+the conversions API shows it (with its fraud score and rewards), also the `data` of conversion.attributed."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema_serializer
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from fraud import selectors as fraud_selectors
+from fraud.serializers import FraudSummaryOutput
 from referral_saas.fields import MoneyOutputField
+from referral_saas.money import quantize
+from rewards.selectors import rewards_for_conversions
+from tracking.models import Referral
 
 
 def _money_currency(reward) -> str | None:
@@ -75,3 +83,102 @@ REWARD_EXAMPLE = {
 
 def reward_data(reward) -> dict:
     return dict(RewardOutput(reward).data)
+
+
+class ConversionOutput(serializers.Serializer):
+    @extend_schema_serializer(component_name="ConversionReferral")
+    class ReferralSummary(serializers.Serializer):
+        @extend_schema_serializer(component_name="ConversionReferrer")
+        class Referrer(serializers.Serializer):
+            id = serializers.IntegerField()
+            external_id = serializers.CharField(allow_null=True)
+
+        id = serializers.IntegerField()
+        status = serializers.CharField()
+        referrer = Referrer()
+        code = serializers.CharField(source="code.code")
+
+    id = serializers.IntegerField()
+    order_id = serializers.CharField()
+    amount = MoneyOutputField(help_text="As the shop reported it, in `currency`.")
+    currency = serializers.CharField()
+    refunded_amount = MoneyOutputField(help_text="Refunded so far, in `currency`.")
+    program_amount = MoneyOutputField(
+        currency_of=lambda conversion: conversion.program_currency or None,
+        allow_null=True,
+        help_text="The order in the program's currency (`program_currency`): what rewards and the program's stats "
+        "count. The same as `amount` for an order in the program's currency; converted at `exchange_rate` for one in "
+        "another currency. null when the order is not linked to a program.",
+    )
+    program_currency = serializers.SerializerMethodField()
+    program_refunded_amount = serializers.SerializerMethodField()
+    exchange_rate = serializers.SerializerMethodField()
+    status = serializers.CharField()
+    attributed = serializers.BooleanField()
+    rejection_reason = serializers.CharField(allow_blank=True, help_text="The same as `attribution_reason`.")
+    attribution_reason = serializers.ChoiceField(
+        source="rejection_reason",
+        choices=Referral.Reason.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="Why the order is not attributed; empty when it is. `currency_mismatch`: the order is in another "
+        "currency than the program and the merchant has no exchange rate for it on the order's day (the order is "
+        "stored, and is attributed to no one); `program_inactive`, `outside_window`: the referral did not count then; "
+        "`self_referral`, `blocked_referrer`, `existing_customer`, `fraud`, `manual`: referred, but rejected.",
+    )
+    program = serializers.CharField(source="program.slug", allow_null=True, default=None)
+    referral = ReferralSummary(allow_null=True)
+    is_new_customer = serializers.BooleanField()
+    customer = serializers.SerializerMethodField()
+    fraud = serializers.SerializerMethodField()
+    rewards = serializers.SerializerMethodField()
+    occurred_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+
+    def get_customer(self, conversion) -> dict:
+        return {"external_id": conversion.customer_external_id, "email": conversion.customer_email}
+
+    @extend_schema_field(
+        {"type": "string", "nullable": True, "example": "PLN", "description": "The program's currency; null "
+         "when the order is not linked to a program."}
+    )  # fmt: skip
+    def get_program_currency(self, conversion) -> str | None:
+        return None if conversion.program_amount is None else conversion.program_currency
+
+    @extend_schema_field(
+        {"type": "string", "nullable": True, "example": "0.00", "description": "Refunded so far, in the program's "
+         "currency: refunds convert at the order's own rate, so they never take back more than `program_amount`."}
+    )  # fmt: skip
+    def get_program_refunded_amount(self, conversion) -> str | None:
+        if conversion.program_amount is None:
+            return None
+        return str(quantize(Decimal(conversion.program_refunded_amount), conversion.program_currency))
+
+    @extend_schema_field(
+        {"type": "string", "nullable": True, "example": "4.2875", "description": "The merchant's rate the order "
+         "was converted at (program currency units for one unit of `currency`); null when no conversion was needed."}
+    )  # fmt: skip
+    def get_exchange_rate(self, conversion) -> str | None:
+        return None if conversion.exchange_rate is None else f"{conversion.exchange_rate.normalize():f}"
+
+    @extend_schema_field(FraudSummaryOutput(allow_null=True, help_text="null until the order is scored."))
+    def get_fraud(self, conversion) -> dict | None:
+        """The fraud assessment's summary; null until the order is scored (unattributed orders never are)."""
+        if conversion.referral_id is None:
+            return None
+        scored = self.context.get("fraud")  # {conversion id: summary} loaded once by the view for a whole page
+        if scored is None:
+            scored = fraud_selectors.assessments_for_conversions(
+                merchant=conversion.merchant_id, conversion_ids=[conversion.pk]
+            )
+        return scored.get(conversion.pk)
+
+    @extend_schema_field(RewardOutput(many=True, help_text="Empty until a worker decides them."))
+    def get_rewards(self, conversion) -> list:
+        """The rewards this order paid (both sides), as the rewards API shows them."""
+        if conversion.referral_id is None:
+            return []
+        decided = self.context.get("rewards")  # {conversion id: [reward, ...]} loaded once for a whole page
+        if decided is None:
+            decided = rewards_for_conversions(merchant=conversion.merchant_id, conversion_ids=[conversion.pk])
+        return RewardOutput(decided.get(conversion.pk, []), many=True).data

@@ -1,6 +1,8 @@
 from django.urls import path
 
 from rewards import api
+from rewards.api import conversions
+from tracking.api import RefundCreateApi
 
 urlpatterns = [
     path("rewards", api.RewardListApi.as_view(), name="rewards"),
@@ -8,4 +10,9 @@ urlpatterns = [
     path("rewards/<text:reward_id>/redeem", api.RewardRedeemApi.as_view(), name="reward-redeem"),
     path("participants/<key:ref>/points", api.PointsApi.as_view(), name="participant-points"),
     path("participants/<key:ref>/points/redeem", api.PointsRedeemApi.as_view(), name="participant-points-redeem"),
+    # Conversions answer with their fraud score and rewards. An order id may contain slashes ("FV/2026/11/1001"):
+    # the refunds route (tracking's view) is tried first.
+    path("conversions", conversions.ConversionListCreateApi.as_view(), name="conversions"),
+    path("conversions/<key:order_id>/refunds", RefundCreateApi.as_view(), name="refunds"),
+    path("conversions/<key:order_id>", conversions.ConversionDetailApi.as_view(), name="conversion-detail"),
 ]

@@ -94,7 +94,7 @@ def join(
     livemode: bool = True,
 ):
     """A participant of `program` with their code, through the real service."""
-    from programs.services import participant_upsert
+    from tracking.services import participant_upsert
 
     participant, code, _created = participant_upsert(
         merchant=program.merchant, livemode=livemode, program=program, email=email, external_id=external_id, name=name

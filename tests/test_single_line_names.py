@@ -97,8 +97,8 @@ def test_the_participants_api_still_takes_names_in_every_script(tenant, program)
 
 
 def test_the_service_refuses_what_no_form_checked(tenant, program):
-    from programs.services import participant_upsert
     from referral_saas.errors import ValidationFailed
+    from tracking.services import participant_upsert
 
     with pytest.raises(ValidationFailed) as caught:
         participant_upsert(merchant=tenant.merchant, livemode=True, program=program, external_id="c-1", name="A\nB")

@@ -11,12 +11,14 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+from django.conf import settings
 from django.core.cache import cache
 
 from programs.identity import normalize_code
-from programs.models import Participant, Program, ProgramVariant
+from programs.models import Invite, Participant, Program, ProgramVariant, ShareEvent
 from programs.selectors import program_texts
-from tracking.models import CodeRoute, Conversion, ReferralCode
+from referral_saas import prepared
+from tracking.models import Click, CodeRoute, Conversion, Referral, ReferralCode
 
 LOCAL_TTL = 10.0
 REDIS_TTL = 300
@@ -68,6 +70,11 @@ class _LocalCache:
 
 
 local_cache = _LocalCache()
+
+
+def link_for(code: ReferralCode | str) -> str:
+    """The code's shareable link (the /r/<code> redirect)."""
+    return f"{settings.SITE_URL}/r/{code}"
 
 
 def _code_key(normalized: str) -> str:
@@ -240,10 +247,17 @@ def code_check(*, merchant, code: str, livemode: bool = True, language: str | No
     )
 
 
+def conversion_list(*, merchant, livemode: bool):
+    """A merchant's orders in one mode, with what the API shows of each (program, referral, referrer, code)."""
+    return (
+        Conversion.objects.for_merchant(merchant)
+        .filter(livemode=livemode)
+        .select_related("program", "referral__referrer", "referral__code")
+    )
+
+
 def participant_stats(*, participant: Participant, program: Program) -> dict:
     """The referrer's own numbers for the portal: clicks, friends signed up, purchases."""
-    from tracking.models import Click, Referral
-
     scope = {"merchant": participant.merchant_id, "program": program}
     clicks = Click.all_merchants.filter(**scope, participant=participant, is_bot=False).count()
     referrals = Referral.all_merchants.filter(**scope, referrer=participant).exclude(status=Referral.Status.REJECTED)
@@ -306,8 +320,6 @@ def attribution_facts(
     scan all of a merchant's orders. The statement is prepared once per connection: planning it took longer than
     running it.
     """
-    from referral_saas import prepared
-
     row = prepared.execute(
         "rs_attribution_facts",
         _FACTS_SQL,
@@ -315,3 +327,49 @@ def attribution_facts(
     )
     existing_order_id, returning, referral_id, referee_id = row
     return AttributionFacts(existing_order_id, bool(returning), referral_id, referee_id)
+
+
+def participant_export(*, participant: Participant) -> dict:
+    """Everything we hold about this person, for "download my data" (friends' addresses stay masked)."""
+    merchant = participant.merchant
+
+    def mask(email: str | None) -> str | None:
+        if not email or "@" not in email:
+            return email
+        local, domain = email.split("@", 1)
+        return f"{local[:1]}***@{domain}"
+
+    codes = ReferralCode.objects.for_merchant(merchant).filter(participant=participant).select_related("program")
+    referrals = Referral.objects.for_merchant(merchant).filter(referrer=participant).select_related("program")
+    return {
+        "shop": merchant.name,
+        "profile": {
+            "id": participant.pk,
+            "external_id": participant.external_id,
+            "email": participant.email,
+            "name": participant.name,
+            "language": participant.language,
+            "status": participant.status,
+            "marketing_consent": participant.marketing_consent,
+            "joined_at": participant.created_at.isoformat(),
+        },
+        "codes": [{"program": c.program.name, "code": c.code, "status": c.status} for c in codes],
+        "link_clicks": Click.objects.for_merchant(merchant).filter(participant=participant, is_bot=False).count(),
+        "friends_referred": [
+            {
+                "program": r.program.name,
+                "friend": mask(r.referee_email) or "—",
+                "status": r.status,
+                "date": r.created_at.date().isoformat(),
+            }
+            for r in referrals
+        ],
+        "friends_purchases": Conversion.objects.for_merchant(merchant)
+        .filter(referral__referrer=participant, status=Conversion.Status.ATTRIBUTED)
+        .count(),
+        "invites_sent": [
+            {"to": i.email, "date": i.created_at.date().isoformat(), "status": i.status}
+            for i in Invite.objects.for_merchant(merchant).filter(participant=participant)
+        ],
+        "shares": ShareEvent.objects.for_merchant(merchant).filter(participant=participant).count(),
+    }

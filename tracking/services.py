@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import secrets
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Round
@@ -13,21 +12,23 @@ from django.utils.translation import gettext as _
 
 from programs.identity import ascii_letters, normalize_code
 from programs.models import Participant, Program
+from programs.selectors import variant_for
+from programs.services import participant_find_or_create
 from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.money import currency_decimals
+from referral_saas.tenancy.models import Merchant
+from referral_saas.webhooks.services import webhook_emit
 from tracking.attribution import conversion_record, referral_record_signup  # noqa: F401 - the public services
 from tracking.exchange_rates import exchange_rates_import  # noqa: F401 - the public services
 from tracking.models import CodeRoute, Conversion, Referral, ReferralCode, Refund
 from tracking.selectors import code_cache_invalidate
+from tracking.serializers import ParticipantOutput
+from tracking.signals import participant_joined
 
 # No 0/O, 1/I/L: codes are read aloud, copied from screenshots and typed on phones.
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 VANITY_PATTERN = re.compile(r"^[A-Za-z0-9-]{3,32}$")
-
-
-def link_for(code: ReferralCode | str) -> str:
-    return f"{settings.SITE_URL}/r/{code}"
 
 
 def _generated_code(participant: Participant) -> str:
@@ -40,8 +41,6 @@ def _generated_code(participant: Participant) -> str:
 
 def code_ensure(*, participant: Participant, program: Program) -> ReferralCode:
     """The participant's code in the program, created (with its A/B variant) on first call. Safe to race."""
-    from programs.services import variant_for
-
     scope = ReferralCode.objects.for_merchant(participant.merchant)
     existing = scope.filter(program=program, participant=participant).first()
     if existing is not None:
@@ -67,6 +66,88 @@ def code_ensure(*, participant: Participant, program: Program) -> ReferralCode:
                 return existing
             continue  # the random code was taken: draw again
     raise Conflict(_("Could not allocate a unique code; try again."))  # pragma: no cover - 10 collisions
+
+
+def participant_upsert(
+    *,
+    merchant: Merchant,
+    livemode: bool,
+    program: Program,
+    external_id: str | None = None,
+    email: str | None = None,
+    name: str | None = None,
+    language: str | None = None,
+    marketing_consent: bool | None = None,
+) -> tuple[Participant, ReferralCode, bool]:
+    """Join `program`: the participant by programs.services.participant_find_or_create's rules, and their code in
+    the program (made on the first join). A new participant is linked to the referral that brought them and
+    announced (participant.created, with their code). Returns (participant, code, created)."""
+    with transaction.atomic():
+        participant, created = participant_find_or_create(
+            merchant=merchant,
+            livemode=livemode,
+            program=program,
+            external_id=external_id,
+            email=email,
+            name=name,
+            language=language,
+            marketing_consent=marketing_consent,
+        )
+        code = code_ensure(participant=participant, program=program)
+        if created:
+            referral_link_referee(participant=participant)
+            _emit_participant_created(participant=participant, program=program)
+    return participant, code, created
+
+
+def participant_join(
+    *,
+    merchant: Merchant,
+    livemode: bool,
+    program: Program,
+    external_id: str | None = None,
+    email: str | None = None,
+    name: str | None = None,
+    language: str | None = None,
+    marketing_consent: bool | None = None,
+    ip: str | None = None,
+    user_agent: str = "",
+    device_id: str = "",
+) -> tuple[Participant, ReferralCode, bool]:
+    """A customer joins `program` (the shop's participant API, a portal sign-in link, the shop-signed portal link):
+    participant_upsert's rules, then where they joined from is told (tracking.signals.participant_joined: fraud
+    remembers it, as a friend's order from the same IP or device is a signal; it records nothing without an IP or a
+    device id). Returns (participant, code, created).
+    """
+    participant, code, created = participant_upsert(
+        merchant=merchant,
+        livemode=livemode,
+        program=program,
+        external_id=external_id,
+        email=email,
+        name=name,
+        language=language,
+        marketing_consent=marketing_consent,
+    )
+    participant_joined.send(
+        sender=Participant,
+        participant=participant,
+        merchant=merchant,
+        ip=ip,
+        user_agent=user_agent,
+        device_id=device_id,
+    )
+    return participant, code, created
+
+
+def _emit_participant_created(*, participant: Participant, program: Program) -> None:
+    # The webhook carries the participant exactly as the shop API shows it (one representation to parse).
+    def data() -> dict:
+        return dict(ParticipantOutput(participant, context={"program_slug": program.slug}).data)
+
+    webhook_emit(
+        merchant=participant.merchant, livemode=participant.livemode, event_type="participant.created", data=data
+    )
 
 
 def code_vanity_check(*, code: ReferralCode, vanity: str) -> str:

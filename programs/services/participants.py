@@ -2,43 +2,33 @@
 
 from __future__ import annotations
 
-import hashlib
-from typing import TYPE_CHECKING
+import time
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from programs.identity import EMAIL_MAX_LENGTH, normalize_email
 from programs.models import Participant, Program, ProgramText, ProgramVariant
+from programs.selectors import _public_names_key
+from programs.signals import participant_erased, participant_status_changed, program_changed, program_duplicated
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.tenancy.models import Merchant
 from referral_saas.validators import require_single_line
-
-if TYPE_CHECKING:
-    from tracking.models import ReferralCode
-
-
-def program_get_by_slug(*, merchant: Merchant, slug: str) -> Program:
-    program = Program.objects.for_merchant(merchant).select_related("merchant").filter(slug=slug).first()
-    if program is None:
-        raise ValidationFailed(fields={"program": [_("No program with this slug.")]})
-    return program
+from referral_saas.webhooks.services import messages_redact
 
 
 @transaction.atomic
 def program_duplicate(*, program: Program) -> Program:
     """A draft copy of a program under a free slug, with everything that defines it.
 
-    Copied: variants, texts in other languages, reward rules (each for the copied variant), the points catalog and the
-    fraud rules. Coupon pools are copied empty (a code is single-use, so the copy gets its own codes); participants,
-    codes, referrals and rewards stay with the original. Two copies made at once race for the same free slug: the
-    loser's insert fails on the slug constraint inside a savepoint and it takes the next number, so both get a copy
-    and neither gets a 500.
+    Copied here: variants and texts in other languages; by the apps that hold them (programs.signals.
+    program_duplicated): reward rules (each for the copied variant), the points catalog and the fraud rules. Coupon
+    pools are copied empty (a code is single-use, so the copy gets its own codes); participants, codes, referrals and
+    rewards stay with the original. Two copies made at once race for the same free slug: the loser's insert fails on
+    the slug constraint inside a savepoint and it takes the next number, so both get a copy and neither gets a 500.
     """
-    from fraud.models import FraudSettings
-    from rewards.models import CatalogItem, CouponPool, RewardRule
-
     merchant = program.merchant
     base = f"{program.slug}-copy"[:55]
     scope = Program.objects.for_merchant(merchant)
@@ -61,29 +51,27 @@ def program_duplicate(*, program: Program) -> Program:
     else:
         raise Conflict(_("Too many copies of this program are being made at once; try again."))
 
-    def rows(model):
-        return list(model.objects.for_merchant(merchant).filter(program=program).order_by("pk"))
+    variants = program_rows_copy(model=ProgramVariant, program=program, copy=copy)
+    program_rows_copy(model=ProgramText, program=program, copy=copy)
+    program_duplicated.send(sender=Program, program=program, copy=copy, variants=variants)
+    return copy
 
-    def insert(row, **changes):
-        old_pk = row.pk
+
+def program_rows_copy(*, model, program: Program, copy: Program, **remap: dict) -> dict:
+    """New rows of `model` for `copy`, one per row of `program` (in pk order, created now). `remap` names a foreign
+    key whose target was copied too: {"pool": {original pk: its copy}}. Returns {original pk: its copy}."""
+    copied = {}
+    for row in model.objects.for_merchant(program.merchant_id).filter(program=program).order_by("pk"):
+        original_pk = row.pk
         row.pk = None
         row.program = copy
-        for name, value in changes.items():
-            setattr(row, name, value)
+        for name, copies in remap.items():
+            setattr(row, name, copies.get(getattr(row, f"{name}_id")))
         if hasattr(row, "created_at"):
             row.created_at = timezone.now()
         row.save(force_insert=True)
-        return old_pk
-
-    variants = {insert(variant): variant for variant in rows(ProgramVariant)}
-    pools = {insert(pool): pool for pool in rows(CouponPool)}
-    for rule in rows(RewardRule):
-        insert(rule, variant=variants.get(rule.variant_id), pool=pools.get(rule.pool_id))
-    for item in rows(CatalogItem):
-        insert(item, pool=pools.get(item.pool_id))
-    for row in rows(ProgramText) + rows(FraudSettings):
-        insert(row)
-    return copy
+        copied[original_pk] = row
+    return copied
 
 
 _DUPLICATE_ATTEMPTS = 20
@@ -102,19 +90,11 @@ def _status_move(*, program: Program, current: str, status: str) -> None:
         program.ends_on = max(timezone.localdate(), program.starts_on)
 
 
-def _program_cache_drop(program: Program) -> None:
-    from tracking.selectors import program_cache_invalidate
-
-    # Now, and again once the change is visible (a reader in between would cache the old program otherwise).
-    program_cache_invalidate(program_id=program.pk)
-    transaction.on_commit(lambda: program_cache_invalidate(program_id=program.pk))
-
-
 def program_set_status(*, program: Program, status: str) -> Program:
     """Activate, pause or end a program. An ended program stays ended (duplicate it to run again)."""
     _status_move(program=program, current=program.status, status=status)
     program.save(update_fields=["status", "ends_on"])
-    _program_cache_drop(program)
+    program_changed.send(sender=Program, program=program)
     return program
 
 
@@ -131,22 +111,8 @@ def program_update(*, program: Program, status: str) -> Program:
         raise NotFound(_("No such program."))
     _status_move(program=program, current=stored.status, status=status)
     program.save()
-    _program_cache_drop(program)
+    program_changed.send(sender=Program, program=program)
     return program
-
-
-def variant_for(*, program: Program, participant: Participant) -> ProgramVariant | None:
-    """Deterministic weighted choice: the same participant always lands in the same arm."""
-    variants = list(ProgramVariant.objects.for_merchant(program.merchant).filter(program=program).order_by("pk"))
-    if not variants:
-        return None
-    total = sum(v.weight for v in variants)
-    bucket = int.from_bytes(hashlib.sha256(f"{program.pk}:{participant.pk}".encode()).digest()[:8], "big") % total
-    for variant in variants:
-        bucket -= variant.weight
-        if bucket < 0:
-            return variant
-    return variants[-1]  # pragma: no cover - unreachable: the buckets cover the total
 
 
 def _find_participant(*, merchant: Merchant, livemode: bool, external_id: str | None, email_normalized: str | None):
@@ -160,7 +126,7 @@ def _find_participant(*, merchant: Merchant, livemode: bool, external_id: str | 
     return None
 
 
-def participant_upsert(
+def participant_find_or_create(
     *,
     merchant: Merchant,
     livemode: bool,
@@ -170,11 +136,11 @@ def participant_upsert(
     name: str | None = None,
     language: str | None = None,
     marketing_consent: bool | None = None,
-):
-    """Join `program`: find the participant by external id, else by normalised email, else create one; make sure
-    they have a code in the program. Returns (participant, code, created)."""
-    from tracking.services import code_ensure, referral_link_referee
-
+) -> tuple[Participant, bool]:
+    """The participant joining `program`: found by external id, else by normalised email, else created (in the
+    program's language unless one is given); the details given fill in or update theirs. An ended program takes no
+    one (422 program_ended); an erased participant stays erased (404). Their code is tracking's
+    (tracking.services.participant_upsert, the service every door calls). Returns (participant, created)."""
     external_id = (external_id or "").strip() or None
     email = (email or "").strip() or None
     email_normalized = normalize_email(email)
@@ -215,58 +181,7 @@ def participant_upsert(
             _update_participant(participant, external_id, email, email_normalized, name, language, marketing_consent)
         if participant.status == Participant.Status.ERASED:
             raise NotFound(_("This participant asked to be forgotten."))
-        code = code_ensure(participant=participant, program=program)
-        if created:
-            referral_link_referee(participant=participant)
-            _emit_participant_created(participant=participant, program=program)
-    return participant, code, created
-
-
-def participant_join(
-    *,
-    merchant: Merchant,
-    livemode: bool,
-    program: Program,
-    external_id: str | None = None,
-    email: str | None = None,
-    name: str | None = None,
-    language: str | None = None,
-    marketing_consent: bool | None = None,
-    ip: str | None = None,
-    user_agent: str = "",
-    device_id: str = "",
-) -> tuple[Participant, ReferralCode, bool]:
-    """A customer joins `program` (the shop's participant API, a portal sign-in link, the shop-signed portal link):
-    participant_upsert's rules, then where they joined from is remembered (fraud: a friend's order from the same IP
-    or device is a signal; nothing is recorded without an IP or a device id). Returns (participant, code, created).
-    """
-    from fraud.services import sighting_record  # the fraud app reads what programs write; joining feeds it
-
-    participant, code, created = participant_upsert(
-        merchant=merchant,
-        livemode=livemode,
-        program=program,
-        external_id=external_id,
-        email=email,
-        name=name,
-        language=language,
-        marketing_consent=marketing_consent,
-    )
-    sighting_record(merchant=merchant, participant=participant, ip=ip, user_agent=user_agent, device_id=device_id)
-    return participant, code, created
-
-
-def _emit_participant_created(*, participant: Participant, program: Program) -> None:
-    # The webhook carries the participant exactly as the shop API shows it (one representation to parse).
-    from programs.api import ParticipantOutput
-    from referral_saas.webhooks.services import webhook_emit
-
-    def data() -> dict:
-        return dict(ParticipantOutput(participant, context={"program_slug": program.slug}).data)
-
-    webhook_emit(
-        merchant=participant.merchant, livemode=participant.livemode, event_type="participant.created", data=data
-    )
+    return participant, created
 
 
 def _update_participant(participant, external_id, email, email_normalized, name, language, marketing_consent):
@@ -365,11 +280,6 @@ def participant_update(
 
 def public_names_changed(*, merchant_id: int) -> None:
     """Public caches (the leaderboard) drop what they hold: now, and once the change is visible to their readers."""
-    import time
-
-    from django.core.cache import cache
-
-    from programs.selectors import _public_names_key
 
     def bump():
         cache.set(_public_names_key(merchant_id), time.time_ns(), None)
@@ -391,11 +301,7 @@ def participant_set_status(*, participant: Participant, status: str) -> Particip
             raise Conflict(message, code="participant_erased", fields={"status": [message]})
         stored.status = participant.status = status
         stored.save(update_fields=["status"])
-    from tracking.selectors import participant_codes_cache_invalidate
-
-    # Now, and again once the change is visible (a reader in between would cache the old status otherwise).
-    participant_codes_cache_invalidate(participant=participant)
-    transaction.on_commit(lambda: participant_codes_cache_invalidate(participant=participant))
+    participant_status_changed.send(sender=Participant, participant=participant)
     public_names_changed(merchant_id=participant.merchant_id)
     return participant
 
@@ -403,11 +309,7 @@ def participant_set_status(*, participant: Participant, status: str) -> Particip
 @transaction.atomic
 def participant_erase(*, participant: Participant) -> Participant:
     """A privacy request: personal data goes, anonymous records stay so that totals stay right."""
-    from tracking.services import participant_erase_tracking
-
     participant = Participant.objects.for_merchant(participant.merchant).select_for_update().get(pk=participant.pk)
-    from referral_saas.webhooks.services import messages_redact
-
     # Stored events (retried, shown in the admin) stop naming them too.
     messages_redact(
         merchant_id=participant.merchant_id,
@@ -420,6 +322,6 @@ def participant_erase(*, participant: Participant) -> Participant:
     participant.status = Participant.Status.ERASED
     participant.erased_at = timezone.now()
     participant.save()
-    participant_erase_tracking(participant=participant)
+    participant_erased.send(sender=Participant, participant=participant)
     public_names_changed(merchant_id=participant.merchant_id)
     return participant

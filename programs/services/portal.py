@@ -87,7 +87,7 @@ def portal_link_verify(
 ) -> Participant:
     """Sign in from an emailed link: valid for 30 minutes, once. Signing in joins the program (participant_join,
     which remembers where from: `ip`, `user_agent`, `device_id`)."""
-    from programs.services.participants import participant_join
+    from tracking.services import participant_join
 
     try:
         payload = signing.loads(token, salt=LINK_SALT, max_age=LINK_MAX_AGE)
@@ -163,7 +163,7 @@ def portal_sso_verify(
     the shop (identity.validate_customer_email). Anything else is refused like a bad signature, before the link is
     marked as used and before anything is read or written. Signing in joins the program (participant_join, which
     remembers where from: `ip`, `user_agent`, `device_id`)."""
-    from programs.services.participants import participant_join
+    from tracking.services import participant_join
 
     # ts: ASCII digits only ("²".isdigit() is true, int() of it or of 5000 digits raises), a Unix time in seconds.
     if not (external_id and ts.isascii() and ts.isdigit() and len(ts) <= 12 and sig) or "|" in external_id + email:
@@ -285,7 +285,7 @@ def _friend_offer(*, invite: Invite, code: ReferralCode | None) -> str:
 def invite_deliver(*, invite: Invite) -> None:
     """Render the invitation in the language it was written in and send it (called by the Celery task)."""
     from tracking.models import ReferralCode
-    from tracking.services import link_for
+    from tracking.selectors import link_for
 
     if invite.status == Invite.Status.SENT:
         return

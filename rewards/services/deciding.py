@@ -21,8 +21,11 @@ from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import ApplicationError
 from referral_saas.money import currency_decimals, quantize
 from rewards.models import MONEY_KINDS, Kind, Notification, Reward, RewardRule, Side, Unit, Work
+from rewards.serializers import ConversionOutput
 from rewards.services.transitions import reward_record_created
 from tracking.models import Conversion, Referral
+from tracking.serializers import ReferralOutput
+from tracking.services import participant_upsert
 
 logger = logging.getLogger(__name__)
 Trigger = RewardRule.Trigger
@@ -431,8 +434,6 @@ def _participant_for(side: str, referral: Referral) -> Participant | None:
         return referral.referee
     if not (referral.referee_external_id or referral.referee_email):
         return None  # erased
-    from programs.services import participant_upsert
-
     participant, _code, _created = participant_upsert(
         merchant=referral.merchant,
         livemode=referral.livemode,
@@ -607,8 +608,6 @@ def _emit(merchant, livemode: bool, event_type: str, data) -> None:
 
 def _referral_data(referral: Referral) -> dict:
     """The referral as GET /api/v1/referrals shows it."""
-    from tracking.api import ReferralOutput
-
     return dict(ReferralOutput(referral).data)
 
 
@@ -629,7 +628,6 @@ def _emit_conversion_events(
     """The first look at an order tells the shop of the referral (if the order opened it), the attribution and a
     fraud flag; a reinstated order only of its attribution."""
     from fraud.selectors import assessment_summary
-    from tracking.api import ConversionOutput
 
     merchant, livemode, referral = conversion.merchant, conversion.livemode, conversion.referral
     first_work = not reinstated and (

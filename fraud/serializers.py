@@ -1,4 +1,4 @@
-"""Fraud in the shop API: the summary of an order's assessment, embedded in the conversion responses."""
+"""Fraud as the shop API shows it: the summary of an order's assessment, embedded in the conversion responses."""
 
 from __future__ import annotations
 
