@@ -60,7 +60,7 @@ def test_createmerchant_writes_its_rules_through_the_service_so_a_refusal_writes
     def refuse(**_fields):
         raise ValidationFailed(fields={"value": ["Enter a value greater than zero."]})
 
-    monkeypatch.setattr("rewards.services.reward_rule_create", refuse)
+    monkeypatch.setattr("rewards.management.commands.createmerchant.reward_rule_create", refuse)
     with pytest.raises(CommandError, match="value: Enter a value greater than zero"):
         call_command("createmerchant", "--name", "Broken", "--owner-email", "b@x.example", "--demo-program")
     assert not Merchant.objects.filter(name="Broken").exists()

@@ -1,15 +1,23 @@
-"""manage.py createmerchant --name "Shop" --owner-email a@b.c [--password ...] [--json]"""
+"""manage.py createmerchant --name "Shop" --owner-email a@b.c [--password ...] [--json]
+
+A command of the rewards app because --demo-program writes a program with its reward rules: a door on top of the
+apps it uses (tenancy, programs, rewards)."""
 
 from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
+from programs.models import Program, ProgramText
 from referral_saas.errors import ApplicationError
 from referral_saas.tenancy import services
 from referral_saas.tenancy.models import ApiKey
+from rewards.models import Kind, RewardRule, Side
+from rewards.services import reward_rule_create
 
 
 class Command(BaseCommand):
@@ -84,11 +92,6 @@ def create_merchant_with_keys(
 
 def create_demo_program(*, merchant):
     """An active double-sided program that lands on the demo storefront, so the loop works out of the box."""
-    from django.conf import settings
-    from django.utils import timezone
-
-    from programs.models import Program
-
     program = Program.objects.for_merchant(merchant).create(
         name="Bring a friend",
         slug="friends",
@@ -102,13 +105,8 @@ def create_demo_program(*, merchant):
         terms="Rewards are for friends who are new customers. One reward per friend. Self-referrals do not count.",
         good_fit="Friends and family who would enjoy our products.",
     )
-    from programs.models import ProgramText
-
     for language, texts in DEMO_TEXTS.items():
         ProgramText.objects.for_merchant(merchant).create(program=program, language=language, **texts)
-    from rewards.models import Kind, RewardRule, Side
-    from rewards.services import reward_rule_create
-
     # Double-sided, no hold: a new user sees the whole loop (reward decided, issued, emailed) at once. Written
     # through the rules service, which checks them as the admin does (a refusal is a CommandError, nothing written).
     reward_rule_create(

@@ -8,8 +8,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from referral_saas.tenancy.management.commands.createmerchant import create_merchant_with_keys
 from referral_saas.tenancy.models import Merchant
+from rewards.management.commands.createmerchant import create_merchant_with_keys
 
 DEMO_EMAIL = "owner@demo.shop"
 DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - a published demo login on a local dev database
