@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from referral_saas.money import quantize
+
 CENT = Decimal("0.01")
 
 # Time from the click (or sign-up) that opened the attribution window to the first purchase, in seconds: geometric
@@ -61,8 +63,6 @@ def money_ratio(numerator: Decimal, denominator, currency: str | None = None) ->
         return None
     value = Decimal(numerator) / Decimal(denominator)
     if currency:
-        from referral_saas.money import quantize
-
         return quantize(value, currency)
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 

@@ -10,6 +10,7 @@ from celery import Celery, signals
 from django.conf import settings
 
 from referral_saas.logging import request_id_var
+from referral_saas.redis_client import get_redis, guarded
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "referral_saas.settings")
 
@@ -35,7 +36,6 @@ def ping() -> str:
 @app.task(name="referral_saas.beat_heartbeat", ignore_result=True)
 def beat_heartbeat() -> None:
     """Scheduled by beat; /readyz reports how long ago beat (and a worker) last ran it."""
-    from referral_saas.redis_client import get_redis
 
     get_redis().set(beat_heartbeat_key(), str(time.time()), ex=3600)
 
@@ -67,7 +67,6 @@ def enqueue_on_commit(name: str, **kwargs) -> None:
     from django.db import transaction
 
     def send() -> None:
-        from referral_saas.redis_client import guarded
 
         try:
             guarded(app.send_task, name, kwargs=kwargs, retry=False)

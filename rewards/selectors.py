@@ -2,13 +2,117 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
-from django.db.models import Sum
+from django.db.models import Exists, F, OuterRef, Sum
 
 from programs.models import Participant, Program
-from rewards.models import CatalogItem, LedgerEntry, Reward, RewardRule, Side
+from referral_saas.money import currency_decimals, quantize
+from rewards.models import MONEY_KINDS, CatalogItem, Kind, LedgerEntry, Reward, RewardRule, Side, Unit, Work
+from tracking.models import Conversion, Referral, ReferralCode
+
+ENDED = (Reward.Status.REJECTED, Reward.Status.VOIDED, Reward.Status.CLAWED_BACK)
+
+
+# --- a rule's value and the rules that apply (read once per order by the deciding services) ----------------------
+
+
+def rule_value(rule: RewardRule, *, order_amount: Decimal | None, currency: str) -> Decimal:
+    """The reward's value: fixed, or a percentage of the (kept) order capped at max_value; rounded to the
+    currency's minor unit (points: whole points, rounded down)."""
+    cap = None
+    if rule.value_type == RewardRule.ValueType.PERCENT_OF_ORDER and rule.kind != Kind.PERCENT_COUPON:
+        value = (order_amount or Decimal(0)) * rule.value / Decimal(100)
+        cap = rule.max_value
+    else:
+        value = rule.value
+    if rule.kind == Kind.POINTS:
+        value = value.to_integral_value(rounding=ROUND_FLOOR)
+        return value if cap is None else min(value, cap.to_integral_value(rounding=ROUND_FLOOR))
+    if rule.kind in MONEY_KINDS:
+        # Rounded first, then capped by the maximum rounded down: a maximum of 99.50 in yen pays 99, never 100.
+        value = quantize(value, currency)
+        unit = Decimal(1).scaleb(-currency_decimals(currency))
+        return value if cap is None else min(value, cap.quantize(unit, rounding=ROUND_FLOOR))
+    if rule.kind == Kind.PERCENT_COUPON:
+        return value
+    return Decimal(0)
+
+
+def program_rules(program: Program) -> list[RewardRule]:
+    """The program's active rules, loaded once per order."""
+    rules = list(
+        RewardRule.objects.for_merchant(program.merchant)
+        .filter(program=program, active=True)
+        .select_related("pool")
+        .order_by("pk")
+    )
+    for rule in rules:
+        rule.program = program
+    return rules
+
+
+def rules_for(
+    *,
+    program: Program,
+    variant_id: int | None,
+    triggers: tuple[str, ...],
+    at: datetime.datetime,
+    rules: list[RewardRule] | None = None,
+) -> list[RewardRule]:
+    """Active rules of the program for these triggers, for everyone or for this A/B variant, valid at `at`."""
+    return [
+        rule
+        for rule in (program_rules(program) if rules is None else rules)
+        if rule.trigger in triggers
+        and (rule.variant_id is None or rule.variant_id == variant_id)
+        and (rule.valid_from is None or rule.valid_from <= at)
+        and (rule.valid_until is None or at < rule.valid_until)
+    ]
+
+
+def successful_referrals(*, program: Program, referrer: Participant) -> int:
+    """Friends who bought, were not rejected, whose order passed fraud scoring and was not refunded in full: what
+    milestones count. A milestone reward still on hold when the count drops below it waits until it is reached again;
+    once issued, it stays (rewards.services.issuing.reward_release)."""
+    approved = milestone_orders(Work.objects.for_merchant(program.merchant))
+    return (
+        Referral.objects.for_merchant(program.merchant)
+        .filter(program=program, referrer=referrer, status=Referral.Status.CONVERTED)
+        .filter(Exists(approved))
+        .count()
+    )
+
+
+def milestone_orders(works):
+    """Of `works`, the orders of the referral (OuterRef "pk") that make it count towards milestones (shared with the
+    sweeper, which looks for milestones reached and not paid)."""
+    return works.filter(
+        referral_id=OuterRef("pk"),
+        conversion__isnull=False,
+        conversion__status=Conversion.Status.ATTRIBUTED,  # not an order rejected since (a reviewer's later word)
+        conversion__amount__gt=F("conversion__refunded_amount"),
+        refund__isnull=True,
+        stage="done",
+        decision="approve",
+    )
+
+
+def budget_spent(*, program: Program) -> Decimal:
+    """Money committed to rewards of the program: everything not rejected, voided or clawed back, less what refunds
+    took back from used coupons."""
+    total = (
+        Reward.objects.for_merchant(program.merchant)
+        .filter(program=program, unit=Unit.MONEY, livemode=True, rule__isnull=False)  # not bought with points
+        .exclude(status__in=ENDED)
+        .aggregate(total=Sum(F("value") - F("taken_back")))["total"]
+    )
+    return total or Decimal(0)
+
+
+# --- a participant's rewards, points and milestones ------------------------------------------------------------
 
 
 def rewards_of(*, participant: Participant, program: Program | None = None):
@@ -43,7 +147,6 @@ def rule_in_words(rule: RewardRule, currency: str) -> str:
     """What a rule gives, in words in the active language (a milestone's reward): "a coupon worth 20.00 PLN"; a free
     product, an experience or a pool coupon by the description the shop wrote. Never the rule's name, which is the
     staff's."""
-    from rewards.services.deciding import rule_value
 
     value = rule_value(rule, order_amount=None, currency=currency)
     description = rule.description or (rule.pool.description if rule.pool_id else "")
@@ -58,9 +161,6 @@ def milestone_progress(*, program: Program, participant: Participant) -> Milesto
     its offer ended.
     """
     from django.utils import timezone
-
-    from rewards.services.deciding import program_rules, rules_for, successful_referrals
-    from tracking.models import ReferralCode
 
     milestones = [
         rule

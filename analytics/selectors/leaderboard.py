@@ -13,7 +13,9 @@ from analytics.selectors.links import Links
 from analytics.selectors.periods import Period
 from analytics.selectors.sums import ZERO, last_rollup_at
 from programs.models import Participant, Program
+from programs.selectors import public_names_version
 from referral_saas.money import format_money
+from rewards.selectors import milestone_progress, rule_in_words
 
 LEADERBOARD_SCAN_DAYS = 62
 
@@ -104,7 +106,6 @@ def portal_leaderboard(*, program: Program, participant: Participant, limit: int
     Ranked by friends who bought (then friends signed up), from the all-time rollup; blocked and erased people are
     left out. The participant's own milestone progress is counted live, the way rewards count it.
     """
-    from rewards.selectors import milestone_progress, rule_in_words
 
     merchant = program.merchant
     scope = ReferrerStats.objects.for_merchant(merchant).filter(livemode=participant.livemode, program=program)
@@ -152,8 +153,6 @@ BOARD_TTL = 60
 def _cached_board(*, program: Program, livemode: bool, limit: int) -> dict:
     """The top of the board and how many are on it: the same for every participant, so computed once a minute."""
     from django.core.cache import cache
-
-    from programs.selectors import public_names_version
 
     version = public_names_version(merchant_id=program.merchant_id)
     key = f"analytics:board:{program.pk}:{int(livemode)}:{limit}:{version}"

@@ -29,7 +29,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from analytics.metrics import TTP_EDGES
+from analytics.models import RollupState
 from referral_saas.statuses import GOOD_REWARD_STATUSES
+from referral_saas.tenancy.models import Merchant
 
 logger = logging.getLogger(__name__)
 
@@ -970,7 +972,6 @@ def _current_marks(cursor) -> dict[str, int]:
 
 
 def _state_checkpoints(cursor) -> tuple[datetime | None, list[dict]]:
-    from analytics.models import RollupState
 
     cursor.execute(
         f"SELECT last_run_at, checkpoints FROM {RollupState._meta.db_table} "
@@ -1004,7 +1005,6 @@ def _kept_checkpoints(checkpoints: list[dict], new: dict, now: datetime) -> list
 
 def _save_state(cursor, *, run_at: datetime, checkpoints: list[dict], keys: int, seconds: float) -> None:
     """Every merchant's state row gets the same checkpoints (one pass reads all merchants)."""
-    from analytics.models import RollupState
 
     cursor.execute(
         f"""
@@ -1072,8 +1072,6 @@ def rollup_backfill(
     day); then days in chunks, one transaction each, calling `progress(done, total)` after each. If the incremental
     rollup never ran, the state is initialised to the ids read at the start, so that its first run starts here.
     """
-    from analytics.models import RollupState
-    from referral_saas.tenancy.models import Merchant
 
     if chunk_days < 1:
         raise ValueError(f"chunk_days must be at least 1, not {chunk_days!r}")

@@ -1,5 +1,6 @@
 from celery import shared_task
 
+from referral_saas import idempotency
 from referral_saas.tenancy import services
 
 
@@ -10,6 +11,5 @@ def purge_expired_invitations() -> int:
 
 @shared_task(name="referral_saas.tenancy.purge_idempotency_keys", acks_late=True, ignore_result=True)
 def purge_idempotency_keys() -> int:
-    from referral_saas import idempotency
 
     return idempotency.purge_expired()

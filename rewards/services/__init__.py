@@ -1,12 +1,6 @@
 """Writes for rewards: deciding, releasing and issuing, refunds, points and the catalog, emails."""
 
-from rewards.services.deciding import (
-    budget_spent,
-    conversion_process,
-    milestones_check,
-    referral_process,
-    rule_value,
-)
+from rewards.services.deciding import conversion_process, milestones_check, referral_process
 from rewards.services.issuing import reward_issue, reward_release, reward_release_early, rewards_release_due
 from rewards.services.notify import notification_send
 from rewards.services.points import (
@@ -23,7 +17,6 @@ from rewards.services.sweep import rewards_sweep
 from rewards.services.transitions import reward_reject, reward_transition, reward_void
 
 __all__ = [
-    "budget_spent",
     "cash_payout_record",
     "conversion_process",
     "ledger_balance",
@@ -47,5 +40,4 @@ __all__ = [
     "reward_void",
     "rewards_release_due",
     "rewards_sweep",
-    "rule_value",
 ]

@@ -10,84 +10,39 @@ from __future__ import annotations
 import datetime
 import logging
 import zoneinfo
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
+from fraud.models import FraudAssessment
+from fraud.selectors import assessment_summary
+from fraud.services import NotScorable, conversion_assess, referral_assess
 from programs.models import Participant, Program
 from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import ApplicationError
-from referral_saas.money import currency_decimals, quantize
-from rewards.models import MONEY_KINDS, Kind, Notification, Reward, RewardRule, Side, Unit, Work
+from referral_saas.webhooks.services import webhook_emit
+from rewards.models import Notification, Reward, RewardRule, Side, Unit, Work
+from rewards.selectors import (
+    budget_spent,
+    program_rules,
+    rule_value,
+    rules_for,
+    successful_referrals,
+)
 from rewards.serializers import ConversionOutput
-from rewards.services.transitions import reward_record_created
+from rewards.services.transitions import reward_record_created, reward_transition
 from tracking.models import Conversion, Referral
 from tracking.serializers import ReferralOutput
 from tracking.services import participant_upsert
 
 logger = logging.getLogger(__name__)
 Trigger = RewardRule.Trigger
-ENDED = (Reward.Status.REJECTED, Reward.Status.VOIDED, Reward.Status.CLAWED_BACK)
 ACTOR = "system:rewards"
 
 
 # --- values -------------------------------------------------------------------------------------------------------
-
-
-def rule_value(rule: RewardRule, *, order_amount: Decimal | None, currency: str) -> Decimal:
-    """The reward's value: fixed, or a percentage of the (kept) order capped at max_value; rounded to the
-    currency's minor unit (points: whole points, rounded down)."""
-    cap = None
-    if rule.value_type == RewardRule.ValueType.PERCENT_OF_ORDER and rule.kind != Kind.PERCENT_COUPON:
-        value = (order_amount or Decimal(0)) * rule.value / Decimal(100)
-        cap = rule.max_value
-    else:
-        value = rule.value
-    if rule.kind == Kind.POINTS:
-        value = value.to_integral_value(rounding=ROUND_FLOOR)
-        return value if cap is None else min(value, cap.to_integral_value(rounding=ROUND_FLOOR))
-    if rule.kind in MONEY_KINDS:
-        # Rounded first, then capped by the maximum rounded down: a maximum of 99.50 in yen pays 99, never 100.
-        value = quantize(value, currency)
-        unit = Decimal(1).scaleb(-currency_decimals(currency))
-        return value if cap is None else min(value, cap.quantize(unit, rounding=ROUND_FLOOR))
-    if rule.kind == Kind.PERCENT_COUPON:
-        return value
-    return Decimal(0)
-
-
-def program_rules(program: Program) -> list[RewardRule]:
-    """The program's active rules, loaded once per order."""
-    rules = list(
-        RewardRule.objects.for_merchant(program.merchant)
-        .filter(program=program, active=True)
-        .select_related("pool")
-        .order_by("pk")
-    )
-    for rule in rules:
-        rule.program = program
-    return rules
-
-
-def rules_for(
-    *,
-    program: Program,
-    variant_id: int | None,
-    triggers: tuple[str, ...],
-    at: datetime.datetime,
-    rules: list[RewardRule] | None = None,
-) -> list[RewardRule]:
-    """Active rules of the program for these triggers, for everyone or for this A/B variant, valid at `at`."""
-    return [
-        rule
-        for rule in (program_rules(program) if rules is None else rules)
-        if rule.trigger in triggers
-        and (rule.variant_id is None or rule.variant_id == variant_id)
-        and (rule.valid_from is None or rule.valid_from <= at)
-        and (rule.valid_until is None or at < rule.valid_until)
-    ]
 
 
 # --- the pipeline -------------------------------------------------------------------------------------------------
@@ -116,7 +71,6 @@ def conversion_process(*, merchant, conversion_id: int) -> str:
     rejected. A person who later overturns the decision gets it acted on again: an approval creates the rewards
     (the unique constraints keep that idempotent), a rejection ends them.
     """
-    from fraud.services import conversion_assess
 
     scope = Conversion.objects.for_merchant(merchant)
     with transaction.atomic():
@@ -238,8 +192,6 @@ def referral_process(*, merchant, referral_id: int) -> str:
 
 def _signup_assessment(*, merchant, referral: Referral):
     """The sign-up's fraud assessment: scored now if it never was (a referral rejected unscored has none)."""
-    from fraud.models import FraudAssessment
-    from fraud.services import NotScorable, referral_assess
 
     stored = FraudAssessment.objects.for_merchant(merchant).filter(referral=referral, conversion__isnull=True).first()
     if stored is not None:
@@ -357,33 +309,6 @@ def _decide_milestones(
             if reward is not None:
                 made.append(reward)
     return made
-
-
-def successful_referrals(*, program: Program, referrer: Participant) -> int:
-    """Friends who bought, were not rejected, whose order passed fraud scoring and was not refunded in full: what
-    milestones count. A milestone reward still on hold when the count drops below it waits until it is reached again;
-    once issued, it stays (rewards.services.issuing.reward_release)."""
-    approved = milestone_orders(Work.objects.for_merchant(program.merchant))
-    return (
-        Referral.objects.for_merchant(program.merchant)
-        .filter(program=program, referrer=referrer, status=Referral.Status.CONVERTED)
-        .filter(Exists(approved))
-        .count()
-    )
-
-
-def milestone_orders(works):
-    """Of `works`, the orders of the referral (OuterRef "pk") that make it count towards milestones (shared with the
-    sweeper, which looks for milestones reached and not paid)."""
-    return works.filter(
-        referral_id=OuterRef("pk"),
-        conversion__isnull=False,
-        conversion__status=Conversion.Status.ATTRIBUTED,  # not an order rejected since (a reviewer's later word)
-        conversion__amount__gt=F("conversion__refunded_amount"),
-        refund__isnull=True,
-        stage="done",
-        decision="approve",
-    )
 
 
 def _lock_referrer(referrer: Participant) -> None:
@@ -536,18 +461,6 @@ def _cap_refusal(*, rule: RewardRule, participant: Participant, now: datetime.da
     return ""
 
 
-def budget_spent(*, program: Program) -> Decimal:
-    """Money committed to rewards of the program: everything not rejected, voided or clawed back, less what refunds
-    took back from used coupons."""
-    total = (
-        Reward.objects.for_merchant(program.merchant)
-        .filter(program=program, unit=Unit.MONEY, livemode=True, rule__isnull=False)  # not bought with points
-        .exclude(status__in=ENDED)
-        .aggregate(total=Sum(F("value") - F("taken_back")))["total"]
-    )
-    return total or Decimal(0)
-
-
 def _budget_refusal(*, program: Program, value: Decimal) -> str:
     """Rewards stop when the program's budget is spent; the owner is emailed once. The program row is locked
     so concurrent rewards cannot overspend it."""
@@ -564,7 +477,6 @@ def _budget_refusal(*, program: Program, value: Decimal) -> str:
 def _end_open_rewards(*, referral: Referral, conversion: Conversion | None, reason: str) -> None:
     """A referral (or one of its orders) rejected as fraud pays nothing: the rewards not yet issued are rejected.
     Issued ones were handed over already; the merchant sees them in the admin and can refund the order."""
-    from rewards.services.transitions import reward_transition
 
     scope = Reward.objects.for_merchant(referral.merchant).filter(
         status__in=(Reward.Status.PENDING, Reward.Status.APPROVED)
@@ -601,7 +513,6 @@ def _notify(kind: str, *, key: str, participant=None, reward=None, program=None)
 
 
 def _emit(merchant, livemode: bool, event_type: str, data) -> None:
-    from referral_saas.webhooks.services import webhook_emit
 
     webhook_emit(merchant=merchant, livemode=livemode, event_type=event_type, data=data)
 
@@ -612,7 +523,6 @@ def _referral_data(referral: Referral) -> dict:
 
 
 def _flagged_data(assessment, referral: Referral, conversion: Conversion | None) -> dict:
-    from fraud.selectors import assessment_summary
 
     return {
         "referral_id": referral.pk,
@@ -627,7 +537,6 @@ def _emit_conversion_events(
 ) -> None:
     """The first look at an order tells the shop of the referral (if the order opened it), the attribution and a
     fraud flag; a reinstated order only of its attribution."""
-    from fraud.selectors import assessment_summary
 
     merchant, livemode, referral = conversion.merchant, conversion.livemode, conversion.referral
     first_work = not reinstated and (

@@ -12,8 +12,10 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from rewards.models import Coupon, Kind, LedgerEntry, Notification, Reward, Side
-from rewards.services.deciding import _notify, successful_referrals
+from rewards.selectors import successful_referrals
+from rewards.services.deciding import _notify
 from rewards.services.transitions import reward_note, reward_transition
+from tracking.models import Referral
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: codes are typed at checkout
 LEDGER_ACCOUNT = {
@@ -104,7 +106,6 @@ def _milestone_lost(reward: Reward) -> bool:
 
 
 def _referral_rejected(reward: Reward) -> bool:
-    from tracking.models import Referral
 
     return (
         Referral.objects.for_merchant(reward.merchant_id)

@@ -12,6 +12,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from programs.selectors import program_texts
 from referral_saas.tenancy.models import Membership
 from referral_saas.validators import single_line
 from rewards.models import Notification
@@ -108,7 +109,6 @@ def _render(note: Notification) -> EmailMultiAlternatives | None:
         participant = note.participant
         if participant is None or not participant.email or participant.status != participant.Status.ACTIVE:
             return None  # nobody to write to (no email, blocked or erased): the debt is settled as "nothing to send"
-        from programs.selectors import program_texts
 
         language = participant.language
         context.update(

@@ -17,7 +17,9 @@ from referral_saas.api import is_id
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.money import format_amount
 from rewards.models import CatalogItem, Coupon, CouponPool, Kind, LedgerEntry, Reward
+from rewards.selectors import cash_due_to
 from rewards.services.issuing import pool_empty_notify, reward_issue
+from rewards.services.rules import decimals_error
 from rewards.services.transitions import reward_record_created, reward_transition
 
 
@@ -189,8 +191,6 @@ def cash_payout_record(*, participant: Participant, program, amount: Decimal, us
     """The merchant paid out cash: a negative cash entry. The amount is above zero, in the currency's decimals, and
     never more than is due to the person in the program's currency (rewards.selectors.cash_due_to); the participant
     row is locked so two payouts cannot both pass that check."""
-    from rewards.selectors import cash_due_to
-    from rewards.services.rules import decimals_error
 
     currency = program.currency
     if amount <= 0:

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from rewards.models import Kind, LedgerEntry, Reward, RewardAdjustment, RewardRule, Unit, Work
-from rewards.services.deciding import rule_value
+from rewards.selectors import rule_value
 from rewards.services.issuing import LEDGER_ACCOUNT
 from rewards.services.transitions import reward_note_value_change, reward_transition
 from tracking.models import Conversion, Refund

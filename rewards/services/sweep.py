@@ -8,7 +8,10 @@ import datetime
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from fraud.models import FraudAssessment
+from referral_saas.celery import app
 from rewards.models import Kind, Notification, Reward, RewardRule, Side, Work
+from rewards.selectors import milestone_orders
 from tracking.models import Conversion, Referral, Refund
 
 GRACE = datetime.timedelta(seconds=30)  # the normal path's message is probably still on its way
@@ -19,7 +22,6 @@ ITEM_KINDS = (Kind.POOL_COUPON, Kind.FREE_PRODUCT, Kind.CUSTOM)  # rewards with 
 
 def rewards_sweep(*, now: datetime.datetime | None = None, send=None) -> dict[str, int]:
     """Resend unprocessed conversions, sign-ups and refunds, decided reviews, due rewards and unsent emails."""
-    from referral_saas.celery import app
 
     now = now or timezone.now()
     send = send or (lambda name, **kwargs: app.send_task(name, kwargs=kwargs))
@@ -42,7 +44,6 @@ def rewards_sweep(*, now: datetime.datetime | None = None, send=None) -> dict[st
 
     # Decisions a person made (or overturned) whose follow-up message was lost: the assessment's decision is not
     # the one the pipeline acted on.
-    from fraud.models import FraudAssessment
 
     order_decided = FraudAssessment.all_merchants.filter(conversion_id=OuterRef("conversion_id")).exclude(
         decision=OuterRef("decision")
@@ -125,7 +126,6 @@ def _unpaid_milestones(*, now: datetime.datetime):
     """(merchant, program, referrer) of referrers with a friend's order decided in the sweep's window who have
     reached a milestone that pays them now (active, valid now, for everyone or a variant of one of their friends,
     worth something) and have no reward for it. One query; successful friends counted as milestones count them."""
-    from rewards.services.deciding import milestone_orders
 
     rules = (
         RewardRule.all_merchants.filter(

@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from referral_saas.errors import Conflict, NotFound, ValidationFailed
+from referral_saas.webhooks.services import webhook_emit
 from rewards.models import LedgerEntry, Reward, RewardEvent
 from rewards.serializers import reward_data
 
@@ -135,7 +136,6 @@ def reward_note(*, reward: Reward, actor: str, reason: str) -> None:
 
 
 def emit_reward_event(reward: Reward, event_type: str) -> None:
-    from referral_saas.webhooks.services import webhook_emit
 
     webhook_emit(
         merchant=reward.merchant, livemode=reward.livemode, event_type=event_type, data=lambda: reward_data(reward)

@@ -7,13 +7,12 @@ from decimal import Decimal
 import pytest
 
 from rewards.models import Kind, LedgerEntry, Reward, RewardAdjustment, RewardRule
+from rewards.selectors import budget_spent, rule_value
 from rewards.services import (
-    budget_spent,
     ledger_balance,
     refund_apply,
     reward_redeem,
     rewards_release_due,
-    rule_value,
 )
 from tests.rewards.helpers import order, process, rule
 from tracking.models import Refund

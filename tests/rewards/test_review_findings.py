@@ -299,7 +299,7 @@ def test_a_person_can_release_a_waiting_milestone_reward_now(tenant, program, re
 
 
 def test_an_order_rejected_since_does_not_count_towards_a_milestone(tenant, program, referrer):
-    from rewards.services.deciding import successful_referrals
+    from rewards.selectors import successful_referrals
     from tracking.models import Conversion
 
     process(tenant, order(tenant, referrer[1], order_id="a", friend="f1@example.org")["id"])
