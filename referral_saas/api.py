@@ -20,8 +20,13 @@ from referral_saas.errors import PayloadTooLarge
 class TenantAPIView(APIView):
     """Sets `request.merchant` and `request.livemode`; every POST may carry an `Idempotency-Key`.
 
-    Subclasses scope every query with `Model.objects.for_merchant(request.merchant)` and `livemode`.
+    Subclasses read through `self.scoped(Model)` (this merchant's rows of this key's mode) or pass both to a
+    selector; a live key never sees test data, nor the other way round.
     """
+
+    def scoped(self, model):
+        """`model`'s rows of the caller's merchant and mode (live or test)."""
+        return model.objects.for_merchant(self.request.merchant).filter(livemode=self.request.livemode)
 
     def initial(self, request, *args, **kwargs):
         # The API speaks English whatever the caller's Accept-Language: shops parse its messages.

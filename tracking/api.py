@@ -126,7 +126,7 @@ class ParticipantListCreateApi(TenantAPIView):
         examples=[OpenApiExample("A page", response_only=True, value=page_example(PARTICIPANT_EXAMPLE))],
     )
     def get(self, request):
-        queryset = _with_codes(Participant.objects.for_merchant(request.merchant).filter(livemode=request.livemode))
+        queryset = _with_codes(self.scoped(Participant))
         queryset = program_selectors.ParticipantFilter(request.query_params, queryset=queryset.exclude(status="erased"))
         if not queryset.is_valid():
             raise ValidationError(queryset.errors)
@@ -334,7 +334,7 @@ class ReferralListCreateApi(TenantAPIView):
         examples=[OpenApiExample("A page", response_only=True, value=page_example(REFERRAL_EXAMPLE))],
     )
     def get(self, request):
-        queryset = Referral.objects.for_merchant(request.merchant).filter(livemode=request.livemode)
+        queryset = self.scoped(Referral)
         queryset = queryset.select_related("program", "code", "referrer", "variant")
         return paginate(self, _filtered(ReferralFilter, request, queryset), ReferralOutput)
 

@@ -40,12 +40,8 @@ class RewardFilter(django_filters.FilterSet):
         return queryset.filter(match)
 
 
-def _rewards(request):
-    return (
-        Reward.objects.for_merchant(request.merchant)
-        .filter(livemode=request.livemode)
-        .select_related("program", "participant", "conversion")
-    )
+def _rewards(view: TenantAPIView):
+    return view.scoped(Reward).select_related("program", "participant", "conversion")
 
 
 class RewardListApi(TenantAPIView):
@@ -59,7 +55,7 @@ class RewardListApi(TenantAPIView):
         examples=[OpenApiExample("A page", response_only=True, value=page_example(REWARD_EXAMPLE))],
     )
     def get(self, request):
-        filterset = RewardFilter(request.query_params, queryset=_rewards(request))
+        filterset = RewardFilter(request.query_params, queryset=_rewards(self))
         if not filterset.is_valid():
             raise ValidationError(filterset.errors)
         return paginate(self, filterset.qs, RewardOutput)
@@ -73,11 +69,11 @@ class RewardDetailApi(TenantAPIView):
         examples=[OpenApiExample("Reward", response_only=True, value=REWARD_EXAMPLE)],
     )
     def get(self, request, reward_id: str):
-        return Response(RewardOutput(_reward_or_404(request, reward_id)).data)
+        return Response(RewardOutput(_reward_or_404(self, reward_id)).data)
 
 
-def _reward_or_404(request, reward_id: str) -> Reward:
-    reward = _rewards(request).filter(pk=int(reward_id)).first() if is_id(reward_id) else None
+def _reward_or_404(view: TenantAPIView, reward_id: str) -> Reward:
+    reward = _rewards(view).filter(pk=int(reward_id)).first() if is_id(reward_id) else None
     if reward is None:
         raise NotFound("No reward with this id.")
     return reward
@@ -94,7 +90,7 @@ class RewardRedeemApi(TenantAPIView):
         examples=[OpenApiExample("Redeemed", response_only=True, value={**REWARD_EXAMPLE, "status": "redeemed"})],
     )
     def post(self, request, reward_id: str):
-        reward = services.reward_redeem(reward=_reward_or_404(request, reward_id), actor=f"api:{request.auth.name}")
+        reward = services.reward_redeem(reward=_reward_or_404(self, reward_id), actor=f"api:{request.auth.name}")
         return Response(RewardOutput(reward).data)
 
 
