@@ -182,3 +182,47 @@ class ConversionOutput(serializers.Serializer):
         if decided is None:
             decided = rewards_for_conversions(merchant=conversion.merchant_id, conversion_ids=[conversion.pk])
         return RewardOutput(decided.get(conversion.pk, []), many=True).data
+
+
+@extend_schema_serializer(component_name="PointsEntry")
+class PointsEntryOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    points = serializers.IntegerField(source="amount")
+    program = serializers.CharField(source="program.slug")
+    reward_id = serializers.IntegerField(allow_null=True)
+    note = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+
+
+@extend_schema_serializer(component_name="Points")
+class PointsOutput(serializers.Serializer):
+    participant = serializers.IntegerField()
+    balance = serializers.IntegerField()
+    entries = PointsEntryOutput(many=True)
+
+
+POINTS_EXAMPLE = {
+    "participant": 42,
+    "balance": 150,
+    "entries": [
+        {
+            "id": 9,
+            "kind": "spent",
+            "points": -100,
+            "program": "friends",
+            "reward_id": 77,
+            "note": "10 PLN voucher",
+            "created_at": "2026-11-20T09:00:00Z",
+        },
+        {
+            "id": 3,
+            "kind": "earned",
+            "points": 250,
+            "program": "friends",
+            "reward_id": 51,
+            "note": "250 points per friend",
+            "created_at": "2026-11-02T12:00:00Z",
+        },
+    ],
+}

@@ -15,7 +15,7 @@ from referral_saas.errors import NotFound
 from referral_saas.schema import error_response
 from rewards import services
 from rewards.models import Kind, LedgerEntry, Reward
-from rewards.serializers import REWARD_EXAMPLE, RewardOutput
+from rewards.serializers import POINTS_EXAMPLE, REWARD_EXAMPLE, PointsOutput, RewardOutput
 
 
 class RewardFilter(django_filters.FilterSet):
@@ -92,50 +92,6 @@ class RewardRedeemApi(TenantAPIView):
     def post(self, request, reward_id: str):
         reward = services.reward_redeem(reward=_reward_or_404(self, reward_id), actor=f"api:{request.auth.name}")
         return Response(RewardOutput(reward).data)
-
-
-@extend_schema_serializer(component_name="PointsEntry")
-class PointsEntryOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    kind = serializers.CharField()
-    points = serializers.IntegerField(source="amount")
-    program = serializers.CharField(source="program.slug")
-    reward_id = serializers.IntegerField(allow_null=True)
-    note = serializers.CharField(allow_blank=True)
-    created_at = serializers.DateTimeField()
-
-
-@extend_schema_serializer(component_name="Points")
-class PointsOutput(serializers.Serializer):
-    participant = serializers.IntegerField()
-    balance = serializers.IntegerField()
-    entries = PointsEntryOutput(many=True)
-
-
-POINTS_EXAMPLE = {
-    "participant": 42,
-    "balance": 150,
-    "entries": [
-        {
-            "id": 9,
-            "kind": "spent",
-            "points": -100,
-            "program": "friends",
-            "reward_id": 77,
-            "note": "10 PLN voucher",
-            "created_at": "2026-11-20T09:00:00Z",
-        },
-        {
-            "id": 3,
-            "kind": "earned",
-            "points": 250,
-            "program": "friends",
-            "reward_id": 51,
-            "note": "250 points per friend",
-            "created_at": "2026-11-02T12:00:00Z",
-        },
-    ],
-}
 
 
 def _participant(request, ref: str):
