@@ -1,4 +1,4 @@
-"""Writes for programs, participants and the referrer portal."""
+"""Writes for programs and participants (the referrer portal's own writes are in portal.services)."""
 
 from programs.services.participants import (
     participant_erase,
@@ -13,35 +13,17 @@ from programs.services.participants import (
     public_names_changed,
     variant_for,
 )
-from programs.services.portal import (
-    LINK_MAX_AGE,
-    invites_send,
-    portal_link_make,
-    portal_link_send,
-    portal_link_verify,
-    portal_sso_url,
-    portal_sso_verify,
-    share_record,
-)
 
 __all__ = [
-    "LINK_MAX_AGE",
-    "invites_send",
     "participant_erase",
     "participant_join",
     "participant_set_status",
     "participant_update",
     "participant_upsert",
-    "portal_link_make",
-    "portal_link_send",
-    "portal_link_verify",
-    "portal_sso_url",
-    "portal_sso_verify",
     "program_duplicate",
     "program_get_by_slug",
     "program_set_status",
     "program_update",
     "public_names_changed",
-    "share_record",
     "variant_for",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import wraps
+from io import BytesIO
 from urllib.parse import quote, urlencode
 
 import segno
@@ -24,10 +25,12 @@ from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from programs import services
-from programs.forms import InviteForm, JoinForm
+from analytics.selectors.leaderboard import portal_leaderboard
+from portal import services
+from portal.forms import InviteForm, JoinForm
 from programs.models import Participant, Program, ShareEvent
-from programs.selectors import program_texts
+from programs.selectors import participant_export, program_texts
+from programs.services import participant_erase
 from referral_saas.api import is_id
 from referral_saas.devices import request_device_id, with_device_cookie
 from referral_saas.errors import ApplicationError
@@ -536,8 +539,6 @@ def qr_code(request, program: Program, participant: Participant, fmt: str):
         raise Http404
     code = _code_for(participant, program)
     qr = segno.make(f"{link_for(code.code)}?utm_source=qr&utm_medium=referral", error="m")
-    from io import BytesIO
-
     buffer = BytesIO()
     if fmt == "png":
         qr.save(buffer, kind="png", scale=10, border=2)
@@ -553,8 +554,6 @@ def qr_code(request, program: Program, participant: Participant, fmt: str):
 
 @portal_view(require_participant=True)
 def export_data(request, program: Program, participant: Participant):
-    from programs.selectors import participant_export
-
     response = JsonResponse(participant_export(participant=participant), json_dumps_params={"indent": 2})
     response["Content-Disposition"] = 'attachment; filename="my-referral-data.json"'
     return response
@@ -564,10 +563,22 @@ def export_data(request, program: Program, participant: Participant):
 @portal_view(require_participant=True)
 def delete_account(request, program: Program, participant: Participant):
     if request.method == "POST":
-        services.participant_erase(participant=participant)
+        participant_erase(participant=participant)
         request.session.flush()
         return _page(request, "portal/deleted.html", program)
     return _page(request, "portal/delete_confirm.html", program, participant=participant)
+
+
+@portal_view(require_participant=True)
+def leaderboard(request, program: Program, participant: Participant):
+    """Top referrers by first name and initial, the participant's rank and their milestone progress (programs that
+    opt in: /<language>/p/<shop>/<program>/leaderboard/)."""
+    if not program.leaderboard_enabled:
+        raise Http404
+    board = portal_leaderboard(program=program, participant=participant)
+    texts = program_texts(program=program, language=translation.get_language())
+    context = {"program": program, "texts": texts, "participant": participant, "board": board}
+    return render(request, "portal/leaderboard.html", context)
 
 
 @require_POST

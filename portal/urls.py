@@ -1,6 +1,8 @@
-from django.urls import include, path
+"""The referrer portal's pages, under a language prefix (/<language>/p/...: referral_saas/urls.py)."""
 
-from programs import views
+from django.urls import path
+
+from portal import views
 
 urlpatterns = [
     path("<slug:merchant>/<slug:program>/", views.home, name="portal_home"),
@@ -14,5 +16,5 @@ urlpatterns = [
     path("<slug:merchant>/<slug:program>/my-data.json", views.export_data, name="portal_export"),
     path("<slug:merchant>/<slug:program>/delete/", views.delete_account, name="portal_delete"),
     path("<slug:merchant>/<slug:program>/sign-out/", views.sign_out, name="portal_sign_out"),
-    path("", include("analytics.urls_portal")),
+    path("<slug:merchant>/<slug:program>/leaderboard/", views.leaderboard, name="portal_leaderboard"),
 ]
