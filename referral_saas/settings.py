@@ -122,6 +122,7 @@ INSTALLED_APPS = [
     "rewards",
     "fraud",
     "analytics",
+    "portal",
 ]
 
 MIDDLEWARE = [

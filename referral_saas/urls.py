@@ -4,7 +4,6 @@ from django.urls import include, path, register_converter
 from django.views.i18n import set_language
 from drf_spectacular.views import SpectacularAPIView
 
-from programs import views as portal_views
 from referral_saas import health, views
 from referral_saas.converters import KeyConverter, TextConverter
 from referral_saas.tenancy.admin_site import merchant_admin, ops_admin
@@ -45,11 +44,8 @@ urlpatterns = [
 
 # The referrer portal lives under a language prefix (/en/p/..., /pl/p/...). A shared /p/<shop>/<program>/ link
 # redirects to the visitor's language: the switcher's cookie, else Accept-Language, else the program's language.
-urlpatterns += [
-    path("p/<slug:merchant>/<slug:program>/", portal_views.language_redirect),
-    path("p/<slug:merchant>/<slug:program>/<path:rest>", portal_views.language_redirect),
-]
-urlpatterns += i18n_patterns(path("p/", include("programs.urls_portal")))
+urlpatterns += [path("p/", include("portal.urls_redirect"))]
+urlpatterns += i18n_patterns(path("p/", include("portal.urls")))
 
 if settings.BENCH_ENDPOINTS:
     urlpatterns.append(path("bench/bare-302", bare_redirect))

@@ -10,8 +10,8 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from django.test import Client
 
+from portal.services import portal_sso_url
 from programs.models import Participant
-from programs.services import portal_sso_url
 from referral_saas.crypto import same_secret
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +56,7 @@ def test_a_malformed_shop_timestamp_is_refused(program, ts):
 @pytest.mark.parametrize("ts", ["²", "9" * 5000])
 def test_a_correctly_signed_but_malformed_timestamp_is_refused(program, ts):
     """A shop's own bug (or a leaked secret) signing nonsense: still a refusal, not int() raising."""
-    from programs.services.portal import _sso_signature
+    from portal.services import _sso_signature
 
     sig = _sso_signature(program.merchant.portal_secret, program, "c-99", "vip@shop.example", ts)
     response = Client().get(_sso_path(program, ts=ts, sig=sig))
@@ -92,7 +92,7 @@ def test_malformed_portal_and_team_links_are_refused(program, token):
 
 
 def test_a_malformed_redeem_token_redeems_nothing(client, program, referrer):
-    from tests.programs.test_portal import _join_and_sign_in
+    from tests.portal.test_portal import _join_and_sign_in
 
     _join_and_sign_in(client, program, email="zoe@example.pl")
     base = f"/en/p/{program.merchant.slug}/{program.slug}/"

@@ -11,8 +11,8 @@ from django.test import Client
 
 from fraud.models import Sighting
 from fraud.services import conversion_assess, sighting_record
+from portal.services import portal_sso_url
 from programs.models import Participant
-from programs.services import portal_sso_url
 from referral_saas.devices import DEVICE_COOKIE
 from tracking.clicks import hash_ip
 from tracking.models import ReferralCode

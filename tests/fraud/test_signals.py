@@ -11,8 +11,9 @@ from django.test import Client
 
 from fraud.models import Decision, FraudSettings
 from fraud.services import blocklist_entry_add, conversion_assess, referral_assess, sighting_record
+from portal.services import portal_sso_url
 from programs.models import Participant
-from programs.services import participant_set_status, portal_sso_url
+from programs.services import participant_set_status
 from tests.factories import ProgramFactory, fullwidth, join
 from tracking.clicks import clicks_ingest, hash_ip
 from tracking.models import Click, Referral

@@ -13,7 +13,7 @@ from rewards.models import LedgerEntry, Reward
 from rewards.services import ledger_balance, portal_redeem, portal_redeem_token
 from rewards.services.portal import REDEEMS_PER_WINDOW, TooManyRedeems
 from tests.factories import ProgramFactory
-from tests.rewards.test_portal_rewards import _base, _give_points, _item, _page, _sign_in, _token
+from tests.portal.test_portal_rewards import _base, _give_points, _item, _page, _sign_in, _token
 
 pytestmark = pytest.mark.django_db
 

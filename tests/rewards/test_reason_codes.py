@@ -11,8 +11,8 @@ from django.test import Client
 
 from rewards.models import Reward
 from tests.factories import reward_for, reward_rule
+from tests.portal.test_portal_rewards import _page, _sign_in
 from tests.rewards.helpers import order, process, rule
-from tests.rewards.test_portal_rewards import _page, _sign_in
 from tests.rewards.test_refunds import _refund
 
 pytestmark = pytest.mark.django_db

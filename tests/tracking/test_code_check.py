@@ -11,10 +11,12 @@ import pytest
 from django.core import mail
 from django.test import Client
 
+from portal.services import portal_sso_url
+from portal.tasks import send_invites
 from programs.models import ProgramText, ProgramVariant
-from programs.services import portal_sso_url
-from programs.tasks import send_invites
+from referral_saas.celery import app as celery_app
 from tests.factories import join
+from tests.portal.helpers import invite_task_kwargs
 
 pytestmark = pytest.mark.django_db
 
@@ -62,9 +64,9 @@ def test_a_share_and_an_invitation_carry_the_variants_friend_offer(tenant, progr
     base = f"/en/p/{program.merchant.slug}/{program.slug}/"
 
     shared = client.post(base + "share/whatsapp/")
-    with mock.patch.object(send_invites, "delay") as delay, django_capture_on_commit_callbacks(execute=True):
+    with mock.patch.object(celery_app, "send_task") as send_task, django_capture_on_commit_callbacks(execute=True):
         assert client.post(base + "invite/", {"emails": "friend@x.example"}).status_code == 302
-    send_invites.run(**delay.call_args.kwargs)
+    send_invites.run(**invite_task_kwargs(send_task))
 
     assert shared.status_code == 303
     assert unquote(shared["Location"]).startswith(f"https://wa.me/?text={VARIANT_FRIEND} ")

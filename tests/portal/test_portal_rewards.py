@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone, translation
 from django.utils.formats import date_format
 
-from programs.services import portal_sso_url
+from portal.services import portal_sso_url
 from rewards.models import CatalogItem, CouponPool, Kind, LedgerEntry, Reward, RewardRule, Side
 from rewards.services import ledger_balance, reward_release
 from tests.factories import ProgramFactory, join
@@ -392,7 +392,7 @@ def _milestone(program, milestone: int, value: str, **fields) -> RewardRule:
 
 def test_milestones_promise_only_what_this_participant_can_still_earn(client, tenant, program, referrer):
     from programs.models import ProgramVariant
-    from tests.analytics.test_portal_leaderboard import _friends_bought
+    from tests.portal.test_portal_leaderboard import _friends_bought
 
     participant, code = referrer
     a, b = (ProgramVariant.objects.for_merchant(tenant.merchant).create(program=program, name=n) for n in "AB")

@@ -13,9 +13,9 @@ from django.test import Client
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
+from portal import services as portal_services
 from programs.models import ShareEvent
-from programs.services import portal as portal_services
-from tests.programs.test_portal import _base, _join_and_sign_in
+from tests.portal.test_portal import _base, _join_and_sign_in
 
 pytestmark = pytest.mark.django_db
 

@@ -1,12 +1,12 @@
 from celery import shared_task
 
+from portal.services import SEND_INVITES_TASK, invite_deliver
 from programs.models import Invite
-from programs.services.portal import invite_deliver
 from referral_saas.tenancy.models import Merchant
 
 
 @shared_task(
-    name="programs.send_invites",
+    name=SEND_INVITES_TASK,
     acks_late=True,
     ignore_result=True,
     autoretry_for=(OSError,),

@@ -8,10 +8,12 @@ from unittest import mock
 import pytest
 from django.core import mail
 
+from portal.tasks import send_invites
 from programs.models import Invite, Participant
-from programs.tasks import send_invites
+from referral_saas.celery import app as celery_app
 from tests.factories import join
-from tests.programs.test_portal import _base, _join_and_sign_in
+from tests.portal.helpers import invite_task_kwargs
+from tests.portal.test_portal import _base, _join_and_sign_in
 
 pytestmark = pytest.mark.django_db
 
@@ -80,10 +82,10 @@ def test_three_spellings_of_one_inbox_are_one_friend_in_one_submission_and_later
 def test_an_invite_goes_to_the_address_as_typed(client, program, django_capture_on_commit_callbacks):
     _join_and_sign_in(client, program)
 
-    with mock.patch.object(send_invites, "delay") as delay, django_capture_on_commit_callbacks(execute=True):
+    with mock.patch.object(celery_app, "send_task") as send_task, django_capture_on_commit_callbacks(execute=True):
         assert _invite(client, program, "Bob+news@Outlook.com").status_code == 302
     mail.outbox.clear()
-    send_invites.run(**delay.call_args.kwargs)
+    send_invites.run(**invite_task_kwargs(send_task))
 
     assert [m.to for m in mail.outbox] == [["Bob+news@Outlook.com"]]
     invite = Invite.objects.for_merchant(program.merchant).get()

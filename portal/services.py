@@ -7,7 +7,6 @@ import hmac
 import time
 import zoneinfo
 from datetime import timedelta
-from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -26,19 +25,22 @@ from programs.identity import normalize_email, validate_customer_email
 from programs.models import Invite, Participant, Program, ShareEvent
 from programs.selectors import program_texts
 from referral_saas import ratelimit
+from referral_saas.celery import app as celery_app
 from referral_saas.crypto import same_secret
 from referral_saas.errors import PermissionDeniedError, Unprocessable, ValidationFailed
 from referral_saas.fields import is_valid_key
 from referral_saas.validators import single_line
-
-if TYPE_CHECKING:
-    from tracking.models import ReferralCode
+from tracking.models import ReferralCode
+from tracking.selectors import code_check, link_for, offers_for
+from tracking.services import participant_join
 
 LINK_SALT = "portal-sign-in"
 LINK_MAX_AGE = 30 * 60
 SSO_MAX_AGE = 10 * 60
 INVITES_PER_SEND = 10
 INVITES_PER_DAY = 50
+# portal.tasks.send_invites, enqueued by name (the task module imports this one). The name predates the portal app.
+SEND_INVITES_TASK = "programs.send_invites"
 
 
 def portal_url(program: Program, name: str = "portal_home", language: str | None = None, **kwargs) -> str:
@@ -87,8 +89,6 @@ def portal_link_verify(
 ) -> Participant:
     """Sign in from an emailed link: valid for 30 minutes, once. Signing in joins the program (participant_join,
     which remembers where from: `ip`, `user_agent`, `device_id`)."""
-    from tracking.services import participant_join
-
     try:
         payload = signing.loads(token, salt=LINK_SALT, max_age=LINK_MAX_AGE)
     except signing.SignatureExpired:
@@ -163,8 +163,6 @@ def portal_sso_verify(
     the shop (identity.validate_customer_email). Anything else is refused like a bad signature, before the link is
     marked as used and before anything is read or written. Signing in joins the program (participant_join, which
     remembers where from: `ip`, `user_agent`, `device_id`)."""
-    from tracking.services import participant_join
-
     # ts: ASCII digits only ("²".isdigit() is true, int() of it or of 5000 digits raises), a Unix time in seconds.
     if not (external_id and ts.isascii() and ts.isdigit() and len(ts) <= 12 and sig) or "|" in external_id + email:
         raise PermissionDeniedError(_("This sign-in link is incomplete."))
@@ -213,8 +211,6 @@ def invites_send(*, participant: Participant, program: Program, emails: list[str
     IP literal, not too long); "oneself" and "once" compare the normalised form, so Anna.K@Gmail.com,
     annak@gmail.com and anna.k+x@gmail.com are one friend, in one submission and across submissions. The mail goes
     to the address as typed (the first spelling)."""
-    from programs.tasks import send_invites
-
     yourself = {participant.email_normalized, normalize_email(participant.email)} - {None}
     wanted: dict[str, str] = {}  # normalised -> as typed
     for raw in emails:
@@ -265,15 +261,17 @@ def invites_send(*, participant: Participant, program: Program, emails: list[str
                 continue  # this friend was invited before: not again
         ids = [invite.pk for invite in created]
         if ids:
-            transaction.on_commit(lambda: send_invites.delay(merchant_id=participant.merchant_id, invite_ids=ids))
+            transaction.on_commit(
+                lambda: celery_app.send_task(
+                    SEND_INVITES_TASK, kwargs={"merchant_id": participant.merchant_id, "invite_ids": ids}
+                )
+            )
     return created
 
 
 def _friend_offer(*, invite: Invite, code: ReferralCode | None) -> str:
     """The friend's offer as the shop's code check shows it (the referrer's A/B variant's, else the program's), in
     the invite's language."""
-    from tracking.selectors import code_check, offers_for
-
     check = None
     if code is not None:
         check = code_check(merchant=invite.merchant, livemode=code.livemode, code=code.code, language=invite.language)
@@ -284,9 +282,6 @@ def _friend_offer(*, invite: Invite, code: ReferralCode | None) -> str:
 
 def invite_deliver(*, invite: Invite) -> None:
     """Render the invitation in the language it was written in and send it (called by the Celery task)."""
-    from tracking.models import ReferralCode
-    from tracking.selectors import link_for
-
     if invite.status == Invite.Status.SENT:
         return
     code = (

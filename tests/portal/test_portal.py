@@ -11,9 +11,11 @@ import pytest
 from django.core import mail
 from django.test import Client
 
+from portal.services import portal_sso_url
+from portal.tasks import send_invites
 from programs.models import Invite, Participant, ShareEvent
-from programs.services import portal_sso_url
-from programs.tasks import send_invites
+from referral_saas.celery import app as celery_app
+from tests.portal.helpers import invite_task_kwargs
 from tracking.models import ReferralCode
 
 pytestmark = pytest.mark.django_db
@@ -208,13 +210,12 @@ def test_a_refused_link_is_not_used_up_by_a_hostile_copy(client, program):
 
 def test_invites_go_out_through_celery_in_the_senders_language(client, program, django_capture_on_commit_callbacks):
     participant = _join_and_sign_in(client, program)
-    with mock.patch.object(send_invites, "delay") as delay, django_capture_on_commit_callbacks(execute=True):
+    with mock.patch.object(celery_app, "send_task") as send_task, django_capture_on_commit_callbacks(execute=True):
         response = client.post(_base(program) + "invite/", {"emails": "a@x.pl, b@x.pl\nc@x.pl", "message": "Try it!"})
     assert response.status_code == 302
-    delay.assert_called_once()
     assert Invite.objects.for_merchant(program.merchant).filter(participant=participant).count() == 3
     mail.outbox.clear()
-    send_invites.run(**delay.call_args.kwargs)  # what the worker runs
+    send_invites.run(**invite_task_kwargs(send_task))  # what the worker runs
     assert sorted(m.to[0] for m in mail.outbox) == ["a@x.pl", "b@x.pl", "c@x.pl"]
     assert "Try it!" in mail.outbox[0].body
     code = ReferralCode.objects.for_merchant(program.merchant).get(participant=participant)
