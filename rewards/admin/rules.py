@@ -7,7 +7,12 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from referral_saas.errors import ValidationFailed
-from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin
+from referral_saas.tenancy.admin_site import (
+    ServiceSavedAdminMixin,
+    TenantModelAdmin,
+    form_add_field_errors,
+    merchant_admin,
+)
 from rewards import services
 from rewards.admin.common import ScopedUniqueNameForm, lower_first, plain_number
 from rewards.models import RewardRule, Unit
@@ -77,15 +82,16 @@ class RewardRuleForm(ScopedUniqueNameForm):
         try:
             services.reward_rule_validate(merchant=self.merchant, values=data)
         except ValidationFailed as exc:
-            for field, messages in exc.fields.items():
-                for message in messages:
-                    self.add_error(field if field in self.fields else None, message)
+            form_add_field_errors(self, exc)
         return data
 
 
 @admin.register(RewardRule, site=merchant_admin)
-class RewardRuleAdmin(TenantModelAdmin):
+class RewardRuleAdmin(ServiceSavedAdminMixin, TenantModelAdmin):
+    """Saved through the rules service (which validates again): a refusal is shown on the form, nothing saved."""
+
     form = RewardRuleForm
+    save_fields = RULE_FIELDS
     list_display = ["name", "summary", "program", "variant", "active", "valid_from", "valid_until"]
     list_filter = ["program", "side", "trigger", "kind", "active"]
     list_select_related = ["program", "variant__program", "pool"]
@@ -105,12 +111,8 @@ class RewardRuleAdmin(TenantModelAdmin):
     def summary(self, obj):
         return rule_summary(obj)
 
-    def save_model(self, request, obj, form, change):
-        """Through the rules service (which validates again): a refusal is shown on the form, nothing saved."""
-        fields = {name: getattr(obj, name) for name in RULE_FIELDS}
-        if change:
-            services.reward_rule_update(rule=obj, **fields)
-            return
-        rule = services.reward_rule_create(merchant=request.merchant, **fields)
-        obj.pk, obj.merchant, obj.created_at = rule.pk, rule.merchant, rule.created_at
-        obj._state.adding, obj._state.db = False, rule._state.db
+    def create_object(self, request, **fields):
+        return services.reward_rule_create(merchant=request.merchant, **fields)
+
+    def update_object(self, request, obj, **fields):
+        services.reward_rule_update(rule=obj, **fields)
