@@ -1,15 +1,21 @@
-"""The points catalog: what points buy in a program."""
+"""The points catalog: what points buy in a program; written through the catalog service."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin
-from rewards.admin.common import ScopedUniqueNameForm, check_coupon_days, check_pool, lower_first, plain_number
-from rewards.models import CatalogItem, Kind, Unit
-
-ITEM_KINDS = frozenset({Kind.FREE_PRODUCT, Kind.CUSTOM})
+from referral_saas.errors import ValidationFailed
+from referral_saas.tenancy.admin_site import (
+    ServiceSavedAdminMixin,
+    TenantModelAdmin,
+    form_add_field_errors,
+    merchant_admin,
+)
+from rewards import services
+from rewards.admin.common import ScopedUniqueNameForm, lower_first, plain_number
+from rewards.models import CatalogItem, Unit
+from rewards.services.catalog import CATALOG_ITEM_FIELDS
 
 
 class CatalogItemForm(ScopedUniqueNameForm):
@@ -22,22 +28,21 @@ class CatalogItemForm(ScopedUniqueNameForm):
 
     def clean(self):
         data = super().clean()
-        kind, value = data.get("kind"), data.get("value")
-        check_pool(self, kind=kind, pool=data.get("pool"), program=data.get("program"))
-        check_coupon_days(self, data.get("coupon_valid_days"))
-        if kind in (Kind.AMOUNT_COUPON, Kind.PERCENT_COUPON, Kind.STORE_CREDIT) and value is not None:
-            if value <= 0:
-                self.add_error("value", _("Enter a value greater than zero."))
-            elif kind == Kind.PERCENT_COUPON and value > 100:
-                self.add_error("value", _("A percent-off coupon is between 0 and 100 (%)."))
-        if kind in ITEM_KINDS and not (data.get("description") or "").strip():
-            self.add_error("description", _("Describe the product or experience: the customer sees this."))
+        if self.merchant is None:  # pragma: no cover - the admin sets it (TenantModelAdmin.get_form)
+            return data
+        try:
+            services.catalog_item_validate(merchant=self.merchant, values=data)
+        except ValidationFailed as exc:
+            form_add_field_errors(self, exc)
         return data
 
 
 @admin.register(CatalogItem, site=merchant_admin)
-class CatalogItemAdmin(TenantModelAdmin):
+class CatalogItemAdmin(ServiceSavedAdminMixin, TenantModelAdmin):
+    """Saved through the catalog service (which checks again what the form checked)."""
+
     form = CatalogItemForm
+    save_fields = CATALOG_ITEM_FIELDS
     list_display = ["name", "program", "points", "gives", "active", "position"]
     list_filter = ["program", "kind", "active"]
     list_select_related = ["program", "pool"]
@@ -59,3 +64,9 @@ class CatalogItemAdmin(TenantModelAdmin):
             amount = obj.description or (obj.pool.description if obj.pool_id else "")
         kind = obj.get_kind_display()
         return f"{amount}, {lower_first(kind)}" if amount else kind
+
+    def create_object(self, request, **fields):
+        return services.catalog_item_create(merchant=request.merchant, **fields)
+
+    def update_object(self, request, obj, **fields):
+        services.catalog_item_update(item=obj, **fields)

@@ -8,8 +8,6 @@ from decimal import Decimal
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from rewards.services.rules import coupon_days_errors, pool_errors
-
 
 def plain_number(value: Decimal | None) -> str:
     """10.00 -> "10", 12.50 -> "12.50": whole numbers without decimals, others as stored."""
@@ -54,13 +52,3 @@ class ScopedUniqueNameForm(forms.ModelForm):
         if db_field.name == "pool":
             formfield.label_from_instance = lambda pool: f"{pool.program.name}: {pool.name}"
         return formfield
-
-
-def check_pool(form, *, kind, pool, program) -> None:
-    for message in pool_errors(kind=kind, pool=pool, program=program):
-        form.add_error("pool", message)
-
-
-def check_coupon_days(form, days) -> None:
-    for message in coupon_days_errors(days):
-        form.add_error("coupon_valid_days", message)

@@ -1,5 +1,6 @@
 """Writes for rewards: deciding, releasing and issuing, refunds, points and the catalog, emails."""
 
+from rewards.services.catalog import catalog_item_create, catalog_item_update, catalog_item_validate
 from rewards.services.deciding import (
     budget_spent,
     conversion_process,
@@ -25,6 +26,9 @@ from rewards.services.transitions import reward_reject, reward_transition, rewar
 __all__ = [
     "budget_spent",
     "cash_payout_record",
+    "catalog_item_create",
+    "catalog_item_update",
+    "catalog_item_validate",
     "conversion_process",
     "ledger_balance",
     "milestones_check",
