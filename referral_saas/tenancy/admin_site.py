@@ -120,6 +120,16 @@ def form_add_domain_error(form, error: ApplicationError, field: str) -> None:
         form.add_error(field, str(message))
 
 
+def form_add_field_errors(form, error: ApplicationError) -> None:
+    """A service's refusal shown on a form: each message next to the field it names, above the form when the form
+    has no such field, and the error's own message above the form when it names no field at all."""
+    for field, messages_ in error.fields.items():
+        for message in messages_:
+            form.add_error(field if field in form.fields else None, str(message))
+    if not error.fields:
+        form.add_error(None, error.message)
+
+
 class _SaveErrorForm:
     """Mixed into an admin form to show it again after its save was refused: the service's error next to the
     fields it names, else above the form."""
@@ -128,12 +138,7 @@ class _SaveErrorForm:
 
     def _post_clean(self):
         super()._post_clean()
-        named = [field for field in self.save_error.fields if field in self.fields]
-        for field in named:
-            for message in self.save_error.fields[field]:
-                self.add_error(field, str(message))
-        if not named:
-            self.add_error(None, self.save_error.message)
+        form_add_field_errors(self, self.save_error)
 
 
 class CheckedAdminMixin:
@@ -422,6 +427,32 @@ class TenantModelAdmin(CheckedAdminMixin, admin.ModelAdmin):
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         raise Http404(f"No {opts.verbose_name} with id {object_id!r}.")
+
+
+class ServiceSavedAdminMixin:
+    """For a TenantModelAdmin whose add and change forms write through a service (which checks again what the form
+    checked, so no door skips a rule): `save_fields` are the fields the service takes, `create_object` and
+    `update_object` call it. A refusal (ApplicationError) is shown on the form and nothing is saved
+    (CheckedAdminMixin)."""
+
+    save_fields: frozenset[str] = frozenset()
+
+    def create_object(self, request, **fields) -> models.Model:
+        raise NotImplementedError
+
+    def update_object(self, request, obj, **fields) -> None:
+        raise NotImplementedError
+
+    def save_model(self, request, obj, form, change):
+        fields = {name: getattr(obj, name) for name in self.save_fields}
+        if change:
+            self.update_object(request, obj, **fields)
+            return
+        saved = self.create_object(request, **fields)
+        # The admin goes on with `obj` (its history entry, the redirect to the new row): make it the row written.
+        for field in obj._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+        obj._state.adding, obj._state.db = False, saved._state.db
 
 
 class ReadOnlyTenantAdmin(TenantModelAdmin):

@@ -1,5 +1,6 @@
 """Writes for rewards: deciding, releasing and issuing, refunds, points and the catalog, emails."""
 
+from rewards.services.catalog import catalog_item_create, catalog_item_update, catalog_item_validate
 from rewards.services.deciding import conversion_process, milestones_check, referral_process
 from rewards.services.issuing import reward_issue, reward_release, reward_release_early, rewards_release_due
 from rewards.services.notify import notification_send
@@ -18,6 +19,9 @@ from rewards.services.transitions import reward_reject, reward_transition, rewar
 
 __all__ = [
     "cash_payout_record",
+    "catalog_item_create",
+    "catalog_item_update",
+    "catalog_item_validate",
     "conversion_process",
     "ledger_balance",
     "milestones_check",

@@ -1,13 +1,14 @@
-"""Reward rules: what makes one valid, and the one way to write one (the admin, createmerchant, seeding)."""
+"""Reward rules: what makes one valid, and the one way to write one (the admin, createmerchant, seeding); the
+checked save that catalog items share."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils.translation import gettext as _
 
 from referral_saas.errors import ValidationFailed
@@ -17,6 +18,7 @@ from rewards.models import MONEY_KINDS, Kind, RewardRule, Side, Unit
 
 Trigger = RewardRule.Trigger
 ValueType = RewardRule.ValueType
+RowT = TypeVar("RowT", bound=models.Model)
 ITEM_KINDS = frozenset({Kind.FREE_PRODUCT, Kind.CUSTOM})
 RULE_FIELDS = frozenset(
     {
@@ -167,29 +169,36 @@ def reward_rule_update(*, rule: RewardRule, **fields: Any) -> RewardRule:
 
 
 def _save(rule: RewardRule) -> RewardRule:
-    merchant = rule.merchant
+    return checked_save(rule, fields=RULE_FIELDS, validate=reward_rule_validate)
+
+
+def checked_save(row: RowT, *, fields: frozenset[str], validate: Callable[..., None]) -> RowT:
+    """Save a rule or catalog item of `row.merchant` only if its fields pass their own checks (lengths, choices)
+    and `validate(merchant=..., values=...)`: one ValidationFailed with every field's errors, else the row saved. A
+    name taken in the program is a `name` error, also when someone else saved it since the check."""
+    merchant = row.merchant
     errors: dict[str, list[str]] = {}
     try:
-        rule.full_clean(exclude=["merchant"], validate_unique=False, validate_constraints=False)
+        row.full_clean(exclude=["merchant"], validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
         errors = {field: [str(m) for m in messages] for field, messages in exc.message_dict.items()}
-    values = {name: getattr(rule, name) for name in RULE_FIELDS if name not in errors}
+    values = {name: getattr(row, name) for name in fields if name not in errors}
     try:
-        reward_rule_validate(merchant=merchant, values=values)
+        validate(merchant=merchant, values=values)
     except ValidationFailed as exc:
         for field, messages in exc.fields.items():
             errors.setdefault(field, []).extend(messages)
     if errors:
         raise ValidationFailed(fields=errors)
     name_taken = _("This program already has one with this name.")
-    scope = RewardRule.objects.for_merchant(merchant).filter(program=rule.program, name=rule.name)
-    if scope.exclude(pk=rule.pk).exists():
+    scope = type(row).objects.for_merchant(merchant).filter(program=row.program, name=row.name)
+    if scope.exclude(pk=row.pk).exists():
         raise ValidationFailed(fields={"name": [name_taken]})
     try:
         with transaction.atomic():
-            rule.save()
+            row.save()
     except IntegrityError:
-        if not scope.exclude(pk=rule.pk).exists():
+        if not scope.exclude(pk=row.pk).exists():
             raise
         raise ValidationFailed(fields={"name": [name_taken]}) from None  # saved by someone else since the check
-    return rule
+    return row

@@ -1,0 +1,72 @@
+"""The points catalog: what points buy in a program; written through the catalog service."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from referral_saas.errors import ValidationFailed
+from referral_saas.tenancy.admin_site import (
+    ServiceSavedAdminMixin,
+    TenantModelAdmin,
+    form_add_field_errors,
+    merchant_admin,
+)
+from rewards import services
+from rewards.admin.common import ScopedUniqueNameForm, lower_first, plain_number
+from rewards.models import CatalogItem, Unit
+from rewards.services.catalog import CATALOG_ITEM_FIELDS
+
+
+class CatalogItemForm(ScopedUniqueNameForm):
+    class Meta:
+        model = CatalogItem
+        fields = [
+            "program", "name", "description", "points", "kind", "value", "pool", "coupon_valid_days", "active",
+            "position",
+        ]  # fmt: skip
+
+    def clean(self):
+        data = super().clean()
+        if self.merchant is None:  # pragma: no cover - the admin sets it (TenantModelAdmin.get_form)
+            return data
+        try:
+            services.catalog_item_validate(merchant=self.merchant, values=data)
+        except ValidationFailed as exc:
+            form_add_field_errors(self, exc)
+        return data
+
+
+@admin.register(CatalogItem, site=merchant_admin)
+class CatalogItemAdmin(ServiceSavedAdminMixin, TenantModelAdmin):
+    """Saved through the catalog service (which checks again what the form checked)."""
+
+    form = CatalogItemForm
+    save_fields = CATALOG_ITEM_FIELDS
+    list_display = ["name", "program", "points", "gives", "active", "position"]
+    list_filter = ["program", "kind", "active"]
+    list_select_related = ["program", "pool"]
+    search_fields = ["name", "description"]
+    fieldsets = (
+        (None, {"fields": ("program", "name", "description", "points")}),
+        (_("What it gives"), {"fields": ("kind", "value", "pool", "coupon_valid_days")}),
+        (_("Shown"), {"fields": ("active", "position")}),
+    )
+
+    @admin.display(description=_("gives"))
+    def gives(self, obj):
+        unit = obj.unit
+        if unit == Unit.MONEY:
+            amount = f"{plain_number(obj.value)} {obj.program.currency}"
+        elif unit == Unit.PERCENT:
+            amount = f"{plain_number(obj.value)}%"
+        else:
+            amount = obj.description or (obj.pool.description if obj.pool_id else "")
+        kind = obj.get_kind_display()
+        return f"{amount}, {lower_first(kind)}" if amount else kind
+
+    def create_object(self, request, **fields):
+        return services.catalog_item_create(merchant=request.merchant, **fields)
+
+    def update_object(self, request, obj, **fields):
+        services.catalog_item_update(item=obj, **fields)
