@@ -58,6 +58,7 @@ seed-large: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 	@$(SERVICES); $(MANAGE) makemigrations --check --dry-run
 
 format: install
