@@ -124,8 +124,8 @@ class ProgramAdmin(TenantModelAdmin):
         return initial
 
     def save_model(self, request, obj, form, change):
-        if not change:  # a new program: no stored status to move from, nothing cached about it yet
-            super().save_model(request, obj, form, change)
+        if not change:  # a new program: nothing cached about it yet
+            services.program_create(merchant=request.merchant, program=obj)
             return
         # A refusal (restarting an ended program) is shown on the form by the admin base, with nothing saved.
         services.program_update(program=obj, status=form.cleaned_data["status"])

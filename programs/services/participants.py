@@ -99,6 +99,16 @@ def program_set_status(*, program: Program, status: str) -> Program:
 
 
 @transaction.atomic
+def program_create(*, merchant: Merchant, program: Program) -> Program:
+    """Store a new program of `merchant` (the admin's add form builds it). Its status goes by the same rule as a
+    change: one created ended gets its `ends_on` stamped, so it is ended for the redirect and the portal as well."""
+    program.merchant = merchant
+    status, program.status = program.status, Program.Status.DRAFT
+    _status_move(program=program, current=Program.Status.DRAFT, status=status)
+    program.save(force_insert=True)
+    return program
+
+
 def program_update(*, program: Program, status: str) -> Program:
     """Save a program edited as a whole (the admin's change form holds every field, `status` among them).
 

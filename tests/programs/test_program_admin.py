@@ -46,6 +46,16 @@ def test_owner_creates_a_program_with_variants(tenant):
     assert (polish.language, polish.name) == ("pl", "Wiosenni znajomi")
 
 
+def test_a_program_added_as_ended_gets_its_end_date_like_one_ended_later(tenant):
+    from django.utils import timezone
+
+    # VALID ends on 2026-05-31, before today: an end date already past is kept, as when ending from the list
+    response = tenant.admin.post("/admin/programs/program/add/", {**VALID, "status": "ended", "ends_on": ""})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    program = Program.objects.for_merchant(tenant.merchant).get(slug="spring")
+    assert (program.status, program.ends_on) == ("ended", max(timezone.localdate(), program.starts_on))
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
