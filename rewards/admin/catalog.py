@@ -13,7 +13,7 @@ from referral_saas.tenancy.admin_site import (
     merchant_admin,
 )
 from rewards import services
-from rewards.admin.common import ScopedUniqueNameForm, lower_first, plain_number
+from rewards.admin.common import PoolChoicesMixin, ScopedUniqueNameForm, lower_first, plain_number
 from rewards.models import CatalogItem, Unit
 from rewards.services.catalog import CATALOG_ITEM_FIELDS
 
@@ -38,7 +38,7 @@ class CatalogItemForm(ScopedUniqueNameForm):
 
 
 @admin.register(CatalogItem, site=merchant_admin)
-class CatalogItemAdmin(ServiceSavedAdminMixin, TenantModelAdmin):
+class CatalogItemAdmin(PoolChoicesMixin, ServiceSavedAdminMixin, TenantModelAdmin):
     """Saved through the catalog service (which checks again what the form checked)."""
 
     form = CatalogItemForm

@@ -44,6 +44,10 @@ class ScopedUniqueNameForm(forms.ModelForm):
                 self.add_error("name", _("This program already has one with this name."))
         super().validate_unique()
 
+
+class PoolChoicesMixin:
+    """For the admins of rules and catalog items: the pool choices say which program each pool is of."""
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if db_field.name in ("variant", "pool"):

@@ -14,7 +14,7 @@ from referral_saas.tenancy.admin_site import (
     merchant_admin,
 )
 from rewards import services
-from rewards.admin.common import ScopedUniqueNameForm, lower_first, plain_number
+from rewards.admin.common import PoolChoicesMixin, ScopedUniqueNameForm, lower_first, plain_number
 from rewards.models import RewardRule, Unit
 from rewards.services.rules import RULE_FIELDS
 
@@ -87,7 +87,7 @@ class RewardRuleForm(ScopedUniqueNameForm):
 
 
 @admin.register(RewardRule, site=merchant_admin)
-class RewardRuleAdmin(ServiceSavedAdminMixin, TenantModelAdmin):
+class RewardRuleAdmin(PoolChoicesMixin, ServiceSavedAdminMixin, TenantModelAdmin):
     """Saved through the rules service (which validates again): a refusal is shown on the form, nothing saved."""
 
     form = RewardRuleForm

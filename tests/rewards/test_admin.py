@@ -168,6 +168,12 @@ def test_rule_choices_never_offer_another_shops_program_or_pool(tenant, other_te
     assert "Select a valid choice" in str(tenant.admin.post(f"{RULES}add/", data).context["adminform"].form.errors)
 
 
+def test_the_pool_choices_of_rules_and_catalog_items_name_their_program(tenant, program):
+    coupon_pool(program, name="15% codes")
+    for url in (f"{RULES}add/", "/admin/rewards/catalogitem/add/"):
+        assert f"{program.name}: 15% codes" in _text(tenant.admin.get(url))
+
+
 def test_a_rule_name_is_unique_within_its_program(tenant, program):
     reward_rule(program, name="Ten percent")
     response = tenant.admin.post(f"{RULES}add/", _rule_form(program))
