@@ -261,3 +261,11 @@ def rewards_for_conversions(*, merchant, conversion_ids) -> dict[int, list[Rewar
     for reward in rows:
         found.setdefault(reward.conversion_id, []).append(reward)
     return found
+
+
+def ledger_balance(*, participant: Participant, account: str = LedgerEntry.Account.POINTS, program=None) -> Decimal:
+    """A balance is the sum of the append-only ledger."""
+    scope = LedgerEntry.objects.for_merchant(participant.merchant).filter(participant=participant, account=account)
+    if program is not None:
+        scope = scope.filter(program=program)
+    return scope.aggregate(total=Sum("amount"))["total"] or Decimal(0)

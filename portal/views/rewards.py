@@ -17,7 +17,7 @@ from referral_saas.api import is_id
 from referral_saas.errors import ApplicationError
 from rewards import selectors as reward_selectors
 from rewards.models import COUPON_KINDS, CatalogItem, Kind, LedgerEntry, Reward, RewardRule
-from rewards.services import ledger_balance
+from rewards.selectors import ledger_balance
 from rewards.services.issuing import MILESTONE_WAITING
 from rewards.services.portal import portal_redeem, portal_redeem_token
 

@@ -13,7 +13,7 @@ from programs.selectors import participant_get
 from referral_saas.api import TenantAPIView, filter_parameters, is_id, page_example, page_of, paginate
 from referral_saas.errors import NotFound
 from referral_saas.schema import error_response
-from rewards import services
+from rewards import selectors, services
 from rewards.models import Kind, LedgerEntry, Reward
 from rewards.serializers import POINTS_EXAMPLE, REWARD_EXAMPLE, PointsOutput, RewardOutput
 
@@ -116,7 +116,7 @@ class PointsApi(TenantAPIView):
         )
         data = {
             "participant": participant.pk,
-            "balance": int(services.ledger_balance(participant=participant)),
+            "balance": int(selectors.ledger_balance(participant=participant)),
             "entries": entries,
         }
         return Response(PointsOutput(data).data)

@@ -6,7 +6,6 @@ from rewards.services.issuing import reward_issue, reward_release, reward_releas
 from rewards.services.notify import notification_send
 from rewards.services.points import (
     cash_payout_record,
-    ledger_balance,
     points_redeem,
     pool_upload,
     reward_redeem,
@@ -23,7 +22,6 @@ __all__ = [
     "catalog_item_update",
     "catalog_item_validate",
     "conversion_process",
-    "ledger_balance",
     "milestones_check",
     "notification_send",
     "points_redeem",

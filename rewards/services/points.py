@@ -8,7 +8,6 @@ import unicodedata
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -17,18 +16,10 @@ from referral_saas.api import is_id
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.money import format_amount
 from rewards.models import CatalogItem, Coupon, CouponPool, Kind, LedgerEntry, Reward
-from rewards.selectors import cash_due_to
+from rewards.selectors import cash_due_to, ledger_balance
 from rewards.services.issuing import pool_empty_notify, reward_issue
 from rewards.services.rules import decimals_error
 from rewards.services.transitions import reward_record_created, reward_transition
-
-
-def ledger_balance(*, participant: Participant, account: str = LedgerEntry.Account.POINTS, program=None) -> Decimal:
-    """A balance is the sum of the append-only ledger."""
-    scope = LedgerEntry.objects.for_merchant(participant.merchant).filter(participant=participant, account=account)
-    if program is not None:
-        scope = scope.filter(program=program)
-    return scope.aggregate(total=Sum("amount"))["total"] or Decimal(0)
 
 
 def points_redeem(*, participant: Participant, item_id: int, actor: str) -> Reward:

@@ -16,7 +16,8 @@ from django.utils.formats import date_format
 
 from portal.services import portal_sso_url
 from rewards.models import CatalogItem, CouponPool, Kind, LedgerEntry, Reward, RewardRule, Side
-from rewards.services import ledger_balance, reward_release
+from rewards.selectors import ledger_balance
+from rewards.services import reward_release
 from tests.factories import ProgramFactory, join
 from tests.rewards.helpers import order, process, rule
 from tests.threads import run_together

@@ -12,8 +12,8 @@ from django.utils import timezone
 from programs.models import Participant
 from referral_saas.errors import Conflict
 from rewards.models import Coupon, CouponPool, Kind, LedgerEntry, Notification, Reward, RewardEvent, RewardRule, Side
+from rewards.selectors import ledger_balance
 from rewards.services import (
-    ledger_balance,
     notification_send,
     referral_process,
     reward_release,

@@ -10,7 +10,8 @@ from django.test import Client
 
 from referral_saas.errors import NotFound, Unprocessable
 from rewards.models import LedgerEntry, Reward
-from rewards.services import ledger_balance, portal_redeem, portal_redeem_token
+from rewards.selectors import ledger_balance
+from rewards.services import portal_redeem, portal_redeem_token
 from rewards.services.portal import REDEEMS_PER_WINDOW, TooManyRedeems
 from tests.factories import ProgramFactory
 from tests.portal.test_portal_rewards import _base, _give_points, _item, _page, _sign_in, _token

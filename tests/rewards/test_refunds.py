@@ -7,9 +7,8 @@ from decimal import Decimal
 import pytest
 
 from rewards.models import Kind, LedgerEntry, Reward, RewardAdjustment, RewardRule
-from rewards.selectors import budget_spent, rule_value
+from rewards.selectors import budget_spent, ledger_balance, rule_value
 from rewards.services import (
-    ledger_balance,
     refund_apply,
     reward_redeem,
     rewards_release_due,

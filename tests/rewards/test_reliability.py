@@ -13,7 +13,8 @@ from django.db import connection
 from django.utils import timezone
 
 from rewards.models import CatalogItem, Kind, LedgerEntry, Reward, Work
-from rewards.services import ledger_balance, points_redeem, rewards_sweep
+from rewards.selectors import ledger_balance
+from rewards.services import points_redeem, rewards_sweep
 from tests.processes import celery_worker
 from tests.rewards.conftest import broker_backlog
 from tests.rewards.helpers import order, process, rule
