@@ -20,7 +20,13 @@ from fraud.checks import LABELS
 from fraud.models import BlocklistEntry, Decision, FraudAssessment, FraudReviewEvent, FraudSettings, Sighting
 from referral_saas.errors import ApplicationError
 from referral_saas.money import format_money
-from referral_saas.tenancy.admin_site import ReadOnlyTenantInline, TenantModelAdmin, merchant_admin, ops_admin
+from referral_saas.tenancy.admin_site import (
+    ReadOnlyTenantInline,
+    TenantModelAdmin,
+    TenantModelForm,
+    merchant_admin,
+    ops_admin,
+)
 
 # --- the review queue -----------------------------------------------------------------------------------------------
 
@@ -213,7 +219,9 @@ class FraudAssessmentAdmin(TenantModelAdmin):
 # --- settings and blocklist -----------------------------------------------------------------------------------------
 
 
-class FraudSettingsForm(forms.ModelForm):
+class FraudSettingsForm(TenantModelForm):
+    unique_messages = {"fraud_settings_one_per_program": _("This program has fraud settings already.")}
+
     class Meta:
         model = FraudSettings
         fields = [
@@ -225,20 +233,6 @@ class FraudSettingsForm(forms.ModelForm):
             "min_seconds_click_to_order",
             "check_disposable_email",
         ]
-
-    def validate_unique(self):
-        # The merchant is set by the admin, not the form: one row per program of this merchant.
-        program = self.cleaned_data.get("program")
-        if program is not None:
-            taken = (
-                FraudSettings.objects.for_merchant(self.merchant)
-                .filter(program=program)
-                .exclude(pk=self.instance.pk)
-                .exists()
-            )
-            if taken:
-                self.add_error("program", _("This program has fraud settings already."))
-        super().validate_unique()
 
 
 @admin.register(FraudSettings, site=merchant_admin)

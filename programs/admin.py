@@ -16,10 +16,18 @@ from referral_saas.api import is_id
 from referral_saas.csv_export import CsvExportMixin
 from referral_saas.errors import ApplicationError
 from referral_saas.money import active_currencies, currency_decimals, fits_currency
-from referral_saas.tenancy.admin_site import ReadOnlyTenantAdmin, TenantModelAdmin, merchant_admin, ops_admin
+from referral_saas.tenancy.admin_site import (
+    ReadOnlyTenantAdmin,
+    TenantModelAdmin,
+    TenantModelForm,
+    merchant_admin,
+    ops_admin,
+)
 
 
-class ProgramForm(forms.ModelForm):
+class ProgramForm(TenantModelForm):
+    unique_messages = {"program_unique_slug": _("You already have a program with this slug.")}
+
     currency = forms.ChoiceField(label=_("currency"), choices=[])
     landing_url = forms.URLField(
         label=_("landing page"),
@@ -53,15 +61,6 @@ class ProgramForm(forms.ModelForm):
                 message = _("%(currency)s has %(n)d decimal places.")
                 self.add_error(field, message % {"currency": currency, "n": currency_decimals(currency)})
         return data
-
-    def validate_unique(self):
-        # The merchant is set by the admin, not the form: check the slug within the merchant here.
-        slug = self.cleaned_data.get("slug")
-        if slug and self.merchant is not None:
-            taken = Program.objects.for_merchant(self.merchant).filter(slug=slug).exclude(pk=self.instance.pk).exists()
-            if taken:
-                self.add_error("slug", _("You already have a program with this slug."))
-        super().validate_unique()
 
 
 class VariantInline(admin.TabularInline):

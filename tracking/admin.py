@@ -21,6 +21,7 @@ from referral_saas.statuses import GOOD_REWARD_STATUSES
 from referral_saas.tenancy.admin_site import (
     ReadOnlyTenantAdmin,
     TenantModelAdmin,
+    TenantModelForm,
     form_add_domain_error,
     merchant_admin,
     ops_admin,
@@ -190,15 +191,17 @@ def _currency_choices():
     return [(c, c) for c in sorted(active_currencies())]
 
 
-class ExchangeRateForm(forms.ModelForm):
+class ExchangeRateForm(TenantModelForm):
+    unique_messages = {
+        "exchange_rate_unique_day": _("There is a rate for these currencies from this day already: edit it.")
+    }
+
     base_currency = forms.ChoiceField(
         label=_("order currency"), choices=_currency_choices, help_text=_("The currency orders come in.")
     )
     quote_currency = forms.ChoiceField(
         label=_("program currency"), choices=_currency_choices, help_text=_("The currency the program pays in.")
     )
-
-    merchant = None  # set by the admin: the form checks one rate per pair and day within the merchant
 
     class Meta:
         model = ExchangeRate
@@ -223,23 +226,6 @@ class ExchangeRateForm(forms.ModelForm):
             for message in messages:
                 self.add_error(field, message)
         return data
-
-    def validate_unique(self):
-        data = self.cleaned_data
-        if self.merchant is not None and not self.errors:
-            taken = (
-                ExchangeRate.objects.for_merchant(self.merchant)
-                .filter(
-                    base_currency=data["base_currency"],
-                    quote_currency=data["quote_currency"],
-                    valid_from=data["valid_from"],
-                )
-                .exclude(pk=self.instance.pk)
-                .exists()
-            )
-            if taken:
-                self.add_error("valid_from", _("There is a rate for these currencies from this day already: edit it."))
-        super().validate_unique()
 
 
 class ExchangeRateImportForm(forms.Form):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter, helpers
 from django.contrib.admin.exceptions import DisallowedModelAdminLookup
@@ -427,6 +428,32 @@ class TenantModelAdmin(CheckedAdminMixin, admin.ModelAdmin):
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         raise Http404(f"No {opts.verbose_name} with id {object_id!r}.")
+
+
+class TenantModelForm(forms.ModelForm):
+    """A merchant admin form. The merchant is set by the admin (TenantModelAdmin.get_form), not by the form, so
+    Django cannot check the model's `UniqueConstraint(merchant, ...)`s: this does, for each one whose fields the form
+    holds, so that a taken value is an error on the constraint's last field, never an IntegrityError.
+    `unique_messages` (constraint name -> sentence) says it the way a merchant would."""
+
+    merchant = None
+    unique_messages: dict[str, str] = {}
+
+    def validate_unique(self):
+        model = self._meta.model
+        for constraint in model._meta.constraints if self.merchant is not None else ():
+            if not isinstance(constraint, models.UniqueConstraint) or constraint.condition is not None:
+                continue
+            if constraint.fields[:1] != ("merchant",):
+                continue
+            fields = constraint.fields[1:]
+            values = {name: self.cleaned_data.get(name) for name in fields}
+            if any(value in (None, "") for value in values.values()) or any(name in self.errors for name in fields):
+                continue  # not on this form, or already wrong: nothing to compare
+            if model.objects.for_merchant(self.merchant).filter(**values).exclude(pk=self.instance.pk).exists():
+                message = self.unique_messages.get(constraint.name, _("You have one with these values already."))
+                self.add_error(fields[-1], message)
+        super().validate_unique()
 
 
 class ServiceSavedAdminMixin:

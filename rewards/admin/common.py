@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django import forms
 from django.utils.translation import gettext_lazy as _
+
+from referral_saas.tenancy.admin_site import TenantModelForm
 
 
 def plain_number(value: Decimal | None) -> str:
@@ -25,24 +26,13 @@ def staff_actor(request) -> str:
     return f"user:{request.user.email}"
 
 
-class ScopedUniqueNameForm(forms.ModelForm):
-    """The merchant is set by the admin, not the form, so Django cannot check `unique(merchant, program, name)`:
-    check it here, so a duplicate name is a form error and not an IntegrityError."""
+class ScopedUniqueNameForm(TenantModelForm):
+    """Rules, pools and catalog items: a name is unique within its program."""
 
-    merchant = None
-
-    def validate_unique(self):
-        name, program = self.cleaned_data.get("name"), self.cleaned_data.get("program")
-        if name and program is not None and self.merchant is not None:
-            taken = (
-                self._meta.model.objects.for_merchant(self.merchant)
-                .filter(program=program, name=name)
-                .exclude(pk=self.instance.pk)
-                .exists()
-            )
-            if taken:
-                self.add_error("name", _("This program already has one with this name."))
-        super().validate_unique()
+    unique_messages = {
+        name: _("This program already has one with this name.")
+        for name in ("reward_rule_unique_name", "coupon_pool_unique_name", "catalog_item_unique_name")
+    }
 
 
 class PoolChoicesMixin:
