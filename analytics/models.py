@@ -8,6 +8,8 @@ program's currency (ShopDailyStats: per currency); revenue is net of refunds unl
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -19,6 +21,11 @@ from referral_saas.tenancy.models import TenantModel
 
 def _money(label):
     return MoneyField(label, default=0)
+
+
+# The cost of rewards in good standing (not rejected, voided or clawed back), by status: a program's rewards cost is
+# their sum, wherever it is shown (dashboard, home page, A/B results, the stats API).
+COST_COLUMNS = ("cost_pending", "cost_approved", "cost_issued", "cost_redeemed")
 
 
 class DailyStats(TenantModel):
@@ -109,7 +116,7 @@ class DailyStats(TenantModel):
     @property
     def rewards_cost(self):
         """What the merchant pays or owes: rewards that are not rejected, voided or clawed back."""
-        return self.cost_pending + self.cost_approved + self.cost_issued + self.cost_redeemed
+        return sum((getattr(self, column) for column in COST_COLUMNS), Decimal(0))
 
 
 class ShopDailyStats(TenantModel):

@@ -13,7 +13,7 @@ from analytics.models import DailyStats
 from analytics.selectors.formatting import format_percent
 from analytics.selectors.links import Links
 from analytics.selectors.periods import Period
-from analytics.selectors.sums import ZERO
+from analytics.selectors.sums import ZERO, cost_sums, rewards_cost
 from programs.models import Program, ProgramVariant
 from referral_saas.money import format_money
 
@@ -68,10 +68,7 @@ def ab_results(
             clicks=Sum("clicks"),
             new_customers=Sum("referred_new_customers"),
             revenue=Sum("referred_revenue"),
-            cost_pending=Sum("cost_pending"),
-            cost_approved=Sum("cost_approved"),
-            cost_issued=Sum("cost_issued"),
-            cost_redeemed=Sum("cost_redeemed"),
+            **cost_sums(),
         )
     )
     by_variant = {row["variant"]: row for row in rows}
@@ -81,9 +78,7 @@ def ab_results(
     results = []
     for variant in variants:
         row = by_variant.get(variant.pk, {})
-        cost = sum(
-            (row.get(c) or ZERO for c in ("cost_pending", "cost_approved", "cost_issued", "cost_redeemed")), ZERO
-        )
+        cost = rewards_cost(row)
         participants, clicks = row.get("participants") or 0, row.get("clicks") or 0
         new_customers = row.get("new_customers") or 0
         results.append(

@@ -14,7 +14,7 @@ from analytics.selectors.dashboard import fraud_review_count
 from analytics.selectors.formatting import Card, format_number, format_percent
 from analytics.selectors.links import Links, dashboard_url
 from analytics.selectors.periods import DEFAULT_DAYS, Period, merchant_today
-from analytics.selectors.sums import ZERO, daily_buckets, last_rollup_at, shop_buckets
+from analytics.selectors.sums import ZERO, cost_sums, daily_buckets, last_rollup_at, rewards_cost, shop_buckets
 from programs.models import Program
 from referral_saas.money import format_money
 
@@ -92,7 +92,7 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
             signups=Sum("signups"),
             new_customers=Sum("referred_new_customers"),
             revenue=Sum("referred_revenue"),
-            cost=Sum("cost_pending") + Sum("cost_approved") + Sum("cost_issued") + Sum("cost_redeemed"),
+            **cost_sums(),
         )
     )
     by_program = {row["program"]: row for row in per_program}
@@ -108,7 +108,7 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
                 "signups": row.get("signups") or 0,
                 "new_customers": row.get("new_customers") or 0,
                 "revenue": format_money(row.get("revenue") or ZERO, program.currency),
-                "cost": format_money(row.get("cost") or ZERO, program.currency),
+                "cost": format_money(rewards_cost(row), program.currency),
                 "links": {
                     "clicks": own.clicks(),
                     "signups": own.signups(),

@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import Sum
 
 from analytics import metrics
-from analytics.models import DailyStats, RollupState, ShopDailyStats
+from analytics.models import COST_COLUMNS, DailyStats, RollupState, ShopDailyStats
 from analytics.selectors.periods import Period
 from analytics.services.rollup import (
     COUNT_COLUMNS,
@@ -24,6 +24,16 @@ from analytics.services.rollup import (
 )
 
 ZERO = Decimal("0")
+
+
+def cost_sums() -> dict:
+    """The annotations that sum each cost column of the rollups (COST_COLUMNS)."""
+    return {column: Sum(column) for column in COST_COLUMNS}
+
+
+def rewards_cost(row: dict) -> Decimal:
+    """A program's rewards cost from a row of sums: the rewards in good standing (analytics.models.COST_COLUMNS)."""
+    return sum((row.get(column) or ZERO for column in COST_COLUMNS), ZERO)
 
 
 def daily_scope(*, merchant, livemode: bool, programs, variant=None):
@@ -74,9 +84,7 @@ def daily_buckets(*, merchant, livemode: bool, programs, buckets: dict, variant=
     else:
         result = _bucket_sums(DailyStats._meta.db_table, scope, params, buckets, COUNT_COLUMNS, MONEY_COLUMNS)
     for totals in result.values():
-        totals["rewards_cost"] = (
-            totals["cost_pending"] + totals["cost_approved"] + totals["cost_issued"] + totals["cost_redeemed"]
-        )
+        totals["rewards_cost"] = rewards_cost(totals)
     return result
 
 
@@ -118,10 +126,7 @@ def daily_series(*, merchant, livemode: bool, programs, period: Period, variant=
             conversions=Sum("attributed_orders"),
             new_customers=Sum("referred_new_customers"),
             revenue=Sum("referred_revenue"),
-            cost_pending=Sum("cost_pending"),
-            cost_approved=Sum("cost_approved"),
-            cost_issued=Sum("cost_issued"),
-            cost_redeemed=Sum("cost_redeemed"),
+            **cost_sums(),
         )
     )
     by_day = {row["day"]: row for row in qs}
@@ -139,10 +144,7 @@ def daily_series(*, merchant, livemode: bool, programs, period: Period, variant=
                 "conversions": row.get("conversions") or 0,
                 "new_customers": row.get("new_customers") or 0,
                 "revenue": row.get("revenue") or ZERO,
-                "rewards_cost": sum(
-                    (row.get(c) or ZERO for c in ("cost_pending", "cost_approved", "cost_issued", "cost_redeemed")),
-                    ZERO,
-                ),
+                "rewards_cost": rewards_cost(row),
             }
         )
     return series
