@@ -5,36 +5,26 @@ from __future__ import annotations
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from referral_saas.errors import ValidationFailed
 from referral_saas.tenancy.admin_site import (
     ServiceSavedAdminMixin,
     TenantModelAdmin,
-    form_add_field_errors,
     merchant_admin,
 )
 from rewards import services
-from rewards.admin.common import PoolChoicesMixin, ScopedUniqueNameForm, lower_first, plain_number
+from rewards.admin.common import PoolChoicesMixin, ServiceValidatedForm, lower_first, plain_number
 from rewards.models import CatalogItem, Unit
 from rewards.services.catalog import CATALOG_ITEM_FIELDS
 
 
-class CatalogItemForm(ScopedUniqueNameForm):
+class CatalogItemForm(ServiceValidatedForm):
+    validate = staticmethod(services.catalog_item_validate)
+
     class Meta:
         model = CatalogItem
         fields = [
             "program", "name", "description", "points", "kind", "value", "pool", "coupon_valid_days", "active",
             "position",
         ]  # fmt: skip
-
-    def clean(self):
-        data = super().clean()
-        if self.merchant is None:  # pragma: no cover - the admin sets it (TenantModelAdmin.get_form)
-            return data
-        try:
-            services.catalog_item_validate(merchant=self.merchant, values=data)
-        except ValidationFailed as exc:
-            form_add_field_errors(self, exc)
-        return data
 
 
 @admin.register(CatalogItem, site=merchant_admin)

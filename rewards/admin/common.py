@@ -3,11 +3,13 @@ checks a name is free in its program (the merchant is set by the admin, so Djang
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from django.utils.translation import gettext_lazy as _
 
-from referral_saas.tenancy.admin_site import TenantModelForm
+from referral_saas.errors import ValidationFailed
+from referral_saas.tenancy.admin_site import TenantModelForm, form_add_field_errors
 
 
 def plain_number(value: Decimal | None) -> str:
@@ -33,6 +35,23 @@ class ScopedUniqueNameForm(TenantModelForm):
         name: _("This program already has one with this name.")
         for name in ("reward_rule_unique_name", "coupon_pool_unique_name", "catalog_item_unique_name")
     }
+
+
+class ServiceValidatedForm(ScopedUniqueNameForm):
+    """A form whose rules are a service's: `validate(merchant=, values=)` raises ValidationFailed per field, shown
+    on the form's fields (rules and catalog items; the admin then saves through the service, which checks again)."""
+
+    validate: Callable[..., None]
+
+    def clean(self):
+        data = super().clean()
+        if self.merchant is None:  # pragma: no cover - the admin sets it (TenantModelAdmin.get_form)
+            return data
+        try:
+            self.validate(merchant=self.merchant, values=data)
+        except ValidationFailed as exc:
+            form_add_field_errors(self, exc)
+        return data
 
 
 class PoolChoicesMixin:

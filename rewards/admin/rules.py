@@ -6,15 +6,13 @@ from django.contrib import admin
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from referral_saas.errors import ValidationFailed
 from referral_saas.tenancy.admin_site import (
     ServiceSavedAdminMixin,
     TenantModelAdmin,
-    form_add_field_errors,
     merchant_admin,
 )
 from rewards import services
-from rewards.admin.common import PoolChoicesMixin, ScopedUniqueNameForm, lower_first, plain_number
+from rewards.admin.common import PoolChoicesMixin, ServiceValidatedForm, lower_first, plain_number
 from rewards.models import RewardRule, Unit
 from rewards.services.rules import RULE_FIELDS
 
@@ -66,7 +64,9 @@ def rule_summary(rule: RewardRule) -> str:
     return ", ".join(parts)
 
 
-class RewardRuleForm(ScopedUniqueNameForm):
+class RewardRuleForm(ServiceValidatedForm):
+    validate = staticmethod(services.reward_rule_validate)
+
     class Meta:
         model = RewardRule
         fields = [
@@ -74,16 +74,6 @@ class RewardRuleForm(ScopedUniqueNameForm):
             "value", "max_value", "description", "pool", "coupon_prefix", "coupon_valid_days", "min_order_value",
             "hold_days", "cap_per_month", "cap_total", "valid_from", "valid_until", "active",
         ]  # fmt: skip
-
-    def clean(self):
-        data = super().clean()
-        if self.merchant is None:  # pragma: no cover - the admin sets it (TenantModelAdmin.get_form)
-            return data
-        try:
-            services.reward_rule_validate(merchant=self.merchant, values=data)
-        except ValidationFailed as exc:
-            form_add_field_errors(self, exc)
-        return data
 
 
 @admin.register(RewardRule, site=merchant_admin)
