@@ -10,6 +10,7 @@ import pathlib
 import subprocess
 import sys
 
+import grimp
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -79,3 +80,35 @@ def test_the_import_contract_of_pyproject_is_kept():
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "Contracts: 1 kept, 0 broken." in result.stdout
+
+
+def test_no_module_of_ours_takes_part_in_an_import_circle():
+    """Module by module, inside an app too (a service importing its task that imports the service...)."""
+
+    graph = grimp.build_graph(*LAYERS, cache_dir=None)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(module: str) -> None:  # Tarjan's strongly connected components
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for imported in graph.find_modules_directly_imported_by(module):
+            if imported not in index:
+                visit(imported)
+                low[module] = min(low[module], low[imported])
+            elif imported in stack:
+                low[module] = min(low[module], index[imported])
+        if low[module] == index[module]:
+            component = []
+            while (top := stack.pop()) != module:
+                component.append(top)
+            if component:
+                circles.append(sorted([module, *component]))
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 5000))
+    for module in sorted(graph.modules):
+        if module not in index:
+            visit(module)
+    assert circles == []
