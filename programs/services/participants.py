@@ -163,7 +163,9 @@ def participant_find_or_create(
     if program.status == Program.Status.ENDED:
         raise Unprocessable(_("This program has ended."), code="program_ended")
 
-    with transaction.atomic():
+    # No savepoint of its own inside the caller's transaction (tracking's participant_upsert): a refusal below rolls
+    # the whole join back anyway, and a join is on every order's path.
+    with transaction.atomic(savepoint=False):
         participant = _find_participant(
             merchant=merchant, livemode=livemode, external_id=external_id, email_normalized=email_normalized
         )
