@@ -17,12 +17,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from fraud.models import FraudAssessment
-from fraud.selectors import assessment_summary
 from fraud.services import NotScorable, conversion_assess, referral_assess
 from programs.models import Participant, Program
 from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import ApplicationError
-from referral_saas.webhooks.services import webhook_emit
 from rewards.models import Notification, Reward, RewardRule, Side, Unit, Work
 from rewards.selectors import (
     budget_spent,
@@ -31,10 +29,10 @@ from rewards.selectors import (
     rules_for,
     successful_referrals,
 )
-from rewards.serializers import ConversionOutput
+from rewards.services.events import conversion_events_emit, event_emit, flagged_data, referral_data
+from rewards.services.notify import notification_owe
 from rewards.services.transitions import reward_record_created, reward_transition
 from tracking.models import Conversion, Referral
-from tracking.serializers import ReferralOutput
 from tracking.services import participant_upsert
 
 logger = logging.getLogger(__name__)
@@ -127,10 +125,10 @@ def conversion_process(*, merchant, conversion_id: int) -> str:
             )
             result = "approved"
         if created:
-            _emit_conversion_events(conversion, assessment, rewards=made)
+            conversion_events_emit(conversion, assessment, rewards=made)
         elif result == "approved" and decided_before == "reject":
             # A person reinstated an order rejected as fraud: only now is it attributed, and the shop hears so.
-            _emit_conversion_events(conversion, assessment, rewards=made, reinstated=True)
+            conversion_events_emit(conversion, assessment, rewards=made, reinstated=True)
         if result != "review":
             work.stage, work.decision, work.updated_at = Work.Stage.DONE, assessment.decision, timezone.now()
             work.save(update_fields=["stage", "decision", "updated_at"])
@@ -168,9 +166,11 @@ def referral_process(*, merchant, referral_id: int) -> str:
             return "done_before"
         referral.refresh_from_db(fields=["status", "rejection_reason"])  # as scoring left it (rejected, maybe)
         if created:
-            _emit(merchant, referral.livemode, "referral.created", lambda: _referral_data(referral))
+            event_emit(merchant, referral.livemode, "referral.created", lambda: referral_data(referral))
             if assessment.decision != "approve":
-                _emit(merchant, referral.livemode, "fraud.flagged", lambda: _flagged_data(assessment, referral, None))
+                event_emit(
+                    merchant, referral.livemode, "fraud.flagged", lambda: flagged_data(assessment, referral, None)
+                )
         if assessment.decision == "review":
             return "review"
         if assessment.decision == "approve" and referral.status != Referral.Status.REJECTED:
@@ -281,7 +281,7 @@ def _decide_purchase_rewards(*, conversion: Conversion, referral: Referral, rule
             made.append(reward)
     pending = [r for r in made if r.side == Side.REFERRER and r.status == Reward.Status.PENDING]
     if pending:
-        _notify(
+        notification_owe(
             Notification.Kind.FRIEND_PURCHASED,
             key=f"conversion:{conversion.pk}",
             participant=referral.referrer,
@@ -470,7 +470,7 @@ def _budget_refusal(*, program: Program, value: Decimal) -> str:
     spent = budget_spent(program=program)
     if spent + value <= program.budget:
         return ""
-    _notify(Notification.Kind.BUDGET_SPENT, key=f"program:{program.pk}", program=program)
+    notification_owe(Notification.Kind.BUDGET_SPENT, key=f"program:{program.pk}", program=program)
     return "The program's budget is spent."
 
 
@@ -497,63 +497,3 @@ def _end_open_rewards(*, referral: Referral, conversion: Conversion | None, reas
 
 
 # --- notifications and events -------------------------------------------------------------------------------------
-
-
-def _notify(kind: str, *, key: str, participant=None, reward=None, program=None) -> None:
-    """Owe an email, once per (kind, key); a worker sends it after commit (the sweeper if that message is lost)."""
-    merchant = (participant or reward or program).merchant
-    try:
-        with transaction.atomic():
-            note = Notification.objects.for_merchant(merchant).create(
-                kind=kind, key=key, participant=participant, reward=reward, program=program
-            )
-    except IntegrityError:
-        return
-    enqueue_on_commit("rewards.send_notification", merchant_id=merchant.pk, notification_id=note.pk)
-
-
-def _emit(merchant, livemode: bool, event_type: str, data) -> None:
-
-    webhook_emit(merchant=merchant, livemode=livemode, event_type=event_type, data=data)
-
-
-def _referral_data(referral: Referral) -> dict:
-    """The referral as GET /api/v1/referrals shows it."""
-    return dict(ReferralOutput(referral).data)
-
-
-def _flagged_data(assessment, referral: Referral, conversion: Conversion | None) -> dict:
-
-    return {
-        "referral_id": referral.pk,
-        "order_id": conversion.order_id if conversion else None,
-        "program": referral.program.slug,
-        "fraud": assessment_summary(assessment),
-    }
-
-
-def _emit_conversion_events(
-    conversion: Conversion, assessment, *, rewards: list[Reward], reinstated: bool = False
-) -> None:
-    """The first look at an order tells the shop of the referral (if the order opened it), the attribution and a
-    fraud flag; a reinstated order only of its attribution."""
-
-    merchant, livemode, referral = conversion.merchant, conversion.livemode, conversion.referral
-    first_work = not reinstated and (
-        not Work.objects.for_merchant(merchant).filter(referral=referral).exclude(conversion=conversion).exists()
-    )
-    if referral.signed_up_at is None and first_work:  # the order opened the referral: the shop hears of both
-        _emit(merchant, livemode, "referral.created", lambda: _referral_data(referral))
-    context = {
-        "fraud": {conversion.pk: assessment_summary(assessment)},
-        "rewards": {conversion.pk: [r for r in rewards if r.conversion_id == conversion.pk]},
-    }
-    if conversion.status == Conversion.Status.ATTRIBUTED:  # one rejected is told by fraud.flagged, not as attributed
-        _emit(
-            merchant,
-            livemode,
-            "conversion.attributed",
-            lambda: dict(ConversionOutput(conversion, context=context).data),
-        )
-    if assessment.decision != "approve":
-        _emit(merchant, livemode, "fraud.flagged", lambda: _flagged_data(assessment, referral, conversion))

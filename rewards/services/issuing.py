@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from rewards.models import Coupon, Kind, LedgerEntry, Notification, Reward, Side
 from rewards.selectors import successful_referrals
-from rewards.services.deciding import _notify
+from rewards.services.notify import notification_owe
 from rewards.services.transitions import reward_note, reward_transition
 from tracking.models import Referral
 
@@ -139,7 +139,7 @@ def reward_issue(*, reward: Reward, actor: str) -> Reward:
             if reward.flag != Reward.Flag.POOL_EMPTY:
                 reward.flag = Reward.Flag.POOL_EMPTY
                 reward.save(update_fields=["flag"])
-            pool_empty_notify(pool_id=source.pool_id, program=reward.program)
+            pool_emptynotification_owe(pool_id=source.pool_id, program=reward.program)
             return reward
         coupon.reward, coupon.assigned_at = reward, now
         coupon.save(update_fields=["reward", "assigned_at"])
@@ -162,13 +162,15 @@ def reward_issue(*, reward: Reward, actor: str) -> Reward:
     if reward.catalog_item_id is None:  # a catalog redemption is shown on the spot: no email
         welcome = reward.side == Side.REFEREE and reward.conversion_id is None and reward.milestone is None
         kind = Notification.Kind.WELCOME_OFFER if welcome else Notification.Kind.REWARD_ISSUED
-        _notify(kind, key=f"reward:{reward.pk}", participant=reward.participant, reward=reward)
+        notification_owe(kind, key=f"reward:{reward.pk}", participant=reward.participant, reward=reward)
     return reward
 
 
-def pool_empty_notify(*, pool_id: int, program) -> None:
+def pool_emptynotification_owe(*, pool_id: int, program) -> None:
     """Tell the owners a coupon pool ran out: once a day per pool."""
-    _notify(Notification.Kind.POOL_EMPTY, key=f"pool:{pool_id}:{timezone.now().date().isoformat()}", program=program)
+    notification_owe(
+        Notification.Kind.POOL_EMPTY, key=f"pool:{pool_id}:{timezone.now().date().isoformat()}", program=program
+    )
 
 
 def _unique_coupon_code(reward: Reward, *, prefix: str) -> str:

@@ -7,12 +7,13 @@ import smtplib
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from programs.selectors import program_texts
+from referral_saas.celery import enqueue_on_commit
 from referral_saas.tenancy.models import Membership
 from referral_saas.validators import single_line
 from rewards.models import Notification
@@ -135,3 +136,16 @@ def _render(note: Notification) -> EmailMultiAlternatives | None:
         )
         message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
     return message
+
+
+def notification_owe(kind: str, *, key: str, participant=None, reward=None, program=None) -> None:
+    """Owe an email, once per (kind, key); a worker sends it after commit (the sweeper if that message is lost)."""
+    merchant = (participant or reward or program).merchant
+    try:
+        with transaction.atomic():
+            note = Notification.objects.for_merchant(merchant).create(
+                kind=kind, key=key, participant=participant, reward=reward, program=program
+            )
+    except IntegrityError:
+        return
+    enqueue_on_commit("rewards.send_notification", merchant_id=merchant.pk, notification_id=note.pk)
