@@ -139,7 +139,7 @@ def reward_issue(*, reward: Reward, actor: str) -> Reward:
             if reward.flag != Reward.Flag.POOL_EMPTY:
                 reward.flag = Reward.Flag.POOL_EMPTY
                 reward.save(update_fields=["flag"])
-            pool_emptynotification_owe(pool_id=source.pool_id, program=reward.program)
+            pool_empty_notify(pool_id=source.pool_id, program=reward.program)
             return reward
         coupon.reward, coupon.assigned_at = reward, now
         coupon.save(update_fields=["reward", "assigned_at"])
@@ -166,7 +166,7 @@ def reward_issue(*, reward: Reward, actor: str) -> Reward:
     return reward
 
 
-def pool_emptynotification_owe(*, pool_id: int, program) -> None:
+def pool_empty_notify(*, pool_id: int, program) -> None:
     """Tell the owners a coupon pool ran out: once a day per pool."""
     notification_owe(
         Notification.Kind.POOL_EMPTY, key=f"pool:{pool_id}:{timezone.now().date().isoformat()}", program=program
