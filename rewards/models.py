@@ -54,7 +54,7 @@ class CouponPool(TenantModel):
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
     name = SingleLineCharField(_("name"), max_length=100)
     description = models.CharField(
-        _("what a code gives"), max_length=300, blank=True, help_text=_("e.g. 15% off, shown to the customer")
+        _("what a code gives"), max_length=300, blank=True, help_text=_("e.g. a discount of 15%, shown to the customer")
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

@@ -130,6 +130,16 @@ def test_translations_keep_exactly_the_placeholders_of_the_source(lang):
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_message_flagged_python_format_is_a_valid_format_in_both_languages(lang):
+    """What `msgfmt --check` checks: a text with a literal % ("15% off") must not carry the python-format flag, and a
+    flagged one must keep its conversions (Babel's own checker, the one compilemessages relies on)."""
+    with open(LOCALE_DIR / lang / "LC_MESSAGES" / "django.po", "rb") as handle:
+        catalog = read_po(handle)
+    problems = [(message.id, [str(error) for error in errors]) for message, errors in catalog.check() if errors]
+    assert problems == []
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
 def test_translations_keep_the_html_markup_of_the_source(lang):
     broken = [
         (message.id, message.string)
