@@ -463,12 +463,10 @@ class ServiceSavedAdminMixin:
     (CheckedAdminMixin)."""
 
     save_fields: frozenset[str] = frozenset()
-
-    def create_object(self, request, **fields) -> models.Model:
-        raise NotImplementedError
-
-    def update_object(self, request, obj, **fields) -> None:
-        raise NotImplementedError
+    # Defined by each admin, as methods calling its services: create_object(request, **fields) returns the row
+    # written; update_object(request, obj, **fields) changes `obj`.
+    create_object: Callable[..., models.Model]
+    update_object: Callable[..., None]
 
     def save_model(self, request, obj, form, change):
         fields = {name: getattr(obj, name) for name in self.save_fields}
