@@ -40,3 +40,21 @@ def process(tenant, conversion_id) -> str:
     from rewards.services import conversion_process
 
     return conversion_process(merchant=tenant.merchant, conversion_id=conversion_id)
+
+
+def catalog_item_form(program, **changes) -> dict:
+    """The admin's catalog item form, filled in as staff would (a 20 PLN voucher for 500 points)."""
+    data = {
+        "program": program.pk,
+        "name": "20 PLN voucher",
+        "description": "",
+        "points": "500",
+        "kind": "amount_coupon",
+        "value": "20",
+        "pool": "",
+        "coupon_valid_days": "90",
+        "active": "on",
+        "position": "0",
+    }
+    data.update(changes)
+    return data

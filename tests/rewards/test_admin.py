@@ -14,6 +14,7 @@ from referral_saas.tenancy.models import Membership
 from rewards.models import CatalogItem, Coupon, LedgerEntry, Reward, RewardEvent, RewardRule
 from tests.conftest import staff_client
 from tests.factories import MembershipFactory, ProgramFactory, UserFactory, coupon_pool, join, reward_for, reward_rule
+from tests.rewards.helpers import catalog_item_form
 
 pytestmark = pytest.mark.django_db
 
@@ -421,25 +422,8 @@ def test_an_analyst_cannot_upload_codes(tenant, program):
 # --- catalog ----------------------------------------------------------------------------------------------------
 
 
-def _item_form(program, **changes):
-    data = {
-        "program": program.pk,
-        "name": "20 PLN voucher",
-        "description": "",
-        "points": "500",
-        "kind": "amount_coupon",
-        "value": "20",
-        "pool": "",
-        "coupon_valid_days": "90",
-        "active": "on",
-        "position": "0",
-    }
-    data.update(changes)
-    return data
-
-
 def test_a_catalog_item_is_saved_and_listed(tenant, program):
-    assert tenant.admin.post(f"{CATALOG}add/", _item_form(program)).status_code == 302
+    assert tenant.admin.post(f"{CATALOG}add/", catalog_item_form(program)).status_code == 302
     item = CatalogItem.objects.for_merchant(tenant.merchant).get()
     assert (item.points, item.value) == (500, 20)
     assert "20 PLN, amount-off coupon" in _text(tenant.admin.get(CATALOG))
@@ -457,7 +441,7 @@ def test_a_catalog_item_is_saved_and_listed(tenant, program):
     ],
 )
 def test_catalog_item_validation(tenant, program, changes, field, message):
-    response = tenant.admin.post(f"{CATALOG}add/", _item_form(program, **changes))
+    response = tenant.admin.post(f"{CATALOG}add/", catalog_item_form(program, **changes))
     assert response.status_code == 200
     assert message in str(response.context["adminform"].form.errors[field])
     assert not CatalogItem.objects.for_merchant(tenant.merchant).exists()

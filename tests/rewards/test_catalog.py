@@ -11,27 +11,11 @@ from referral_saas.errors import ValidationFailed
 from rewards.models import CatalogItem
 from rewards.services import catalog_item_create, catalog_item_update, catalog_item_validate
 from tests.factories import ProgramFactory, coupon_pool
+from tests.rewards.helpers import catalog_item_form
 
 pytestmark = pytest.mark.django_db
 
 CATALOG = "/admin/rewards/catalogitem/"
-
-
-def _item_form(program, **changes) -> dict:
-    data = {
-        "program": program.pk,
-        "name": "20 PLN voucher",
-        "description": "",
-        "points": "500",
-        "kind": "amount_coupon",
-        "value": "20",
-        "pool": "",
-        "coupon_valid_days": "90",
-        "active": "on",
-        "position": "0",
-    }
-    data.update(changes)
-    return data
 
 
 def _errors(response) -> dict:
@@ -39,7 +23,7 @@ def _errors(response) -> dict:
 
 
 def test_the_admin_adds_an_item_through_the_service_and_lands_on_the_list(tenant, program):
-    response = tenant.admin.post(f"{CATALOG}add/", _item_form(program))
+    response = tenant.admin.post(f"{CATALOG}add/", catalog_item_form(program))
     assert response.status_code == 302
     item = CatalogItem.objects.for_merchant(tenant.merchant).get()
     assert (item.merchant, item.program, item.points, item.value) == (tenant.merchant, program, 500, 20)
@@ -48,11 +32,13 @@ def test_the_admin_adds_an_item_through_the_service_and_lands_on_the_list(tenant
 
 def test_the_admin_changes_an_item_through_the_service_and_a_refusal_is_shown_on_the_field(tenant, program):
     item = catalog_item_create(merchant=tenant.merchant, program=program, name="Voucher", points=500, value=20)
-    assert tenant.admin.post(f"{CATALOG}{item.pk}/change/", _item_form(program, value="25")).status_code == 302
+    assert tenant.admin.post(f"{CATALOG}{item.pk}/change/", catalog_item_form(program, value="25")).status_code == 302
     item.refresh_from_db()
     assert item.value == 25
 
-    refused = tenant.admin.post(f"{CATALOG}{item.pk}/change/", _item_form(program, kind="percent_coupon", value="150"))
+    refused = tenant.admin.post(
+        f"{CATALOG}{item.pk}/change/", catalog_item_form(program, kind="percent_coupon", value="150")
+    )
     assert refused.status_code == 200
     assert "A percent-off coupon is between 0 and 100 (%)." in _errors(refused)["value"]
     item.refresh_from_db()
@@ -64,7 +50,7 @@ def test_a_refusal_at_save_time_is_shown_on_the_form_and_nothing_is_written(tena
         raise ValidationFailed(fields={"name": ["This program already has one with this name."]})
 
     monkeypatch.setattr("rewards.services.catalog_item_create", refuse)
-    response = tenant.admin.post(f"{CATALOG}add/", _item_form(program))
+    response = tenant.admin.post(f"{CATALOG}add/", catalog_item_form(program))
     assert response.status_code == 200
     assert _errors(response)["name"] == ["This program already has one with this name."]
     assert not CatalogItem.objects.for_merchant(tenant.merchant).exists()
@@ -72,7 +58,7 @@ def test_a_refusal_at_save_time_is_shown_on_the_form_and_nothing_is_written(tena
 
 def test_a_yen_voucher_is_in_whole_yen_on_the_form_and_in_the_service(tenant):
     yen = ProgramFactory(merchant=tenant.merchant, currency="JPY")
-    response = tenant.admin.post(f"{CATALOG}add/", _item_form(yen, value="99.50"))
+    response = tenant.admin.post(f"{CATALOG}add/", catalog_item_form(yen, value="99.50"))
     assert "JPY has 0 decimal places." in _errors(response)["value"]
     with pytest.raises(ValidationFailed) as refused:
         catalog_item_create(merchant=tenant.merchant, program=yen, name="Voucher", points=5, value=Decimal("99.5"))
