@@ -8,72 +8,25 @@ would always add a CONTENT_LENGTH.
 
 from __future__ import annotations
 
-import io
 import json
-import sys
 from unittest import mock
 
 import pytest
 from django.conf import settings
 
 from programs.models import Participant
-from referral_saas.wsgi import OTHER_MAX_BODY_BYTES, application
+from referral_saas.wsgi import OTHER_MAX_BODY_BYTES
 from tests.factories import ProgramFactory
+from tests.wsgi_calls import call_wsgi, wsgi_environ
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the real handler opens and closes connections per request
 
 
-class _Stream(io.BytesIO):
-    """gunicorn's de-chunked body: read() until it returns b""; remembers how far it was read."""
-
-    def __init__(self, data: bytes):
-        super().__init__(data)
-        self.most_read = 0
-
-    def read(self, size=-1):
-        chunk = super().read(size)
-        self.most_read = self.tell()
-        return chunk
-
-
 def _call(path: str, body: bytes, *, key: str | None = None, chunked: bool = True, **extra) -> tuple[int, dict, bytes]:
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "testserver",
-        "CONTENT_TYPE": "application/json",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": _Stream(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        **extra,
-    }
-    if chunked:
-        environ["HTTP_TRANSFER_ENCODING"] = "chunked"
-    else:
-        environ["CONTENT_LENGTH"] = str(len(body))
     if key:
-        environ["HTTP_AUTHORIZATION"] = f"Bearer {key}"
-    seen = {}
-
-    def start_response(status, headers, exc_info=None):
-        seen["status"], seen["headers"] = int(status.split()[0]), dict(headers)
-
-    result = application(environ, start_response)
-    try:
-        content = b"".join(result)
-    finally:
-        if hasattr(result, "close"):
-            result.close()
-    seen["stream"] = environ["wsgi.input"]
-    return seen["status"], seen["headers"], content
+        extra["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    length = None if chunked else len(body)
+    return call_wsgi(wsgi_environ(path, body, length=length, content_type="application/json", **extra))
 
 
 @pytest.fixture

@@ -9,13 +9,11 @@ real servers.
 
 from __future__ import annotations
 
-import io
-import sys
-
 import pytest
 from django.test import RequestFactory
 
-from referral_saas.wsgi import Request, application
+from referral_saas.wsgi import Request
+from tests.wsgi_calls import call_wsgi, wsgi_environ
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the real handler opens and closes connections per request
 
@@ -25,39 +23,8 @@ FORM_PAGES = ["/accounts/login/", "/accounts/signup/", "/accounts/password/reset
 
 
 def _post(path: str, content_type: str, body: bytes) -> tuple[int, dict, bytes]:
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "testserver",
-        "HTTP_COOKIE": f"csrftoken={CSRF_SECRET}",
-        "HTTP_ACCEPT_LANGUAGE": "en",
-        "REMOTE_ADDR": "127.0.0.1",
-        "CONTENT_TYPE": content_type,
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-    }
-    seen = {}
-
-    def start_response(status, headers, exc_info=None):
-        seen["status"], seen["headers"] = int(status.split()[0]), dict(headers)
-
-    result = application(environ, start_response)
-    try:
-        content = b"".join(result)
-    finally:
-        if hasattr(result, "close"):
-            result.close()
-    return seen["status"], seen["headers"], content
+    extra = {"HTTP_COOKIE": f"csrftoken={CSRF_SECRET}", "HTTP_ACCEPT_LANGUAGE": "en"}
+    return call_wsgi(wsgi_environ(path, body, length=len(body), content_type=content_type, **extra))
 
 
 def _form(charset: str | None, login: str = "%E9") -> tuple[str, bytes]:

@@ -9,27 +9,12 @@ a hand-built environ; tests/system/test_hostile.py does it through the real serv
 
 from __future__ import annotations
 
-import io
-import sys
-
 import pytest
 
-from referral_saas.wsgi import DRAIN_MAX_BYTES, application
+from referral_saas.wsgi import DRAIN_MAX_BYTES
+from tests.wsgi_calls import BodyStream, call_wsgi, wsgi_environ
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the real handler opens and closes connections per request
-
-
-class _Stream(io.BytesIO):
-    """The request body as gunicorn hands it over; remembers how much was read."""
-
-    def __init__(self, data: bytes):
-        super().__init__(data)
-        self.read_bytes = 0
-
-    def read(self, size=-1):
-        chunk = super().read(size)
-        self.read_bytes = self.tell()
-        return chunk
 
 
 class _ServerResponse:
@@ -50,43 +35,19 @@ def _early_hints(resp, req=None, sock=None):
 
 
 def _call(path: str, stream, *, length: int | None, method: str = "POST", content_type: str = "text/plain"):
+    """What the server has been told when it writes the status line: the status, how much of the body was read by
+    then, and whether it was asked to close the connection."""
     server_response = _ServerResponse()
-    environ = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "testserver",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "testserver",
-        "REMOTE_ADDR": "127.0.0.1",
-        "CONTENT_TYPE": content_type,
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": stream,
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "wsgi.early_hints": _early_hints(server_response),
-    }
-    if length is None:
-        environ["HTTP_TRANSFER_ENCODING"] = "chunked"
-    else:
-        environ["CONTENT_LENGTH"] = str(length)
+    environ = wsgi_environ(
+        path, stream, length=length, method=method, content_type=content_type,
+        **{"wsgi.early_hints": _early_hints(server_response)},
+    )  # fmt: skip
     seen = {}
 
-    def start_response(status, headers, exc_info=None):
-        # What the server has been told when it writes the status line and its Connection header.
-        seen["status"], seen["read_when_answered"] = int(status.split()[0]), stream.read_bytes
-        seen["close"] = server_response.closes
+    def on_answer(status: int) -> None:
+        seen["status"], seen["read_when_answered"], seen["close"] = status, stream.read_bytes, server_response.closes
 
-    result = application(environ, start_response)
-    try:
-        b"".join(result)
-    finally:
-        if hasattr(result, "close"):
-            result.close()
+    call_wsgi(environ, on_answer=on_answer)
     return seen
 
 
@@ -101,7 +62,7 @@ def _call(path: str, stream, *, length: int | None, method: str = "POST", conten
 )
 def test_an_unread_body_is_read_to_its_end_before_the_answer_and_the_connection_stays_open(db, path, size, status):
     body = b"x" * size
-    stream = _Stream(body)
+    stream = BodyStream(body)
     seen = _call(path, stream, length=size)
     assert seen["status"] == status
     assert seen["read_when_answered"] == size
@@ -110,7 +71,7 @@ def test_an_unread_body_is_read_to_its_end_before_the_answer_and_the_connection_
 
 def test_a_chunked_body_over_the_limit_is_drained_too(db):
     body = b"x" * 200_000
-    seen = _call("/api/v1/participants", _Stream(body), length=None, content_type="application/json")
+    seen = _call("/api/v1/participants", BodyStream(body), length=None, content_type="application/json")
     assert seen["status"] == 413
     assert seen["read_when_answered"] == len(body)
     assert seen["close"] is False
@@ -118,7 +79,7 @@ def test_a_chunked_body_over_the_limit_is_drained_too(db):
 
 def test_a_body_larger_than_the_drain_is_not_read_and_the_answer_says_close(db):
     declared = DRAIN_MAX_BYTES + 1_000_000
-    stream = _Stream(b"x" * 1000)  # a client that waits for the answer before sending the rest
+    stream = BodyStream(b"x" * 1000)  # a client that waits for the answer before sending the rest
     seen = _call("/healthz", stream, length=declared)
     assert seen["status"] == 403
     assert seen["read_when_answered"] == 0
@@ -127,7 +88,7 @@ def test_a_body_larger_than_the_drain_is_not_read_and_the_answer_says_close(db):
 
 def test_a_chunked_body_larger_than_the_drain_is_read_no_further_and_the_answer_says_close(db):
     body = b"x" * (DRAIN_MAX_BYTES + 2_000_000)
-    stream = _Stream(body)
+    stream = BodyStream(body)
     seen = _call("/api/v1/participants", stream, length=None, content_type="application/json")
     assert seen["status"] == 413
     assert seen["read_when_answered"] < len(body)
@@ -135,13 +96,13 @@ def test_a_chunked_body_larger_than_the_drain_is_read_no_further_and_the_answer_
 
 
 def test_a_body_that_ends_early_closes_the_connection(db):
-    stream = _Stream(b"x" * 1000)  # the client promised 5000 bytes and stopped
+    stream = BodyStream(b"x" * 1000)  # the client promised 5000 bytes and stopped
     seen = _call("/healthz", stream, length=5000)
     assert seen["status"] == 403
     assert seen["close"] is True
 
 
 def test_a_body_that_was_read_changes_nothing(db):
-    seen = _call("/healthz", _Stream(b""), length=0, method="GET")
+    seen = _call("/healthz", BodyStream(b""), length=0, method="GET")
     assert seen["status"] == 200
     assert seen["close"] is False
