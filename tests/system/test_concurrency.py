@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from decimal import Decimal
 
 import pytest
 import requests
 
-from tests.system.stack import concurrently, wait_for
+from tests.system.stack import Browser, concurrently, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -149,3 +150,25 @@ def test_twenty_simultaneous_deletes_of_one_webhook_endpoint_delete_it_once(stac
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {200: 1, 404: 19}, statuses
     assert api.get(f"/api/v1/webhook-endpoints/{endpoint['id']}").status_code == 404
+
+
+def test_ten_simultaneous_duplicates_of_one_program_from_the_admin_make_ten_drafts(stack, shop):
+    """The list action, clicked by ten staff at once: each copy takes the next free slug (a 500 on the slug
+    constraint before). Ten browsers, each signed in, post the action at the same instant."""
+    browsers = [Browser(stack.base_url) for _ in range(10)]
+    for browser in browsers:
+        browser.sign_in(shop.owner_email, shop.password)
+    page = browsers[0].get("/admin/programs/program/", params={"q": shop.program}).text
+    program_id = re.search(r'name="_selected_action" value="(\d+)"', page).group(1)
+    tokens = [browser.form("/admin/programs/program/").fields["csrfmiddlewaretoken"] for browser in browsers]
+
+    def duplicate(i: int) -> requests.Response:
+        action = {"csrfmiddlewaretoken": tokens[i], "action": "duplicate", "index": "0", "_selected_action": program_id}
+        return browsers[i].post("/admin/programs/program/", data=action, allow_redirects=False)
+
+    responses = concurrently(10, duplicate)
+
+    assert [r.status_code for r in responses] == [302] * 10
+    listed = browsers[0].get("/admin/programs/program/", params={"q": f"{shop.program}-copy"}).text
+    slugs = set(re.findall(rf">({re.escape(shop.program)}-copy(?:-\d+)?)<", listed))
+    assert slugs == {f"{shop.program}-copy"} | {f"{shop.program}-copy-{n}" for n in range(2, 11)}
