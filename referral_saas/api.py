@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.views import APIView
 
@@ -27,6 +27,13 @@ class TenantAPIView(APIView):
     def scoped(self, model):
         """`model`'s rows of the caller's merchant and mode (live or test)."""
         return model.objects.for_merchant(self.request.merchant).filter(livemode=self.request.livemode)
+
+    def filtered(self, filterset_class, queryset):
+        """`queryset` narrowed by the query string through a django-filter FilterSet; a bad value is a 400."""
+        filterset = filterset_class(self.request.query_params, queryset=queryset)
+        if not filterset.is_valid():
+            raise ValidationError(filterset.errors)
+        return filterset.qs
 
     def initial(self, request, *args, **kwargs):
         # The API speaks English whatever the caller's Accept-Language: shops parse its messages.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import django_filters
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from programs import selectors as program_selectors
@@ -127,10 +126,8 @@ class ParticipantListCreateApi(TenantAPIView):
     )
     def get(self, request):
         queryset = _with_codes(self.scoped(Participant))
-        queryset = program_selectors.ParticipantFilter(request.query_params, queryset=queryset.exclude(status="erased"))
-        if not queryset.is_valid():
-            raise ValidationError(queryset.errors)
-        return paginate(self, queryset.qs.distinct(), ParticipantOutput)
+        queryset = self.filtered(program_selectors.ParticipantFilter, queryset.exclude(status="erased"))
+        return paginate(self, queryset.distinct(), ParticipantOutput)
 
 
 class ParticipantDetailApi(TenantAPIView):
@@ -275,13 +272,6 @@ class ReferralFilter(django_filters.FilterSet):
         fields = ["program", "status", "referrer", "created_after", "created_before"]
 
 
-def _filtered(filterset_class, request, queryset):
-    filterset = filterset_class(request.query_params, queryset=queryset)
-    if not filterset.is_valid():
-        raise ValidationError(filterset.errors)
-    return filterset.qs
-
-
 class ReferralListCreateApi(TenantAPIView):
     @extend_schema_serializer(component_name="ReferralCreate")
     class InputSerializer(serializers.Serializer):
@@ -336,7 +326,7 @@ class ReferralListCreateApi(TenantAPIView):
     def get(self, request):
         queryset = self.scoped(Referral)
         queryset = queryset.select_related("program", "code", "referrer", "variant")
-        return paginate(self, _filtered(ReferralFilter, request, queryset), ReferralOutput)
+        return paginate(self, self.filtered(ReferralFilter, queryset), ReferralOutput)
 
 
 REFUND_EXAMPLE = {

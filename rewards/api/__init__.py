@@ -6,7 +6,6 @@ import django_filters
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from programs.selectors import participant_get
@@ -55,10 +54,7 @@ class RewardListApi(TenantAPIView):
         examples=[OpenApiExample("A page", response_only=True, value=page_example(REWARD_EXAMPLE))],
     )
     def get(self, request):
-        filterset = RewardFilter(request.query_params, queryset=_rewards(self))
-        if not filterset.is_valid():
-            raise ValidationError(filterset.errors)
-        return paginate(self, filterset.qs, RewardOutput)
+        return paginate(self, self.filtered(RewardFilter, _rewards(self)), RewardOutput)
 
 
 class RewardDetailApi(TenantAPIView):

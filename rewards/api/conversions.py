@@ -9,7 +9,6 @@ import django_filters
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from fraud import selectors as fraud_selectors
@@ -181,8 +180,8 @@ class ConversionListCreateApi(TenantAPIView):
         examples=[OpenApiExample("A page", response_only=True, value=page_example(CONVERSION_EXAMPLE))],
     )
     def get(self, request):
-        conversions = _filtered(
-            request, selectors.conversion_list(merchant=request.merchant, livemode=request.livemode)
+        conversions = self.filtered(
+            ConversionFilter, selectors.conversion_list(merchant=request.merchant, livemode=request.livemode)
         )
         return paginate(self, conversions, _conversion_output(request))
 
@@ -203,10 +202,3 @@ class ConversionDetailApi(TenantAPIView):
         if conversion is None:
             raise NotFound("No order with this order_id.")
         return Response(_conversion_output(request)(conversion).data)
-
-
-def _filtered(request, queryset):
-    filterset = ConversionFilter(request.query_params, queryset=queryset)
-    if not filterset.is_valid():
-        raise ValidationError(filterset.errors)
-    return filterset.qs

@@ -58,3 +58,17 @@ def catalog_item_form(program, **changes) -> dict:
     }
     data.update(changes)
     return data
+
+
+REWARDS_ADMIN = "/admin/rewards/reward/"
+
+
+def act(client, action, rewards, **extra):
+    """Run an action of the admin's reward list on `rewards`, as staff would; the page it lands on."""
+    data = {"action": action, "_selected_action": [r.pk for r in rewards], **extra}
+    return client.post(REWARDS_ADMIN, data, follow=True)
+
+
+def messages_of(response) -> list[str]:
+    """The messages an admin page shows."""
+    return [str(m) for m in response.context["messages"]] if response.context else []

@@ -14,7 +14,7 @@ from referral_saas.tenancy.models import Membership
 from rewards.models import CatalogItem, Coupon, LedgerEntry, Reward, RewardEvent, RewardRule
 from tests.conftest import staff_client
 from tests.factories import MembershipFactory, ProgramFactory, UserFactory, coupon_pool, join, reward_for, reward_rule
-from tests.rewards.helpers import catalog_item_form
+from tests.rewards.helpers import act, catalog_item_form, messages_of
 
 pytestmark = pytest.mark.django_db
 
@@ -30,10 +30,6 @@ def _analyst(tenant):
     user = UserFactory()
     MembershipFactory(merchant=tenant.merchant, user=user, role=Membership.Role.ANALYST)
     return staff_client(user, tenant.merchant)
-
-
-def _messages(response) -> list[str]:
-    return [str(m) for m in response.context["messages"]] if response.context else []
 
 
 def _text(response) -> str:
@@ -190,11 +186,6 @@ def anna(referrer):
     return referrer[0]
 
 
-def _act(client, action, rewards, **extra):
-    data = {"action": action, "_selected_action": [r.pk for r in rewards], **extra}
-    return client.post(REWARDS, data, follow=True)
-
-
 def test_reward_list_shows_value_status_and_finds_by_code_email_and_order(tenant, program, anna):
     reward = reward_for(anna, reward_rule(program), coupon_code="REF-FINDME")
     other = reward_for(join(program, email="zed@people.example")[0], reward_rule(program))
@@ -222,8 +213,8 @@ def test_reward_page_is_read_only_and_shows_the_audit_trail(tenant, program, ann
 
 def test_release_now_issues_a_coupon_at_once(tenant, program, anna):
     reward = reward_for(anna, reward_rule(program, coupon_prefix="ANNA", coupon_valid_days=30))
-    response = _act(tenant.admin, "release_now", [reward])
-    assert "1 reward issued." in _messages(response)
+    response = act(tenant.admin, "release_now", [reward])
+    assert "1 reward issued." in messages_of(response)
     reward.refresh_from_db()
     assert reward.status == "issued"
     assert reward.coupon_code.startswith("ANNA-")
@@ -236,8 +227,8 @@ def test_release_now_issues_a_coupon_at_once(tenant, program, anna):
 def test_release_now_of_a_pool_reward_with_an_empty_pool_says_so(tenant, program, anna):
     pool = coupon_pool(program)
     reward = reward_for(anna, reward_rule(program, kind="pool_coupon", value_type="fixed", max_value=None, pool=pool))
-    response = _act(tenant.admin, "release_now", [reward])
-    assert any("coupon pool is empty" in m for m in _messages(response))
+    response = act(tenant.admin, "release_now", [reward])
+    assert any("coupon pool is empty" in m for m in messages_of(response))
     reward.refresh_from_db()
     assert (reward.status, reward.flag) == ("approved", "pool_empty")
     assert f"{REWARDS}{reward.pk}/change/" in _text(tenant.admin.get(REWARDS, {"flag__exact": "pool_empty"}))
@@ -246,24 +237,24 @@ def test_release_now_of_a_pool_reward_with_an_empty_pool_says_so(tenant, program
 def test_release_now_of_a_cash_reward_puts_it_in_the_cash_due(tenant, program, anna):
     rule = reward_rule(program, kind="cash", value_type="fixed", value=Decimal("25"), max_value=None)
     reward = reward_for(anna, rule, value=Decimal("25.00"))
-    _act(tenant.admin, "release_now", [reward])
+    act(tenant.admin, "release_now", [reward])
     entry = LedgerEntry.objects.for_merchant(tenant.merchant).get(reward=reward)
     assert (entry.account, entry.kind, entry.amount) == ("cash", "earned", Decimal("25.00"))
 
 
 def test_void_asks_for_a_reason_and_records_it_in_the_audit_trail(tenant, program, anna):
     reward = reward_for(anna, reward_rule(program))
-    confirm = _act(tenant.admin, "void", [reward])
+    confirm = act(tenant.admin, "void", [reward])
     assert confirm.status_code == 200
     assert 'name="reason"' in _text(confirm)
     assert Reward.objects.for_merchant(tenant.merchant).get(pk=reward.pk).status == "pending"
 
-    missing = _act(tenant.admin, "void", [reward], apply="yes", reason="")
+    missing = act(tenant.admin, "void", [reward], apply="yes", reason="")
     assert "This field is required." in _text(missing)
     assert Reward.objects.for_merchant(tenant.merchant).get(pk=reward.pk).status == "pending"
 
-    done = _act(tenant.admin, "void", [reward], apply="yes", reason="Test order by our own staff")
-    assert "1 reward is now voided." in _messages(done)
+    done = act(tenant.admin, "void", [reward], apply="yes", reason="Test order by our own staff")
+    assert "1 reward is now voided." in messages_of(done)
     reward.refresh_from_db()
     assert (reward.status, reward.reason) == ("voided", "Test order by our own staff")
     event = RewardEvent.objects.for_merchant(tenant.merchant).filter(reward=reward).latest("at")
@@ -277,11 +268,11 @@ def test_void_asks_for_a_reason_and_records_it_in_the_audit_trail(tenant, progra
 
 def test_an_illegal_move_is_an_error_message_not_a_server_error(tenant, program, anna):
     voided = reward_for(anna, reward_rule(program), status="voided")
-    response = _act(tenant.admin, "reject", [voided], apply="yes", reason="Fraud")
+    response = act(tenant.admin, "reject", [voided], apply="yes", reason="Fraud")
     assert response.status_code == 200
-    assert any("cannot become rejected" in m for m in _messages(response))
-    released = _act(tenant.admin, "release_now", [voided])
-    assert any("only pending or approved rewards can be released" in m for m in _messages(released))
+    assert any("cannot become rejected" in m for m in messages_of(response))
+    released = act(tenant.admin, "release_now", [voided])
+    assert any("only pending or approved rewards can be released" in m for m in messages_of(released))
     voided.refresh_from_db()
     assert voided.status == "voided"
 
@@ -289,9 +280,9 @@ def test_an_illegal_move_is_an_error_message_not_a_server_error(tenant, program,
 def test_voiding_an_issued_points_reward_is_refused_as_the_points_are_in_the_balance(tenant, program, anna):
     rule = reward_rule(program, kind="points", value_type="fixed", value=Decimal("100"), max_value=None)
     reward = reward_for(anna, rule)
-    _act(tenant.admin, "release_now", [reward])
-    response = _act(tenant.admin, "void", [reward], apply="yes", reason="Changed my mind")
-    assert any("already in the customer's balance" in m for m in _messages(response))
+    act(tenant.admin, "release_now", [reward])
+    response = act(tenant.admin, "void", [reward], apply="yes", reason="Changed my mind")
+    assert any("already in the customer's balance" in m for m in messages_of(response))
     reward.refresh_from_db()
     assert reward.status == "issued"
 
@@ -304,7 +295,7 @@ def test_an_analyst_sees_rewards_but_cannot_run_the_actions(tenant, program, ann
     assert 'value="release_now"' not in page
     assert 'value="void"' not in page
     for action in ("release_now", "void", "reject"):
-        response = _act(analyst, action, [reward], apply="yes", reason="x")
+        response = act(analyst, action, [reward], apply="yes", reason="x")
         assert response.status_code == 200
     reward.refresh_from_db()
     assert reward.status == "pending"
@@ -341,7 +332,7 @@ def test_uploading_codes_adds_new_ones_and_skips_duplicates(tenant, program):
     assert page.status_code == 200
     assert "1 free code" in _text(page)
     response = _upload(tenant.admin, pool, b"code\nSPRING-1\nSPRING-2\nSPRING-3\nSPRING-2\n")
-    assert "Added 2, skipped 2 duplicates." in _messages(response)
+    assert "Added 2, skipped 2 duplicates." in messages_of(response)
     codes = set(Coupon.objects.for_merchant(tenant.merchant).filter(pool=pool).values_list("code", flat=True))
     assert codes == {"SPRING-1", "SPRING-2", "SPRING-3"}
     listing = tenant.admin.get(POOLS)
@@ -353,7 +344,7 @@ def test_uploading_codes_adds_new_ones_and_skips_duplicates(tenant, program):
 def test_uploaded_codes_are_taken_by_a_reward_and_the_list_counts_them(tenant, program, anna):
     pool = coupon_pool(program, codes=["ONLY-ONE"])
     reward = reward_for(anna, reward_rule(program, kind="pool_coupon", value_type="fixed", max_value=None, pool=pool))
-    _act(tenant.admin, "release_now", [reward])
+    act(tenant.admin, "release_now", [reward])
     reward.refresh_from_db()
     assert (reward.status, reward.coupon_code) == ("issued", "ONLY-ONE")
     row = next(p for p in tenant.admin.get(POOLS).context["cl"].result_list if p.pk == pool.pk)
@@ -406,7 +397,7 @@ def test_codes_files_from_any_spreadsheet_are_read(tenant, program, content):
     pool = coupon_pool(program)
     response = _upload(tenant.admin, pool, content)
     assert response.status_code == 200
-    assert any(message.startswith("Added 2, skipped") for message in _messages(response))
+    assert any(message.startswith("Added 2, skipped") for message in messages_of(response))
     codes = set(Coupon.objects.for_merchant(tenant.merchant).filter(pool=pool).values_list("code", flat=True))
     assert codes == {"A-1", "B-2"}
 
@@ -525,7 +516,7 @@ def test_recording_a_payout_lowers_what_is_due(tenant, program, owed):
     assert too_precise.context["form"].errors["amount"]
 
     done = tenant.admin.post(url, {"program": program.pk, "amount": "30.00", "note": "Transfer 42"}, follow=True)
-    assert "Recorded a payout of 30.00 PLN to Anna Kowalska." in _messages(done)
+    assert "Recorded a payout of 30.00 PLN to Anna Kowalska." in messages_of(done)
     payout = LedgerEntry.objects.for_merchant(tenant.merchant).get(kind="payout", participant=anna)
     assert (payout.amount, payout.note, payout.created_by) == (Decimal("-30.00"), "Transfer 42", tenant.owner)
     dues = {r["participant_id"]: r["due"] for r in tenant.admin.get(CASH_DUE).context["rows"]}
@@ -580,7 +571,7 @@ def test_another_shop_gets_404_on_every_custom_page(tenant, other_tenant, progra
 def test_another_shop_cannot_act_on_or_export_my_rewards(tenant, other_tenant, program, anna):
     reward = reward_for(anna, reward_rule(program), coupon_code="REF-SECRET")
     for action in ("release_now", "void", "reject"):
-        _act(other_tenant.admin, action, [reward], apply="yes", reason="x")
+        act(other_tenant.admin, action, [reward], apply="yes", reason="x")
     reward.refresh_from_db()
     assert reward.status == "pending"
     exported = other_tenant.admin.post(REWARDS, {"action": "export_selected_csv", "_selected_action": [reward.pk]})
@@ -669,6 +660,6 @@ def test_release_now_of_a_reward_whose_referral_was_rejected_says_why(tenant, pr
     reward = Reward.objects.for_merchant(tenant.merchant).get()
     Referral.objects.for_merchant(tenant.merchant).update(status="rejected", rejection_reason="fraud")
 
-    response = _act(tenant.admin, "release_now", [reward])
+    response = act(tenant.admin, "release_now", [reward])
 
-    assert any("was not released: The referral was rejected." in m for m in _messages(response))
+    assert any("was not released: The referral was rejected." in m for m in messages_of(response))

@@ -13,24 +13,14 @@ from rewards.models import Reward
 from rewards.services import reward_release_early, reward_transition, reward_void
 from rewards.services.transitions import reward_reject
 from tests.factories import reward_for, reward_rule
+from tests.rewards.helpers import act, messages_of
 
 pytestmark = pytest.mark.django_db
-
-REWARDS = "/admin/rewards/reward/"
 
 
 @pytest.fixture
 def anna(referrer):
     return referrer[0]
-
-
-def _act(client, action, rewards, **extra):
-    data = {"action": action, "_selected_action": [r.pk for r in rewards], **extra}
-    return client.post(REWARDS, data, follow=True)
-
-
-def _messages(response) -> list[str]:
-    return [str(m) for m in response.context["messages"]]
 
 
 def _issued_points(program, anna) -> Reward:
@@ -56,8 +46,8 @@ def test_the_transition_itself_refuses_to_void_an_issued_reward_in_the_balance(t
 def test_an_issued_coupon_not_used_yet_can_still_be_voided_through_the_admin_action(tenant, program, anna):
     reward = reward_for(anna, reward_rule(program))
     reward_release_early(reward=reward, actor="system:test")
-    response = _act(tenant.admin, "void", [reward], apply="yes", reason="Sent to the wrong person")
-    assert "1 reward is now voided." in _messages(response)
+    response = act(tenant.admin, "void", [reward], apply="yes", reason="Sent to the wrong person")
+    assert "1 reward is now voided." in messages_of(response)
     reward.refresh_from_db()
     assert (reward.status, reward.reason) == ("voided", "Sent to the wrong person")
 
@@ -65,8 +55,8 @@ def test_an_issued_coupon_not_used_yet_can_still_be_voided_through_the_admin_act
 def test_the_admin_action_reports_a_balance_reward_and_voids_the_rest_of_the_selection(tenant, program, anna):
     in_balance = _issued_points(program, anna)
     pending = reward_for(anna, reward_rule(program))
-    response = _act(tenant.admin, "void", [in_balance, pending], apply="yes", reason="Cleanup")
-    messages = _messages(response)
+    response = act(tenant.admin, "void", [in_balance, pending], apply="yes", reason="Cleanup")
+    messages = messages_of(response)
     assert any("already in the customer's balance" in m for m in messages)
     assert "1 reward is now voided." in messages
     in_balance.refresh_from_db()
@@ -84,8 +74,8 @@ def test_reject_is_for_rewards_not_handed_over_and_needs_a_reason(tenant, progra
     assert (pending.status, pending.reason) == ("rejected", "Fraud ring")
 
     issued = _issued_points(program, anna)
-    response = _act(tenant.admin, "reject", [issued], apply="yes", reason="Too late")
-    assert any("cannot become rejected" in m for m in _messages(response))
+    response = act(tenant.admin, "reject", [issued], apply="yes", reason="Too late")
+    assert any("cannot become rejected" in m for m in messages_of(response))
     issued.refresh_from_db()
     assert issued.status == "issued"
 
@@ -122,7 +112,7 @@ def test_test_mode_cash_is_never_due_so_neither_the_page_nor_the_service_pays_it
     tester = join(program, email="tester@people.example", livemode=False)[0]
     _cash(tester, program, "25.00", livemode=False)
     page = tenant.admin.get(f"/admin/rewards/ledgerentry/cash-due/{tester.pk}/payout/?currency=PLN", follow=True)
-    assert any("Nothing is due" in m for m in _messages(page))
+    assert any("Nothing is due" in m for m in messages_of(page))
     from rewards.services import cash_payout_record
 
     with pytest.raises(ValidationFailed) as refused:
