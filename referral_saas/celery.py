@@ -6,9 +6,10 @@ import logging
 import os
 import time
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 from django.conf import settings
 
+from referral_saas.broker import dead_letter_queue
 from referral_saas.logging import request_id_var
 from referral_saas.redis_client import get_redis, guarded
 
@@ -17,6 +18,23 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "referral_saas.settings")
 app = Celery("referral_saas")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+class DeadLetterQueue(bootsteps.StartStopStep):
+    """RabbitMQ: the worker declares the dead-letter exchange and queue (its task queues point there) when it
+    connects. No worker consumes that queue: a message past its delivery limit waits there for an operator."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def include_if(self, c) -> bool:
+        return settings.BROKER_IS_AMQP
+
+    def start(self, c) -> None:
+        with c.app.connection_for_write() as connection:
+            dead_letter_queue(settings.BROKER_PREFIX).bind(connection.default_channel).declare()
+
+
+app.steps["consumer"].add(DeadLetterQueue)
 
 
 def beat_heartbeat_key() -> str:
@@ -69,7 +87,10 @@ def enqueue_on_commit(name: str, **kwargs) -> None:
     def send() -> None:
 
         try:
-            guarded(app.send_task, name, kwargs=kwargs, retry=False)
+            if settings.BROKER_IS_AMQP:  # Redis's breaker guards Redis only
+                app.send_task(name, kwargs=kwargs, retry=False)
+            else:
+                guarded(app.send_task, name, kwargs=kwargs, retry=False)
         except Exception:
             logger.warning("could not enqueue %s %s; the sweeper will pick it up", name, kwargs, exc_info=True)
 

@@ -1,14 +1,17 @@
-"""/healthz: the process answers. /readyz: PostgreSQL and Redis answer (503 when either does not)."""
+"""/healthz: the process answers. /readyz: PostgreSQL, Redis and the Celery broker (Redis or RabbitMQ) answer (503
+when one does not)."""
 
 from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
+from kombu.utils.url import maybe_sanitize_url
 
-from referral_saas.celery import beat_heartbeat_key
+from referral_saas.celery import app, beat_heartbeat_key
 from referral_saas.redis_client import get_redis
 
 # Figures an app above the core adds to /readyz's Redis check: name -> function(redis client) -> value. Registered by
@@ -54,8 +57,23 @@ def _redis() -> dict:
     }
 
 
+def _rabbitmq() -> None:
+    # A connection of its own, opened and closed: the answer is the broker's now, not a pooled socket's.
+    with app.connection_for_write() as broker:
+        broker.ensure_connection(max_retries=1, interval_start=0, timeout=2)
+
+
+def _broker(redis_check: dict) -> dict:
+    """Which broker Celery uses and whether it answers; with Redis as the broker that is the Redis check's answer."""
+    url = maybe_sanitize_url(app.conf.broker_url)
+    if settings.BROKER_IS_AMQP:
+        return {"transport": "amqp", "url": url, **_timed(_rabbitmq)}
+    return {"transport": "redis", "url": url, "status": redis_check["status"], "same_as": "redis"}
+
+
 @never_cache
 def readyz(request):
     checks = {"postgres": _timed(_postgres), "redis": _timed(_redis)}
+    checks["broker"] = _broker(checks["redis"])
     ready = all(check["status"] == "ok" for check in checks.values())
     return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

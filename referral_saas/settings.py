@@ -13,8 +13,8 @@ from urllib.parse import unquote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
-from kombu import Queue
 
+from referral_saas.broker import AMQP_TRANSPORT_OPTIONS, broker_prefix, is_amqp, task_queues
 from referral_saas.logging import install_record_factory
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -267,7 +267,10 @@ X_FRAME_OPTIONS = "DENY"
 
 # --- Celery -----------------------------------------------------------------------------------------------------
 
-CELERY_BROKER_URL = REDIS_URL
+# The broker: Redis (REDIS_URL) by default; CELERY_BROKER_URL (or BROKER_URL) = amqp://user:password@host:5672/vhost
+# switches it to RabbitMQ (referral_saas/broker.py). Redis stays the result backend, the cache and the click buffer.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or env("BROKER_URL", default="") or REDIS_URL
+BROKER_IS_AMQP = is_amqp(CELERY_BROKER_URL)
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
@@ -281,33 +284,41 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Unacknowledged messages return to the queue after this long (a killed worker's tasks come back). Tasks never
-# use countdowns longer than this: long waits (holds, webhook backoff) are kept in PostgreSQL and swept by beat.
-# Publishing fails fast when Redis is down (the default retries forever and would hang the request); the work is
-# in PostgreSQL and the sweepers resend it.
+# Publishing fails fast when the broker is down (the default retries forever and would hang the request); the work
+# is in PostgreSQL and the sweepers resend it.
+_FAIL_FAST = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# Redis: unacknowledged messages return to the queue after this long (a killed worker's tasks come back). Tasks
+# never use countdowns longer than this: long waits (holds, webhook backoff) are kept in PostgreSQL and swept by
+# beat. (RabbitMQ gives a dead worker's messages back as soon as its connection drops.)
 BROKER_VISIBILITY_TIMEOUT = env.int("BROKER_VISIBILITY_TIMEOUT", default=3600)
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
-    # How often a worker sweeps for messages whose worker died and whose timeout passed (interval x throttle):
-    # kombu's ~100 s for the usual hour; about every second for the short timeout of the system tests.
-    "unacked_restore_interval": max(1, min(10, BROKER_VISIBILITY_TIMEOUT // 50)),
-    "unacked_restore_throttle": max(1, min(10, BROKER_VISIBILITY_TIMEOUT // 50)),
-    "max_retries": 2,
-    "interval_start": 0,
-    "interval_step": 0.2,
-    "interval_max": 0.5,
-    "socket_connect_timeout": 2,
-    "socket_timeout": 5,
-}
+# RabbitMQ's names carry the namespace too (queues, exchanges, the dead-letter queue): several test runs or
+# deployments share one vhost without seeing each other's messages.
+BROKER_PREFIX = broker_prefix(REDIS_NAMESPACE) if BROKER_IS_AMQP else ""
+if BROKER_IS_AMQP:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {**_FAIL_FAST, **AMQP_TRANSPORT_OPTIONS}  # publisher confirms
+    # Quorum queues keep no global prefetch: Celery sees them and counts prefetch per consumer (still 1 x processes).
+    CELERY_WORKER_DETECT_QUORUM_QUEUES = True
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
+        # How often a worker sweeps for messages whose worker died and whose timeout passed (interval x throttle):
+        # kombu's ~100 s for the usual hour; about every second for the short timeout of the system tests.
+        "unacked_restore_interval": max(1, min(10, BROKER_VISIBILITY_TIMEOUT // 50)),
+        "unacked_restore_throttle": max(1, min(10, BROKER_VISIBILITY_TIMEOUT // 50)),
+        **_FAIL_FAST,
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+    }
+    if REDIS_NAMESPACE:
+        # Queues, unacked messages and bindings under the namespace. Unset in a deployment: its queues keep the names
+        # they always had. (`<namespace>:celery:`, apart from our own keys: a queue named "clicks" must not meet the
+        # click stream.)
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{REDIS_NAMESPACE}:celery:"
 if REDIS_NAMESPACE:
-    # Queues, unacked messages and bindings under the namespace; results too. Unset in a deployment: its queues keep
-    # the names they always had.
-    # (`<namespace>:celery:`, apart from our own keys: a queue named "clicks" must not meet the click stream.)
-    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{REDIS_NAMESPACE}:celery:"
     CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_NAMESPACE}:celery:"}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_QUEUE_NAMES = ["default", "clicks", "rewards", "fraud", "webhooks", "analytics"]
-CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in CELERY_QUEUE_NAMES]
+CELERY_TASK_QUEUES = task_queues(CELERY_QUEUE_NAMES, amqp=BROKER_IS_AMQP, prefix=BROKER_PREFIX)
 CELERY_TASK_ROUTES = {
     "tracking.*": {"queue": "clicks"},
     "rewards.*": {"queue": "rewards"},

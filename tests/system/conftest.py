@@ -12,7 +12,7 @@ import psycopg2
 import pytest
 from django.conf import settings
 
-from tests.system.stack import CONFIGS, Stack, base_env, database_url, manage
+from tests.system.stack import CONFIGS, Stack, base_env, database_url, manage, rabbitmq_url
 
 pytestmark = pytest.mark.slow
 
@@ -56,12 +56,27 @@ def _namespace(name: str) -> str:
     return f"{settings.REDIS_NAMESPACE}:sys-{name}"
 
 
-def start_stack(config_name: str, database: str, *, name: str | None = None, **kwargs) -> Stack:
+def broker_env(broker: str) -> dict[str, str]:
+    """The environment that picks the Celery broker: nothing for Redis (the default), CELERY_BROKER_URL for RabbitMQ
+    (the test is skipped when none listens)."""
+    if broker == "redis":
+        return {}
+    assert broker == "rabbitmq", broker
+    url = rabbitmq_url()
+    if url is None:
+        pytest.skip("no RabbitMQ listens on 127.0.0.1:5672 (or TEST_RABBITMQ_URL)")
+    return {"CELERY_BROKER_URL": url}
+
+
+def start_stack(
+    config_name: str, database: str, *, name: str | None = None, broker: str = "redis", env=None, **kwargs
+) -> Stack:
     stack = Stack(
         CONFIGS[config_name](),
         database_url=database,
         redis_url=settings.REDIS_URL,
         namespace=_namespace(name or config_name),
+        env={**broker_env(broker), **(env or {})},
         **kwargs,
     )
     try:
@@ -74,8 +89,10 @@ def start_stack(config_name: str, database: str, *, name: str | None = None, **k
 
 @pytest.fixture(scope="package", params=["procfile", "dockerfile"])
 def stack(request, system_database) -> Stack:
-    """gunicorn, a worker and beat as the Procfile (`make run`) and as the Dockerfile/docker-compose run them."""
-    running = start_stack(request.param, system_database)
+    """gunicorn, a worker and beat as the Procfile (`make run`) and as the Dockerfile/docker-compose run them.
+    A test that matters on either broker asks for "procfile+rabbitmq" too (indirect parametrization)."""
+    config_name, _, broker = request.param.partition("+")
+    running = start_stack(config_name, system_database, name=request.param, broker=broker or "redis")
     yield running
     running.stop()
 

@@ -24,6 +24,10 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import requests
+from django.conf import settings
+from kombu import Connection
+
+from referral_saas.broker import broker_prefix, delete_namespace, is_amqp
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -34,6 +38,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def rabbitmq_url() -> str | None:
+    """The RabbitMQ the broker tests use (TEST_RABBITMQ_URL, else the local guest account), or None when nothing
+    listens there."""
+    url = os.environ.get("TEST_RABBITMQ_URL") or "amqp://guest:guest@127.0.0.1:5672//"
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), timeout=1).close()
+    except OSError:
+        return None
+    return url
 
 
 def wait_for(condition, *, timeout: float = 60.0, interval: float = 0.2, what: str = "a condition"):
@@ -282,6 +298,20 @@ class Stack:
     def stop(self, timeout: float = 30) -> None:
         for process in reversed(list(self.processes.values())):
             process.stop(timeout)
+        if self.rabbitmq:  # its queues, exchanges and whatever they still hold; never another stack's
+            with Connection(self.env["CELERY_BROKER_URL"]) as connection:
+                delete_namespace(connection, names=settings.CELERY_QUEUE_NAMES, prefix=broker_prefix(self.namespace))
+
+    @property
+    def rabbitmq(self) -> bool:
+        return is_amqp(self.env.get("CELERY_BROKER_URL") or "")
+
+    def broker_queue(self, name: str) -> tuple[int, int]:
+        """RabbitMQ: (messages ready, consumers) of this stack's queue `name` (unacknowledged ones are not counted:
+        stop the workers first to see everything the queue holds)."""
+        with Connection(self.env["CELERY_BROKER_URL"]) as connection:
+            declared = connection.default_channel.queue_declare(f"{broker_prefix(self.namespace)}{name}", passive=True)
+        return declared.message_count, declared.consumer_count
 
     def logs(self) -> str:
         return "\n".join(

@@ -32,6 +32,8 @@ def _rewards_by_order(api, participant_id: int, status: str) -> dict[str, dict]:
     return {reward["order_id"]: reward for reward in rewards}
 
 
+# The loop on both brokers: RabbitMQ (quorum queues, publisher confirms) runs the Procfile's processes too.
+@pytest.mark.parametrize("stack", ["procfile", "dockerfile", "procfile+rabbitmq"], indirect=True)
 def test_join_click_order_reward_refund_clawback_and_signed_webhooks(stack, webhook_receiver):
     shop = stack.createmerchant()
     api = stack.api(shop.live_key)
