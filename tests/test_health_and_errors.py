@@ -9,6 +9,7 @@ import pytest
 from django.test import RequestFactory
 
 from referral_saas import errors, redis_client
+from referral_saas.celery import app
 from referral_saas.logging import JsonFormatter, request_id_var
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +21,7 @@ def test_healthz_answers_without_touching_services(client):
     assert response.json() == {"status": "ok"}
 
 
-def test_readyz_reports_each_dependency_with_latency(client):
+def test_readyz_reports_each_dependency_with_latency(client, settings):
     response = client.get("/readyz")
     body = response.json()
     assert response.status_code == 200
@@ -28,6 +29,10 @@ def test_readyz_reports_each_dependency_with_latency(client):
     for name in ("postgres", "redis"):
         assert body["checks"][name]["status"] == "ok"
         assert body["checks"][name]["latency_ms"] >= 0
+    # The broker Celery uses: Redis by default (the same server the Redis check asked), RabbitMQ when configured.
+    broker = body["checks"]["broker"]
+    assert broker["status"] == "ok"
+    assert broker["transport"] == ("amqp" if settings.BROKER_IS_AMQP else "redis")
 
 
 def test_readyz_is_503_when_redis_is_unreachable(client, settings):
@@ -42,6 +47,21 @@ def test_readyz_is_503_when_redis_is_unreachable(client, settings):
     assert body["status"] == "unavailable"
     assert body["checks"]["redis"]["status"] == "error"
     assert body["checks"]["postgres"]["status"] == "ok"
+
+
+def test_readyz_is_503_when_the_rabbitmq_broker_is_unreachable(client, settings):
+    settings.BROKER_IS_AMQP = True
+    saved = app.conf.broker_url
+    app.conf.broker_url = "amqp://guest:secret@127.0.0.1:1//"  # nothing listens on port 1
+    try:
+        response = client.get("/readyz")
+    finally:
+        app.conf.broker_url = saved
+    assert response.status_code == 503
+    broker = response.json()["checks"]["broker"]
+    assert broker["status"] == "error"
+    assert broker["transport"] == "amqp"
+    assert "secret" not in broker["url"]
 
 
 def test_every_response_carries_a_request_id(client):

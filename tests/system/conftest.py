@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg2
@@ -139,10 +140,13 @@ def pytest_runtest_makereport(item, call):
 
 
 class WebhookReceiver:
-    """A shop's webhook endpoint: records every delivery (headers and raw body) and answers 200."""
+    """A shop's webhook endpoint: records every delivery (headers and raw body, and when it came) and answers 200
+    (or 503 to the next few, after `fail_next(n)`)."""
 
     def __init__(self):
         self.deliveries: list[tuple[dict[str, str], bytes]] = []
+        self.arrived_at: list[float] = []  # time.monotonic() of each delivery
+        self._failures_left = 0
         self._lock = threading.Lock()
         receiver = self
 
@@ -151,7 +155,9 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with receiver._lock:
                     receiver.deliveries.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(200)
+                    receiver.arrived_at.append(time.monotonic())
+                    failing, receiver._failures_left = receiver._failures_left > 0, max(0, receiver._failures_left - 1)
+                self.send_response(503 if failing else 200)
                 self.end_headers()
 
             def log_message(self, *args):
@@ -161,6 +167,10 @@ class WebhookReceiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def fail_next(self, count: int) -> None:
+        with self._lock:
+            self._failures_left = count
 
     def events(self) -> list[dict]:
         with self._lock:
