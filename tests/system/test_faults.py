@@ -103,8 +103,17 @@ def test_a_worker_killed_while_it_creates_an_orders_rewards_is_redelivered_by_ce
     assert f"rewards.process_conversion[{killed_task.group(1)}] received" in stack.processes["worker-2"].output()
 
     if stack.rabbitmq:
-        # Whatever a stopped worker held unacknowledged is back in the queue: nothing is.
-        stack.processes["worker-2"].stop()
+        # RabbitMQ counts only what waits in the queue: once the worker has finished every task it received (the
+        # order's follow-ups too), stopping it gives back whatever it still held unacknowledged: nothing.
+        worker = stack.processes["worker-2"]
+
+        def settled() -> bool:
+            received = set(re.findall(r"\[([0-9a-f-]{36})\] received", worker.output()))
+            finished = set(re.findall(r"\[([0-9a-f-]{36})\] (?:succeeded|raised|retry)", worker.output()))
+            return received <= finished and stack.broker_queue("rewards")[0] == 0
+
+        wait_for(settled, what="the second worker to finish every task it received")
+        worker.stop()
         assert stack.broker_queue("rewards") == (0, 0)
         return
     client = redis.Redis.from_url(settings.REDIS_URL)
