@@ -1,5 +1,6 @@
-"""The broker, either one: a countdown (a webhook's retry) comes back when due, also on RabbitMQ's quorum queues
-(Celery's native delayed delivery), and a stack on RabbitMQ works under names of its own."""
+"""The broker switch through the real processes: /readyz names the broker either way; on RabbitMQ a countdown (a
+webhook's retry) comes back when due through the quorum queues, and a stack works under queue names of its own.
+(The loop and the worker-SIGKILL redelivery run on both brokers in test_loop.py and test_faults.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from tests.system.stack import wait_for
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize("stack", ["procfile", "procfile+rabbitmq"], indirect=True)
+# On RabbitMQ only (a countdown on Redis is an ETA the worker holds, as it always was): the quorum queues' countdowns
+# travel through Celery's native delayed delivery (the `celery_delayed_*` exchanges and queues the worker declares).
+@pytest.mark.parametrize("stack", ["procfile+rabbitmq"], indirect=True)
 def test_a_refused_webhook_is_retried_by_a_celery_countdown(stack, webhook_receiver):
     shop = stack.createmerchant()
     api = stack.api(shop.live_key)
