@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 from django.test import Client
+from kombu import Connection
 from rest_framework.test import APIClient
 
+from referral_saas.broker import delete_namespace
 from referral_saas.tenancy.models import ApiKey, Membership, Merchant, User
 from referral_saas.tenancy.selectors import SESSION_MERCHANT_KEY
 from tests.factories import MembershipFactory, MerchantFactory, UserFactory, make_api_key
@@ -94,6 +96,9 @@ def _own_redis_namespace():
     keys = list(client.scan_iter(match=f"{settings.REDIS_NAMESPACE}:*", count=1000))
     if keys:
         client.delete(*keys)
+    if settings.BROKER_IS_AMQP:  # a run on RabbitMQ (CELERY_BROKER_URL): its own queues, under its namespace
+        with Connection(settings.CELERY_BROKER_URL) as connection:
+            delete_namespace(connection, names=settings.CELERY_QUEUE_NAMES, prefix=settings.BROKER_PREFIX)
     assert not any(unacked.values()), f"messages left unacknowledged after the suite: {unacked}"
 
 

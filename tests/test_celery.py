@@ -11,7 +11,7 @@ from tests.processes import celery_worker
 
 def test_celery_is_configured_for_at_least_once_delivery():
     conf = app.conf
-    assert conf.broker_url == settings.REDIS_URL
+    assert conf.broker_url == settings.CELERY_BROKER_URL  # REDIS_URL unless the environment names RabbitMQ
     assert conf.result_backend == settings.REDIS_URL
     assert conf.task_acks_late is True
     assert conf.task_reject_on_worker_lost is True
@@ -21,7 +21,7 @@ def test_celery_is_configured_for_at_least_once_delivery():
     assert conf.task_always_eager is False
     assert conf.task_time_limit
     assert conf.task_soft_time_limit
-    assert {q.name for q in conf.task_queues} == {
+    assert {q.alias or q.name for q in conf.task_queues} == {  # RabbitMQ's names carry the namespace
         "default",
         "clicks",
         "rewards",
