@@ -9,7 +9,6 @@ import pytest
 from django.test import RequestFactory
 
 from referral_saas import errors, redis_client
-from referral_saas.celery import app
 from referral_saas.logging import JsonFormatter, request_id_var
 
 pytestmark = pytest.mark.django_db
@@ -49,14 +48,11 @@ def test_readyz_is_503_when_redis_is_unreachable(client, settings):
     assert body["checks"]["postgres"]["status"] == "ok"
 
 
-def test_readyz_is_503_when_the_rabbitmq_broker_is_unreachable(client, settings):
+def test_readyz_is_503_when_the_rabbitmq_broker_is_unreachable(client, settings, monkeypatch):
     settings.BROKER_IS_AMQP = True
-    saved = app.conf.broker_url
-    app.conf.broker_url = "amqp://guest:secret@127.0.0.1:1//"  # nothing listens on port 1
-    try:
-        response = client.get("/readyz")
-    finally:
-        app.conf.broker_url = saved
+    # Celery reads the broker from this variable before its configuration. Nothing listens on port 1.
+    monkeypatch.setenv("CELERY_BROKER_URL", "amqp://guest:secret@127.0.0.1:1//")
+    response = client.get("/readyz")
     assert response.status_code == 503
     broker = response.json()["checks"]["broker"]
     assert broker["status"] == "error"
