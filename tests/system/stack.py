@@ -2,7 +2,8 @@
 
 `procfile_config()` reads the Procfile (what `make run` starts) and `dockerfile_config()` the Dockerfile's CMD with
 docker-compose.yml's worker, beat and environment; only the listening address, the database, the Redis namespace
-and the beat schedule file are replaced. Tests talk to the result over HTTP only.
+and the beat schedule file are replaced (and, for a stack on RabbitMQ, CELERY_BROKER_URL set). Tests talk to the
+result over HTTP only.
 """
 
 from __future__ import annotations
