@@ -4,9 +4,9 @@
 `tracking_click` is partitioned by RANGE (occurred_at) into UTC months, `tracking_click_pYYYY_MM`, plus a DEFAULT
 partition that takes any click no month partition covers, so that an insert never fails for want of one.
 
-- `click_partitions_ensure` (beat, every 6 hours) makes the partitions of this month and the next `CLICK_PARTITIONS_AHEAD`
-  ones, and of every month the DEFAULT partition holds clicks of (a month gets its partition before the retention
-  can drop it; its clicks move there), except months retention dropped already.
+- `click_partitions_ensure` (beat, every 6 hours) makes the partitions of this month and the next
+  `CLICK_PARTITIONS_AHEAD` ones, and of every month the DEFAULT partition holds clicks of (a month gets its
+  partition before the retention can drop it; its clicks move there), except months retention dropped already.
 - `click_month_drop` drops a whole month of raw clicks only if every click in it has an id up to `counted_through`
   (analytics' retention job passes the click id the rollups have counted for good); referrals and orders that
   named one of its clicks keep the order and lose the link (click set NULL, as Django's SET_NULL does). Each drop
