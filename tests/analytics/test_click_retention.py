@@ -8,15 +8,20 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from analytics.models import DailyStats
 from analytics.selectors.periods import Period
 from analytics.selectors.sums import daily_totals
 from analytics.services import click_retention_run, rollup, rollup_backfill, rollup_incremental
+from analytics.tasks import click_retention as click_retention_task
 from tests.factories import FACTORY_FOR_MODEL, join
+from tests.processes import celery_worker
+from tests.system.stack import wait_for
 from tracking.models import Click, ClickPurge, Conversion, Referral
-from tracking.partitions import add_months, click_dangling_references, click_partitions, month_start
+from tracking.partitions import ClickMonth, add_months, click_dangling_references, click_partitions, month_start
+from tracking.tasks import click_partitions as click_partitions_task
 
 pytestmark = pytest.mark.django_db
 
@@ -117,3 +122,38 @@ def test_retention_drops_only_counted_months_and_the_dashboards_keep_their_click
     horizon = ClickPurge.objects.latest("month").purged_before
     assert Click.objects.for_merchant(merchant).filter(occurred_at__lt=horizon).count() == 0
     assert min(p.month for p in click_partitions()) == add_months(oldest, 3)
+
+
+def test_retention_of_zero_months_keeps_every_click(merchant, program, monkeypatch):
+    _participant, code = join(program, email="anna@people.example")
+    _seed(code)
+    rollup_incremental()
+    _rollup_later(monkeypatch)
+    assert click_retention_run(months=0).dropped == []
+    assert Click.objects.for_merchant(merchant).count() == (MONTHS_BACK + 1) * PER_MONTH
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_beats_click_tasks_run_on_a_real_worker_and_drop_only_what_the_rollups_counted(merchant, program, monkeypatch):
+    _participant, code = join(program, email="anna@people.example")
+    _seed(code)
+    rollup_incremental()
+    _rollup_later(monkeypatch)
+    oldest = add_months(_this_month(), -MONTHS_BACK)
+    counted = {add_months(oldest, n): _month_clicks(merchant, program, add_months(oldest, n)) for n in range(4)}
+    ahead = ClickMonth(add_months(_this_month(), 3))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {ahead.table}")  # as if it had not been made yet
+    with celery_worker(queues=["clicks", "analytics"]):
+        click_partitions_task.delay()
+        click_retention_task.delay()  # CLICK_RETENTION_MONTHS: 13 by default
+        wait_for(
+            lambda: (
+                {ahead.month, add_months(oldest, 3)} <= {p.month for p in click_partitions()}
+                and min(p.month for p in click_partitions()) == add_months(oldest, 3)
+            ),
+            timeout=120,
+            what="the worker to make next months' partition and drop the three oldest months",
+        )
+    assert {m: _month_clicks(merchant, program, m) for m in counted} == counted
