@@ -144,7 +144,12 @@ def click_partitions_ensure(*, ahead: int | None = None, today: date | None = No
     horizon = click_purged_before()
     if horizon is not None:  # a month retention dropped is not made again: its late clicks are deleted instead
         months = {m for m in months if ClickMonth(m).hi > horizon}
-    return [ClickMonth(m).table for m in sorted(months) if click_partition_create(month=m)]
+    made = [ClickMonth(m).table for m in sorted(months) if click_partition_create(month=m)]
+    with connection.cursor() as cursor:
+        # Autovacuum analyzes the partitions but never the partitioned table itself, whose statistics the planner
+        # uses across partitions (a sample of rows, not a scan; it does not block inserts).
+        cursor.execute(f"ANALYZE {PARENT}")
+    return made
 
 
 @dataclass
