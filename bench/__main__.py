@@ -1,4 +1,5 @@
-"""python -m bench [loop|rewards|analytics] [--click-requests N] [--seconds S] [--rounds R] [--scales 1,10]"""
+"""python -m bench [loop|rewards|analytics|clicks10m] [--click-requests N] [--seconds S] [--rounds R] [--scales 1,10]
+[--clicks N]"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "referral_saas.settings")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-SUITES = ["loop", "rewards", "analytics"]
+SUITES = ["loop", "rewards", "analytics", "clicks10m"]
 
 
 def main() -> int:
@@ -20,6 +21,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--scales", default="1,10", help="analytics: data set sizes (1 = 1M clicks, 10 = 10M)")
+    parser.add_argument("--clicks", type=int, default=10_000_000, help="clicks10m: clicks stored for the second half")
     args = parser.parse_args()
     if args.suite == "all":
         # Each suite in its own process: each builds its own benchmark database and Django setup.
@@ -40,6 +42,10 @@ def main() -> int:
         from bench import analytics
 
         analytics.run(scales=[int(s) for s in args.scales.split(",")])
+    elif args.suite == "clicks10m":
+        from bench import clicks
+
+        clicks.run(clicks=args.clicks)
     return 0
 
 

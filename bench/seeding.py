@@ -96,6 +96,7 @@ def seed_large(*, scale: float = 1, progress: Callable[[str], None] | None = Non
     ]  # fmt: skip
     end = timezone.now().replace(microsecond=0)
     begin = end - datetime.timedelta(days=365)
+    click_partitions_for(begin, end)
     with transaction.atomic(), connection.cursor() as cursor:
         _bulk_mode(cursor)
         world = _people(cursor, merchant.pk, programs, variants, rules, counts["participants"], begin, end, progress)
@@ -111,6 +112,17 @@ def seed_day(world: World, *, scale: float = 1, end=None, progress=None) -> dict
     counts = {name: max(1, round(value * scale)) for name, value in DAY.items()}
     _events(world, begin=end - datetime.timedelta(days=1), end=end, counts=counts, progress=progress, label="new day")
     return counts
+
+
+def click_partitions_for(begin, end) -> None:
+    """The click table's month partitions from `begin` to `end` (as beat makes them for new months), so that seeded
+    history lands in its months rather than in the DEFAULT partition."""
+    from tracking.partitions import add_months, click_partition_create, month_start
+
+    month, last = month_start(begin.astimezone(datetime.UTC)), month_start(end.astimezone(datetime.UTC))
+    while month <= last:
+        click_partition_create(month=month)
+        month = add_months(month, 1)
 
 
 def _people(cursor, merchant_id, programs, variants, rules, count, begin, end, progress) -> World:
@@ -312,7 +324,7 @@ def _orders(cursor, world: World, base: dict, count: int, label: str) -> None:
         FROM _seed_conv s WHERE mod(s.id, 30) = 0;
         INSERT INTO {_t("rewards", "Reward")} (merchant_id, livemode, program_id, rule_id, side, participant_id,
           referral_id, conversion_id, kind, unit, value, original_value, taken_back, currency, description, status,
-          reason, flag, hold_until, coupon_code, created_at)
+          reason, reason_code, flag, hold_until, coupon_code, created_at)
         SELECT %(m)s, true, s.program_id,
                (%(rules)s::bigint[])[array_position(%(programs)s::bigint[], s.program_id)], 'referrer',
                s.referrer_id, s.referral_id, s.id, 'amount_coupon', 'money',
@@ -322,7 +334,7 @@ def _orders(cursor, world: World, base: dict, count: int, label: str) -> None:
                     WHEN s.occurred_at > %(now)s - interval '30 days' THEN 'pending'
                     WHEN s.occurred_at > %(now)s - interval '60 days' THEN 'approved'
                     WHEN mod(s.id, 3) = 0 THEN 'redeemed' ELSE 'issued' END,
-               '', '', s.occurred_at + interval '30 days', '', s.occurred_at + interval '1 minute'
+               '', '', '', s.occurred_at + interval '30 days', '', s.occurred_at + interval '1 minute'
         FROM _seed_conv s;
         """,
         params,

@@ -210,6 +210,10 @@ API_MAX_BODY_BYTES = 64 * 1024
 DEMO_SHOP = env.bool("DEMO_SHOP", default=DEBUG)  # the demo storefront at /demo-shop/ (landing of the demo program)
 BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", default=False)  # the benchmarks' bare baseline view
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)  # trusted proxies in front: the client IP is that many hops back
+# Raw clicks are kept this many full months before the current one (their month partitions are then dropped, once
+# the rollups have counted them; the dashboards keep their numbers). 0 keeps them forever.
+CLICK_RETENTION_MONTHS = env.int("CLICK_RETENTION_MONTHS", default=13)
+CLICK_PARTITIONS_AHEAD = env.int("CLICK_PARTITIONS_AHEAD", default=3)  # month partitions made ahead of time
 SPECTACULAR_SETTINGS = {
     "TITLE": "Referral SaaS shop API",
     "DESCRIPTION": (
@@ -333,6 +337,8 @@ CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-keys": {"task": "referral_saas.tenancy.purge_idempotency_keys", "schedule": 3600.0},
     "ingest-clicks": {"task": "tracking.ingest_clicks", "schedule": 2.0, "options": {"expires": 10}},
     "analytics-rollup": {"task": "analytics.rollup", "schedule": 60.0, "options": {"expires": 55}},
+    "click-partitions": {"task": "tracking.click_partitions", "schedule": 6 * 3600.0, "options": {"expires": 3600}},
+    "click-retention": {"task": "analytics.click_retention", "schedule": 86400.0, "options": {"expires": 3600}},
     "release-rewards": {"task": "rewards.release_due", "schedule": 30.0, "options": {"expires": 60}},
     "rewards-sweeper": {"task": "rewards.sweep", "schedule": 60.0, "options": {"expires": 120}},
     "webhooks-sweep": {"task": "referral_saas.webhooks.sweep", "schedule": 10.0, "options": {"expires": 30}},

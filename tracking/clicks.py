@@ -15,6 +15,7 @@ of its batch is stored.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -254,7 +255,11 @@ def _decode(fields: dict) -> dict[str, str]:
 
 
 def _row(d: dict) -> Click:
-    d = _validated(d)
+    return _clean_row(_validated(d))
+
+
+def _clean_row(d: dict[str, str]) -> Click:
+    """A Click from an entry `_validated` already checked and cleaned (the ingest's path: validated once)."""
     return Click(
         merchant_id=int(d["merchant_id"]),
         livemode=d["livemode"] == "1",
@@ -295,7 +300,7 @@ def _rows(entries: list[tuple[bytes, dict]]) -> tuple[list[tuple[bytes, dict, Cl
         if not fields:
             continue  # deleted meanwhile: only acknowledged
         try:
-            candidates.append((entry_id, fields, _row(_decode(fields))))
+            candidates.append((entry_id, fields, _clean_row(_decode(fields))))
         except BadClick as exc:
             dead.append((entry_id, fields, str(exc)))
     owners = _owners([row for _id, _fields, row in candidates])
@@ -309,13 +314,38 @@ def _rows(entries: list[tuple[bytes, dict]]) -> tuple[list[tuple[bytes, dict, Cl
     return rows, dead
 
 
+@functools.cache
+def _insert_sql() -> str:
+    """One INSERT for a whole batch: a typed array per column, unnested (Django's bulk_create compiles and adapts
+    every value of every row in Python, which was most of the ingest's time)."""
+    columns = ", ".join(field.column for field in _COLUMNS)
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in _COLUMNS)
+    table = Click._meta.db_table
+    return f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING"  # noqa: S608
+
+
+_COLUMNS = [field for field in Click._meta.concrete_fields if not field.primary_key]
+
+
+def _column_values(rows: list[Click]) -> list[list]:
+    values = []
+    for field in _COLUMNS:
+        column = [getattr(row, field.attname) for row in rows]
+        if field.get_internal_type() == "UUIDField":
+            column = [str(value) for value in column]
+        values.append(column)
+    return values
+
+
 def _store(rows: list[Click], *, batch_size: int = 1000) -> None:
-    """Insert in a savepoint, a replayed click ignored. Foreign keys are checked by the INSERT, not at COMMIT as
-    Django declares them: a click naming a row deleted a moment ago then fails here, alone, instead of failing the
-    commit of its whole batch (or of the order that stores it early)."""
+    """Insert in a savepoint, a replayed click ignored (unique merchant + click id + time: a replay repeats all
+    three). Foreign keys are checked by the INSERT, not at COMMIT as Django declares them: a click naming a row
+    deleted a moment ago then fails here, alone, instead of failing the commit of its whole batch (or of the order
+    that stores it early)."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        Click.all_merchants.bulk_create(rows, ignore_conflicts=True, batch_size=batch_size)
+        for start in range(0, len(rows), batch_size):
+            cursor.execute(_insert_sql(), _column_values(rows[start : start + batch_size]))
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # as it was (a failure rolls the savepoint back to it)
 
 

@@ -64,7 +64,14 @@ class CodeRoute(models.Model):
 
 
 class Click(TenantModel):
-    """One visit of a referral link. Written by the ingest task from the Redis stream, never by the request."""
+    """One visit of a referral link. Written by the ingest task from the Redis stream, never by the request.
+
+    The table is partitioned by month of `occurred_at` (UTC; PostgreSQL declarative partitioning, see
+    tracking/partitions.py): its primary key is (id, occurred_at) in the database, and a click is unique by
+    (merchant, click_id, occurred_at), which the stream's replays repeat exactly. Django knows `id` alone as the key
+    (ids come from one sequence and are unique), and referrals and orders point at a click without a database
+    constraint (docs/architecture.md, "Clicks by month").
+    """
 
     livemode = models.BooleanField(default=True)
     click_id = models.UUIDField(default=uuid.uuid4, editable=False)
@@ -86,15 +93,38 @@ class Click(TenantModel):
     device_id = models.CharField(_("device id"), max_length=128, blank=True, default="", db_default="")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["merchant", "click_id"], name="click_unique_id")]
+        # The partition key is part of every unique constraint of a partitioned table.
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "click_id", "occurred_at"], name="click_unique_id"),
+        ]
         ordering = ["-occurred_at"]
         indexes = [
             models.Index(fields=["merchant", "program", "occurred_at"], name="click_by_program_time"),
             models.Index(fields=["merchant", "code", "occurred_at"], name="click_by_code_time"),
+            # The newest clicks first (the admin's list): the newest partition's first page, not a sort of all.
+            models.Index(fields=["merchant", "occurred_at"], name="click_by_time"),
         ]
 
     def __str__(self) -> str:
         return str(self.click_id)
+
+
+class ClickPurge(models.Model):
+    """A month of raw clicks that retention dropped (after the rollups had counted it): written by
+    `tracking.partitions.click_months_drop`, read by the rollups, which keep the click numbers of days before
+    `purged_before` instead of recounting them from raw clicks that are gone. Not a tenant table: one row per month
+    for all merchants."""
+
+    month = models.DateField(unique=True, help_text=_("The first day of the month (UTC)."))
+    purged_before = models.DateTimeField()
+    clicks = models.BigIntegerField(default=0)
+    dropped_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["month"]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m}"
 
 
 class Referral(TenantModel):
@@ -121,7 +151,11 @@ class Referral(TenantModel):
     variant = models.ForeignKey(ProgramVariant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     referrer = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="referrals_made")
     code = models.ForeignKey(ReferralCode, on_delete=models.CASCADE, related_name="referrals")
-    click = models.ForeignKey(Click, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # No database constraint: a key into the partitioned click table would have to carry the partition key; Django
+    # still sets it NULL when a click is deleted, and dropping a month of clicks (retention) sets it NULL first.
+    click = models.ForeignKey(
+        Click, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
     referee = models.ForeignKey(
         Participant, null=True, blank=True, on_delete=models.SET_NULL, related_name="referrals_received"
     )
@@ -208,7 +242,11 @@ class Conversion(TenantModel):
     rejection_reason = models.CharField(_("reason"), max_length=20, choices=Referral.Reason.choices, blank=True)
     program = models.ForeignKey(Program, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     referral = models.ForeignKey(Referral, null=True, blank=True, on_delete=models.SET_NULL, related_name="conversions")
-    click = models.ForeignKey(Click, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # No database constraint: a key into the partitioned click table would have to carry the partition key; Django
+    # still sets it NULL when a click is deleted, and dropping a month of clicks (retention) sets it NULL first.
+    click = models.ForeignKey(
+        Click, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )
     code_given = models.CharField(max_length=32, blank=True)
     is_new_customer = models.BooleanField(default=True)
     occurred_at = models.DateTimeField()

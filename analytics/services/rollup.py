@@ -13,6 +13,9 @@ Rules this module enforces:
   (merchant, program, time) or a primary-key range, so a run costs what happened since the last one, not history.
 - Days are calendar days in the merchant's time zone.
 - One run at a time (a transaction-level advisory lock); a run is one transaction: all of it or none of it.
+- Raw clicks of months that retention dropped (tracking.ClickPurge) are not recounted: a day before them keeps the
+  click numbers counted while they existed (retention drops only clicks whose ids the rollups are done with, see
+  `rollup_clicks_counted_through`).
 """
 
 from __future__ import annotations
@@ -168,6 +171,11 @@ class _Rollup:
             program=_table("programs", "Program"),
             participant=_table("programs", "Participant"),
         )
+
+    def clicks_from(self) -> datetime | str:
+        """Raw clicks exist from here on: retention dropped the months before (and the rollups counted them)."""
+        self.cur.execute(f"SELECT max(purged_before) FROM {_table('tracking', 'ClickPurge')}")
+        return self.cur.fetchone()[0] or "-infinity"
 
     def sql(self, statement: str, params: dict | None = None) -> None:
         self.cur.execute(statement.format(**self.t), params or None)
@@ -643,8 +651,17 @@ class _Rollup:
             JOIN {{click}} c ON c.merchant_id = k.merchant_id AND c.program_id = k.program_id
                             AND c.occurred_at >= k.lo AND c.occurred_at < k.hi
             JOIN {{code}} rc ON rc.id = c.code_id
-            WHERE c.livemode = k.livemode
+            WHERE c.livemode = k.livemode AND k.lo >= %(clicks_from)s
             GROUP BY 1, 2, 3, 4, 5;
+            -- a day (partly) before the clicks that retention dropped keeps the click numbers counted before
+            INSERT INTO _rk_fresh (merchant_id, livemode, program_id, variant_id, day, clicks, unique_visitors,
+                                   bot_clicks)
+            SELECT d.merchant_id, d.livemode, d.program_id, d.variant_id, d.day, d.clicks, d.unique_visitors,
+                   d.bot_clicks
+            FROM _rk_bounds k
+            JOIN {{daily}} d ON d.merchant_id = k.merchant_id AND d.livemode = k.livemode
+                             AND d.program_id = k.program_id AND d.day = k.day
+            WHERE k.lo < %(clicks_from)s AND (d.clicks, d.unique_visitors, d.bot_clicks) <> (0, 0, 0);
 
             -- participants who joined (and of them, who shared since), first-time sharers
             INSERT INTO _rk_fresh (merchant_id, livemode, program_id, variant_id, day, participants_joined,
@@ -773,7 +790,7 @@ class _Rollup:
             GROUP BY 1, 2, 3, 4, 5;
 
             """,
-            {"good": GOOD_REWARD_STATUSES, "edges": TTP_EDGES},
+            {"good": GOOD_REWARD_STATUSES, "edges": TTP_EDGES, "clicks_from": self.clicks_from()},
         )
         if self.fraud:
             self.sql(
@@ -1016,6 +1033,13 @@ def _save_state(cursor, *, run_at: datetime, checkpoints: list[dict], keys: int,
         """,
         {"at": run_at, "cp": json.dumps(checkpoints), "keys": keys, "seconds": seconds},
     )
+
+
+def rollup_clicks_counted_through(cursor) -> int:
+    """The click id up to which every click is in the rollups for good: the next incremental run starts after it
+    (0 before the first run). Read under the rollup's lock (LOCK_KEY) to keep it true while acting on it."""
+    previous_run, checkpoints = _state_checkpoints(cursor)
+    return int(_start_marks(previous_run, checkpoints).get("click", 0))
 
 
 def _locked(cursor) -> bool:

@@ -17,6 +17,7 @@ GLOBAL_MODELS = {
     "tenancy.User": "a person can work for several merchants (through Membership)",
     "tenancy.ShopSettings": "a proxy of Merchant for the merchant admin",
     "tracking.CodeRoute": "routes /r/<code> (a URL that names no merchant) to its merchant; a reference table",
+    "tracking.ClickPurge": "a month of raw clicks retention dropped, for all merchants (the rollups read it)",
 }
 
 
