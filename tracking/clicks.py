@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 from redis.exceptions import RedisError, ResponseError
 
 from referral_saas.devices import request_device_id
@@ -86,14 +86,22 @@ def landing_location(landing_url: str, params: dict[str, str]) -> str:
 
 def utm_params(request) -> dict[str, str]:
     """The request's utm_* parameters, cleaned (they are stored with the click and passed on to the landing page)."""
-    cleaned = {field: clean_text(request.GET.get(field, ""), 100) for field in UTM_FIELDS}
+    if not request.META.get("QUERY_STRING"):
+        return {}  # most clicks: no query to parse
+    query = request.GET
+    cleaned = {field: clean_text(query[field], 100) for field in UTM_FIELDS if field in query}
     return {field: value for field, value in cleaned.items() if value}
 
 
-def click_record(*, info: CodeInfo, request, is_bot: bool) -> str:
-    """Buffer one click in Redis; return its id. Raises RedisError when Redis is down (the caller still redirects)."""
+def click_record(*, info: CodeInfo, request, is_bot: bool, utm: dict[str, str]) -> str | None:
+    """Buffer one click (`utm`: the visit's utm_params) in Redis; return its id, or None when it was not recorded.
+
+    One Redis round trip. When Redis fails (down, refusing, or hanging: one socket timeout, then the breaker skips it
+    for a few seconds) the click is written straight to PostgreSQL instead, so that it is still counted and its id
+    still names it; should Redis have taken it after all, the ingest's insert of the same click id is a no-op. Only
+    when PostgreSQL fails too is the click lost (logged): the caller still redirects, with the code.
+    """
     click_id = uuid.uuid4().hex
-    utm = utm_params(request)
     entry = {
         "click_id": click_id,
         "ts": f"{time.time():.6f}",
@@ -110,7 +118,16 @@ def click_record(*, info: CodeInfo, request, is_bot: bool) -> str:
         **utm,
     }
     # One field holding compact JSON: encoding two arguments instead of ~25 is most of the Redis call's cost.
-    guarded(get_redis().execute_command, "XADD", STREAM, "*", "d", json.dumps(entry, separators=(",", ":")))
+    data = json.dumps(entry, separators=(",", ":"))
+    try:
+        guarded(get_redis().execute_command, "XADD", STREAM, "*", "d", data)
+    except RedisError:
+        logger.warning("click buffer unavailable, storing the click in PostgreSQL", extra={"code": info.code})
+        try:
+            click_ingest_early(entry)
+        except DatabaseError:
+            logger.exception("click lost: neither Redis nor PostgreSQL took it", extra={"code": info.code})
+            return None
     return click_id
 
 

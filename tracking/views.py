@@ -1,21 +1,21 @@
 """`GET /r/<code>`: the referral link. Answers from caches, buffers the click in Redis, redirects (302). A browser
-without a device cookie gets one, and the click carries its id (a referrer clicking their own link is then seen)."""
+without a device cookie gets one, and the click carries its id (a referrer clicking their own link is then seen).
+
+Every working link is answered by `tracking.middleware.ReferralLinkMiddleware` through `link_redirect`, before the
+session, locale, CSRF and auth middleware (a redirect needs none of them). What it declines (an unknown, disabled or
+blocked code: the friendly page, in the visitor's language) reaches `referral_redirect` through the whole stack.
+"""
 
 from __future__ import annotations
-
-import logging
 
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
-from redis.exceptions import RedisError
 
 from referral_saas.devices import with_device_cookie
 from tracking.bots import is_bot
 from tracking.clicks import click_record, landing_location, utm_params
 from tracking.selectors import code_info, program_info
-
-logger = logging.getLogger(__name__)
 
 
 def _redirect(location: str) -> HttpResponseRedirect:
@@ -25,23 +25,35 @@ def _redirect(location: str) -> HttpResponseRedirect:
     return response
 
 
-@require_safe
 @with_device_cookie
-def referral_redirect(request, code: str):
+def link_redirect(request, code: str) -> HttpResponseRedirect | None:
+    """The redirect a working code answers (its click recorded), or None when the visitor must see the friendly page.
+
+    A paused or ended program sends to its landing page without attribution. Otherwise the landing URL gets `ref`,
+    the click id `rs_click` (when the click was recorded; click_record says why it may not be) and the visit's utm_*
+    parameters. A bot or link preview is redirected alike; its click is marked as a bot's and never counted.
+    """
     info = code_info(code)
     program = program_info(info.program_id) if info is not None else None
     if info is None or program is None or not info.usable:
-        return render(request, "tracking/unknown_code.html", {"code": code[:40]}, status=404)
+        return None
     if not program.live:
-        return _redirect(program.landing_url)  # the program is paused or over: no attribution
+        return _redirect(program.landing_url)
+    utm = utm_params(request)  # cleaned of control characters, as stored with the click
     params = {"ref": info.code}
-    try:
-        params["rs_click"] = click_record(info=info, request=request, is_bot=is_bot(request.headers.get("User-Agent")))
-    except RedisError:
-        # The code still attributes the order; only this click goes uncounted.
-        logger.exception("click buffer unavailable", extra={"code": info.code})
-    params.update(utm_params(request))  # cleaned of control characters, as stored with the click
+    click_id = click_record(info=info, request=request, is_bot=is_bot(request.headers.get("User-Agent")), utm=utm)
+    if click_id is not None:
+        params["rs_click"] = click_id
+    params.update(utm)
     return _redirect(landing_location(program.landing_url, params))
+
+
+@require_safe
+def referral_redirect(request, code: str):
+    response = link_redirect(request, code)
+    if response is None:
+        return render(request, "tracking/unknown_code.html", {"code": code[:40]}, status=404)
+    return response
 
 
 def bare_redirect(request):
