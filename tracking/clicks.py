@@ -93,13 +93,67 @@ def utm_params(request) -> dict[str, str]:
     return {field: value for field, value in cleaned.items() if value}
 
 
-def click_record(*, info: CodeInfo, request, is_bot: bool, utm: dict[str, str]) -> str | None:
-    """Buffer one click (`utm`: the visit's utm_params) in Redis; return its id, or None when it was not recorded.
+class RecordedClick:
+    """A click on its way to the Redis stream: its id, and `confirm()`, which reads Redis's answer.
 
-    One Redis round trip. When Redis fails (down, refusing, or hanging: one socket timeout, then the breaker skips it
-    for a few seconds) the click is written straight to PostgreSQL instead, so that it is still counted and its id
-    still names it; should Redis have taken it after all, the ingest's insert of the same click id is a no-op. Only
-    when PostgreSQL fails too is the click lost (logged): the caller still redirects, with the code.
+    The redirect is sent before that answer is read (the round trip is not the visitor's wait). An error or no answer
+    within the socket timeout: the same process then writes the click to PostgreSQL, so its id, already in the
+    visitor's URL, still names it. A process killed in between loses nothing either: the command is already in
+    Redis's hands.
+    """
+
+    __slots__ = ("_connection", "_entry", "_pool", "click_id")
+
+    def __init__(self, click_id: str, entry: dict, pool=None, connection=None):
+        self.click_id = click_id
+        self._entry = entry
+        self._pool = pool
+        self._connection = connection
+
+    def confirm(self) -> None:
+        """Read Redis's answer to the XADD (once); store the click in PostgreSQL if Redis did not take it."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            guarded(connection.read_response)
+        except RedisError:
+            connection.disconnect()  # what is left on it, if anything, belongs to no one
+            _store_instead(self._entry)
+        finally:
+            self._pool.release(connection)
+
+
+def _xadd_send(pool, data: str):
+    """Send the XADD on a connection of the pool, without waiting for the answer; the connection, still taken."""
+    connection = pool.get_connection()
+    try:
+        connection.send_command("XADD", STREAM, "*", "d", data)
+    except BaseException:
+        connection.disconnect()
+        pool.release(connection)
+        raise
+    return connection
+
+
+def _store_instead(entry: dict) -> bool:
+    """The click Redis did not take, written to PostgreSQL (if Redis took it after all, the ingest's insert of the
+    same click id is a no-op). False when PostgreSQL failed too: that click is lost, and logged."""
+    logger.warning("click buffer unavailable, storing the click in PostgreSQL", extra={"click_id": entry["click_id"]})
+    try:
+        click_ingest_early(entry)
+    except DatabaseError:
+        logger.exception("click lost: neither Redis nor PostgreSQL took it", extra={"click_id": entry["click_id"]})
+        return False
+    return True
+
+
+def click_record(*, info: CodeInfo, request, is_bot: bool, utm: dict[str, str]) -> RecordedClick | None:
+    """Send one click (`utm`: the visit's utm_params) to the Redis stream; None when it could not be recorded.
+
+    The caller answers, then calls `confirm()` (RecordedClick). When Redis fails at once (down, refusing, or the
+    breaker skipping it for a few seconds after a failure) the click is written straight to PostgreSQL instead; only
+    when PostgreSQL fails too is it lost (logged), and the caller still redirects, with the code.
     """
     click_id = uuid.uuid4().hex
     entry = {
@@ -119,16 +173,12 @@ def click_record(*, info: CodeInfo, request, is_bot: bool, utm: dict[str, str]) 
     }
     # One field holding compact JSON: encoding two arguments instead of ~25 is most of the Redis call's cost.
     data = json.dumps(entry, separators=(",", ":"))
+    pool = get_redis().connection_pool
     try:
-        guarded(get_redis().execute_command, "XADD", STREAM, "*", "d", data)
+        connection = guarded(_xadd_send, pool, data)
     except RedisError:
-        logger.warning("click buffer unavailable, storing the click in PostgreSQL", extra={"code": info.code})
-        try:
-            click_ingest_early(entry)
-        except DatabaseError:
-            logger.exception("click lost: neither Redis nor PostgreSQL took it", extra={"code": info.code})
-            return None
-    return click_id
+        return RecordedClick(click_id, entry) if _store_instead(entry) else None
+    return RecordedClick(click_id, entry, pool, connection)
 
 
 def pending_click(click_id: str, *, max_entries: int = 5_000) -> dict | None:

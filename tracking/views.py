@@ -14,19 +14,33 @@ from django.views.decorators.http import require_safe
 
 from referral_saas.devices import with_device_cookie
 from tracking.bots import is_bot
-from tracking.clicks import click_record, landing_location, utm_params
+from tracking.clicks import RecordedClick, click_record, landing_location, utm_params
 from tracking.selectors import code_info, program_info
 
 
-def _redirect(location: str) -> HttpResponseRedirect:
-    response = HttpResponseRedirect(location)
+class LinkRedirect(HttpResponseRedirect):
+    """The link's 302. Its click's Redis answer is read when the server closes it, after sending it."""
+
+    click: RecordedClick | None = None
+
+    def close(self):
+        try:
+            if self.click is not None:
+                self.click.confirm()
+        finally:
+            super().close()
+
+
+def _redirect(location: str, click: RecordedClick | None = None) -> LinkRedirect:
+    response = LinkRedirect(location)
+    response.click = click
     response["Cache-Control"] = "no-store"  # every visit is a click; no browser or proxy may replay the redirect
     response["X-Robots-Tag"] = "noindex"
     return response
 
 
 @with_device_cookie
-def link_redirect(request, code: str) -> HttpResponseRedirect | None:
+def link_redirect(request, code: str) -> LinkRedirect | None:
     """The redirect a working code answers (its click recorded), or None when the visitor must see the friendly page.
 
     A paused or ended program sends to its landing page without attribution. Otherwise the landing URL gets `ref`,
@@ -41,11 +55,11 @@ def link_redirect(request, code: str) -> HttpResponseRedirect | None:
         return _redirect(program.landing_url)
     utm = utm_params(request)  # cleaned of control characters, as stored with the click
     params = {"ref": info.code}
-    click_id = click_record(info=info, request=request, is_bot=is_bot(request.headers.get("User-Agent")), utm=utm)
-    if click_id is not None:
-        params["rs_click"] = click_id
+    click = click_record(info=info, request=request, is_bot=is_bot(request.headers.get("User-Agent")), utm=utm)
+    if click is not None:
+        params["rs_click"] = click.click_id
     params.update(utm)
-    return _redirect(landing_location(program.landing_url, params))
+    return _redirect(landing_location(program.landing_url, params), click)
 
 
 @require_safe

@@ -134,11 +134,17 @@ def test_a_redis_that_hangs_never_hangs_an_order_or_a_click_and_both_are_stored(
         assert link.status_code == 302  # the link still leads to the shop, with the code and the click's id
         query = parse_qs(urlsplit(link.headers["Location"]).query)
         assert query["ref"] == [anna["code"]]
-        # The click Redis could not buffer went straight to PostgreSQL: counted, and its id names it.
-        with psycopg2.connect(hung.env["DATABASE_URL"]) as conn, conn.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM tracking_click WHERE click_id = %s", [query["rs_click"][0]])
-            assert cursor.fetchone()[0] == 1
-        conn.close()
+
+        def stored_clicks() -> int:
+            with psycopg2.connect(hung.env["DATABASE_URL"]) as conn, conn.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM tracking_click WHERE click_id = %s", [query["rs_click"][0]])
+                found = cursor.fetchone()[0]
+            conn.close()
+            return found
+
+        # The click Redis never answered for went to PostgreSQL (after the redirect was sent, once the socket
+        # timeout passed): counted, and its id names it.
+        assert wait_for(stored_clicks, timeout=20, what="the click to reach PostgreSQL") == 1
         assert hung.server_errors() == []
     finally:
         hanging.close()
