@@ -30,10 +30,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from referral_saas.devices import request_device_id
-from referral_saas.redis_client import get_redis, guarded
+from referral_saas.redis_client import get_redis, guarded, note_redis_failure
 from tracking.models import Click, ReferralCode
 from tracking.selectors import CodeInfo
 
@@ -116,8 +118,10 @@ class RecordedClick:
         if connection is None:
             return
         try:
-            guarded(connection.read_response)
-        except RedisError:
+            connection.read_response()  # not skipped when the breaker opened meanwhile: the command was sent
+        except RedisError as exc:
+            if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+                note_redis_failure(exc)
             connection.disconnect()  # what is left on it, if anything, belongs to no one
             _store_instead(self._entry)
         finally:
