@@ -32,7 +32,8 @@ def request_device_id(request) -> str:
 
 def with_device_cookie(view):
     """Give the browser a device cookie when it has none (HttpOnly, SameSite=Lax, Secure over https or where session
-    cookies are Secure), and set `request.device_id` before the view runs."""
+    cookies are Secure), and set `request.device_id` before the view runs. A view that answers None (a middleware's
+    fast path declining the request) is passed through: the request then goes on to its ordinary view."""
 
     @wraps(view)
     def wrapper(request, *args, **kwargs):
@@ -40,7 +41,7 @@ def with_device_cookie(view):
         fresh = not _WELL_FORMED.match(current)
         request.device_id = secrets.token_urlsafe(16) if fresh else current
         response = view(request, *args, **kwargs)
-        if fresh:
+        if fresh and response is not None:
             response.set_cookie(
                 DEVICE_COOKIE,
                 request.device_id,

@@ -30,11 +30,13 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from referral_saas.devices import request_device_id
-from referral_saas.redis_client import get_redis, guarded
+from referral_saas.redis_client import get_redis, guarded, note_redis_failure
 from tracking.models import Click, ReferralCode
 from tracking.selectors import CodeInfo
 
@@ -87,14 +89,78 @@ def landing_location(landing_url: str, params: dict[str, str]) -> str:
 
 def utm_params(request) -> dict[str, str]:
     """The request's utm_* parameters, cleaned (they are stored with the click and passed on to the landing page)."""
-    cleaned = {field: clean_text(request.GET.get(field, ""), 100) for field in UTM_FIELDS}
+    if not request.META.get("QUERY_STRING"):
+        return {}  # most clicks: no query to parse
+    query = request.GET
+    cleaned = {field: clean_text(query[field], 100) for field in UTM_FIELDS if field in query}
     return {field: value for field, value in cleaned.items() if value}
 
 
-def click_record(*, info: CodeInfo, request, is_bot: bool) -> str:
-    """Buffer one click in Redis; return its id. Raises RedisError when Redis is down (the caller still redirects)."""
+class RecordedClick:
+    """A click on its way to the Redis stream: its id, and `confirm()`, which reads Redis's answer.
+
+    The redirect is sent before that answer is read (the round trip is not the visitor's wait). An error or no answer
+    within the socket timeout: the same process then writes the click to PostgreSQL, so its id, already in the
+    visitor's URL, still names it. A process killed in between loses nothing either: the command is already in
+    Redis's hands.
+    """
+
+    __slots__ = ("_connection", "_entry", "_pool", "click_id")
+
+    def __init__(self, click_id: str, entry: dict, pool=None, connection=None):
+        self.click_id = click_id
+        self._entry = entry
+        self._pool = pool
+        self._connection = connection
+
+    def confirm(self) -> None:
+        """Read Redis's answer to the XADD (once); store the click in PostgreSQL if Redis did not take it."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.read_response()  # not skipped when the breaker opened meanwhile: the command was sent
+        except RedisError as exc:
+            if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+                note_redis_failure(exc)
+            connection.disconnect()  # what is left on it, if anything, belongs to no one
+            _store_instead(self._entry)
+        finally:
+            self._pool.release(connection)
+
+
+def _xadd_send(pool, data: str):
+    """Send the XADD on a connection of the pool, without waiting for the answer; the connection, still taken."""
+    connection = pool.get_connection()
+    try:
+        connection.send_command("XADD", STREAM, "*", "d", data)
+    except BaseException:
+        connection.disconnect()
+        pool.release(connection)
+        raise
+    return connection
+
+
+def _store_instead(entry: dict) -> bool:
+    """The click Redis did not take, written to PostgreSQL (if Redis took it after all, the ingest's insert of the
+    same click id is a no-op). False when PostgreSQL failed too: that click is lost, and logged."""
+    logger.warning("click buffer unavailable, storing the click in PostgreSQL", extra={"click_id": entry["click_id"]})
+    try:
+        click_ingest_early(entry)
+    except DatabaseError:
+        logger.exception("click lost: neither Redis nor PostgreSQL took it", extra={"click_id": entry["click_id"]})
+        return False
+    return True
+
+
+def click_record(*, info: CodeInfo, request, is_bot: bool, utm: dict[str, str]) -> RecordedClick | None:
+    """Send one click (`utm`: the visit's utm_params) to the Redis stream; None when it could not be recorded.
+
+    The caller answers, then calls `confirm()` (RecordedClick). When Redis fails at once (down, refusing, or the
+    breaker skipping it for a few seconds after a failure) the click is written straight to PostgreSQL instead; only
+    when PostgreSQL fails too is it lost (logged), and the caller still redirects, with the code.
+    """
     click_id = uuid.uuid4().hex
-    utm = utm_params(request)
     entry = {
         "click_id": click_id,
         "ts": f"{time.time():.6f}",
@@ -111,8 +177,13 @@ def click_record(*, info: CodeInfo, request, is_bot: bool) -> str:
         **utm,
     }
     # One field holding compact JSON: encoding two arguments instead of ~25 is most of the Redis call's cost.
-    guarded(get_redis().execute_command, "XADD", STREAM, "*", "d", json.dumps(entry, separators=(",", ":")))
-    return click_id
+    data = json.dumps(entry, separators=(",", ":"))
+    pool = get_redis().connection_pool
+    try:
+        connection = guarded(_xadd_send, pool, data)
+    except RedisError:
+        return RecordedClick(click_id, entry) if _store_instead(entry) else None
+    return RecordedClick(click_id, entry, pool, connection)
 
 
 def pending_click(click_id: str, *, max_entries: int = 5_000) -> dict | None:

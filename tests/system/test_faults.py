@@ -122,7 +122,7 @@ def test_a_worker_killed_while_it_creates_an_orders_rewards_is_redelivered_by_ce
     assert client.zcard(f"{prefix}unacked_index") == 0
 
 
-def test_a_redis_that_hangs_never_hangs_an_order_and_the_order_is_stored(stacks):
+def test_a_redis_that_hangs_never_hangs_an_order_or_a_click_and_both_are_stored(stacks):
     healthy = stacks("procfile", name="hang-ok", worker=False, beat=False)
     shop = healthy.createmerchant()
     anna = (
@@ -148,7 +148,20 @@ def test_a_redis_that_hangs_never_hangs_an_order_and_the_order_is_stored(stacks)
             assert order.json()["attributed"] is True
         assert hanging.accepted, "the server did try the hanging Redis"
         link = requests.get(anna["link"].replace(healthy.base_url, hung.base_url), allow_redirects=False, timeout=25)
-        assert link.status_code == 302  # the link still leads to the shop (the click goes uncounted)
+        assert link.status_code == 302  # the link still leads to the shop, with the code and the click's id
+        query = parse_qs(urlsplit(link.headers["Location"]).query)
+        assert query["ref"] == [anna["code"]]
+
+        def stored_clicks() -> int:
+            with psycopg2.connect(hung.env["DATABASE_URL"]) as conn, conn.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM tracking_click WHERE click_id = %s", [query["rs_click"][0]])
+                found = cursor.fetchone()[0]
+            conn.close()
+            return found
+
+        # The click Redis never answered for went to PostgreSQL (after the redirect was sent, once the socket
+        # timeout passed): counted, and its id names it.
+        assert wait_for(stored_clicks, timeout=20, what="the click to reach PostgreSQL") == 1
         assert hung.server_errors() == []
     finally:
         hanging.close()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import redis
 
 from programs.models import Program
 from referral_saas import redis_client
@@ -13,6 +15,7 @@ from referral_saas.devices import DEVICE_COOKIE
 from tracking import services
 from tracking.clicks import STREAM, clicks_ingest
 from tracking.models import Click, ReferralCode
+from tracking.selectors import LINKS_VERSION_KEY, VERSION_CHECK_SECONDS, local_cache
 
 pytestmark = pytest.mark.django_db
 
@@ -113,13 +116,64 @@ def test_bots_and_link_previews_are_redirected_but_not_counted(client, referrer,
     assert Click.objects.for_merchant(code.merchant).filter(is_bot=False).count() == 0
 
 
-def test_the_hot_path_does_not_query_postgres_once_the_code_is_cached(
-    client, referrer, click_stream, django_assert_num_queries
+@contextlib.contextmanager
+def _redis_round_trips(monkeypatch):
+    """Counts what this process sends Redis (one send per command, or per pipeline)."""
+    sent = []
+    send = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sent.append(b"".join(command) if isinstance(command, list | tuple) else command)
+        return send(self, command, check_health)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+        yield sent
+
+
+def test_a_click_costs_no_query_and_one_redis_round_trip_once_the_code_is_cached(
+    client, referrer, click_stream, django_assert_num_queries, monkeypatch
 ):
     _participant, code = referrer
     _follow(client, code.code)  # warms the caches
-    with django_assert_num_queries(0):
-        assert _follow(client, code.code).status_code == 302
+    with django_assert_num_queries(0), _redis_round_trips(monkeypatch) as sent:
+        for _ in range(5):
+            assert _follow(client, code.code, "?utm_source=x").status_code == 302
+    assert len([command for command in sent if b"XADD" in command]) == 5  # one per click
+    # Besides: at most the process's version check (once a second), never a cache lookup.
+    assert all(LINKS_VERSION_KEY.encode() in command for command in sent if b"XADD" not in command)
+    assert len(sent) <= 6
+    assert click_stream.xlen(STREAM) == 6
+
+
+def test_the_redirect_keeps_the_request_id_and_security_headers(client, referrer, click_stream, settings):
+    _participant, code = referrer
+    response = client.get(f"/r/{code.code}", HTTP_USER_AGENT=CHROME, HTTP_X_REQUEST_ID="lb-0123456789", secure=True)
+    assert response.status_code == 302
+    assert response["X-Request-ID"] == "lb-0123456789"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == settings.SECURE_REFERRER_POLICY
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_a_link_changed_by_another_process_is_seen_here_within_a_second(client, referrer, click_stream, monkeypatch):
+    _participant, code = referrer
+    assert _follow(client, code.code).status_code == 302  # this process now holds the code
+    with monkeypatch.context() as patch:
+        # Another process disables the code: this process's memory is not touched, only Redis is.
+        patch.setattr(local_cache, "clear", lambda: None)
+        services.code_set_status(code=code, status=ReferralCode.Status.DISABLED)
+    local_cache.links_checked_at -= VERSION_CHECK_SECONDS  # a second later
+    response = _follow(client, code.code)
+    assert response.status_code == 404
+    assert b"This referral link is not active" in response.content
+
+
+def test_the_friendly_page_speaks_the_visitors_language(client, db, click_stream):
+    response = client.get("/r/NOPE-0000", HTTP_USER_AGENT=CHROME, HTTP_ACCEPT_LANGUAGE="pl")
+    assert response.status_code == 404
+    assert "Ten link polecający jest nieaktywny" in response.content.decode()
 
 
 def test_unknown_code_gets_a_friendly_page(client, db, click_stream):
@@ -157,18 +211,23 @@ def test_inactive_program_redirects_to_the_landing_page_without_attribution(clie
     assert click_stream.xlen(STREAM) == 0
 
 
-def test_redis_down_still_redirects_with_the_code(client, referrer, settings, click_stream):
+def test_redis_down_still_redirects_and_the_click_goes_straight_to_postgres(client, referrer, settings, click_stream):
     _participant, code = referrer
     _follow(client, code.code)  # the code is cached in this process
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     redis_client.get_redis.cache_clear()
     try:
-        response = _follow(client, code.code)
+        response = _follow(client, code.code, "?utm_source=mail")
     finally:
         redis_client.get_redis.cache_clear()
     assert response.status_code == 302
-    assert f"ref={code.code}" in response["Location"]
-    assert "rs_click" not in response["Location"]
+    query = parse_qs(urlsplit(response["Location"]).query)
+    assert query["ref"] == [code.code]
+    assert query["utm_source"] == ["mail"]
+    # Counted all the same, and its id names it: an order placed with it links to it.
+    click = Click.objects.for_merchant(code.merchant).get()
+    assert click.click_id.hex == query["rs_click"][0]
+    assert (click.code, click.utm_source, click.is_bot) == (code, "mail", False)
 
 
 def test_a_click_id_names_a_click_even_before_it_is_ingested(client, referrer, click_stream):
