@@ -26,7 +26,8 @@ def _merchant(merchant_id: int) -> Merchant | None:
 @shared_task(name="rewards.process_conversion", **RETRY)
 def process_conversion(*, merchant_id: int, conversion_id: int) -> str:
     merchant = _merchant(merchant_id)
-    return services.conversion_process(merchant=merchant, conversion_id=conversion_id) if merchant else "skipped"
+    # This order and, in the same transaction, other undecided orders of the merchant (rewards.services.batch).
+    return services.conversions_process(merchant=merchant, conversion_id=conversion_id) if merchant else "skipped"
 
 
 @shared_task(name="rewards.process_referral", **RETRY)

@@ -1,0 +1,443 @@
+"""Deciding orders in batches: one task scores and decides many attributed orders of a merchant in one transaction.
+
+The database is the queue. Every attributed order still sends its `rewards.process_conversion` message (so a lost
+message, a killed worker and the sweeper work as before); the worker that takes one claims that order and up to
+REWARDS_BATCH_SIZE - 1 other undecided orders of the merchant created after it. The orders that other messages
+would have brought are then decided already: their messages find a Work row and end in one query.
+
+Exactly once, as in the per-order path (rewards.services.deciding), and for the same reasons:
+- claiming locks the orders' referrals (SKIP LOCKED: a referral another worker holds is left to it) and then the
+  orders; a Work row, unique per order, is written for each in the batch's single transaction, and the unique
+  constraints of assessments, rewards, participants, codes and emails are the last word: a batch that meets one
+  goes on one order at a time (`conversion_process`, each in a savepoint), so one conflict never loses the rest;
+- a worker killed mid-batch rolls the whole batch back; its message (acks_late) is delivered again and claims the
+  same orders, and the messages of the other orders still bring each of them;
+- a message whose own order another worker holds waits for that worker's commit after its own batch and then
+  decides the order if it is still undecided (conversion_process), so no message is acknowledged before its order
+  is decided.
+
+Orders the batch decides together ("the fast path"): approved by fraud scoring, still attributed, of a program whose
+active rules are first-purchase rules without caps and with no budget. Everything else (a review or a reject, an
+order whose friend's referral is rejected, milestones, caps, budgets, each-purchase rules, an order decided before
+and re-decided after a fraud review) is decided one order at a time inside the same transaction, after the fast
+path's rows are written, so its counts (milestones, caps, budgets, purchase places) see them: the same answers as
+orders decided one after another.
+
+synchronous_commit stays on: a batch commits once for up to REWARDS_BATCH_SIZE orders, so its WAL flush is a small
+share of the batch's time, and switching it off would let emails, webhooks and zero-hold coupons leave for rows a
+database crash could still lose (the sweeper would decide those orders again, and the shop and the customer would
+hear of them twice).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from fraud.models import Decision
+from fraud.selectors import assessment_summary
+from fraud.services import conversions_assess
+from referral_saas.celery import enqueue_on_commit
+from referral_saas.errors import ApplicationError
+from referral_saas.webhooks.services import webhook_emit_many
+from rewards.models import Notification, Reward, RewardEvent, RewardRule, Side, Unit, Work
+from rewards.selectors import program_rules, rule_value, rules_for
+from rewards.serializers import ConversionOutput
+from rewards.services.deciding import ACTOR, conversion_process
+from rewards.services.events import referral_data
+from rewards.services.notify import notification_owe
+from tracking.models import Conversion, Referral
+from tracking.services import referees_join
+
+logger = logging.getLogger(__name__)
+Trigger = RewardRule.Trigger
+
+# Orders created this long after the message's own are not claimed with it (their own messages bring them).
+CLAIM_WINDOW = datetime.timedelta(minutes=10)
+
+# Undecided attributed orders of the merchant, oldest first; each order's referral is locked (SKIP LOCKED: one that
+# another transaction holds is left out). The partial index conversion_pending serves the scan.
+_CLAIM = """
+    SELECT c.id FROM tracking_conversion c
+    JOIN tracking_referral r ON r.id = c.referral_id AND r.merchant_id = c.merchant_id
+    WHERE c.merchant_id = %(merchant)s
+      AND (c.status = 'attributed' OR c.rejection_reason = 'fraud')
+      AND {where}
+      AND NOT EXISTS (
+          SELECT 1 FROM rewards_work w
+          WHERE w.merchant_id = c.merchant_id AND w.conversion_id = c.id AND w.refund_id IS NULL
+      )
+    ORDER BY c.created_at, c.id
+    LIMIT %(limit)s
+    FOR NO KEY UPDATE OF r SKIP LOCKED
+"""
+
+# Which purchase of the friend each order is (deciding._purchase_number, for many orders in one query).
+_PURCHASE_NUMBERS = """
+    SELECT c.id, 1 + (
+        SELECT count(*) FROM tracking_conversion e
+        WHERE e.merchant_id = c.merchant_id AND e.referral_id = c.referral_id AND e.status = 'attributed'
+          AND (e.occurred_at < c.occurred_at OR (e.occurred_at = c.occurred_at AND e.id < c.id))
+    )
+    FROM tracking_conversion c WHERE c.merchant_id = %s AND c.id = ANY(%s)
+"""
+
+
+def conversions_process(*, merchant, conversion_id: int, limit: int | None = None) -> str:
+    """Decide this attributed order and, in the same transaction, up to `limit` - 1 other undecided orders of the
+    merchant (REWARDS_BATCH_SIZE by default). Returns what happened to this order ("approved", "review",
+    "rejected", "done_before", "skipped"), with how many orders the batch decided ("approved+57")."""
+    limit = limit or settings.REWARDS_BATCH_SIZE
+    work = Work.objects.for_merchant(merchant).filter(conversion_id=OuterRef("pk"), refund__isnull=True)
+    anchor = (
+        Conversion.objects.for_merchant(merchant)
+        .filter(pk=conversion_id)
+        .values_list("created_at", Exists(work))
+        .first()
+    )
+    if anchor is None:
+        return "skipped"
+    created_at, decided = anchor
+    if decided or limit <= 1:  # decided by another batch, or a re-decision after a fraud review: one at a time
+        return conversion_process(merchant=merchant, conversion_id=conversion_id)
+    with transaction.atomic():
+        claimed = _claim(merchant=merchant, conversion_id=conversion_id, created_at=created_at, limit=limit)
+        outcomes = _decide(merchant=merchant, conversion_ids=claimed) if claimed else {}
+    if conversion_id not in outcomes:
+        # Another worker holds this order (or the batch could not decide it): wait for it, then decide it if it
+        # is still undecided, so this message is acknowledged only when its order is.
+        outcomes[conversion_id] = conversion_process(merchant=merchant, conversion_id=conversion_id)
+    others = len(outcomes) - 1
+    return f"{outcomes[conversion_id]}+{others}" if others else outcomes[conversion_id]
+
+
+def _claim(*, merchant, conversion_id: int, created_at: datetime.datetime, limit: int) -> list[int]:
+    """Lock this order and up to limit - 1 undecided orders created after it (their referrals first, then the
+    orders, the lock order of every path), and return the ids of those still undecided once locked."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM.format(where="c.id = %(anchor)s"), {"merchant": merchant.pk, "anchor": conversion_id, "limit": 1}
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            _CLAIM.format(where="c.created_at >= %(since)s AND c.created_at < %(until)s AND c.id <> %(anchor)s"),
+            {
+                "merchant": merchant.pk,
+                "anchor": conversion_id,
+                "since": created_at,
+                "until": created_at + CLAIM_WINDOW,
+                "limit": limit - len(ids),
+            },
+        )
+        ids += [row[0] for row in cursor.fetchall() if row[0] not in ids]
+        if not ids:
+            return []
+        cursor.execute(
+            "SELECT id FROM tracking_conversion WHERE merchant_id = %s AND id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+            [merchant.pk, ids],
+        )
+    # Decided by a transaction that committed while this one was claiming (a new statement sees it): left out.
+    done = set(
+        Work.objects.for_merchant(merchant)
+        .filter(conversion_id__in=ids, refund__isnull=True)
+        .values_list("conversion_id", flat=True)
+    )
+    return [pk for pk in ids if pk not in done]
+
+
+def _decide(*, merchant, conversion_ids: list[int]) -> dict[int, str]:
+    """Score the claimed orders together, decide the fast path's together, the others one at a time."""
+    assessments, one_by_one = conversions_assess(merchant_id=merchant.pk, conversion_ids=conversion_ids)
+    conversions = _load(merchant=merchant, conversion_ids=[pk for pk in conversion_ids if pk in assessments])
+    rules: dict[int, list[RewardRule]] = {}
+    fast = []
+    for conversion in conversions:
+        program = conversion.program
+        if program.pk not in rules:
+            rules[program.pk] = program_rules(program)
+        if _fast(conversion, assessments[conversion.pk], rules[program.pk]):
+            fast.append(conversion)
+        else:
+            one_by_one.append(conversion.pk)
+    outcomes: dict[int, str] = {}
+    if fast:
+        if _works_insert(merchant=merchant, conversions=fast):
+            _decide_fast(merchant=merchant, conversions=fast, assessments=assessments, rules=rules)
+            outcomes.update((c.pk, "approved") for c in fast)
+        else:  # an order decided meanwhile (the unique constraint): each on its own, where that is seen
+            one_by_one += [c.pk for c in fast]
+    for pk in sorted(one_by_one, key=conversion_ids.index):
+        try:
+            with transaction.atomic():
+                outcomes[pk] = conversion_process(merchant=merchant, conversion_id=pk)
+        except (OperationalError, InterfaceError):
+            raise  # a deadlock or a lost connection: the whole batch is retried
+        except Exception:  # one broken order must not cost the others; its own message or the sweeper retries it
+            logger.exception("could not decide conversion %s of merchant %s", pk, merchant.pk)
+    return outcomes
+
+
+def _load(*, merchant, conversion_ids: list[int]) -> list[Conversion]:
+    conversions = list(
+        Conversion.objects.for_merchant(merchant)
+        .select_related(
+            "program",
+            "referral__referrer",
+            "referral__referee",
+            "referral__program",
+            "referral__code",
+            "referral__variant",
+        )
+        .filter(pk__in=conversion_ids)
+        .order_by("pk")
+    )
+    for conversion in conversions:
+        referral = conversion.referral
+        for row in (conversion, conversion.program, referral, referral.program, referral.referrer, referral.referee):
+            if row is not None:
+                row.merchant = merchant
+    return conversions
+
+
+def _fast(conversion: Conversion, assessment, rules: list[RewardRule]) -> bool:
+    """Whether the order can be decided with the batch: approved, attributed, its referral not rejected, and its
+    program's rules need nothing counted across orders (milestones, caps, budgets, each purchase's place)."""
+    return (
+        assessment.decision == Decision.APPROVE
+        and conversion.status == Conversion.Status.ATTRIBUTED
+        and conversion.referral is not None
+        and conversion.referral.status != Referral.Status.REJECTED
+        and conversion.program_id is not None
+        and conversion.program.budget is None
+        and all(
+            rule.trigger in (Trigger.FIRST_PURCHASE, Trigger.SIGNUP)
+            and rule.cap_per_month is None
+            and rule.cap_total is None
+            for rule in rules
+        )
+    )
+
+
+def _works_insert(*, merchant, conversions: list[Conversion]) -> bool:
+    """The fast orders' Work rows, done and approved. False (nothing written) if one exists already."""
+    now = timezone.now()
+    rows = [
+        Work(
+            merchant=merchant,
+            referral_id=c.referral_id,
+            conversion=c,
+            stage=Work.Stage.DONE,
+            decision=Decision.APPROVE,
+            created_at=now,
+            updated_at=now,
+        )
+        for c in conversions
+    ]
+    try:
+        with transaction.atomic():
+            Work.objects.for_merchant(merchant).bulk_create(rows)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _decide_fast(*, merchant, conversions: list[Conversion], assessments: dict, rules: dict) -> None:
+    """The fast orders' rewards, audit lines, emails and webhook events: as _decide_purchase_rewards and
+    conversion_events_emit make them for one order, written with one INSERT per table."""
+    with connection.cursor() as cursor:
+        cursor.execute(_PURCHASE_NUMBERS, [merchant.pk, [c.pk for c in conversions]])
+        numbers = dict(cursor.fetchall())
+    paying: dict[int, list[RewardRule]] = {}
+    for conversion in conversions:
+        kept = conversion.kept_program_amount
+        applicable = rules_for(
+            program=conversion.program,
+            variant_id=conversion.referral.variant_id,
+            triggers=(Trigger.FIRST_PURCHASE,),
+            at=conversion.occurred_at,
+            rules=rules[conversion.program_id],
+        )
+        paying[conversion.pk] = [
+            rule
+            for rule in applicable
+            if kept > 0
+            and numbers[conversion.pk] == 1
+            and (rule.min_order_value is None or kept >= rule.min_order_value)
+        ]
+    friends = _friends(merchant=merchant, conversions=conversions, paying=paying)
+    made: dict[int, list[Reward]] = {}
+    for conversion in conversions:
+        referral = conversion.referral
+        for rule in paying[conversion.pk]:
+            participant = referral.referrer if rule.side == Side.REFERRER else friends.get(referral.pk)
+            if isinstance(participant, ApplicationError):  # the friend cannot join: the other side still pays
+                logger.warning("no %s reward for referral %s: %s", rule.side, referral.pk, participant.message)
+                continue
+            if participant is None:
+                continue
+            reward = _reward(rule=rule, participant=participant, referral=referral, conversion=conversion)
+            if reward is not None:
+                made.setdefault(conversion.pk, []).append(reward)
+    _rewards_insert(merchant=merchant, made=made)
+    _emails_owe(merchant=merchant, conversions=conversions, made=made)
+    _events_emit(merchant=merchant, conversions=conversions, assessments=assessments, made=made)
+
+
+def _friends(*, merchant, conversions: list[Conversion], paying: dict) -> dict:
+    """{referral id: the friend's participant (or why they cannot join)} for the orders that pay the friend."""
+    needed = {}
+    for conversion in conversions:
+        referral = conversion.referral
+        if any(rule.side == Side.REFEREE for rule in paying[conversion.pk]):
+            if referral.referee_id:
+                needed.setdefault(referral.pk, referral.referee)
+            elif referral.referee_external_id or referral.referee_email:
+                needed.setdefault(referral.pk, None)
+    missing = [c.referral for c in conversions if c.referral_id in needed and needed[c.referral_id] is None]
+    unique = list({r.pk: r for r in missing}.values())
+    if unique:
+        needed.update(referees_join(merchant=merchant, referrals=unique))
+        for conversion in conversions:  # two orders of one friend: one referral object knows the participant
+            if conversion.referral_id in needed and not isinstance(needed[conversion.referral_id], ApplicationError):
+                conversion.referral.referee = needed[conversion.referral_id]
+    return needed
+
+
+def _reward(*, rule: RewardRule, participant, referral: Referral, conversion: Conversion) -> Reward | None:
+    """The pending reward _create_reward makes for a rule without caps or budget (None: worth nothing)."""
+    program = rule.program
+    value = rule_value(rule, order_amount=conversion.kept_program_amount, currency=program.currency)
+    if rule.unit in (Unit.MONEY, Unit.POINTS, Unit.PERCENT) and value <= 0:
+        return None
+    now = timezone.now()
+    return Reward(
+        merchant=program.merchant,
+        livemode=participant.livemode,
+        program=program,
+        rule=rule,
+        side=rule.side,
+        participant=participant,
+        referral=referral,
+        conversion=conversion,
+        purchase=1,
+        kind=rule.kind,
+        unit=rule.unit,
+        percent_of_order=rule.value if rule.value_type == RewardRule.ValueType.PERCENT_OF_ORDER else None,
+        max_value=rule.max_value,
+        min_order_value=rule.min_order_value,
+        value=value,
+        original_value=value,
+        currency=program.currency,
+        description=rule.description or (rule.pool.description if rule.pool_id else ""),
+        status=Reward.Status.PENDING,
+        reason="",
+        reason_code="",
+        hold_until=now + datetime.timedelta(days=rule.hold_days),
+        created_at=now,
+    )
+
+
+def _rewards_insert(*, merchant, made: dict[int, list[Reward]]) -> None:
+    """Insert the rewards and their first audit lines; one the unique constraints refuse (decided before) is left
+    out, as _create_reward leaves it, the others inserted one at a time then."""
+    rows = [reward for rewards in made.values() for reward in rewards]
+    if not rows:
+        return
+    try:
+        with transaction.atomic():
+            Reward.objects.for_merchant(merchant).bulk_create(rows)
+    except IntegrityError:
+        for reward in rows:
+            reward.pk = None
+            try:
+                with transaction.atomic():
+                    reward.save(force_insert=True)
+            except IntegrityError:
+                reward.pk = None
+        for conversion_id, rewards in made.items():
+            made[conversion_id] = [r for r in rewards if r.pk is not None]
+        rows = [reward for reward in rows if reward.pk is not None]
+    RewardEvent.objects.for_merchant(merchant).bulk_create(
+        [
+            RewardEvent(
+                merchant=merchant,
+                reward=r,
+                from_status="",
+                to_status=r.status,
+                actor=ACTOR,
+                reason=r.reason,
+                at=r.created_at,
+            )
+            for r in rows
+        ]
+    )
+    due = [r.pk for r in rows if r.rule.hold_days == 0]
+    if due:
+        enqueue_on_commit("rewards.release", merchant_id=merchant.pk, reward_ids=due)
+
+
+def _emails_owe(*, merchant, conversions: list[Conversion], made: dict[int, list[Reward]]) -> None:
+    """The referrer's "your friend bought" email, once per order (notification_owe's rows, in one INSERT)."""
+    notes = []
+    for conversion in conversions:
+        pending = [
+            r for r in made.get(conversion.pk, []) if r.side == Side.REFERRER and r.status == Reward.Status.PENDING
+        ]
+        if pending:
+            notes.append(
+                Notification(
+                    merchant=merchant,
+                    kind=Notification.Kind.FRIEND_PURCHASED,
+                    key=f"conversion:{conversion.pk}",
+                    participant=conversion.referral.referrer,
+                    reward=pending[0],
+                )
+            )
+    if not notes:
+        return
+    try:
+        with transaction.atomic():
+            Notification.objects.for_merchant(merchant).bulk_create(notes)
+    except IntegrityError:  # owed before: one at a time, each once
+        for note in notes:
+            notification_owe(note.kind, key=note.key, participant=note.participant, reward=note.reward)
+        return
+    for note in notes:
+        enqueue_on_commit("rewards.send_notification", merchant_id=merchant.pk, notification_id=note.pk)
+
+
+def _events_emit(*, merchant, conversions: list[Conversion], assessments: dict, made: dict) -> None:
+    """conversion_events_emit for approved orders: referral.created where the order opened the referral (the first
+    order decided of a friend who never signed up), then conversion.attributed."""
+    referral_ids = {c.referral_id for c in conversions}
+    worked_before = set(
+        Work.objects.for_merchant(merchant)
+        .filter(referral_id__in=referral_ids)
+        .exclude(conversion_id__in=[c.pk for c in conversions])
+        .values_list("referral_id", flat=True)
+    )
+    events = []
+    for conversion in conversions:
+        referral = conversion.referral
+        if referral.signed_up_at is None and referral.pk not in worked_before:
+            worked_before.add(referral.pk)
+            events.append((conversion.livemode, "referral.created", _lazy(referral_data, referral)))
+        context = {
+            "fraud": {conversion.pk: assessment_summary(assessments[conversion.pk])},
+            "rewards": {conversion.pk: made.get(conversion.pk, [])},
+        }
+        events.append((conversion.livemode, "conversion.attributed", _lazy(_conversion_data, conversion, context)))
+    webhook_emit_many(merchant=merchant, events=events)
+
+
+def _lazy(function, *args):
+    return lambda: function(*args)
+
+
+def _conversion_data(conversion: Conversion, context: dict) -> dict:
+    return dict(ConversionOutput(conversion, context=context).data)
