@@ -36,10 +36,10 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
-from fraud.models import Decision
+from fraud.models import Decision, FraudAssessment
 from fraud.selectors import assessment_summary
 from fraud.services import conversions_assess
 from referral_saas.celery import enqueue_on_commit
@@ -94,16 +94,25 @@ def conversions_process(*, merchant, conversion_id: int, limit: int | None = Non
     "rejected", "done_before", "skipped"), with how many orders the batch decided ("approved+57")."""
     limit = limit or settings.REWARDS_BATCH_SIZE
     work = Work.objects.for_merchant(merchant).filter(conversion_id=OuterRef("pk"), refund__isnull=True)
+    assessment = FraudAssessment.objects.for_merchant(merchant).filter(conversion_id=OuterRef("pk"))
     anchor = (
         Conversion.objects.for_merchant(merchant)
         .filter(pk=conversion_id)
-        .values_list("created_at", Exists(work))
+        .values_list(
+            "created_at",
+            Exists(work),
+            Subquery(work.values("stage")[:1]),
+            Subquery(work.values("decision")[:1]),
+            Subquery(assessment.values("decision")[:1]),
+        )
         .first()
     )
     if anchor is None:
         return "skipped"
-    created_at, decided = anchor
-    if decided or limit <= 1:  # decided by another batch, or a re-decision after a fraud review: one at a time
+    created_at, decided, stage, acted_on, decision = anchor
+    if decided and stage == Work.Stage.DONE and acted_on == decision:
+        return "done_before"  # decided by an earlier batch (most messages of a backlog): one query
+    if decided or limit <= 1:  # in review, or a decision a person changed since: acted on one order at a time
         return conversion_process(merchant=merchant, conversion_id=conversion_id)
     with transaction.atomic():
         claimed = _claim(merchant=merchant, conversion_id=conversion_id, created_at=created_at, limit=limit)
