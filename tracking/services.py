@@ -16,6 +16,7 @@ from programs.identity import EMAIL_MAX_LENGTH, ascii_letters, normalize_code, n
 from programs.models import Participant, Program, ProgramVariant
 from programs.selectors import variant_for, variant_pick
 from programs.services import participant_find_or_create
+from referral_saas.bulk import insert_rows
 from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import ApplicationError, Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.money import currency_decimals
@@ -219,23 +220,29 @@ def _referees_insert(*, merchant: Merchant, referrals: list[Referral]) -> dict[i
             for referral in referrals:
                 participant = participants[referral.pk]
                 code = _generated_code(participant)
-                codes.append(
-                    ReferralCode(
-                        merchant=merchant,
-                        livemode=participant.livemode,
-                        program=referral.program,
-                        participant=participant,
-                        variant=variant_pick(
-                            variants=variants[referral.program_id], program=referral.program, participant=participant
-                        ),
-                        code=code,
-                        code_normalized=normalize_code(code),
-                        created_at=now,
-                    )
+                variant = variant_pick(
+                    variants=variants[referral.program_id], program=referral.program, participant=participant
                 )
-            ReferralCode.objects.for_merchant(merchant).bulk_create(codes)
-            CodeRoute.objects.bulk_create(
-                [CodeRoute(code_normalized=c.code_normalized, merchant=merchant, referral_code=c) for c in codes]
+                codes.append(
+                    {
+                        "merchant_id": merchant.pk,
+                        "livemode": participant.livemode,
+                        "program_id": referral.program_id,
+                        "participant_id": participant.pk,
+                        "variant_id": variant.pk if variant else None,
+                        "code": code,
+                        "code_normalized": normalize_code(code),
+                        "created_at": now,
+                    }
+                )
+            code_ids = insert_rows(ReferralCode, codes)
+            insert_rows(
+                CodeRoute,
+                [
+                    {"code_normalized": c["code_normalized"], "merchant_id": merchant.pk, "referral_code_id": pk}
+                    for c, pk in zip(codes, code_ids, strict=True)
+                ],
+                returning=None,
             )
     except IntegrityError:  # a friend joined meanwhile, or a code was taken: one at a time instead
         return {}
@@ -253,28 +260,22 @@ def _referees_insert(*, merchant: Merchant, referrals: list[Referral]) -> dict[i
             "WHERE r.merchant_id = %s AND r.id = v.referral_id AND r.referee_id IS NULL",
             [list(links), list(links.values()), merchant.pk],
         )
-    for referral in referrals:
-        participant = participants[referral.pk]
-        program = referral.program
-        participant._prefetched_objects_cache = {"codes": [c for c in codes if c.participant is participant]}
-        for code in participant._prefetched_objects_cache["codes"]:
-            code.program = program
     webhook_emit_many(
         merchant=merchant,
         events=[
-            (
-                participants[r.pk].livemode,
-                "participant.created",
-                partial(_participant_data, participants[r.pk], r.program.slug),
-            )
+            (participants[r.pk].livemode, "participant.created", partial(_participant_data, participants[r.pk], r))
             for r in referrals
         ],
     )
     return participants
 
 
-def _participant_data(participant: Participant, program_slug: str) -> dict:
-    return dict(ParticipantOutput(participant, context={"program_slug": program_slug}).data)
+def _participant_data(participant: Participant, referral: Referral) -> dict:
+    """participant.created's data for a friend joined with their code (built only when an endpoint listens)."""
+    code = ReferralCode.objects.for_merchant(participant.merchant_id).get(participant=participant)
+    code.program = referral.program
+    participant._prefetched_objects_cache = {"codes": [code]}
+    return dict(ParticipantOutput(participant, context={"program_slug": referral.program.slug}).data)
 
 
 def _earliest_referrals(*, merchant: Merchant, identities: list) -> dict[tuple, tuple]:

@@ -36,12 +36,12 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
-from fraud.models import Decision, FraudAssessment
+from fraud.models import Decision
 from fraud.selectors import assessment_summary
 from fraud.services import conversions_assess
+from referral_saas.bulk import insert_rows
 from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import ApplicationError
 from referral_saas.webhooks.services import webhook_emit_many
@@ -88,29 +88,37 @@ _PURCHASE_NUMBERS = """
 """
 
 
+# The message's order: when it was received, whether it has a pipeline row, and whether that row is done with the
+# decision its assessment has now (then there is nothing to do: the per-order path would say "done_before").
+_ANCHOR = """
+    SELECT c.created_at, w.id IS NOT NULL, w.stage = 'done' AND w.decision = a.decision
+    FROM tracking_conversion c
+    LEFT JOIN rewards_work w ON w.merchant_id = c.merchant_id AND w.conversion_id = c.id AND w.refund_id IS NULL
+    LEFT JOIN fraud_fraudassessment a ON a.merchant_id = c.merchant_id AND a.conversion_id = c.id
+    WHERE c.merchant_id = %s AND c.id = %s
+"""
+
+
+def conversion_decided(*, merchant_id: int, conversion_id: int) -> bool:
+    """Whether this order is decided as its assessment says now (one query; no merchant row needed)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ANCHOR, [merchant_id, conversion_id])
+        row = cursor.fetchone()
+    return bool(row and row[2])
+
+
 def conversions_process(*, merchant, conversion_id: int, limit: int | None = None) -> str:
     """Decide this attributed order and, in the same transaction, up to `limit` - 1 other undecided orders of the
     merchant (REWARDS_BATCH_SIZE by default). Returns what happened to this order ("approved", "review",
     "rejected", "done_before", "skipped"), with how many orders the batch decided ("approved+57")."""
     limit = limit or settings.REWARDS_BATCH_SIZE
-    work = Work.objects.for_merchant(merchant).filter(conversion_id=OuterRef("pk"), refund__isnull=True)
-    assessment = FraudAssessment.objects.for_merchant(merchant).filter(conversion_id=OuterRef("pk"))
-    anchor = (
-        Conversion.objects.for_merchant(merchant)
-        .filter(pk=conversion_id)
-        .values_list(
-            "created_at",
-            Exists(work),
-            Subquery(work.values("stage")[:1]),
-            Subquery(work.values("decision")[:1]),
-            Subquery(assessment.values("decision")[:1]),
-        )
-        .first()
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_ANCHOR, [merchant.pk, conversion_id])
+        anchor = cursor.fetchone()
     if anchor is None:
         return "skipped"
-    created_at, decided, stage, acted_on, decision = anchor
-    if decided and stage == Work.Stage.DONE and acted_on == decision:
+    created_at, decided, done_before = anchor
+    if done_before:
         return "done_before"  # decided by an earlier batch (most messages of a backlog): one query
     if decided or limit <= 1:  # in review, or a decision a person changed since: acted on one order at a time
         return conversion_process(merchant=merchant, conversion_id=conversion_id)
@@ -236,20 +244,20 @@ def _works_insert(*, merchant, conversions: list[Conversion]) -> bool:
     """The fast orders' Work rows, done and approved. False (nothing written) if one exists already."""
     now = timezone.now()
     rows = [
-        Work(
-            merchant=merchant,
-            referral_id=c.referral_id,
-            conversion=c,
-            stage=Work.Stage.DONE,
-            decision=Decision.APPROVE,
-            created_at=now,
-            updated_at=now,
-        )
+        {
+            "merchant_id": merchant.pk,
+            "referral_id": c.referral_id,
+            "conversion_id": c.pk,
+            "stage": Work.Stage.DONE,
+            "decision": Decision.APPROVE,
+            "created_at": now,
+            "updated_at": now,
+        }
         for c in conversions
     ]
     try:
         with transaction.atomic():
-            Work.objects.for_merchant(merchant).bulk_create(rows)
+            insert_rows(Work, rows, returning=None)
     except IntegrityError:
         return False
     return True
@@ -279,7 +287,8 @@ def _decide_fast(*, merchant, conversions: list[Conversion], assessments: dict, 
             and (rule.min_order_value is None or kept >= rule.min_order_value)
         ]
     friends = _friends(merchant=merchant, conversions=conversions, paying=paying)
-    made: dict[int, list[Reward]] = {}
+    made: dict[int, list[dict]] = {}
+    now = timezone.now()
     for conversion in conversions:
         referral = conversion.referral
         for rule in paying[conversion.pk]:
@@ -289,10 +298,11 @@ def _decide_fast(*, merchant, conversions: list[Conversion], assessments: dict, 
                 continue
             if participant is None:
                 continue
-            reward = _reward(rule=rule, participant=participant, referral=referral, conversion=conversion)
+            reward = _reward(rule=rule, participant=participant, referral=referral, conversion=conversion, now=now)
             if reward is not None:
                 made.setdefault(conversion.pk, []).append(reward)
-    _rewards_insert(merchant=merchant, made=made)
+    by_id = {rule.pk: rule for program_rules_ in rules.values() for rule in program_rules_}
+    _rewards_insert(merchant=merchant, made=made, rules=by_id)
     _emails_owe(merchant=merchant, conversions=conversions, made=made)
     _events_emit(merchant=merchant, conversions=conversions, assessments=assessments, made=made)
 
@@ -317,107 +327,111 @@ def _friends(*, merchant, conversions: list[Conversion], paying: dict) -> dict:
     return needed
 
 
-def _reward(*, rule: RewardRule, participant, referral: Referral, conversion: Conversion) -> Reward | None:
-    """The pending reward _create_reward makes for a rule without caps or budget (None: worth nothing)."""
+def _reward(*, rule: RewardRule, participant, referral: Referral, conversion: Conversion, now) -> dict | None:
+    """The pending reward _create_reward makes for a rule without caps or budget, as a row (None: worth nothing)."""
     program = rule.program
     value = rule_value(rule, order_amount=conversion.kept_program_amount, currency=program.currency)
     if rule.unit in (Unit.MONEY, Unit.POINTS, Unit.PERCENT) and value <= 0:
         return None
-    now = timezone.now()
-    return Reward(
-        merchant=program.merchant,
-        livemode=participant.livemode,
-        program=program,
-        rule=rule,
-        side=rule.side,
-        participant=participant,
-        referral=referral,
-        conversion=conversion,
-        purchase=1,
-        kind=rule.kind,
-        unit=rule.unit,
-        percent_of_order=rule.value if rule.value_type == RewardRule.ValueType.PERCENT_OF_ORDER else None,
-        max_value=rule.max_value,
-        min_order_value=rule.min_order_value,
-        value=value,
-        original_value=value,
-        currency=program.currency,
-        description=rule.description or (rule.pool.description if rule.pool_id else ""),
-        status=Reward.Status.PENDING,
-        reason="",
-        reason_code="",
-        hold_until=now + datetime.timedelta(days=rule.hold_days),
-        created_at=now,
-    )
+    return {
+        "merchant_id": program.merchant_id,
+        "livemode": participant.livemode,
+        "program_id": program.pk,
+        "rule_id": rule.pk,
+        "side": rule.side,
+        "participant_id": participant.pk,
+        "referral_id": referral.pk,
+        "conversion_id": conversion.pk,
+        "purchase": 1,
+        "kind": rule.kind,
+        "unit": rule.unit,
+        "percent_of_order": rule.value if rule.value_type == RewardRule.ValueType.PERCENT_OF_ORDER else None,
+        "max_value": rule.max_value,
+        "min_order_value": rule.min_order_value,
+        "value": value,
+        "original_value": value,
+        "currency": program.currency,
+        "description": rule.description or (rule.pool.description if rule.pool_id else ""),
+        "status": Reward.Status.PENDING,
+        "hold_until": now + datetime.timedelta(days=rule.hold_days),
+        "created_at": now,
+    }
 
 
-def _rewards_insert(*, merchant, made: dict[int, list[Reward]]) -> None:
-    """Insert the rewards and their first audit lines; one the unique constraints refuse (decided before) is left
-    out, as _create_reward leaves it, the others inserted one at a time then."""
+def _rewards_insert(*, merchant, made: dict[int, list[dict]], rules: dict[int, RewardRule]) -> None:
+    """Insert the rewards (their ids set on the rows) and their first audit lines. One the unique constraints
+    refuse (decided before) is left out, as _create_reward leaves it, and the others are inserted one at a time."""
     rows = [reward for rewards in made.values() for reward in rewards]
     if not rows:
         return
     try:
         with transaction.atomic():
-            Reward.objects.for_merchant(merchant).bulk_create(rows)
+            for row, pk in zip(rows, insert_rows(Reward, rows), strict=True):
+                row["id"] = pk
     except IntegrityError:
-        for reward in rows:
-            reward.pk = None
+        for row in rows:
             try:
                 with transaction.atomic():
-                    reward.save(force_insert=True)
+                    [row["id"]] = insert_rows(Reward, [row])
             except IntegrityError:
-                reward.pk = None
+                row["id"] = None
         for conversion_id, rewards in made.items():
-            made[conversion_id] = [r for r in rewards if r.pk is not None]
-        rows = [reward for reward in rows if reward.pk is not None]
-    RewardEvent.objects.for_merchant(merchant).bulk_create(
+            made[conversion_id] = [r for r in rewards if r["id"] is not None]
+        rows = [row for row in rows if row["id"] is not None]
+    insert_rows(
+        RewardEvent,
         [
-            RewardEvent(
-                merchant=merchant,
-                reward=r,
-                from_status="",
-                to_status=r.status,
-                actor=ACTOR,
-                reason=r.reason,
-                at=r.created_at,
-            )
+            {
+                "merchant_id": merchant.pk,
+                "reward_id": r["id"],
+                "from_status": "",
+                "to_status": r["status"],
+                "actor": ACTOR,
+                "reason": "",
+                "at": r["created_at"],
+            }
             for r in rows
-        ]
+        ],
+        returning=None,
     )
-    due = [r.pk for r in rows if r.rule.hold_days == 0]
+    due = [r["id"] for r in rows if rules[r["rule_id"]].hold_days == 0]
     if due:
         enqueue_on_commit("rewards.release", merchant_id=merchant.pk, reward_ids=due)
 
 
-def _emails_owe(*, merchant, conversions: list[Conversion], made: dict[int, list[Reward]]) -> None:
+def _emails_owe(*, merchant, conversions: list[Conversion], made: dict[int, list[dict]]) -> None:
     """The referrer's "your friend bought" email, once per order (notification_owe's rows, in one INSERT)."""
     notes = []
     for conversion in conversions:
         pending = [
-            r for r in made.get(conversion.pk, []) if r.side == Side.REFERRER and r.status == Reward.Status.PENDING
+            r
+            for r in made.get(conversion.pk, [])
+            if r["side"] == Side.REFERRER and r["status"] == Reward.Status.PENDING
         ]
         if pending:
             notes.append(
-                Notification(
-                    merchant=merchant,
-                    kind=Notification.Kind.FRIEND_PURCHASED,
-                    key=f"conversion:{conversion.pk}",
-                    participant=conversion.referral.referrer,
-                    reward=pending[0],
-                )
+                {
+                    "merchant_id": merchant.pk,
+                    "kind": Notification.Kind.FRIEND_PURCHASED,
+                    "key": f"conversion:{conversion.pk}",
+                    "participant_id": pending[0]["participant_id"],
+                    "reward_id": pending[0]["id"],
+                }
             )
     if not notes:
         return
     try:
         with transaction.atomic():
-            Notification.objects.for_merchant(merchant).bulk_create(notes)
+            ids = insert_rows(Notification, notes)
     except IntegrityError:  # owed before: one at a time, each once
+        rewards = (
+            Reward.objects.for_merchant(merchant).select_related("participant").in_bulk([n["reward_id"] for n in notes])
+        )
         for note in notes:
-            notification_owe(note.kind, key=note.key, participant=note.participant, reward=note.reward)
+            reward = rewards[note["reward_id"]]
+            notification_owe(note["kind"], key=note["key"], participant=reward.participant, reward=reward)
         return
-    for note in notes:
-        enqueue_on_commit("rewards.send_notification", merchant_id=merchant.pk, notification_id=note.pk)
+    enqueue_on_commit("rewards.send_notifications", merchant_id=merchant.pk, notification_ids=ids)
 
 
 def _events_emit(*, merchant, conversions: list[Conversion], assessments: dict, made: dict) -> None:
@@ -436,11 +450,9 @@ def _events_emit(*, merchant, conversions: list[Conversion], assessments: dict, 
         if referral.signed_up_at is None and referral.pk not in worked_before:
             worked_before.add(referral.pk)
             events.append((conversion.livemode, "referral.created", _lazy(referral_data, referral)))
-        context = {
-            "fraud": {conversion.pk: assessment_summary(assessments[conversion.pk])},
-            "rewards": {conversion.pk: made.get(conversion.pk, [])},
-        }
-        events.append((conversion.livemode, "conversion.attributed", _lazy(_conversion_data, conversion, context)))
+        summary = assessment_summary(assessments[conversion.pk])
+        ids = [r["id"] for r in made.get(conversion.pk, [])]
+        events.append((conversion.livemode, "conversion.attributed", _lazy(_conversion_data, conversion, summary, ids)))
     webhook_emit_many(merchant=merchant, events=events)
 
 
@@ -448,5 +460,8 @@ def _lazy(function, *args):
     return lambda: function(*args)
 
 
-def _conversion_data(conversion: Conversion, context: dict) -> dict:
+def _conversion_data(conversion: Conversion, summary: dict, reward_ids: list[int]) -> dict:
+    """conversion.attributed's data, built only when an endpoint listens: the order, its score, its new rewards."""
+    rewards = list(Reward.objects.for_merchant(conversion.merchant).filter(pk__in=reward_ids).order_by("pk"))
+    context = {"fraud": {conversion.pk: summary}, "rewards": {conversion.pk: rewards}}
     return dict(ConversionOutput(conversion, context=context).data)
