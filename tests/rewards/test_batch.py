@@ -10,7 +10,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from fraud.models import BlocklistEntry, FraudSettings
+from fraud.models import BlocklistEntry, FraudAssessment, FraudSettings
+from fraud.services import sighting_record
 from programs.models import Participant
 from referral_saas.webhooks.models import WebhookMessage
 from rewards.models import Kind, Notification, Reward, RewardRule, Side, Work
@@ -132,20 +133,24 @@ def _scenario(tenant) -> list[int]:
     anna = join(fast, email="anna@example.pl", external_id="anna", name="Anna")
     anna_counted = join(counted, email="anna@example.pl", external_id="anna", name="Anna")
     ben = join(counted, email="ben@example.pl", external_id="ben", name="Ben")
+    # What the fraud checks compare with: where Ben was seen, and an order Ben placed himself.
+    sighting_record(merchant=tenant.merchant, participant=ben[0], ip="198.51.100.7", user_agent="Firefox")
+    order(tenant, None, order_id="ben-own", friend="ben@example.pl", payment_fingerprint="pf-1", ip="203.0.113.9")
     plan = [
-        (anna[1], "f1@example.org", "100.00"),
-        (anna_counted[1], "g1@example.org", "150.00"),
-        (anna[1], "f2@example.org", "80.00"),
-        (anna_counted[1], "g2@example.org", "200.00"),  # the milestone; the budget runs out here
-        (anna_counted[1], "g1@example.org", "90.00"),  # g1 again: the cap of 1 points reward holds
-        (ben[1], "mule@cheat.example", "120.00"),  # rejected as fraud
-        (anna[1], "f1@example.org", "60.00"),  # f1 again: no second first purchase
-        (ben[1], "h1@example.org", "70.00"),
-        (anna[1], "f3@example.org", "110.00"),
+        (anna[1], "f1@example.org", "100.00", {}),
+        (anna_counted[1], "g1@example.org", "150.00", {}),
+        (anna[1], "f2@example.org", "80.00", {"ip": "198.51.100.7"}),  # Anna's friend at Ben's IP: no signal
+        (anna_counted[1], "g2@example.org", "200.00", {}),  # the milestone
+        (anna_counted[1], "g1@example.org", "90.00", {}),  # g1 again: the cap of 1 points reward holds
+        (ben[1], "mule@cheat.example", "120.00", {}),  # on the blocklist: rejected as fraud
+        (anna[1], "f1@example.org", "60.00", {}),  # f1 again: no second first purchase
+        (ben[1], "h1@example.org", "70.00", {"ip": "198.51.100.7"}),  # Ben's IP: approved; the budget runs out
+        (ben[1], "h2@example.org", "30.00", {"payment_fingerprint": "pf-1"}),  # Ben's card: a review
+        (anna[1], "f3@example.org", "110.00", {}),
     ]
     return [
-        order(tenant, code, order_id=f"o-{n}", friend=friend, amount=amount)["id"]
-        for n, (code, friend, amount) in enumerate(plan, start=1)
+        order(tenant, code, order_id=f"o-{n}", friend=friend, amount=amount, **extra)["id"]
+        for n, (code, friend, amount, extra) in enumerate(plan, start=1)
     ]
 
 
@@ -165,6 +170,9 @@ def _outcome(tenant) -> dict:
                 "status",
                 "reason_code",
             )
+        ),
+        "scores": sorted(
+            FraudAssessment.objects.for_merchant(merchant).values_list("conversion__order_id", "score", "signals")
         ),
         "work": sorted(Work.objects.for_merchant(merchant).values_list("conversion__order_id", "stage", "decision")),
         "emails": Counter(
@@ -196,6 +204,8 @@ def test_a_batch_decides_as_one_order_after_another_would(tenant, other_tenant):
     assert ("rejected", "budget") in {r[-2:] for r in expected["rewards"]}  # the budget ran out
     assert ("rejected", "cap") in {r[-2:] for r in expected["rewards"]}  # g1's second points reward
     assert ("o-6", "done", "reject") in expected["work"]
+    assert ("o-9", "review", "") in expected["work"]  # waits for a person
+    assert expected["scores"] == _outcome(other_tenant)["scores"]
 
 
 def test_a_batch_that_meets_a_conflict_still_decides_every_other_order_once(tenant, program, referrer):
