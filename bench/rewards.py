@@ -205,7 +205,7 @@ def run() -> dict:
     call_command("migrate", verbosity=0)
     from django.conf import settings
 
-    from referral_saas.celery import app
+    from referral_saas.celery import conversions_key, enqueue_coalesced_on_commit
     from referral_saas.redis_client import get_redis
 
     say(f"seeding {REFERRERS * FRIENDS_EACH} attributed orders ({REFERRERS} referrers x {FRIENDS_EACH} friends)")
@@ -219,16 +219,16 @@ def run() -> dict:
     say(f"  old: {old['per_conversion_ms']} ms, {old['queries_per_conversion']} SQL per order")
     say(f"  batched: {new['per_conversion_ms']} ms, {new['queries_per_conversion']} SQL per order")
     before = _counts(merchant)["done"]
-    say(f"queueing {len(queued)} rewards.process_conversion messages")
-    with app.producer_or_acquire() as producer:
-        for pk in queued:
-            app.send_task(
-                "rewards.process_conversion", kwargs={"merchant_id": merchant.pk, "conversion_id": pk},
-                producer=producer,
-            )  # fmt: skip
-    workers = [_worker(env, "bench")]
+    say(f"{len(queued)} orders send their rewards.process_conversion message as the API does (coalesced)")
+    for pk in queued:  # outside a transaction: sent (or coalesced) at once
+        enqueue_coalesced_on_commit(
+            "rewards.process_conversion", key=conversions_key(merchant.pk), merchant_id=merchant.pk, conversion_id=pk
+        )
     broker = get_redis()
     queue_key = f"{env['REDIS_NAMESPACE']}:celery:rewards"
+    messages = broker.llen(queue_key)
+    say(f"  {messages} message(s) queued")
+    workers = [_worker(env, "bench")]
     command = " ".join(procfile_worker()[3:])
     try:
         say(f"the Procfile's worker started ({command}); timing from the first order it decides")
@@ -264,14 +264,16 @@ def run() -> dict:
     say(f"decided {decided} orders: {rate:.0f} orders/s; queue empty after {drained:.1f} s")
     results = {
         "machine": machine(),
+        "load_average": [round(x, 1) for x in os.getloadavg()],  # the other processes sharing the machine
         "orders": len(ids),
         "worker": command,
         "batch_size": settings.REWARDS_BATCH_SIZE,
         "queued": len(queued),
+        "messages": messages,
         "orders_per_second": round(rate, 1),
         "seconds": round(elapsed, 1),
         "drained_seconds": round(drained, 1),
-        "drained_per_second": round(len(queued) / drained, 1),  # every message, from the first decided order
+        "drained_per_second": round(len(queued) / drained, 1),  # orders, until the queue is empty (emails too)
         "decided": decided,
         "missing": len(ids) - counts["done"],
         "rewards": counts["rewards"],
@@ -288,23 +290,26 @@ def run() -> dict:
 
 def _write(r: dict) -> None:
     old, new = r["old_path"], r["batched_path"]
-    drained = f"{r['drained_per_second']} messages/s ({r['drained_seconds']} s)"
+    drained = f"{r['drained_per_second']} orders/s ({r['drained_seconds']} s)"
     sql = {name: f"{100 * path['sql_share']:.0f}%" for name, path in (("old", old), ("new", new))}
     write_section(
         "rewards-pipeline",
         f"""
 ## Rewards pipeline: scoring + deciding 10,000 attributed orders
 
-`python -m bench rewards` — {r["machine"]}. {r["queued"]:,} queued `rewards.process_conversion` messages taken
-by the Procfile's worker (`celery {r["worker"]}`), batches of up to {r["batch_size"]} orders
-(`REWARDS_BATCH_SIZE`); each order is scored for fraud (every check) and its rewards decided (the referrer's
-amount-off coupon worth 10% of the order and the friend's 10% coupon; the friend becomes a participant with their
-own code). The orders were received over the last five minutes, as an import or a flash sale leaves them.
+`python -m bench rewards` — {r["machine"]}, load average {r["load_average"][1]} during the run (other processes
+shared the machine: compare the two paths within this run, not with runs elsewhere). {r["queued"]:,} orders wait,
+their `rewards.process_conversion` messages sent as the API sends them (coalesced: {r["messages"]} queued), for
+the Procfile's worker (`celery {r["worker"]}`), batches of up to {r["batch_size"]} orders
+(`REWARDS_BATCH_SIZE`); each order is scored for fraud (every check) and its rewards
+decided (the referrer's amount-off coupon worth 10% of the order and the friend's 10% coupon; the friend becomes a
+participant with their own code). The orders were received over the last five minutes, as an import or a flash
+sale leaves them.
 
 | the Procfile's worker | |
 |---|---|
 | throughput, every order decided | **{r["orders_per_second"]} orders/s** ({r["decided"]:,} in {r["seconds"]} s) |
-| until the queue is empty (later messages find their order decided) | {drained} |
+| until the queue is empty (emails included) | {drained} |
 | missing (orders without a finished pipeline row) | **{r["missing"]}** |
 | duplicates (more than one reward per rule, order and side) | **{r["duplicates"]}** |
 | rewards created | {r["rewards"]:,} of {r["expected_rewards"]:,} expected |

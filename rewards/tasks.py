@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from referral_saas.celery import coalesce_release, conversions_key
 from referral_saas.tenancy.models import Merchant
 from rewards import services
 
@@ -24,12 +25,15 @@ def _merchant(merchant_id: int) -> Merchant | None:
 
 
 @shared_task(name="rewards.process_conversion", **RETRY)
-def process_conversion(*, merchant_id: int, conversion_id: int) -> str:
-    if services.conversion_decided(merchant_id=merchant_id, conversion_id=conversion_id):
-        return "done_before"  # an earlier batch decided it (most messages of a backlog end here, in one query)
+def process_conversion(*, merchant_id: int, conversion_id: int, follow: bool = False) -> str:
+    # The orders whose messages were coalesced into this one are looked for only after the next order may send one
+    # again (referral_saas.celery.enqueue_coalesced_on_commit): none falls between the two.
+    coalesce_release(conversions_key(merchant_id))
     merchant = _merchant(merchant_id)
+    if merchant is None:
+        return "skipped"
     # This order and, in the same transaction, other undecided orders of the merchant (rewards.services.batch).
-    return services.conversions_process(merchant=merchant, conversion_id=conversion_id) if merchant else "skipped"
+    return services.conversions_process(merchant=merchant, conversion_id=conversion_id, follow=follow)
 
 
 @shared_task(name="rewards.process_referral", **RETRY)

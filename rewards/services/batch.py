@@ -42,7 +42,7 @@ from fraud.models import Decision
 from fraud.selectors import assessment_summary
 from fraud.services import conversions_assess
 from referral_saas.bulk import insert_rows
-from referral_saas.celery import enqueue_on_commit
+from referral_saas.celery import enqueue_now, enqueue_on_commit
 from referral_saas.errors import ApplicationError
 from referral_saas.webhooks.services import webhook_emit_many
 from rewards.models import Notification, Reward, RewardEvent, RewardRule, Side, Unit, Work
@@ -57,7 +57,11 @@ from tracking.services import referees_join
 logger = logging.getLogger(__name__)
 Trigger = RewardRule.Trigger
 
-# Orders created this long after the message's own are not claimed with it (their own messages bring them).
+# A message claims the undecided orders received from CLAIM_BEFORE before its own order to CLAIM_WINDOW after it:
+# the orders whose messages were coalesced into it were received then (their requests' transactions take less than
+# CLAIM_BEFORE; they were committed before the coalesced message's task started, at most COALESCE_SECONDS after
+# it was sent). An order outside (a request that took minutes) is found by the sweeper.
+CLAIM_BEFORE = datetime.timedelta(minutes=2)
 CLAIM_WINDOW = datetime.timedelta(minutes=10)
 
 # Undecided attributed orders of the merchant, oldest first; each order's referral is locked (SKIP LOCKED: one that
@@ -99,18 +103,16 @@ _ANCHOR = """
 """
 
 
-def conversion_decided(*, merchant_id: int, conversion_id: int) -> bool:
-    """Whether this order is decided as its assessment says now (one query; no merchant row needed)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_ANCHOR, [merchant_id, conversion_id])
-        row = cursor.fetchone()
-    return bool(row and row[2])
-
-
-def conversions_process(*, merchant, conversion_id: int, limit: int | None = None) -> str:
+def conversions_process(*, merchant, conversion_id: int, limit: int | None = None, follow: bool = False) -> str:
     """Decide this attributed order and, in the same transaction, up to `limit` - 1 other undecided orders of the
-    merchant (REWARDS_BATCH_SIZE by default). Returns what happened to this order ("approved", "review",
-    "rejected", "done_before", "skipped"), with how many orders the batch decided ("approved+57")."""
+    merchant received around it (REWARDS_BATCH_SIZE by default). Returns what happened to this order ("approved",
+    "review", "rejected", "done_before", "skipped"), with how many other orders the batch decided ("approved+57").
+
+    Every message looks for undecided orders, even when its own is decided: the messages of orders received while
+    it waited were coalesced into it (referral_saas.celery.enqueue_coalesced_on_commit). A batch that fills up
+    sends a message for the orders after it at once (`follow`: it claims from that order on, waits for nobody), so
+    that a backlog keeps every worker process busy.
+    """
     limit = limit or settings.REWARDS_BATCH_SIZE
     with connection.cursor() as cursor:
         cursor.execute(_ANCHOR, [merchant.pk, conversion_id])
@@ -118,19 +120,27 @@ def conversions_process(*, merchant, conversion_id: int, limit: int | None = Non
     if anchor is None:
         return "skipped"
     created_at, decided, done_before = anchor
-    if done_before:
-        return "done_before"  # decided by an earlier batch (most messages of a backlog): one query
-    if decided or limit <= 1:  # in review, or a decision a person changed since: acted on one order at a time
-        return conversion_process(merchant=merchant, conversion_id=conversion_id)
+    own = "done_before" if done_before else None  # what happened to this order, when settled on its own
+    if decided and not done_before and not follow:
+        # In review, or a decision a person changed since: acted on for this order alone.
+        own = conversion_process(merchant=merchant, conversion_id=conversion_id)
+    if limit <= 1:
+        return own or conversion_process(merchant=merchant, conversion_id=conversion_id)
     with transaction.atomic():
         claimed = _claim(merchant=merchant, conversion_id=conversion_id, created_at=created_at, limit=limit)
+        if len(claimed) >= limit:  # more are waiting, probably: another worker starts on them now
+            enqueue_now("rewards.process_conversion", merchant_id=merchant.pk, conversion_id=claimed[-1], follow=True)
         outcomes = _decide(merchant=merchant, conversion_ids=claimed) if claimed else {}
-    if conversion_id not in outcomes:
-        # Another worker holds this order (or the batch could not decide it): wait for it, then decide it if it
-        # is still undecided, so this message is acknowledged only when its order is.
-        outcomes[conversion_id] = conversion_process(merchant=merchant, conversion_id=conversion_id)
-    others = len(outcomes) - 1
-    return f"{outcomes[conversion_id]}+{others}" if others else outcomes[conversion_id]
+    others = len(outcomes) - (conversion_id in outcomes)
+    if conversion_id in outcomes:
+        own = outcomes[conversion_id]
+    elif own is None and follow:
+        own = "skipped"  # the batch that sent this message has it
+    elif own is None:
+        # Another worker holds this order (or the batch could not decide it): wait for it, then decide it if it is
+        # still undecided, so this message is acknowledged only when its order is.
+        own = conversion_process(merchant=merchant, conversion_id=conversion_id)
+    return f"{own}+{others}" if others else own
 
 
 def _claim(*, merchant, conversion_id: int, created_at: datetime.datetime, limit: int) -> list[int]:
@@ -146,7 +156,7 @@ def _claim(*, merchant, conversion_id: int, created_at: datetime.datetime, limit
             {
                 "merchant": merchant.pk,
                 "anchor": conversion_id,
-                "since": created_at,
+                "since": created_at - CLAIM_BEFORE,
                 "until": created_at + CLAIM_WINDOW,
                 "limit": limit - len(ids),
             },
