@@ -1,9 +1,10 @@
 """Deciding orders in batches: one task scores and decides many attributed orders of a merchant in one transaction.
 
-The database is the queue. Every attributed order still sends its `rewards.process_conversion` message (so a lost
-message, a killed worker and the sweeper work as before); the worker that takes one claims that order and up to
-REWARDS_BATCH_SIZE - 1 other undecided orders of the merchant created after it. The orders that other messages
-would have brought are then decided already: their messages find a Work row and end in one query.
+The database is the queue: an order without a Work row is undecided. An attributed order sends its
+`rewards.process_conversion` message unless one for the merchant is waiting (coalesced: see
+referral_saas.celery.enqueue_coalesced_on_commit); the worker that takes one claims that order and up to
+REWARDS_BATCH_SIZE - 1 other undecided orders of the merchant received around it, and a full batch sends a
+follow-up at once. A lost message, a killed worker and the sweeper work as before.
 
 Exactly once, as in the per-order path (rewards.services.deciding), and for the same reasons:
 - claiming locks the orders' referrals (SKIP LOCKED: a referral another worker holds is left to it) and then the
@@ -127,8 +128,8 @@ def conversions_process(*, merchant, conversion_id: int, limit: int | None = Non
     if limit <= 1:
         return own or conversion_process(merchant=merchant, conversion_id=conversion_id)
     with transaction.atomic():
-        claimed = _claim(merchant=merchant, conversion_id=conversion_id, created_at=created_at, limit=limit)
-        if len(claimed) >= limit:  # more are waiting, probably: another worker starts on them now
+        claimed, full = _claim(merchant=merchant, conversion_id=conversion_id, created_at=created_at, limit=limit)
+        if full:  # more are waiting, probably: another worker starts on them now
             enqueue_now("rewards.process_conversion", merchant_id=merchant.pk, conversion_id=claimed[-1], follow=True)
         outcomes = _decide(merchant=merchant, conversion_ids=claimed) if claimed else {}
     others = len(outcomes) - (conversion_id in outcomes)
@@ -143,9 +144,10 @@ def conversions_process(*, merchant, conversion_id: int, limit: int | None = Non
     return f"{own}+{others}" if others else own
 
 
-def _claim(*, merchant, conversion_id: int, created_at: datetime.datetime, limit: int) -> list[int]:
-    """Lock this order and up to limit - 1 undecided orders created after it (their referrals first, then the
-    orders, the lock order of every path), and return the ids of those still undecided once locked."""
+def _claim(*, merchant, conversion_id: int, created_at: datetime.datetime, limit: int) -> tuple[list[int], bool]:
+    """Lock this order and up to limit - 1 undecided orders received around it (their referrals first, then the
+    orders, the lock order of every path). Returns the ids of those still undecided once locked, and whether the
+    limit was reached."""
     with connection.cursor() as cursor:
         cursor.execute(
             _CLAIM.format(where="c.id = %(anchor)s"), {"merchant": merchant.pk, "anchor": conversion_id, "limit": 1}
@@ -163,7 +165,7 @@ def _claim(*, merchant, conversion_id: int, created_at: datetime.datetime, limit
         )
         ids += [row[0] for row in cursor.fetchall() if row[0] not in ids]
         if not ids:
-            return []
+            return [], False
         cursor.execute(
             "SELECT id FROM tracking_conversion WHERE merchant_id = %s AND id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
             [merchant.pk, ids],
@@ -174,7 +176,7 @@ def _claim(*, merchant, conversion_id: int, created_at: datetime.datetime, limit
         .filter(conversion_id__in=ids, refund__isnull=True)
         .values_list("conversion_id", flat=True)
     )
-    return [pk for pk in ids if pk not in done]
+    return [pk for pk in ids if pk not in done], len(ids) >= limit
 
 
 def _decide(*, merchant, conversion_ids: list[int]) -> dict[int, str]:
