@@ -1,17 +1,21 @@
-"""Rewards pipeline throughput (issue: rewards, fraud scoring and webhooks).
+"""Rewards pipeline throughput (issue 15: score + decide + issue, batched).
 
-10,000 attributed orders (1,000 referrers x 10 friends, spread over 60 days) are queued as `rewards.process_conversion`
-messages; two Celery worker processes (prefork, concurrency 1 each) score each order for fraud and decide its rewards
-(a double-sided program: the referrer's amount-off coupon worth 10% of the order, the friend's 10% coupon, and the
-friend becomes a participant with their own code). Reported: conversions per second, duplicates and missing work
-(both must be 0), and where a worker's time goes: a sample of the same work run in this process with every SQL
-statement timed (time inside cursor.execute = PostgreSQL + the round trip; the rest = Python).
+10,000 attributed orders (1,000 referrers x 10 friends; the orders happened over 60 days and were all received in
+the last few minutes, as an import or a flash sale leaves them) wait for the rewards pipeline, each with its
+`rewards.process_conversion` message queued. The Procfile's worker command (its queues, concurrency and log level)
+scores each order for fraud and decides its rewards: a double-sided program, the referrer's amount-off coupon worth
+10% of the order, the friend's 10% coupon, and the friend becomes a participant with their own code. Reported:
+orders per second until every order is decided, until the queue is empty, duplicates and missing work (both must be
+0), and in this process, on orders of the same data set: the old per-order path (`conversion_process`, one order per
+transaction) against the batched one (`conversions_process`), each SQL statement counted and timed (time inside
+cursor.execute = PostgreSQL + the round trip; the rest = Python).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -21,7 +25,8 @@ from bench.harness import RESULTS, ROOT, machine, say, write_section
 
 REFERRERS = 1000
 FRIENDS_EACH = 10
-SAMPLE = 500
+OLD_SAMPLE = 300  # orders decided one at a time (the old path), in this process
+NEW_SAMPLE = 1000  # orders decided in batches, in this process
 
 
 def _seed(*, referrers: int, friends_each: int, prefix: str = "") -> dict:
@@ -90,7 +95,8 @@ def _seed(*, referrers: int, friends_each: int, prefix: str = "") -> dict:
                 payment_fingerprint, address_hash, device_id, created_at)
             SELECT r.merchant_id, true, 'order-' || r.id, 50 + (r.id %% 200) + 0.99, 'PLN', 0,
                 r.referee_external_id, r.referee_email, r.referee_email_normalized, 'attributed', '',
-                r.program_id, r.id, '', true, r.converted_at, '', '', '', '', '', r.converted_at
+                r.program_id, r.id, '', true, r.converted_at, '', '', '', '', '',
+                now() - interval '5 minutes' + row_number() OVER (ORDER BY r.id) * interval '10 milliseconds'
             FROM tracking_referral r WHERE r.merchant_id = %(m)s
             """,
             {"m": merchant.pk},
@@ -103,13 +109,20 @@ def _seed(*, referrers: int, friends_each: int, prefix: str = "") -> dict:
     return {"merchant": merchant, "program": program, "conversion_ids": ids}
 
 
+def procfile_worker() -> list[str]:
+    """The Procfile's `worker:` command line, run with this interpreter (its queues, concurrency and log level)."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("worker:"):
+            args = shlex.split(line.partition(":")[2])
+            return [sys.executable, "-m", "celery", *args[1:]]
+    raise RuntimeError("the Procfile has no worker")
+
+
 def _worker(env: dict[str, str], name: str) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "referral_saas", "worker", "--queues", "rewards",
-         "--concurrency", "1", "--pool", "prefork", "--hostname", f"{name}@%h", "--loglevel", "WARNING",
-         "--without-mingle", "--without-gossip"],
-        cwd=ROOT, env={**os.environ, **env, "LOG_LEVEL": "WARNING"}, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [*procfile_worker(), "--hostname", f"{name}@%h"],
+        cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
     )  # fmt: skip
     threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
     return proc
@@ -132,11 +145,14 @@ def _counts(merchant) -> dict:
     return {"done": done, "rewards": rewards, "duplicates": duplicates}
 
 
-def _profile_sample(merchant, conversion_ids: list[int]) -> dict:
-    """Run the same service in this process on fresh orders, timing every SQL statement."""
+def _profile(merchant, conversion_ids: list[int], *, batched: bool) -> dict:
+    """Decide these orders in this process, counting and timing every SQL statement: one at a time with the old
+    per-order service, or as the worker's task does now (each call decides a batch of the orders after it)."""
+    from django.conf import settings
     from django.db import connection
 
-    from rewards.services import conversion_process
+    from rewards.models import Work
+    from rewards.services import conversion_process, conversions_process
 
     spent = {"sql": 0.0, "queries": 0}
 
@@ -148,13 +164,24 @@ def _profile_sample(merchant, conversion_ids: list[int]) -> dict:
             spent["sql"] += time.perf_counter() - started
             spent["queries"] += 1
 
+    undecided = list(conversion_ids)  # in the order they were received (the batch claims in that order)
     started = time.perf_counter()
     with connection.execute_wrapper(timed):
-        for pk in conversion_ids:
-            conversion_process(merchant=merchant, conversion_id=pk)
+        for pk in conversion_ids:  # the messages, in order: most find their order decided by an earlier batch
+            if not batched:
+                conversion_process(merchant=merchant, conversion_id=pk)
+                continue
+            # A batch never reaches past the sample (the queued orders are the worker's).
+            limit = max(1, min(settings.REWARDS_BATCH_SIZE, len(undecided)))
+            conversions_process(merchant=merchant, conversion_id=pk, limit=limit)
+            if undecided and undecided[0] == pk:
+                del undecided[:limit]
     total = time.perf_counter() - started
+    decided = Work.objects.for_merchant(merchant).filter(conversion_id__in=conversion_ids).count()
     return {
         "conversions": len(conversion_ids),
+        "decided": decided,
+        "decided_in_all": Work.objects.for_merchant(merchant).count(),
         "seconds": round(total, 2),
         "per_conversion_ms": round(1000 * total / len(conversion_ids), 2),
         "queries_per_conversion": round(spent["queries"] / len(conversion_ids), 1),
@@ -168,70 +195,92 @@ def run() -> dict:
     from bench.harness import bench_environment
 
     env = bench_environment()
+    # A Redis namespace of this run's own (the bench Redis db is shared): no other run's worker takes its messages.
+    env["REDIS_NAMESPACE"] = f"bench-rewards-{os.getpid()}"
     os.environ.update(env)
     django.setup()
     from django.core.management import call_command
 
     say("migrating the benchmark database")
     call_command("migrate", verbosity=0)
-    from referral_saas.celery import app
+    from django.conf import settings
+
+    from referral_saas.celery import conversions_key, enqueue_coalesced_on_commit
     from referral_saas.redis_client import get_redis
 
-    get_redis().flushdb()
     say(f"seeding {REFERRERS * FRIENDS_EACH} attributed orders ({REFERRERS} referrers x {FRIENDS_EACH} friends)")
     seeded = _seed(referrers=REFERRERS, friends_each=FRIENDS_EACH)
     merchant, ids = seeded["merchant"], seeded["conversion_ids"]
-    sample, queued = ids[:SAMPLE], ids[SAMPLE:]
-    say(f"queueing {len(queued)} rewards.process_conversion messages")
-    with app.producer_or_acquire() as producer:
-        for pk in queued:
-            app.send_task(
-                "rewards.process_conversion", kwargs={"merchant_id": merchant.pk, "conversion_id": pk},
-                producer=producer,
-            )  # fmt: skip
-    workers = [_worker(env, f"bench-{n}") for n in (1, 2)]
+    old_sample, new_sample = ids[:OLD_SAMPLE], ids[OLD_SAMPLE : OLD_SAMPLE + NEW_SAMPLE]
+    queued = ids[OLD_SAMPLE + NEW_SAMPLE :]
+    say(f"in this process: {len(old_sample)} orders one at a time (the old path), {len(new_sample)} in batches")
+    old = _profile(merchant, old_sample, batched=False)
+    new = _profile(merchant, new_sample, batched=True)
+    say(f"  old: {old['per_conversion_ms']} ms, {old['queries_per_conversion']} SQL per order")
+    say(f"  batched: {new['per_conversion_ms']} ms, {new['queries_per_conversion']} SQL per order")
+    before = _counts(merchant)["done"]
+    say(f"{len(queued)} orders send their rewards.process_conversion message as the API does (coalesced)")
+    for pk in queued:  # outside a transaction: sent (or coalesced) at once
+        enqueue_coalesced_on_commit(
+            "rewards.process_conversion", key=conversions_key(merchant.pk), merchant_id=merchant.pk, conversion_id=pk
+        )
+    broker = get_redis()
+    queue_key = f"{env['REDIS_NAMESPACE']}:celery:rewards"
+    messages = broker.llen(queue_key)
+    say(f"  {messages} message(s) queued")
+    workers = [_worker(env, "bench")]
+    command = " ".join(procfile_worker()[3:])
     try:
-        say("2 worker processes started; timing from the first processed order")
+        say(f"the Procfile's worker started ({command}); timing from the first order it decides")
         deadline = time.monotonic() + 1800
-        while _counts(merchant)["done"] == 0:
+        while _counts(merchant)["done"] == before:
             time.sleep(0.05)
             if time.monotonic() > deadline:
-                raise RuntimeError("workers processed nothing")
-        started, first_done = time.monotonic(), _counts(merchant)["done"]
-        last = first_done
+                raise RuntimeError("the worker decided nothing")
+        started = time.monotonic()
+        before = last = _counts(merchant)["done"]  # the first batch is timed from its commit: left out of the rate
         while True:
-            time.sleep(1)
+            time.sleep(0.5)
             counts = _counts(merchant)
             if counts["done"] != last:
-                say(f"  {counts['done']:>6} / {len(queued)} processed")
+                say(f"  {counts['done'] - OLD_SAMPLE - NEW_SAMPLE:>6} / {len(queued)} decided")
                 last = counts["done"]
-            if counts["done"] >= len(queued) or time.monotonic() > deadline:
+            if counts["done"] >= len(ids) or time.monotonic() > deadline:
                 break
         elapsed = time.monotonic() - started
+        while broker.llen(queue_key) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        drained = time.monotonic() - started
     finally:
         for proc in workers:
             os.killpg(proc.pid, 15)
         for proc in workers:
             proc.wait(30)
+        for key in broker.scan_iter(f"{env['REDIS_NAMESPACE']}:*"):
+            broker.delete(key)
     counts = _counts(merchant)
-    rate = (counts["done"] - first_done) / elapsed
-    expected_rewards = 2 * len(queued)
-    say(f"processed {counts['done']} orders: {rate:.0f} conversions/s with 2 workers")
-    say(f"profiling {len(sample)} more orders in this process")
-    profile = _profile_sample(merchant, sample)
-    final = _counts(merchant)
+    decided = counts["done"] - before
+    rate = decided / elapsed
+    say(f"decided {decided} orders: {rate:.0f} orders/s; queue empty after {drained:.1f} s")
     results = {
         "machine": machine(),
+        "load_average": [round(x, 1) for x in os.getloadavg()],  # the other processes sharing the machine
         "orders": len(ids),
-        "workers": 2,
-        "conversions_per_second": round(rate, 1),
+        "worker": command,
+        "batch_size": settings.REWARDS_BATCH_SIZE,
+        "queued": len(queued),
+        "messages": messages,
+        "orders_per_second": round(rate, 1),
         "seconds": round(elapsed, 1),
-        "processed": counts["done"],
-        "missing": len(queued) - counts["done"],
+        "drained_seconds": round(drained, 1),
+        "drained_per_second": round(len(queued) / drained, 1),  # orders, until the queue is empty (emails too)
+        "decided": decided,
+        "missing": len(ids) - counts["done"],
         "rewards": counts["rewards"],
-        "expected_rewards": expected_rewards,
-        "duplicates": final["duplicates"],
-        "profile": profile,
+        "expected_rewards": 2 * len(ids),
+        "duplicates": counts["duplicates"],
+        "old_path": old,
+        "batched_path": new,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "rewards.json").write_text(json.dumps(results, indent=2))
@@ -240,26 +289,39 @@ def run() -> dict:
 
 
 def _write(r: dict) -> None:
-    p = r["profile"]
-    sql = 100 * p["sql_share"]
+    old, new = r["old_path"], r["batched_path"]
+    drained = f"{r['drained_per_second']} orders/s ({r['drained_seconds']} s)"
+    sql = {name: f"{100 * path['sql_share']:.0f}%" for name, path in (("old", old), ("new", new))}
     write_section(
         "rewards-pipeline",
         f"""
 ## Rewards pipeline: scoring + deciding 10,000 attributed orders
 
-`python -m bench rewards` — {r["machine"]}. {r["orders"] - p["conversions"]:,} queued
-`rewards.process_conversion` messages, 2 Celery worker processes (prefork, concurrency 1 each) on the `rewards`
-queue; each order is scored for fraud (every check), locked, and its rewards decided (the referrer's amount-off
-coupon worth 10% of the order and the friend's 10% coupon; the friend becomes a participant with their own code).
+`python -m bench rewards` — {r["machine"]}, load average {r["load_average"][1]} during the run (other processes
+shared the machine: compare the two paths within this run, not with runs elsewhere). {r["queued"]:,} orders wait,
+their `rewards.process_conversion` messages sent as the API sends them (coalesced: {r["messages"]} queued), for
+the Procfile's worker (`celery {r["worker"]}`), batches of up to {r["batch_size"]} orders
+(`REWARDS_BATCH_SIZE`); each order is scored for fraud (every check) and its rewards
+decided (the referrer's amount-off coupon worth 10% of the order and the friend's 10% coupon; the friend becomes a
+participant with their own code). The orders were received over the last five minutes, as an import or a flash
+sale leaves them.
 
-| | |
+| the Procfile's worker | |
 |---|---|
-| throughput | **{r["conversions_per_second"]} conversions/s** ({r["processed"]:,} in {r["seconds"]} s) |
+| throughput, every order decided | **{r["orders_per_second"]} orders/s** ({r["decided"]:,} in {r["seconds"]} s) |
+| until the queue is empty (emails included) | {drained} |
 | missing (orders without a finished pipeline row) | **{r["missing"]}** |
 | duplicates (more than one reward per rule, order and side) | **{r["duplicates"]}** |
 | rewards created | {r["rewards"]:,} of {r["expected_rewards"]:,} expected |
-| one process, {p["conversions"]} more orders | {p["per_conversion_ms"]} ms and {p["queries_per_conversion"]} SQL each |
-| time share (same sample) | PostgreSQL incl. round trips **{sql:.0f}%**, Python **{100 - sql:.0f}%** |
+
+Same data set, in this process, every SQL statement counted and timed:
+
+| per order | batched (`conversions_process`) | one at a time (the old `conversion_process`) |
+|---|---|---|
+| orders | {new["conversions"]:,} | {old["conversions"]:,} |
+| SQL statements | **{new["queries_per_conversion"]}** | {old["queries_per_conversion"]} |
+| time | **{new["per_conversion_ms"]} ms** | {old["per_conversion_ms"]} ms |
+| PostgreSQL incl. round trips | {sql["new"]} | {sql["old"]} |
 """,
     )
 

@@ -7,6 +7,7 @@ import ipaddress
 from collections.abc import Iterable
 from datetime import timedelta
 
+from django.db import connection
 from django.db.models import BooleanField, CharField, Count, Exists, F, Func, OuterRef, Q, Subquery, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, JSONObject
@@ -310,6 +311,146 @@ def signup_facts(*, referral: Referral) -> Facts:
     if referral.merchant_has_blocklist:
         _with_blocklist(facts, merchant_id=merchant_id, referrer_email=referrer.email_normalized)
     return facts
+
+
+def conversions_for_scoring(*, merchant_id: int, conversion_ids: Iterable[int]) -> list[Conversion]:
+    """conversion_for_scoring for many orders at once (the batched rewards pipeline): one query, in id order."""
+    return list(
+        Conversion.objects.for_merchant(merchant_id)
+        .select_related("referral__referrer", "referral__click", "click")
+        .annotate(
+            assessment_id=Subquery(
+                FraudAssessment.objects.for_merchant(merchant_id)
+                .filter(conversion=OuterRef("pk"))
+                .order_by()
+                .values("pk")[:1]
+            ),
+            fraud_rules=_rules_subquery(merchant_id, "referral__program"),
+            merchant_has_blocklist=Exists(BlocklistEntry.objects.for_merchant(merchant_id)),
+        )
+        .filter(pk__in=list(conversion_ids))
+        .order_by("pk")
+    )
+
+
+# Per order of the batch: the referrer's attributed orders in the day (and hour) up to it, as conversion_facts counts.
+_RECENT_MANY = """
+    SELECT c.id, count(o.id), count(o.id) FILTER (WHERE o.occurred_at > c.occurred_at - interval '1 hour')
+    FROM tracking_conversion c
+    JOIN tracking_referral cr ON cr.id = c.referral_id AND cr.merchant_id = c.merchant_id
+    JOIN tracking_referral r ON r.merchant_id = c.merchant_id AND r.referrer_id = cr.referrer_id
+    JOIN tracking_conversion o ON o.merchant_id = c.merchant_id AND o.referral_id = r.id
+        AND o.livemode = c.livemode AND o.status = 'attributed'
+        AND o.occurred_at > c.occurred_at - interval '1 day' AND o.occurred_at <= c.occurred_at
+    WHERE c.merchant_id = %s AND c.id = ANY(%s)
+    GROUP BY c.id
+"""
+
+# The referrers' most recent sightings, at most TRACE_LIMIT each.
+_SIGHTINGS_MANY = """
+    SELECT participant_id, ip_hash, user_agent, device_id FROM (
+        SELECT participant_id, ip_hash, user_agent, device_id,
+            row_number() OVER (PARTITION BY participant_id ORDER BY seen_at DESC) AS n
+        FROM fraud_sighting WHERE merchant_id = %s AND participant_id = ANY(%s)
+    ) s WHERE n <= %s
+"""
+
+
+def conversions_facts(*, conversions: list[Conversion]) -> dict[int, Facts]:
+    """conversion_facts for a batch of orders loaded by conversions_for_scoring, with the same answers: one query
+    for every order's velocity, one for the referrers' sightings, one for their own orders (plus one per order
+    whose merchant keeps a blocklist)."""
+    if not conversions:
+        return {}
+    merchant_id = conversions[0].merchant_id
+    ids = [c.pk for c in conversions]
+    referrers = {c.referral.referrer_id: c.referral.referrer for c in conversions}
+    with connection.cursor() as cursor:
+        cursor.execute(_RECENT_MANY, [merchant_id, ids])
+        recent = {pk: (day, hour) for pk, day, hour in cursor.fetchall()}
+        cursor.execute(_SIGHTINGS_MANY, [merchant_id, list(referrers), TRACE_LIMIT])
+        sightings: dict[int, list[Trace]] = {}
+        for participant_id, ip_hash, user_agent, device_id in cursor.fetchall():
+            sightings.setdefault(participant_id, []).append(
+                Trace("sighting", ip_hash, "", user_agent, device_id, "", "")
+            )
+    orders = _referrers_orders(merchant_id=merchant_id, referrers=list(referrers.values()))
+    facts = {}
+    for conversion in conversions:
+        referral = conversion.referral
+        referrer = referral.referrer
+        click = conversion.click or referral.click
+        at = conversion.occurred_at
+        day, hour = recent.get(conversion.pk, (0, 0))
+        own = [trace for pk, trace in orders.get(referrer.pk, []) if pk != conversion.pk][:TRACE_LIMIT]
+        found = Facts(
+            rules=_rules(referral.program_id, merchant_id, conversion.fraud_rules),
+            referrer_id=referrer.pk,
+            referrer_status=referrer.status,
+            referrer_external_id=referrer.external_id,
+            referrer_email=referrer.email_normalized,
+            referee_participant_id=referral.referee_id,
+            friend_external_id=conversion.customer_external_id or referral.referee_external_id,
+            friend_email=conversion.customer_email_normalized or referral.referee_email_normalized,
+            friend_ips=_friend_ips(
+                (click.ip_hash, click.user_agent) if click else ("", ""), (conversion.ip_hash, conversion.user_agent)
+            ),
+            friend_raw_ips=[conversion.ip] if conversion.ip else [],
+            device_ids=tuple(d for d in (conversion.device_id, click.device_id if click else "") if d),
+            payment_fingerprint=conversion.payment_fingerprint,
+            address_hash=conversion.address_hash,
+            is_new_customer=conversion.is_new_customer,
+            ordered_at=at,
+            clicked_at=click.occurred_at if click else None,
+            referrer_traces=sightings.get(referrer.pk, []) + own,
+            recent_last_hour=hour,
+            recent_last_day=day,
+            referral_rejected_as_fraud=conversion.status == Conversion.Status.REJECTED,
+        )
+        if conversion.merchant_has_blocklist:
+            _with_blocklist(found, merchant_id=merchant_id, referrer_email=referrer.email_normalized)
+        facts[conversion.pk] = found
+    return facts
+
+
+def _referrers_orders(*, merchant_id: int, referrers: list[Participant]) -> dict[int, list[tuple[int, Trace]]]:
+    """{referrer id: [(order id, trace)]}: the orders whose customer id or normalised email is a referrer's (at
+    most TRACE_LIMIT + 1 each, so that one left out as the order being scored still leaves TRACE_LIMIT)."""
+    by_external = {(p.livemode, p.external_id): p.pk for p in referrers if p.external_id}
+    by_email = {(p.livemode, p.email_normalized): p.pk for p in referrers if p.email_normalized}
+    if not (by_external or by_email):
+        return {}
+    identity = Q()
+    if by_external:
+        identity |= Q(customer_external_id__in={value for _mode, value in by_external})
+    if by_email:
+        identity |= Q(customer_email_normalized__in={value for _mode, value in by_email})
+    rows = (
+        Conversion.objects.for_merchant(merchant_id)
+        .filter(identity, livemode__in={p.livemode for p in referrers})
+        .order_by()
+        .annotate(t_ip=Coalesce(Func(F("ip"), function="host", output_field=CharField()), Value("")))
+        .values_list(
+            "pk",
+            "livemode",
+            "customer_external_id",
+            "customer_email_normalized",
+            "ip_hash",
+            "t_ip",
+            "user_agent",
+            "device_id",
+            "payment_fingerprint",
+            "address_hash",
+        )
+    )
+    found: dict[int, list[tuple[int, Trace]]] = {}
+    for pk, livemode, external_id, email, ip_hash, ip, user_agent, device_id, payment, address in rows:
+        owners = {by_external.get((livemode, external_id)), by_email.get((livemode, email))} - {None}
+        for owner in owners:
+            mine = found.setdefault(owner, [])
+            if len(mine) <= TRACE_LIMIT:
+                mine.append((pk, Trace("order", ip_hash, ip, user_agent, device_id, payment, address)))
+    return found
 
 
 # --- for the API and the admin --------------------------------------------------------------------------------------

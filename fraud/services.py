@@ -215,6 +215,73 @@ def conversion_assess(*, conversion: Conversion) -> FraudAssessment:
     )
 
 
+def conversions_assess(*, merchant_id: int, conversion_ids: list[int]) -> tuple[dict[int, FraudAssessment], list[int]]:
+    """conversion_assess for a batch of orders (the batched rewards pipeline): the same facts, checks and decisions,
+    loaded in a few queries and stored in one INSERT. Returns ({order id: assessment}, the ids left for
+    conversion_assess one at a time, in the order given).
+
+    Left to one at a time: orders that are not scorable (conversion_assess says why), and every order of a referrer
+    who has an order to reject in the batch: a reject rejects the referral and its orders, which changes what the
+    referrer's other orders are scored on, so they are scored after it, as one order after another would be. A
+    batch that meets an assessment stored meanwhile (the unique constraint) stores nothing and leaves all to one
+    at a time.
+    """
+    loaded = selectors.conversions_for_scoring(merchant_id=merchant_id, conversion_ids=conversion_ids)
+    stored_ids = {c.pk: c.assessment_id for c in loaded if c.assessment_id is not None}
+    scorable = [
+        c
+        for c in loaded
+        if c.assessment_id is None
+        and c.referral is not None
+        and (
+            c.status == Conversion.Status.ATTRIBUTED
+            or (c.status == Conversion.Status.REJECTED and c.rejection_reason == Referral.Reason.FRAUD)
+        )
+    ]
+    facts = selectors.conversions_facts(conversions=scorable)
+    scored = {}
+    for conversion in scorable:
+        score, signals = run_checks(facts[conversion.pk], CONVERSION_CHECKS)
+        scored[conversion.pk] = (score, signals, decision_for(score=score, rules=facts[conversion.pk].rules))
+    rejecting = {c.referral.referrer_id for c in scorable if scored[c.pk][2] == Decision.REJECT}
+    rows = [
+        FraudAssessment(
+            merchant_id=merchant_id,
+            livemode=c.livemode,
+            program_id=c.referral.program_id,
+            referral_id=c.referral_id,
+            conversion_id=c.pk,
+            score=scored[c.pk][0],
+            signals=[s.as_dict() for s in scored[c.pk][1]],
+            auto_decision=scored[c.pk][2],
+            decision=scored[c.pk][2],
+        )
+        for c in scorable
+        if c.referral.referrer_id not in rejecting
+    ]
+    try:
+        with transaction.atomic():
+            FraudAssessment.objects.for_merchant(merchant_id).bulk_create(rows)
+    except IntegrityError:  # scored meanwhile by another worker: each order is looked at again on its own
+        rows = []
+    found = {a.conversion_id: a for a in rows}
+    for assessment in rows:
+        if assessment.decision != Decision.APPROVE:
+            logger.info(
+                "fraud %s: score %s (%s)",
+                assessment.decision,
+                assessment.score,
+                ", ".join(s["name"] for s in assessment.signals),
+                extra={"merchant_id": merchant_id, "assessment_id": assessment.pk},
+            )
+    if stored_ids:
+        found.update(
+            (a.conversion_id, a)
+            for a in FraudAssessment.objects.for_merchant(merchant_id).filter(pk__in=stored_ids.values())
+        )
+    return found, [pk for pk in conversion_ids if pk not in found]
+
+
 def referral_assess(*, referral: Referral) -> FraudAssessment:
     """Score a friend's sign-up (before any order) with the checks that need no order: self-referral, blocked
     referrer, blocklist, shared IP and device (the click's), disposable email, sign-up velocity. Decided like an

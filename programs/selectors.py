@@ -48,6 +48,13 @@ def program_get_by_slug(*, merchant, slug: str) -> Program:
 def variant_for(*, program: Program, participant: Participant) -> ProgramVariant | None:
     """Deterministic weighted choice: the same participant always lands in the same arm."""
     variants = list(ProgramVariant.objects.for_merchant(program.merchant).filter(program=program).order_by("pk"))
+    return variant_pick(variants=variants, program=program, participant=participant)
+
+
+def variant_pick(
+    *, variants: list[ProgramVariant], program: Program, participant: Participant
+) -> ProgramVariant | None:
+    """variant_for with the program's variants (in id order) loaded already: for many participants at once."""
     if not variants:
         return None
     total = sum(v.weight for v in variants)

@@ -95,3 +95,56 @@ def enqueue_on_commit(name: str, **kwargs) -> None:
             logger.warning("could not enqueue %s %s; the sweeper will pick it up", name, kwargs, exc_info=True)
 
     transaction.on_commit(send)
+
+
+def enqueue_now(name: str, **kwargs) -> None:
+    """Send task `name` now (not on commit: a hint that more work is waiting), without ever failing the caller."""
+    try:
+        guarded(app.send_task, name, kwargs=kwargs, retry=False)
+    except Exception:
+        logger.warning("could not enqueue %s %s; the sweeper will pick it up", name, kwargs, exc_info=True)
+
+
+# A coalesced message waits this long at most before a new one may be sent for the same key (a lost one, a busy
+# queue); the task it starts must look at least this far past its own row for the work it stands for.
+COALESCE_SECONDS = 30
+
+
+def _coalesce_key(key: str) -> str:
+    return f"{settings.REDIS_KEY_PREFIX}:coalesce:{key}"
+
+
+def enqueue_coalesced_on_commit(name: str, *, key: str, **kwargs) -> None:
+    """enqueue_on_commit, unless a message for `key` was sent and no worker has taken it yet (a Redis key set with
+    SET NX, released by the task with coalesce_release before it looks for work): that message's task will find
+    the rows this transaction wrote, as it looks for them only after releasing the key, which is after this
+    commit. Redis unreachable: the message is sent anyway (the broker is probably down too: the sweeper)."""
+    from django.db import transaction
+
+    def send() -> None:
+        try:
+            first = guarded(get_redis().set, _coalesce_key(key), "1", nx=True, ex=COALESCE_SECONDS)
+        except Exception:
+            first = True
+        if not first:
+            return
+        try:
+            guarded(app.send_task, name, kwargs=kwargs, retry=False)
+        except Exception:
+            logger.warning("could not enqueue %s %s; the sweeper will pick it up", name, kwargs, exc_info=True)
+
+    transaction.on_commit(send)
+
+
+def coalesce_release(key: str) -> None:
+    """The task of a coalesced message starts: the next write sends a message again. Called before the task
+    looks for its work, so that every write whose message was coalesced into this one is found."""
+    try:
+        guarded(get_redis().delete, _coalesce_key(key))
+    except Exception:  # the key expires on its own
+        logger.warning("could not release the coalesced message %s", key, exc_info=True)
+
+
+def conversions_key(merchant_id: int) -> str:
+    """The coalescing key of a merchant's `rewards.process_conversion` messages (sent by name from tracking)."""
+    return f"rewards.process_conversion:{merchant_id}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from referral_saas.celery import coalesce_release, conversions_key
 from referral_saas.tenancy.models import Merchant
 from rewards import services
 
@@ -24,9 +25,15 @@ def _merchant(merchant_id: int) -> Merchant | None:
 
 
 @shared_task(name="rewards.process_conversion", **RETRY)
-def process_conversion(*, merchant_id: int, conversion_id: int) -> str:
+def process_conversion(*, merchant_id: int, conversion_id: int, follow: bool = False) -> str:
+    # The orders whose messages were coalesced into this one are looked for only after the next order may send one
+    # again (referral_saas.celery.enqueue_coalesced_on_commit): none falls between the two.
+    coalesce_release(conversions_key(merchant_id))
     merchant = _merchant(merchant_id)
-    return services.conversion_process(merchant=merchant, conversion_id=conversion_id) if merchant else "skipped"
+    if merchant is None:
+        return "skipped"
+    # This order and, in the same transaction, other undecided orders of the merchant (rewards.services.batch).
+    return services.conversions_process(merchant=merchant, conversion_id=conversion_id, follow=follow)
 
 
 @shared_task(name="rewards.process_referral", **RETRY)
@@ -63,6 +70,22 @@ def release_due() -> int:
 def send_notification(*, merchant_id: int, notification_id: int) -> bool:
     merchant = _merchant(merchant_id)
     return services.notification_send(merchant=merchant, notification_id=notification_id) if merchant else False
+
+
+@shared_task(name="rewards.send_notifications", **RETRY)
+def send_notifications(*, merchant_id: int, notification_ids: list[int]) -> int:
+    """The emails a batch of orders owes, in one message; one that fails is handed to send_notification's
+    retries, the others are sent."""
+    merchant = _merchant(merchant_id)
+    if merchant is None:
+        return 0
+    sent = 0
+    for pk in notification_ids:
+        try:
+            sent += services.notification_send(merchant=merchant, notification_id=pk)
+        except OSError:
+            send_notification.apply_async(kwargs={"merchant_id": merchant_id, "notification_id": pk}, countdown=5)
+    return sent
 
 
 @shared_task(name="rewards.sweep", acks_late=True, ignore_result=True)

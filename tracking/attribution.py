@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from programs.identity import normalize_email
 from programs.models import Participant, Program
 from referral_saas import prepared
-from referral_saas.celery import enqueue_on_commit
+from referral_saas.celery import conversions_key, enqueue_coalesced_on_commit, enqueue_on_commit
 from referral_saas.errors import Unprocessable
 from referral_saas.money import MAX_AMOUNT, convert
 from tracking.clicks import click_ingest_early, hash_ip, pending_click
@@ -412,8 +412,14 @@ def _record(*, scope, order: OrderFacts, explicit: Touch | None, facts) -> Conve
     )
     if conversion.referral_id and (
         conversion.status == Conversion.Status.ATTRIBUTED or conversion.rejection_reason == Reason.FRAUD
-    ):  # fraud scoring and rewards, by a worker (an order of a friend rejected as fraud is scored for review too)
-        enqueue_on_commit("rewards.process_conversion", merchant_id=order.merchant.pk, conversion_id=conversion.pk)
+    ):  # fraud scoring and rewards, by a worker (an order of a friend rejected as fraud is scored for review too);
+        # one message for the orders that arrive while it waits: its task decides them in one batch
+        enqueue_coalesced_on_commit(
+            "rewards.process_conversion",
+            key=conversions_key(order.merchant.pk),
+            merchant_id=order.merchant.pk,
+            conversion_id=conversion.pk,
+        )
     return conversion
 
 

@@ -283,6 +283,12 @@ class Conversion(TenantModel):
                 condition=Q(status="attributed") | Q(rejection_reason="fraud"),
                 name="conversion_to_process_recent",
             ),
+            # The batched rewards pipeline (one merchant): undecided orders created after the one it was sent for.
+            models.Index(
+                fields=["merchant", "created_at"],
+                condition=Q(status="attributed") | Q(rejection_reason="fraud"),
+                name="conversion_to_process_by_m",
+            ),
         ]
         ordering = ["-occurred_at"]
 

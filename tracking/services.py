@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import re
 import secrets
+from functools import partial
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Round
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from programs.identity import ascii_letters, normalize_code
-from programs.models import Participant, Program
-from programs.selectors import variant_for
+from programs.identity import EMAIL_MAX_LENGTH, ascii_letters, normalize_code, normalize_email
+from programs.models import Participant, Program, ProgramVariant
+from programs.selectors import variant_for, variant_pick
 from programs.services import participant_find_or_create
+from referral_saas.bulk import insert_rows
 from referral_saas.celery import enqueue_on_commit
-from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
+from referral_saas.errors import ApplicationError, Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.money import currency_decimals
 from referral_saas.tenancy.models import Merchant
-from referral_saas.webhooks.services import webhook_emit
+from referral_saas.webhooks.services import webhook_emit, webhook_emit_many
 from tracking.attribution import conversion_record, referral_record_signup  # noqa: F401 - the public services
 from tracking.exchange_rates import exchange_rates_import  # noqa: F401 - the public services
 from tracking.models import CodeRoute, Conversion, Referral, ReferralCode, Refund
@@ -98,6 +101,202 @@ def participant_upsert(
             referral_link_referee(participant=participant)
             _emit_participant_created(participant=participant, program=program)
     return participant, code, created
+
+
+def referees_join(*, merchant: Merchant, referrals: list[Referral]) -> dict[int, Participant | ApplicationError]:
+    """The friends of these referrals (none a participant yet by `referee`) join their referral's program, as
+    participant_upsert makes each of them, for the rewards pipeline that pays a friend's reward to their
+    participant: returns {referral id: the participant, or the ApplicationError participant_upsert raised} and
+    sets each referral's `referee` (in the database too, where it had none).
+
+    New friends are inserted together: their participants, codes and code routes one INSERT each, linked to the
+    referral that brought them, announced (participant.created) in one go. A friend found as a participant, one
+    who appears twice, one whose program ended or whose address is too long goes through participant_upsert one
+    at a time; so does every friend of a batch that meets a concurrent insert or a taken code (a unique
+    constraint), after that batch's inserts are rolled back.
+    """
+    result: dict[int, Participant | ApplicationError] = {}
+    keys = {r.pk: _friend_key(r) for r in referrals}
+    identities = [key for key in keys.values() if key is not None]
+    known = _known_identities(merchant=merchant, identities=identities)
+    fresh, seen = [], set()
+    for referral in referrals:
+        key = keys[referral.pk]
+        if key is None:
+            continue
+        livemode, external_id, email, email_normalized = key
+        parts = {(livemode, "x", external_id), (livemode, "e", email_normalized)} - {
+            (livemode, "x", None),
+            (livemode, "e", None),
+        }
+        too_long = email and max(len(email), len(email_normalized or "")) > EMAIL_MAX_LENGTH
+        if parts & (known | seen) or too_long or referral.program.status == Program.Status.ENDED:
+            continue
+        seen |= parts
+        fresh.append(referral)
+    created = _referees_insert(merchant=merchant, referrals=fresh) if fresh else {}
+    for referral in referrals:
+        participant = created.get(referral.pk)
+        if participant is None and keys[referral.pk] is not None:
+            try:
+                participant, _code, _created = participant_upsert(
+                    merchant=merchant,
+                    livemode=referral.livemode,
+                    program=referral.program,
+                    external_id=referral.referee_external_id,
+                    email=referral.referee_email,
+                )
+            except ApplicationError as exc:
+                result[referral.pk] = exc
+                continue
+            Referral.objects.for_merchant(merchant).filter(pk=referral.pk, referee__isnull=True).update(
+                referee=participant
+            )
+        if participant is not None:
+            referral.referee = participant
+            result[referral.pk] = participant
+    return result
+
+
+def _friend_key(referral: Referral) -> tuple[bool, str | None, str | None, str | None] | None:
+    external_id = (referral.referee_external_id or "").strip() or None
+    email = (referral.referee_email or "").strip() or None
+    email_normalized = normalize_email(email)
+    if not external_id and not email_normalized:
+        return None
+    return referral.livemode, external_id, email, email_normalized
+
+
+def _known_identities(*, merchant: Merchant, identities: list) -> set[tuple[bool, str, str]]:
+    """Which of these external ids and normalised emails a participant of the merchant has already (one query)."""
+    external_ids = {external_id for _mode, external_id, _email, _normalized in identities if external_id}
+    emails = {normalized for _mode, _external_id, _email, normalized in identities if normalized}
+    if not (external_ids or emails):
+        return set()
+    rows = (
+        Participant.objects.for_merchant(merchant)
+        .filter(Q(external_id__in=external_ids) | Q(email_normalized__in=emails))
+        .values_list("livemode", "external_id", "email_normalized")
+    )
+    known = set()
+    for livemode, external_id, email_normalized in rows:
+        known |= {(livemode, "x", external_id), (livemode, "e", email_normalized)}
+    return known
+
+
+def _referees_insert(*, merchant: Merchant, referrals: list[Referral]) -> dict[int, Participant]:
+    """Insert the participants, codes and routes of friends no participant has the identity of (the caller checked),
+    linked as referral_link_referee links them. {} if a unique constraint refused any (nothing is kept then)."""
+    keys = {r.pk: _friend_key(r) for r in referrals}
+    bringers = _earliest_referrals(merchant=merchant, identities=list(keys.values()))
+    now = timezone.now()
+    participants: dict[int, Participant] = {}
+    for referral in referrals:
+        livemode, external_id, email, email_normalized = keys[referral.pk]
+        found = [bringers.get((livemode, "x", external_id)), bringers.get((livemode, "e", email_normalized))]
+        brought_by = min((f for f in found if f is not None), default=None)  # the earliest, as one OR query finds
+        participants[referral.pk] = Participant(
+            merchant=merchant,
+            livemode=livemode,
+            external_id=external_id,
+            email=email,
+            email_normalized=email_normalized,
+            name="",
+            language=referral.program.default_language,
+            marketing_consent=False,
+            referred_by_id=brought_by[1] if brought_by else None,
+            created_at=now,
+        )
+    variants = {}
+    for referral in referrals:
+        if referral.program_id not in variants:
+            variants[referral.program_id] = list(
+                ProgramVariant.objects.for_merchant(merchant).filter(program_id=referral.program_id).order_by("pk")
+            )
+    try:
+        with transaction.atomic():
+            Participant.objects.for_merchant(merchant).bulk_create(list(participants.values()))
+            codes = []
+            for referral in referrals:
+                participant = participants[referral.pk]
+                code = _generated_code(participant)
+                variant = variant_pick(
+                    variants=variants[referral.program_id], program=referral.program, participant=participant
+                )
+                codes.append(
+                    {
+                        "merchant_id": merchant.pk,
+                        "livemode": participant.livemode,
+                        "program_id": referral.program_id,
+                        "participant_id": participant.pk,
+                        "variant_id": variant.pk if variant else None,
+                        "code": code,
+                        "code_normalized": normalize_code(code),
+                        "created_at": now,
+                    }
+                )
+            code_ids = insert_rows(ReferralCode, codes)
+            insert_rows(
+                CodeRoute,
+                [
+                    {"code_normalized": c["code_normalized"], "merchant_id": merchant.pk, "referral_code_id": pk}
+                    for c, pk in zip(codes, code_ids, strict=True)
+                ],
+                returning=None,
+            )
+    except IntegrityError:  # a friend joined meanwhile, or a code was taken: one at a time instead
+        return {}
+    # The referral that brought each one, and each batch referral, get their friend (where they had none).
+    links = {}
+    for referral in referrals:
+        participant = participants[referral.pk]
+        links.setdefault(referral.pk, participant.pk)
+        if participant.referred_by_id:
+            links.setdefault(participant.referred_by_id, participant.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE tracking_referral AS r SET referee_id = v.participant_id "
+            "FROM unnest(%s::bigint[], %s::bigint[]) AS v(referral_id, participant_id) "
+            "WHERE r.merchant_id = %s AND r.id = v.referral_id AND r.referee_id IS NULL",
+            [list(links), list(links.values()), merchant.pk],
+        )
+    webhook_emit_many(
+        merchant=merchant,
+        events=[
+            (participants[r.pk].livemode, "participant.created", partial(_participant_data, participants[r.pk], r))
+            for r in referrals
+        ],
+    )
+    return participants
+
+
+def _participant_data(participant: Participant, referral: Referral) -> dict:
+    """participant.created's data for a friend joined with their code (built only when an endpoint listens)."""
+    code = ReferralCode.objects.for_merchant(participant.merchant_id).get(participant=participant)
+    code.program = referral.program
+    participant._prefetched_objects_cache = {"codes": [code]}
+    return dict(ParticipantOutput(participant, context={"program_slug": referral.program.slug}).data)
+
+
+def _earliest_referrals(*, merchant: Merchant, identities: list) -> dict[tuple, tuple]:
+    """{(livemode, "x", external id) / (livemode, "e", normalised email): (created_at, id) of the earliest referral
+    not rejected of a friend with it}: what referral_link_referee finds for a new participant (one query)."""
+    external_ids = {external_id for _mode, external_id, _email, _normalized in identities if external_id}
+    emails = {normalized for _mode, _external_id, _email, normalized in identities if normalized}
+    rows = (
+        Referral.objects.for_merchant(merchant)
+        .filter(Q(referee_external_id__in=external_ids) | Q(referee_email_normalized__in=emails))
+        .exclude(status=Referral.Status.REJECTED)
+        .order_by("created_at")
+        .values_list("created_at", "pk", "livemode", "referee_external_id", "referee_email_normalized")
+    )
+    found: dict[tuple, tuple] = {}
+    for created_at, pk, livemode, external_id, email_normalized in rows:
+        if external_id:
+            found.setdefault((livemode, "x", external_id), (created_at, pk))
+        if email_normalized:
+            found.setdefault((livemode, "e", email_normalized), (created_at, pk))
+    return found
 
 
 def participant_join(

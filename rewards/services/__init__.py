@@ -1,5 +1,6 @@
 """Writes for rewards: deciding, releasing and issuing, refunds, points and the catalog, emails."""
 
+from rewards.services.batch import conversions_process
 from rewards.services.catalog import catalog_item_create, catalog_item_update, catalog_item_validate
 from rewards.services.deciding import conversion_process, milestones_check, referral_process
 from rewards.services.issuing import reward_issue, reward_release, reward_release_early, rewards_release_due
@@ -22,6 +23,7 @@ __all__ = [
     "catalog_item_update",
     "catalog_item_validate",
     "conversion_process",
+    "conversions_process",
     "milestones_check",
     "notification_send",
     "points_redeem",

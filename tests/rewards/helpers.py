@@ -37,9 +37,9 @@ def order(tenant, code, order_id="1001", amount="129.90", friend="friend1@exampl
 
 
 def process(tenant, conversion_id) -> str:
-    from rewards.services import conversion_process
+    from rewards.services import conversions_process
 
-    return conversion_process(merchant=tenant.merchant, conversion_id=conversion_id)
+    return conversions_process(merchant=tenant.merchant, conversion_id=conversion_id)
 
 
 def catalog_item_form(program, **changes) -> dict:

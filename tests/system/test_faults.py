@@ -122,6 +122,91 @@ def test_a_worker_killed_while_it_creates_an_orders_rewards_is_redelivered_by_ce
     assert client.zcard(f"{prefix}unacked_index") == 0
 
 
+def test_a_worker_killed_in_the_middle_of_a_batch_leaves_every_order_decided_once(stacks):
+    # Orders wait for the pipeline (no worker yet); the first task claims them all as one batch, which then waits on
+    # an email row another transaction is writing for the last order, and is killed there. Celery redelivers; no beat.
+    stack = stacks("procfile", name="kill-batch", env={"BROKER_VISIBILITY_TIMEOUT": "10"}, beat=False, worker=False)
+    shop = stack.createmerchant()
+    api = stack.api(shop.live_key)
+    anna = api.post(
+        "/api/v1/participants", json={"program": shop.program, "external_id": "anna", "email": "anna@example.pl"}
+    ).json()
+    ids = []
+    for n in range(1, 9):
+        order = api.post(
+            "/api/v1/conversions",
+            json={"order_id": f"B-{n}", "amount": "100.00", "currency": "PLN", "code": anna["code"],
+                  "customer": {"external_id": f"friend-{n}", "email": f"friend{n}@example.pl"}},
+        )  # fmt: skip
+        assert order.status_code == 201, order.text
+        ids.append(order.json()["id"])
+
+    database = stack.env["DATABASE_URL"]
+    blocker = psycopg2.connect(database)
+    with blocker.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO rewards_notification (merchant_id, kind, key, attempts, last_error, created_at) "
+            "SELECT merchant_id, 'friend_purchased', 'conversion:' || id, 0, '', now() "
+            "FROM tracking_conversion WHERE id = %s",
+            [ids[-1]],
+        )
+    try:
+        stack.start_worker("worker")
+        wait_for(
+            lambda: _waiting_backends(database, "rewards_notification"),
+            what="the batch to wait inside its transaction, its orders' rewards inserted",
+        )
+        with psycopg2.connect(database) as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM rewards_work WHERE conversion_id = ANY(%s)", [ids])
+            assert cursor.fetchone()[0] == 0  # nothing of the batch is committed
+        conn.close()
+        stack.processes["worker"].kill()
+        killed = re.findall(r"rewards\.process_conversion\[([0-9a-f-]+)\] received", stack.processes["worker"].output())
+        assert killed, "the killed worker had received an order's task"
+    finally:
+        blocker.rollback()
+        blocker.close()
+
+    stack.start_worker("worker-2")
+
+    def decided():
+        with psycopg2.connect(database) as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM rewards_work WHERE conversion_id = ANY(%s) AND stage = 'done'", [ids])
+            done = cursor.fetchone()[0]
+        conn.close()
+        return done == len(ids)
+
+    wait_for(decided, timeout=120, what="every order of the killed batch to be decided")
+    with psycopg2.connect(database) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.order_id, count(w.id) FROM tracking_conversion c "
+            "LEFT JOIN rewards_work w ON w.conversion_id = c.id AND w.refund_id IS NULL "
+            "WHERE c.id = ANY(%s) GROUP BY c.order_id",
+            [ids],
+        )
+        assert dict(cursor.fetchall()) == {f"B-{n}": 1 for n in range(1, 9)}  # one pipeline row each
+        cursor.execute(
+            "SELECT r.conversion_id, r.side, count(*) FROM rewards_reward r "
+            "WHERE r.conversion_id = ANY(%s) GROUP BY r.conversion_id, r.side",
+            [ids],
+        )
+        assert sorted(cursor.fetchall()) == sorted((pk, "referrer", 1) for pk in ids)  # each order paid once
+        cursor.execute(
+            "SELECT key, count(*) FROM rewards_notification WHERE key = ANY(%s) GROUP BY key",
+            [[f"conversion:{pk}" for pk in ids]],
+        )
+        assert dict(cursor.fetchall()) == {f"conversion:{pk}": 1 for pk in ids}  # one email each
+    conn.close()
+    # The killed tasks were delivered again (nobody sent them twice): their ids reached the second worker.
+    wait_for(
+        lambda: all(
+            f"rewards.process_conversion[{t}] received" in stack.processes["worker-2"].output() for t in killed
+        ),
+        timeout=60,
+        what="the killed tasks to be delivered again",
+    )
+
+
 def test_a_redis_that_hangs_never_hangs_an_order_or_a_click_and_both_are_stored(stacks):
     healthy = stacks("procfile", name="hang-ok", worker=False, beat=False)
     shop = healthy.createmerchant()

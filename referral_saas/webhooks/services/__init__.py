@@ -11,6 +11,7 @@ from referral_saas.webhooks.services.delivery import (
     messages_redact,
     retry_delay,
     webhook_emit,
+    webhook_emit_many,
 )
 from referral_saas.webhooks.services.endpoints import (
     MAX_ENDPOINTS_PER_MODE,
@@ -48,4 +49,5 @@ __all__ = [
     "new_secret",
     "retry_delay",
     "webhook_emit",
+    "webhook_emit_many",
 ]
