@@ -142,10 +142,10 @@ def gunicorn(env: dict[str, str], server: ServerConfig, log: Path | None = None)
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a busy shared machine can take a minute to import Django four times
         while True:
             try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
                     if response.status == 200:
                         break
             except OSError:
