@@ -69,6 +69,9 @@ def bench_environment() -> dict[str, str]:
     return {
         "DATABASE_URL": bench_db,
         "REDIS_URL": redis_url,
+        # Keys, click stream and Celery queues of this benchmark database only: benchmarks of other checkouts on the
+        # same machine share Redis database 14 and must not consume (or delete) each other's clicks and tasks.
+        "REDIS_NAMESPACE": f"bench-{bench_name}",
         "DEBUG": "false",
         "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -78,6 +81,18 @@ def bench_environment() -> dict[str, str]:
         "LOG_LEVEL": "INFO",
         "SITE_URL": "http://127.0.0.1:8000",
     }
+
+
+def redis_clear() -> int:
+    """Delete this benchmark's Redis keys (its namespace), not the whole database: others may be using it."""
+    from django.conf import settings
+
+    from referral_saas.redis_client import get_redis
+
+    client, deleted = get_redis(), 0
+    for key in client.scan_iter(match=f"{settings.REDIS_NAMESPACE}:*", count=1000):
+        deleted += client.delete(key)
+    return deleted
 
 
 def free_port() -> int:

@@ -27,6 +27,7 @@ from bench.harness import (
     ensure_tools,
     gunicorn,
     machine,
+    redis_clear,
     say,
     shipped_servers,
     write_section,
@@ -192,9 +193,7 @@ def run(*, click_requests: int, seconds: int, rounds: int, servers: list[str] | 
 
     say("migrating the benchmark database")
     call_command("migrate", verbosity=0)
-    from referral_saas.redis_client import get_redis
-
-    get_redis().flushdb()
+    redis_clear()
     seeded = seed()
     configs = [s for s in shipped_servers() if not servers or s.name.lower() in servers]
     results: dict = {

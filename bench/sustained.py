@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.harness import RESULTS, ROOT, gunicorn, machine, say, shipped_servers, write_section, wrk
+from bench.harness import RESULTS, ROOT, gunicorn, machine, redis_clear, say, shipped_servers, write_section, wrk
 from bench.loop import CONNECTIONS, conversion_load, seed
 
 CLICKS_SCRIPT = Path(__file__).with_name("clicks.lua")
@@ -153,9 +153,7 @@ def run(*, seconds: int) -> dict:
 
     say("migrating the benchmark database")
     call_command("migrate", verbosity=0)
-    from referral_saas.redis_client import get_redis
-
-    get_redis().flushdb()
+    redis_clear()
     seeded = seed(history=10_000)
     merchant = seeded["merchant"]
     _rules(merchant, seeded["program"])
