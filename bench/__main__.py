@@ -1,5 +1,5 @@
-"""python -m bench [loop|rewards|analytics|clicks10m] [--click-requests N] [--seconds S] [--rounds R] [--scales 1,10]
-[--clicks N]"""
+"""python -m bench [loop|sustained|rewards|analytics|clicks10m] [--click-requests N] [--seconds S] [--rounds R]
+[--servers procfile,dockerfile] [--scales 1,10] [--clicks N]"""
 
 from __future__ import annotations
 
@@ -11,15 +11,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "referral_saas.settings")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-SUITES = ["loop", "rewards", "analytics", "clicks10m"]
+SUITES = ["loop", "sustained", "rewards", "analytics", "clicks10m"]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("suite", nargs="?", default="all", choices=["all", *SUITES])
     parser.add_argument("--click-requests", type=int, default=20000)
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument(
+        "--seconds", type=int, default=None, help="loop: seconds per round (15); sustained: seconds of load (120)"
+    )
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--servers", default="", help="loop: only these configurations (procfile, dockerfile)")
     parser.add_argument("--scales", default="1,10", help="analytics: data set sizes (1 = 1M clicks, 10 = 10M)")
     parser.add_argument("--clicks", type=int, default=10_000_000, help="clicks10m: clicks stored for the second half")
     args = parser.parse_args()
@@ -33,7 +36,16 @@ def main() -> int:
     if args.suite == "loop":
         from bench import loop
 
-        loop.run(click_requests=args.click_requests, seconds=args.seconds, rounds=args.rounds)
+        loop.run(
+            click_requests=args.click_requests,
+            seconds=args.seconds or 15,
+            rounds=args.rounds,
+            servers=[s.strip().lower() for s in args.servers.split(",") if s.strip()],
+        )
+    elif args.suite == "sustained":
+        from bench import sustained
+
+        sustained.run(seconds=args.seconds or 120)
     elif args.suite == "rewards":
         from bench import rewards
 

@@ -1,5 +1,6 @@
--- POST /api/v1/conversions with a new order, customer and Idempotency-Key each time (wrk -s).
-local counter = 0
+-- POST /api/v1/conversions (wrk -s): each request a new order, customer, amount and Idempotency-Key; the referral
+-- codes in BENCH_CODES (comma-separated) are used round-robin, so attribution meets many referrers, not one cached
+-- code. Status codes are counted per thread and summed in done() (a 4xx/5xx is a failed round).
 local threads = {}
 
 function setup(thread)
@@ -9,14 +10,23 @@ end
 
 function init(args)
   prefix = string.format("w%d-%d-", id, math.random(1, 1000000000))
-  code = os.getenv("BENCH_CODE")
   key = os.getenv("BENCH_KEY")
+  codes = {}
+  for code in string.gmatch(os.getenv("BENCH_CODES"), "[^,]+") do
+    table.insert(codes, code)
+  end
+  counter = 0
+  offset = (id - 1) * 97 -- threads start at different referrers
+  statuses = {}
 end
 
 request = function()
   counter = counter + 1
   local order = prefix .. counter
-  local body = '{"order_id":"' .. order .. '","amount":"129.90","currency":"PLN","code":"' .. code ..
+  local code = codes[(counter + offset) % #codes + 1]
+  local cents = 1000 + (counter * 7919) % 49000 -- 10.00 .. 499.99
+  local amount = string.format("%d.%02d", math.floor(cents / 100), cents % 100)
+  local body = '{"order_id":"' .. order .. '","amount":"' .. amount .. '","currency":"PLN","code":"' .. code ..
     '","customer":{"external_id":"' .. order .. '","email":"buyer-' .. order .. '@example.com"},' ..
     '"ip":"203.0.113.7","user_agent":"Mozilla/5.0 (iPhone) Safari/604.1"}'
   return wrk.format("POST", "/api/v1/conversions", {
@@ -24,4 +34,20 @@ request = function()
     ["Authorization"] = "Bearer " .. key,
     ["Idempotency-Key"] = order,
   }, body)
+end
+
+response = function(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for status, n in pairs(thread:get("statuses")) do
+      total[status] = (total[status] or 0) + n
+    end
+  end
+  for status, n in pairs(total) do
+    io.write(string.format("status %d: %d\n", status, n))
+  end
 end

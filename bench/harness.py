@@ -69,6 +69,9 @@ def bench_environment() -> dict[str, str]:
     return {
         "DATABASE_URL": bench_db,
         "REDIS_URL": redis_url,
+        # Keys, click stream and Celery queues of this benchmark database only: benchmarks of other checkouts on the
+        # same machine share Redis database 14 and must not consume (or delete) each other's clicks and tasks.
+        "REDIS_NAMESPACE": f"bench-{bench_name}",
         "DEBUG": "false",
         "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -80,28 +83,84 @@ def bench_environment() -> dict[str, str]:
     }
 
 
+def redis_clear() -> int:
+    """Delete this benchmark's Redis keys (its namespace), not the whole database: others may be using it."""
+    from django.conf import settings
+
+    from referral_saas.redis_client import get_redis
+
+    client, deleted = get_redis(), 0
+    for key in client.scan_iter(match=f"{settings.REDIS_NAMESPACE}:*", count=1000):
+        deleted += client.delete(key)
+    return deleted
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class ServerConfig:
+    """A web server configuration we ship: its name, where it comes from and gunicorn's arguments."""
+
+    name: str
+    source: str
+    args: tuple[str, ...]  # gunicorn's options, without the executable, the app and --bind
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (`gunicorn {' '.join(self.args)}`)"
+
+
+def _gunicorn_options(argv: list[str]) -> tuple[str, ...]:
+    """gunicorn's options from a shipped command line, minus what a benchmark replaces: the executable, the WSGI
+    app, --bind (a free port) and --reload (development only: `make run` restarts on code changes; a production run
+    and these benchmarks do not)."""
+    options, skip = [], False
+    for arg in argv[1:]:
+        if skip:
+            skip = False
+        elif arg in ("--bind", "-b"):
+            skip = True
+        elif arg != "--reload" and arg != "referral_saas.wsgi" and not arg.startswith("--bind="):
+            options.append(arg)
+    return tuple(options)
+
+
+def shipped_servers() -> list[ServerConfig]:
+    """The Procfile's web line (`make run`, `honcho start`) and the Dockerfile's CMD (docker-compose's web), read
+    from those files, so that a change of either is what the next benchmark measures."""
+    import json
+    import shlex
+
+    procfile = next(
+        line.split(":", 1)[1] for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")
+    )
+    cmd = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
+    return [
+        ServerConfig("Procfile", "Procfile `web:`", _gunicorn_options(shlex.split(procfile))),
+        ServerConfig("Dockerfile", "Dockerfile `CMD`", _gunicorn_options(json.loads(cmd[4:]))),
+    ]
+
+
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str], workers: int) -> Iterator[str]:
-    """A production-like server: sync workers, no reload, logs to /dev/null (they are still formatted)."""
+def gunicorn(env: dict[str, str], server: ServerConfig, log: Path | None = None) -> Iterator[str]:
+    """gunicorn as `server` runs it (no reload); its output (one JSON access line per request) goes to `log`, or to
+    /dev/null (still formatted)."""
     port = free_port()
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed with the server
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "referral_saas.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--worker-class", "sync", "--backlog", "2048"],
-        cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        [sys.executable, "-m", "gunicorn", "referral_saas.wsgi", "--bind", f"127.0.0.1:{port}", *server.args],
+        cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a busy shared machine can take a minute to import Django four times
         while True:
             try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
                     if response.status == 200:
                         break
             except OSError:
@@ -112,6 +171,8 @@ def gunicorn(env: dict[str, str], workers: int) -> Iterator[str]:
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
+        if log:
+            out.close()
 
 
 @dataclass
@@ -125,6 +186,7 @@ class LoadResult:
     rps: float
     p50_ms: float
     p99_ms: float
+    statuses: dict[int, int] | None = None  # per status code, where the wrk script counts them
 
     def row(self, label: str) -> str:
         return (
@@ -178,6 +240,7 @@ def wrk(url: str, *, seconds: int, connections: int, threads: int = 2, script: P
 
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    statuses = {int(s): int(n) for s, n in re.findall(r"^status (\d+): (\d+)$", text, flags=re.M)}
     return LoadResult(
         tool="wrk",
         url=url,
@@ -188,6 +251,7 @@ def wrk(url: str, *, seconds: int, connections: int, threads: int = 2, script: P
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),
         p50_ms=latency("50"),
         p99_ms=latency("99"),
+        statuses=statuses,
     )
 
 

@@ -10,7 +10,7 @@ counter that silently did nothing would be wrong.
 from __future__ import annotations
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -19,7 +19,28 @@ from referral_saas.redis_client import note_redis_failure, redis_unavailable
 _FAILURES = (RedisConnectionError, RedisTimeoutError)
 
 
+class _ReusedClientRedisCacheClient(RedisCacheClient):
+    """Django's client builds a new `redis.Redis` (and its ~80 response callbacks) on every cache call; one per
+    connection pool does: a `redis.Redis` holds no connection of its own (it borrows one from the pool per command)
+    and is safe to share between threads."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, object] = {}
+
+    def get_client(self, key=None, *, write=False):
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(id(pool))
+        if client is None:
+            client = self._clients.setdefault(id(pool), self._client(connection_pool=pool))
+        return client
+
+
 class FailOpenRedisCache(RedisCache):
+    def __init__(self, server, params):
+        super().__init__(server, params)
+        self._class = _ReusedClientRedisCacheClient
+
     def _or(self, default, method, *args, **kwargs):
         if redis_unavailable():
             return default

@@ -50,3 +50,10 @@ def test_services_have_health_checks_and_postgres_keeps_its_data_in_a_volume():
     assert any(v.endswith(":/var/lib/postgresql/data") for v in services["postgres"]["volumes"])
     assert "postgres-data" in compose["volumes"]
     assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_compose_web_runs_the_dockerfiles_server_command():
+    import json
+
+    cmd = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
+    assert _compose()["services"]["web"]["command"] == json.loads(cmd[4:])

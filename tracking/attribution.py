@@ -90,12 +90,16 @@ def _touch_from_click(*, merchant, livemode: bool, click_id: str) -> Touch:
     raise Unprocessable(_("Unknown click id."), code="unknown_click", fields={"click_id": [_("Unknown click id.")]})
 
 
+def _unknown_code() -> Unprocessable:
+    return Unprocessable(
+        _("Unknown referral code."), code="unknown_code", fields={"code": [_("Unknown referral code.")]}
+    )
+
+
 def _touch_from_code(*, merchant, livemode: bool, code: str, at: datetime) -> Touch:
     row = code_lookup(merchant=merchant, livemode=livemode, code=code)
     if row is None:
-        raise Unprocessable(
-            _("Unknown referral code."), code="unknown_code", fields={"code": [_("Unknown referral code.")]}
-        )
+        raise _unknown_code()
     return Touch(code=row, at=at)
 
 
@@ -315,11 +319,12 @@ def conversion_record(
     customer = Customer(
         external_id=(customer_external_id or "").strip() or None, email=(customer_email or "").strip() or None
     )
+    # The click is looked up here; the code is read by attribution_facts' statement along with the rest.
     try:
-        explicit = _explicit_touch(merchant=merchant, livemode=livemode, code=code, click_id=click_id, at=occurred_at)
+        by_click = _touch_from_click(merchant=merchant, livemode=livemode, click_id=click_id) if click_id else None
         refused = None
     except Unprocessable as exc:  # only after checking for a repeat of an order we already have
-        explicit, refused = None, exc
+        by_click, refused = None, exc
     order = OrderFacts(
         merchant, livemode, order_id, amount, currency, customer, code, occurred_at, now, ip, user_agent,
         payment_fingerprint, address_hash, device_id,
@@ -331,13 +336,18 @@ def conversion_record(
             order_id=order_id,
             external_id=customer.external_id,
             email_normalized=customer.email_normalized,
-            program_id=explicit.code.program_id if explicit else None,
+            program_id=by_click.code.program_id if by_click else None,
             before=occurred_at,
+            code=code,
         )
         if facts.existing_order_id is not None:
             return _stored(scope, livemode, order_id), False
+        if refused is None and code and facts.code is None:
+            refused = _unknown_code()
         if refused is not None:
             raise refused
+        # The click wins over the code (a code sent along with it must still exist).
+        explicit = by_click or (Touch(code=facts.code, at=occurred_at) if facts.code else None)
         try:
             return _record(scope=scope, order=order, explicit=explicit, facts=facts), True
         except IntegrityError:

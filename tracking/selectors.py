@@ -10,12 +10,14 @@ reaches every process within about a second, while a click costs no cache round 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from redis.exceptions import RedisError
 
 from programs.identity import normalize_code
@@ -304,10 +306,43 @@ def participant_stats(*, participant: Participant, program: Program) -> dict:
     return {"clicks": clicks, "signups": referrals.count(), "purchases": purchases}
 
 
+# The typed code's row with what attribution reads of it: the code, its program, its referrer and its A/B variant,
+# each model's concrete columns in field order (rebuilt into instances by _code_row).
+_CODE_MODELS = (
+    ("c", ReferralCode),
+    ("p", Program),
+    ("pa", Participant),
+    ("v", ProgramVariant),
+)
+
+
+@functools.cache
+def _facts_sql() -> str:
+    """_FACTS_SQL with the code columns spelled out (built once: the models' fields do not change at run time)."""
+    code_columns = ", ".join(
+        f'{alias}."{field.column}" AS "{alias}_{field.column}"'
+        for alias, model in _CODE_MODELS
+        for field in model._meta.concrete_fields
+    )
+    return _FACTS_SQL.format(code_columns=code_columns)
+
+
 # $1 merchant, $2 livemode, $3 order id, $4 customer external id, $5 normalised email, $6 program (or NULL),
-# $7 the order's time. NULL parameters match nothing. The friend's referral: a live one first, else a rejected one
-# (a friend rejected once stays rejected; the unique constraints keep one per program).
+# $7 the order's time, $8 the normalised code the shop sent (or NULL). NULL parameters match nothing. Without $6 the
+# code's program scopes the friend's referral. The friend's referral: a live one first, else a rejected one (a friend
+# rejected once stays rejected; the unique constraints keep one per program). Every join names merchant_id too, so
+# the statement stays one shard's on a schema distributed by merchant.
 _FACTS_SQL = """
+    WITH code AS (
+      SELECT {code_columns}
+      FROM tracking_referralcode c
+        JOIN programs_program p ON p.merchant_id = c.merchant_id AND p.id = c.program_id
+        JOIN programs_participant pa ON pa.merchant_id = c.merchant_id AND pa.id = c.participant_id
+        LEFT JOIN programs_programvariant v ON v.merchant_id = c.merchant_id AND v.id = c.variant_id
+      WHERE c.merchant_id = $1 AND c.livemode = $2 AND c.code_normalized = $8
+    ), scope AS (
+      SELECT COALESCE($6::bigint, (SELECT c_program_id FROM code)) AS program_id
+    )
     SELECT
       (SELECT id FROM tracking_conversion WHERE merchant_id = $1 AND livemode = $2 AND order_id = $3),
       EXISTS (SELECT 1 FROM tracking_conversion WHERE merchant_id = $1 AND livemode = $2
@@ -317,18 +352,20 @@ _FACTS_SQL = """
       (SELECT id FROM (
           (SELECT id, status = 'rejected' AS rejected, created_at FROM tracking_referral
              WHERE merchant_id = $1 AND livemode = $2 AND referee_external_id = $4
-               AND ($6::bigint IS NULL OR program_id = $6)
+               AND (scope.program_id IS NULL OR program_id = scope.program_id)
              ORDER BY status = 'rejected', created_at LIMIT 1)
           UNION ALL
           (SELECT id, status = 'rejected' AS rejected, created_at FROM tracking_referral
              WHERE merchant_id = $1 AND livemode = $2 AND referee_email_normalized = $5
-               AND ($6::bigint IS NULL OR program_id = $6)
+               AND (scope.program_id IS NULL OR program_id = scope.program_id)
              ORDER BY status = 'rejected', created_at LIMIT 1)
         ) AS r ORDER BY rejected, created_at LIMIT 1),
       COALESCE(
         (SELECT id FROM programs_participant WHERE merchant_id = $1 AND livemode = $2 AND external_id = $4),
         (SELECT id FROM programs_participant WHERE merchant_id = $1 AND livemode = $2 AND email_normalized = $5)
-      )
+      ),
+      code.*
+    FROM scope LEFT JOIN code ON true
 """
 
 
@@ -338,6 +375,38 @@ class AttributionFacts:
     returning_customer: bool
     referral_id: int | None
     referee_participant_id: int | None
+    code: ReferralCode | None = None  # the code the shop sent, with its program, referrer and variant; None: unknown
+
+
+@functools.cache
+def _code_layout() -> list[tuple[str, type, list[str], list[tuple[int, object, object]]]]:
+    """Per model of _CODE_MODELS: its alias, class, attnames, and the (index, converter, field) its values need."""
+    layout = []
+    for alias, model in _CODE_MODELS:
+        fields = model._meta.concrete_fields
+        converters = [(i, c, f) for i, f in enumerate(fields) for c in f.get_db_converters(connection)]
+        layout.append((alias, model, [f.attname for f in fields], converters))
+    return layout
+
+
+def _code_row(merchant, values: tuple) -> ReferralCode | None:
+    """Model instances from the code columns of the facts row (None when the code is unknown or none was sent)."""
+    if values[0] is None:
+        return None
+    instances, at = {}, 0
+    for alias, model, attnames, converters in _code_layout():
+        row = list(values[at : at + len(attnames)])
+        at += len(attnames)
+        if row[0] is None:  # a code without an A/B variant
+            instances[alias] = None
+            continue
+        for i, converter, field in converters:
+            row[i] = converter(row[i], field, connection)
+        instances[alias] = model.from_db(connection.alias, attnames, row)
+    code, program = instances["c"], instances["p"]
+    program.merchant = merchant  # the caller's merchant: no join
+    code.program, code.participant, code.variant = program, instances["pa"], instances["v"]
+    return code
 
 
 def attribution_facts(
@@ -349,21 +418,25 @@ def attribution_facts(
     email_normalized: str | None,
     program_id: int | None,
     before,
+    code: str | None = None,
 ) -> AttributionFacts:
-    """What attribution needs to know about an order's customer, in one round trip.
+    """What attribution needs to know about an order's customer and the code it names, in one round trip.
 
     Each lookup is an EXISTS / LIMIT 1 subquery on one column, so PostgreSQL uses the composite index that starts
     with (merchant, livemode, <column>) whatever its statistics say; an `a = x OR b = y` filter would invite it to
     scan all of a merchant's orders. The statement is prepared once per connection: planning it took longer than
-    running it.
+    running it. The code is read from the database on every order (no cache): a code disabled, a referrer blocked or
+    a program paused a moment ago applies to the next order, and a merchant with thousands of referrers costs no more
+    than one with a single hot code.
     """
+    normalized = normalize_code(code) if code else None
     row = prepared.execute(
         "rs_attribution_facts",
-        _FACTS_SQL,
-        [merchant.pk, livemode, order_id, external_id, email_normalized, program_id, before],
+        _facts_sql(),
+        [merchant.pk, livemode, order_id, external_id, email_normalized, program_id, before, normalized],
     )
-    existing_order_id, returning, referral_id, referee_id = row
-    return AttributionFacts(existing_order_id, bool(returning), referral_id, referee_id)
+    existing_order_id, returning, referral_id, referee_id = row[:4]
+    return AttributionFacts(existing_order_id, bool(returning), referral_id, referee_id, _code_row(merchant, row[4:]))
 
 
 def participant_export(*, participant: Participant) -> dict:

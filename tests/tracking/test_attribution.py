@@ -11,7 +11,7 @@ from django.utils import timezone
 from programs.models import Program
 from tests.factories import ProgramFactory, fullwidth, join
 from tracking.clicks import clicks_ingest
-from tracking.models import Conversion, Referral
+from tracking.models import Conversion, Referral, ReferralCode
 
 pytestmark = pytest.mark.django_db
 
@@ -169,6 +169,29 @@ def test_a_paused_program_attributes_nothing(tenant, referrer, program):
     _participant, code = referrer
     body = _order(tenant.api, code=code.code).json()
     assert (body["attributed"], body["rejection_reason"]) == (False, "program_inactive")
+
+
+def test_a_program_paused_or_a_code_disabled_elsewhere_applies_to_the_very_next_order(tenant, referrer, program):
+    # Changes made by another process (or a bulk update) reach no cache of this one: orders read the code each time.
+    _participant, code = referrer
+    assert _order(tenant.api, order_id="before", code=code.code).json()["attributed"] is True
+    Program.objects.for_merchant(tenant.merchant).filter(pk=program.pk).update(status="paused")
+    paused = _order(tenant.api, order_id="paused", code=code.code, customer={"email": "second@x.example"}).json()
+    assert (paused["attributed"], paused["rejection_reason"]) == (False, "program_inactive")
+    Program.objects.for_merchant(tenant.merchant).filter(pk=program.pk).update(status="active")
+    ReferralCode.objects.for_merchant(tenant.merchant).filter(pk=code.pk).update(status="disabled")
+    disabled = _order(tenant.api, order_id="disabled", code=code.code, customer={"email": "third@x.example"}).json()
+    assert (disabled["attributed"], disabled["rejection_reason"]) == (False, "blocked_referrer")
+
+
+def test_orders_naming_many_referrers_codes_each_go_to_their_own_referrer(tenant, program):
+    referrers = [join(program, email=f"referrer{n}@people.example", name=f"R{n}") for n in range(12)]
+    for n, (participant, code) in enumerate(referrers * 2):
+        customer = {"external_id": f"buyer-{n}", "email": f"buyer{n}@shoppers.example"}
+        body = _order(tenant.api, order_id=f"o-{n}", amount=f"{10 + n}.50", code=code.code, customer=customer).json()
+        assert body["attributed"] is True
+        assert (body["referral"]["referrer"]["id"], body["referral"]["code"]) == (participant.pk, code.code)
+    assert Referral.objects.for_merchant(tenant.merchant).values("referrer").distinct().count() == 12
 
 
 def test_an_order_in_another_currency_without_a_rate_is_stored_but_not_attributed(tenant, referrer):
