@@ -15,6 +15,7 @@ from django.utils.functional import cached_property
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from programs.models import Program
 from referral_saas.admin_money import MoneyColumnsMixin
 from referral_saas.csv_export import CsvExportMixin
 from referral_saas.errors import ApplicationError
@@ -91,13 +92,24 @@ class CappedCountPaginator(Paginator):
         return self.object_list[: self.CAP + 1].count()
 
 
+class ShopProgramFilter(admin.RelatedFieldListFilter):
+    """The shop's programs as the choices (the tenant admin's "related only" filter finds the programs present
+    among the listed rows, which for clicks means reading every click)."""
+
+    def field_choices(self, field, request, model_admin):
+        return [
+            (program.pk, str(program)) for program in Program.objects.for_merchant(request.merchant).order_by("name")
+        ]
+
+
 @admin.register(Click, site=merchant_admin)
 class ClickAdmin(ReadOnlyTenantAdmin):
     # Nothing on this page reads all of a shop's clicks (there may be tens of millions): no date hierarchy (its
-    # year list is a DISTINCT over every click) and no list filter of stored values (utm_source's choices were one
-    # too); the dashboards link here with `occurred_at__gte` / `__lt` and `?utm_source=...` still filters.
+    # year list is a DISTINCT over every click), no list filter whose choices come from the clicks (utm_source's
+    # did; the program filter lists the shop's programs), a capped count. The dashboards link here with
+    # `occurred_at__gte` / `__lt`, and `?utm_source=...` still filters.
     list_display = ["occurred_at", "code", "program", "is_bot", "utm_source", "referer"]
-    list_filter = ["is_bot", "program", "livemode"]
+    list_filter = ["is_bot", ("program", ShopProgramFilter), "livemode"]
     search_fields = ["code__code", "click_id"]
     paginator = CappedCountPaginator
     show_full_result_count = False  # no COUNT(*) over all of them on each page
