@@ -29,6 +29,13 @@ def _wait_for(condition, timeout: float = 120.0, what: str = "condition"):
 
 
 @pytest.fixture
+def one_at_a_time(settings):
+    """The per-order path: a message decides its own order only (REWARDS_BATCH_SIZE=1), so a test can decide orders
+    in any sequence it likes."""
+    settings.REWARDS_BATCH_SIZE = 1
+
+
+@pytest.fixture
 def repeat_orders(program):
     program.new_customers_only = False  # the friend's second order is attributed too
     program.save()
@@ -56,7 +63,9 @@ def _rewards(tenant, rule):
 
 
 @pytest.mark.django_db
-def test_the_later_order_decided_first_does_not_take_the_first_purchase_reward(tenant, repeat_orders, referrer):
+def test_the_later_order_decided_first_does_not_take_the_first_purchase_reward(
+    tenant, repeat_orders, referrer, one_at_a_time
+):
     first, each = _first_purchase_rules(repeat_orders)
     earlier = order(tenant, referrer[1], order_id="A", amount="100.00", occurred_at=T1)
     later = order(tenant, referrer[1], order_id="B", amount="300.00", occurred_at=T2)
@@ -71,7 +80,9 @@ def test_the_later_order_decided_first_does_not_take_the_first_purchase_reward(t
 
 
 @pytest.mark.django_db
-def test_each_purchase_is_numbered_by_when_it_happened_whatever_the_deciding_order(tenant, repeat_orders, referrer):
+def test_each_purchase_is_numbered_by_when_it_happened_whatever_the_deciding_order(
+    tenant, repeat_orders, referrer, one_at_a_time
+):
     each = rule(repeat_orders, trigger=RewardRule.Trigger.EACH_PURCHASE, max_purchases=2)
     at = ["2026-11-20T10:00:00Z", "2026-11-20T11:00:00Z", "2026-11-20T12:00:00Z"]
     placed = [
@@ -81,6 +92,22 @@ def test_each_purchase_is_numbered_by_when_it_happened_whatever_the_deciding_ord
         assert process(tenant, conversion["id"]) == "approved"
     paid = {r.conversion_id: (r.purchase, r.value) for r in _rewards(tenant, each)}
     assert paid == {placed[0]["id"]: (1, Decimal("10.00")), placed[1]["id"]: (2, Decimal("20.00"))}
+
+
+@pytest.mark.django_db
+def test_a_batch_that_starts_from_the_later_order_pays_the_first_purchase_on_the_earlier_one(
+    tenant, repeat_orders, referrer
+):
+    first, each = _first_purchase_rules(repeat_orders)
+    earlier = order(tenant, referrer[1], order_id="A", amount="100.00", occurred_at=T1)
+    later = order(tenant, referrer[1], order_id="B", amount="300.00", occurred_at=T2)
+    assert process(tenant, later["id"]) == "approved+1"  # the later order's message decided the earlier one too
+    [reward] = _rewards(tenant, first)
+    assert (reward.conversion_id, reward.value, reward.purchase) == (earlier["id"], Decimal("10.00"), 1)
+    [points] = _rewards(tenant, each)
+    assert (points.conversion_id, points.purchase) == (earlier["id"], 1)
+    assert process(tenant, earlier["id"]) != "approved"  # decided before: nothing twice
+    assert len(_rewards(tenant, first)) == 1
 
 
 @pytest.mark.django_db
