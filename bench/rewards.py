@@ -221,13 +221,14 @@ def run() -> dict:
     say(f"  batched: {new['per_conversion_ms']} ms, {new['queries_per_conversion']} SQL per order")
     before = _counts(merchant)["done"]
     say(f"{len(queued)} orders send their rewards.process_conversion message as the API does (coalesced)")
+    broker = get_redis()
+    queue_key = f"{env['REDIS_NAMESPACE']}:celery:rewards"
+    waiting = broker.llen(queue_key)  # the in-process samples' emails
     for pk in queued:  # outside a transaction: sent (or coalesced) at once
         enqueue_coalesced_on_commit(
             "rewards.process_conversion", key=conversions_key(merchant.pk), merchant_id=merchant.pk, conversion_id=pk
         )
-    broker = get_redis()
-    queue_key = f"{env['REDIS_NAMESPACE']}:celery:rewards"
-    messages = broker.llen(queue_key)
+    messages = broker.llen(queue_key) - waiting
     say(f"  {messages} message(s) queued")
     workers = [_worker(env, "bench")]
     command = " ".join(procfile_worker()[3:])
@@ -298,9 +299,9 @@ def _write(r: dict) -> None:
         f"""
 ## Rewards pipeline: scoring + deciding 10,000 attributed orders
 
-`python -m bench rewards` — {r["machine"]}, load average {r["load_average"][1]} during the run (other processes
+`python -m bench rewards` — {r["machine"]}, 5-minute load average {r["load_average"][1]} at the end (other processes
 shared the machine: compare the two paths within this run, not with runs elsewhere). {r["queued"]:,} orders wait,
-their `rewards.process_conversion` messages sent as the API sends them (coalesced: {r["messages"]} queued), for
+their `rewards.process_conversion` messages sent as the API sends them (coalesced into {r["messages"]}), for
 the Procfile's worker (`celery {r["worker"]}`), batches of up to {r["batch_size"]} orders
 (`REWARDS_BATCH_SIZE`); each order is scored for fraud (every check) and its rewards
 decided (the referrer's amount-off coupon worth 10% of the order and the friend's 10% coupon; the friend becomes a
