@@ -123,6 +123,7 @@ INSTALLED_APPS = [
     "fraud",
     "analytics",
     "portal",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -306,7 +307,7 @@ if REDIS_NAMESPACE:
     CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{REDIS_NAMESPACE}:celery:"
     CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_NAMESPACE}:celery:"}
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_QUEUE_NAMES = ["default", "clicks", "rewards", "fraud", "webhooks", "analytics"]
+CELERY_QUEUE_NAMES = ["default", "clicks", "rewards", "fraud", "webhooks", "analytics", "integrations"]
 CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in CELERY_QUEUE_NAMES]
 CELERY_TASK_ROUTES = {
     "tracking.*": {"queue": "clicks"},
@@ -314,6 +315,7 @@ CELERY_TASK_ROUTES = {
     "fraud.*": {"queue": "fraud"},
     "referral_saas.webhooks.*": {"queue": "webhooks"},
     "analytics.*": {"queue": "analytics"},
+    "integrations.*": {"queue": "integrations"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = env("BEAT_SCHEDULE_FILE", default=str(BASE_DIR / ".data" / "celerybeat-schedule"))
 CELERY_BEAT_SCHEDULE = {
@@ -326,6 +328,7 @@ CELERY_BEAT_SCHEDULE = {
     "rewards-sweeper": {"task": "rewards.sweep", "schedule": 60.0, "options": {"expires": 120}},
     "webhooks-sweep": {"task": "referral_saas.webhooks.sweep", "schedule": 10.0, "options": {"expires": 30}},
     "webhooks-purge": {"task": "referral_saas.webhooks.purge", "schedule": 86400.0},
+    "integrations-sweep": {"task": "integrations.sweep", "schedule": 30.0, "options": {"expires": 60}},
 }
 
 # --- logging ----------------------------------------------------------------------------------------------------
@@ -363,3 +366,7 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # Outgoing webhooks to loopback, private, link-local, reserved, multicast or unspecified addresses are refused
 # (at creation and on every connection) unless this is on: development, and tests that deliver to 127.0.0.1.
 WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=DEBUG)
+# Shop integrations: Fernet keys that encrypt stored shop credentials, comma-separated, the first one encrypts
+# (rotation: put a new key first, run `manage.py rotate_integration_keys`, then drop the old one). Unset: a key
+# derived from SECRET_KEY (development and tests; a deploy check warns).
+INTEGRATIONS_KEYS = env.list("INTEGRATIONS_KEYS", default=[])

@@ -1,0 +1,12 @@
+"""The provider registry: one instance per platform, looked up by its name (the URL's <provider>)."""
+
+from __future__ import annotations
+
+from integrations.providers.base import Provider
+from integrations.providers.shopify import Shopify
+
+REGISTRY: dict[str, Provider] = {provider.name: provider for provider in (Shopify(),)}
+
+
+def provider_for(name: str) -> Provider | None:
+    return REGISTRY.get(name)

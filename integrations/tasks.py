@@ -1,0 +1,32 @@
+"""Celery tasks of the integrations queue: thin wrappers around services (routed by the name prefix)."""
+
+from celery import shared_task
+from django.db import DatabaseError
+
+from integrations import services
+from integrations.services.inbound import RetryLater
+
+
+@shared_task(
+    name=services.PROCESS_TASK,
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=2,
+    max_retries=8,
+)
+def process_event(self, *, merchant_id: int, event_id: int) -> str:
+    """Process one stored inbound event; a transient failure is tried again here (and by the sweeper after)."""
+    try:
+        return services.inbound_event_process(merchant_id=merchant_id, event_id=event_id)
+    except RetryLater as exc:
+        if self.request.retries >= self.max_retries:
+            return "failed"  # the event keeps its next_attempt_at: the sweeper sends it again
+        raise self.retry(exc=exc, countdown=min(exc.countdown, 600)) from exc
+
+
+@shared_task(name="integrations.sweep", acks_late=True, ignore_result=True)
+def sweep() -> int:
+    """Scheduled by beat: send every inbound event that is due (retries, waiting refunds, lost messages)."""
+    return len(services.inbound_events_sweep())
