@@ -4,6 +4,8 @@ from celery import shared_task
 from django.db import DatabaseError
 
 from integrations import services
+from integrations.http import PlatformError
+from integrations.services import woocommerce
 from integrations.services.inbound import RetryLater
 
 
@@ -24,6 +26,19 @@ def process_event(self, *, merchant_id: int, event_id: int) -> str:
         if self.request.retries >= self.max_retries:
             return "failed"  # the event keeps its next_attempt_at: the sweeper sends it again
         raise self.retry(exc=exc, countdown=min(exc.countdown, 600)) from exc
+
+
+@shared_task(
+    name=woocommerce.INSTALL_TASK,
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(DatabaseError, PlatformError),
+    retry_backoff=10,
+    max_retries=5,
+)
+def install_webhooks(*, merchant_id: int, connection_id: int) -> int:
+    """Create our webhooks on a store connected in one click (its callback must answer before we call it)."""
+    return len(woocommerce.connection_install_webhooks(merchant_id=merchant_id, connection_id=connection_id))
 
 
 @shared_task(name="integrations.sweep", acks_late=True, ignore_result=True)

@@ -5,5 +5,6 @@ from integrations import views
 app_name = "integrations"
 
 urlpatterns = [
+    path("woocommerce/authorized", views.woocommerce_callback, name="woocommerce-callback"),
     path("<slug:provider>/<str:token>/webhook", views.webhook, name="webhook"),
 ]

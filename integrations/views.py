@@ -18,7 +18,8 @@ from integrations.models import Connection
 from integrations.providers import provider_for
 from integrations.providers.base import BadPayload
 from integrations.services import inbound_event_store
-from referral_saas.errors import error_body
+from integrations.services.woocommerce import woocommerce_auth_callback
+from referral_saas.errors import ApplicationError, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -51,3 +52,14 @@ def webhook(request, provider: str, token: str):
         return _error(400, "bad_payload", str(exc))
     event, created = inbound_event_store(connection=connection, inbound=inbound, body=body, headers=request.headers)
     return JsonResponse({"received": True, "duplicate": not created, "event": event.event_id})
+
+
+@csrf_exempt
+@require_POST
+def woocommerce_callback(request):
+    """WooCommerce's one-click authorization posts the new key pair here (services/woocommerce.py verifies it)."""
+    try:
+        connection = woocommerce_auth_callback(body=request.body)
+    except ApplicationError as exc:
+        return JsonResponse(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
+    return JsonResponse({"connected": True, "id": connection.pk, "webhook_url": connection.webhook_url})
