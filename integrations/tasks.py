@@ -4,6 +4,8 @@ from celery import shared_task
 from django.db import DatabaseError
 
 from integrations import services
+from integrations.http import PlatformError
+from integrations.services import reconcile
 from integrations.services.inbound import RetryLater
 
 
@@ -24,6 +26,25 @@ def process_event(self, *, merchant_id: int, event_id: int) -> str:
         if self.request.retries >= self.max_retries:
             return "failed"  # the event keeps its next_attempt_at: the sweeper sends it again
         raise self.retry(exc=exc, countdown=min(exc.countdown, 600)) from exc
+
+
+@shared_task(
+    name=reconcile.RECONCILE_TASK,
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(DatabaseError, PlatformError),
+    retry_backoff=30,
+    max_retries=3,
+)
+def reconcile_connection(*, merchant_id: int, connection_id: int) -> int:
+    """Store what one connected shop changed since the last run (the next beat run retries a failed one)."""
+    return reconcile.connection_reconcile(merchant_id=merchant_id, connection_id=connection_id)
+
+
+@shared_task(name="integrations.reconcile_all", acks_late=True, ignore_result=True)
+def reconcile_all() -> int:
+    """Scheduled by beat: one reconciliation task per connected shop."""
+    return reconcile.reconcile_all()
 
 
 @shared_task(name="integrations.sweep", acks_late=True, ignore_result=True)
