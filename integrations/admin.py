@@ -4,10 +4,16 @@ they sent (status, error, raw body, replay)."""
 from __future__ import annotations
 
 import json
+import secrets
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseBadRequest, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
@@ -15,8 +21,11 @@ from django.utils.translation import gettext_lazy as _
 from integrations import services
 from integrations.http import PlatformError
 from integrations.models import Connection, InboundEvent
-from integrations.providers import provider_for
+from integrations.providers import shopify
+from referral_saas.crypto import same_secret
 from referral_saas.tenancy.admin_site import ReadOnlyTenantAdmin, TenantModelAdmin, merchant_admin, ops_admin
+
+OAUTH_SESSION_KEY = "integrations:shopify_oauth"
 
 
 class ConnectionForm(forms.ModelForm):
@@ -99,19 +108,102 @@ class ConnectionAdmin(TenantModelAdmin):
             Connection.objects.for_merchant(request.merchant).filter(pk=obj.pk).update(settings=obj.settings or {})
             return
         data = form.cleaned_data
-        connection, _created = services.connection_create(
+        connection, installed = services.connection_connect(
             merchant=request.merchant,
             provider=data["provider"],
             account=data["account"],
             secret=data["secret"],
-            credentials=provider_for(data["provider"]).credentials_from(data.get("token", "").strip()),
+            token=data.get("token", ""),
             livemode=data["livemode"],
         )
         obj.pk, obj.merchant_id = connection.pk, connection.merchant_id
-        messages.info(
-            request,
-            format_html("{} <code>{}</code>", _("Give the platform this webhook URL:"), connection.webhook_url),
+        self._connected_message(request, connection, installed)
+
+    def _connected_message(self, request, connection, installed: list[str]) -> None:
+        if installed:
+            messages.success(request, _("Connected; webhooks created on the platform: %s.") % ", ".join(installed))
+        else:
+            messages.info(
+                request,
+                format_html("{} <code>{}</code>", _("Give the platform this webhook URL:"), connection.webhook_url),
+            )
+
+    # --- Shopify OAuth: installing our standalone app ---------------------------------------------------------------
+
+    def get_urls(self):
+        return [
+            path(
+                "shopify/install/",
+                self.admin_site.admin_view(self.shopify_install),
+                name="integrations_connection_shopify_install",
+            ),
+            path(
+                "shopify/callback/",
+                self.admin_site.admin_view(self.shopify_callback),
+                name="integrations_connection_shopify_callback",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        install = reverse("admin:integrations_connection_shopify_install") if settings.SHOPIFY_CLIENT_ID else None
+        return super().changelist_view(request, {**(extra_context or {}), "shopify_install_url": install})
+
+    def shopify_install(self, request):
+        """Where "Install" starts (our admin's button, or Shopify's app listing with ?shop=&hmac=&timestamp=):
+        a signed request is checked, then the merchant is sent to approve the app in their shop."""
+        if not self._can_write(request):
+            raise PermissionDenied
+        if not settings.SHOPIFY_CLIENT_ID:
+            messages.error(request, _("The Shopify app is not configured here: connect with a custom app's token."))
+            return redirect(reverse("admin:integrations_connection_add"))
+        query = request.GET.dict()
+        if "hmac" in query and not shopify.oauth_query_valid(query, settings.SHOPIFY_CLIENT_SECRET):
+            return HttpResponseBadRequest(_("The request is not signed by Shopify."))
+        shop = (request.POST.get("shop") or query.get("shop") or "").strip().lower()
+        if not shop:
+            context = {**self.admin_site.each_context(request), "title": _("Install the Shopify app"),
+                       "opts": self.opts}  # fmt: skip
+            return TemplateResponse(request, "admin/integrations/connection/shopify_install.html", context)
+        if not shopify.SHOP_DOMAIN.match(shop):
+            messages.error(request, _("Name the shop by its myshopify.com domain, e.g. my-shop.myshopify.com."))
+            return redirect(reverse("admin:integrations_connection_shopify_install"))
+        state = secrets.token_urlsafe(24)
+        request.session[OAUTH_SESSION_KEY] = {"state": state, "shop": shop, "merchant_id": request.merchant.pk}
+        callback = settings.SITE_URL + reverse("admin:integrations_connection_shopify_callback")
+        return HttpResponseRedirect(shopify.authorize_url(shop=shop, state=state, redirect_uri=callback))
+
+    def shopify_callback(self, request):
+        """Shopify sends the merchant back with a code: the signature, the state and the shop are checked, the code
+        is exchanged for the offline token, and the shop is connected (with our webhooks)."""
+        if not self._can_write(request):
+            raise PermissionDenied
+        query = request.GET.dict()
+        expected = request.session.pop(OAUTH_SESSION_KEY, None) or {}
+        if not (
+            shopify.oauth_query_valid(query, settings.SHOPIFY_CLIENT_SECRET)
+            and expected.get("state")
+            and same_secret(expected["state"], query.get("state", ""))
+            and expected.get("shop") == query.get("shop")
+            and shopify.SHOP_DOMAIN.match(query.get("shop", ""))
+            and expected.get("merchant_id") == request.merchant.pk
+        ):
+            return HttpResponseBadRequest(_("This installation link is not valid any more: start again."))
+        try:
+            token = shopify.exchange_code(shop=query["shop"], code=query.get("code", ""))
+        except PlatformError as exc:
+            messages.error(request, f"Shopify: {exc}")
+            return redirect(reverse("admin:integrations_connection_changelist"))
+        connection, installed = services.connection_connect(
+            merchant=request.merchant,
+            provider="shopify",
+            account=query["shop"],
+            secret=settings.SHOPIFY_CLIENT_SECRET,
+            token=token,
+            base_url=settings.SHOPIFY_OAUTH_BASE_URL,  # unset in production: the shop itself
         )
+        self._connected_message(request, connection, installed)
+        return redirect(reverse("admin:integrations_connection_change", args=[connection.pk]))
 
     @admin.action(description=_("Test the selected connections"), permissions=["change"])
     def test_connection(self, request, queryset):

@@ -5,7 +5,7 @@ from django.db import DatabaseError
 
 from integrations import services
 from integrations.http import PlatformError
-from integrations.services import woocommerce
+from integrations.services import reconcile, woocommerce
 from integrations.services.inbound import RetryLater
 
 
@@ -39,6 +39,25 @@ def process_event(self, *, merchant_id: int, event_id: int) -> str:
 def install_webhooks(*, merchant_id: int, connection_id: int) -> int:
     """Create our webhooks on a store connected in one click (its callback must answer before we call it)."""
     return len(woocommerce.connection_install_webhooks(merchant_id=merchant_id, connection_id=connection_id))
+
+
+@shared_task(
+    name=reconcile.RECONCILE_TASK,
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(DatabaseError, PlatformError),
+    retry_backoff=30,
+    max_retries=3,
+)
+def reconcile_connection(*, merchant_id: int, connection_id: int) -> int:
+    """Store what one connected shop changed since the last run (the next beat run retries a failed one)."""
+    return reconcile.connection_reconcile(merchant_id=merchant_id, connection_id=connection_id)
+
+
+@shared_task(name="integrations.reconcile_all", acks_late=True, ignore_result=True)
+def reconcile_all() -> int:
+    """Scheduled by beat: one reconciliation task per connected shop."""
+    return reconcile.reconcile_all()
 
 
 @shared_task(name="integrations.sweep", acks_late=True, ignore_result=True)

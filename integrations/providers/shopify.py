@@ -14,10 +14,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
+from django.conf import settings
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from integrations.http import PlatformClient, PlatformError
@@ -25,8 +30,10 @@ from integrations.models import Connection
 from integrations.providers.base import (
     Action,
     BadPayload,
+    Coupon,
     CustomerRequest,
     Disconnect,
+    Fetched,
     Ignore,
     Inbound,
     Order,
@@ -220,3 +227,227 @@ class Shopify(Provider):
         data = self.graphql(connection, "{ shop { name myshopifyDomain currencyCode } }")
         shop = data.get("shop") or {}
         return f"{shop.get('name')} ({shop.get('myshopifyDomain')}, {shop.get('currencyCode')})"
+
+    def create_coupon(self, *, connection: Connection, coupon: Coupon) -> str:
+        """discountCodeBasicCreate: one use, once per customer, from now until the reward's coupon expires.
+        Shopify answers refusals inside a 200 (`userErrors`); a taken code is either ours already (created by an
+        attempt whose answer we lost: same title) or someone else's, and then the code gets a suffix."""
+        value = (
+            {"percentage": float(coupon.value / 100)}
+            if coupon.kind == "percent"
+            else {"discountAmount": {"amount": str(coupon.value), "appliesOnEachItem": False}}
+        )
+        for attempt in range(1, 6):
+            code = coupon.code if attempt == 1 else f"{coupon.code}-{attempt}"
+            discount = {
+                "title": coupon.title,
+                "code": code,
+                "startsAt": timezone.now().isoformat(),
+                "endsAt": coupon.ends_at.isoformat() if coupon.ends_at else None,
+                "usageLimit": 1,
+                "appliesOncePerCustomer": True,
+                "context": {"all": "ALL"},
+                "customerGets": {"value": value, "items": {"all": True}},
+            }
+            data = self.graphql(connection, DISCOUNT_CREATE, {"basicCodeDiscount": discount})
+            result = data.get("discountCodeBasicCreate") or {}
+            errors = result.get("userErrors") or []
+            if not errors and result.get("codeDiscountNode"):
+                return code
+            if not any(_taken(error) for error in errors):
+                messages = "; ".join(str(e.get("message")) for e in errors) or "no discount was created"
+                raise PlatformError(f"Shopify refused the discount code {code}: {messages}")
+            if self._ours(connection, code, coupon.title):
+                return code
+        raise PlatformError(f"Shopify: the discount codes {coupon.code}, -2 ... -5 are all taken.")
+
+    def _ours(self, connection: Connection, code: str, title: str) -> bool:
+        data = self.graphql(connection, DISCOUNT_BY_CODE, {"code": code})
+        node = data.get("codeDiscountNodeByCode") or {}
+        return ((node.get("codeDiscount") or {}).get("title")) == title
+
+    def reconcile(self, *, connection: Connection, since: datetime) -> Iterable[Fetched]:
+        """Orders updated since `since` (paid ones, their refunds, cancellations), in the webhooks' own shapes and
+        under the same event ids: an event the webhook brought already is not stored twice."""
+        cursor = None
+        query = f"updated_at:>='{since.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+        for _page in range(100):  # at most 5,000 orders a run; the next run goes on from the last one seen
+            data = self.graphql(connection, ORDERS_SINCE, {"query": query, "after": cursor})
+            orders = data.get("orders") or {}
+            for node in orders.get("nodes") or []:
+                yield from _fetched(node)
+            page = orders.get("pageInfo") or {}
+            if not page.get("hasNextPage"):
+                return
+            cursor = page.get("endCursor")
+
+    def install_webhooks(self, *, connection: Connection) -> list[str]:
+        """Subscribe our endpoint to the topics we use (the GDPR ones are set in the app's configuration)."""
+        installed = []
+        for topic in WEBHOOK_TOPICS:
+            data = self.graphql(
+                connection,
+                WEBHOOK_CREATE,
+                {"topic": topic, "sub": {"callbackUrl": connection.webhook_url, "format": "JSON"}},
+            )
+            errors = (data.get("webhookSubscriptionCreate") or {}).get("userErrors") or []
+            if errors and not all("taken" in str(e.get("message", "")).lower() for e in errors):
+                raise PlatformError(f"Shopify refused the webhook {topic}: {errors}"[:500])
+            installed.append(topic)
+        return installed
+
+    def remove_webhooks(self, *, connection: Connection) -> None:
+        data = self.graphql(connection, WEBHOOKS_LIST, {"url": connection.webhook_url})
+        for node in (data.get("webhookSubscriptions") or {}).get("nodes") or []:
+            self.graphql(connection, WEBHOOK_DELETE, {"id": node["id"]})
+
+
+def _taken(error: dict) -> bool:
+    return error.get("code") == "TAKEN" or "unique" in str(error.get("message", "")).lower()
+
+
+def _legacy_id(node: dict) -> str:
+    return str(node.get("legacyResourceId") or str(node.get("id", "")).rsplit("/", 1)[-1])
+
+
+def _fetched(node: dict) -> Iterable[Fetched]:
+    """A GraphQL order as the webhooks would have sent it: orders/paid, refunds/create, orders/cancelled."""
+    order_id = _legacy_id(node)
+    ref = f"shopify:{order_id}"
+    money = ((node.get("currentSubtotalPriceSet") or {}).get("shopMoney")) or {}
+    customer = node.get("customer") or {}
+    if node.get("displayFinancialStatus") in PAID_STATUSES:
+        order = {
+            "id": int(order_id) if order_id.isdigit() else order_id,
+            "current_subtotal_price_set": {
+                "shop_money": {"amount": money.get("amount"), "currency_code": money.get("currencyCode")}
+            },
+            "currency": money.get("currencyCode"),
+            "email": node.get("email"),
+            "customer": {"id": _legacy_id(customer), "email": customer.get("email")} if customer else None,
+            "note_attributes": [
+                {"name": a.get("key"), "value": a.get("value")} for a in node.get("customAttributes") or []
+            ],
+            "discount_codes": [{"code": c} for c in node.get("discountCodes") or []],
+            "processed_at": node.get("processedAt"),
+            "test": bool(node.get("test")),
+        }
+        yield Fetched(f"orders/paid:{order_id}", "orders/paid", json.dumps(order).encode(), ref)
+    for refund in node.get("refunds") or []:
+        refund_id = _legacy_id(refund)
+        transactions = [
+            {
+                "kind": str(t.get("kind", "")).lower(),
+                "status": str(t.get("status", "")).lower(),
+                "amount": ((t.get("amountSet") or {}).get("shopMoney") or {}).get("amount"),
+            }
+            for t in ((refund.get("transactions") or {}).get("nodes") or [])
+        ]
+        body = {
+            "id": int(refund_id) if refund_id.isdigit() else refund_id,
+            "order_id": order_id,
+            "note": refund.get("note"),
+            "created_at": refund.get("createdAt"),
+            "transactions": transactions,
+        }
+        yield Fetched(f"refunds/create:{refund_id}", "refunds/create", json.dumps(body).encode(), ref)
+    if node.get("cancelledAt"):
+        body = {"id": int(order_id) if order_id.isdigit() else order_id, "cancelled_at": node["cancelledAt"]}
+        yield Fetched(f"orders/cancelled:{order_id}", "orders/cancelled", json.dumps(body).encode(), ref)
+
+
+PAID_STATUSES = {"PAID", "PARTIALLY_REFUNDED", "REFUNDED"}
+WEBHOOK_TOPICS = ("ORDERS_PAID", "REFUNDS_CREATE", "ORDERS_CANCELLED", "APP_UNINSTALLED")
+
+DISCOUNT_CREATE = """
+mutation discountCodeBasicCreate($basicCodeDiscount: DiscountCodeBasicInput!) {
+  discountCodeBasicCreate(basicCodeDiscount: $basicCodeDiscount) {
+    codeDiscountNode { id }
+    userErrors { field code message }
+  }
+}
+"""
+DISCOUNT_BY_CODE = """
+query codeDiscountNodeByCode($code: String!) {
+  codeDiscountNodeByCode(code: $code) { id codeDiscount { ... on DiscountCodeBasic { title } } }
+}
+"""
+ORDERS_SINCE = """
+query orders($query: String!, $after: String) {
+  orders(first: 50, after: $after, query: $query, sortKey: UPDATED_AT) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id legacyResourceId email processedAt cancelledAt test displayFinancialStatus discountCodes
+      customAttributes { key value }
+      currentSubtotalPriceSet { shopMoney { amount currencyCode } }
+      customer { id legacyResourceId email }
+      refunds(first: 20) {
+        id legacyResourceId note createdAt
+        transactions(first: 20) { nodes { kind status amountSet { shopMoney { amount currencyCode } } } }
+      }
+    }
+  }
+}
+"""
+WEBHOOK_CREATE = """
+mutation webhookSubscriptionCreate($topic: WebhookSubscriptionTopic!, $sub: WebhookSubscriptionInput!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $sub) {
+    webhookSubscription { id }
+    userErrors { field message }
+  }
+}
+"""
+WEBHOOKS_LIST = """
+query webhookSubscriptions($url: URL) {
+  webhookSubscriptions(first: 50, callbackUrl: $url) { nodes { id } }
+}
+"""
+WEBHOOK_DELETE = """
+mutation webhookSubscriptionDelete($id: ID!) {
+  webhookSubscriptionDelete(id: $id) { deletedWebhookSubscriptionId userErrors { field message } }
+}
+"""
+
+
+# --- OAuth: installing the standalone app ---------------------------------------------------------------------------
+
+SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+
+
+def oauth_query_valid(query: Mapping[str, str], secret: str) -> bool:
+    """Shopify's request signature on an install or callback URL: HMAC-SHA256 (hex) of the other parameters,
+    sorted by name and joined as name=value with '&'."""
+    given = query.get("hmac", "")
+    message = "&".join(f"{key}={value}" for key, value in sorted(query.items()) if key not in ("hmac", "signature"))
+    expected = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+    return bool(given) and hmac_equal(expected, given)
+
+
+def oauth_base_url(shop: str) -> str:
+    return settings.SHOPIFY_OAUTH_BASE_URL or f"https://{shop}"
+
+
+def authorize_url(*, shop: str, state: str, redirect_uri: str) -> str:
+    """Where the merchant approves the app: an offline token (no per-user grant option) for our scopes."""
+    query = urlencode(
+        {
+            "client_id": settings.SHOPIFY_CLIENT_ID,
+            "scope": settings.SHOPIFY_SCOPES,
+            "redirect_uri": redirect_uri,
+            "state": state,
+        }
+    )
+    return f"{oauth_base_url(shop)}/admin/oauth/authorize?{query}"
+
+
+def exchange_code(*, shop: str, code: str) -> str:
+    """The authorization code for the shop's offline access token."""
+    client = PlatformClient(base_url=oauth_base_url(shop), headers={"Accept": "application/json"})
+    answer = client.post(
+        "/admin/oauth/access_token",
+        {"client_id": settings.SHOPIFY_CLIENT_ID, "client_secret": settings.SHOPIFY_CLIENT_SECRET, "code": code},
+    )
+    token = (answer or {}).get("access_token") if isinstance(answer, dict) else None
+    if not token:
+        raise PlatformError("Shopify did not give an access token.")
+    return token

@@ -3,6 +3,7 @@ to orders, refunds and people (processing.py)."""
 
 from integrations.services.connections import (  # noqa: F401 - the public services
     connection_check,
+    connection_connect,
     connection_create,
     connection_disconnect,
     connection_record_error,

@@ -138,3 +138,37 @@ def connections_reencrypt() -> int:
             row.save(update_fields=["credentials", "webhook_secret", "previous_webhook_secret"])
         count += 1
     return count
+
+
+def connection_connect(
+    *,
+    merchant,
+    provider: str,
+    account: str,
+    secret: str,
+    token: str = "",
+    livemode: bool = True,
+    base_url: str = "",
+) -> tuple[Connection, list[str]]:
+    """Connect a shop with what the merchant pasted (or what OAuth gave), then register our webhook on the platform
+    where its API allows it. A platform that refuses the webhooks does not undo the connection: its error is the
+    connection's last error (test it, fix the token's permissions, connect again). Returns (connection, installed)."""
+    handler = provider_for(provider)
+    if handler is None:
+        raise ValidationFailed(fields={"provider": [_("Unknown platform.")]})
+    connection, _created = connection_create(
+        merchant=merchant,
+        provider=provider,
+        account=account,
+        secret=secret,
+        credentials=handler.credentials_from(token.strip()),
+        base_url=base_url,
+        livemode=livemode,
+    )
+    installed: list[str] = []
+    if connection.credentials:
+        try:
+            installed = handler.install_webhooks(connection=connection)
+        except PlatformError as exc:
+            connection_record_error(connection=connection, error=f"webhooks: {exc}")
+    return connection, installed
