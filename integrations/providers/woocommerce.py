@@ -270,7 +270,7 @@ class WooCommerce(Provider):
                 continue
             if not isinstance(created, dict) or not created.get("id"):
                 raise PlatformError(f"WooCommerce did not create the coupon {code}: {str(created)[:300]}")
-            return str(created.get("code") or code)
+            return code  # WooCommerce stores it lower-cased and matches it case-insensitively: ours as drawn
         raise PlatformError(f"WooCommerce: the coupon codes {coupon.code}, -2 ... -5 are all taken.")
 
     def _coupon_ours(self, connection: Connection, code: str, title: str) -> bool:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from urllib.parse import parse_qs
 
 import pytest
+from django.utils import timezone
 from werkzeug import Response
 
 from integrations.models import InboundEvent
@@ -17,8 +18,8 @@ from integrations.providers.base import Coupon
 from integrations.providers.stripe import API_VERSION, Stripe, from_minor, sign, to_minor
 from integrations.services import connection_check
 from rewards.models import Reward
-from rewards.services import refund_apply
-from tests.factories import shop_connection
+from rewards.services import refund_apply, reward_release
+from tests.factories import reward_for, reward_rule, shop_connection
 from tests.integrations.conftest import payload, process_all
 from tests.rewards.helpers import order, process, rule
 from tracking.models import Conversion, Refund
@@ -471,3 +472,41 @@ def test_stripe_orders_of_another_merchant_stay_theirs(client, stripe_shop, othe
     stripe_post(client, stripe_shop, event("checkout_session_completed"))
     process_all(stripe_shop.merchant)
     assert not Conversion.objects.for_merchant(other_tenant.merchant).exists()
+
+
+# --- coupons before a reward is issued ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def coupon_reward(program, referrer):
+    anna, _code = referrer
+    rule_ = reward_rule(program, kind="amount_coupon", coupon_valid_days=30, hold_days=0)
+    return reward_for(anna, rule_, value=Decimal("20.00"), status=Reward.Status.APPROVED, hold_until=timezone.now())
+
+
+def _release(reward) -> Reward:
+    reward_release(merchant_id=reward.merchant_id, reward_id=reward.pk)
+    return Reward.objects.for_merchant(reward.merchant_id).get(pk=reward.pk)
+
+
+def test_stripe_down_keeps_the_reward_approved_then_a_retry_issues_it_once_with_the_same_code(
+    stripe_api, coupon_reward, httpserver
+):
+    expect(httpserver, "/v1/coupons", "POST").respond_with_data("upstream down", status=503)
+    reward = _release(coupon_reward)
+    assert (reward.status, reward.flag) == (Reward.Status.APPROVED, Reward.Flag.PLATFORM_PENDING)
+    assert "APIError" in reward.reason
+    drawn = reward.coupon_code
+    assert len(httpserver.log) == 1  # Stripe's own retries are off: ours come later, not in this worker
+    # Stripe created the coupon after all, but its answer was lost: the retry reuses it, then makes the code.
+    expect(httpserver, "/v1/coupons", "POST").respond_with_response(
+        _stripe_error(400, "resource_already_exists", "Coupon already exists.", "id")
+    )
+    expect(httpserver, "/v1/promotion_codes", "POST").respond_with_json({"id": "promo_9", "code": drawn})
+    Reward.objects.for_merchant(reward.merchant_id).filter(pk=reward.pk).update(hold_until=timezone.now())
+    reward = _release(reward)
+    assert (reward.status, reward.flag, reward.reason, reward.coupon_code) == (Reward.Status.ISSUED, "", "", drawn)
+    assert _release(reward).status == Reward.Status.ISSUED  # nothing more is sent
+    assert len(httpserver.log) == 3
+    sent = {k: v[0] for k, v in parse_qs(httpserver.log[2][0].get_data(as_text=True)).items()}
+    assert (sent["code"], sent["promotion[coupon]"], sent["max_redemptions"]) == (drawn, f"rs-{drawn}", "1")

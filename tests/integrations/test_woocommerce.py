@@ -20,7 +20,7 @@ from integrations.http import PlatformError
 from integrations.models import Connection, InboundEvent
 from integrations.providers.base import Coupon, Inbound
 from integrations.providers.woocommerce import WooCommerce, sign
-from integrations.services import connection_check, connection_disconnect, inbound_event_store
+from integrations.services import connection_check, connection_connect, connection_disconnect, inbound_event_store
 from integrations.services.woocommerce import (
     AUTH_SALT,
     connection_install_webhooks,
@@ -29,8 +29,8 @@ from integrations.services.woocommerce import (
 )
 from referral_saas.errors import PermissionDeniedError, ValidationFailed
 from rewards.models import Reward
-from rewards.services import refund_apply
-from tests.factories import shop_connection
+from rewards.services import refund_apply, reward_release
+from tests.factories import reward_for, reward_rule, shop_connection
 from tests.integrations.conftest import payload, process_all
 from tests.rewards.helpers import order, process, rule
 from tracking.models import Conversion, Refund
@@ -271,7 +271,7 @@ def test_a_coupon_is_created_with_one_use_once_per_customer(store_api, httpserve
         },
     ).respond_with_json({"id": 720, "code": "anna-x1"}, status=201)
     coupon = Coupon(**{**COUPON.__dict__, "ends_at": ends})
-    assert WooCommerce().create_coupon(connection=store_api, coupon=coupon) == "anna-x1"  # WooCommerce lowercases
+    assert WooCommerce().create_coupon(connection=store_api, coupon=coupon) == "ANNA-X1"
     httpserver.check_assertions()
 
 
@@ -286,7 +286,7 @@ def test_a_coupon_code_taken_by_our_lost_attempt_is_ours_and_one_taken_by_anothe
         [{"id": 5, "code": "anna-x1", "description": "Summer sale"}]
     )
     expect(httpserver, "/coupons", "POST").respond_with_json({"id": 721, "code": "anna-x1-2"}, status=201)
-    assert WooCommerce().create_coupon(connection=store_api, coupon=COUPON) == "anna-x1-2"
+    assert WooCommerce().create_coupon(connection=store_api, coupon=COUPON) == "ANNA-X1-2"
     httpserver.check_assertions()
     httpserver.clear()
     expect(httpserver, "/coupons", "POST").respond_with_response(_exists())
@@ -421,3 +421,56 @@ def test_a_callback_we_did_not_start_or_with_bad_keys_is_refused(client, merchan
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "validation_error"
     assert not Connection.objects.for_merchant(merchant).exists()
+
+
+# --- coupons before a reward is issued ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def coupon_reward(program, referrer):
+    anna, _code = referrer
+    rule_ = reward_rule(program, kind="amount_coupon", coupon_valid_days=30, hold_days=0)
+    return reward_for(anna, rule_, value=Decimal("20.00"), status=Reward.Status.APPROVED, hold_until=timezone.now())
+
+
+def _release(reward) -> Reward:
+    reward_release(merchant_id=reward.merchant_id, reward_id=reward.pk)
+    return Reward.objects.for_merchant(reward.merchant_id).get(pk=reward.pk)
+
+
+def test_the_store_down_keeps_the_reward_approved_then_a_retry_issues_it_once_with_the_same_code(
+    store_api, coupon_reward, httpserver
+):
+    expect(httpserver, "/coupons", "POST").respond_with_data("Bad gateway", status=502)
+    reward = _release(coupon_reward)
+    assert (reward.status, reward.flag) == (Reward.Status.APPROVED, Reward.Flag.PLATFORM_PENDING)
+    assert "502" in reward.reason
+    drawn = reward.coupon_code
+    sent = json.loads(httpserver.log[0][0].get_data())
+    assert (sent["code"], sent["amount"], sent["usage_limit"], sent["usage_limit_per_user"]) == (drawn, "20.00", 1, 1)
+    # The store created it after all, but its answer was lost: the retry finds the code taken, by this reward.
+    expect(httpserver, "/coupons", "POST").respond_with_response(_exists())
+    expect(httpserver, "/coupons", query_string={"code": drawn}).respond_with_json(
+        [{"id": 9, "code": drawn.lower(), "description": f"Referral reward #{reward.pk}"}]
+    )
+    Reward.objects.for_merchant(reward.merchant_id).filter(pk=reward.pk).update(hold_until=timezone.now())
+    reward = _release(reward)
+    assert (reward.status, reward.flag, reward.reason, reward.coupon_code) == (Reward.Status.ISSUED, "", "", drawn)
+    assert _release(reward).status == Reward.Status.ISSUED  # nothing more is sent
+    assert len(httpserver.log) == 3
+
+
+def test_pasting_keys_connects_and_creates_the_webhooks(merchant, httpserver):
+    expect(httpserver, "/webhooks", query_string={"per_page": "100"}).respond_with_json([])
+    expect(httpserver, "/webhooks", "POST").respond_with_json({"id": 20}, status=201)
+    expect(httpserver, "/webhooks", "POST").respond_with_json({"id": 21}, status=201)
+    connection, installed = connection_connect(
+        merchant=merchant,
+        provider="woocommerce",
+        account=httpserver.url_for("/"),
+        secret=SECRET,
+        token=f"{CK}:{CS}",
+    )
+    assert installed == ["order.created", "order.updated"]
+    httpserver.check_assertions()
+    assert connection.credentials == {"consumer_key": CK, "consumer_secret": CS, "auth": "basic"}
