@@ -19,6 +19,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from integrations import services
+from integrations.admin_woocommerce import WooCommerceConnectMixin
 from integrations.http import PlatformError
 from integrations.models import Connection, InboundEvent
 from integrations.providers import shopify
@@ -53,7 +54,7 @@ class ConnectionForm(forms.ModelForm):
 
 
 @admin.register(Connection, site=merchant_admin)
-class ConnectionAdmin(TenantModelAdmin):
+class ConnectionAdmin(WooCommerceConnectMixin, TenantModelAdmin):
     form = ConnectionForm
     list_display = ["__str__", "livemode", "status", "last_event_at", "short_error", "created_at"]
     list_filter = ["provider", "status", "livemode"]

@@ -474,3 +474,17 @@ def test_pasting_keys_connects_and_creates_the_webhooks(merchant, httpserver):
     assert installed == ["order.created", "order.updated"]
     httpserver.check_assertions()
     assert connection.credentials == {"consumer_key": CK, "consumer_secret": CS, "auth": "basic"}
+
+
+def test_the_admins_one_click_page_sends_the_merchant_to_the_store(tenant):
+    listing = tenant.admin.get("/admin/integrations/connection/")
+    assert b'data-testid="woocommerce-connect"' in listing.content
+    page = tenant.admin.get("/admin/integrations/connection/woocommerce/connect/")
+    assert page.status_code == 200
+    response = tenant.admin.post(
+        "/admin/integrations/connection/woocommerce/connect/", {"site": "https://shop.example.pl"}
+    )
+    assert response.status_code == 302
+    assert response["Location"].startswith("https://shop.example.pl/wc-auth/v1/authorize?app_name=Referral+SaaS")
+    bad = tenant.admin.post("/admin/integrations/connection/woocommerce/connect/", {"site": "not a url"}, follow=True)
+    assert "store's address" in bad.content.decode()
