@@ -22,7 +22,7 @@ from integrations import services
 from integrations.admin_woocommerce import WooCommerceConnectMixin
 from integrations.http import PlatformError
 from integrations.models import Connection, InboundEvent
-from integrations.providers import shopify
+from integrations.providers import provider_for, shopify
 from referral_saas.crypto import same_secret
 from referral_saas.tenancy.admin_site import ReadOnlyTenantAdmin, TenantModelAdmin, merchant_admin, ops_admin
 
@@ -35,9 +35,11 @@ class ConnectionForm(forms.ModelForm):
     secret = forms.CharField(
         label=_("webhook signing secret"),
         max_length=500,
+        required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text=_("Shopify: the app's API secret key. WooCommerce: the secret you chose for the webhooks. Stripe: "
-                    "the endpoint's signing secret (whsec_...)."),
+        help_text=_("Shopify: the app's API secret key. WooCommerce and Stripe: leave it empty when you give the "
+                    "API token, we create the webhooks and their secret; else the secret of the webhooks you made "
+                    "(Stripe: the endpoint's signing secret, whsec_...)."),
     )  # fmt: skip
     token = forms.CharField(
         label=_("API token"),
@@ -51,6 +53,15 @@ class ConnectionForm(forms.ModelForm):
     class Meta:
         model = Connection
         fields = ["provider", "account", "livemode"]
+
+    def clean(self):
+        data = super().clean()
+        handler = provider_for(data.get("provider") or "")
+        own = handler is not None and handler.makes_own_secret and (data.get("token") or "").strip()
+        if not (data.get("secret") or "").strip() and not own:
+            self.add_error("secret", _("The webhook signing secret is required (or, for WooCommerce and Stripe, "
+                                       "an API token: then we create the webhooks)."))  # fmt: skip
+        return data
 
 
 @admin.register(Connection, site=merchant_admin)

@@ -115,6 +115,9 @@ class Fetched:
 class Provider:
     name: str = ""
     default_base_url: str = ""
+    # Whether connecting with an API token needs no pasted webhook secret: we choose it (WooCommerce) or the
+    # platform gives it when install_webhooks creates the endpoint (Stripe).
+    makes_own_secret: bool = False
 
     # inbound ----------------------------------------------------------------------------------------------------
 

@@ -149,6 +149,7 @@ def _error(exc: stripe.StripeError) -> PlatformError:
 class Stripe(Provider):
     name = "stripe"
     default_base_url = stripe.DEFAULT_API_BASE
+    makes_own_secret = True
 
     # inbound ----------------------------------------------------------------------------------------------------
 
@@ -404,6 +405,42 @@ class Stripe(Provider):
     def _promotion_code_ours(client: stripe.StripeClient, code: str, coupon_id: str) -> bool:
         found = client.v1.promotion_codes.list({"code": code, "limit": 10})
         return any(_id((p.get("promotion") or {}).get("coupon")) == coupon_id for p in found.data)
+
+    def install_webhooks(self, *, connection: Connection) -> list[str]:
+        """Our endpoint on the account (when the key may write webhook endpoints): created at the pinned API version
+        for the events we use, and its signing secret, which Stripe gives only now, becomes the connection's. An
+        endpoint of ours already there is kept with the secret we have."""
+        client = self.client(connection)
+        try:
+            if any(e.url == connection.webhook_url for e in self._endpoints(client)):
+                return []
+            created = client.v1.webhook_endpoints.create({
+                "url": connection.webhook_url,
+                "enabled_events": list(TOPICS),
+                "api_version": API_VERSION,
+                "description": "Referral SaaS: orders and refunds",
+            })  # type: ignore[arg-type]  # fmt: skip
+        except stripe.StripeError as exc:
+            raise _error(exc) from exc
+        # The platform hands the secret over once: stored at once (encrypted), no previous one to honour.
+        Connection.objects.for_merchant(connection.merchant_id).filter(pk=connection.pk).update(
+            webhook_secret=created.secret
+        )
+        connection.webhook_secret = created.secret
+        return list(TOPICS)
+
+    def remove_webhooks(self, *, connection: Connection) -> None:
+        client = self.client(connection)
+        try:
+            for endpoint in self._endpoints(client):
+                if endpoint.url == connection.webhook_url:
+                    client.v1.webhook_endpoints.delete(endpoint.id)
+        except stripe.StripeError as exc:
+            raise _error(exc) from exc
+
+    @staticmethod
+    def _endpoints(client: stripe.StripeClient) -> list:
+        return list(client.v1.webhook_endpoints.list({"limit": 100}).data)
 
     def reconcile(self, *, connection: Connection, since: datetime) -> Iterable[Fetched]:
         """The events of the topics we use since `since`, from events.list (Stripe keeps 30 days of them): the very

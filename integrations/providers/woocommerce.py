@@ -182,6 +182,7 @@ def refunds_of(payload: dict, order: Order) -> list[Refund]:
 class WooCommerce(Provider):
     name = "woocommerce"
     default_base_url = "{account}"
+    makes_own_secret = True
 
     # inbound ----------------------------------------------------------------------------------------------------
 
@@ -293,21 +294,17 @@ class WooCommerce(Provider):
                 return
 
     def install_webhooks(self, *, connection: Connection) -> list[str]:
-        """Our webhooks on the store, signed with the connection's secret: order.created and order.updated (a
-        webhook of ours already there is left as it is)."""
-        existing = {w.get("topic") for w in self._ours(connection)}
-        installed = []
+        """Our webhooks on the store, signed with the connection's secret: order.created and order.updated (one of
+        ours already there gets the current secret)."""
+        existing = {w.get("topic"): w["id"] for w in self._ours(connection)}
         for topic in WEBHOOK_TOPICS:
-            if topic not in existing:
-                self._call(connection, "POST", "/webhooks", json_body={
-                    "name": WEBHOOK_NAME.format(topic=topic),
-                    "topic": topic,
-                    "delivery_url": connection.webhook_url,
-                    "secret": connection.webhook_secret,
-                    "status": "active",
-                })  # fmt: skip
-            installed.append(topic)
-        return installed
+            body = {"secret": connection.webhook_secret, "status": "active"}
+            if topic in existing:  # connected again: the secret may be new
+                self._call(connection, "PUT", f"/webhooks/{existing[topic]}", json_body=body)
+                continue
+            body.update(name=WEBHOOK_NAME.format(topic=topic), topic=topic, delivery_url=connection.webhook_url)
+            self._call(connection, "POST", "/webhooks", json_body=body)
+        return list(WEBHOOK_TOPICS)
 
     def remove_webhooks(self, *, connection: Connection) -> None:
         for webhook in self._ours(connection):

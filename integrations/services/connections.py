@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -156,6 +157,16 @@ def connection_connect(
     handler = provider_for(provider)
     if handler is None:
         raise ValidationFailed(fields={"provider": [_("Unknown platform.")]})
+    secret = (secret or "").strip()
+    if not secret and handler.makes_own_secret and token.strip():
+        # WooCommerce's webhooks are signed with the secret we give them, Stripe's endpoint gets one when we create
+        # it: the merchant need not paste one. Connecting again keeps the one in use.
+        existing = (
+            Connection.objects.for_merchant(merchant)
+            .filter(provider=provider, account=_clean_account(provider, account), livemode=livemode)
+            .first()
+        )
+        secret = existing.webhook_secret if existing and existing.webhook_secret else secrets.token_urlsafe(32)
     connection, _created = connection_create(
         merchant=merchant,
         provider=provider,

@@ -510,3 +510,39 @@ def test_stripe_down_keeps_the_reward_approved_then_a_retry_issues_it_once_with_
     assert len(httpserver.log) == 3
     sent = {k: v[0] for k, v in parse_qs(httpserver.log[2][0].get_data(as_text=True)).items()}
     assert (sent["code"], sent["promotion[coupon]"], sent["max_redemptions"]) == (drawn, f"rs-{drawn}", "1")
+
+
+def test_connecting_with_a_key_only_creates_our_endpoint_and_keeps_its_secret(client, merchant, httpserver):
+    from integrations.services import connection_connect, connection_disconnect
+
+    empty = {"object": "list", "data": [], "has_more": False}
+    expect(httpserver, "/v1/webhook_endpoints", query_string={"limit": "100"}).respond_with_json(empty)
+    created = {"id": "we_1", "object": "webhook_endpoint", "secret": "whsec_fromstripe", "url": "x"}
+    expect(httpserver, "/v1/webhook_endpoints", "POST").respond_with_json(created)
+    connection, installed = connection_connect(
+        merchant=merchant, provider="stripe", account=ACCOUNT, secret="", token=KEY, base_url=httpserver.url_for("/")
+    )
+    assert installed == ["checkout.session.completed", "checkout.session.async_payment_succeeded", "invoice.paid",
+                         "charge.refunded"]  # fmt: skip
+    sent = {k: v[0] for k, v in parse_qs(httpserver.log[1][0].get_data(as_text=True)).items()}
+    assert sent == {
+        "url": connection.webhook_url, "api_version": API_VERSION, "description": "Referral SaaS: orders and refunds",
+        "enabled_events[0]": "checkout.session.completed",
+        "enabled_events[1]": "checkout.session.async_payment_succeeded",
+        "enabled_events[2]": "invoice.paid", "enabled_events[3]": "charge.refunded",
+    }  # fmt: skip
+    connection.refresh_from_db()
+    assert connection.webhook_secret == "whsec_fromstripe"
+    assert (
+        stripe_post(client, connection, event("checkout_session_completed"), secret="whsec_fromstripe").status_code
+        == 200
+    )
+    # Disconnecting deletes our endpoint, and only ours.
+    listed = {"object": "list", "has_more": False, "data": [
+        {"id": "we_0", "object": "webhook_endpoint", "url": "https://merchant.example/hook"},
+        {"id": "we_1", "object": "webhook_endpoint", "url": connection.webhook_url},
+    ]}  # fmt: skip
+    expect(httpserver, "/v1/webhook_endpoints", query_string={"limit": "100"}).respond_with_json(listed)
+    expect(httpserver, "/v1/webhook_endpoints/we_1", "DELETE").respond_with_json({"id": "we_1", "deleted": True})
+    connection_disconnect(connection=connection)
+    httpserver.check_assertions()

@@ -488,3 +488,35 @@ def test_the_admins_one_click_page_sends_the_merchant_to_the_store(tenant):
     assert response["Location"].startswith("https://shop.example.pl/wc-auth/v1/authorize?app_name=Referral+SaaS")
     bad = tenant.admin.post("/admin/integrations/connection/woocommerce/connect/", {"site": "not a url"}, follow=True)
     assert "store's address" in bad.content.decode()
+
+
+def test_connecting_again_gives_our_existing_webhooks_the_new_secret(store_api, httpserver):
+    url = store_api.webhook_url
+    expect(httpserver, "/webhooks", query_string={"per_page": "100"}).respond_with_json(
+        [
+            {"id": 20, "topic": "order.created", "delivery_url": url},
+            {"id": 21, "topic": "order.updated", "delivery_url": url},
+        ]
+    )
+    for webhook_id in (20, 21):
+        expect(
+            httpserver, f"/webhooks/{webhook_id}", "PUT", json={"secret": SECRET, "status": "active"}
+        ).respond_with_json({"id": webhook_id})
+    WooCommerce().install_webhooks(connection=store_api)
+    httpserver.check_assertions()
+
+
+def test_the_admins_connect_form_needs_a_secret_unless_we_make_the_webhooks(tenant, httpserver):
+    form = {"provider": "woocommerce", "account": httpserver.url_for("/"), "livemode": "on", "secret": "", "token": ""}
+    page = tenant.admin.post("/admin/integrations/connection/add/", form)
+    assert page.status_code == 200  # no token: the form says what is missing
+    assert "required" in page.content.decode()
+    expect(httpserver, "/webhooks", query_string={"per_page": "100"}).respond_with_json([])
+    expect(httpserver, "/webhooks", "POST").respond_with_json({"id": 20}, status=201)
+    expect(httpserver, "/webhooks", "POST").respond_with_json({"id": 21}, status=201)
+    response = tenant.admin.post("/admin/integrations/connection/add/", {**form, "token": f"{CK}:{CS}"})
+    assert response.status_code == 302
+    httpserver.check_assertions()
+    connection = Connection.objects.for_merchant(tenant.merchant).get()
+    assert len(connection.webhook_secret) >= 32
+    assert json.loads(httpserver.log[1][0].get_data())["secret"] == connection.webhook_secret
