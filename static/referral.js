@@ -144,6 +144,33 @@
     return a;
   }
 
+  // Stripe Payment Links, pricing tables and buy buttons take the referral to Checkout as client_reference_id (the
+  // click id, else the code), which the shop's Stripe connection reads: nothing to write on the shop's side.
+  // data-stripe="off" leaves them alone; call ReferralSaaS.decorateStripe() again for ones added later.
+  function decorateStripe() {
+    var a = attribution(), ref = a.click_id || a.code, done = 0;
+    if (!ref || attr("stripe") == "off") return done;
+    try {
+      var links = doc.querySelectorAll('a[href^="https://buy.stripe.com/"]');
+      for (var i = 0; i < links.length; i++) {
+        var href = links[i].getAttribute("href") || "", hash = href.indexOf("#");
+        var base = hash < 0 ? href : href.slice(0, hash), rest = hash < 0 ? "" : href.slice(hash);
+        if (/[?&]client_reference_id=/.test(base)) continue;
+        links[i].setAttribute("href", base + (base.indexOf("?") < 0 ? "?" : "&") + "client_reference_id=" +
+          encodeURIComponent(ref) + rest);
+        done++;
+      }
+      var widgets = doc.querySelectorAll("stripe-pricing-table, stripe-buy-button");
+      for (var j = 0; j < widgets.length; j++) {
+        if (!widgets[j].getAttribute("client-reference-id")) {
+          widgets[j].setAttribute("client-reference-id", ref);
+          done++;
+        }
+      }
+    } catch (e) {}
+    return done;
+  }
+
   // Capture ?ref= / ?rs_click= on page load.
   // first_touch: keep an existing unexpired attribution; last_touch: overwrite.
   try {
@@ -155,11 +182,16 @@
     }
   } catch (e) {}
   deviceId();
+  try {
+    if (doc.readyState == "loading") doc.addEventListener("DOMContentLoaded", decorateStripe);
+    else decorateStripe();
+  } catch (e) {}
 
   win.ReferralSaaS = {
     version: "1",
     attribution: attribution,
     clear: clear,
+    decorateStripe: decorateStripe,
     deviceId: deviceId,
     fillForm: fillForm
   };

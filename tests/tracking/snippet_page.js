@@ -4,7 +4,8 @@
 // Scenario: {protocol: "https:", search: "?ref=...", cookies: {name: value}, httpOnly: [names],
 //            attrs: {"cookie-domain": ...} (the script tag's data-*),
 //            storage: {key: value} | null (localStorage throws), crypto: true | false | "throws",
-//            cookieThrows: bool, loads: n (page loads sharing cookies and storage), fillForm: bool}
+//            cookieThrows: bool, loads: n (page loads sharing cookies and storage), fillForm: bool,
+//            elements: [{tag, attrs}] (what querySelectorAll finds: Stripe links and widgets), readyState}
 "use strict";
 const fs = require("fs");
 const vm = require("vm");
@@ -64,6 +65,11 @@ function load() {
     currentScript: { getAttribute: (name) => (scenario.attrs || {})[name.replace(/^data-/, "")] || null },
     getElementsByTagName: () => [],
     createElement: () => ({}),
+    readyState: scenario.readyState || "complete",
+    addEventListener: (name, fn) => listeners.push([name, fn]),
+    querySelectorAll: (selector) => elements.filter((e) =>
+      selector.startsWith("a[") ? e.tag === "a" && (e.attrs.href || "").startsWith("https://buy.stripe.com/")
+        : selector.split(", ").includes(e.tag)),
   };
   const window = {
     location: { protocol: scenario.protocol || "https:", search: scenario.search || "" },
@@ -78,6 +84,14 @@ function load() {
   vm.runInContext(source, context);
   return { api: window.ReferralSaaS, document };
 }
+
+const listeners = [];
+const elements = (scenario.elements || []).map((e) => ({
+  tag: e.tag,
+  attrs: Object.assign({}, e.attrs),
+  getAttribute(name) { return Object.prototype.hasOwnProperty.call(this.attrs, name) ? this.attrs[name] : null; },
+  setAttribute(name, value) { this.attrs[name] = String(value); },
+}));
 
 const result = { loads: [], error: null };
 try {
@@ -94,6 +108,8 @@ try {
 } catch (e) {
   result.error = String(e && e.stack);
 }
+listeners.forEach(([name, fn]) => name === "DOMContentLoaded" && fn());
+result.elements = elements.map((e) => ({ tag: e.tag, attrs: e.attrs }));
 result.writes = writes;
 result.cookies = jar;
 result.storage = store;
