@@ -323,6 +323,9 @@ class Stripe(Provider):
     def credentials_from(self, token: str) -> dict:
         return {"api_key": token} if token else {}
 
+    def base_url(self, connection: Connection) -> str:
+        return super().base_url(connection).rstrip("/")  # the package appends "/v1/..."
+
     def client(self, connection: Connection) -> stripe.StripeClient:
         key = (connection.credentials or {}).get("api_key")
         if not key:
