@@ -96,6 +96,15 @@ class EncryptedJSONField(models.TextField):
         return encrypt(json.dumps(value, sort_keys=True))
 
 
+@checks.register(checks.Tags.security)
+def _keys_usable(app_configs, **kwargs):
+    try:
+        _fernet(configured_keys())
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="integrations.E001")]
+    return []
+
+
 @checks.register(checks.Tags.security, deploy=True)
 def _production_keys(app_configs, **kwargs):
     if getattr(settings, "INTEGRATIONS_KEYS", None):

@@ -171,6 +171,21 @@
     return done;
   }
 
+  // Shopify: the attribution goes into the cart's attributes (_ref, _rs_click; the leading "_" hides them from the
+  // customer), which Shopify copies to the order's note_attributes: the orders/paid webhook carries them to us.
+  function syncShopifyCart() {
+    var a = attribution();
+    if (!(a.code || a.click_id) || !win.fetch) return null;
+    try {
+      return win.fetch("/cart/update.js", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ attributes: { _ref: a.code || "", _rs_click: a.click_id || "" } })
+      }).catch(function () {});
+    } catch (e) { return null; }
+  }
+
   // Capture ?ref= / ?rs_click= on page load.
   // first_touch: keep an existing unexpired attribution; last_touch: overwrite.
   try {
@@ -186,6 +201,7 @@
     if (doc.readyState == "loading") doc.addEventListener("DOMContentLoaded", decorateStripe);
     else decorateStripe();
   } catch (e) {}
+  try { if (win.Shopify && win.Shopify.shop) syncShopifyCart(); } catch (e) {}
 
   win.ReferralSaaS = {
     version: "1",
@@ -193,6 +209,7 @@
     clear: clear,
     decorateStripe: decorateStripe,
     deviceId: deviceId,
-    fillForm: fillForm
+    fillForm: fillForm,
+    syncShopifyCart: syncShopifyCart
   };
 })(window, document);

@@ -5,7 +5,8 @@
 //            attrs: {"cookie-domain": ...} (the script tag's data-*),
 //            storage: {key: value} | null (localStorage throws), crypto: true | false | "throws",
 //            cookieThrows: bool, loads: n (page loads sharing cookies and storage), fillForm: bool,
-//            elements: [{tag, attrs}] (what querySelectorAll finds: Stripe links and widgets), readyState}
+//            elements: [{tag, attrs}] (what querySelectorAll finds: Stripe links and widgets), readyState,
+//            shopify: bool (a Shopify storefront: window.Shopify and fetch, whose calls are recorded)}
 "use strict";
 const fs = require("fs");
 const vm = require("vm");
@@ -19,6 +20,7 @@ const httpOnly = new Set(scenario.httpOnly || []); // cookies a server set HttpO
 const writes = [];
 const store = scenario.storage === null ? null : Object.assign({}, scenario.storage || {});
 let randomValuesCalls = 0;
+const fetches = [];
 
 function cookieString() {
   if (scenario.cookieThrows) throw new Error("cookies are disabled");
@@ -75,6 +77,13 @@ function load() {
     location: { protocol: scenario.protocol || "https:", search: scenario.search || "" },
     get localStorage() { return localStorage(); },
   };
+  if (scenario.shopify) {
+    window.Shopify = { shop: "alpha-shop.myshopify.com" };
+    window.fetch = (url, options) => {
+      fetches.push({ url, method: options.method, body: JSON.parse(options.body) });
+      return Promise.resolve({});
+    };
+  }
   if (scenario.crypto === true) {
     window.crypto = { getRandomValues(a) { randomValuesCalls += 1; return nodeCrypto.randomFillSync(a); } };
   } else if (scenario.crypto === "throws") {
@@ -114,4 +123,5 @@ result.writes = writes;
 result.cookies = jar;
 result.storage = store;
 result.randomValuesCalls = randomValuesCalls;
+result.fetches = fetches;
 process.stdout.write(JSON.stringify(result));
