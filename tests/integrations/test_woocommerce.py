@@ -486,6 +486,12 @@ def test_the_admins_one_click_page_sends_the_merchant_to_the_store(tenant):
     )
     assert response.status_code == 302
     assert response["Location"].startswith("https://shop.example.pl/wc-auth/v1/authorize?app_name=Referral+SaaS")
+    query = {k: v[0] for k, v in parse_qs(urlsplit(response["Location"]).query).items()}
+    assert query["return_url"].endswith("/admin/integrations/connection/woocommerce/return/")
+    # The store sends the merchant back with ?success=1&user_id=...: a message on the connections list.
+    back = tenant.admin.get(f"{urlsplit(query['return_url']).path}?success=1&user_id=x", follow=True)
+    assert back.redirect_chain[-1][0] == "/admin/integrations/connection/"
+    assert "approved the connection" in back.content.decode()
     bad = tenant.admin.post("/admin/integrations/connection/woocommerce/connect/", {"site": "not a url"}, follow=True)
     assert "store's address" in bad.content.decode()
 
