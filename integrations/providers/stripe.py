@@ -20,6 +20,7 @@ order's amount; a charge refunded in full (`amount_refunded == amount`) refunds 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -336,7 +337,7 @@ class Stripe(Provider):
             base_addresses={"api": self.base_url(connection)},
             # Our own retries (the event's, the reward's) try again later; Stripe's would hold a worker here.
             max_network_retries=0,
-            http_client=stripe.HTTPXClient(timeout=TIMEOUT, allow_sync_methods=True),
+            http_client=_http_client(),
         )
 
     def _get(self, connection: Connection, path: str, params: dict) -> dict:
@@ -460,6 +461,13 @@ class Stripe(Provider):
             if not answer.get("has_more") or not events:
                 return
             params["starting_after"] = events[-1]["id"]
+
+
+@functools.cache
+def _http_client() -> stripe.HTTPXClient:
+    """One httpx pool per process (made lazily, after a worker forks) for every Stripe call: kept-alive connections,
+    our timeouts instead of the package's 80 s."""
+    return stripe.HTTPXClient(timeout=TIMEOUT, allow_sync_methods=True)
 
 
 def _order_amount(connection: Connection, order_ref: str) -> Decimal | None:
