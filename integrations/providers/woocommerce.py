@@ -52,6 +52,7 @@ from integrations.providers.base import (
 )
 from integrations.providers.shopify import header
 from referral_saas.money import quantize
+from referral_saas.webhooks.sending import url_refusal
 
 API = "/wp-json/wc/v3"
 WEBHOOK_TOPICS = ("order.created", "order.updated")
@@ -233,6 +234,11 @@ class WooCommerce(Provider):
         if not key or not secret:
             raise PlatformError("This WooCommerce connection has no API keys (consumer key and secret).")
         basic = credentials.get("auth") != "query"
+        # The store's address is the merchant's to type: never a way into our own network (unless allowed, as in
+        # development). An operator's --base-url is trusted.
+        refusal = None if connection.base_url else url_refusal(self.base_url(connection))
+        if refusal:
+            raise PlatformError(f"The store's address is refused: {refusal}")
         return PlatformClient(base_url=self.base_url(connection), headers={}, auth=(key, secret) if basic else None)
 
     def _call(self, connection: Connection, method: str, path: str, *, json_body=None, params=None) -> object:

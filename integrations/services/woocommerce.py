@@ -23,6 +23,7 @@ from integrations.services.connections import connection_create, connection_reco
 from referral_saas.celery import enqueue_on_commit
 from referral_saas.errors import PermissionDeniedError, ValidationFailed
 from referral_saas.tenancy.models import Merchant
+from referral_saas.webhooks.sending import url_refusal
 
 AUTH_SALT = "integrations.woocommerce.authorize"
 AUTH_MAX_AGE = 60 * 60  # the merchant approves within the hour
@@ -36,6 +37,9 @@ def _site(site: str) -> str:
     site = (site or "").strip().rstrip("/")
     if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", site) or len(site) > 255:
         raise ValidationFailed(fields={"account": [_("Give the store's address, e.g. https://shop.example.com.")]})
+    refusal = url_refusal(site)
+    if refusal:
+        raise ValidationFailed(fields={"account": [refusal]})
     return site
 
 

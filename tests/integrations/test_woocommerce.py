@@ -69,6 +69,12 @@ def wc_post(client, connection, data: dict, *, topic: str = "order.created", sec
     )
 
 
+@pytest.fixture(autouse=True)
+def _local_store_allowed(settings):
+    """The tests' store is the local HTTP server, on 127.0.0.1: allowed here as in development."""
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = True
+
+
 @pytest.fixture
 def store(merchant):
     """A store connected with its webhook secret only (no keys: nothing is asked of it)."""
@@ -526,3 +532,19 @@ def test_the_admins_connect_form_needs_a_secret_unless_we_make_the_webhooks(tena
     connection = Connection.objects.for_merchant(tenant.merchant).get()
     assert len(connection.webhook_secret) >= 32
     assert json.loads(httpserver.log[1][0].get_data())["secret"] == connection.webhook_secret
+
+
+def test_a_store_address_on_our_own_network_is_refused(merchant, settings):
+    settings.WEBHOOKS_ALLOW_PRIVATE_URLS = False
+    with pytest.raises(ValidationFailed):
+        woocommerce_authorize_url(merchant=merchant, site="http://169.254.169.254/latest")
+    connection = shop_connection(
+        merchant,
+        provider="woocommerce",
+        account="http://127.0.0.1:9",
+        credentials={"consumer_key": CK, "consumer_secret": CS},
+    )
+    with pytest.raises(PlatformError) as refused:
+        WooCommerce().check(connection=connection)
+    assert not refused.value.transient
+    assert "refused" in str(refused.value)
