@@ -52,7 +52,7 @@ from integrations.providers.base import (
 )
 from integrations.providers.shopify import header
 from referral_saas.money import quantize
-from referral_saas.webhooks.sending import url_refusal
+from referral_saas.webhooks.sending import private_urls_allowed, url_refusal
 
 API = "/wp-json/wc/v3"
 WEBHOOK_TOPICS = ("order.created", "order.updated")
@@ -237,6 +237,9 @@ class WooCommerce(Provider):
         # The store's address is the merchant's to type: never a way into our own network (unless allowed, as in
         # development). An operator's --base-url is trusted.
         refusal = None if connection.base_url else url_refusal(self.base_url(connection))
+        if not refusal and not connection.base_url and not self.base_url(connection).startswith("https://"):
+            # WooCommerce takes keys this way over https only (plain http needs OAuth 1.0a): never send them in clear.
+            refusal = None if private_urls_allowed() else "the keys go over https only"
         if refusal:
             raise PlatformError(f"The store's address is refused: {refusal}")
         return PlatformClient(base_url=self.base_url(connection), headers={}, auth=(key, secret) if basic else None)

@@ -548,3 +548,11 @@ def test_a_store_address_on_our_own_network_is_refused(merchant, settings):
         WooCommerce().check(connection=connection)
     assert not refused.value.transient
     assert "refused" in str(refused.value)
+    plain = shop_connection(
+        merchant,
+        provider="woocommerce",
+        account="http://shop.example.pl",
+        credentials={"consumer_key": CK, "consumer_secret": CS},
+    )
+    with pytest.raises(PlatformError, match="https only"):
+        WooCommerce().check(connection=plain)
