@@ -116,48 +116,53 @@ def test_stripe_and_woocommerce_webhooks_become_orders_coupons_retried_when_down
     httpserver.expect_request(re.compile(r"^/")).respond_with_handler(platforms)
     base_url = httpserver.url_for("/")
 
-    # --- Stripe -------------------------------------------------------------------------------------------------
-    seller = stack.createmerchant()
-    api = stack.api(seller.live_key)
-    url = _connect(stack, seller, "stripe", "acct_1System", STRIPE_SECRET, "rk_live_system", base_url)
-    anna = _join(api, seller.program)
-    checkout = payload("stripe", "checkout_session_completed")
-    checkout["data"]["object"].update(client_reference_id=anna["code"], created=int(time.time()) - 60)
-    forged = requests.post(url, data=json.dumps(checkout), headers={"Stripe-Signature": "t=1,v1=00"}, timeout=30)
-    assert forged.status_code == 401
-    assert _stripe_post(url, checkout).status_code == 200
-    assert _stripe_post(url, checkout).json()["duplicate"] is True  # Stripe retries: one event, one order
-    order_id = "stripe:" + checkout["data"]["object"]["payment_intent"]
-    _order(api, order_id, referrer_id=anna["id"])
-    reward = _issued_reward(api, anna["id"], platforms, "stripe")
-    # A quarter of the charge refunded (58.42 of 233.70 PLN, tax and shipping included) is a quarter of the order.
-    assert _stripe_post(url, payload("stripe", "charge_refunded")).status_code == 200
-    wait_for(
-        lambda: Decimal(api.get(f"/api/v1/rewards/{reward['id']}").json()["value"]) == Decimal("15.00"),
-        what="Stripe's partial refund to pro-rate the reward",
-    )
-    assert Decimal(api.get(f"/api/v1/conversions/{order_id}").json()["refunded_amount"]) == Decimal("50.00")
+    # Two shops, connected by the command scripts use: one sells through Stripe, one is a WooCommerce store.
+    seller, store = stack.createmerchant(), stack.createmerchant()
+    stripe_api, woo_api = stack.api(seller.live_key), stack.api(store.live_key)
+    stripe_url = _connect(stack, seller, "stripe", "acct_1System", STRIPE_SECRET, "rk_live_system", base_url)
+    woo_url = _connect(stack, store, "woocommerce", "https://shop.example.pl", WOO_SECRET, f"{CK}:{CS}", base_url)
+    anna_stripe, anna_woo = _join(stripe_api, seller.program), _join(woo_api, store.program)
 
-    # --- WooCommerce --------------------------------------------------------------------------------------------
-    store = stack.createmerchant()
-    api = stack.api(store.live_key)
-    url = _connect(stack, store, "woocommerce", "https://shop.example.pl", WOO_SECRET, f"{CK}:{CS}", base_url)
-    anna = _join(api, store.program)
+    # Stripe: a forged event is refused; the paid Checkout Session, sent twice, is one event and one order.
+    checkout = payload("stripe", "checkout_session_completed")
+    checkout["data"]["object"].update(client_reference_id=anna_stripe["code"], created=int(time.time()) - 60)
+    forged = requests.post(stripe_url, data=json.dumps(checkout), headers={"Stripe-Signature": "t=1,v1=00"}, timeout=30)
+    assert forged.status_code == 401
+    assert _stripe_post(stripe_url, checkout).status_code == 200
+    assert _stripe_post(stripe_url, checkout).json()["duplicate"] is True
+
+    # WooCommerce: the unsigned ping of a new webhook is 200 (or WooCommerce disables it); order.created, sent again
+    # with a new delivery id, is one event and one order.
     ping = requests.post(
-        url, data=b"webhook_id=14", headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30
+        woo_url, data=b"webhook_id=14", headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30
     )
-    assert ping.status_code == 200  # or WooCommerce disables the webhook
+    assert ping.status_code == 200
     paid = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     order = payload("woocommerce", "order")
-    order.update(date_paid_gmt=paid, date_created_gmt=paid, meta_data=[{"id": 1, "key": "ref", "value": anna["code"]}])
-    assert _woo_post(url, "order.created", order).status_code == 200
-    assert _woo_post(url, "order.created", order).json()["duplicate"] is True  # a new delivery id, the same order
-    _order(api, "woocommerce:727", referrer_id=anna["id"])
-    reward = _issued_reward(api, anna["id"], platforms, "woocommerce")
-    refunded = {**order, "refunds": [{"id": 730, "reason": "", "total": "-64.00"}]}  # a quarter of the 256.00 total
-    assert _woo_post(url, "order.updated", refunded).status_code == 200
-    wait_for(
-        lambda: Decimal(api.get(f"/api/v1/rewards/{reward['id']}").json()["value"]) == Decimal("15.00"),
-        what="WooCommerce's partial refund to pro-rate the reward",
-    )
+    meta = [{"id": 1, "key": "ref", "value": anna_woo["code"]}]
+    order.update(date_paid_gmt=paid, date_created_gmt=paid, meta_data=meta)
+    assert _woo_post(woo_url, "order.created", order).status_code == 200
+    assert _woo_post(woo_url, "order.created", order).json()["duplicate"] is True
+
+    # The worker records both orders; each reward's coupon is refused once by its platform, retried by beat, made
+    # once and issued once.
+    stripe_order = "stripe:" + checkout["data"]["object"]["payment_intent"]
+    _order(stripe_api, stripe_order, referrer_id=anna_stripe["id"])
+    _order(woo_api, "woocommerce:727", referrer_id=anna_woo["id"])
+    stripe_reward = _issued_reward(stripe_api, anna_stripe["id"], platforms, "stripe")
+    woo_reward = _issued_reward(woo_api, anna_woo["id"], platforms, "woocommerce")
+
+    # A quarter refunded on each platform (58.42 of the 233.70 PLN charged; 64.00 of the 256.00 total, tax and
+    # shipping included) is a quarter of the order: the rewards are pro-rated as the refunds API would.
+    assert _stripe_post(stripe_url, payload("stripe", "charge_refunded")).status_code == 200
+    refunded = {**order, "refunds": [{"id": 730, "reason": "", "total": "-64.00"}]}
+    assert _woo_post(woo_url, "order.updated", refunded).status_code == 200
+    for api, reward in ((stripe_api, stripe_reward), (woo_api, woo_reward)):
+        wait_for(
+            lambda api=api, reward=reward: (
+                Decimal(api.get(f"/api/v1/rewards/{reward['id']}").json()["value"]) == Decimal("15.00")
+            ),
+            what="the platform's partial refund to pro-rate the reward",
+        )
+    assert Decimal(stripe_api.get(f"/api/v1/conversions/{stripe_order}").json()["refunded_amount"]) == Decimal("50")
     assert stack.server_errors() == []
