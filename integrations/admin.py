@@ -67,6 +67,7 @@ class ConnectionForm(forms.ModelForm):
 @admin.register(Connection, site=merchant_admin)
 class ConnectionAdmin(WooCommerceConnectMixin, TenantModelAdmin):
     form = ConnectionForm
+    change_list_template = "admin/integrations/connection/change_list.html"
     list_display = ["__str__", "livemode", "status", "last_event_at", "short_error", "created_at"]
     list_filter = ["provider", "status", "livemode"]
     search_fields = ["account"]

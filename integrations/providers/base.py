@@ -67,6 +67,8 @@ class CustomerRequest:
     external_id: str | None
     email: str | None
     request_id: str = ""
+    # Orders ("<provider>:<id>") whose stored events are redacted with the customer (Shopify's orders_to_redact).
+    order_refs: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -195,6 +195,7 @@ class Shopify(Provider):
                     external_id=str(customer["id"]) if customer.get("id") else None,
                     email=customer.get("email"),
                     request_id=request_id,
+                    order_refs=[f"shopify:{o}" for o in payload.get("orders_to_redact") or []],
                 )
             ]
         return [Ignore(f"topic {topic} is not used")]

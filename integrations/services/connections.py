@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from integrations.http import PlatformError
 from integrations.models import Connection, Provider
 from integrations.providers import provider_for
+from integrations.providers.shopify import SHOP_DOMAIN
 from referral_saas.errors import ValidationFailed
 
 # After a new webhook secret is set, signatures made with the old one are accepted this long (deliveries in flight,
@@ -23,6 +24,11 @@ def _clean_account(provider: str, account: str) -> str:
     account = (account or "").strip()
     if provider == Provider.SHOPIFY:
         account = account.lower().removeprefix("https://").removeprefix("http://").rstrip("/")
+        # Outbound calls go to https://<account>: only a shop's own myshopify.com domain, never a host of choice.
+        if not SHOP_DOMAIN.match(account):
+            raise ValidationFailed(
+                fields={"account": [_("Name the shop by its myshopify.com domain, e.g. my-shop.myshopify.com.")]}
+            )
     elif provider == Provider.WOOCOMMERCE:
         account = account.rstrip("/")
     if not account or len(account) > 255:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from integrations.http import PlatformError
@@ -33,6 +34,7 @@ MAX_ATTEMPTS = 20
 MAX_PAUSE = timedelta(hours=6)
 # An event still "received" this long after its last try was lost on the way to a worker: the sweeper sends it.
 LOST_AFTER = timedelta(minutes=2)
+LAST_EVENT_RESOLUTION = timedelta(seconds=60)
 KEPT_HEADERS = ("topic", "shop-domain", "event-id", "webhook-id", "triggered-at", "api-version", "delivery-id",
                 "webhook-source", "webhook-resource", "webhook-event")  # fmt: skip
 
@@ -67,7 +69,11 @@ def inbound_event_store(
                 headers=_kept_headers(headers or {}),
                 next_attempt_at=now + LOST_AFTER,
             )
-            Connection.objects.for_merchant(connection.merchant_id).filter(pk=connection.pk).update(last_event_at=now)
+            # At most once a minute: every webhook of a busy shop updating its one row would queue them all on
+            # that row's lock.
+            Connection.objects.for_merchant(connection.merchant_id).filter(
+                Q(last_event_at__isnull=True) | Q(last_event_at__lt=now - LAST_EVENT_RESOLUTION), pk=connection.pk
+            ).update(last_event_at=now)
             enqueue_on_commit(PROCESS_TASK, merchant_id=connection.merchant_id, event_id=event.pk)
     except IntegrityError:
         existing = scope.filter(connection=connection, event_id=inbound.event_id[:255]).first()

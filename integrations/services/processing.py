@@ -20,6 +20,7 @@ from tracking.selectors import participant_export
 # conversion_record refuses a click id or a code it does not know (a 422 to the shop API). From a platform that is
 # a stale cookie or a discount code that is no referral: the order is recorded all the same, without it.
 UNKNOWN_TOUCH = {"unknown_click", "unknown_code"}
+REDACTED = b'{"redacted": true}'
 
 
 class Waiting(Exception):
@@ -133,7 +134,14 @@ def _customer_request(connection: Connection, event: InboundEvent, request: Cust
         return f"data of {len(people)} participant(s) exported (see the event's result)"
     for participant in people:
         participant_erase(participant=participant)
-    return f"{len(people)} participant(s) erased"
+    # The raw bodies we kept of their orders name them too: emptied (the events stay, as a record that they came).
+    redacted = (
+        InboundEvent.objects.for_merchant(connection.merchant)
+        .filter(connection=connection, order_ref__in=request.order_refs)
+        .exclude(pk=event.pk)
+        .update(body=REDACTED, headers={})
+    )
+    return f"{len(people)} participant(s) erased, {redacted} stored event(s) of their orders redacted"
 
 
 def _disconnect(connection: Connection, action: Disconnect) -> None:

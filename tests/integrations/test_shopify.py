@@ -362,10 +362,13 @@ def test_a_customer_data_request_exports_what_we_hold_and_a_redact_erases_it(cli
     [exported] = event.result["participants"]
     assert exported["profile"]["email"] == "john@example.com"
 
+    shopify_post(client, shopify, "orders/paid", payload("shopify", "orders_paid", id=299938))  # one of theirs
     shopify_post(client, shopify, "customers/redact", payload("shopify", "customers_redact"), event_id="rd-1")
-    assert process_all(shopify.merchant) == ["processed"]
+    assert process_all(shopify.merchant) == ["processed", "processed"]
     anna.refresh_from_db()
     assert (anna.status, anna.email) == (Participant.Status.ERASED, None)
+    order_event = InboundEvent.objects.for_merchant(shopify.merchant).get(order_ref="shopify:299938")
+    assert b"jon@example.com" not in bytes(order_event.body)
 
 
 def test_app_uninstalled_disconnects_and_later_orders_are_ignored(client, shopify):
