@@ -178,7 +178,7 @@ def api_exception_handler(exc: Exception, context: dict):
 
 
 def _wants_json(request) -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(("/api/", "/integrations/"))
 
 
 def _error_page(request, status: int, title, message, **extra):

@@ -123,6 +123,7 @@ INSTALLED_APPS = [
     "fraud",
     "analytics",
     "portal",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -326,7 +327,7 @@ else:
 if REDIS_NAMESPACE:
     CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_NAMESPACE}:celery:"}
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_QUEUE_NAMES = ["default", "clicks", "rewards", "fraud", "webhooks", "analytics"]
+CELERY_QUEUE_NAMES = ["default", "clicks", "rewards", "fraud", "webhooks", "analytics", "integrations"]
 CELERY_TASK_QUEUES = task_queues(CELERY_QUEUE_NAMES, amqp=BROKER_IS_AMQP, prefix=BROKER_PREFIX)
 CELERY_TASK_ROUTES = {
     "tracking.*": {"queue": "clicks"},
@@ -334,6 +335,7 @@ CELERY_TASK_ROUTES = {
     "fraud.*": {"queue": "fraud"},
     "referral_saas.webhooks.*": {"queue": "webhooks"},
     "analytics.*": {"queue": "analytics"},
+    "integrations.*": {"queue": "integrations"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = env("BEAT_SCHEDULE_FILE", default=str(BASE_DIR / ".data" / "celerybeat-schedule"))
 CELERY_BEAT_SCHEDULE = {
@@ -348,6 +350,8 @@ CELERY_BEAT_SCHEDULE = {
     "rewards-sweeper": {"task": "rewards.sweep", "schedule": 60.0, "options": {"expires": 120}},
     "webhooks-sweep": {"task": "referral_saas.webhooks.sweep", "schedule": 10.0, "options": {"expires": 30}},
     "webhooks-purge": {"task": "referral_saas.webhooks.purge", "schedule": 86400.0},
+    "integrations-sweep": {"task": "integrations.sweep", "schedule": 30.0, "options": {"expires": 60}},
+    "integrations-reconcile": {"task": "integrations.reconcile_all", "schedule": 900.0, "options": {"expires": 600}},
 }
 
 # --- logging ----------------------------------------------------------------------------------------------------
@@ -381,7 +385,20 @@ LOGGING = {
 # --- product limits ---------------------------------------------------------------------------------------------
 
 INVITATION_TTL_DAYS = 7
+# A coupon reward the shop platform did not confirm (down, refused) is tried again after this long.
+REWARDS_PLATFORM_RETRY_SECONDS = env.int("REWARDS_PLATFORM_RETRY_SECONDS", default=60)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # Outgoing webhooks to loopback, private, link-local, reserved, multicast or unspecified addresses are refused
 # (at creation and on every connection) unless this is on: development, and tests that deliver to 127.0.0.1.
 WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("WEBHOOKS_ALLOW_PRIVATE_URLS", default=DEBUG)
+# Shop integrations: Fernet keys that encrypt stored shop credentials, comma-separated, the first one encrypts
+# (rotation: put a new key first, run `manage.py rotate_integration_keys`, then drop the old one). Unset: a key
+# derived from SECRET_KEY (development and tests; a deploy check warns).
+INTEGRATIONS_KEYS = env.list("INTEGRATIONS_KEYS", default=[])
+# The Shopify app (Partner dashboard) merchants install by OAuth; unset, only pasting a custom app's token works.
+SHOPIFY_CLIENT_ID = env("SHOPIFY_CLIENT_ID", default="")
+SHOPIFY_CLIENT_SECRET = env("SHOPIFY_CLIENT_SECRET", default="")
+SHOPIFY_SCOPES = env("SHOPIFY_SCOPES", default="read_orders,read_customers,read_discounts,write_discounts")
+SHOPIFY_OAUTH_BASE_URL = env("SHOPIFY_OAUTH_BASE_URL", default="")  # tests: a local server instead of the shop
+# How far back reconciliation looks the first time, and how much each run overlaps the previous one.
+INTEGRATIONS_RECONCILE_START_HOURS = env.int("INTEGRATIONS_RECONCILE_START_HOURS", default=24)

@@ -36,6 +36,7 @@ urlpatterns = [
     path("ops/", ops_admin.urls),
     path("accounts/", include("referral_saas.tenancy.urls")),
     path("accounts/", include("allauth.urls")),
+    path("integrations/", include("integrations.urls")),
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", views.SwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -198,6 +198,7 @@ class Reward(TenantModel):
     class Flag(models.TextChoices):
         NONE = "", _("None")
         POOL_EMPTY = "pool_empty", _("Coupon pool is empty")
+        PLATFORM_PENDING = "platform", _("Not yet created on the shop platform")
 
     class ReasonCode(models.TextChoices):
         """Why a reward was rejected, voided or clawed back, for pages to say in the reader's language (`reason`

@@ -144,6 +144,48 @@
     return a;
   }
 
+  // Stripe Payment Links, pricing tables and buy buttons take the referral to Checkout as client_reference_id (the
+  // click id, else the code), which the shop's Stripe connection reads: nothing to write on the shop's side.
+  // data-stripe="off" leaves them alone; call ReferralSaaS.decorateStripe() again for ones added later.
+  function decorateStripe() {
+    var a = attribution(), ref = a.click_id || a.code, done = 0;
+    if (!ref || attr("stripe") == "off") return done;
+    try {
+      var links = doc.querySelectorAll('a[href^="https://buy.stripe.com/"]');
+      for (var i = 0; i < links.length; i++) {
+        var href = links[i].getAttribute("href") || "", hash = href.indexOf("#");
+        var base = hash < 0 ? href : href.slice(0, hash), rest = hash < 0 ? "" : href.slice(hash);
+        if (/[?&]client_reference_id=/.test(base)) continue;
+        links[i].setAttribute("href", base + (base.indexOf("?") < 0 ? "?" : "&") + "client_reference_id=" +
+          encodeURIComponent(ref) + rest);
+        done++;
+      }
+      var widgets = doc.querySelectorAll("stripe-pricing-table, stripe-buy-button");
+      for (var j = 0; j < widgets.length; j++) {
+        if (!widgets[j].getAttribute("client-reference-id")) {
+          widgets[j].setAttribute("client-reference-id", ref);
+          done++;
+        }
+      }
+    } catch (e) {}
+    return done;
+  }
+
+  // Shopify: the attribution goes into the cart's attributes (_ref, _rs_click; the leading "_" hides them from the
+  // customer), which Shopify copies to the order's note_attributes: the orders/paid webhook carries them to us.
+  function syncShopifyCart() {
+    var a = attribution();
+    if (!(a.code || a.click_id) || !win.fetch) return null;
+    try {
+      return win.fetch("/cart/update.js", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ attributes: { _ref: a.code || "", _rs_click: a.click_id || "" } })
+      }).catch(function () {});
+    } catch (e) { return null; }
+  }
+
   // Capture ?ref= / ?rs_click= on page load.
   // first_touch: keep an existing unexpired attribution; last_touch: overwrite.
   try {
@@ -155,12 +197,19 @@
     }
   } catch (e) {}
   deviceId();
+  try {
+    if (doc.readyState == "loading") doc.addEventListener("DOMContentLoaded", decorateStripe);
+    else decorateStripe();
+  } catch (e) {}
+  try { if (win.Shopify && win.Shopify.shop) syncShopifyCart(); } catch (e) {}
 
   win.ReferralSaaS = {
     version: "1",
     attribution: attribution,
     clear: clear,
+    decorateStripe: decorateStripe,
     deviceId: deviceId,
-    fillForm: fillForm
+    fillForm: fillForm,
+    syncShopifyCart: syncShopifyCart
   };
 })(window, document);

@@ -448,3 +448,32 @@ _register_analytics_factories()
 def fullwidth(text: str) -> str:
     """'gmail' -> the fullwidth look-alikes U+FF47... (how a cheat writes an address that looks the same)."""
     return "".join(chr(ord(ch) + 0xFEE0) if "!" <= ch <= "~" else ch for ch in text)
+
+
+# --- integrations -----------------------------------------------------------------------------------------------
+
+
+def shop_connection(merchant, *, provider: str = "shopify", account: str | None = None, secret: str = "hush", **kw):
+    """A connected shop, through the real service (secrets encrypted)."""
+    from integrations.services import connection_create
+
+    account = account or f"shop{next(_counter)}.myshopify.com"
+    return connection_create(merchant=merchant, provider=provider, account=account, secret=secret, **kw)[0]
+
+
+def _inbound_event(merchant):
+    from integrations.models import InboundEvent
+
+    connection = shop_connection(merchant)
+    return InboundEvent.objects.for_merchant(merchant).create(
+        connection=connection, event_id=f"orders/paid:{next(_counter)}", topic="orders/paid", body=b"{}"
+    )
+
+
+def _register_integrations_factories() -> None:
+    from integrations.models import Connection, InboundEvent
+
+    FACTORY_FOR_MODEL.update({Connection: shop_connection, InboundEvent: _inbound_event})
+
+
+_register_integrations_factories()

@@ -57,6 +57,7 @@ def walk(tenant, program, referrer):
         "fmt": "svg",
         "key": "not-a-key",
         "uidb36": "1",
+        "provider": "shopify",
     }
 
     def customer() -> Client:

@@ -20,6 +20,7 @@ PRODUCTION_ENV = {
     "SITE_URL": "https://referrals.example.com",
     "BEHIND_TLS_PROXY": "true",
     "SECURE_SSL_REDIRECT": "true",
+    "INTEGRATIONS_KEYS": "oX0sQ1kMZ4lJd7xUfG1mVn5WkqF5mXcJbq0rL2w2y1E=",
 }
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime
 import logging
 import secrets
+from collections.abc import Callable
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -27,6 +29,32 @@ ACTOR = "system:release"
 logger = logging.getLogger(__name__)
 
 
+class CouponPublishError(Exception):
+    """The shop platform did not confirm a reward's coupon (down, refused): the reward stays approved, flagged, with
+    the error as its reason, and is tried again (its hold_until moves on by REWARDS_PLATFORM_RETRY_SECONDS)."""
+
+
+# Who creates a coupon code on the merchant's shop platform before it is handed over: registered at start-up by an
+# app above (integrations, from its AppConfig.ready), as rewards cannot import it. A publisher takes the reward and
+# the code drawn for it and returns the code as the platform created it (it may differ: a taken code gets a suffix),
+# or None when the merchant has no platform that takes coupons; it raises CouponPublishError when it failed.
+CouponPublisher = Callable[[Reward, str], str | None]
+_coupon_publishers: list[CouponPublisher] = []
+
+
+def coupon_publisher_register(publisher: CouponPublisher) -> None:
+    if publisher not in _coupon_publishers:
+        _coupon_publishers.append(publisher)
+
+
+def _published(reward: Reward, code: str) -> str:
+    for publisher in _coupon_publishers:
+        created = publisher(reward, code)
+        if created is not None:
+            return created
+    return code
+
+
 def rewards_release_due(*, limit: int = 500) -> int:
     """Release rewards whose hold has passed (all merchants; the beat task). Returns how many were issued."""
     # A reward waiting for codes of an empty pool is left out until the pool has a free code again, so a merchant's
@@ -38,7 +66,8 @@ def rewards_release_due(*, limit: int = 500) -> int:
         Reward.all_merchants.filter(
             status__in=(Reward.Status.PENDING, Reward.Status.APPROVED), hold_until__lte=timezone.now()
         )
-        .filter(Q(flag="") | Q(livemode=False) | Exists(free_code))  # test mode needs no pool code
+        # Test mode needs no pool code; a coupon the shop platform did not confirm yet is tried again when due.
+        .filter(Q(flag__in=("", Reward.Flag.PLATFORM_PENDING)) | Q(livemode=False) | Exists(free_code))
         .order_by("hold_until")
         .values_list("merchant_id", "pk")[:limit]
     )
@@ -123,7 +152,23 @@ def reward_issue(*, reward: Reward, actor: str) -> Reward:
     source = reward.rule or reward.catalog_item
     valid_days = source.coupon_valid_days
     if kind in (Kind.PERCENT_COUPON, Kind.AMOUNT_COUPON):
-        changes["coupon_code"] = _unique_coupon_code(reward, prefix=getattr(reward.rule, "coupon_prefix", "") or "RW")
+        # A code drawn before and not yet confirmed by the shop platform is offered again, so a retry that finds it
+        # created after all (the platform answered too late) does not create a second one.
+        code = reward.coupon_code or _unique_coupon_code(
+            reward, prefix=getattr(reward.rule, "coupon_prefix", "") or "RW"
+        )
+        try:
+            changes["coupon_code"] = _published(reward, code)
+        except CouponPublishError as exc:
+            if reward.flag != Reward.Flag.PLATFORM_PENDING:  # one audit line when it starts waiting
+                reward_note(reward=reward, actor=actor, reason=f"Not yet created on the shop platform: {exc}")
+            reward.coupon_code, reward.flag = code, Reward.Flag.PLATFORM_PENDING
+            reward.reason = f"Not yet created on the shop platform: {exc}"[:300]
+            reward.hold_until = now + datetime.timedelta(seconds=settings.REWARDS_PLATFORM_RETRY_SECONDS)
+            reward.save(update_fields=["coupon_code", "flag", "reason", "hold_until"])
+            return reward
+        if reward.flag == Reward.Flag.PLATFORM_PENDING:
+            reward.reason = ""  # the platform's error is over (the transition saves the whole row)
     elif kind == Kind.POOL_COUPON and not reward.livemode:
         # The pool's codes are real discounts at the shop's checkout: test mode never uses one up.
         changes["coupon_code"] = _unique_coupon_code(reward, prefix="TEST")

@@ -103,7 +103,9 @@ def rewards_sweep(*, now: datetime.datetime | None = None, send=None) -> dict[st
 
     due = (
         Reward.all_merchants.filter(
-            status__in=(Reward.Status.PENDING, Reward.Status.APPROVED), hold_until__lte=now, flag=""
+            status__in=(Reward.Status.PENDING, Reward.Status.APPROVED),
+            hold_until__lte=now,
+            flag__in=("", Reward.Flag.PLATFORM_PENDING),
         ).exists()
         or Reward.all_merchants.filter(status=Reward.Status.APPROVED, flag=Reward.Flag.POOL_EMPTY).exists()
     )

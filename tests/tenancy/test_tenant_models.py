@@ -10,7 +10,7 @@ from referral_saas.tenancy.managers import TenantScopeError
 from referral_saas.tenancy.models import ApiKey, Membership, Merchant, TenantModel
 from tests.factories import MembershipFactory, MerchantFactory
 
-OUR_APPS = {"tenancy", "programs", "tracking", "rewards", "fraud", "analytics", "webhooks"}
+OUR_APPS = {"tenancy", "programs", "tracking", "rewards", "fraud", "analytics", "webhooks", "integrations"}
 # Tables that are not owned by one tenant, with the reason.
 GLOBAL_MODELS = {
     "tenancy.Merchant": "the tenant itself",

@@ -4,7 +4,9 @@
 // Scenario: {protocol: "https:", search: "?ref=...", cookies: {name: value}, httpOnly: [names],
 //            attrs: {"cookie-domain": ...} (the script tag's data-*),
 //            storage: {key: value} | null (localStorage throws), crypto: true | false | "throws",
-//            cookieThrows: bool, loads: n (page loads sharing cookies and storage), fillForm: bool}
+//            cookieThrows: bool, loads: n (page loads sharing cookies and storage), fillForm: bool,
+//            elements: [{tag, attrs}] (what querySelectorAll finds: Stripe links and widgets), readyState,
+//            shopify: bool (a Shopify storefront: window.Shopify and fetch, whose calls are recorded)}
 "use strict";
 const fs = require("fs");
 const vm = require("vm");
@@ -18,6 +20,7 @@ const httpOnly = new Set(scenario.httpOnly || []); // cookies a server set HttpO
 const writes = [];
 const store = scenario.storage === null ? null : Object.assign({}, scenario.storage || {});
 let randomValuesCalls = 0;
+const fetches = [];
 
 function cookieString() {
   if (scenario.cookieThrows) throw new Error("cookies are disabled");
@@ -64,11 +67,23 @@ function load() {
     currentScript: { getAttribute: (name) => (scenario.attrs || {})[name.replace(/^data-/, "")] || null },
     getElementsByTagName: () => [],
     createElement: () => ({}),
+    readyState: scenario.readyState || "complete",
+    addEventListener: (name, fn) => listeners.push([name, fn]),
+    querySelectorAll: (selector) => elements.filter((e) =>
+      selector.startsWith("a[") ? e.tag === "a" && (e.attrs.href || "").startsWith("https://buy.stripe.com/")
+        : selector.split(", ").includes(e.tag)),
   };
   const window = {
     location: { protocol: scenario.protocol || "https:", search: scenario.search || "" },
     get localStorage() { return localStorage(); },
   };
+  if (scenario.shopify) {
+    window.Shopify = { shop: "alpha-shop.myshopify.com" };
+    window.fetch = (url, options) => {
+      fetches.push({ url, method: options.method, body: JSON.parse(options.body) });
+      return Promise.resolve({});
+    };
+  }
   if (scenario.crypto === true) {
     window.crypto = { getRandomValues(a) { randomValuesCalls += 1; return nodeCrypto.randomFillSync(a); } };
   } else if (scenario.crypto === "throws") {
@@ -78,6 +93,14 @@ function load() {
   vm.runInContext(source, context);
   return { api: window.ReferralSaaS, document };
 }
+
+const listeners = [];
+const elements = (scenario.elements || []).map((e) => ({
+  tag: e.tag,
+  attrs: Object.assign({}, e.attrs),
+  getAttribute(name) { return Object.prototype.hasOwnProperty.call(this.attrs, name) ? this.attrs[name] : null; },
+  setAttribute(name, value) { this.attrs[name] = String(value); },
+}));
 
 const result = { loads: [], error: null };
 try {
@@ -94,8 +117,11 @@ try {
 } catch (e) {
   result.error = String(e && e.stack);
 }
+listeners.forEach(([name, fn]) => name === "DOMContentLoaded" && fn());
+result.elements = elements.map((e) => ({ tag: e.tag, attrs: e.attrs }));
 result.writes = writes;
 result.cookies = jar;
 result.storage = store;
 result.randomValuesCalls = randomValuesCalls;
+result.fetches = fetches;
 process.stdout.write(JSON.stringify(result));

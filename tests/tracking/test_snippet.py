@@ -104,3 +104,14 @@ def test_blocked_cookies_and_storage_never_break_the_page():
     assert load["again"] == load["deviceId"]  # one id for the page, even with nowhere to keep it
     assert load["form"]["referral_device_id"] == load["deviceId"]
     assert load["attribution"] == {"code": None, "click_id": None, "ts": None}
+
+
+def test_on_a_shopify_storefront_the_referral_goes_into_the_carts_attributes():
+    """Shopify copies cart attributes to the order's note_attributes: the orders/paid webhook carries them to us."""
+    click = "3f2b8a8e11114a4a9a9a000000000000"
+    result = _page(shopify=True, search=f"?ref=ANNA-7K3Q&rs_click={click}")
+    assert result["fetches"] == [
+        {"url": "/cart/update.js", "method": "POST", "body": {"attributes": {"_ref": "ANNA-7K3Q", "_rs_click": click}}}
+    ]
+    assert _page(shopify=True)["fetches"] == []  # nobody referred: the cart is left alone
+    assert _page(search="?ref=ANNA-7K3Q")["fetches"] == []  # not a Shopify storefront

@@ -1,0 +1,17 @@
+"""Writes of the integrations app: connections (connections.py), inbound events (inbound.py) and what an event does
+to orders, refunds and people (processing.py)."""
+
+from integrations.services.connections import (  # noqa: F401 - the public services
+    connection_check,
+    connection_connect,
+    connection_create,
+    connection_disconnect,
+    connection_record_error,
+)
+from integrations.services.inbound import (  # noqa: F401
+    PROCESS_TASK,
+    inbound_event_process,
+    inbound_event_replay,
+    inbound_event_store,
+    inbound_events_sweep,
+)

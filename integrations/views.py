@@ -1,0 +1,65 @@
+"""The inbound endpoint: /integrations/<provider>/<token>/webhook.
+
+The token finds the connection (256 random bits in the URL), the platform's signature on the raw body proves the
+sender (constant time, current and previous secret); the event is stored once and answered 200 at once, a worker
+processes it. A bad signature is 401 and nothing is stored; an event already stored is 200 again (the platform
+stops retrying). Errors are JSON in the API's shape.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from integrations.models import Connection
+from integrations.providers import provider_for
+from integrations.providers.base import BadPayload
+from integrations.services import inbound_event_store
+from integrations.services.woocommerce import woocommerce_auth_callback
+from referral_saas.errors import ApplicationError, error_body
+
+logger = logging.getLogger(__name__)
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(code, message), status=status)
+
+
+@csrf_exempt
+@require_POST
+def webhook(request, provider: str, token: str):
+    handler = provider_for(provider)
+    connection = (
+        Connection.all_merchants.select_related("merchant")  # the URL names no merchant: found by its token
+        .filter(provider=provider, inbound_token=token)
+        .first()
+        if handler is not None and len(token) <= 64
+        else None
+    )
+    if connection is None:
+        return _error(404, "not_found", "No connection has this webhook URL.")
+    body = request.body
+    if handler.unsigned_ping(body=body, headers=request.headers):
+        return JsonResponse({"received": True, "ping": True})
+    if not handler.verify(connection=connection, body=body, headers=request.headers):
+        return _error(401, "bad_signature", "The signature does not match this connection's secret.")
+    try:
+        inbound = handler.inbound(body=body, headers=request.headers)
+    except BadPayload as exc:
+        return _error(400, "bad_payload", str(exc))
+    event, created = inbound_event_store(connection=connection, inbound=inbound, body=body, headers=request.headers)
+    return JsonResponse({"received": True, "duplicate": not created, "event": event.event_id})
+
+
+@csrf_exempt
+@require_POST
+def woocommerce_callback(request):
+    """WooCommerce's one-click authorization posts the new key pair here (services/woocommerce.py verifies it)."""
+    try:
+        connection = woocommerce_auth_callback(body=request.body)
+    except ApplicationError as exc:
+        return JsonResponse(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
+    return JsonResponse({"connected": True, "id": connection.pk, "webhook_url": connection.webhook_url})
