@@ -225,27 +225,14 @@ def _with_blocklist(facts: Facts, *, merchant_id: int, referrer_email: str | Non
     return facts
 
 
-def conversion_facts(*, conversion: Conversion) -> Facts:
-    """What the checks need about an attributed order, from a conversion loaded by conversion_for_scoring: two
-    more queries (the referrer's traces; the referrer's recent attributed orders), three with a blocklist."""
+def _order_facts(conversion: Conversion, *, traces: list, last_hour: int, last_day: int) -> Facts:
+    """The facts of one attributed order (loaded with its referral, referrer and clicks), given what the caller
+    looked up about the referrer: its traces and its recent attributed orders."""
     referral = conversion.referral
     referrer = referral.referrer
     click = conversion.click or referral.click
-    merchant_id = conversion.merchant_id
-    at = conversion.occurred_at
-    recent = (
-        Conversion.objects.for_merchant(merchant_id)
-        .filter(
-            livemode=conversion.livemode,
-            referral__referrer_id=referrer.pk,
-            status=Conversion.Status.ATTRIBUTED,
-            occurred_at__gt=at - timedelta(days=1),
-            occurred_at__lte=at,
-        )
-        .aggregate(day=Count("pk"), hour=Count("pk", filter=Q(occurred_at__gt=at - timedelta(hours=1))))
-    )
-    facts = Facts(
-        rules=_rules(referral.program_id, merchant_id, conversion.fraud_rules),
+    return Facts(
+        rules=_rules(referral.program_id, conversion.merchant_id, conversion.fraud_rules),
         referrer_id=referrer.pk,
         referrer_status=referrer.status,
         referrer_external_id=referrer.external_id,
@@ -261,14 +248,37 @@ def conversion_facts(*, conversion: Conversion) -> Facts:
         payment_fingerprint=conversion.payment_fingerprint,
         address_hash=conversion.address_hash,
         is_new_customer=conversion.is_new_customer,
-        ordered_at=at,
+        ordered_at=conversion.occurred_at,
         clicked_at=click.occurred_at if click else None,
-        referrer_traces=referrer_traces(
-            merchant_id=merchant_id, referrer=referrer, exclude_conversion_id=conversion.pk
-        ),
-        recent_last_hour=recent["hour"],
-        recent_last_day=recent["day"],
+        referrer_traces=traces,
+        recent_last_hour=last_hour,
+        recent_last_day=last_day,
         referral_rejected_as_fraud=conversion.status == Conversion.Status.REJECTED,
+    )
+
+
+def conversion_facts(*, conversion: Conversion) -> Facts:
+    """What the checks need about an attributed order, from a conversion loaded by conversion_for_scoring: two
+    more queries (the referrer's traces; the referrer's recent attributed orders), three with a blocklist."""
+    referrer = conversion.referral.referrer
+    merchant_id = conversion.merchant_id
+    at = conversion.occurred_at
+    recent = (
+        Conversion.objects.for_merchant(merchant_id)
+        .filter(
+            livemode=conversion.livemode,
+            referral__referrer_id=referrer.pk,
+            status=Conversion.Status.ATTRIBUTED,
+            occurred_at__gt=at - timedelta(days=1),
+            occurred_at__lte=at,
+        )
+        .aggregate(day=Count("pk"), hour=Count("pk", filter=Q(occurred_at__gt=at - timedelta(hours=1))))
+    )
+    facts = _order_facts(
+        conversion,
+        traces=referrer_traces(merchant_id=merchant_id, referrer=referrer, exclude_conversion_id=conversion.pk),
+        last_hour=recent["hour"],
+        last_day=recent["day"],
     )
     if conversion.merchant_has_blocklist:
         _with_blocklist(facts, merchant_id=merchant_id, referrer_email=referrer.email_normalized)
@@ -377,36 +387,10 @@ def conversions_facts(*, conversions: list[Conversion]) -> dict[int, Facts]:
     orders = _referrers_orders(merchant_id=merchant_id, referrers=list(referrers.values()))
     facts = {}
     for conversion in conversions:
-        referral = conversion.referral
-        referrer = referral.referrer
-        click = conversion.click or referral.click
-        at = conversion.occurred_at
+        referrer = conversion.referral.referrer
         day, hour = recent.get(conversion.pk, (0, 0))
         own = [trace for pk, trace in orders.get(referrer.pk, []) if pk != conversion.pk][:TRACE_LIMIT]
-        found = Facts(
-            rules=_rules(referral.program_id, merchant_id, conversion.fraud_rules),
-            referrer_id=referrer.pk,
-            referrer_status=referrer.status,
-            referrer_external_id=referrer.external_id,
-            referrer_email=referrer.email_normalized,
-            referee_participant_id=referral.referee_id,
-            friend_external_id=conversion.customer_external_id or referral.referee_external_id,
-            friend_email=conversion.customer_email_normalized or referral.referee_email_normalized,
-            friend_ips=_friend_ips(
-                (click.ip_hash, click.user_agent) if click else ("", ""), (conversion.ip_hash, conversion.user_agent)
-            ),
-            friend_raw_ips=[conversion.ip] if conversion.ip else [],
-            device_ids=tuple(d for d in (conversion.device_id, click.device_id if click else "") if d),
-            payment_fingerprint=conversion.payment_fingerprint,
-            address_hash=conversion.address_hash,
-            is_new_customer=conversion.is_new_customer,
-            ordered_at=at,
-            clicked_at=click.occurred_at if click else None,
-            referrer_traces=sightings.get(referrer.pk, []) + own,
-            recent_last_hour=hour,
-            recent_last_day=day,
-            referral_rejected_as_fraud=conversion.status == Conversion.Status.REJECTED,
-        )
+        found = _order_facts(conversion, traces=sightings.get(referrer.pk, []) + own, last_hour=hour, last_day=day)
         if conversion.merchant_has_blocklist:
             _with_blocklist(found, merchant_id=merchant_id, referrer_email=referrer.email_normalized)
         facts[conversion.pk] = found
