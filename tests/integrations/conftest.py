@@ -4,15 +4,19 @@ connection's secret, posted to the real inbound endpoint; events processed by ca
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 
 from integrations.models import InboundEvent
 from integrations.providers.shopify import sign
 from integrations.services import inbound_event_process
 from integrations.services.inbound import RetryLater
-from tests.factories import shop_connection
+from rewards.models import Reward
+from rewards.services import reward_release
+from tests.factories import reward_for, reward_rule, shop_connection
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
@@ -59,3 +63,17 @@ def shopify(merchant):
     return shop_connection(
         merchant, account="alpha-shop.myshopify.com", secret="hush", credentials={"access_token": "shpat_test"}
     )
+
+
+@pytest.fixture
+def coupon_reward(program, referrer):
+    """An approved 20.00 amount-off coupon reward of the referrer, due now (the platform must create it first)."""
+    anna, _code = referrer
+    rule = reward_rule(program, kind="amount_coupon", coupon_valid_days=30, hold_days=0)
+    return reward_for(anna, rule, value=Decimal("20.00"), status=Reward.Status.APPROVED, hold_until=timezone.now())
+
+
+def released(reward) -> Reward:
+    """Release the reward as the worker does and read it back."""
+    reward_release(merchant_id=reward.merchant_id, reward_id=reward.pk)
+    return Reward.objects.for_merchant(reward.merchant_id).get(pk=reward.pk)

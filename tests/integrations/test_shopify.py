@@ -20,9 +20,8 @@ from integrations.services import connection_check, connection_connect, connecti
 from integrations.services.reconcile import connection_reconcile
 from programs.models import Participant
 from rewards.models import Reward
-from rewards.services import reward_release
-from tests.factories import join, reward_for, reward_rule, shop_connection
-from tests.integrations.conftest import payload, process_all, shopify_post
+from tests.factories import join, shop_connection
+from tests.integrations.conftest import payload, process_all, released, shopify_post
 from tracking.models import Conversion, Refund
 
 pytestmark = pytest.mark.django_db
@@ -42,18 +41,6 @@ def shop(merchant, httpserver):
         credentials={"access_token": "shpat_test"},
         base_url=httpserver.url_for("/"),
     )
-
-
-@pytest.fixture
-def coupon_reward(program, referrer):
-    anna, _code = referrer
-    rule = reward_rule(program, kind="amount_coupon", coupon_valid_days=30, hold_days=0)
-    return reward_for(anna, rule, value=Decimal("20.00"), status=Reward.Status.APPROVED, hold_until=timezone.now())
-
-
-def _release(reward) -> Reward:
-    reward_release(merchant_id=reward.merchant_id, reward_id=reward.pk)
-    return Reward.objects.for_merchant(reward.merchant_id).get(pk=reward.pk)
 
 
 # --- OAuth ----------------------------------------------------------------------------------------------------------
@@ -175,7 +162,7 @@ def test_a_coupon_reward_is_created_on_the_shop_before_it_is_issued(shop, coupon
             }
         }
     )
-    reward = _release(coupon_reward)
+    reward = released(coupon_reward)
     assert reward.status == Reward.Status.ISSUED
     [(request, _response)] = httpserver.log
     sent = _graphql(request)
@@ -209,7 +196,7 @@ def test_user_errors_inside_a_200_keep_the_reward_approved_with_the_error_visibl
             }
         }
     )
-    reward = _release(coupon_reward)
+    reward = released(coupon_reward)
     assert reward.status == Reward.Status.APPROVED
     assert reward.flag == Reward.Flag.PLATFORM_PENDING
     assert "Ends at needs to be after starts at" in reward.reason
@@ -228,7 +215,7 @@ def test_a_taken_code_gets_a_suffix(shop, coupon_reward, httpserver):
     httpserver.expect_ordered_request(GRAPHQL, method="POST").respond_with_json(
         {"data": {"discountCodeBasicCreate": {"codeDiscountNode": {"id": "gid://10"}, "userErrors": []}}}
     )
-    reward = _release(coupon_reward)
+    reward = released(coupon_reward)
     assert reward.status == Reward.Status.ISSUED
     first, _lookup, second = (_graphql(r)["variables"] for r, _ in httpserver.log)
     assert second["basicCodeDiscount"]["code"] == first["basicCodeDiscount"]["code"] + "-2" == reward.coupon_code
@@ -238,7 +225,7 @@ def test_the_platform_down_keeps_the_reward_approved_then_a_retry_issues_it_once
     shop, coupon_reward, httpserver
 ):
     httpserver.expect_ordered_request(GRAPHQL, method="POST").respond_with_response(Response("down", status=503))
-    reward = _release(coupon_reward)
+    reward = released(coupon_reward)
     assert (reward.status, reward.flag) == (Reward.Status.APPROVED, Reward.Flag.PLATFORM_PENDING)
     assert "503" in reward.reason
     assert reward.hold_until > timezone.now()  # tried again later
@@ -260,15 +247,15 @@ def test_the_platform_down_keeps_the_reward_approved_then_a_retry_issues_it_once
         {"data": {"codeDiscountNodeByCode": {"codeDiscount": {"title": f"Referral reward #{reward.pk}"}}}}
     )
     Reward.objects.for_merchant(reward.merchant_id).filter(pk=reward.pk).update(hold_until=timezone.now())
-    reward = _release(reward)
+    reward = released(reward)
     assert (reward.status, reward.flag, reward.reason) == (Reward.Status.ISSUED, "", "")
     assert reward.coupon_code == drawn
-    assert _release(reward).status == Reward.Status.ISSUED  # nothing more is sent
+    assert released(reward).status == Reward.Status.ISSUED  # nothing more is sent
     assert len(httpserver.log) == 3
 
 
 def test_without_a_connected_shop_coupons_are_issued_as_before(coupon_reward):
-    assert _release(coupon_reward).status == Reward.Status.ISSUED
+    assert released(coupon_reward).status == Reward.Status.ISSUED
 
 
 # --- reconciliation -------------------------------------------------------------------------------------------------

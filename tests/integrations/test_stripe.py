@@ -18,9 +18,9 @@ from integrations.providers.base import Coupon
 from integrations.providers.stripe import API_VERSION, Stripe, from_minor, sign, to_minor
 from integrations.services import connection_check
 from rewards.models import Reward
-from rewards.services import refund_apply, reward_release
-from tests.factories import reward_for, reward_rule, shop_connection
-from tests.integrations.conftest import payload, process_all
+from rewards.services import refund_apply
+from tests.factories import shop_connection
+from tests.integrations.conftest import payload, process_all, released
 from tests.rewards.helpers import order, process, rule
 from tracking.models import Conversion, Refund
 
@@ -477,23 +477,11 @@ def test_stripe_orders_of_another_merchant_stay_theirs(client, stripe_shop, othe
 # --- coupons before a reward is issued ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def coupon_reward(program, referrer):
-    anna, _code = referrer
-    rule_ = reward_rule(program, kind="amount_coupon", coupon_valid_days=30, hold_days=0)
-    return reward_for(anna, rule_, value=Decimal("20.00"), status=Reward.Status.APPROVED, hold_until=timezone.now())
-
-
-def _release(reward) -> Reward:
-    reward_release(merchant_id=reward.merchant_id, reward_id=reward.pk)
-    return Reward.objects.for_merchant(reward.merchant_id).get(pk=reward.pk)
-
-
 def test_stripe_down_keeps_the_reward_approved_then_a_retry_issues_it_once_with_the_same_code(
     stripe_api, coupon_reward, httpserver
 ):
     expect(httpserver, "/v1/coupons", "POST").respond_with_data("upstream down", status=503)
-    reward = _release(coupon_reward)
+    reward = released(coupon_reward)
     assert (reward.status, reward.flag) == (Reward.Status.APPROVED, Reward.Flag.PLATFORM_PENDING)
     assert "APIError" in reward.reason
     drawn = reward.coupon_code
@@ -504,9 +492,9 @@ def test_stripe_down_keeps_the_reward_approved_then_a_retry_issues_it_once_with_
     )
     expect(httpserver, "/v1/promotion_codes", "POST").respond_with_json({"id": "promo_9", "code": drawn})
     Reward.objects.for_merchant(reward.merchant_id).filter(pk=reward.pk).update(hold_until=timezone.now())
-    reward = _release(reward)
+    reward = released(reward)
     assert (reward.status, reward.flag, reward.reason, reward.coupon_code) == (Reward.Status.ISSUED, "", "", drawn)
-    assert _release(reward).status == Reward.Status.ISSUED  # nothing more is sent
+    assert released(reward).status == Reward.Status.ISSUED  # nothing more is sent
     assert len(httpserver.log) == 3
     sent = {k: v[0] for k, v in parse_qs(httpserver.log[2][0].get_data(as_text=True)).items()}
     assert (sent["code"], sent["promotion[coupon]"], sent["max_redemptions"]) == (drawn, f"rs-{drawn}", "1")

@@ -29,9 +29,9 @@ from integrations.services.woocommerce import (
 )
 from referral_saas.errors import PermissionDeniedError, ValidationFailed
 from rewards.models import Reward
-from rewards.services import refund_apply, reward_release
-from tests.factories import reward_for, reward_rule, shop_connection
-from tests.integrations.conftest import payload, process_all
+from rewards.services import refund_apply
+from tests.factories import shop_connection
+from tests.integrations.conftest import payload, process_all, released
 from tests.rewards.helpers import order, process, rule
 from tracking.models import Conversion, Refund
 
@@ -432,23 +432,11 @@ def test_a_callback_we_did_not_start_or_with_bad_keys_is_refused(client, merchan
 # --- coupons before a reward is issued ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def coupon_reward(program, referrer):
-    anna, _code = referrer
-    rule_ = reward_rule(program, kind="amount_coupon", coupon_valid_days=30, hold_days=0)
-    return reward_for(anna, rule_, value=Decimal("20.00"), status=Reward.Status.APPROVED, hold_until=timezone.now())
-
-
-def _release(reward) -> Reward:
-    reward_release(merchant_id=reward.merchant_id, reward_id=reward.pk)
-    return Reward.objects.for_merchant(reward.merchant_id).get(pk=reward.pk)
-
-
 def test_the_store_down_keeps_the_reward_approved_then_a_retry_issues_it_once_with_the_same_code(
     store_api, coupon_reward, httpserver
 ):
     expect(httpserver, "/coupons", "POST").respond_with_data("Bad gateway", status=502)
-    reward = _release(coupon_reward)
+    reward = released(coupon_reward)
     assert (reward.status, reward.flag) == (Reward.Status.APPROVED, Reward.Flag.PLATFORM_PENDING)
     assert "502" in reward.reason
     drawn = reward.coupon_code
@@ -460,9 +448,9 @@ def test_the_store_down_keeps_the_reward_approved_then_a_retry_issues_it_once_wi
         [{"id": 9, "code": drawn.lower(), "description": f"Referral reward #{reward.pk}"}]
     )
     Reward.objects.for_merchant(reward.merchant_id).filter(pk=reward.pk).update(hold_until=timezone.now())
-    reward = _release(reward)
+    reward = released(reward)
     assert (reward.status, reward.flag, reward.reason, reward.coupon_code) == (Reward.Status.ISSUED, "", "", drawn)
-    assert _release(reward).status == Reward.Status.ISSUED  # nothing more is sent
+    assert released(reward).status == Reward.Status.ISSUED  # nothing more is sent
     assert len(httpserver.log) == 3
 
 
