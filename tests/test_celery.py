@@ -28,6 +28,7 @@ def test_celery_is_configured_for_at_least_once_delivery():
         "fraud",
         "webhooks",
         "analytics",
+        "integrations",
     }
 
 
