@@ -48,9 +48,9 @@ def _rules(program_id: int, merchant_id: int, loaded: dict | None) -> FraudSetti
 # --- loading what to score ------------------------------------------------------------------------------------------
 
 
-def conversion_for_scoring(*, merchant_id: int, conversion_id: int) -> Conversion:
-    """The order with its referral, referrer and clicks, the id of an existing assessment (`assessment_id`), the
-    program's rules (`fraud_rules`) and whether the merchant has a blocklist at all: one query."""
+def _for_scoring(merchant_id: int):
+    """Orders with their referral, referrer and clicks, the id of an existing assessment (`assessment_id`), the
+    program's rules (`fraud_rules`) and whether the merchant has a blocklist at all."""
     return (
         Conversion.objects.for_merchant(merchant_id)
         .select_related("referral__referrer", "referral__click", "click")
@@ -64,8 +64,13 @@ def conversion_for_scoring(*, merchant_id: int, conversion_id: int) -> Conversio
             fraud_rules=_rules_subquery(merchant_id, "referral__program"),
             merchant_has_blocklist=Exists(BlocklistEntry.objects.for_merchant(merchant_id)),
         )
-        .get(pk=conversion_id)
     )
+
+
+def conversion_for_scoring(*, merchant_id: int, conversion_id: int) -> Conversion:
+    """The order with its referral, referrer and clicks, the id of an existing assessment (`assessment_id`), the
+    program's rules (`fraud_rules`) and whether the merchant has a blocklist at all: one query."""
+    return _for_scoring(merchant_id).get(pk=conversion_id)
 
 
 def referral_for_scoring(*, merchant_id: int, referral_id: int) -> Referral:
@@ -325,22 +330,7 @@ def signup_facts(*, referral: Referral) -> Facts:
 
 def conversions_for_scoring(*, merchant_id: int, conversion_ids: Iterable[int]) -> list[Conversion]:
     """conversion_for_scoring for many orders at once (the batched rewards pipeline): one query, in id order."""
-    return list(
-        Conversion.objects.for_merchant(merchant_id)
-        .select_related("referral__referrer", "referral__click", "click")
-        .annotate(
-            assessment_id=Subquery(
-                FraudAssessment.objects.for_merchant(merchant_id)
-                .filter(conversion=OuterRef("pk"))
-                .order_by()
-                .values("pk")[:1]
-            ),
-            fraud_rules=_rules_subquery(merchant_id, "referral__program"),
-            merchant_has_blocklist=Exists(BlocklistEntry.objects.for_merchant(merchant_id)),
-        )
-        .filter(pk__in=list(conversion_ids))
-        .order_by("pk")
-    )
+    return list(_for_scoring(merchant_id).filter(pk__in=list(conversion_ids)).order_by("pk"))
 
 
 # Per order of the batch: the referrer's attributed orders in the day (and hour) up to it, as conversion_facts counts.
