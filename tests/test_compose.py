@@ -25,7 +25,7 @@ def test_compose_has_the_five_services_with_their_images_and_commands():
     assert services["redis"]["image"].startswith("redis:7")
     assert _command(services["web"]).startswith("gunicorn referral_saas.wsgi")
     assert "celery -A referral_saas worker" in _command(services["worker"])
-    for queue in ("default", "clicks", "rewards", "fraud", "webhooks", "analytics"):
+    for queue in ("default", "clicks", "rewards", "fraud", "webhooks", "analytics", "integrations"):
         assert queue in _command(services["worker"])
     assert "celery -A referral_saas beat" in _command(services["beat"])
 
@@ -57,3 +57,13 @@ def test_compose_web_runs_the_dockerfiles_server_command():
 
     cmd = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
     assert _compose()["services"]["web"]["command"] == json.loads(cmd[4:])
+
+
+def test_the_shop_integrations_settings_reach_every_app_service_from_the_env_file():
+    # Without them in the containers a Shopify app cannot be installed and stored shop tokens are encrypted with a
+    # key derived from SECRET_KEY (README "Connect your shop").
+    services = _compose()["services"]
+    for name in ("web", "worker", "beat"):
+        env = services[name]["environment"]
+        for variable in ("INTEGRATIONS_KEYS", "SHOPIFY_CLIENT_ID", "SHOPIFY_CLIENT_SECRET", "SHOPIFY_SCOPES"):
+            assert env[variable].startswith("${" + variable), (name, variable)

@@ -111,6 +111,9 @@ def inbound_event_process(*, merchant_id: int, event_id: int) -> str:
             with transaction.atomic():  # a savepoint: a refused write leaves the event's own update possible
                 outcome = _process(event, connection)
         except Waiting as exc:
+            # Stripe's refund of an invoice payment names only the payment intent; asked, Stripe tells the invoice:
+            # the event waits under the order that will come, so that order wakes it.
+            event.order_ref = exc.order_ref[:200]
             return _finish(event, InboundEvent.Status.WAITING, error=str(exc), retry=True)
         except (BadPayload, ApplicationError) as exc:
             message = getattr(exc, "message", None) or str(exc)
@@ -142,7 +145,7 @@ def _finish(event: InboundEvent, status: str, *, error: str = "", outcome: str =
     event.next_attempt_at = now + _pause(event.attempts) if retry and event.attempts < MAX_ATTEMPTS else None
     if status in (InboundEvent.Status.PROCESSED, InboundEvent.Status.IGNORED):
         event.processed_at = now
-    event.save(update_fields=["status", "error", "outcome", "attempts", "next_attempt_at", "processed_at"])
+    event.save(update_fields=["status", "error", "outcome", "attempts", "next_attempt_at", "processed_at", "order_ref"])
     if error and status == InboundEvent.Status.FAILED:
         Connection.objects.for_merchant(event.merchant_id).filter(pk=event.connection_id).update(
             last_error=f"{event.topic} {event.event_id}: {error}"[:2000], last_error_at=now

@@ -24,7 +24,12 @@ REDACTED = b'{"redacted": true}'
 
 
 class Waiting(Exception):
-    """A refund arrived before its order: the event waits (and is tried again when the order arrives)."""
+    """A refund arrived before its order: the event waits (and is tried again when the order arrives, found by the
+    order's ref, which may be better known now than when the event was stored)."""
+
+    def __init__(self, message: str, *, order_ref: str):
+        super().__init__(message)
+        self.order_ref = order_ref
 
 
 @dataclass
@@ -101,7 +106,7 @@ def _refund(connection: Connection, refund: Refund) -> str:
     merchant, livemode = connection.merchant, connection.livemode
     remaining = order_remaining(merchant=merchant, livemode=livemode, order_id=refund.order_id)
     if remaining is None:
-        raise Waiting(f"Order {refund.order_id} has not arrived yet.")
+        raise Waiting(f"Order {refund.order_id} has not arrived yet.", order_ref=refund.order_id)
     # A platform's refund may include shipping and taxes, which the order's amount (after discounts, before
     # shipping and taxes) does not: it takes back at most what remains. None is "all that remains" (cancelled).
     amount = remaining if refund.amount is None else min(refund.amount, remaining)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from urllib.parse import parse_qs
 
 import pytest
+from celery.signals import before_task_publish
 from django.utils import timezone
 from werkzeug import Response
 
@@ -332,6 +333,40 @@ def test_a_refunded_invoice_payment_is_found_through_stripes_invoice_payments(cl
     assert process_all(stripe_api.merchant) == ["processed"]
     conversion = Conversion.objects.for_merchant(stripe_api.merchant).get()
     assert conversion.refunded_amount == conversion.amount == Decimal("100.00")
+
+
+def test_a_refund_of_an_invoice_payment_before_its_invoice_is_woken_by_the_invoice(
+    client, stripe_api, httpserver, django_capture_on_commit_callbacks
+):
+    invoice = event("invoice_paid")
+    invoice_ref = f"stripe:{invoice['data']['object']['id']}"
+    # Asked as often as the waiting refund is tried: answered every time (not once, in order, as by expect()).
+    httpserver.expect_request("/v1/checkout/sessions").respond_with_json({"object": "list", "data": []})
+    httpserver.expect_request("/v1/invoice_payments").respond_with_json(
+        {"object": "list", "data": [{"id": "inpay_1", "invoice": invoice["data"]["object"]["id"]}]}
+    )
+    refund = _refunded(12300, [("re_9", 12300)], "evt_r9")
+    refund["data"]["object"].update(amount=12300, payment_intent="pi_sub")  # names no invoice (API since 2025-03)
+    stripe_post(client, stripe_api, refund)
+    assert process_all(stripe_api.merchant) == ["waiting"]
+    waiting = InboundEvent.objects.for_merchant(stripe_api.merchant).get()
+    assert waiting.order_ref == invoice_ref  # stored under "stripe:pi_sub", waits under the invoice Stripe named
+
+    published = []
+
+    def record(sender=None, body=None, **_kwargs):
+        published.append((sender, body[1] if isinstance(body, tuple) else body))
+
+    stripe_post(client, stripe_api, invoice)
+    before_task_publish.connect(record)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert process_all(stripe_api.merchant)[-1] == "processed"  # the invoice
+    finally:
+        before_task_publish.disconnect(record)
+    assert ("integrations.process_event", {"merchant_id": stripe_api.merchant.pk, "event_id": waiting.pk}) in [
+        (name, kwargs) for name, kwargs in published
+    ]  # the invoice woke the refund at once, not at its next retry
 
 
 # --- the API: connection check, coupons, reconciliation -----------------------------------------------------------
