@@ -337,6 +337,8 @@ CELERY_TASK_ROUTES = {
     "analytics.*": {"queue": "analytics"},
     "integrations.*": {"queue": "integrations"},
 }
+# How often beat issues the rewards whose hold ended (and retries coupons a connected shop refused).
+REWARDS_RELEASE_EVERY = env.float("REWARDS_RELEASE_EVERY_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE_FILENAME = env("BEAT_SCHEDULE_FILE", default=str(BASE_DIR / ".data" / "celerybeat-schedule"))
 CELERY_BEAT_SCHEDULE = {
     "beat-heartbeat": {"task": "referral_saas.beat_heartbeat", "schedule": 30.0},
@@ -346,7 +348,7 @@ CELERY_BEAT_SCHEDULE = {
     "analytics-rollup": {"task": "analytics.rollup", "schedule": 60.0, "options": {"expires": 55}},
     "click-partitions": {"task": "tracking.click_partitions", "schedule": 6 * 3600.0, "options": {"expires": 3600}},
     "click-retention": {"task": "analytics.click_retention", "schedule": 86400.0, "options": {"expires": 3600}},
-    "release-rewards": {"task": "rewards.release_due", "schedule": 30.0, "options": {"expires": 60}},
+    "release-rewards": {"task": "rewards.release_due", "schedule": REWARDS_RELEASE_EVERY, "options": {"expires": 60}},
     "rewards-sweeper": {"task": "rewards.sweep", "schedule": 60.0, "options": {"expires": 120}},
     "webhooks-sweep": {"task": "referral_saas.webhooks.sweep", "schedule": 10.0, "options": {"expires": 30}},
     "webhooks-purge": {"task": "referral_saas.webhooks.purge", "schedule": 86400.0},

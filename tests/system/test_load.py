@@ -20,8 +20,8 @@ from tests.system.stack import concurrently, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-ORDERS, ORDER_CONNECTIONS = 2_000, 16
-CLICKS, CLICK_CONNECTIONS = 20_000, 32
+ORDERS, ORDER_CONNECTIONS = 800, 16
+CLICKS, CLICK_CONNECTIONS = 8_000, 32
 REFERRERS = 20
 REFERRED_EVERY = 4  # a quarter of the orders come with a referral code, as in a shop whose program works well
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"

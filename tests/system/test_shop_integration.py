@@ -61,7 +61,9 @@ def _post(url: str, topic: str, data: dict, shop: str) -> requests.Response:
 def test_a_shopify_webhook_becomes_an_order_a_reward_and_a_coupon_on_the_shop_retried_when_it_is_down(
     stacks, httpserver
 ):
-    stack = stacks("procfile", name="shopify", env={"REWARDS_PLATFORM_RETRY_SECONDS": "1"})
+    stack = stacks(
+        "procfile", name="shopify", env={"REWARDS_PLATFORM_RETRY_SECONDS": "1", "REWARDS_RELEASE_EVERY_SECONDS": "2"}
+    )
     shop = stack.createmerchant()
     api = stack.api(shop.live_key)
     shopify = FlakyShopify()

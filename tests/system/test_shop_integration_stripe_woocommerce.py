@@ -111,7 +111,9 @@ def _woo_post(url: str, topic: str, data: dict) -> requests.Response:
 def test_stripe_and_woocommerce_webhooks_become_orders_coupons_retried_when_down_and_pro_rated_refunds(
     stacks, httpserver
 ):
-    stack = stacks("procfile", name="stripe-woo", env={"REWARDS_PLATFORM_RETRY_SECONDS": "1"})
+    stack = stacks(
+        "procfile", name="stripe-woo", env={"REWARDS_PLATFORM_RETRY_SECONDS": "1", "REWARDS_RELEASE_EVERY_SECONDS": "2"}
+    )
     platforms = FlakyPlatforms()
     httpserver.expect_request(re.compile(r"^/")).respond_with_handler(platforms)
     base_url = httpserver.url_for("/")
