@@ -33,8 +33,11 @@ run: install
 	echo "==> starting web (http://127.0.0.1:8000), worker and beat; Ctrl-C stops them all"; \
 	exec $(VENV)/bin/honcho -f Procfile start
 
+# Two pytest processes (pytest-xdist): the system tier (tests/system, one group: its stacks run one after another)
+# in one, every other test spread over both. PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= 2
 test: install chromium
-	@$(SERVICES); $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	@$(SERVICES); $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Debian's Chromium for the browser tests (Playwright cannot download its own browser on these networks). Installed
 # when missing and possible (root and apt-get); otherwise the browser tests skip, except in CI where they fail.

@@ -74,17 +74,14 @@ def send_notification(*, merchant_id: int, notification_id: int) -> bool:
 
 @shared_task(name="rewards.send_notifications", **RETRY)
 def send_notifications(*, merchant_id: int, notification_ids: list[int]) -> int:
-    """The emails a batch of orders owes, in one message; one that fails is handed to send_notification's
-    retries, the others are sent."""
+    """The emails a batch of orders owes, in one message and over one mail-server connection; one that failed for
+    a passing reason is handed to send_notification's retries, the others are sent."""
     merchant = _merchant(merchant_id)
     if merchant is None:
         return 0
-    sent = 0
-    for pk in notification_ids:
-        try:
-            sent += services.notification_send(merchant=merchant, notification_id=pk)
-        except OSError:
-            send_notification.apply_async(kwargs={"merchant_id": merchant_id, "notification_id": pk}, countdown=5)
+    sent, retry = services.notifications_send_many(merchant=merchant, notification_ids=notification_ids)
+    for pk in retry:
+        send_notification.apply_async(kwargs={"merchant_id": merchant_id, "notification_id": pk}, countdown=5)
     return sent
 
 

@@ -4,7 +4,7 @@ from rewards.services.batch import conversions_process
 from rewards.services.catalog import catalog_item_create, catalog_item_update, catalog_item_validate
 from rewards.services.deciding import conversion_process, milestones_check, referral_process
 from rewards.services.issuing import reward_issue, reward_release, reward_release_early, rewards_release_due
-from rewards.services.notify import notification_send
+from rewards.services.notify import notification_send, notifications_send_many
 from rewards.services.points import (
     cash_payout_record,
     points_redeem,
@@ -26,6 +26,7 @@ __all__ = [
     "conversions_process",
     "milestones_check",
     "notification_send",
+    "notifications_send_many",
     "points_redeem",
     "pool_upload",
     "portal_redeem",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import smtplib
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
@@ -79,6 +80,56 @@ def notification_send(*, merchant, notification_id: int) -> bool:
     return failure is None and message is not None
 
 
+def notifications_send_many(*, merchant, notification_ids: list[int]) -> tuple[int, list[int]]:
+    """Send a batch's owed emails (rewards.send_notifications) as notification_send sends one, but together: the
+    rows are locked in one query (one another worker holds is left to it), each program's texts are read once per
+    language, every message goes over one connection to the mail server, and the sent rows are marked in one UPDATE.
+    A failure is written on its row as notification_send writes it. Returns (emails sent, ids to try again one by
+    one: the transient failures not given up on)."""
+    retry: list[int] = []
+    with transaction.atomic():
+        notes = list(
+            Notification.objects.for_merchant(merchant)
+            .select_for_update(skip_locked=True, of=("self",))
+            .select_related("merchant", "participant", "reward__program", "reward__participant", "program")
+            .filter(pk__in=notification_ids, sent_at__isnull=True, failed_at__isnull=True)
+            .order_by("pk")
+        )
+        if not notes:
+            return 0, []
+        texts: dict[tuple[int, str], dict[str, str]] = {}
+        rendered = [(note, _render(note, texts=texts)) for note in notes]
+        settled = [note.pk for note, message in rendered if message is None]  # nobody to write to
+        sent: list[int] = []
+        connection = get_connection()
+        try:
+            connection.open()
+        except OSError as exc:  # the mail server does not answer: every email of the batch waits for a retry
+            for note, message in rendered:
+                if message is not None:
+                    _record_failure(note, exc)
+                    retry += [note.pk] if note.failed_at is None else []
+        else:
+            try:
+                for note, message in rendered:
+                    if message is None:
+                        continue
+                    message.connection = connection
+                    try:
+                        message.send()
+                    except OSError as exc:
+                        _record_failure(note, exc)
+                        retry += [note.pk] if note.failed_at is None else []
+                    else:
+                        sent.append(note.pk)
+            finally:
+                with contextlib.suppress(OSError):
+                    connection.close()
+        if sent or settled:
+            Notification.objects.for_merchant(merchant).filter(pk__in=sent + settled).update(sent_at=timezone.now())
+    return len(sent), retry
+
+
 def _record_failure(note: Notification, exc: Exception) -> None:
     note.attempts += 1
     note.last_error = f"{type(exc).__name__}: {exc}"[:300]
@@ -97,11 +148,22 @@ def _record_failure(note: Notification, exc: Exception) -> None:
     )
 
 
+def _texts(program, language: str, read: dict | None) -> dict[str, str]:
+    if read is None:
+        return program_texts(program=program, language=language)
+    key = (program.pk, language)
+    if key not in read:
+        read[key] = program_texts(program=program, language=language)
+    return read[key]
+
+
 def _portal_url(merchant, program) -> str:
     return f"{settings.SITE_URL}/p/{merchant.slug}/{program.slug}/"
 
 
-def _render(note: Notification) -> EmailMultiAlternatives | None:
+def _render(note: Notification, *, texts: dict | None = None) -> EmailMultiAlternatives | None:
+    """The email a notification owes (None: nobody to write to). `texts`: program texts already read, by
+    (program id, language), filled as they are read (a batch reads each once)."""
     merchant = note.merchant
     reward = note.reward
     program = note.program or (reward.program if reward else None)
@@ -115,7 +177,7 @@ def _render(note: Notification) -> EmailMultiAlternatives | None:
         context.update(
             participant=participant,
             name=(participant.name or "").split(" ")[0],
-            texts=program_texts(program=program, language=language),
+            texts=_texts(program, language, texts),
         )
         to, template = [participant.email], CUSTOMER_EMAILS[note.kind]
     else:

@@ -193,5 +193,10 @@ def webhook_receiver():
 def pytest_collection_modifyitems(config, items):
     # Real processes take their time to start and to drain; none of these waits is a measurement.
     for item in items:
-        if "tests/system/" in str(item.fspath) and item.get_closest_marker("timeout") is None:
+        if "tests/system/" not in str(item.fspath):
+            continue
+        if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(600))
+        # Under pytest-xdist (`make test`) the whole tier runs in one process, one stack after another: two
+        # processes' stacks at once would compete for the machine's cores and PostgreSQL's connections.
+        item.add_marker(pytest.mark.xdist_group("system"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from babel.messages.mofile import write_mo
@@ -25,8 +26,12 @@ class Command(BaseCommand):
                     continue
                 with po_path.open("rb") as po_file:
                     catalog = read_po(po_file, locale=po_path.parent.parent.name)
-                with mo_path.open("wb") as mo_file:
+                # Written aside, then renamed: a server or a test process reading the catalog meanwhile sees the
+                # old one or the new one, never half of one.
+                partial = mo_path.with_name(f".{mo_path.name}.{os.getpid()}.tmp")
+                with partial.open("wb") as mo_file:
                     write_mo(mo_file, catalog, use_fuzzy=False)
+                os.replace(partial, mo_path)
                 compiled += 1
                 if opts["verbosity"] > 1:
                     self.stdout.write(f"compiled {po_path}")
