@@ -25,22 +25,37 @@ pytestmark = pytest.mark.django_db
 SMTP = "django.core.mail.backends.smtp.EmailBackend"
 
 
-class _RefusingSmtp(socketserver.StreamRequestHandler):
-    """Speaks just enough SMTP to refuse every recipient with 550, as a mail server does for an unknown mailbox."""
+class _Smtp(socketserver.StreamRequestHandler):
+    """Speaks just enough SMTP to take messages; counts the connections and the messages it was given."""
+
+    refuse_recipients = False
+    connections = 0
+    messages: list[bytes] = []
 
     def handle(self):
+        type(self).connections += 1
         self.wfile.write(b"220 test ESMTP\r\n")
         for raw in self.rfile:
             verb = raw[:4].upper()
             if verb in (b"EHLO", b"HELO"):
                 self.wfile.write(b"250 test\r\n")
-            elif verb == b"RCPT":
+            elif verb == b"RCPT" and self.refuse_recipients:
                 self.wfile.write(b"550 5.1.1 No such user here\r\n")
+            elif verb == b"DATA":
+                self.wfile.write(b"354 go ahead\r\n")
+                type(self).messages.append(b"".join(iter(self.rfile.readline, b".\r\n")))
+                self.wfile.write(b"250 queued\r\n")
             elif verb == b"QUIT":
                 self.wfile.write(b"221 bye\r\n")
                 return
-            else:  # MAIL FROM, RSET, NOOP
+            else:  # MAIL FROM, RCPT, RSET, NOOP
                 self.wfile.write(b"250 ok\r\n")
+
+
+class _RefusingSmtp(_Smtp):
+    """Refuses every recipient with 550, as a mail server does for an unknown mailbox."""
+
+    refuse_recipients = True
 
 
 @pytest.fixture
@@ -121,29 +136,8 @@ def test_the_mail_server_coming_back_sends_the_email_once(tenant, program, refer
 # --- a batch's emails (rewards.send_notifications) ----------------------------------------------------------------
 
 
-class _AcceptingSmtp(socketserver.StreamRequestHandler):
-    """Accepts every message; counts the connections and the messages it was given."""
-
-    connections = 0
-    messages: list[bytes] = []
-
-    def handle(self):
-        type(self).connections += 1
-        self.wfile.write(b"220 test ESMTP\r\n")
-        for raw in self.rfile:
-            verb = raw[:4].upper()
-            if verb in (b"EHLO", b"HELO"):
-                self.wfile.write(b"250 test\r\n")
-            elif verb == b"DATA":
-                self.wfile.write(b"354 go ahead\r\n")
-                body = b"".join(iter(lambda: self.rfile.readline(), b".\r\n"))
-                type(self).messages.append(body)
-                self.wfile.write(b"250 queued\r\n")
-            elif verb == b"QUIT":
-                self.wfile.write(b"221 bye\r\n")
-                return
-            else:  # MAIL FROM, RCPT, RSET, NOOP
-                self.wfile.write(b"250 ok\r\n")
+class _AcceptingSmtp(_Smtp):
+    pass
 
 
 @pytest.fixture

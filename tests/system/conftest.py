@@ -200,3 +200,6 @@ def pytest_collection_modifyitems(config, items):
         # Under pytest-xdist (`make test`) the whole tier runs in one process, one stack after another: two
         # processes' stacks at once would compete for the machine's cores and PostgreSQL's connections.
         item.add_marker(pytest.mark.xdist_group("system"))
+    # The tier first: its process works through it while the other takes the rest (the tier is the longest part;
+    # started last, it would run alone at the end).
+    items[:] = sorted(items, key=lambda item: "tests/system/" not in str(item.fspath))
