@@ -125,3 +125,42 @@ def test_the_polish_portal_page_has_no_english_left(browser, demo):
     assert page.get_by_role("button", name=re.compile("link", re.I)).count() >= 1  # "Wyślij mi link"
     assert "Poleć znajomego" in text
     context.close()
+
+
+def _sign_in(page, demo: str, email: str, name: str) -> None:
+    page.goto(f"{demo}/p/demo-shop/friends/")
+    page.get_by_label("Your email").fill(email)
+    page.get_by_label("Your first name").fill(name)
+    page.get_by_label("I accept the program terms").check()
+    page.get_by_role("button", name="Send me my link").click()
+    page.get_by_role("heading", name="Check your inbox").wait_for()
+    page.goto(re.search(r"(https?://\S+/sign-in/\S+/)", mail.outbox[-1].body).group(1))
+    page.get_by_role("button", name="Open my referral page").click()
+    page.get_by_test_id("referral-link").wait_for()
+
+
+def test_a_paused_programs_portal_says_so_and_stops_inviting_on_a_phone(browser, demo):
+    from programs.models import Program
+    from referral_saas.tenancy.models import Merchant
+
+    context = browser.new_context(locale="en-US", viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    _sign_in(page, demo, "anna@example.pl", "Anna")
+    assert page.get_by_test_id("program-closed").count() == 0
+
+    merchant = Merchant.objects.get(slug="demo-shop")
+    Program.objects.for_merchant(merchant).update(status=Program.Status.PAUSED)  # the merchant pauses it
+    page.reload()
+
+    banner = page.get_by_test_id("program-closed")
+    assert "This program is paused" in banner.inner_text()
+    assert banner.is_visible()
+    assert page.get_by_role("button", name="WhatsApp").count() == 0
+    assert page.get_by_label("Your friends' emails").count() == 0
+    assert page.get_by_role("heading", name="Your results").is_visible()
+
+    visitor = context.new_page()  # a newcomer: the banner, and no form to join a program that takes nobody
+    visitor.goto(f"{demo}/p/demo-shop/friends/")
+    assert "This program is paused" in visitor.get_by_test_id("program-closed").inner_text()
+    assert visitor.get_by_label("Your email").count() == 0
+    context.close()
