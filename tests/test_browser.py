@@ -164,3 +164,43 @@ def test_a_paused_programs_portal_says_so_and_stops_inviting_on_a_phone(browser,
     assert "This program is paused" in visitor.get_by_test_id("program-closed").inner_text()
     assert visitor.get_by_label("Your email").count() == 0
     context.close()
+
+
+def test_a_referrer_sees_each_friend_and_a_purchase_under_review_in_polish_on_a_phone(browser, demo):
+    from decimal import Decimal
+
+    from referral_saas.tenancy.models import Merchant
+    from rewards.services import conversions_process
+    from tracking.models import ReferralCode
+    from tracking.services import conversion_record
+
+    context = browser.new_context(locale="pl-PL", viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(f"{demo}/p/demo-shop/friends/")
+    page.locator("#id_email").fill("anna@example.pl")
+    page.locator("#id_accept_terms").check()
+    page.locator("form[action$='join/'] button[type=submit]").click()
+    page.wait_for_url("**/join/")
+    page.goto(re.search(r"(https?://\S+/sign-in/\S+/)", mail.outbox[-1].body).group(1))
+    page.locator("main form button[type=submit]").click()
+    page.get_by_test_id("referral-link").wait_for()
+
+    merchant = Merchant.objects.get(slug="demo-shop")
+    code = ReferralCode.objects.for_merchant(merchant).get()
+    for order_id, email in (("W-1", "kasia@friends.example"), ("W-2", "held@mailinator.com")):
+        conversion, _created = conversion_record(
+            merchant=merchant, livemode=True, order_id=order_id, amount=Decimal("120.00"), currency="PLN",
+            customer_email=email, customer_external_id=None, code=code.code,
+        )  # fmt: skip
+        conversions_process(merchant=merchant, conversion_id=conversion.pk)
+    page.reload()
+
+    friends = page.get_by_test_id("friend-list")
+    friends.scroll_into_view_if_needed()
+    assert friends.is_visible()
+    assert "Zakup" in page.get_by_test_id("friend-bought").inner_text()
+    assert "W trakcie weryfikacji" in page.get_by_test_id("friend-under_review").inner_text()
+    assert "h•••@mailinator.com" in page.get_by_test_id("friend-under_review").inner_text()
+    assert "weryfikuje" in page.get_by_test_id("rewards-under-review").inner_text()
+    assert "gdy znajomi zrobią zakupy" not in page.locator("#rewards").inner_text()  # no "when your friends buy"
+    context.close()

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from portal import services
 from portal.forms import InviteForm, JoinForm
+from portal.selectors import friend_statuses
 from portal.views.base import closed_notice, code_for, code_offers, page, portal_view
 from portal.views.rewards import rewards_context
 from programs.models import Participant, Program, ShareEvent
@@ -76,6 +77,7 @@ def home(request, program: Program, participant: Participant | None):
 def _dashboard(request, program: Program, participant: Participant, *, invite_form: InviteForm, status: int = 200):
     code = code_for(participant, program)
     offers = code_offers(program, code)
+    friends = friend_statuses(participant=participant, program=program)
     return page(
         request,
         "portal/dashboard.html",
@@ -87,6 +89,8 @@ def _dashboard(request, program: Program, participant: Participant, *, invite_fo
         friend_offer=offers.referee_offer,
         link=link_for(code.code),
         stats=tracking_selectors.participant_stats(participant=participant, program=program),
+        friends=friends,
+        friends_in_review=sum(1 for friend in friends if friend.status == "under_review"),
         share_channels=SHARE_CHANNELS,
         invite_form=invite_form,
         **rewards_context(request, program, participant),
