@@ -147,6 +147,9 @@ def test_a_paused_programs_portal_says_so_and_stops_inviting_on_a_phone(browser,
     page = context.new_page()
     _sign_in(page, demo, "anna@example.pl", "Anna")
     assert page.get_by_test_id("program-closed").count() == 0
+    # The code stays on one line on a phone (it used to break at its hyphen): one box, not two.
+    code_boxes = "document.querySelector('[data-testid=referral-code]').getClientRects().length"
+    assert page.evaluate(code_boxes) == 1
 
     merchant = Merchant.objects.get(slug="demo-shop")
     Program.objects.for_merchant(merchant).update(status=Program.Status.PAUSED)  # the merchant pauses it

@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -225,10 +226,12 @@ class ExchangeRateForm(TenantModelForm):
     }
 
     base_currency = forms.ChoiceField(
-        label=_("order currency"), choices=_currency_choices, help_text=_("The currency orders come in.")
+        label=capfirst(_("order currency")), choices=_currency_choices, help_text=_("The currency orders come in.")
     )
     quote_currency = forms.ChoiceField(
-        label=_("program currency"), choices=_currency_choices, help_text=_("The currency the program pays in.")
+        label=capfirst(_("program currency")),
+        choices=_currency_choices,
+        help_text=_("The currency the program pays in."),
     )
 
     class Meta:
@@ -265,7 +268,7 @@ class ExchangeRateImportForm(forms.Form):
         ),
     )
     quote_currency = forms.ChoiceField(
-        label=_("program currency"),
+        label=capfirst(_("program currency")),
         choices=_currency_choices,
         help_text=_("What the rates convert into, unless the file has a quote_currency column."),
     )

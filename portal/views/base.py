@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.vary import vary_on_headers
 
+from portal.forms import JoinForm
 from programs.models import Participant, Program
 from programs.selectors import program_texts
 from referral_saas.devices import request_device_id, with_device_cookie
@@ -125,6 +126,12 @@ def closed_notice(program: Program) -> str | None:
             "date": formats.date_format(program.starts_on, "DATE_FORMAT")
         }
     return _("This program has ended: new invitations and shares are closed. Thank you for taking part!")
+
+
+def join_form(program: Program, data=None) -> JoinForm:
+    """The join form, with the "I accept the terms" box only when the program has terms in the page's language."""
+    texts = program_texts(program=program, language=translation.get_language())
+    return JoinForm(data, with_terms=bool((texts.get("terms") or "").strip()))
 
 
 def page(request, template: str, program: Program, status: int = 200, **context):

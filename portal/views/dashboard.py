@@ -15,9 +15,9 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal import services
-from portal.forms import InviteForm, JoinForm
+from portal.forms import InviteForm
 from portal.selectors import friend_statuses
-from portal.views.base import closed_notice, code_for, code_offers, page, portal_view
+from portal.views.base import closed_notice, code_for, code_offers, join_form, page, portal_view
 from portal.views.rewards import rewards_context
 from programs.models import Participant, Program, ShareEvent
 from referral_saas.errors import ApplicationError
@@ -70,7 +70,7 @@ def _share_target(channel: str, program: Program, code: ReferralCode) -> str:
 @portal_view()
 def home(request, program: Program, participant: Participant | None):
     if participant is None:
-        return page(request, "portal/landing.html", program, form=JoinForm())
+        return page(request, "portal/landing.html", program, form=join_form(program))
     return _dashboard(request, program, participant, invite_form=InviteForm())
 
 
