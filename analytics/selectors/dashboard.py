@@ -353,7 +353,7 @@ def _program_cards(
         Card(
             "participation", _("Participation rate"), format_percent(participation),
             _("No customers or participants yet."), metrics.change(participation, participation_before),
-            since_start.participants(),
+            since_start.participants(role="referrer"),
             _("%(p)s referrers / %(c)s customers")
             % {"p": format_number(referrers), "c": format_number(shop_ever["new_customers"])},
         ),

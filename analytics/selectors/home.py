@@ -80,7 +80,7 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
              metrics.change(now["rewards_cost"], before["rewards_cost"]), links.rewards_cost(), lower_is_better=True),
         card("roi", _("ROI"), format_percent(roi, 0), metrics.change(roi, roi_before), links.orders()),
         card("participation", _("Participation rate"), format_percent(participation), None,
-             replace(links, ever=True, currency=None).participants(),
+             replace(links, ever=True, currency=None).participants(role="referrer"),
              _("%(p)s referrers / %(c)s customers")
              % {"p": format_number(participants), "c": format_number(shop_ever["new_customers"])}),
     ]  # fmt: skip

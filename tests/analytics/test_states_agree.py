@@ -5,6 +5,7 @@ never above 100%), and a default before/after baseline that ends before the peri
 from __future__ import annotations
 
 import datetime
+import html
 import re
 from decimal import Decimal
 
@@ -82,7 +83,7 @@ def test_participation_counts_the_referrer_not_the_friend_they_brought(tenant):
     referral_record_signup(
         merchant=merchant, livemode=True, customer_external_id="c-2", customer_email="ben@x.example", code=code.code
     )
-    ben, _ben_code = join(program, email="ben@x.example", name="Ben")  # the shop enrols its new customer
+    ben, ben_code = join(program, email="ben@x.example", name="Ben")  # the shop enrols its new customer
     assert ben.referred_by_id is not None
     rollup_incremental()
     ShopDailyStats.objects.for_merchant(merchant).create(
@@ -96,6 +97,11 @@ def test_participation_counts_the_referrer_not_the_friend_they_brought(tenant):
     assert "1 referrers / 2 customers" in home
     assert "50.0%" in _card(page, "participation")
     assert "1 referrers / 2 customers" in _card(page, "participation")
+    # the number opens its list: the referrer, not the friend she brought
+    for card in (home, _card(page, "participation")):
+        listed = tenant.admin.get(html.unescape(re.search(r'href="([^"]+)"', card).group(1))).content.decode()
+        assert code.code in listed
+        assert ben_code.code not in listed
 
 
 def test_participation_is_never_above_one_hundred_percent(tenant):
