@@ -29,6 +29,7 @@ def test_the_program_form_says_where_the_slug_goes_and_names_its_inlines_in_plai
     # the variant row's fields name themselves (they sit under column headings, without a <label>)
     row = re.search(r'<input[^>]*name="variants-0-referrer_offer"[^>]*>', page).group(0)
     assert 'aria-label="What the referrer gets (this variant)"' in row
+    assert not re.search(r"<th[^>]*>\s*</th>", page)  # no empty column heading (the inlines' first column)
     language = re.search(r'<select[^>]*name="texts-__prefix__-language"[^>]*>', page)
     assert language is not None
     assert 'aria-label="Language"' in language.group(0)
