@@ -79,3 +79,12 @@ def test_a_program_with_terms_still_asks_to_accept_them(program):
     assert "I accept the program terms" in page
     assert refused.status_code == 400
     assert not mail.outbox
+
+
+def test_the_date_and_time_halves_of_a_reward_rules_offer_dates_name_themselves(tenant, program):
+    page = tenant.admin.get("/admin/rewards/rewardrule/add/").content.decode()
+
+    date = re.search(r'<input[^>]*name="valid_from_0"[^>]*>', page).group(0)
+    time = re.search(r'<input[^>]*name="valid_from_1"[^>]*>', page).group(0)
+    assert 'aria-label="Offer starts: Date"' in date
+    assert 'aria-label="Offer starts: Time"' in time
