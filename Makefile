@@ -12,17 +12,26 @@ export PYTHONUNBUFFERED := 1
 SERVICES = eval "$$($(VENV)/bin/python -m referral_saas.embedded env)"
 MANAGE = $(VENV)/bin/python manage.py
 
-.PHONY: install run test bench seed-large lint format migrate stop-embedded clean chromium
+.PHONY: install install-test run test bench seed-large lint format migrate stop-embedded clean chromium
 
 $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
+# Two installs into one .venv: `install` (what `make run` needs: the runtime dependencies only) and `install-test`
+# (adds the `dev` extra: pytest, Playwright, schemathesis, hypothesis, ruff, ...). The runtime sync is --inexact so
+# that it never removes what `install-test` added (a `make run` after a `make test` does not reinstall the extras).
 $(VENV)/.installed: uv.lock pyproject.toml | $(UV)
-	$(UV) sync --frozen --all-extras --python "$(PYTHON)"
+	$(UV) sync --frozen --inexact --python "$(PYTHON)"
 	@touch $@
 
+$(VENV)/.installed-test: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --all-extras --python "$(PYTHON)"
+	@touch $(VENV)/.installed $@
+
 install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
 
 run: install
 	@$(SERVICES); export DEBUG=$${DEBUG:-true}; set -e; \
@@ -36,7 +45,7 @@ run: install
 # Two pytest processes (pytest-xdist): the system tier (tests/system, one group: its stacks run one after another)
 # in one, every other test spread over both. PYTEST_WORKERS=0 runs everything in this process.
 PYTEST_WORKERS ?= 2
-test: install chromium
+test: install-test chromium
 	@$(SERVICES); $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Debian's Chromium for the browser tests (Playwright cannot download its own browser on these networks). Installed
@@ -50,21 +59,21 @@ chromium:
 	  else echo "==> chromium is missing and cannot be installed here (needs root and apt-get)"; fi; \
 	fi
 
-bench: install
+bench: install-test
 	@$(SERVICES); $(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 # The analytics data set (SCALE=10 for ten times) in a fresh benchmark database (<your database>_bench), rolled up.
-seed-large: install
+seed-large: install-test
 	@$(SERVICES); set -e; exports="$$($(VENV)/bin/python -m bench.analytics env)"; eval "$$exports"; \
 	$(MANAGE) migrate --noinput -v0; $(VENV)/bin/python -m bench.seeding --scale $${SCALE:-1} --rollup
 
-lint: install
+lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	@$(SERVICES); $(MANAGE) makemigrations --check --dry-run
 
-format: install
+format: install-test
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 

@@ -56,6 +56,12 @@ def ratio(numerator, denominator) -> float | None:
     return float(numerator) / float(denominator)
 
 
+def share(part, whole) -> float | None:
+    """part / whole for a part that belongs to the whole (a share of customers): at most 1, None without a whole."""
+    value = ratio(part, whole)
+    return None if value is None else min(value, 1.0)
+
+
 def money_ratio(numerator: Decimal, denominator, currency: str | None = None) -> Decimal | None:
     """Money divided by a count or by money, rounded half-up once: to the currency's minor unit when it is given
     (1.235 KWD, 1,235 JPY), else to the cent."""

@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.filters import ChoicesFieldListFilter
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -32,24 +33,31 @@ from referral_saas.tenancy.admin_site import (
 
 
 class ReviewFirstDecisionFilter(ChoicesFieldListFilter):
-    """The queue opens on what waits for a human (decision = review); approve, reject or all on request."""
+    """The queue opens on what a human should look at: what waits for a review, and the orders the thresholds
+    rejected on their own that nobody has looked at yet (a shop testing from one computer sees its test orders
+    there, with the reason). Review, approve, reject or all on request."""
 
     ALL = "all"
+    OPEN = "open"
 
     def _value(self) -> str:
-        return self.lookup_val[-1] if self.lookup_val else Decision.REVIEW
+        return self.lookup_val[-1] if self.lookup_val else self.OPEN
 
     def queryset(self, request, queryset):
         value = self._value()
         if value == self.ALL:
             return queryset
+        if value == self.OPEN:
+            unreviewed_rejection = Q(decision=Decision.REJECT, auto_decision=Decision.REJECT, reviewed_at__isnull=True)
+            return queryset.filter(Q(decision=Decision.REVIEW) | unreviewed_rejection)
         if value not in Decision.values:
             raise IncorrectLookupParameters(value)
         return queryset.filter(**{self.field_path: value})
 
     def choices(self, changelist):
         current = self._value()
-        for value, label in [*Decision.choices, (self.ALL, _("All"))]:
+        choices = [(self.OPEN, _("To look at (review and automatic rejections)")), *Decision.choices]
+        for value, label in [*choices, (self.ALL, _("All"))]:
             yield {
                 "selected": current == value,
                 "query_string": changelist.get_query_string({self.lookup_kwarg: value}, [self.lookup_kwarg_isnull]),

@@ -344,6 +344,9 @@ def assessment_review(*, assessment: FraudAssessment, approve: bool, reason: str
     own assessments are approved); a referral rejected for another reason (e.g. self-referral) stays rejected.
     After commit, the rewards worker is told to continue (task `rewards.process_conversion`, or
     `rewards.process_referral` for a sign-up); if the broker is down, its sweeper picks the order up later.
+
+    Confirming an automatic decision nobody has reviewed yet (reject an automatic rejection) records the review and
+    changes nothing else; deciding what a human already decided is a Conflict.
     """
     reason = (reason or "").strip()
     if not reason:
@@ -359,7 +362,8 @@ def assessment_review(*, assessment: FraudAssessment, approve: bool, reason: str
             .get(pk=assessment.pk)
         )
         previous = locked.decision
-        if previous == wanted:
+        confirming = previous == wanted and locked.reviewed_at is None and previous == locked.auto_decision
+        if previous == wanted and not confirming:
             raise Conflict(_("This assessment is already decided: %(decision)s.") % {"decision": wanted})
         locked.decision = wanted
         locked.reviewed_by = user
@@ -374,6 +378,8 @@ def assessment_review(*, assessment: FraudAssessment, approve: bool, reason: str
             previous_decision=previous,
             reason=locked.review_reason,
         )
+        if confirming:
+            return locked
         if wanted == Decision.REJECT:
             referral_reject(referral=locked.referral, reason=Referral.Reason.FRAUD)
         elif previous == Decision.REJECT:

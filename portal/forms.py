@@ -23,6 +23,13 @@ class JoinForm(forms.Form):
     marketing_consent = forms.BooleanField(label=_("Send me news and offers from this shop"), required=False)
     accept_terms = forms.BooleanField(label=_("I accept the program terms"), required=True)
 
+    def __init__(self, *args, with_terms: bool = True, **kwargs):
+        """`with_terms`: the program has terms to read in this language. Without them there is nothing to accept, so
+        no box to tick."""
+        super().__init__(*args, **kwargs)
+        if not with_terms:
+            del self.fields["accept_terms"]
+
 
 class InviteForm(forms.Form):
     emails = forms.CharField(

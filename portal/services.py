@@ -210,7 +210,9 @@ def invites_send(*, participant: Participant, program: Program, emails: list[str
     Each address must be one a customer could give the shop (identity.validate_customer_email: no display name, no
     IP literal, not too long); "oneself" and "once" compare the normalised form, so Anna.K@Gmail.com,
     annak@gmail.com and anna.k+x@gmail.com are one friend, in one submission and across submissions. The mail goes
-    to the address as typed (the first spelling)."""
+    to the address as typed (the first spelling). A program that is not running today invites nobody."""
+    if not program.is_live():
+        raise Unprocessable(_("This program is not running at the moment."), code="program_inactive")
     yourself = {participant.email_normalized, normalize_email(participant.email)} - {None}
     wanted: dict[str, str] = {}  # normalised -> as typed
     for raw in emails:

@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from programs import services
@@ -28,9 +29,9 @@ from referral_saas.tenancy.admin_site import (
 class ProgramForm(TenantModelForm):
     unique_messages = {"program_unique_slug": _("You already have a program with this slug.")}
 
-    currency = forms.ChoiceField(label=_("currency"), choices=[])
+    currency = forms.ChoiceField(label=capfirst(_("currency")), choices=[])
     landing_url = forms.URLField(
-        label=_("landing page"),
+        label=capfirst(_("landing page")),
         max_length=500,
         assume_scheme="https",
         help_text=Program._meta.get_field("landing_url").help_text,
@@ -38,6 +39,8 @@ class ProgramForm(TenantModelForm):
 
     class Meta:
         model = Program
+        # The model's help text names /p/<shop>/<slug>/, which the admin (help text is HTML) showed as "/p///".
+        help_texts = {"slug": _("Used in the portal address: /p/(your shop)/(this slug)/")}
         fields = [
             "name", "slug", "status", "starts_on", "ends_on", "currency", "default_language", "referrer_offer",
             "referee_offer", "landing_url", "good_fit", "terms", "attribution_window_days", "attribution_model",
@@ -68,6 +71,14 @@ class VariantInline(admin.TabularInline):
     extra = 0
     fields = ["name", "weight", "referrer_offer", "referee_offer"]
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        """A row's fields sit under the table's column headings, with no <label>: each names itself for screen
+        readers (axe: form elements must have labels)."""
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None and db_field.name in self.fields:
+            field.widget.attrs.setdefault("aria-label", capfirst(db_field.verbose_name))
+        return field
+
     def get_queryset(self, request):
         return super().get_queryset(request).for_merchant(request.merchant)
 
@@ -87,12 +98,13 @@ class VariantInline(admin.TabularInline):
 class ProgramTextInline(VariantInline):
     model = ProgramText
     fields = ["language", "name", "referrer_offer", "referee_offer", "good_fit", "terms"]
-    verbose_name = _("the portal's texts in another language")
+    verbose_name = capfirst(_("the portal's texts in another language"))
+    verbose_name_plural = _("The portal's texts in other languages")
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name in ("good_fit", "terms"):
             kwargs["widget"] = forms.Textarea(attrs={"rows": 2})
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)  # labelled as VariantInline's
 
 
 @admin.register(Program, site=merchant_admin)
@@ -199,7 +211,7 @@ class ParticipantAdminForm(forms.ModelForm):
     """The email is checked as at every other door (programs.fields); participant_update says whether it (in its
     compared form: anna+x@outlook.com is anna@outlook.com's) or the customer id is another participant's."""
 
-    email = CustomerEmailFormField(label=_("email"), required=False)
+    email = CustomerEmailFormField(label=capfirst(_("email")), required=False)
 
     class Meta:
         model = Participant

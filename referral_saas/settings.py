@@ -1,7 +1,7 @@
 """Settings, all from the environment (django-environ). `.env.example` lists every variable.
 
 Production secrets have no defaults: with DEBUG off, SECRET_KEY must be set. With DATABASE_URL / REDIS_URL unset,
-an embedded PostgreSQL and Redis are started under .data/ (see referral_saas/embedded.py).
+an embedded PostgreSQL and Redis are started under .data/ (see referral_saas/embedded.py) and DEBUG defaults on.
 """
 
 import os
@@ -26,7 +26,12 @@ if (BASE_DIR / ".env").exists():
 # pytest (>= 8.2) announces itself in the environment; tests get a throwaway key, nothing else differs.
 TESTING = "PYTEST_VERSION" in os.environ
 
-DEBUG = env.bool("DEBUG", default=False)
+# A checkout that runs on the embedded PostgreSQL / Redis (DATABASE_URL or REDIS_URL unset) is a development machine:
+# DEBUG defaults on there, so `manage.py <command>` next to a running `make run` gets the same settings (and the same
+# dev SECRET_KEY, which the stored shop credentials are encrypted with). A deployment names its services and keeps
+# DEBUG off unless it says otherwise; the tests keep it off too.
+EMBEDDED_SERVICES = not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL")
+DEBUG = env.bool("DEBUG", default=EMBEDDED_SERVICES and not TESTING)
 # Commands that neither serve nor sign anything run from a bare checkout with a throwaway key.
 OFFLINE_COMMANDS = {
     "makemigrations",
@@ -44,7 +49,10 @@ if not SECRET_KEY:
     elif OFFLINE_COMMAND:
         SECRET_KEY = secrets.token_urlsafe(50)
     else:
-        raise ImproperlyConfigured("SECRET_KEY must be set (50+ random characters) when DEBUG is off.")
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set (50+ random characters) when DEBUG is off. For development, set DEBUG=true "
+            "(the default when DATABASE_URL / REDIS_URL are unset and the embedded services are used)."
+        )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -52,7 +60,7 @@ SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # --- services ---------------------------------------------------------------------------------------------------
 
-if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
+if EMBEDDED_SERVICES:
     from referral_saas import embedded
 
     os.environ.update(embedded.missing_urls())

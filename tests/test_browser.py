@@ -125,3 +125,85 @@ def test_the_polish_portal_page_has_no_english_left(browser, demo):
     assert page.get_by_role("button", name=re.compile("link", re.I)).count() >= 1  # "Wyślij mi link"
     assert "Poleć znajomego" in text
     context.close()
+
+
+def _sign_in(page, demo: str, email: str, name: str) -> None:
+    page.goto(f"{demo}/p/demo-shop/friends/")
+    page.get_by_label("Your email").fill(email)
+    page.get_by_label("Your first name").fill(name)
+    page.get_by_label("I accept the program terms").check()
+    page.get_by_role("button", name="Send me my link").click()
+    page.get_by_role("heading", name="Check your inbox").wait_for()
+    page.goto(re.search(r"(https?://\S+/sign-in/\S+/)", mail.outbox[-1].body).group(1))
+    page.get_by_role("button", name="Open my referral page").click()
+    page.get_by_test_id("referral-link").wait_for()
+
+
+def test_a_paused_programs_portal_says_so_and_stops_inviting_on_a_phone(browser, demo):
+    from programs.models import Program
+    from referral_saas.tenancy.models import Merchant
+
+    context = browser.new_context(locale="en-US", viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    _sign_in(page, demo, "anna@example.pl", "Anna")
+    assert page.get_by_test_id("program-closed").count() == 0
+    # The code stays on one line on a phone (it used to break at its hyphen): one box, not two.
+    code_boxes = "document.querySelector('[data-testid=referral-code]').getClientRects().length"
+    assert page.evaluate(code_boxes) == 1
+
+    merchant = Merchant.objects.get(slug="demo-shop")
+    Program.objects.for_merchant(merchant).update(status=Program.Status.PAUSED)  # the merchant pauses it
+    page.reload()
+
+    banner = page.get_by_test_id("program-closed")
+    assert "This program is paused" in banner.inner_text()
+    assert banner.is_visible()
+    assert page.get_by_role("button", name="WhatsApp").count() == 0
+    assert page.get_by_label("Your friends' emails").count() == 0
+    assert page.get_by_role("heading", name="Your results").is_visible()
+
+    visitor = context.new_page()  # a newcomer: the banner, and no form to join a program that takes nobody
+    visitor.goto(f"{demo}/p/demo-shop/friends/")
+    assert "This program is paused" in visitor.get_by_test_id("program-closed").inner_text()
+    assert visitor.get_by_label("Your email").count() == 0
+    context.close()
+
+
+def test_a_referrer_sees_each_friend_and_a_purchase_under_review_in_polish_on_a_phone(browser, demo):
+    from decimal import Decimal
+
+    from referral_saas.tenancy.models import Merchant
+    from rewards.services import conversions_process
+    from tracking.models import ReferralCode
+    from tracking.services import conversion_record
+
+    context = browser.new_context(locale="pl-PL", viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(f"{demo}/p/demo-shop/friends/")
+    page.locator("#id_email").fill("anna@example.pl")
+    page.locator("#id_accept_terms").check()
+    page.locator("form[action$='join/'] button[type=submit]").click()
+    page.wait_for_url("**/join/")
+    page.goto(re.search(r"(https?://\S+/sign-in/\S+/)", mail.outbox[-1].body).group(1))
+    page.locator("main form button[type=submit]").click()
+    page.get_by_test_id("referral-link").wait_for()
+
+    merchant = Merchant.objects.get(slug="demo-shop")
+    code = ReferralCode.objects.for_merchant(merchant).get()
+    for order_id, email in (("W-1", "kasia@friends.example"), ("W-2", "held@mailinator.com")):
+        conversion, _created = conversion_record(
+            merchant=merchant, livemode=True, order_id=order_id, amount=Decimal("120.00"), currency="PLN",
+            customer_email=email, customer_external_id=None, code=code.code,
+        )  # fmt: skip
+        conversions_process(merchant=merchant, conversion_id=conversion.pk)
+    page.reload()
+
+    friends = page.get_by_test_id("friend-list")
+    friends.scroll_into_view_if_needed()
+    assert friends.is_visible()
+    assert "Zakup" in page.get_by_test_id("friend-bought").inner_text()
+    assert "W trakcie weryfikacji" in page.get_by_test_id("friend-under_review").inner_text()
+    assert "h•••@mailinator.com" in page.get_by_test_id("friend-under_review").inner_text()
+    assert "weryfikuje" in page.get_by_test_id("rewards-under-review").inner_text()
+    assert "gdy znajomi zrobią zakupy" not in page.locator("#rewards").inner_text()  # no "when your friends buy"
+    context.close()

@@ -6,16 +6,17 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from programs.models import Program
+from programs.models import Program, ShareEvent
 from referral_saas.admin_money import MoneyColumnsMixin
 from referral_saas.csv_export import CsvExportMixin
 from referral_saas.errors import ApplicationError
@@ -50,11 +51,33 @@ class ReferralCodeForm(forms.ModelForm):
         return code
 
 
+class ReferrerRoleFilter(admin.SimpleListFilter):
+    """Referrers (who joined on their own, or shared their link) or the friends enrolled when they were referred:
+    the dashboards' participation rate counts the referrers, and links to this list filtered to them."""
+
+    title = _("who")
+    parameter_name = "role"
+
+    def lookups(self, request, model_admin):
+        return [("referrer", _("Referrers")), ("friend", _("Friends enrolled by a referral, not sharing"))]
+
+    def queryset(self, request, queryset):
+        if self.value() not in ("referrer", "friend"):
+            return queryset
+        shared = Exists(
+            ShareEvent.objects.for_merchant(request.merchant).filter(
+                program=OuterRef("program"), participant=OuterRef("participant")
+            )
+        )
+        referrer = Q(participant__referred_by__isnull=True) | Q(shared)
+        return queryset.filter(referrer) if self.value() == "referrer" else queryset.exclude(referrer)
+
+
 @admin.register(ReferralCode, site=merchant_admin)
 class ReferralCodeAdmin(TenantModelAdmin):
     form = ReferralCodeForm
     list_display = ["code", "participant", "program", "variant", "status", "is_vanity", "livemode", "created_at"]
-    list_filter = ["status", "program", "is_vanity", "livemode"]
+    list_filter = ["status", "program", ReferrerRoleFilter, "is_vanity", "livemode"]
     search_fields = ["code", "code_normalized", "participant__email", "participant__external_id"]
     autocomplete_fields = ["participant"]
     readonly_fields = ["participant", "program", "variant", "livemode", "created_at"]
@@ -225,10 +248,12 @@ class ExchangeRateForm(TenantModelForm):
     }
 
     base_currency = forms.ChoiceField(
-        label=_("order currency"), choices=_currency_choices, help_text=_("The currency orders come in.")
+        label=capfirst(_("order currency")), choices=_currency_choices, help_text=_("The currency orders come in.")
     )
     quote_currency = forms.ChoiceField(
-        label=_("program currency"), choices=_currency_choices, help_text=_("The currency the program pays in.")
+        label=capfirst(_("program currency")),
+        choices=_currency_choices,
+        help_text=_("The currency the program pays in."),
     )
 
     class Meta:
@@ -265,7 +290,7 @@ class ExchangeRateImportForm(forms.Form):
         ),
     )
     quote_currency = forms.ChoiceField(
-        label=_("program currency"),
+        label=capfirst(_("program currency")),
         choices=_currency_choices,
         help_text=_("What the rates convert into, unless the file has a quote_currency column."),
     )

@@ -14,7 +14,15 @@ from analytics.selectors.formatting import Card, format_decimal, format_duration
 from analytics.selectors.leaderboard import top_referrers
 from analytics.selectors.links import Links
 from analytics.selectors.periods import Period, default_baseline
-from analytics.selectors.sums import daily_buckets, daily_scope, daily_series, json_totals, last_rollup_at, shop_buckets
+from analytics.selectors.sums import (
+    daily_buckets,
+    daily_scope,
+    daily_series,
+    json_totals,
+    last_rollup_at,
+    referrer_count,
+    shop_buckets,
+)
 from programs.models import Program, ProgramVariant
 from referral_saas.money import format_money
 
@@ -102,7 +110,10 @@ def program_report(
     programs = [program]
     currency = program.currency
     previous = period.previous()
-    baseline = baseline or default_baseline(merchant=merchant, starts_on=program.starts_on, days=period.days)
+    # Before the program and before the period shown: a default baseline never overlaps the "after" it is set against.
+    baseline = baseline or default_baseline(
+        merchant=merchant, starts_on=min(program.starts_on, period.start), days=period.days
+    )
     sums = daily_buckets(
         merchant=merchant,
         livemode=livemode,
@@ -152,6 +163,10 @@ def program_report(
         now=now, before=before, ever=ever, ever_before=ever_before, shop=shop, shop_before=shop_before,
         shop_ever=shop_ever, shop_ever_before=shop_ever_before, ttp=ttp, ttp_before=ttp_before,
         currency=currency, program=program, links=links, whole=whole,
+        referrers=referrer_count(merchant=merchant, livemode=livemode, programs=programs, until=period.end,
+                                 variant=variant),
+        referrers_before=referrer_count(merchant=merchant, livemode=livemode, programs=programs,
+                                        until=previous.end, variant=variant),
     )  # fmt: skip
     funnel = [
         {"label": _("Clicks"), "value": now["clicks"], "link": links.clicks()},
@@ -190,8 +205,8 @@ def program_report(
     empty = None
     if ever["participants_joined"] == 0 and ever["clicks"] == 0:
         empty = "no_participants"
-    elif ever["clicks"] == 0:
-        empty = "no_clicks"
+    elif ever["clicks"] == 0 and ever["attributed_orders"] == 0 and ever["signups"] == 0:
+        empty = "no_clicks"  # orders and sign-ups from typed codes are activity: no "no clicks yet" beside revenue
     goal = {
         "customers": program.goal_customers,
         "customers_done": whole["referred_new_customers"],
@@ -268,7 +283,7 @@ def _before_after(base: dict, now: dict, currency: str, *, before: Links, after:
 
 def _program_cards(
     *, now, before, ever, ever_before, shop, shop_before, shop_ever, shop_ever_before, ttp, ttp_before, currency,
-    program, links, whole,
+    program, links, whole, referrers, referrers_before,
 ) -> list[Card]:  # fmt: skip
     """`whole` is the program's all-time sums without the variant filter: the budget and the goal are the
     program's."""
@@ -294,8 +309,9 @@ def _program_cards(
     conversion_before = metrics.ratio(before["attributed_orders"], before["clicks"])
     click_through = metrics.ratio(now["clicks"], ever["first_shares"])
     click_through_before = metrics.ratio(before["clicks"], ever_before["first_shares"])
-    participation = metrics.ratio(ever["participants_joined"], shop_ever["new_customers"])
-    participation_before = metrics.ratio(ever_before["participants_joined"], shop_ever_before["new_customers"])
+    # Referrers (not the friends enrolled by a referral) as a share of the shop's customers: at most 100%.
+    participation = metrics.share(referrers, shop_ever["new_customers"])
+    participation_before = metrics.share(referrers_before, shop_ever_before["new_customers"])
     aov_ref = metrics.money_ratio(now["referred_revenue"], now["attributed_orders"], currency)
     aov_ref_before = metrics.money_ratio(before["referred_revenue"], before["attributed_orders"], currency)
     ltv_ref = ltv(now["cohort_revenue"], now["cohort_customers"])
@@ -337,9 +353,9 @@ def _program_cards(
         Card(
             "participation", _("Participation rate"), format_percent(participation),
             _("No customers or participants yet."), metrics.change(participation, participation_before),
-            since_start.participants(),
-            _("%(p)s participants / %(c)s customers")
-            % {"p": format_number(ever["participants_joined"]), "c": format_number(shop_ever["new_customers"])},
+            since_start.participants(role="referrer"),
+            _("%(p)s referrers / %(c)s customers")
+            % {"p": format_number(referrers), "c": format_number(shop_ever["new_customers"])},
         ),
         Card(
             "aov", _("Average order value, referred"), money(aov_ref), no_data, metrics.change(aov_ref, aov_ref_before),

@@ -9,24 +9,22 @@ from django.db.models import Sum
 from django.utils.translation import gettext as _
 
 from analytics import metrics
-from analytics.models import DailyStats, ReferrerStats
+from analytics.models import DailyStats
 from analytics.selectors.dashboard import fraud_review_count
 from analytics.selectors.formatting import Card, format_number, format_percent
 from analytics.selectors.links import Links, dashboard_url
 from analytics.selectors.periods import DEFAULT_DAYS, Period, merchant_today
-from analytics.selectors.sums import ZERO, cost_sums, daily_buckets, last_rollup_at, rewards_cost, shop_buckets
+from analytics.selectors.sums import (
+    ZERO,
+    cost_sums,
+    daily_buckets,
+    last_rollup_at,
+    referrer_count,
+    rewards_cost,
+    shop_buckets,
+)
 from programs.models import Program
 from referral_saas.money import format_money
-
-
-def _distinct_participants(*, merchant, livemode: bool, programs: list[Program], until: datetime.date) -> int:
-    return (
-        ReferrerStats.objects.for_merchant(merchant)
-        .filter(livemode=livemode, program__in=programs, joined_day__lte=until)
-        .values("participant_id")
-        .distinct()
-        .count()
-    )
 
 
 def merchant_overview(*, merchant, period: Period | None = None, livemode: bool = True) -> dict:
@@ -41,13 +39,20 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
     programs = [p for p in all_programs if p.currency == currency]
     # The cards add up the programs in the shop's currency: their lists say so where they can (orders, rewards).
     links = Links(program=None, period=period, tz=merchant.timezone, livemode=livemode, currency=currency)
-    empty = _("No data yet: create a program and share its link.")
+    empty = (
+        _("No data yet: share your program's portal link with your customers.")
+        if all_programs
+        else _("No data yet: create a program and share its link.")
+    )
     buckets = {"now": (period.start, period.end), "before": (previous.start, previous.end), "ever": (None, period.end)}
     sums = daily_buckets(merchant=merchant, livemode=livemode, programs=programs, buckets=buckets)
     now, before, ever = sums["now"], sums["before"], sums["ever"]
     shops = shop_buckets(merchant=merchant, livemode=livemode, currency=currency, buckets=buckets)
     shop, shop_ever = shops["now"], shops["ever"]
-    has_data = bool(ever["clicks"] or ever["participants_joined"] or shop_ever["orders"])
+    has_data = bool(
+        ever["clicks"] or ever["participants_joined"] or ever["attributed_orders"] or ever["signups"]
+        or shop_ever["orders"]
+    )  # fmt: skip
 
     def card(key, label, value, change, link, detail=None, lower_is_better=False):
         return Card(key, label, value if has_data else None, empty, change if has_data else None, link, detail,
@@ -56,13 +61,9 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
     roi = metrics.ratio(now["referred_revenue"] - now["rewards_cost"], now["rewards_cost"])
     roi_before = metrics.ratio(before["referred_revenue"] - before["rewards_cost"], before["rewards_cost"])
     conversion = metrics.ratio(now["attributed_orders"], now["clicks"])
-    # A person in several programs is one participant of the shop.
-    participants = (
-        ever["participants_joined"]
-        if len(programs) <= 1
-        else _distinct_participants(merchant=merchant, livemode=livemode, programs=programs, until=period.end)
-    )
-    participation = metrics.ratio(participants, shop_ever["new_customers"])
+    # A person in several programs is one referrer of the shop; friends enrolled by a referral are not referrers.
+    participants = referrer_count(merchant=merchant, livemode=livemode, programs=programs, until=period.end)
+    participation = metrics.share(participants, shop_ever["new_customers"])
     cards = [
         card("referred_customers", _("New customers from referrals"), format_number(now["referred_new_customers"]),
              metrics.change(now["referred_new_customers"], before["referred_new_customers"]),
@@ -79,8 +80,8 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
              metrics.change(now["rewards_cost"], before["rewards_cost"]), links.rewards_cost(), lower_is_better=True),
         card("roi", _("ROI"), format_percent(roi, 0), metrics.change(roi, roi_before), links.orders()),
         card("participation", _("Participation rate"), format_percent(participation), None,
-             replace(links, ever=True, currency=None).participants(),
-             _("%(p)s participants / %(c)s customers")
+             replace(links, ever=True, currency=None).participants(role="referrer"),
+             _("%(p)s referrers / %(c)s customers")
              % {"p": format_number(participants), "c": format_number(shop_ever["new_customers"])}),
     ]  # fmt: skip
     per_program = (
@@ -120,7 +121,8 @@ def merchant_overview(*, merchant, period: Period | None = None, livemode: bool 
         )
     if not all_programs:
         next_step = "no_program"
-    elif not (ever["clicks"] or any(r["clicks"] for r in rows)):
+    elif not (ever["clicks"] or ever["attributed_orders"] or ever["signups"] or any(r["clicks"] for r in rows)):
+        # Orders or sign-ups from typed codes are activity too: "no clicks yet" would contradict their revenue.
         next_step = "no_clicks"
     else:
         next_step = None

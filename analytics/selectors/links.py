@@ -113,11 +113,11 @@ class Links:
             **self._variant("code__variant__id__exact"), **self._range("occurred_at"),
         )  # fmt: skip
 
-    def participants(self) -> str | None:
-        """Codes: one per participant who joined the program."""
+    def participants(self, role: str | None = None) -> str | None:
+        """Codes: one per participant who joined the program (role="referrer": the referrers only)."""
         return _admin_list(
             "tracking_referralcode", **self._program(), **self._mode(), **self._variant("variant__id__exact"),
-            **self._range("created_at"),
+            **self._range("created_at"), role=role,
         )  # fmt: skip
 
     def people(self) -> str | None:

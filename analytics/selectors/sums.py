@@ -11,10 +11,10 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from analytics import metrics
-from analytics.models import COST_COLUMNS, DailyStats, RollupState, ShopDailyStats
+from analytics.models import COST_COLUMNS, DailyStats, ReferrerStats, RollupState, ShopDailyStats
 from analytics.selectors.periods import Period
 from analytics.services.rollup import (
     COUNT_COLUMNS,
@@ -69,6 +69,18 @@ def _bucket_sums(table: str, scope: str, params: dict, buckets: dict, columns: l
             totals[c] = Decimal(totals[c])
         result[name] = totals
     return result
+
+
+def referrer_count(*, merchant, livemode: bool, programs, until: datetime.date, variant=None) -> int:
+    """People who joined the programs as referrers by `until`: distinct participants with a referral code, except the
+    friends enrolled automatically when they were referred (they count once they share their own link)."""
+    scope = ReferrerStats.objects.for_merchant(merchant).filter(
+        livemode=livemode, program__in=programs, joined_day__lte=until
+    )
+    if variant is not None:
+        scope = scope.filter(variant=variant)
+    referrers = scope.filter(Q(participant__referred_by__isnull=True) | Q(first_shared_day__lte=until))
+    return referrers.values("participant_id").distinct().count()
 
 
 def daily_buckets(*, merchant, livemode: bool, programs, buckets: dict, variant=None) -> dict:

@@ -11,8 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal import services
-from portal.forms import JoinForm
-from portal.views.base import messages_of, page, portal_view, session_key, start_session, whereabouts
+from portal.views.base import join_form, messages_of, page, portal_view, session_key, start_session, whereabouts
 from programs.models import Participant, Program
 from programs.services import participant_erase
 from referral_saas.errors import ApplicationError
@@ -23,7 +22,7 @@ from tracking.selectors import participant_export
 @require_POST
 @portal_view()
 def join(request, program: Program, participant: Participant | None):
-    form = JoinForm(request.POST)
+    form = join_form(program, request.POST)
     if not program.is_live():
         messages.error(request, _("This program is not running at the moment."))
         return page(request, "portal/landing.html", program, status=422, form=form)

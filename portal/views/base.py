@@ -7,16 +7,19 @@ program's default language. A participant signs in with a one-time emailed link 
 
 from __future__ import annotations
 
+import zoneinfo
 from functools import wraps
 
 from django.conf import settings
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.utils import translation
+from django.utils import formats, timezone, translation
 from django.utils.translation import get_supported_language_variant
+from django.utils.translation import gettext as _
 from django.utils.translation.trans_real import parse_accept_lang_header
 from django.views.decorators.vary import vary_on_headers
 
+from portal.forms import JoinForm
 from programs.models import Participant, Program
 from programs.selectors import program_texts
 from referral_saas.devices import request_device_id, with_device_cookie
@@ -110,10 +113,33 @@ def portal_view(require_participant: bool = False):
     return decorator
 
 
-def page(request, template: str, program: Program, status: int = 200, **context):
-    """Render a portal page with the program's texts in the page's language."""
+def closed_notice(program: Program) -> str | None:
+    """Why a program that is not running today takes no new referrals, for the banner on every portal page (None
+    while it runs). A paused or ended program's portal stays open to its participants, but stops inviting."""
+    if program.is_live():
+        return None
+    if program.status == Program.Status.PAUSED:
+        return _("This program is paused: new invitations and shares are closed for now.")
+    today = timezone.now().astimezone(zoneinfo.ZoneInfo(program.merchant.timezone)).date()
+    if program.status == Program.Status.ACTIVE and program.starts_on > today:
+        return _("This program has not started yet: it starts on %(date)s.") % {
+            "date": formats.date_format(program.starts_on, "DATE_FORMAT")
+        }
+    return _("This program has ended: new invitations and shares are closed. Thank you for taking part!")
+
+
+def join_form(program: Program, data=None) -> JoinForm:
+    """The join form, with the "I accept the terms" box only when the program has terms in the page's language."""
     texts = program_texts(program=program, language=translation.get_language())
-    return render(request, template, {"program": program, "texts": texts, **context}, status=status)
+    return JoinForm(data, with_terms=bool((texts.get("terms") or "").strip()))
+
+
+def page(request, template: str, program: Program, status: int = 200, **context):
+    """Render a portal page with the program's texts in the page's language, and the banner of a program that is not
+    running (closed_notice)."""
+    texts = program_texts(program=program, language=translation.get_language())
+    context = {"program": program, "texts": texts, "closed": closed_notice(program), **context}
+    return render(request, template, context, status=status)
 
 
 def messages_of(error: ApplicationError) -> list[str]:

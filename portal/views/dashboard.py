@@ -15,8 +15,9 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal import services
-from portal.forms import InviteForm, JoinForm
-from portal.views.base import code_for, code_offers, page, portal_view
+from portal.forms import InviteForm
+from portal.selectors import friend_statuses
+from portal.views.base import closed_notice, code_for, code_offers, join_form, page, portal_view
 from portal.views.rewards import rewards_context
 from programs.models import Participant, Program, ShareEvent
 from referral_saas.errors import ApplicationError
@@ -69,13 +70,14 @@ def _share_target(channel: str, program: Program, code: ReferralCode) -> str:
 @portal_view()
 def home(request, program: Program, participant: Participant | None):
     if participant is None:
-        return page(request, "portal/landing.html", program, form=JoinForm())
+        return page(request, "portal/landing.html", program, form=join_form(program))
     return _dashboard(request, program, participant, invite_form=InviteForm())
 
 
 def _dashboard(request, program: Program, participant: Participant, *, invite_form: InviteForm, status: int = 200):
     code = code_for(participant, program)
     offers = code_offers(program, code)
+    friends = friend_statuses(participant=participant, program=program)
     return page(
         request,
         "portal/dashboard.html",
@@ -87,6 +89,8 @@ def _dashboard(request, program: Program, participant: Participant, *, invite_fo
         friend_offer=offers.referee_offer,
         link=link_for(code.code),
         stats=tracking_selectors.participant_stats(participant=participant, program=program),
+        friends=friends,
+        friends_in_review=sum(1 for friend in friends if friend.status == "under_review"),
         share_channels=SHARE_CHANNELS,
         invite_form=invite_form,
         **rewards_context(request, program, participant),
@@ -97,7 +101,11 @@ def _dashboard(request, program: Program, participant: Participant, *, invite_fo
 @portal_view(require_participant=True)
 def invite(request, program: Program, participant: Participant):
     """Sent: back to the dashboard with a message. Not sent: the dashboard again with what was typed and the
-    errors next to the fields (nothing is lost)."""
+    errors next to the fields (nothing is lost). A program that is not running sends none (the form is hidden)."""
+    closed = closed_notice(program)
+    if closed:
+        messages.error(request, closed)
+        return redirect(request.path.rsplit("invite/", 1)[0])
     form = InviteForm(request.POST)
     if not form.is_valid():
         return _dashboard(request, program, participant, invite_form=form, status=400)
@@ -122,7 +130,12 @@ QR_FORMATS = ("png", "svg")
 def share(request, program: Program, participant: Participant, channel: str):
     """A share button. A POST (the buttons are small forms; the copy button posts when it copies) counts the share,
     once per channel and day, and opens the network's share page (303). A GET (an old link, a crawler, a link
-    prefetch, a reload) only opens it, and counts nothing."""
+    prefetch, a reload) only opens it, and counts nothing. A program that is not running shares nothing: back to the
+    dashboard and its banner."""
+    closed = closed_notice(program)
+    if closed:
+        messages.error(request, closed)
+        return redirect("portal_home", merchant=program.merchant.slug, program=program.slug)
     if channel == ShareEvent.Channel.COPY:  # nothing to open
         response = HttpResponse(status=204)
     elif channel == ShareEvent.Channel.QR:  # the download buttons: the QR file itself is a plain GET

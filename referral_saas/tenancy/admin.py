@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from referral_saas.errors import ApplicationError
@@ -19,8 +22,17 @@ from referral_saas.tenancy.models import ApiKey, Invitation, Membership, Merchan
 # --- the shop itself --------------------------------------------------------------------------------------------
 
 
+def timezone_choices() -> list[tuple[str, str]]:
+    return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
+
+
 class MerchantSettingsForm(forms.ModelForm):
     default_currency = forms.ChoiceField(choices=[])
+    timezone = forms.ChoiceField(
+        label=capfirst(_("time zone")),
+        choices=timezone_choices,
+        error_messages={"invalid_choice": _("%(value)s is not a known time zone (e.g. Europe/Warsaw).")},
+    )
 
     class Meta:
         model = ShopSettings

@@ -15,6 +15,7 @@ from django.contrib.admin import RelatedOnlyFieldListFilter, helpers
 from django.contrib.admin.exceptions import DisallowedModelAdminLookup
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.widgets import AdminSplitDateTime
 from django.core.exceptions import EmptyResultSet, FieldDoesNotExist, ValidationError
 from django.db import DataError, connections, models, router, transaction
 from django.db.models.constants import LOOKUP_SEP
@@ -22,6 +23,7 @@ from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.text import capfirst, format_lazy
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
@@ -362,6 +364,17 @@ class TenantModelAdmin(CheckedAdminMixin, admin.ModelAdmin):
         if queryset is not None:
             kwargs["queryset"] = queryset
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        """The admin's date + time pair says "Date:" and "Time:" in plain text, not as labels: each input names
+        itself (the field and its half) for screen readers (axe: form elements must have labels)."""
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        widget = getattr(field, "widget", None)
+        if isinstance(widget, AdminSplitDateTime):
+            name = capfirst(db_field.verbose_name)
+            for half, label in zip(widget.widgets, (_("Date"), _("Time")), strict=True):
+                half.attrs.setdefault("aria-label", format_lazy("{}: {}", name, label))
+        return field
 
     # --- lookups in the query string ----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from referral_saas.errors import ApplicationError
@@ -38,7 +39,7 @@ def _error_messages(exc: ApplicationError) -> list[str]:
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(label=_("URL"), max_length=2000, assume_scheme="https")
     events = forms.MultipleChoiceField(
-        label=_("events"),
+        label=capfirst(_("events")),
         choices=EVENT_CHOICES,
         required=False,
         widget=forms.CheckboxSelectMultiple,

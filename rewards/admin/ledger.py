@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -28,10 +29,12 @@ from rewards.models import LedgerEntry
 
 
 class PayoutForm(forms.Form):
-    program = forms.ModelChoiceField(label=_("program"), queryset=Program.all_merchants.none(), empty_label=None)
-    amount = forms.DecimalField(label=_("amount paid"), max_digits=15, decimal_places=3)
+    program = forms.ModelChoiceField(
+        label=capfirst(_("program")), queryset=Program.all_merchants.none(), empty_label=None
+    )
+    amount = forms.DecimalField(label=capfirst(_("amount paid")), max_digits=15, decimal_places=3)
     note = forms.CharField(
-        label=_("note"), max_length=300, required=False, help_text=_("e.g. the bank transfer's reference")
+        label=capfirst(_("note")), max_length=300, required=False, help_text=_("e.g. the bank transfer's reference")
     )
 
     def __init__(self, *args, programs, due: Decimal, currency: str, **kwargs):

@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import Exists, OuterRef, Q
 from django.template.response import TemplateResponse
+from django.utils.text import capfirst
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -45,7 +46,7 @@ class RewardAdjustmentInline(MoneyColumnsMixin, ReadOnlyTenantInline):
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(
-        label=_("reason"),
+        label=capfirst(_("reason")),
         max_length=300,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text=_("Kept in the reward's audit trail."),

@@ -301,7 +301,7 @@ def test_the_home_participation_rate_counts_a_person_in_two_programs_once(tenant
     card = _card(tenant.admin.get("/admin/").content.decode(), "participation")
 
     assert "50.0%" in card
-    assert "1 participants / 2 customers" in card
+    assert "1 referrers / 2 customers" in card
 
 
 def test_the_budget_and_the_goal_are_the_whole_programs_whatever_the_variant_shown(tenant):

@@ -276,3 +276,39 @@ def test_operators_see_fraud_data_of_every_merchant_read_only(tenant, queue):
     assert ops.get("/ops/fraud/blocklistentry/add/").status_code == 403
     waiting, _clean = queue
     assert ops.post(f"/ops/fraud/fraudassessment/{waiting.pk}/change/", {"score": 0}).status_code == 403
+
+
+def test_the_queue_opens_on_automatic_rejections_too_until_a_human_has_looked_at_them(tenant, referrer, place_order):
+    """A shop testing from one computer gets its orders rejected by the thresholds: the queue shows them at once,
+    next to what waits for a review, and forgets them once someone decides (issue 18, item 4)."""
+    program = referrer[1].program
+    FraudSettings.objects.for_merchant(tenant.merchant).create(
+        program=program, review_threshold=10, reject_threshold=30
+    )
+    rejected = conversion_assess(conversion=place_order("R-1", email="bob@mailinator.com", external_id=None))
+    clean = conversion_assess(conversion=place_order("C-1", email="carol@friends.example", external_id=None))
+    assert (rejected.auto_decision, rejected.decision, clean.decision) == (
+        Decision.REJECT,
+        Decision.REJECT,
+        Decision.APPROVE,
+    )
+
+    page = tenant.admin.get(QUEUE).content.decode()
+
+    assert _change_link(rejected).decode() in page
+    assert _change_link(clean).decode() not in page
+    assert "To look at (review and automatic rejections)" in page
+
+    tenant.admin.post(
+        QUEUE,
+        {"action": "reject", "_selected_action": [rejected.pk], "confirm": "yes", "reason": "Confirmed: a test order"},
+    )
+    assert _change_link(rejected) not in tenant.admin.get(QUEUE).content  # decided by a human: off the default view
+    rejected.refresh_from_db()
+    assert (rejected.decision, rejected.reviewed_by, rejected.review_reason) == (
+        Decision.REJECT,
+        tenant.owner,
+        "Confirmed: a test order",
+    )
+    assert FraudReviewEvent.objects.for_merchant(tenant.merchant).filter(assessment=rejected).count() == 1
+    assert _change_link(rejected) in tenant.admin.get(QUEUE + "?decision__exact=reject").content

@@ -95,6 +95,8 @@ def test_a_tampered_sign_in_link_is_refused(client, program):
 
 
 def test_join_requires_the_terms_and_a_valid_email(client, program):
+    program.terms = "One reward per friend."  # without terms there is no box to tick (tests/test_journey_copy.py)
+    program.save()
     response = client.post(_base(program) + "join/", {"email": "nope"}, HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 400
     assert b"Enter a valid email address" in response.content
