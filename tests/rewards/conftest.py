@@ -32,10 +32,16 @@ def broker_backlog(queue: str) -> dict:
 @pytest.fixture
 def empty_rewards_queue():
     """Messages other tests left in the test broker (queued, or taken by a worker killed since) must not reach
-    this test's worker."""
+    this test's worker; and what this test's killed worker held is not left for the next test (nor for the
+    suite's end, which requires every message acknowledged, whatever order the tests ran in)."""
     from referral_saas.redis_client import get_redis
 
-    keys = broker_keys("rewards", "unacked")
-    if keys:
-        get_redis().delete(*keys)
+    def empty() -> None:
+        keys = broker_keys("rewards", "unacked")
+        if keys:
+            get_redis().delete(*keys)
+
+    empty()
     assert broker_backlog("rewards") == {"waiting": 0, "unacked": 0}
+    yield
+    empty()
