@@ -62,8 +62,12 @@ def rules_for(
     at: datetime.datetime,
     rules: list[RewardRule] | None = None,
 ) -> list[RewardRule]:
-    """Active rules of the program for these triggers, for everyone or for this A/B variant, valid at `at`."""
-    return [
+    """Active rules of the program for these triggers, for everyone or for this A/B variant, valid at `at`.
+
+    A variant's own rules replace the program's for the side and trigger they cover: a friend of variant B, whose
+    referrer was offered "$15", pays B's $15 rule instead of the program's $10 one, not both; the A/B test compares
+    what each arm offers and pays. A side and trigger the variant has no rule for is paid by the program's."""
+    valid = [
         rule
         for rule in (program_rules(program) if rules is None else rules)
         if rule.trigger in triggers
@@ -71,6 +75,8 @@ def rules_for(
         and (rule.valid_from is None or rule.valid_from <= at)
         and (rule.valid_until is None or at < rule.valid_until)
     ]
+    covered = {(rule.side, rule.trigger) for rule in valid if rule.variant_id is not None}
+    return [rule for rule in valid if rule.variant_id is not None or (rule.side, rule.trigger) not in covered]
 
 
 def successful_referrals(*, program: Program, referrer: Participant) -> int:

@@ -103,6 +103,34 @@ def test_rules_of_another_variant_or_outside_their_dates_do_not_pay(tenant, prog
     assert _rewards(tenant) == []
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["one at a time", "batched"])
+def test_a_variants_own_rule_pays_its_friends_instead_of_the_programs(tenant, program, referrer, batched):
+    from programs.models import ProgramVariant
+    from rewards.services import conversions_process
+
+    variant_b = ProgramVariant.objects.for_merchant(tenant.merchant).create(
+        program=program, name="B", referrer_offer="15% of your friend's order"
+    )
+    rule(program, name="program: 10%")  # what the program offers (and variant A, which has no rule of its own)
+    rule(program, name="B: 15%", variant=variant_b, value=Decimal("15"))
+    rule(program, name="friend: 5% in points", side=Side.REFEREE, kind=Kind.POINTS, value=Decimal("5"))
+    _anna, code = referrer
+    code.variant = variant_b
+    code.save(update_fields=["variant"])
+    conversion = order(tenant, code, amount="200.00")
+    if batched:
+        conversions_process(merchant=tenant.merchant, conversion_id=conversion["id"])
+    else:
+        process(tenant, conversion["id"])
+    paid = {(r.side, r.rule.name, r.value) for r in _rewards(tenant)}
+    # B's referrer is paid B's 15%, not the program's 10% as well; the friend's side, which B does not change, is
+    # paid by the program's rule.
+    assert paid == {
+        (Side.REFERRER, "B: 15%", Decimal("30.00")),
+        (Side.REFEREE, "friend: 5% in points", Decimal("10.00")),
+    }
+
+
 def test_hold_then_release_issues_a_unique_coupon_and_emails_the_referrer(tenant, program, referrer):
     rule(program, coupon_prefix="THANKS", coupon_valid_days=90)
     process(tenant, order(tenant, referrer[1])["id"])
