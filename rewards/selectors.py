@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
 from django.db.models import Exists, F, OuterRef, Sum
+from django.utils import timezone
 
 from programs.models import Participant, Program
 from referral_saas.money import currency_decimals, quantize
@@ -77,6 +78,14 @@ def rules_for(
     ]
     covered = {(rule.side, rule.trigger) for rule in valid if rule.variant_id is not None}
     return [rule for rule in valid if rule.variant_id is not None or (rule.side, rule.trigger) not in covered]
+
+
+def friend_rules(*, program: Program, variant_id: int | None) -> list[RewardRule]:
+    """The rules that pay the friend who uses a code of `variant_id` (sign-up and purchases, valid now): what the
+    shop's code check shows, so that a checkout applies the friend's discount as the rules will pay it."""
+    triggers = (RewardRule.Trigger.SIGNUP, RewardRule.Trigger.FIRST_PURCHASE, RewardRule.Trigger.EACH_PURCHASE)
+    payable = rules_for(program=program, variant_id=variant_id, triggers=triggers, at=timezone.now())
+    return [rule for rule in payable if rule.side == Side.REFEREE]
 
 
 def successful_referrals(*, program: Program, referrer: Participant) -> int:
@@ -166,7 +175,6 @@ def milestone_progress(*, program: Program, participant: Participant) -> Milesto
     A/B variant, inside their valid from/to. A milestone already paid stays in the list of those reached even after
     its offer ended.
     """
-    from django.utils import timezone
 
     milestones = [
         rule

@@ -2,9 +2,11 @@ from django.urls import path
 
 from rewards import api
 from rewards.api import conversions
+from rewards.api.codes import CodeCheckApi
 from tracking.api import RefundCreateApi
 
 urlpatterns = [
+    path("codes/<text:code>", CodeCheckApi.as_view(), name="code-check"),
     path("rewards", api.RewardListApi.as_view(), name="rewards"),
     path("rewards/<text:reward_id>", api.RewardDetailApi.as_view(), name="reward-detail"),
     path("rewards/<text:reward_id>/redeem", api.RewardRedeemApi.as_view(), name="reward-redeem"),

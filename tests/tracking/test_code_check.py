@@ -106,3 +106,40 @@ def test_a_language_we_do_not_have_gives_the_programs_own_offer_never_an_error(t
     response = tenant.api.get(f"/api/v1/codes/{code.code}", {"language": language})
     assert response.status_code == 200  # a checkout must not fail on it
     assert response.json()["referee_offer"] == PROGRAM_FRIEND
+
+
+def test_the_code_check_shows_the_friends_reward_as_the_rules_pay_it_the_variants_where_it_has_its_own(tenant, program):
+    from decimal import Decimal
+
+    from rewards.models import Kind, RewardRule, Side
+    from tests.rewards.helpers import rule
+
+    _anna, program_code = join(program, email="anna@example.pl", external_id="c-1")  # before the A/B test: no arm
+    variant_b = _variant(program, referee_offer=VARIANT_FRIEND)
+    _bob, b_code = join(program, email="bob@example.pl", external_id="c-2")  # lands in B, the only arm
+    fixed = RewardRule.ValueType.FIXED
+    rule(program, name="referrer 10%")  # the referrer's: not shown to the friend
+    rule(program, name="friend 10% off", side=Side.REFEREE, kind=Kind.PERCENT_COUPON, value_type=fixed,
+         value=Decimal("10"), hold_days=0)  # fmt: skip
+    rule(program, name="friend 15 zl off (B)", side=Side.REFEREE, kind=Kind.AMOUNT_COUPON, variant=variant_b,
+         value_type=fixed, value=Decimal("15"), hold_days=0, min_order_value=Decimal("60"))  # fmt: skip
+
+    answer = tenant.api.get(f"/api/v1/codes/{b_code.code}").json()
+    assert answer["referee_offer"] == VARIANT_FRIEND
+    assert answer["referee_rewards"] == [
+        {
+            "when": "first_purchase",
+            "kind": "amount_coupon",
+            "value_type": "fixed",
+            "value": "15.00",
+            "currency": program.currency,
+            "max_value": None,
+            "min_order_value": "60.00",
+            "hold_days": 0,
+            "description": "",
+        }
+    ]  # B's own friend rule, instead of the program's 10% (what B's friends are paid)
+    answer = tenant.api.get(f"/api/v1/codes/{program_code.code}").json()
+    assert [(r["kind"], r["value"], r["currency"]) for r in answer["referee_rewards"]] == [
+        ("percent_coupon", "10.00", None)
+    ]

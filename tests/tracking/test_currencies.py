@@ -18,6 +18,7 @@ from rewards.models import Reward
 from rewards.services import refund_apply
 from tests.factories import ProgramFactory, join
 from tests.rewards.helpers import process, rule
+from tracking.exchange_rates import order_day
 from tracking.models import Conversion, ExchangeRate, Refund
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +32,9 @@ def _rate(merchant, rate: str, *, days_ago: int = 30, base: str = "EUR", quote: 
         base_currency=base,
         quote_currency=quote,
         rate=Decimal(rate),
-        valid_from=timezone.localdate() - datetime.timedelta(days=days_ago),
+        # Days of the merchant's calendar (its time zone), as the rate of an order is chosen: UTC's date is a day
+        # behind Warsaw's from 23:00 UTC.
+        valid_from=order_day(merchant=merchant, at=timezone.now()) - datetime.timedelta(days=days_ago),
     )
 
 
