@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
-from programs import services
+from programs import services, signals
 from programs.fields import CustomerEmailFormField
 from programs.models import Invite, Participant, Program, ProgramText, ProgramVariant, ShareEvent
 from referral_saas.api import is_id
@@ -107,6 +107,12 @@ class ProgramTextInline(VariantInline):
         return super().formfield_for_dbfield(db_field, request, **kwargs)  # labelled as VariantInline's
 
 
+def warn_about_setup(request, program) -> None:
+    """The guardrails: what in the program's setup would mislead customers or pay nobody, as warnings on the page."""
+    for warning in signals.program_setup_warnings(program):
+        messages.warning(request, warning)
+
+
 @admin.register(Program, site=merchant_admin)
 class ProgramAdmin(TenantModelAdmin):
     form = ProgramForm
@@ -140,6 +146,17 @@ class ProgramAdmin(TenantModelAdmin):
             return
         # A refusal (restarting an ended program) is shown on the form by the admin base, with nothing saved.
         services.program_update(program=obj, status=form.cleaned_data["status"])
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        warn_about_setup(request, form.instance)  # with its variants saved
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "GET":
+            program = self.get_object(request, object_id)
+            if program is not None:
+                warn_about_setup(request, program)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def save_formset(self, request, form, formset, change):
         for inline_form in formset.forms:

@@ -18,3 +18,14 @@ participant_erased = Signal()
 # A program was copied (program=, copy=, variants={original variant pk: its copy}), inside the copy's transaction:
 # each app copies the configuration it holds for the program (rewards: rules, coupon pools, catalog; fraud: settings).
 program_duplicated = Signal()
+
+# The merchant saved a program (program=): each app answers with what in its part of the setup would mislead
+# customers or pay nobody (a list of sentences); the admin shows them as warnings. Nothing is written.
+program_checked = Signal()
+
+
+def program_setup_warnings(program) -> list[str]:
+    """Every app's warnings about a program's setup (program_checked's answers, in order)."""
+    return [
+        warning for _receiver, warnings in program_checked.send(sender=None, program=program) for warning in warnings
+    ]

@@ -10,3 +10,4 @@ class RewardsConfig(AppConfig):
         from rewards import receivers
 
         signals.program_duplicated.connect(receivers.program_duplicated, dispatch_uid="rewards.program_duplicated")
+        signals.program_checked.connect(receivers.program_checked, dispatch_uid="rewards.program_checked")

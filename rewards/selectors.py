@@ -11,7 +11,18 @@ from django.utils import timezone
 
 from programs.models import Participant, Program
 from referral_saas.money import currency_decimals, quantize
-from rewards.models import MONEY_KINDS, CatalogItem, Kind, LedgerEntry, Reward, RewardRule, Side, Unit, Work
+from rewards.models import (
+    COUPON_KINDS,
+    MONEY_KINDS,
+    CatalogItem,
+    Kind,
+    LedgerEntry,
+    Reward,
+    RewardRule,
+    Side,
+    Unit,
+    Work,
+)
 from tracking.models import Conversion, Referral, ReferralCode
 
 ENDED = (Reward.Status.REJECTED, Reward.Status.VOIDED, Reward.Status.CLAWED_BACK)
@@ -86,6 +97,51 @@ def friend_rules(*, program: Program, variant_id: int | None) -> list[RewardRule
     triggers = (RewardRule.Trigger.SIGNUP, RewardRule.Trigger.FIRST_PURCHASE, RewardRule.Trigger.EACH_PURCHASE)
     payable = rules_for(program=program, variant_id=variant_id, triggers=triggers, at=timezone.now())
     return [rule for rule in payable if rule.side == Side.REFEREE]
+
+
+def program_setup_warnings(*, program: Program) -> list[str]:
+    """What in a program's reward rules misleads people or pays nobody (the admin's guardrails):
+
+    - an active program without an active rule pays nobody, whatever its offer says;
+    - a friend's coupon earned by their first purchase that is held: "15% off your first order" reaches the friend
+      after that order (weeks later); a discount on the first order is paid at sign-up;
+    - an A/B variant whose offer differs from the program's but has no rule of its own for that side: its people
+      read the variant's offer and are paid the program's.
+    """
+    from django.utils.translation import gettext as _
+
+    rules = program_rules(program)
+    warnings = []
+    if program.status == Program.Status.ACTIVE and not rules:
+        warnings.append(
+            _("%(program)s is active but has no active reward rule: nobody will be paid, whatever the offer says. "
+              "Add its rules under Rewards > Reward rules.") % {"program": program.name}
+        )  # fmt: skip
+    for rule in rules:
+        if (
+            rule.side == Side.REFEREE
+            and rule.trigger == RewardRule.Trigger.FIRST_PURCHASE
+            and rule.kind in COUPON_KINDS
+            and rule.hold_days
+        ):
+            warnings.append(
+                _("Reward rule “%(rule)s” gives the friend a coupon for their first purchase after a %(days)d-day "
+                  "hold: it reaches them weeks after that purchase. For a discount on the first order, pay the friend "
+                  "at sign-up (when: the friend's sign-up, hold 0).") % {"rule": rule.name, "days": rule.hold_days}
+            )  # fmt: skip
+    for variant in program.variants.all():
+        for side, field in ((Side.REFERRER, "referrer_offer"), (Side.REFEREE, "referee_offer")):
+            offer = getattr(variant, field)
+            own = any(rule.variant_id == variant.pk and rule.side == side for rule in rules)
+            if offer and offer != getattr(program, field) and not own:
+                warnings.append(
+                    _(
+                        "Variant %(variant)s offers “%(offer)s” but has no reward rule of its own for the %(side)s: "
+                        "they are paid the program's rules. Add a rule limited to this variant."
+                    )
+                    % {"variant": variant.name, "offer": offer, "side": Side(side).label.lower()}
+                )
+    return warnings
 
 
 def successful_referrals(*, program: Program, referrer: Participant) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -11,7 +11,7 @@ from referral_saas.tenancy.admin_site import (
     TenantModelAdmin,
     merchant_admin,
 )
-from rewards import services
+from rewards import selectors, services
 from rewards.admin.common import PoolChoicesMixin, ServiceValidatedForm, lower_first, plain_number
 from rewards.models import RewardRule, Unit
 from rewards.services.rules import RULE_FIELDS
@@ -106,3 +106,9 @@ class RewardRuleAdmin(PoolChoicesMixin, ServiceSavedAdminMixin, TenantModelAdmin
 
     def update_object(self, request, obj, **fields):
         services.reward_rule_update(rule=obj, **fields)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if obj.pk:  # saved (a refusal is on the form): what the program's rules now get wrong, as warnings
+            for warning in selectors.program_setup_warnings(program=obj.program):
+                messages.warning(request, warning)

@@ -128,6 +128,7 @@ def test_code_check_for_the_checkout_form(tenant, referrer):
         "program": "friends",
         "referrer": {"id": code.participant_id, "name": "Anna K."},
         "referee_offer": "10% off your first order",
+        "referee_rewards": [],  # the program has no reward rule for the friend
     }
     assert tenant.api.get("/api/v1/codes/NOPE-NOPE").status_code == 404
     code_set_status(code=code, status=ReferralCode.Status.DISABLED)
