@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from integrations import services
 from integrations.admin_woocommerce import WooCommerceConnectMixin
 from integrations.http import PlatformError
+from integrations.install import install_view
 from integrations.models import Connection, InboundEvent
 from integrations.providers import provider_for, shopify
 from referral_saas.crypto import same_secret
@@ -154,6 +155,11 @@ class ConnectionAdmin(WooCommerceConnectMixin, TenantModelAdmin):
                 "shopify/callback/",
                 self.admin_site.admin_view(self.shopify_callback),
                 name="integrations_connection_shopify_callback",
+            ),
+            path(
+                "install/<int:program_id>/",
+                self.admin_site.admin_view(lambda request, program_id: install_view(self, request, program_id)),
+                name="integrations_connection_install",
             ),
             *super().get_urls(),
         ]

@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Exists, F, OuterRef, Q
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
@@ -117,7 +118,7 @@ def warn_about_setup(request, program) -> None:
 class ProgramAdmin(TenantModelAdmin):
     form = ProgramForm
     inlines = [VariantInline, ProgramTextInline]
-    list_display = ["name", "slug", "status", "starts_on", "ends_on", "currency", "portal_link"]
+    list_display = ["name", "slug", "status", "starts_on", "ends_on", "currency", "portal_link", "install_link"]
     list_filter = ["status", "attribution_model"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ("name",)}
@@ -133,6 +134,12 @@ class ProgramAdmin(TenantModelAdmin):
     def portal_link(self, obj):
         url = f"/p/{obj.merchant.slug}/{obj.slug}/"
         return format_html('<a href="{}" target="_blank" rel="noopener">{}</a>', url, url)
+
+    @admin.display(description=_("install"))
+    def install_link(self, obj):
+        # The install page belongs to the shop integrations (the app above this one), named by its URL only.
+        url = reverse("admin:integrations_connection_install", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Install in your shop"))
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)

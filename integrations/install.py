@@ -1,0 +1,95 @@
+"""The install page of a program (admin → Programs → Install): what to put in the shop, filled in with the
+merchant's own program and key names, the shop platforms to connect first, and a checklist ticked by real events
+(integrations.selectors.setup_checklist)."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from integrations.models import Connection
+from integrations.selectors import setup_checklist
+from programs.models import Program
+from referral_saas.tenancy.models import ApiKey
+
+KEY_PLACEHOLDER = "rk_test_..."  # keys are stored hashed: the page names the key, the merchant pastes it
+
+
+def _order(program: Program) -> dict:
+    return {
+        "order_id": "1001",
+        "amount": "129.90",
+        "currency": program.currency,
+        "customer": {"external_id": "c-77", "email": "friend@example.com"},
+        "click_id": "<referral_click_id>",
+        "code": "<referral_code>",
+        "device_id": "<referral_device_id>",
+        "ip": "<buyer IP>",
+    }
+
+
+def code_samples(*, program: Program, key: str) -> list[tuple[str, str]]:
+    """(language, code) for reporting an order from the shop's server, in curl, Python, PHP and Node."""
+    url = f"{settings.SITE_URL}/api/v1/conversions"
+    body = json.dumps(_order(program), indent=2)
+    compact = json.dumps(_order(program))
+    php_body = body.replace("{", "[").replace("}", "]").replace('":', '" =>')
+    return [
+        ("curl", f"curl -X POST {url} \\\n  -H 'Authorization: Bearer {key}' \\\n"
+                 f"  -H 'Content-Type: application/json' -H 'Idempotency-Key: order-1001' \\\n  -d '{compact}'"),
+        ("Python", f"import requests\n\nrequests.post(\n    \"{url}\",\n"
+                   f"    headers={{\"Authorization\": \"Bearer {key}\", \"Idempotency-Key\": \"order-1001\"}},\n"
+                   f"    json={body},\n    timeout=10,\n).raise_for_status()"),
+        ("PHP", f"$ch = curl_init('{url}');\ncurl_setopt_array($ch, [\n  CURLOPT_POST => true,\n"
+                f"  CURLOPT_HTTPHEADER => ['Authorization: Bearer {key}', 'Content-Type: application/json',\n"
+                f"                         'Idempotency-Key: order-1001'],\n"
+                f"  CURLOPT_POSTFIELDS => json_encode({php_body}),\n  CURLOPT_RETURNTRANSFER => true,\n]);\n"
+                f"$answer = curl_exec($ch);"),
+        ("Node", f"await fetch(\"{url}\", {{\n  method: \"POST\",\n  headers: {{\"Authorization\": \"Bearer {key}\", "
+                 f"\"Content-Type\": \"application/json\",\n            \"Idempotency-Key\": \"order-1001\"}},\n"
+                 f"  body: JSON.stringify({body}),\n}});"),
+    ]  # fmt: skip
+
+
+def install_view(model_admin, request, program_id: int):
+    program = get_object_or_404(Program.objects.for_merchant(request.merchant), pk=program_id)
+    merchant = request.merchant
+    keys = list(ApiKey.objects.for_merchant(merchant).filter(revoked_at__isnull=True).order_by("-mode", "-created_at"))
+    test_key = next((k for k in keys if k.mode == ApiKey.Mode.TEST), None)
+    key = f"{test_key.prefix}...{test_key.last4}" if test_key else KEY_PLACEHOLDER
+    steps = setup_checklist(merchant=merchant, program=program)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("Install %(program)s in your shop") % {"program": program.name},
+        "opts": model_admin.opts,
+        "program": program,
+        "steps": steps,
+        "done": sum(step.done for step in steps),
+        "keys": keys,
+        "snippet": f'<script src="{settings.SITE_URL}/static/referral.js" '
+                   f'data-window-days="{program.attribution_window_days}" defer></script>',
+        "samples": code_samples(program=program, key=key),
+        "join_sample": json.dumps({"program": program.slug, "external_id": "c-42", "email": "anna@example.com"}),
+        "connections": Connection.objects.for_merchant(merchant).exclude(status=Connection.Status.DISCONNECTED),
+        "connect_url": reverse("admin:integrations_connection_add"),
+        "woocommerce_url": _reverse_or_none("admin:integrations_connection_woocommerce_connect"),
+        "shopify_url": reverse("admin:integrations_connection_shopify_install") if settings.SHOPIFY_CLIENT_ID else None,
+        "api_key_url": reverse("admin:tenancy_apikey_add"),
+        "webhook_url": _reverse_or_none("admin:webhooks_webhookendpoint_add"),
+        "portal_url": f"/p/{merchant.slug}/{program.slug}/",
+    }  # fmt: skip
+    return TemplateResponse(request, "admin/integrations/install.html", context)
+
+
+def _reverse_or_none(name: str) -> str | None:
+    from django.urls import NoReverseMatch
+
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return None
