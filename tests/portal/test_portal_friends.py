@@ -34,8 +34,8 @@ def _page(program, participant, lang: str = "en") -> str:
 
 
 def _row(page: str, who: str) -> str:
-    start = page.index(f'<th scope="row">{who}</th>')
-    return page[page.rfind("<tr", 0, start) : page.index("</tr>", start)]
+    start = page.index(f'<strong class="friend-who">{who}</strong>')
+    return page[page.rfind("<li", 0, start) : page.index("</li>", start)]
 
 
 def test_a_referrer_without_friends_is_told_where_they_will_appear(program, anna):
