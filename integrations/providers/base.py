@@ -120,6 +120,8 @@ class Provider:
     # Whether connecting with an API token needs no pasted webhook secret: we choose it (WooCommerce) or the
     # platform gives it when install_webhooks creates the endpoint (Stripe).
     makes_own_secret: bool = False
+    # A marketing tool (providers/marketing.py): we only send to it; `secret` is its API key.
+    marketing: bool = False
 
     # inbound ----------------------------------------------------------------------------------------------------
 

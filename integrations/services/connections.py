@@ -51,12 +51,15 @@ def connection_create(
     """Connect a shop, or connect it again: one connection per merchant, platform, account and mode
     (`connection_one_per_account`). Connecting again with another webhook secret keeps the old one accepted for
     PREVIOUS_SECRET_GRACE; new credentials replace the old. Returns (connection, created)."""
-    if provider_for(provider) is None:
+    handler = provider_for(provider)
+    if handler is None:
         raise ValidationFailed(fields={"provider": [_("Unknown platform.")]})
     account = _clean_account(provider, account)
     secret = (secret or "").strip()
     if not secret:
         raise ValidationFailed(fields={"secret": [_("The webhook signing secret is required.")]})
+    if handler.marketing:  # a marketing tool's secret is its API key: a credential (it sends us no webhooks)
+        credentials, secret = {**(credentials or {}), "api_key": secret}, ""
     scope = Connection.objects.for_merchant(merchant)
     for _attempt in (1, 2):
         existing = scope.filter(provider=provider, account=account, livemode=livemode).first()

@@ -16,7 +16,7 @@ from programs.signals import participant_erased, participant_status_changed, pro
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.tenancy.models import Merchant
 from referral_saas.validators import require_single_line
-from referral_saas.webhooks.services import messages_redact
+from referral_saas.webhooks.services import PARTICIPANT_ERASED, domain_events_tell, messages_redact
 
 
 @transaction.atomic
@@ -322,6 +322,9 @@ def participant_set_status(*, participant: Participant, status: str) -> Particip
 def participant_erase(*, participant: Participant) -> Participant:
     """A privacy request: personal data goes, anonymous records stay so that totals stay right."""
     participant = Participant.objects.for_merchant(participant.merchant).select_for_update().get(pk=participant.pk)
+    # Tools that received them (marketing syncs) are told whom to delete, by what identified them there.
+    identity = {"id": participant.pk, "email": participant.email, "external_id": participant.external_id}
+    domain_events_tell(merchant=participant.merchant, events=[(participant.livemode, PARTICIPANT_ERASED, identity)])
     # Stored events (retried, shown in the admin) stop naming them too.
     messages_redact(
         merchant_id=participant.merchant_id,

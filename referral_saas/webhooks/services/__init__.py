@@ -26,15 +26,23 @@ from referral_saas.webhooks.services.endpoints import (
     endpoint_url_check,
     new_secret,
 )
+from referral_saas.webhooks.services.listeners import (
+    PARTICIPANT_ERASED,
+    domain_event_listener_register,
+    domain_events_tell,
+)
 
 __all__ = [
     "DELIVER_TASK",
     "MAX_ATTEMPTS",
     "MAX_ENDPOINTS_PER_MODE",
+    "PARTICIPANT_ERASED",
     "RETRY_SCHEDULE",
     "deliveries_sweep",
     "delivery_attempt",
     "delivery_resend",
+    "domain_event_listener_register",
+    "domain_events_tell",
     "endpoint_create",
     "endpoint_delete",
     "endpoint_disable",
