@@ -7,10 +7,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import translation
 
+from integrations.models import MARKETING_PROVIDERS, Connection
 from programs.identity import normalize_email
 from programs.models import Participant, Program
 from rewards.models import Reward, Side
@@ -61,6 +63,35 @@ def participants_matching(*, merchant, livemode: bool, external_id: str | None, 
 
 
 # --- marketing tools ----------------------------------------------------------------------------------------------
+
+# Every domain event asks whether the merchant has marketing tools: cached, so an event costs no query for it. The
+# services that connect or disconnect a tool delete the key (now and after commit); a reader racing them caches
+# the old answer for at most this long.
+MARKETING_CACHE_SECONDS = 120
+
+
+def _marketing_cache_key(merchant_id: int) -> str:
+    return f"integrations:marketing:{merchant_id}"
+
+
+def marketing_connections_of(*, merchant_id: int) -> list[tuple[int, str, bool]]:
+    """(connection id, provider, livemode) of the merchant's active marketing tool connections."""
+    key = _marketing_cache_key(merchant_id)
+    cached = cache.get(key)
+    if cached is not None:
+        return [tuple(row) for row in cached]
+    rows = list(
+        Connection.objects.for_merchant(merchant_id)
+        .filter(provider__in=MARKETING_PROVIDERS, status=Connection.Status.ACTIVE)
+        .order_by("pk")
+        .values_list("pk", "provider", "livemode")
+    )
+    cache.set(key, rows, MARKETING_CACHE_SECONDS)
+    return rows
+
+
+def marketing_connections_forget(*, merchant_id: int) -> None:
+    cache.delete(_marketing_cache_key(merchant_id))
 
 
 @dataclass

@@ -13,6 +13,7 @@ from integrations.http import PlatformError
 from integrations.models import Connection, Provider
 from integrations.providers import provider_for
 from integrations.providers.shopify import SHOP_DOMAIN
+from integrations.selectors import marketing_connections_forget
 from referral_saas.errors import ValidationFailed
 
 # After a new webhook secret is set, signatures made with the old one are accepted this long (deliveries in flight,
@@ -76,6 +77,8 @@ def connection_create(
                         settings=sync or {},
                         status=status,
                     )
+                if handler.marketing:
+                    _forget_marketing(connection.merchant_id)
                 return connection, True
             except IntegrityError:  # connected concurrently: update that one
                 continue
@@ -93,8 +96,16 @@ def connection_create(
                 locked.settings = sync
             locked.status, locked.disconnected_at = status, None
             locked.save()
+        if handler.marketing:
+            _forget_marketing(locked.merchant_id)
         return locked, False
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _forget_marketing(merchant_id: int) -> None:
+    # Now, and again once the change is visible (a reader in between would cache the old list otherwise).
+    marketing_connections_forget(merchant_id=merchant_id)
+    transaction.on_commit(lambda: marketing_connections_forget(merchant_id=merchant_id))
 
 
 def connection_record_error(*, connection: Connection, error: str) -> None:
@@ -134,6 +145,8 @@ def connection_disconnect(*, connection: Connection, reason: str = "", remote: b
         if reason:
             locked.last_error, locked.last_error_at = reason[:2000], timezone.now()
         locked.save()
+    if locked.is_marketing:
+        _forget_marketing(locked.merchant_id)
     return locked
 
 

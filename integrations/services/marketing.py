@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -24,10 +25,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from integrations.http import PlatformError
-from integrations.models import MARKETING_PROVIDERS, Connection, OutboundSync
+from integrations.models import Connection, OutboundSync
 from integrations.providers import marketing_tool_for
 from integrations.providers.marketing import MarketingEvent, MarketingTool, key_of, subject_of
-from integrations.selectors import Profile, marketing_profiles
+from integrations.selectors import Profile, marketing_connections_of, marketing_profiles
 from integrations.services.connections import connection_record_error
 from programs.models import Participant
 from referral_saas.celery import enqueue_now, enqueue_on_commit
@@ -66,22 +67,26 @@ def _tool(connection: Connection) -> MarketingTool | None:
 # --- 1. hearing domain events ----------------------------------------------------------------------------------
 
 
+class Tool(NamedTuple):
+    pk: int  # the connection's
+    livemode: bool
+    tool: MarketingTool
+
+
 def marketing_events_hear(merchant, events: list[tuple[bool, str, object]]) -> None:
     """The rows our domain events make for the merchant's active marketing connections of their mode. Only
     participants with marketing consent are synced; an erasure is sent only to a tool that received the person."""
     modes = {livemode for livemode, _type, _data in events}
     connections = [
-        c
-        for c in Connection.objects.for_merchant(merchant).filter(
-            provider__in=MARKETING_PROVIDERS, status=Connection.Status.ACTIVE, livemode__in=modes
-        )
-        if _tool(c) is not None
+        Tool(pk, livemode, tool)
+        for pk, provider, livemode in marketing_connections_of(merchant_id=merchant.pk)
+        if livemode in modes and (tool := marketing_tool_for(provider)) is not None
     ]
     if not connections:
         return
-    wanted: list[tuple[Connection, str, str, dict, int | None]] = []
+    wanted: list[tuple[Tool, str, str, dict, int | None]] = []
     for livemode, event_type, data in events:
-        targets = [(c, kinds) for c in connections if c.livemode == livemode and (kinds := _tool(c).wants(event_type))]
+        targets = [(c, kinds) for c in connections if c.livemode == livemode and (kinds := c.tool.wants(event_type))]
         if not targets:
             continue
         payload = data() if callable(data) else data
@@ -117,7 +122,7 @@ def marketing_events_hear(merchant, events: list[tuple[bool, str, object]]) -> N
     now = timezone.now()
     rows = []
     for connection, kind, event_type, payload, participant_id in wanted:
-        tool = _tool(connection)
+        tool = connection.tool
         if kind == Kind.ERASE:
             if (connection.pk, participant_id) not in received or not payload.get("email"):
                 continue
@@ -127,7 +132,7 @@ def marketing_events_hear(merchant, events: list[tuple[bool, str, object]]) -> N
         rows.append(
             OutboundSync(
                 merchant=merchant,
-                connection=connection,
+                connection_id=connection.pk,
                 kind=kind,
                 key=key_of(event_type, payload if kind != Kind.ERASE else {"id": participant_id})[:200],
                 event_type=event_type,
