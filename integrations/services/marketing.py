@@ -6,7 +6,7 @@
    twice is one row (`outbound_sync_once`).
 2. `marketing_sync_send` (the Celery task of a connection) claims a batch of due rows, builds the participants'
    profiles as they are now, sends them (in the tool's batches), then the events and erasures. 429 and 5xx put the
-   rest of the batch off (the tool's Retry-After, else a growing pause); another 4xx fails that row and is shown as
+   rest of the batch off (for the tool's Retry-After, else a growing pause); another 4xx fails that row and is shown as
    the connection's last error. The rows in PostgreSQL are the truth: the beat sweeper sends what is due.
 3. An erasure (participant_erase: our portal, the ops admin, a shop's redact request) becomes a delete call on every
    tool that received the person, with the email kept only until it is sent; pending rows of theirs are dropped.
@@ -52,12 +52,11 @@ def _lease() -> timedelta:
 
 
 def pause(attempts: int, retry_after: float | None = None) -> timedelta:
-    """The wait after the n-th failed attempt: 1, 2, 4 ... minutes (at most 6 h), never shorter than the tool's
-    Retry-After (read as at most 24 h)."""
-    delay = min(timedelta(minutes=2 ** max(attempts - 1, 0)), MAX_PAUSE)
+    """The wait after the n-th failed attempt: what the tool's Retry-After asked for (a rate limit says exactly when
+    it lifts; read as 1 s to 24 h), else 1, 2, 4 ... minutes (at most 6 h)."""
     if retry_after is not None:
-        delay = max(delay, min(timedelta(seconds=retry_after), RETRY_AFTER_MAX))
-    return delay
+        return min(max(timedelta(seconds=retry_after), timedelta(seconds=1)), RETRY_AFTER_MAX)
+    return min(timedelta(minutes=2 ** max(attempts - 1, 0)), MAX_PAUSE)
 
 
 def _tool(connection: Connection) -> MarketingTool | None:
