@@ -7,12 +7,14 @@ from integrations.providers.hubspot import HubSpot
 from integrations.providers.klaviyo import Klaviyo
 from integrations.providers.mailchimp import Mailchimp
 from integrations.providers.marketing import MarketingTool
+from integrations.providers.salesforce import Salesforce
 from integrations.providers.shopify import Shopify
 from integrations.providers.stripe import Stripe
 from integrations.providers.woocommerce import WooCommerce
 
 REGISTRY: dict[str, Provider] = {
-    provider.name: provider for provider in (Shopify(), WooCommerce(), Stripe(), Klaviyo(), Mailchimp(), HubSpot())
+    provider.name: provider
+    for provider in (Shopify(), WooCommerce(), Stripe(), Klaviyo(), Mailchimp(), HubSpot(), Salesforce())
 }
 
 

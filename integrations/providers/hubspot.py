@@ -70,6 +70,6 @@ class HubSpot(MarketingTool):
         self.client(connection).post("/crm/v3/objects/contacts/batch/upsert", {"inputs": inputs})
         return f"POST /crm/v3/objects/contacts/batch/upsert ({len(inputs)} contacts)"
 
-    def erase(self, *, connection: Connection, email: str | None, external_id: str | None) -> str:
+    def erase(self, *, connection: Connection, participant_id: int, email: str | None, external_id: str | None) -> str:
         self.client(connection).post("/crm/v3/objects/contacts/gdpr-delete", {"objectId": email, "idProperty": "email"})
         return "POST /crm/v3/objects/contacts/gdpr-delete"

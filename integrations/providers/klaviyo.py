@@ -84,7 +84,7 @@ class Klaviyo(MarketingTool):
         self.client(connection).post("/api/events", {"data": {"type": "event", "attributes": attributes}})
         return f"POST /api/events ({event.name})"
 
-    def erase(self, *, connection: Connection, email: str | None, external_id: str | None) -> str:
+    def erase(self, *, connection: Connection, participant_id: int, email: str | None, external_id: str | None) -> str:
         body = {
             "data": {
                 "type": "data-privacy-deletion-job",

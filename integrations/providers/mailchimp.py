@@ -77,7 +77,7 @@ class Mailchimp(MarketingTool):
             client.put(f"{self._list(connection)}/members/{subscriber_hash(profile.email)}", body)
         return f"PUT {self._list(connection)}/members/<md5> x{len(profiles)}"
 
-    def erase(self, *, connection: Connection, email: str | None, external_id: str | None) -> str:
+    def erase(self, *, connection: Connection, participant_id: int, email: str | None, external_id: str | None) -> str:
         path = f"{self._list(connection)}/members/{subscriber_hash(email)}/actions/delete-permanent"
         self.client(connection).post(path, None)
         return f"POST {self._list(connection)}/members/<md5>/actions/delete-permanent"

@@ -137,7 +137,7 @@ class MarketingTool(Provider):
     def send_event(self, *, connection: Connection, event: MarketingEvent, profile: Profile) -> str:
         raise NotImplementedError
 
-    def erase(self, *, connection: Connection, email: str | None, external_id: str | None) -> str:
+    def erase(self, *, connection: Connection, participant_id: int, email: str | None, external_id: str | None) -> str:
         """Delete (or anonymise) the person there; returns what was called, or raises PlatformError."""
         raise NotImplementedError
 

@@ -236,8 +236,7 @@ def marketing_sync_send(*, merchant_id: int, connection_id: int) -> SendResult:
         event = MarketingEvent.of(item)
         units.append(([item], lambda e=event, p=profile: tool.send_event(connection=connection, event=e, profile=p)))
     for item in erasures:
-        email, external_id = (item.payload or {}).get("email"), (item.payload or {}).get("external_id")
-        units.append(([item], lambda e=email, x=external_id: tool.erase(connection=connection, email=e, external_id=x)))
+        units.append(([item], lambda i=item: _erase(tool, connection, i)))
     for item, reason in skipped:
         _save([item], Status.SKIPPED, error=reason)
     result.skipped = len(skipped)
@@ -275,6 +274,16 @@ def marketing_sync_send(*, merchant_id: int, connection_id: int) -> SendResult:
     if result.sent and not result.failed and not put_off and connection.last_error:
         Connection.objects.for_merchant(merchant_id).filter(pk=connection_id).update(last_error="")
     return result
+
+
+def _erase(tool: MarketingTool, connection: Connection, item: OutboundSync) -> str:
+    data = item.payload or {}
+    return tool.erase(
+        connection=connection,
+        participant_id=item.participant_id,
+        email=data.get("email"),
+        external_id=data.get("external_id"),
+    )
 
 
 def _save(items: list[OutboundSync], status: str, *, error: str = "", request: str = "") -> None:
