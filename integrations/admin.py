@@ -89,7 +89,7 @@ class ConnectionAdmin(WooCommerceConnectMixin, TenantModelAdmin):
         "events_link",
         "syncs_link",
     ]
-    actions = ["test_connection", "disconnect"]
+    actions = ["test_connection", "validate_ga4", "disconnect"]
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -243,6 +243,19 @@ class ConnectionAdmin(WooCommerceConnectMixin, TenantModelAdmin):
                 messages.warning(request, f"{connection}: {_('this platform cannot be tested yet')}")
             else:
                 messages.success(request, f"{connection}: {answer}")
+
+    @admin.action(description=_("Validate GA4 events (Measurement Protocol debug endpoint)"), permissions=["change"])
+    def validate_ga4(self, request, queryset):
+        for connection in queryset.filter(provider="ga4"):
+            try:
+                objections = services.ga4_validate(connection=connection)
+            except PlatformError as exc:
+                messages.error(request, f"{connection}: {exc}")
+                continue
+            if objections:
+                messages.error(request, f"{connection}: {_('GA4 objects:')} {'; '.join(objections)}")
+            else:
+                messages.success(request, f"{connection}: {_('GA4 accepts our events.')}")
 
     @admin.action(description=_("Disconnect the selected shops"), permissions=["change"])
     def disconnect(self, request, queryset):

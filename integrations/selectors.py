@@ -192,3 +192,13 @@ def marketing_profiles(*, merchant, participant_ids: list[int]) -> dict[int, Pro
                     profile.next_reward = rule_in_words(progress.next_rule, program.currency)
         profiles[participant.pk] = profile
     return profiles
+
+
+def ga_client_id_for(*, merchant_id: int, event_type: str, object_id) -> str:
+    """The Google Analytics client id the shop sent with a friend's sign-up (referral.created) or an order
+    (conversion.attributed); empty when it sent none."""
+    model = {"referral.created": Referral, "conversion.attributed": Conversion}.get(event_type)
+    if model is None or not object_id:
+        return ""
+    found = model.objects.for_merchant(merchant_id).filter(pk=object_id).values_list("ga_client_id", flat=True)
+    return found.first() or ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from integrations.providers.base import Provider
+from integrations.providers.ga4 import GoogleAnalytics
 from integrations.providers.hubspot import HubSpot
 from integrations.providers.klaviyo import Klaviyo
 from integrations.providers.mailchimp import Mailchimp
@@ -14,7 +15,16 @@ from integrations.providers.woocommerce import WooCommerce
 
 REGISTRY: dict[str, Provider] = {
     provider.name: provider
-    for provider in (Shopify(), WooCommerce(), Stripe(), Klaviyo(), Mailchimp(), HubSpot(), Salesforce())
+    for provider in (
+        Shopify(),
+        WooCommerce(),
+        Stripe(),
+        Klaviyo(),
+        Mailchimp(),
+        HubSpot(),
+        Salesforce(),
+        GoogleAnalytics(),
+    )
 }
 
 

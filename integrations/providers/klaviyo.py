@@ -5,7 +5,7 @@ names the API revision it was written for (the `revision` header), so Klaviyo ke
 from __future__ import annotations
 
 from integrations.http import PlatformClient
-from integrations.models import Connection
+from integrations.models import Connection, OutboundSync
 from integrations.providers.marketing import MarketingEvent, MarketingTool
 from integrations.selectors import Profile
 
@@ -68,7 +68,8 @@ class Klaviyo(MarketingTool):
             client.post("/api/profile-import", {"data": {"type": "profile", "attributes": attributes}})
         return f"POST /api/profile-import x{len(profiles)}"
 
-    def send_event(self, *, connection: Connection, event: MarketingEvent, profile: Profile) -> str:
+    def send_event(self, *, connection: Connection, item: OutboundSync, profile: Profile | None) -> str:
+        event = MarketingEvent.of(item)
         attributes = {
             "properties": event.properties,
             "metric": {"data": {"type": "metric", "attributes": {"name": event.name}}},

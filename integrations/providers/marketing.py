@@ -104,6 +104,10 @@ class MarketingEvent:
         )
 
 
+class NotSendable(Exception):
+    """This row cannot be sent to this tool (GA4: no client id): it is not sent, with why."""
+
+
 class MarketingTool(Provider):
     marketing = True
     # Whether the tool takes events (a timeline: Klaviyo) besides profiles.
@@ -134,7 +138,8 @@ class MarketingTool(Provider):
         """Create or update these participants there; returns what was called (no personal data)."""
         raise NotImplementedError
 
-    def send_event(self, *, connection: Connection, event: MarketingEvent, profile: Profile) -> str:
+    def send_event(self, *, connection: Connection, item: OutboundSync, profile: Profile | None) -> str:
+        """Send one of our events (item.event_type, item.payload); raises PlatformError, or NotSendable."""
         raise NotImplementedError
 
     def erase(self, *, connection: Connection, participant_id: int, email: str | None, external_id: str | None) -> str:

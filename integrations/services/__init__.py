@@ -17,6 +17,7 @@ from integrations.services.inbound import (  # noqa: F401
 )
 from integrations.services.marketing import (  # noqa: F401
     SYNC_TASK,
+    ga4_validate,
     marketing_backfill,
     marketing_backfill_scope,
     marketing_events_hear,

@@ -27,7 +27,7 @@ from django.utils import timezone
 from integrations.http import PlatformError
 from integrations.models import Connection, OutboundSync
 from integrations.providers import marketing_tool_for
-from integrations.providers.marketing import MarketingEvent, MarketingTool, key_of, subject_of
+from integrations.providers.marketing import MarketingTool, NotSendable, key_of, subject_of
 from integrations.selectors import Profile, marketing_connections_of, marketing_profiles
 from integrations.services.connections import connection_record_error
 from programs.models import Participant
@@ -181,7 +181,7 @@ def _claim(merchant_id: int, connection_id: int) -> tuple[list[OutboundSync], bo
 def _skip_reason(tool: MarketingTool, item: OutboundSync, profile: Profile | None) -> str:
     if item.kind == Kind.ERASE:
         return "" if (item.payload or {}).get("email") else "nothing left to identify them"
-    if profile is None:
+    if profile is None and tool.personal:
         return "the participant is gone"
     if tool.personal and not profile.consent:
         return "no marketing consent"
@@ -233,8 +233,7 @@ def marketing_sync_send(*, merchant_id: int, connection_id: int) -> SendResult:
             )
         )
     for item, profile in events:
-        event = MarketingEvent.of(item)
-        units.append(([item], lambda e=event, p=profile: tool.send_event(connection=connection, event=e, profile=p)))
+        units.append(([item], lambda i=item, p=profile: tool.send_event(connection=connection, item=i, profile=p)))
     for item in erasures:
         units.append(([item], lambda i=item: _erase(tool, connection, i)))
     for item, reason in skipped:
@@ -260,6 +259,10 @@ def marketing_sync_send(*, merchant_id: int, connection_id: int) -> SendResult:
             continue
         try:
             summary = call()
+        except NotSendable as exc:
+            _save(unit_items, Status.SKIPPED, error=str(exc))
+            result.skipped += len(unit_items)
+            continue
         except PlatformError as exc:
             if exc.transient:
                 stop = exc
@@ -387,3 +390,17 @@ def marketing_backfill(*, connection: Connection, participant_ids: list[int], ru
         made = OutboundSync.objects.for_merchant(connection.merchant_id).bulk_create(rows, ignore_conflicts=True)
         enqueue_on_commit(SYNC_TASK, merchant_id=connection.merchant_id, connection_id=connection.pk)
     return len(made)
+
+
+def ga4_validate(*, connection: Connection) -> list[str]:
+    """The admin's "validate" of a GA4 connection: a sample referral_purchase to GA4's debug endpoint. Returns what
+    GA4 objected to ([]: accepted). A failure to reach GA4 is the connection's last error and raised."""
+    tool = _tool(connection)
+    if tool is None or not hasattr(tool, "validate"):
+        return [f"{connection.get_provider_display()} has no validation endpoint"]
+    try:
+        messages = tool.validate(connection=connection)
+    except PlatformError as exc:
+        connection_record_error(connection=connection, error=str(exc))
+        raise
+    return [f"{m.get('fieldPath', '')}: {m.get('description', '')} ({m.get('validationCode', '')})" for m in messages]

@@ -94,7 +94,15 @@ def test_fill_form_adds_the_device_id_next_to_the_referral():
         "referral_code": "ANNA-10",
         "referral_click_id": click,
         "referral_device_id": load["deviceId"],
+        "referral_ga_client_id": "",  # the shop has no Google Analytics tag
     }
+
+
+def test_fill_form_passes_the_google_analytics_client_id_of_the_shops_ga_cookie():
+    result = _page(search="?ref=ANNA-10", cookies={"_ga": "GA1.1.1234567890.1712345678"}, fillForm=True)
+    assert result["loads"][0]["form"]["referral_ga_client_id"] == "1234567890.1712345678"
+    bogus = _page(search="?ref=ANNA-10", cookies={"_ga": "GA1.1.<script>"}, fillForm=True)
+    assert bogus["loads"][0]["form"]["referral_ga_client_id"] == ""
 
 
 def test_blocked_cookies_and_storage_never_break_the_page():
