@@ -59,7 +59,16 @@ class HookSubscribeApi(TenantAPIView):
                 "Subscribe",
                 request_only=True,
                 value={"target_url": "https://hooks.zapier.com/hooks/standard/1/abc/", "event": "reward.issued"},
-            )
+            ),
+            OpenApiExample(
+                "Subscribed",
+                response_only=True,
+                value={
+                    "id": 12,
+                    "target_url": "https://hooks.zapier.com/hooks/standard/1/abc/",
+                    "event": "reward.issued",
+                },
+            ),
         ],
     )
     def post(self, request):
@@ -75,15 +84,21 @@ class HookSubscribeApi(TenantAPIView):
 
 
 class HookDetailApi(TenantAPIView):
+    @extend_schema_serializer(component_name="HookDeleted")
+    class DeletedOutput(serializers.Serializer):
+        id = serializers.IntegerField()
+        deleted = serializers.BooleanField()
+
     @extend_schema(
         operation_id="hooks_unsubscribe",
         summary="Unsubscribe a Zapier REST hook",
         description="Zapier calls this when the Zap is turned off. 404 for an id that is no hook subscription.",
-        responses={204: None},
+        responses={200: DeletedOutput},
+        examples=[OpenApiExample("Unsubscribed", response_only=True, value={"id": 12, "deleted": True})],
     )
     def delete(self, request, hook_id: int):
         zapier_hook_unsubscribe(merchant=request.merchant, livemode=request.livemode, hook_id=hook_id)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(self.DeletedOutput({"id": hook_id, "deleted": True}).data)
 
 
 class HookSampleApi(TenantAPIView):
@@ -93,6 +108,7 @@ class HookSampleApi(TenantAPIView):
         description="The latest events of this type of the key's mode, newest first (at most 3), else an example: "
         "a list of the objects the hook receives as `data`.",
         responses={200: serializers.ListField(child=serializers.DictField())},
+        examples=[OpenApiExample("reward.issued", response_only=True, value=[EXAMPLES["reward.issued"]])],
     )
     def get(self, request, event: str):
         if event not in EVENT_TYPES:
