@@ -3,13 +3,14 @@ the API. The mode (live or test) comes from the key."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from integrations.zapier import zapier_hook_subscribe, zapier_hook_unsubscribe, zapier_samples
 from referral_saas.api import TenantAPIView
-from referral_saas.errors import NotFound
+from referral_saas.errors import ValidationFailed
+from referral_saas.schema import error_response
 from referral_saas.webhooks.models import EVENT_TYPES
 from rewards.api.conversions import CONVERSION_EXAMPLE
 from rewards.serializers import REWARD_EXAMPLE
@@ -105,13 +106,18 @@ class HookSampleApi(TenantAPIView):
     @extend_schema(
         operation_id="hooks_sample",
         summary="Sample events of a type (for the Zap editor)",
-        description="The latest events of this type of the key's mode, newest first (at most 3), else an example: "
-        "a list of the objects the hook receives as `data`.",
-        responses={200: serializers.ListField(child=serializers.DictField())},
+        description="`?event=<type>`: the latest events of this type of the key's mode, newest first (at most 3), "
+        "else an example: a list of the objects the hook receives as `data`.",
+        parameters=[OpenApiParameter("event", str, enum=list(EVENT_TYPES), required=True)],
+        responses={
+            200: serializers.ListField(child=serializers.DictField()),
+            400: error_response(400, "`event` is missing or no event type."),
+        },
         examples=[OpenApiExample("reward.issued", response_only=True, value=[EXAMPLES["reward.issued"]])],
     )
-    def get(self, request, event: str):
+    def get(self, request):
+        event = request.query_params.get("event", "")
         if event not in EVENT_TYPES:
-            raise NotFound("No such event type.")
+            raise ValidationFailed(fields={"event": [f"Name an event type: {', '.join(EVENT_TYPES)}."]})
         samples = zapier_samples(merchant=request.merchant, livemode=request.livemode, event=event, examples=EXAMPLES)
         return Response(samples)

@@ -5,5 +5,5 @@ from integrations import api
 urlpatterns = [
     path("hooks", api.HookSubscribeApi.as_view(), name="hooks"),
     path("hooks/<int:hook_id>", api.HookDetailApi.as_view(), name="hook-detail"),
-    path("hooks/samples/<str:event>", api.HookSampleApi.as_view(), name="hook-sample"),
+    path("hooks/samples", api.HookSampleApi.as_view(), name="hook-samples"),
 ]

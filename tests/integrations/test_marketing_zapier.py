@@ -69,13 +69,13 @@ def test_a_subscription_needs_a_known_event_and_the_api_key(tenant, client, http
 
 
 def test_the_sample_is_the_latest_real_event_else_an_example(tenant, program):
-    example = tenant.api.get("/api/v1/hooks/samples/participant.created")
+    example = tenant.api.get("/api/v1/hooks/samples?event=participant.created")
     assert example.status_code == 200
     [sample] = example.json()
     assert set(sample) >= {"id", "code", "link", "email"}
 
     tenant.api.post("/api/v1/webhook-endpoints", {"url": "https://hooks.example/in"}, format="json")
     participant, _code = joins(program, email="sample@example.com")
-    [real] = tenant.api.get("/api/v1/hooks/samples/participant.created").json()
+    [real] = tenant.api.get("/api/v1/hooks/samples?event=participant.created").json()
     assert (real["id"], real["email"]) == (participant.pk, "sample@example.com")
-    assert tenant.api.get("/api/v1/hooks/samples/order.placed").status_code == 404
+    assert tenant.api.get("/api/v1/hooks/samples?event=order.placed").status_code == 400
