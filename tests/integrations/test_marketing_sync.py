@@ -251,3 +251,23 @@ def test_a_marketing_tool_has_no_inbound_webhook(client, program, httpserver):
 def test_a_marketing_connection_takes_no_coupons_and_is_not_reconciled(program, httpserver):
     connection = marketing_connection(program.merchant, "hubspot", httpserver)
     assert not any(connection.syncs(what) for what in ("orders", "refunds", "coupons", "reconcile"))
+
+
+def test_connecting_a_marketing_tool_in_the_admin_keeps_the_key_as_a_credential_and_shows_no_webhook_url(tenant):
+    response = tenant.admin.post(
+        "/admin/integrations/connection/add/",
+        {"provider": "klaviyo", "account": "KL-ADMIN", "livemode": "on", "secret": "pk_admin", "token": ""},
+        follow=True,
+    )
+    assert response.status_code == 200
+    connection = Connection.objects.for_merchant(tenant.merchant).get()
+    assert (connection.provider, connection.credentials, connection.webhook_secret) == (
+        "klaviyo",
+        {"api_key": "pk_admin"},
+        "",
+    )
+    assert "participants with marketing consent are synced" in response.content.decode()
+    page = tenant.admin.get(f"/admin/integrations/connection/{connection.pk}/change/").content.decode()
+    assert "pk_admin" not in page
+    assert connection.webhook_path not in page
+    assert "/admin/integrations/outboundsync/?connection__id__exact=" in page
