@@ -3,6 +3,7 @@ the API. The mode (live or test) comes from the key."""
 
 from __future__ import annotations
 
+from drf_spectacular.plumbing import build_array_type, build_object_type
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -110,7 +111,7 @@ class HookSampleApi(TenantAPIView):
         "else an example: a list of the objects the hook receives as `data`.",
         parameters=[OpenApiParameter("event", str, enum=list(EVENT_TYPES), required=True)],
         responses={
-            200: serializers.ListField(child=serializers.DictField()),
+            200: build_array_type(build_object_type(additionalProperties=True)),
             400: error_response(400, "`event` is missing or no event type."),
         },
         examples=[OpenApiExample("reward.issued", response_only=True, value=[EXAMPLES["reward.issued"]])],
