@@ -191,7 +191,8 @@
         method: "POST",
         credentials: "same-origin",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ attributes: { _ref: a.code || "", _rs_click: a.click_id || "" } })
+        body: JSON.stringify({ attributes: { _ref: a.code || "", _rs_click: a.click_id || "",
+          _ga_client_id: gaClientId() || "" } })
       }).catch(function () {});
     } catch (e) { return null; }
   }

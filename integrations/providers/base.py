@@ -47,6 +47,7 @@ class Order:
     occurred_at: datetime | None = None
     ip: str | None = None
     user_agent: str = ""
+    ga_client_id: str = ""  # the buyer's Google Analytics client id, where the platform carries it (GA4 events)
 
 
 @dataclass

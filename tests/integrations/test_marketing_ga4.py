@@ -114,3 +114,24 @@ def test_validate_in_the_admin_sends_a_sample_to_the_debug_endpoint_and_shows_wh
     sample = httpserver.log[0][0].get_json()
     assert sample["events"][0]["name"] == "referral_purchase"
     assert Connection.objects.for_merchant(tenant.merchant).get(pk=connection.pk).last_error == ""
+
+
+def test_a_shopify_order_carries_the_ga_client_id_of_its_cart_attributes(tenant, referrer, client, httpserver):
+    from integrations.models import InboundEvent
+    from tests.factories import shop_connection
+    from tests.integrations.conftest import payload, process_all, shopify_post
+    from tracking.models import Conversion
+
+    _anna, code = referrer
+    shop = shop_connection(tenant.merchant, account="ga.myshopify.com", secret="hush")
+    data = payload(
+        "shopify",
+        "orders_paid",
+        note_attributes=[{"name": "_ref", "value": code.code}, {"name": "_ga_client_id", "value": "42.1712345678"}],
+    )
+    assert shopify_post(client, shop, "orders/paid", data).status_code == 200
+    process_all(tenant.merchant)
+
+    assert InboundEvent.objects.for_merchant(tenant.merchant).get().status == "processed"
+    conversion = Conversion.objects.for_merchant(tenant.merchant).get(order_id=f"shopify:{data['id']}")
+    assert conversion.ga_client_id == "42.1712345678"

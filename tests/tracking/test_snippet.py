@@ -117,9 +117,8 @@ def test_blocked_cookies_and_storage_never_break_the_page():
 def test_on_a_shopify_storefront_the_referral_goes_into_the_carts_attributes():
     """Shopify copies cart attributes to the order's note_attributes: the orders/paid webhook carries them to us."""
     click = "3f2b8a8e11114a4a9a9a000000000000"
-    result = _page(shopify=True, search=f"?ref=ANNA-7K3Q&rs_click={click}")
-    assert result["fetches"] == [
-        {"url": "/cart/update.js", "method": "POST", "body": {"attributes": {"_ref": "ANNA-7K3Q", "_rs_click": click}}}
-    ]
+    result = _page(shopify=True, search=f"?ref=ANNA-7K3Q&rs_click={click}", cookies={"_ga": "GA1.1.42.1712345678"})
+    attributes = {"_ref": "ANNA-7K3Q", "_rs_click": click, "_ga_client_id": "42.1712345678"}
+    assert result["fetches"] == [{"url": "/cart/update.js", "method": "POST", "body": {"attributes": attributes}}]
     assert _page(shopify=True)["fetches"] == []  # nobody referred: the cart is left alone
     assert _page(search="?ref=ANNA-7K3Q")["fetches"] == []  # not a Shopify storefront
