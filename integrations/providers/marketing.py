@@ -13,11 +13,12 @@ from decimal import Decimal, InvalidOperation
 from integrations.models import Connection, OutboundSync
 from integrations.providers.base import Provider
 from integrations.selectors import Profile
-from referral_saas.webhooks.services import PARTICIPANT_ERASED
+from referral_saas.webhooks.services import CONSENT_GIVEN, PARTICIPANT_ERASED
 
 # The events after which a participant's standing changed: their profile is sent again.
 PROFILE_EVENTS = (
     "participant.created",
+    CONSENT_GIVEN,
     "referral.created",
     "conversion.attributed",
     "reward.approved",
@@ -37,7 +38,7 @@ EVENT_NAMES = {
 def subject_of(event_type: str, data: dict) -> int | None:
     """The participant an event is about (whose profile changes): the one who joined, the referrer of a referral or
     an order, the participant of a reward."""
-    if event_type in ("participant.created", PARTICIPANT_ERASED):
+    if event_type in ("participant.created", CONSENT_GIVEN, PARTICIPANT_ERASED):
         return data.get("id")
     if event_type == "referral.created":
         return (data.get("referrer") or {}).get("id")
@@ -49,7 +50,7 @@ def subject_of(event_type: str, data: dict) -> int | None:
 
 
 def key_of(event_type: str, data: dict) -> str:
-    return f"{event_type}:{data.get('id', '')}"
+    return f"{event_type}:{data.get('key') or data.get('id', '')}"
 
 
 def decimal_or_none(value) -> Decimal | None:

@@ -271,3 +271,19 @@ def test_connecting_a_marketing_tool_in_the_admin_keeps_the_key_as_a_credential_
     assert "pk_admin" not in page
     assert connection.webhook_path not in page
     assert "/admin/integrations/outboundsync/?connection__id__exact=" in page
+
+
+def test_consent_given_after_joining_sends_the_profile_then(program, httpserver):
+    connection = marketing_connection(program.merchant, "klaviyo", httpserver)
+    ok(httpserver)
+    participant, _code = joins(program, email="later-yes@example.com", consent=False)
+    assert syncs(connection) == []
+
+    joins(program, email="later-yes@example.com", consent=True)  # the shop reports the consent (an upsert)
+    sync_all(connection)
+
+    assert [(s.kind, s.event_type, s.status) for s in syncs(connection)] == [
+        ("profile", "participant.consent_given", "sent")
+    ]
+    [request] = [r for r, _resp in httpserver.log]
+    assert request.get_json()["data"]["attributes"]["email"] == "later-yes@example.com"

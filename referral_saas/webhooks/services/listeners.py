@@ -9,14 +9,17 @@ enqueues its work on commit. `data` may be a function (built once, only by a lis
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 EventData = dict | Callable[[], dict]
 Listener = Callable[[object, list[tuple[bool, str, EventData]]], None]
 _listeners: list[Listener] = []
 
-# Not a webhook event type: told to listeners only, with {"id", "email", "external_id"} read before the erasure.
+# Not webhook event types: told to listeners only. An erasure with {"id", "email", "external_id"} read before it;
+# a consent given after joining with {"id", "key"} (the key tells one giving from a later one).
 PARTICIPANT_ERASED = "participant.erased"
+CONSENT_GIVEN = "participant.consent_given"
 
 
 def domain_event_listener_register(listener: Listener) -> None:
@@ -43,3 +46,9 @@ def domain_events_tell(*, merchant, events: list[tuple[bool, str, EventData]]) -
         return
     for listener in _listeners:
         listener(merchant, events)
+
+
+def consent_given_tell(*, participant) -> None:
+    """A participant gave marketing consent after joining: the tools that sync consenting people get them now."""
+    data = {"id": participant.pk, "key": f"{participant.pk}@{time.time_ns()}"}
+    domain_events_tell(merchant=participant.merchant, events=[(participant.livemode, CONSENT_GIVEN, data)])
