@@ -276,7 +276,7 @@ def test_connecting_a_marketing_tool_in_the_admin_keeps_the_key_as_a_credential_
 def test_consent_given_after_joining_sends_the_profile_then(program, httpserver):
     connection = marketing_connection(program.merchant, "klaviyo", httpserver)
     ok(httpserver)
-    participant, _code = joins(program, email="later-yes@example.com", consent=False)
+    joins(program, email="later-yes@example.com", consent=False)
     assert syncs(connection) == []
 
     joins(program, email="later-yes@example.com", consent=True)  # the shop reports the consent (an upsert)
