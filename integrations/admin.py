@@ -56,6 +56,11 @@ class ConnectionForm(forms.ModelForm):
         model = Connection
         fields = ["provider", "account", "livemode"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "provider" in self.fields:  # Zapier subscribes itself through the hooks API: nothing to connect here
+            self.fields["provider"].choices = [c for c in self.fields["provider"].choices if c[0] != "zapier"]
+
     def clean(self):
         data = super().clean()
         handler = provider_for(data.get("provider") or "")

@@ -287,3 +287,13 @@ def test_consent_given_after_joining_sends_the_profile_then(program, httpserver)
     ]
     [request] = [r for r, _resp in httpserver.log]
     assert request.get_json()["data"]["attributes"]["email"] == "later-yes@example.com"
+
+
+def test_createconnection_says_zapier_needs_no_connection(tenant):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="api/v1/hooks"):
+        call_command(
+            "createconnection", "--merchant", tenant.merchant.slug, "--provider", "zapier", "--account", "z",
+            "--secret", "s",
+        )  # fmt: skip

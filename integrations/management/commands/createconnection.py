@@ -40,6 +40,9 @@ class Command(BaseCommand):
         merchant = Merchant.objects.filter(slug=opts["merchant"]).first()
         if merchant is None:
             raise CommandError(f"No merchant with the slug {opts['merchant']!r}.")
+        if opts["provider"] == Provider.ZAPIER:
+            raise CommandError("Zapier needs no connection: a Zap subscribes itself with POST /api/v1/hooks and an API "
+                               "key (README: Marketing tools -> Zapier).")  # fmt: skip
         try:
             connection, created = connection_create(
                 merchant=merchant,
