@@ -22,7 +22,7 @@ from integrations import services
 from integrations.admin_woocommerce import WooCommerceConnectMixin
 from integrations.http import PlatformError
 from integrations.install import install_view
-from integrations.models import Connection, InboundEvent
+from integrations.models import Connection, InboundEvent, OutboundSync
 from integrations.providers import provider_for, shopify
 from referral_saas.crypto import same_secret
 from referral_saas.tenancy.admin_site import ReadOnlyTenantAdmin, TenantModelAdmin, merchant_admin, ops_admin
@@ -40,7 +40,9 @@ class ConnectionForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False),
         help_text=_("Shopify: the app's API secret key. WooCommerce and Stripe: leave it empty when you give the "
                     "API token, we create the webhooks and their secret; else the secret of the webhooks you made "
-                    "(Stripe: the endpoint's signing secret, whsec_...)."),
+                    "(Stripe: the endpoint's signing secret, whsec_...). Marketing tools: the API key (Klaviyo "
+                    "private key, Mailchimp key ending in -usNN, HubSpot private app token, Salesforce access "
+                    "token, GA4 Measurement Protocol API secret)."),
     )  # fmt: skip
     token = forms.CharField(
         label=_("API token"),
@@ -54,6 +56,11 @@ class ConnectionForm(forms.ModelForm):
     class Meta:
         model = Connection
         fields = ["provider", "account", "livemode"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "provider" in self.fields:  # Zapier subscribes itself through the hooks API: nothing to connect here
+            self.fields["provider"].choices = [c for c in self.fields["provider"].choices if c[0] != "zapier"]
 
     def clean(self):
         data = super().clean()
@@ -86,8 +93,9 @@ class ConnectionAdmin(WooCommerceConnectMixin, TenantModelAdmin):
         "created_at",
         "disconnected_at",
         "events_link",
+        "syncs_link",
     ]
-    actions = ["test_connection", "disconnect"]
+    actions = ["test_connection", "validate_ga4", "disconnect"]
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -106,7 +114,16 @@ class ConnectionAdmin(WooCommerceConnectMixin, TenantModelAdmin):
 
     @admin.display(description=_("webhook URL"))
     def webhook_url(self, obj):
+        if obj.is_marketing:
+            return "—"  # nothing comes in from a marketing tool
         return format_html("<code data-testid='webhook-url'>{}</code>", obj.webhook_url)
+
+    @admin.display(description=_("marketing syncs"))
+    def syncs_link(self, obj):
+        if not obj.is_marketing:
+            return "—"
+        url = reverse("admin:integrations_outboundsync_changelist") + "?" + urlencode({"connection__id__exact": obj.pk})
+        return format_html('<a href="{}">{}</a>', url, _("See what was sent to this tool"))
 
     @admin.display(description=_("webhook secret"), boolean=True)
     def secret_set(self, obj):
@@ -134,7 +151,9 @@ class ConnectionAdmin(WooCommerceConnectMixin, TenantModelAdmin):
         self._connected_message(request, connection, installed)
 
     def _connected_message(self, request, connection, installed: list[str]) -> None:
-        if installed:
+        if connection.is_marketing:
+            messages.success(request, _("Connected: participants with marketing consent are synced from now on."))
+        elif installed:
             messages.success(request, _("Connected; webhooks created on the platform: %s.") % ", ".join(installed))
         else:
             messages.info(
@@ -236,6 +255,19 @@ class ConnectionAdmin(WooCommerceConnectMixin, TenantModelAdmin):
             else:
                 messages.success(request, f"{connection}: {answer}")
 
+    @admin.action(description=_("Validate GA4 events (Measurement Protocol debug endpoint)"), permissions=["change"])
+    def validate_ga4(self, request, queryset):
+        for connection in queryset.filter(provider="ga4"):
+            try:
+                objections = services.ga4_validate(connection=connection)
+            except PlatformError as exc:
+                messages.error(request, f"{connection}: {exc}")
+                continue
+            if objections:
+                messages.error(request, f"{connection}: {_('GA4 objects:')} {'; '.join(objections)}")
+            else:
+                messages.success(request, f"{connection}: {_('GA4 accepts our events.')}")
+
     @admin.action(description=_("Disconnect the selected shops"), permissions=["change"])
     def disconnect(self, request, queryset):
         for connection in queryset:
@@ -296,11 +328,53 @@ class InboundEventAdmin(ReadOnlyTenantAdmin):
         messages.success(request, _("%(n)s events will be processed again now.") % {"n": count})
 
 
-for model in (Connection, InboundEvent):
+@admin.register(OutboundSync, site=merchant_admin)
+class OutboundSyncAdmin(ReadOnlyTenantAdmin):
+    list_display = ["created_at", "connection", "kind", "key", "participant_id", "status", "attempts", "short_error"]
+    list_filter = ["status", "kind", "connection", "event_type"]
+    search_fields = ["key", "request"]
+    list_select_related = ["connection"]
+    date_hierarchy = "created_at"
+    fields = [
+        "connection",
+        "kind",
+        "key",
+        "event_type",
+        "participant_id",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+        "request",
+        "created_at",
+        "sent_at",
+        "data",
+    ]
+    readonly_fields = fields
+    actions = ["replay"]
+
+    @admin.display(description=_("error"))
+    def short_error(self, obj):
+        return (obj.last_error or "")[:80]
+
+    @admin.display(description=_("data"))
+    def data(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, ensure_ascii=False)[:20000])
+
+    def has_replay_permission(self, request) -> bool:
+        return self._can_write(request)
+
+    @admin.action(description=_("Send the selected syncs again"), permissions=["replay"])
+    def replay(self, request, queryset):
+        count = sum(1 for item in queryset if services.outbound_sync_replay(item=item))
+        messages.success(request, _("%(n)s syncs will be sent again now.") % {"n": count})
+
+
+for model in (Connection, InboundEvent, OutboundSync):
     ops_admin.register(
         model,
         list_display=["__str__", "merchant", "status"],
         list_filter=["merchant"],
         list_select_related=True,
-        exclude=["credentials", "webhook_secret", "previous_webhook_secret", "body"],
+        exclude=["credentials", "webhook_secret", "previous_webhook_secret", "body", "payload"],
     )

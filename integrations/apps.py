@@ -3,10 +3,14 @@ from django.apps import AppConfig
 
 class IntegrationsConfig(AppConfig):
     name = "integrations"
-    verbose_name = "Shop integrations"
+    verbose_name = "Integrations"
 
     def ready(self) -> None:
         from integrations.services.coupons import coupon_publish
+        from integrations.services.marketing import marketing_events_hear
+        from referral_saas.webhooks.services import domain_event_listener_register
         from rewards.services.issuing import coupon_publisher_register
 
         coupon_publisher_register(coupon_publish)
+        # Marketing tools hear our domain events where the webhooks are emitted (in the emitting transaction).
+        domain_event_listener_register(marketing_events_hear)

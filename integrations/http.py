@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -24,10 +26,31 @@ class PlatformError(Exception):
     """A call to a platform failed. `transient`: a network error, a timeout, 429 or 5xx (try again later);
     otherwise the platform refused (bad credentials, invalid data), and trying again changes nothing."""
 
-    def __init__(self, message: str, *, status: int | None = None, transient: bool = False):
+    def __init__(
+        self, message: str, *, status: int | None = None, transient: bool = False, retry_after: float | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.transient = transient
+        self.retry_after = retry_after  # seconds the platform asked us to wait (Retry-After), if it said
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds: a number of seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 @dataclass
@@ -47,7 +70,10 @@ class PlatformClient:
             raise PlatformError(f"{method} {url}: {type(exc).__name__}: {exc}", transient=True) from exc
         if response.status_code == 429 or response.status_code >= 500:
             raise PlatformError(
-                f"{method} {url}: HTTP {response.status_code}", status=response.status_code, transient=True
+                f"{method} {url}: HTTP {response.status_code}",
+                status=response.status_code,
+                transient=True,
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
         if response.status_code >= 400:
             raise PlatformError(
@@ -65,6 +91,12 @@ class PlatformClient:
 
     def post(self, path: str, body: object) -> object:
         return self.request("POST", path, json=body)
+
+    def put(self, path: str, body: object) -> object:
+        return self.request("PUT", path, json=body)
+
+    def patch(self, path: str, body: object) -> object:
+        return self.request("PATCH", path, json=body)
 
     def delete(self, path: str) -> object:
         return self.request("DELETE", path)

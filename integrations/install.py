@@ -12,7 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from integrations.models import Connection
+from integrations.models import MARKETING_PROVIDERS, Connection
 from integrations.selectors import setup_checklist
 from programs.models import Program
 from referral_saas.tenancy.models import ApiKey
@@ -75,7 +75,9 @@ def install_view(model_admin, request, program_id: int):
                    f'data-window-days="{program.attribution_window_days}" defer></script>',
         "samples": code_samples(program=program, key=key),
         "join_sample": json.dumps({"program": program.slug, "external_id": "c-42", "email": "anna@example.com"}),
-        "connections": Connection.objects.for_merchant(merchant).exclude(status=Connection.Status.DISCONNECTED),
+        "connections": Connection.objects.for_merchant(merchant)
+        .exclude(status=Connection.Status.DISCONNECTED)
+        .exclude(provider__in=MARKETING_PROVIDERS),
         "connect_url": reverse("admin:integrations_connection_add"),
         "woocommerce_url": _reverse_or_none("admin:integrations_connection_woocommerce_connect"),
         "shopify_url": reverse("admin:integrations_connection_shopify_install") if settings.SHOPIFY_CLIENT_ID else None,

@@ -23,6 +23,23 @@ class Provider(models.TextChoices):
     SHOPIFY = "shopify", "Shopify"
     WOOCOMMERCE = "woocommerce", "WooCommerce"
     STRIPE = "stripe", "Stripe"
+    # Marketing tools: we send them participants and events (integrations/marketing/), they send us nothing.
+    KLAVIYO = "klaviyo", "Klaviyo"
+    MAILCHIMP = "mailchimp", "Mailchimp"
+    HUBSPOT = "hubspot", "HubSpot"
+    SALESFORCE = "salesforce", "Salesforce"
+    GA4 = "ga4", "Google Analytics 4"
+    ZAPIER = "zapier", "Zapier"
+
+
+MARKETING_PROVIDERS = (
+    Provider.KLAVIYO,
+    Provider.MAILCHIMP,
+    Provider.HUBSPOT,
+    Provider.SALESFORCE,
+    Provider.GA4,
+    Provider.ZAPIER,
+)
 
 
 DEFAULT_SETTINGS = {"orders": True, "refunds": True, "coupons": True, "reconcile": True}
@@ -45,7 +62,8 @@ class Connection(TenantModel):
         _("account"),
         max_length=255,
         help_text=_("Shopify: the shop's domain (example.myshopify.com). WooCommerce: the site's URL. Stripe: the "
-                    "account id (acct_...)."),
+                    "account id (acct_...). Klaviyo: the account id. Mailchimp: the audience id. HubSpot: the portal "
+                    "id. Salesforce: the instance URL. GA4: the measurement id (G-...). Zapier: a name."),
     )  # fmt: skip
     livemode = models.BooleanField(_("live mode"), default=True)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE)
@@ -69,6 +87,8 @@ class Connection(TenantModel):
     last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     disconnected_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Marketing tools: when our fields (merge fields, contact properties) were created there; once per connection.
+    setup_done_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [
@@ -94,7 +114,13 @@ class Connection(TenantModel):
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
 
+    @property
+    def is_marketing(self) -> bool:
+        return self.provider in MARKETING_PROVIDERS
+
     def syncs(self, what: str) -> bool:
+        if self.is_marketing:  # a marketing tool takes no orders, refunds or coupons and is not reconciled
+            return False
         return bool({**DEFAULT_SETTINGS, **(self.settings or {})}.get(what, False))
 
     @property
@@ -174,3 +200,59 @@ class InboundEvent(TenantModel):
     @property
     def text(self) -> str:
         return bytes(self.body).decode("utf-8", "replace")
+
+
+class OutboundSync(TenantModel):
+    """One thing to send to a marketing tool: a participant's profile, an event, or an erasure, made from one of our
+    domain events for one connection. Written in the transaction of the domain event (nothing for a rolled-back
+    write), sent by a worker after commit, retried while the tool is busy or down.
+
+    `outbound_sync_once` (merchant, connection, kind, key) makes a domain event told twice (a retried task, a
+    replayed platform event) one row: it is synced once. Replaying a row sends it again on purpose."""
+
+    class Kind(models.TextChoices):
+        PROFILE = "profile", _("Profile")
+        EVENT = "event", _("Event")
+        ERASE = "erase", _("Erasure")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting to be sent")
+        SENT = "sent", _("Sent")
+        SKIPPED = "skipped", _("Not sent")
+        FAILED = "failed", _("Failed")
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="outbound_syncs")
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    # The domain event it comes from: "<event type>:<object id>" ("reward.issued:501").
+    key = models.CharField(_("event"), max_length=200)
+    event_type = models.CharField(_("event type"), max_length=40)
+    participant = models.ForeignKey(
+        "programs.Participant", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The event's data as our webhooks carry it (an erasure: the identity to delete; emptied once sent).
+    payload = models.JSONField(_("data"), default=dict, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    # What was sent and what answered, without personal data: "PUT /3.0/lists/abc/members/<md5> -> 200".
+    request = models.CharField(_("request"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "connection", "kind", "key"], name="outbound_sync_once"),
+        ]
+        indexes = [
+            models.Index(fields=["merchant", "connection", "created_at"], name="outbound_sync_by_created"),
+            models.Index(fields=["merchant", "participant"], name="outbound_sync_by_participant"),
+            # The worker and the sweeper: rows still to send, across merchants (beat), due first.
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="outbound_sync_due"),
+        ]
+        ordering = ["-created_at"]
+        verbose_name = _("marketing sync")
+        verbose_name_plural = _("marketing syncs")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.key}"

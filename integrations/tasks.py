@@ -5,7 +5,7 @@ from django.db import DatabaseError
 
 from integrations import services
 from integrations.http import PlatformError
-from integrations.services import reconcile, woocommerce
+from integrations.services import marketing, reconcile, woocommerce
 from integrations.services.inbound import RetryLater
 
 
@@ -62,5 +62,26 @@ def reconcile_all() -> int:
 
 @shared_task(name="integrations.sweep", acks_late=True, ignore_result=True)
 def sweep() -> int:
-    """Scheduled by beat: send every inbound event that is due (retries, waiting refunds, lost messages)."""
-    return len(services.inbound_events_sweep())
+    """Scheduled by beat: send every inbound event that is due (retries, waiting refunds, lost messages), and every
+    marketing sync that is due."""
+    return len(services.inbound_events_sweep()) + marketing.outbound_syncs_sweep()
+
+
+@shared_task(
+    name=marketing.SYNC_TASK,
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=2,
+    max_retries=5,
+)
+def marketing_sync(*, merchant_id: int, connection_id: int) -> int:
+    """Send a batch of a marketing connection's due syncs; go on at once while more are due, and come back for
+    rows a busy tool put off briefly (longer waits are the sweeper's)."""
+    result = marketing.marketing_sync_send(merchant_id=merchant_id, connection_id=connection_id)
+    kwargs = {"merchant_id": merchant_id, "connection_id": connection_id}
+    if result.more:
+        marketing_sync.apply_async(kwargs=kwargs)
+    elif result.retry_in is not None and result.retry_in <= marketing.COUNTDOWN_MAX:
+        marketing_sync.apply_async(kwargs=kwargs, countdown=result.retry_in)
+    return result.sent

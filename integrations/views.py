@@ -36,7 +36,7 @@ def webhook(request, provider: str, token: str):
         Connection.all_merchants.select_related("merchant")  # the URL names no merchant: found by its token
         .filter(provider=provider, inbound_token=token)
         .first()
-        if handler is not None and len(token) <= 64
+        if handler is not None and not handler.marketing and len(token) <= 64
         else None
     )
     if connection is None:

@@ -23,6 +23,7 @@ api_v1 = [
     path("", include("tracking.urls")),
     path("", include("analytics.urls_api")),
     path("", include("referral_saas.webhooks.urls_api")),
+    path("", include("integrations.urls_api")),  # Zapier REST hooks
 ]
 
 urlpatterns = [

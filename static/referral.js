@@ -133,6 +133,15 @@
     input.value = value || "";
   }
 
+  // The visitor's Google Analytics client id, from the shop's own GA tag's _ga cookie ("GA1.1.<id>.<time>" ->
+  // "<id>.<time>"), or null: the shop sends it as ga_client_id with sign-ups and orders (GA4 events server-side).
+  var GA_RE = /^GA\d+\.\d+\.(\d{1,20}\.\d{1,20})$/;
+  function gaClientId() {
+    var m = null;
+    try { m = GA_RE.exec(readCookie("_ga") || ""); } catch (e) {}
+    return m ? m[1] : null;
+  }
+
   // Put the attribution into hidden inputs of a checkout <form>.
   function fillForm(form) {
     var a = attribution();
@@ -140,6 +149,7 @@
       setHidden(form, "referral_code", a.code);
       setHidden(form, "referral_click_id", a.click_id);
       setHidden(form, "referral_device_id", deviceId());
+      setHidden(form, "referral_ga_client_id", gaClientId());
     } catch (e) {}
     return a;
   }
@@ -181,7 +191,8 @@
         method: "POST",
         credentials: "same-origin",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ attributes: { _ref: a.code || "", _rs_click: a.click_id || "" } })
+        body: JSON.stringify({ attributes: { _ref: a.code || "", _rs_click: a.click_id || "",
+          _ga_client_id: gaClientId() || "" } })
       }).catch(function () {});
     } catch (e) { return null; }
   }
@@ -210,6 +221,7 @@
     decorateStripe: decorateStripe,
     deviceId: deviceId,
     fillForm: fillForm,
+    gaClientId: gaClientId,
     syncShopifyCart: syncShopifyCart
   };
 })(window, document);

@@ -470,10 +470,19 @@ def _inbound_event(merchant):
     )
 
 
-def _register_integrations_factories() -> None:
-    from integrations.models import Connection, InboundEvent
+def _outbound_sync(merchant):
+    from integrations.models import OutboundSync
 
-    FACTORY_FOR_MODEL.update({Connection: shop_connection, InboundEvent: _inbound_event})
+    connection = shop_connection(merchant, provider="klaviyo", account=f"kl{next(_counter)}", secret="pk_test")
+    return OutboundSync.objects.for_merchant(merchant).create(
+        connection=connection, kind="profile", key=f"participant.created:{next(_counter)}", event_type="x"
+    )
+
+
+def _register_integrations_factories() -> None:
+    from integrations.models import Connection, InboundEvent, OutboundSync
+
+    FACTORY_FOR_MODEL.update({Connection: shop_connection, InboundEvent: _inbound_event, OutboundSync: _outbound_sync})
 
 
 _register_integrations_factories()

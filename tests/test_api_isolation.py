@@ -34,12 +34,16 @@ def a_data(tenant):
     )
     tenant.api.post("/api/v1/conversions/A-1/refunds", {"amount": "5.00", "refund_id": "a-r-1"}, format="json")
     endpoint = tenant.api.post("/api/v1/webhook-endpoints", {"url": "https://hooks.a.example/in"}, format="json")
+    hook = tenant.api.post(
+        "/api/v1/hooks", {"target_url": "https://hooks.a.example/zap", "event": "reward.issued"}, format="json"
+    )
     reward, item = _a_reward_and_catalog(program, participant, code)
     return {
         "program": program,
         "participant": participant,
         "code": code,
         "endpoint_id": endpoint.json()["id"],
+        "hook_id": hook.json()["id"],
         "reward": reward,
         "item": item,
     }
@@ -106,6 +110,7 @@ def _a_values(a) -> dict[str, list[str]]:
         "order_id": ["A-1"],
         "reward_id": [str(a["reward"].pk)],
         "endpoint_id": [str(a["endpoint_id"])],
+        "hook_id": [str(a["hook_id"])],
     }
 
 

@@ -118,6 +118,15 @@ def _seed(tenant) -> dict:
         )
         assert response.status_code == 201, response.content
         endpoints.append(response.json()["id"])
+    hooks = []
+    for n in range(2):
+        response = tenant.api.post(
+            "/api/v1/hooks",
+            {"target_url": f"https://hooks.zapier.example/{n}", "event": "reward.issued"},
+            format="json",
+        )
+        assert response.status_code == 201, response.content
+        hooks.append(response.json()["id"])
     return {
         "program": program.slug,
         "code": code.code,
@@ -127,6 +136,7 @@ def _seed(tenant) -> dict:
         "coupons": coupons,
         "item": item.pk,
         "endpoints": endpoints,
+        "hooks": hooks,
     }
 
 
@@ -169,6 +179,9 @@ def _valid_calls(seed: dict) -> dict:
         "webhook_endpoints_create": {"body": {"url": "https://hooks.example.org/new"}},
         "webhook_endpoints_retrieve": {"path_parameters": {"endpoint_id": seed["endpoints"][0]}},
         "webhook_endpoints_delete": {"path_parameters": {"endpoint_id": seed["endpoints"][-1]}},
+        "hooks_subscribe": {"body": {"target_url": "https://hooks.zapier.example/new", "event": "reward.issued"}},
+        "hooks_unsubscribe": {"path_parameters": {"hook_id": seed["hooks"][-1]}},
+        "hooks_sample": {"query": {"event": "reward.issued"}},
     }
 
 
@@ -181,6 +194,7 @@ def _real_values(seed: dict) -> tuple[dict, dict, dict]:
         "order_id": seed["orders"],
         "reward_id": seed["coupons"],
         "endpoint_id": seed["endpoints"],
+        "hook_id": seed["hooks"],
     }
     query = {"program": [seed["program"]], "participant": [seed["referrer_external_id"]]}
     body = {"program": [seed["program"]], "code": [seed["code"]], "currency": ["PLN"], "item": [str(seed["item"])]}

@@ -207,6 +207,14 @@ class ReferralListCreateApi(TenantAPIView):
         code = serializers.CharField(max_length=64, required=False, allow_blank=True)
         click_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
         customer = CustomerInput()
+        ga_client_id = serializers.RegexField(
+            r"^[0-9]{1,20}\.[0-9]{1,20}$",
+            max_length=64,
+            required=False,
+            allow_blank=True,
+            help_text="The friend's Google Analytics client id (referral.js `ReferralSaaS.gaClientId()`): sent to a "
+            "connected GA4 with the referral_signup event.",
+        )
 
         def validate(self, attrs):
             _require_code_or_click(attrs)
@@ -240,6 +248,7 @@ class ReferralListCreateApi(TenantAPIView):
             customer_email=data.validated_data["customer"].get("email"),
             code=data.validated_data.get("code"),
             click_id=data.validated_data.get("click_id"),
+            ga_client_id=data.validated_data.get("ga_client_id", ""),
         )
         return Response(
             ReferralOutput(referral).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK

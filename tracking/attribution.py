@@ -173,6 +173,7 @@ class OrderFacts:
     payment_fingerprint: str
     address_hash: str
     device_id: str
+    ga_client_id: str = ""  # the buyer's Google Analytics client id (referral.js, from the shop's _ga cookie)
 
 
 def _decide(
@@ -311,6 +312,7 @@ def conversion_record(
     payment_fingerprint: str = "",
     address_hash: str = "",
     device_id: str = "",
+    ga_client_id: str = "",
 ) -> tuple[Conversion, bool]:
     """Record an order and attribute it. Returns (conversion, created); the same order id again returns the first."""
     scope = Conversion.objects.for_merchant(merchant)
@@ -327,7 +329,7 @@ def conversion_record(
         by_click, refused = None, exc
     order = OrderFacts(
         merchant, livemode, order_id, amount, currency, customer, code, occurred_at, now, ip, user_agent,
-        payment_fingerprint, address_hash, device_id,
+        payment_fingerprint, address_hash, device_id, ga_client_id=ga_client_id or "",
     )  # fmt: skip
     for attempt in (1, 2):
         facts = attribution_facts(
@@ -418,6 +420,7 @@ def _record(*, scope, order: OrderFacts, explicit: Touch | None, facts) -> Conve
             payment_fingerprint=(order.payment_fingerprint or "")[:128],
             address_hash=(order.address_hash or "")[:128],
             device_id=(order.device_id or "")[:128],
+            ga_client_id=(order.ga_client_id or "")[:64],
         )
     )
     if conversion.referral_id and (
@@ -458,6 +461,7 @@ def referral_record_signup(
     customer_email: str | None,
     code: str | None = None,
     click_id: str | None = None,
+    ga_client_id: str = "",
 ) -> tuple[Referral, bool]:
     """A referred friend signed up at the shop. Returns (referral, created); the friend again returns theirs."""
     now = timezone.now()
@@ -493,6 +497,9 @@ def referral_record_signup(
             now=now,
             referee_id=_referee_participant_id(merchant=merchant, livemode=livemode, customer=customer),
         )
+        if ga_client_id and referral.ga_client_id != ga_client_id[:64]:  # for Google Analytics 4 (integrations)
+            referral.ga_client_id = ga_client_id[:64]
+            Referral.objects.for_merchant(merchant).filter(pk=referral.pk).update(ga_client_id=referral.ga_client_id)
         if status == Referral.Status.SIGNED_UP:  # the friend's welcome offer, by a worker
             enqueue_on_commit("rewards.process_referral", merchant_id=merchant.pk, referral_id=referral.pk)
         if referral.referee_id and status == Referral.Status.SIGNED_UP:

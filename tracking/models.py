@@ -167,6 +167,8 @@ class Referral(TenantModel):
     touched_at = models.DateTimeField(help_text=_("The click or sign-up that opened the attribution window."))
     signed_up_at = models.DateTimeField(null=True, blank=True)
     converted_at = models.DateTimeField(null=True, blank=True)
+    # The friend's Google Analytics client id at sign-up (referral.js reads the shop's _ga cookie): GA4 events.
+    ga_client_id = models.CharField(max_length=64, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -256,6 +258,8 @@ class Conversion(TenantModel):
     payment_fingerprint = models.CharField(max_length=128, blank=True)
     address_hash = models.CharField(max_length=128, blank=True)
     device_id = models.CharField(max_length=128, blank=True)
+    # The buyer's Google Analytics client id (referral.js reads the shop's _ga cookie): GA4 events.
+    ga_client_id = models.CharField(max_length=64, blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -47,6 +47,7 @@ class Order:
     occurred_at: datetime | None = None
     ip: str | None = None
     user_agent: str = ""
+    ga_client_id: str = ""  # the buyer's Google Analytics client id, where the platform carries it (GA4 events)
 
 
 @dataclass
@@ -120,6 +121,8 @@ class Provider:
     # Whether connecting with an API token needs no pasted webhook secret: we choose it (WooCommerce) or the
     # platform gives it when install_webhooks creates the endpoint (Stripe).
     makes_own_secret: bool = False
+    # A marketing tool (providers/marketing.py): we only send to it; `secret` is its API key.
+    marketing: bool = False
 
     # inbound ----------------------------------------------------------------------------------------------------
 

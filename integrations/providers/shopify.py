@@ -46,6 +46,7 @@ from integrations.providers.base import (
 API_VERSION = "2025-10"
 CLICK_KEYS = ("rs_click", "_rs_click")
 CODE_KEYS = ("ref", "_ref", "referral_code")
+GA_CLIENT_ID = re.compile(r"^[0-9]{1,20}\.[0-9]{1,20}$")  # referral.js's `_ga_client_id` cart attribute
 
 
 def header(headers: Mapping[str, str], name: str) -> str:
@@ -117,6 +118,7 @@ def order_of(payload: dict) -> Order:
         occurred_at=placed,
         ip=payload.get("browser_ip") or client.get("browser_ip") or None,
         user_agent=str(client.get("user_agent") or "")[:1024],
+        ga_client_id=ga if GA_CLIENT_ID.match(ga := attributes.get("_ga_client_id", "")) else "",
     )
 
 

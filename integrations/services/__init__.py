@@ -15,3 +15,13 @@ from integrations.services.inbound import (  # noqa: F401
     inbound_event_store,
     inbound_events_sweep,
 )
+from integrations.services.marketing import (  # noqa: F401
+    SYNC_TASK,
+    ga4_validate,
+    marketing_backfill,
+    marketing_backfill_scope,
+    marketing_events_hear,
+    marketing_sync_send,
+    outbound_sync_replay,
+    outbound_syncs_sweep,
+)

@@ -13,6 +13,7 @@ from integrations.http import PlatformError
 from integrations.models import Connection, Provider
 from integrations.providers import provider_for
 from integrations.providers.shopify import SHOP_DOMAIN
+from integrations.selectors import marketing_connections_forget
 from referral_saas.errors import ValidationFailed
 
 # After a new webhook secret is set, signatures made with the old one are accepted this long (deliveries in flight,
@@ -51,12 +52,15 @@ def connection_create(
     """Connect a shop, or connect it again: one connection per merchant, platform, account and mode
     (`connection_one_per_account`). Connecting again with another webhook secret keeps the old one accepted for
     PREVIOUS_SECRET_GRACE; new credentials replace the old. Returns (connection, created)."""
-    if provider_for(provider) is None:
+    handler = provider_for(provider)
+    if handler is None:
         raise ValidationFailed(fields={"provider": [_("Unknown platform.")]})
     account = _clean_account(provider, account)
     secret = (secret or "").strip()
     if not secret:
         raise ValidationFailed(fields={"secret": [_("The webhook signing secret is required.")]})
+    if handler.marketing:  # a marketing tool's secret is its API key: a credential (it sends us no webhooks)
+        credentials, secret = {**(credentials or {}), "api_key": secret}, ""
     scope = Connection.objects.for_merchant(merchant)
     for _attempt in (1, 2):
         existing = scope.filter(provider=provider, account=account, livemode=livemode).first()
@@ -73,6 +77,8 @@ def connection_create(
                         settings=sync or {},
                         status=status,
                     )
+                if handler.marketing:
+                    _forget_marketing(connection.merchant_id)
                 return connection, True
             except IntegrityError:  # connected concurrently: update that one
                 continue
@@ -90,8 +96,16 @@ def connection_create(
                 locked.settings = sync
             locked.status, locked.disconnected_at = status, None
             locked.save()
+        if handler.marketing:
+            _forget_marketing(locked.merchant_id)
         return locked, False
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _forget_marketing(merchant_id: int) -> None:
+    # Now, and again once the change is visible (a reader in between would cache the old list otherwise).
+    marketing_connections_forget(merchant_id=merchant_id)
+    transaction.on_commit(lambda: marketing_connections_forget(merchant_id=merchant_id))
 
 
 def connection_record_error(*, connection: Connection, error: str) -> None:
@@ -131,6 +145,8 @@ def connection_disconnect(*, connection: Connection, reason: str = "", remote: b
         if reason:
             locked.last_error, locked.last_error_at = reason[:2000], timezone.now()
         locked.save()
+    if locked.is_marketing:
+        _forget_marketing(locked.merchant_id)
     return locked
 
 

@@ -90,6 +90,7 @@ def _order(connection: Connection, order: Order) -> str:
                 occurred_at=order.occurred_at,
                 ip=order.ip,
                 user_agent=order.user_agent,
+                ga_client_id=order.ga_client_id,
             )
         except Unprocessable as exc:
             if exc.code not in UNKNOWN_TOUCH or (click_id, given_code) == (None, None):

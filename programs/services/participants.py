@@ -16,7 +16,12 @@ from programs.signals import participant_erased, participant_status_changed, pro
 from referral_saas.errors import Conflict, NotFound, Unprocessable, ValidationFailed
 from referral_saas.tenancy.models import Merchant
 from referral_saas.validators import require_single_line
-from referral_saas.webhooks.services import messages_redact
+from referral_saas.webhooks.services import (
+    PARTICIPANT_ERASED,
+    consent_given_tell,
+    domain_events_tell,
+    messages_redact,
+)
 
 
 @transaction.atomic
@@ -219,6 +224,8 @@ def _update_participant(participant, external_id, email, email_normalized, name,
         participant.save(update_fields=changed)
     if "name" in changed:
         public_names_changed(merchant_id=participant.merchant_id)
+    if "marketing_consent" in changed and participant.marketing_consent:
+        consent_given_tell(participant=participant)
 
 
 def _taken(participant: Participant, **identity) -> bool:
@@ -285,6 +292,8 @@ def participant_update(
                 if email_normalized and _taken(stored, email_normalized=email_normalized):
                     raise Conflict(taken_email, code="email_taken", fields={"email": [taken_email]}) from None
                 raise Conflict(taken_id, code="external_id_taken", fields={"external_id": [taken_id]}) from None
+        if "marketing_consent" in changed and stored.marketing_consent:
+            consent_given_tell(participant=stored)
     if "name" in changed:
         public_names_changed(merchant_id=participant.merchant_id)
     return participant
@@ -322,6 +331,9 @@ def participant_set_status(*, participant: Participant, status: str) -> Particip
 def participant_erase(*, participant: Participant) -> Participant:
     """A privacy request: personal data goes, anonymous records stay so that totals stay right."""
     participant = Participant.objects.for_merchant(participant.merchant).select_for_update().get(pk=participant.pk)
+    # Tools that received them (marketing syncs) are told whom to delete, by what identified them there.
+    identity = {"id": participant.pk, "email": participant.email, "external_id": participant.external_id}
+    domain_events_tell(merchant=participant.merchant, events=[(participant.livemode, PARTICIPANT_ERASED, identity)])
     # Stored events (retried, shown in the admin) stop naming them too.
     messages_redact(
         merchant_id=participant.merchant_id,

@@ -108,6 +108,15 @@ class ConversionListCreateApi(TenantAPIView):
             help_text="The buyer's device id: referral.js's `ReferralSaaS.deviceId()`, sent by `fillForm` as the "
             "hidden input `referral_device_id` (fraud check shared_device).",
         )
+        ga_client_id = serializers.RegexField(
+            r"^[0-9]{1,20}\.[0-9]{1,20}$",
+            max_length=64,
+            required=False,
+            allow_blank=True,
+            help_text="The buyer's Google Analytics client id: referral.js's `ReferralSaaS.gaClientId()` (from the "
+            "shop's `_ga` cookie), sent by `fillForm` as `referral_ga_client_id`. Sent to a connected GA4 with the "
+            "referral_purchase event.",
+        )
 
         def validate_occurred_at(self, value):
             now = timezone.now()
@@ -166,6 +175,7 @@ class ConversionListCreateApi(TenantAPIView):
             payment_fingerprint=values.get("payment_fingerprint", ""),
             address_hash=values.get("address_hash", ""),
             device_id=values.get("device_id", ""),
+            ga_client_id=values.get("ga_client_id", ""),
         )
         return Response(
             _conversion_output(request, new=created)(conversion).data,

@@ -94,7 +94,15 @@ def test_fill_form_adds_the_device_id_next_to_the_referral():
         "referral_code": "ANNA-10",
         "referral_click_id": click,
         "referral_device_id": load["deviceId"],
+        "referral_ga_client_id": "",  # the shop has no Google Analytics tag
     }
+
+
+def test_fill_form_passes_the_google_analytics_client_id_of_the_shops_ga_cookie():
+    result = _page(search="?ref=ANNA-10", cookies={"_ga": "GA1.1.1234567890.1712345678"}, fillForm=True)
+    assert result["loads"][0]["form"]["referral_ga_client_id"] == "1234567890.1712345678"
+    bogus = _page(search="?ref=ANNA-10", cookies={"_ga": "GA1.1.<script>"}, fillForm=True)
+    assert bogus["loads"][0]["form"]["referral_ga_client_id"] == ""
 
 
 def test_blocked_cookies_and_storage_never_break_the_page():
@@ -109,9 +117,8 @@ def test_blocked_cookies_and_storage_never_break_the_page():
 def test_on_a_shopify_storefront_the_referral_goes_into_the_carts_attributes():
     """Shopify copies cart attributes to the order's note_attributes: the orders/paid webhook carries them to us."""
     click = "3f2b8a8e11114a4a9a9a000000000000"
-    result = _page(shopify=True, search=f"?ref=ANNA-7K3Q&rs_click={click}")
-    assert result["fetches"] == [
-        {"url": "/cart/update.js", "method": "POST", "body": {"attributes": {"_ref": "ANNA-7K3Q", "_rs_click": click}}}
-    ]
+    result = _page(shopify=True, search=f"?ref=ANNA-7K3Q&rs_click={click}", cookies={"_ga": "GA1.1.42.1712345678"})
+    attributes = {"_ref": "ANNA-7K3Q", "_rs_click": click, "_ga_client_id": "42.1712345678"}
+    assert result["fetches"] == [{"url": "/cart/update.js", "method": "POST", "body": {"attributes": attributes}}]
     assert _page(shopify=True)["fetches"] == []  # nobody referred: the cart is left alone
     assert _page(search="?ref=ANNA-7K3Q")["fetches"] == []  # not a Shopify storefront

@@ -26,15 +26,27 @@ from referral_saas.webhooks.services.endpoints import (
     endpoint_url_check,
     new_secret,
 )
+from referral_saas.webhooks.services.listeners import (
+    CONSENT_GIVEN,
+    PARTICIPANT_ERASED,
+    consent_given_tell,
+    domain_event_listener_register,
+    domain_events_tell,
+)
 
 __all__ = [
+    "CONSENT_GIVEN",
     "DELIVER_TASK",
     "MAX_ATTEMPTS",
     "MAX_ENDPOINTS_PER_MODE",
+    "PARTICIPANT_ERASED",
     "RETRY_SCHEDULE",
+    "consent_given_tell",
     "deliveries_sweep",
     "delivery_attempt",
     "delivery_resend",
+    "domain_event_listener_register",
+    "domain_events_tell",
     "endpoint_create",
     "endpoint_delete",
     "endpoint_disable",

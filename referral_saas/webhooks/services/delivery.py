@@ -33,6 +33,7 @@ from referral_saas.webhooks.services.endpoints import (
     endpoint_disabled_notify,
     endpoint_signing_secrets,
 )
+from referral_saas.webhooks.services.listeners import domain_events_tell, once
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ def webhook_emit(
     if not connection.in_atomic_block:  # the lock below must last until the deliveries are committed
         with transaction.atomic():
             return webhook_emit(merchant=merchant, livemode=livemode, event_type=event_type, data=data)
+    data = once(data)
+    domain_events_tell(merchant=merchant, events=[(livemode, event_type, data)])
     with connection.cursor() as cursor:
         cursor.execute(_LISTENING_ENDPOINTS, [merchant.pk, livemode, event_type])
         endpoint_ids = [row[0] for row in cursor.fetchall()]
@@ -177,6 +180,8 @@ def webhook_emit_many(*, merchant: Merchant, events: list[tuple[bool, str, dict 
     for _livemode, event_type, _data in events:
         if event_type not in EVENT_TYPES:
             raise ValueError(f"Unknown webhook event type {event_type!r}; known types: {', '.join(EVENT_TYPES)}.")
+    events = [(livemode, event_type, once(data)) for livemode, event_type, data in events]
+    domain_events_tell(merchant=merchant, events=events)
     endpoints: dict[bool, list[tuple[int, list[str]]]] = {}
     with connection.cursor() as cursor:
         for livemode in sorted({livemode for livemode, _type, _data in events}):

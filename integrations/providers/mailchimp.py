@@ -1,0 +1,83 @@
+"""Mailchimp: participants as members of one audience (the connection's account is the audience id) with our merge
+fields, created once; a member is PUT by the MD5 of the lower-cased email (Mailchimp's subscriber hash), so it is an
+upsert. The API key ends with the data centre (`...-us21`), which is the host (`https://us21.api.mailchimp.com`);
+HTTP basic auth with any user name and the key."""
+
+from __future__ import annotations
+
+import hashlib
+
+from integrations.http import PlatformClient
+from integrations.models import Connection
+from integrations.providers.marketing import MarketingTool
+from integrations.selectors import Profile
+
+# tag -> (name, type): the merge fields we create once in the audience.
+MERGE_FIELDS = {
+    "REFLINK": ("Referral link", "url"),
+    "REFCODE": ("Referral code", "text"),
+    "REFCOUNT": ("Referrals", "number"),
+    "REFSTATUS": ("Referral status", "text"),
+    "NXTREWARD": ("Next referral reward", "text"),
+}
+
+
+def subscriber_hash(email: str) -> str:
+    return hashlib.md5(email.strip().lower().encode()).hexdigest()  # noqa: S324 - Mailchimp's id, not security
+
+
+def merge_fields(profile: Profile) -> dict:
+    return {
+        "REFLINK": profile.link,
+        "REFCODE": profile.code,
+        "REFCOUNT": profile.referrals,
+        "REFSTATUS": profile.status,
+        "NXTREWARD": profile.next_reward_text,
+    }
+
+
+class Mailchimp(MarketingTool):
+    name = "mailchimp"
+    default_base_url = "https://{dc}.api.mailchimp.com"
+
+    def base_url(self, connection: Connection) -> str:
+        key = self.api_key(connection)
+        data_centre = key.rsplit("-", 1)[-1] if "-" in key else "us1"
+        return connection.base_url or self.default_base_url.format(dc=data_centre)
+
+    def client(self, connection: Connection) -> PlatformClient:
+        key = self.api_key(connection)
+        return PlatformClient(base_url=self.base_url(connection), headers={}, auth=("referral", key))
+
+    def _list(self, connection: Connection) -> str:
+        return f"/3.0/lists/{connection.account}"
+
+    def check(self, *, connection: Connection) -> str:
+        answer = self.client(connection).get(self._list(connection)) or {}
+        return f"Mailchimp audience {answer.get('name', connection.account)}"
+
+    def setup(self, *, connection: Connection) -> None:
+        client = self.client(connection)
+        answer = client.get(f"{self._list(connection)}/merge-fields", count="100") or {}
+        existing = {row.get("tag") for row in answer.get("merge_fields", [])}
+        for tag, (label, kind) in MERGE_FIELDS.items():
+            if tag not in existing:
+                client.post(f"{self._list(connection)}/merge-fields", {"tag": tag, "name": label, "type": kind})
+
+    def upsert_profiles(self, *, connection: Connection, profiles: list[Profile]) -> str:
+        client = self.client(connection)
+        for profile in profiles:
+            body = {
+                "email_address": profile.email,
+                "status_if_new": "subscribed",  # they gave marketing consent (only such participants are sent)
+                "merge_fields": merge_fields(profile),
+            }
+            if profile.language:
+                body["language"] = profile.language
+            client.put(f"{self._list(connection)}/members/{subscriber_hash(profile.email)}", body)
+        return f"PUT {self._list(connection)}/members/<md5> x{len(profiles)}"
+
+    def erase(self, *, connection: Connection, participant_id: int, email: str | None, external_id: str | None) -> str:
+        path = f"{self._list(connection)}/members/{subscriber_hash(email)}/actions/delete-permanent"
+        self.client(connection).post(path, None)
+        return f"POST {self._list(connection)}/members/<md5>/actions/delete-permanent"
