@@ -207,3 +207,38 @@ def test_a_referrer_sees_each_friend_and_a_purchase_under_review_in_polish_on_a_
     assert "weryfikuje" in page.get_by_test_id("rewards-under-review").inner_text()
     assert "gdy znajomi zrobią zakupy" not in page.locator("#rewards").inner_text()  # no "when your friends buy"
     context.close()
+
+
+def test_the_reward_rule_form_shows_the_fields_of_the_chosen_reward_and_trigger(browser, demo):
+    from django.conf import settings
+    from django.test import Client
+
+    from referral_saas.tenancy.models import Membership, Merchant
+    from referral_saas.tenancy.selectors import SESSION_MERCHANT_KEY
+
+    merchant = Merchant.objects.get(slug="demo-shop")
+    owner = Membership.objects.for_merchant(merchant).get(role=Membership.Role.OWNER).user
+    client = Client()
+    client.force_login(owner)
+    session = client.session
+    session[SESSION_MERCHANT_KEY] = merchant.pk
+    session.save()
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session.session_key, "url": demo}])
+    page = context.new_page()
+    page.goto(f"{demo}/admin/rewards/rewardrule/add/")
+
+    def shown(name: str) -> bool:
+        return page.locator(f"#id_{name}").is_visible()
+
+    page.select_option("#id_kind", "percent_coupon")
+    assert (shown("coupon_prefix"), shown("pool"), shown("milestone")) == (True, False, False)
+    page.select_option("#id_kind", "pool_coupon")
+    assert (shown("coupon_prefix"), shown("pool")) == (False, True)
+    page.select_option("#id_trigger", "milestone")
+    assert (shown("milestone"), shown("max_purchases")) == (True, False)
+    page.select_option("#id_value_type", "percent_of_order")
+    assert shown("max_value") is True
+    page.select_option("#id_value_type", "fixed")
+    assert shown("max_value") is False
+    context.close()
