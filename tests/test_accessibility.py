@@ -1,0 +1,136 @@
+"""axe-core (through Playwright and Debian's Chromium) on the main admin and portal pages, at a desktop and a phone
+size: no serious or critical violation. A failure lists every rule id with the elements it points at."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+
+import pytest
+from django.core import mail
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+VIEWPORTS = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
+BLOCKING = {"serious", "critical"}
+OWNER_EMAIL, OWNER_PASSWORD = "owner@a11y.example", "a11y-password-2026"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    path = shutil.which("chromium")
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail("chromium is missing: `make chromium` installs Debian's package (root and apt-get needed)")
+    pytest.skip("chromium is missing (`make chromium` installs it); CI fails instead of skipping")
+
+
+@pytest.fixture
+def shop(live_server, settings):
+    """A merchant with the demo program (rules, texts), a flagged order in the review queue and a few rows."""
+    from django.core.management import call_command
+
+    from programs.models import Program
+    from referral_saas.tenancy.models import Merchant
+    from tests.factories import FACTORY_FOR_MODEL, join
+
+    settings.SITE_URL = live_server.url
+    call_command(
+        "createmerchant", "--name", "Access Shop", "--owner-email", OWNER_EMAIL, "--password", OWNER_PASSWORD,
+        "--demo-program", "--currency", "PLN", stdout=io.StringIO(),
+    )  # fmt: skip
+    merchant = Merchant.objects.get(slug="access-shop")
+    program = Program.objects.for_merchant(merchant).get(slug="friends")
+    join(program, email="ewa@example.pl", name="Ewa")
+    from fraud.models import FraudAssessment
+
+    FACTORY_FOR_MODEL[FraudAssessment](merchant)
+    return {"url": live_server.url, "merchant": merchant, "program": program}
+
+
+def _admin_pages(program) -> dict[str, str]:
+    return {
+        "admin home": "/admin/",
+        "program list": "/admin/programs/program/",
+        "program page": f"/admin/programs/program/{program.pk}/change/",
+        "program dashboard": f"/admin/analytics/dailystats/program/{program.pk}/",
+        "reward rules": "/admin/rewards/rewardrule/",
+        "add a reward rule": "/admin/rewards/rewardrule/add/",
+        "review queue": "/admin/fraud/fraudassessment/",
+        "install page": f"/admin/integrations/connection/install/{program.pk}/",
+    }
+
+
+def _blocking(page, name: str) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    page.wait_for_load_state("load")
+    found = []
+    for violation in Axe().run(page).response["violations"]:
+        if violation["impact"] in BLOCKING:
+            targets = ", ".join(" ".join(map(str, node["target"])) for node in violation["nodes"][:8])
+            found.append(f"{name} ({page.url}): {violation['id']} [{violation['impact']}] on {targets}")
+    return found
+
+
+@pytest.mark.parametrize("size", list(VIEWPORTS))
+def test_the_main_admin_and_portal_pages_have_no_serious_axe_violation(chromium, shop, size, monkeypatch):
+    from django.db import connections
+    from playwright.sync_api import sync_playwright
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    base, program = shop["url"], shop["program"]
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            # The merchant's admin, signed in as the owner.
+            staff = browser.new_context(locale="en-US", viewport=VIEWPORTS[size])
+            page = staff.new_page()
+            page.goto(f"{base}/accounts/login/")
+            problems += _blocking(page, "sign-in")
+            page.locator("input[name=login]").fill(OWNER_EMAIL)
+            page.locator("input[name=password]").fill(OWNER_PASSWORD)
+            page.locator("form button[type=submit]").last.click()
+            page.wait_for_url(re.compile(r".*/admin/.*"))
+            for name, path in _admin_pages(program).items():
+                response = page.goto(f"{base}{path}")
+                assert response.status == 200, (name, path, response.status)
+                problems += _blocking(page, name)
+            staff.close()
+
+            # The portal: the landing/join page, then the referrer's own page once signed in.
+            customer = browser.new_context(locale="en-US", viewport=VIEWPORTS[size])
+            page = customer.new_page()
+            page.goto(f"{base}/p/access-shop/friends/")
+            problems += _blocking(page, "portal join")
+            page.get_by_label("Your email").fill("anna@example.pl")
+            page.get_by_label("Your first name").fill("Anna")
+            page.get_by_label("I accept the program terms").check()
+            page.get_by_role("button", name="Send me my link").click()
+            page.get_by_role("heading", name="Check your inbox").wait_for()
+            page.goto(re.search(r"(https?://\S+/sign-in/\S+/)", mail.outbox[-1].body).group(1))
+            problems += _blocking(page, "portal sign-in")
+            page.get_by_role("button", name="Open my referral page").click()
+            page.get_by_test_id("referral-link").wait_for()
+            problems += _blocking(page, "portal dashboard")
+            customer.close()
+
+            # One page in Polish.
+            polish = browser.new_context(locale="pl-PL", viewport=VIEWPORTS[size])
+            page = polish.new_page()
+            page.goto(f"{base}/p/access-shop/friends/")
+            assert page.locator("html").get_attribute("lang") == "pl"
+            problems += _blocking(page, "portal join (pl)")
+            polish.close()
+        finally:
+            browser.close()
+            connections.close_all()
+    assert not problems, "serious or critical axe violations:\n" + "\n".join(problems)
