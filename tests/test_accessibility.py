@@ -1,5 +1,6 @@
 """axe-core (through Playwright and Debian's Chromium) on the main admin and portal pages, at a desktop and a phone
-size: no serious or critical violation. A failure lists every rule id with the elements it points at."""
+size: no serious or critical violation. A failure lists every rule id with the elements it points at. And
+`manage.py screenshots`, which photographs the same pages for review, run against the live server."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 import os
 import re
 import shutil
+import struct
 
 import pytest
 from django.core import mail
@@ -134,3 +136,28 @@ def test_the_main_admin_and_portal_pages_have_no_serious_axe_violation(chromium,
             browser.close()
             connections.close_all()
     assert not problems, "serious or critical axe violations:\n" + "\n".join(problems)
+
+
+def test_the_screenshots_command_saves_a_png_of_every_main_page_at_both_sizes(chromium, shop, tmp_path):
+    from django.core.management import call_command
+
+    stdout = io.StringIO()
+    call_command(
+        "screenshots", "--out", str(tmp_path), "--base-url", shop["url"], "--email", OWNER_EMAIL,
+        "--password", OWNER_PASSWORD, "--chromium", chromium, stdout=stdout,
+    )  # fmt: skip
+    expected = {
+        "admin-home", "admin-programs", "admin-program", "admin-program-dashboard", "admin-reward-rules",
+        "admin-reward-rule-add", "admin-review-queue", "admin-install", "portal-join-en", "portal-join-pl",
+        "portal-dashboard",
+    }  # fmt: skip
+    for size, viewport in VIEWPORTS.items():
+        files = {file.stem: file for file in (tmp_path / size).iterdir()}
+        assert set(files) == expected, size
+        for name, file in files.items():
+            head = file.read_bytes()[:24]
+            assert head[:8] == b"\x89PNG\r\n\x1a\n", (size, name)
+            width, height = struct.unpack(">II", head[16:24])  # the IHDR chunk
+            assert width >= viewport["width"], (size, name, width)
+            assert height >= viewport["height"], (size, name, height)
+            assert str(file) in stdout.getvalue()
