@@ -4,11 +4,13 @@ size: no serious or critical violation. A failure lists every rule id with the e
 
 from __future__ import annotations
 
+import datetime
 import io
 import os
 import re
 import shutil
 import struct
+from decimal import Decimal
 
 import pytest
 from django.core import mail
@@ -38,10 +40,14 @@ def chromium() -> str:
 def shop(live_server, settings):
     """A merchant with the demo program (rules, texts), a flagged order in the review queue and a few rows."""
     from django.core.management import call_command
+    from django.utils import timezone
 
-    from programs.models import Program
+    from analytics.models import DailyStats
+    from fraud.models import FraudAssessment
+    from programs.models import Program, ProgramVariant
     from referral_saas.tenancy.models import Merchant
     from tests.factories import FACTORY_FOR_MODEL, join
+    from tracking.services import conversion_record, referral_record_signup
 
     settings.SITE_URL = live_server.url
     call_command(
@@ -50,9 +56,28 @@ def shop(live_server, settings):
     )  # fmt: skip
     merchant = Merchant.objects.get(slug="access-shop")
     program = Program.objects.for_merchant(merchant).get(slug="friends")
-    join(program, email="ewa@example.pl", name="Ewa")
-    from fraud.models import FraudAssessment
-
+    _participant, code = join(program, email="ewa@example.pl", name="Ewa")
+    # Ewa has a friend who signed up and one who bought: her portal lists them.
+    referral_record_signup(
+        merchant=merchant, livemode=True, customer_external_id=None, customer_email="jan@example.pl", code=code.code
+    )
+    conversion_record(
+        merchant=merchant, livemode=True, order_id="A-1", amount=Decimal("120.00"), currency="PLN",
+        customer_email="ola@example.pl", code=code.code,
+    )  # fmt: skip
+    # An A/B test and two weeks of numbers: the program page shows variant rows, the dashboard its tables and charts.
+    variants = [
+        ProgramVariant.objects.for_merchant(merchant).create(merchant=merchant, program=program, name=name)
+        for name in ("A", "B")
+    ]
+    today = timezone.localdate()
+    for days_ago in range(14):
+        for n, variant in enumerate(variants):
+            DailyStats.objects.for_merchant(merchant).create(
+                merchant=merchant, program=program, variant=variant, day=today - datetime.timedelta(days=days_ago),
+                clicks=20 + days_ago + n, unique_visitors=15 + n, participants_joined=3, signups=4 + n,
+                attributed_orders=2 + n, shares=5, shares_by_channel={"email": 2, "whatsapp": 3},
+            )  # fmt: skip
     FACTORY_FOR_MODEL[FraudAssessment](merchant)
     return {"url": live_server.url, "merchant": merchant, "program": program}
 
@@ -113,8 +138,8 @@ def test_the_main_admin_and_portal_pages_have_no_serious_axe_violation(chromium,
             page = customer.new_page()
             page.goto(f"{base}/p/access-shop/friends/")
             problems += _blocking(page, "portal join")
-            page.get_by_label("Your email").fill("anna@example.pl")
-            page.get_by_label("Your first name").fill("Anna")
+            page.get_by_label("Your email").fill("ewa@example.pl")
+            page.get_by_label("Your first name").fill("Ewa")
             page.get_by_label("I accept the program terms").check()
             page.get_by_role("button", name="Send me my link").click()
             page.get_by_role("heading", name="Check your inbox").wait_for()
