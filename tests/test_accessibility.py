@@ -55,6 +55,7 @@ def shop(live_server, settings):
         "--demo-program", "--currency", "PLN", stdout=io.StringIO(),
     )  # fmt: skip
     merchant = Merchant.objects.get(slug="access-shop")
+    Program.objects.for_merchant(merchant).filter(slug="friends").update(leaderboard_enabled=True)
     program = Program.objects.for_merchant(merchant).get(slug="friends")
     _participant, code = join(program, email="ewa@example.pl", name="Ewa")
     # Ewa has a friend who signed up and one who bought: her portal lists them.
@@ -92,6 +93,7 @@ def _admin_pages(program) -> dict[str, str]:
         "add a reward rule": "/admin/rewards/rewardrule/add/",
         "review queue": "/admin/fraud/fraudassessment/",
         "install page": f"/admin/integrations/connection/install/{program.pk}/",
+        "participants": "/admin/programs/participant/",
     }
 
 
@@ -112,6 +114,8 @@ def test_the_main_admin_and_portal_pages_have_no_serious_axe_violation(chromium,
     from django.db import connections
     from playwright.sync_api import sync_playwright
 
+    from rewards.models import RewardRule
+
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     base, program = shop["url"], shop["program"]
     problems: list[str] = []
@@ -121,13 +125,17 @@ def test_the_main_admin_and_portal_pages_have_no_serious_axe_violation(chromium,
             # The merchant's admin, signed in as the owner.
             staff = browser.new_context(locale="en-US", viewport=VIEWPORTS[size])
             page = staff.new_page()
+            assert page.goto(f"{base}/accounts/signup/").status == 200
+            problems += _blocking(page, "merchant sign-up")
             page.goto(f"{base}/accounts/login/")
             problems += _blocking(page, "sign-in")
             page.locator("input[name=login]").fill(OWNER_EMAIL)
             page.locator("input[name=password]").fill(OWNER_PASSWORD)
             page.locator("form button[type=submit]").last.click()
             page.wait_for_url(re.compile(r".*/admin/.*"))
-            for name, path in _admin_pages(program).items():
+            rule = RewardRule.objects.for_merchant(shop["merchant"]).filter(program=program).first()
+            pages = {**_admin_pages(program), "a reward rule": f"/admin/rewards/rewardrule/{rule.pk}/change/"}
+            for name, path in pages.items():
                 response = page.goto(f"{base}{path}")
                 assert response.status == 200, (name, path, response.status)
                 problems += _blocking(page, name)
@@ -148,6 +156,8 @@ def test_the_main_admin_and_portal_pages_have_no_serious_axe_violation(chromium,
             page.get_by_role("button", name="Open my referral page").click()
             page.get_by_test_id("referral-link").wait_for()
             problems += _blocking(page, "portal dashboard")
+            assert page.goto(f"{base}/p/access-shop/friends/leaderboard/").status == 200
+            problems += _blocking(page, "portal leaderboard")
             customer.close()
 
             # One page in Polish.
