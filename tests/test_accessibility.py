@@ -174,7 +174,7 @@ def test_the_main_admin_and_portal_pages_have_no_serious_axe_violation(chromium,
 
 
 def test_the_screenshots_command_saves_a_png_of_every_main_page_at_both_sizes(chromium, shop, tmp_path):
-    from django.core.management import call_command
+    from django.core.management import CommandError, call_command
 
     stdout = io.StringIO()
     call_command(
@@ -196,3 +196,10 @@ def test_the_screenshots_command_saves_a_png_of_every_main_page_at_both_sizes(ch
             assert width >= viewport["width"], (size, name, width)
             assert height >= viewport["height"], (size, name, height)
             assert str(file) in stdout.getvalue()
+
+    # A wrong login is said, not photographed.
+    with pytest.raises(CommandError, match="Could not sign in"):
+        call_command(
+            "screenshots", "--out", str(tmp_path / "again"), "--base-url", shop["url"], "--email", OWNER_EMAIL,
+            "--password", "not-the-password", "--chromium", chromium, stdout=io.StringIO(),
+        )  # fmt: skip
