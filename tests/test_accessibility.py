@@ -15,13 +15,10 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+from portal.management.commands.screenshots import CHROMIUM_ARGS
+from portal.management.commands.screenshots import SIZES as VIEWPORTS
 
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-VIEWPORTS = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 BLOCKING = {"serious", "critical"}
 OWNER_EMAIL, OWNER_PASSWORD = "owner@a11y.example", "a11y-password-2026"
 
