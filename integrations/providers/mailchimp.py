@@ -70,22 +70,26 @@ class Mailchimp(MarketingTool):
                 client.post(f"{self._list(connection)}/merge-fields", {"tag": tag, "name": label, "type": kind})
 
     def upsert_profiles(self, *, connection: Connection, profiles: list[Profile]) -> Sent:
-        members = []
+        members: dict[str, dict] = {}
+        participants: dict[str, list[int]] = {}
         for profile in profiles:
             # Only participants who gave marketing consent are sent: "subscribed" is what they asked for.
             member = {"email_address": profile.email, "status": "subscribed", "merge_fields": merge_fields(profile)}
             if profile.language:
                 member["language"] = profile.language
-            members.append(member)
-        answer = self.client(connection).post(self._list(connection), {"members": members, "update_existing": True})
-        by_email = {profile.email.strip().lower(): profile.participant_id for profile in profiles}
+            # One member per address (two programs' participants may share one): the last one wins, as a PUT would.
+            email = profile.email.strip().lower()
+            members.pop(email, None)
+            members[email] = member
+            participants.setdefault(email, []).append(profile.participant_id)
+        body = {"members": list(members.values()), "update_existing": True}
+        answer = self.client(connection).post(self._list(connection), body)
         refused = {}
         for error in (answer or {}).get("errors") or []:
-            participant_id = by_email.get(str(error.get("email_address", "")).strip().lower())
-            if participant_id is not None:
-                code = f" ({error['error_code']})" if error.get("error_code") else ""
+            code = f" ({error['error_code']})" if error.get("error_code") else ""
+            for participant_id in participants.get(str(error.get("email_address", "")).strip().lower(), []):
                 refused[participant_id] = f"Mailchimp refused the member: {error.get('error', '')}{code}"
-        return Sent(f"POST {self._list(connection)} x{len(profiles)}", refused)
+        return Sent(f"POST {self._list(connection)} x{len(members)}", refused)
 
     def erase(self, *, connection: Connection, participant_id: int, email: str | None, external_id: str | None) -> str:
         path = f"{self._list(connection)}/members/{subscriber_hash(email)}/actions/delete-permanent"
