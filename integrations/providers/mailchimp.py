@@ -77,7 +77,7 @@ class Mailchimp(MarketingTool):
             member = {"email_address": profile.email, "status": "subscribed", "merge_fields": merge_fields(profile)}
             if profile.language:
                 member["language"] = profile.language
-            # One member per address (two programs' participants may share one): the last one wins, as a PUT would.
+            # One member per address, should two participants share one: the last one wins, as a PUT would.
             email = profile.email.strip().lower()
             members.pop(email, None)
             members[email] = member
