@@ -1,18 +1,19 @@
 """Zapier REST hooks: a Zap subscribes its target URL to one of our events with the shop's API key and unsubscribes
 when it is turned off (https://docs.zapier.com/platform/build/hook-trigger). A subscription is a webhook endpoint of
 ours (referral_saas.webhooks) for that one event, so it is signed with Standard Webhooks and retried like every
-other; a target that answers 410 Gone is turned off there (WebhookEndpoint.DisabledReason.GONE), which is how
-Zapier says the subscription is gone. A sample endpoint per event type gives the Zap editor the event's shape."""
+other; a target that answers 410 Gone has the subscription removed (the endpoint is deleted, as Zapier's REST-hook
+contract says: referral_saas.webhooks.services.delivery), while a shop's own endpoints are only turned off on 410.
+A sample endpoint per event type gives the Zap editor the event's shape."""
 
 from __future__ import annotations
 
 from django.db import transaction
 
 from referral_saas.errors import NotFound
-from referral_saas.webhooks.models import WebhookEndpoint, WebhookMessage
+from referral_saas.webhooks.models import REST_HOOK_DESCRIPTION, WebhookEndpoint, WebhookMessage
 from referral_saas.webhooks.services import endpoint_create, endpoint_delete
 
-HOOK_DESCRIPTION = "Zapier REST hook"
+HOOK_DESCRIPTION = REST_HOOK_DESCRIPTION
 
 
 def zapier_hook_subscribe(*, merchant, livemode: bool, target_url: str, event: str) -> WebhookEndpoint:

@@ -38,6 +38,7 @@ urlpatterns = [
     path("accounts/", include("referral_saas.tenancy.urls")),
     path("accounts/", include("allauth.urls")),
     path("integrations/", include("integrations.urls")),
+    path("t/", include("integrations.urls_beacon")),  # referral.js's GA4 click beacon (POST /t/ga)
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", views.SwaggerView.as_view(url_name="schema"), name="swagger-ui"),

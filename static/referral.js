@@ -142,6 +142,42 @@
     return m ? m[1] : null;
   }
 
+  // GA4 referral_click: our /r/<code> cannot read the shop's _ga cookie, so the landing page tells us the click's GA
+  // client id, once per click: POST <our origin>/t/ga {click_id, code, ga_client_id}, as a beacon with a text/plain
+  // body (no CORS preflight, survives leaving the page). The shop's GA tag may set _ga after us: tried again a little
+  // later and on the next pages until told. data-ga-click="off" never sends it; data-api-base overrides our origin.
+  var GA_SENT_KEY = "rs_ga_click";
+  function gaEndpoint() {
+    var base = attr("api-base"), m = null;
+    if (!base) {
+      try { m = /^(https?:\/\/[^\/?#]+)/.exec(script.src || ""); } catch (e) {}
+      base = m ? m[1] : null;
+    }
+    return base ? base.replace(/\/+$/, "") + "/t/ga" : null;
+  }
+  function sendGaClick() {
+    var a = attribution(), ga = gaClientId(), url = gaEndpoint(), sent = false;
+    if (!a.click_id || !a.code || !ga || !url || attr("ga-click") == "off") return false;
+    if (readCookie(GA_SENT_KEY) == a.click_id || storage("getItem", GA_SENT_KEY) == a.click_id) return false;
+    var body = JSON.stringify({ click_id: a.click_id, code: a.code, ga_client_id: ga });
+    try {
+      var nav = win.navigator;
+      if (nav && nav.sendBeacon) sent = !!nav.sendBeacon(url, body);
+    } catch (e) {}
+    try {
+      if (!sent && win.fetch) {
+        win.fetch(url, { method: "POST", body: body, keepalive: true, mode: "no-cors", credentials: "omit",
+          headers: { "Content-Type": "text/plain" } }).catch(function () {});
+        sent = true;
+      }
+    } catch (e) {}
+    if (sent) {
+      storage("setItem", GA_SENT_KEY, a.click_id);
+      writeCookie(GA_SENT_KEY, a.click_id, maxAge, true);
+    }
+    return sent;
+  }
+
   // Put the attribution into hidden inputs of a checkout <form>.
   function fillForm(form) {
     var a = attribution();
@@ -213,6 +249,12 @@
     else decorateStripe();
   } catch (e) {}
   try { if (win.Shopify && win.Shopify.shop) syncShopifyCart(); } catch (e) {}
+  try {
+    if (!sendGaClick() && attribution().click_id) {
+      win.setTimeout(sendGaClick, 1500);
+      win.setTimeout(sendGaClick, 5000);
+    }
+  } catch (e) {}
 
   win.ReferralSaaS = {
     version: "1",
@@ -222,6 +264,7 @@
     deviceId: deviceId,
     fillForm: fillForm,
     gaClientId: gaClientId,
+    sendGaClick: sendGaClick,
     syncShopifyCart: syncShopifyCart
   };
 })(window, document);

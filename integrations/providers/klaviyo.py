@@ -1,6 +1,10 @@
 """Klaviyo: participants as profiles with referral properties (POST /api/profile-import, an upsert by email), our
 events on their timeline (POST /api/events), erasure as a data-privacy deletion job. JSON:API bodies; every call
-names the API revision it was written for (the `revision` header), so Klaviyo keeps answering in that shape."""
+names the API revision it was written for (the `revision` header), so Klaviyo keeps answering in that shape.
+
+Several profiles go as one bulk import job (POST /api/profile-bulk-import-jobs, up to 10,000 profiles); a single one
+keeps the synchronous profile-import. Klaviyo runs the job later: its per-profile errors are in the job's
+import-errors in Klaviyo, not in our sync log. Events stay one per call (POST /api/events)."""
 
 from __future__ import annotations
 
@@ -36,10 +40,20 @@ def _identity(profile: Profile) -> dict:
     return identity
 
 
+def _profile_attributes(profile: Profile) -> dict:
+    attributes = {**_identity(profile), "properties": profile_properties(profile)}
+    if profile.first_name:
+        attributes["first_name"] = profile.first_name
+    if profile.last_name:
+        attributes["last_name"] = profile.last_name
+    return attributes
+
+
 class Klaviyo(MarketingTool):
     name = "klaviyo"
     default_base_url = "https://a.klaviyo.com"
     sends_events = True
+    batch_size = 10_000  # profiles per bulk import job (Klaviyo's limit)
 
     def client(self, connection: Connection) -> PlatformClient:
         return PlatformClient(
@@ -59,14 +73,14 @@ class Klaviyo(MarketingTool):
 
     def upsert_profiles(self, *, connection: Connection, profiles: list[Profile]) -> str:
         client = self.client(connection)
-        for profile in profiles:
-            attributes = {**_identity(profile), "properties": profile_properties(profile)}
-            if profile.first_name:
-                attributes["first_name"] = profile.first_name
-            if profile.last_name:
-                attributes["last_name"] = profile.last_name
-            client.post("/api/profile-import", {"data": {"type": "profile", "attributes": attributes}})
-        return f"POST /api/profile-import x{len(profiles)}"
+        resources = [{"type": "profile", "attributes": _profile_attributes(profile)} for profile in profiles]
+        if len(resources) == 1:
+            client.post("/api/profile-import", {"data": resources[0]})
+            return "POST /api/profile-import x1"
+        body = {"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": resources}}}}
+        answer = client.post("/api/profile-bulk-import-jobs", body) or {}
+        job = (answer.get("data") or {}).get("id", "?")
+        return f"POST /api/profile-bulk-import-jobs x{len(resources)} (job {job})"
 
     def send_event(self, *, connection: Connection, item: OutboundSync, profile: Profile | None) -> str:
         event = MarketingEvent.of(item)

@@ -1,7 +1,11 @@
 """Mailchimp: participants as members of one audience (the connection's account is the audience id) with our merge
 fields, created once; a member is PUT by the MD5 of the lower-cased email (Mailchimp's subscriber hash), so it is an
 upsert. The API key ends with the data centre (`...-us21`), which is the host (`https://us21.api.mailchimp.com`);
-HTTP basic auth with any user name and the key."""
+HTTP basic auth with any user name and the key.
+
+Profiles go in batches: one `POST /3.0/lists/{list}` (batch subscribe/update, `update_existing`, up to 500 members)
+per batch. Mailchimp answers 200 and lists the members it refused in `errors` (e.g. one who unsubscribed there and is
+in a compliance state, whom Mailchimp does not let an API re-subscribe); those rows fail, the others are done."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import hashlib
 
 from integrations.http import PlatformClient
 from integrations.models import Connection
-from integrations.providers.marketing import MarketingTool
+from integrations.providers.marketing import MarketingTool, Sent
 from integrations.selectors import Profile
 
 # tag -> (name, type): the merge fields we create once in the audience.
@@ -39,6 +43,7 @@ def merge_fields(profile: Profile) -> dict:
 class Mailchimp(MarketingTool):
     name = "mailchimp"
     default_base_url = "https://{dc}.api.mailchimp.com"
+    batch_size = 500  # members per batch subscribe/update call (Mailchimp's limit)
 
     def base_url(self, connection: Connection) -> str:
         key = self.api_key(connection)
@@ -64,18 +69,27 @@ class Mailchimp(MarketingTool):
             if tag not in existing:
                 client.post(f"{self._list(connection)}/merge-fields", {"tag": tag, "name": label, "type": kind})
 
-    def upsert_profiles(self, *, connection: Connection, profiles: list[Profile]) -> str:
-        client = self.client(connection)
+    def upsert_profiles(self, *, connection: Connection, profiles: list[Profile]) -> Sent:
+        members: dict[str, dict] = {}
+        participants: dict[str, list[int]] = {}
         for profile in profiles:
-            body = {
-                "email_address": profile.email,
-                "status_if_new": "subscribed",  # they gave marketing consent (only such participants are sent)
-                "merge_fields": merge_fields(profile),
-            }
+            # Only participants who gave marketing consent are sent: "subscribed" is what they asked for.
+            member = {"email_address": profile.email, "status": "subscribed", "merge_fields": merge_fields(profile)}
             if profile.language:
-                body["language"] = profile.language
-            client.put(f"{self._list(connection)}/members/{subscriber_hash(profile.email)}", body)
-        return f"PUT {self._list(connection)}/members/<md5> x{len(profiles)}"
+                member["language"] = profile.language
+            # One member per address, should two participants share one: the last one wins, as a PUT would.
+            email = profile.email.strip().lower()
+            members.pop(email, None)
+            members[email] = member
+            participants.setdefault(email, []).append(profile.participant_id)
+        body = {"members": list(members.values()), "update_existing": True}
+        answer = self.client(connection).post(self._list(connection), body)
+        refused = {}
+        for error in (answer or {}).get("errors") or []:
+            code = f" ({error['error_code']})" if error.get("error_code") else ""
+            for participant_id in participants.get(str(error.get("email_address", "")).strip().lower(), []):
+                refused[participant_id] = f"Mailchimp refused the member: {error.get('error', '')}{code}"
+        return Sent(f"POST {self._list(connection)} x{len(members)}", refused)
 
     def erase(self, *, connection: Connection, participant_id: int, email: str | None, external_id: str | None) -> str:
         path = f"{self._list(connection)}/members/{subscriber_hash(email)}/actions/delete-permanent"

@@ -105,6 +105,15 @@ class MarketingEvent:
         )
 
 
+@dataclass
+class Sent:
+    """What a batch call did: what was called (no personal data) and the participants the tool refused in it
+    (participant id -> why). The others were done."""
+
+    summary: str
+    refused: dict[int, str] = field(default_factory=dict)
+
+
 class NotSendable(Exception):
     """This row cannot be sent to this tool (GA4: no client id): it is not sent, with why."""
 
@@ -135,8 +144,9 @@ class MarketingTool(Provider):
     def setup(self, *, connection: Connection) -> None:
         """Create our fields on the tool (once per connection: connection.setup_done_at)."""
 
-    def upsert_profiles(self, *, connection: Connection, profiles: list[Profile]) -> str:
-        """Create or update these participants there; returns what was called (no personal data)."""
+    def upsert_profiles(self, *, connection: Connection, profiles: list[Profile]) -> str | Sent:
+        """Create or update these participants there; returns what was called (no personal data), as `Sent` when
+        the tool refused some of them and took the others."""
         raise NotImplementedError
 
     def send_event(self, *, connection: Connection, item: OutboundSync, profile: Profile | None) -> str:

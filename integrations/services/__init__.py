@@ -8,6 +8,7 @@ from integrations.services.connections import (  # noqa: F401 - the public servi
     connection_disconnect,
     connection_record_error,
 )
+from integrations.services.ga4 import ga4_click_record  # noqa: F401
 from integrations.services.inbound import (  # noqa: F401
     PROCESS_TASK,
     inbound_event_process,

@@ -6,7 +6,8 @@
    twice is one row (`outbound_sync_once`).
 2. `marketing_sync_send` (the Celery task of a connection) claims a batch of due rows, builds the participants'
    profiles as they are now, sends them (in the tool's batches), then the events and erasures. 429 and 5xx put the
-   rest of the batch off (for the tool's Retry-After, else a growing pause); another 4xx fails that row and is shown as
+   rest of the batch off (for the tool's Retry-After, else a growing pause); another 4xx (or a batch call's answer
+   naming one member as refused: `Sent.refused`) fails that row and is shown as
    the connection's last error. The rows in PostgreSQL are the truth: the beat sweeper sends what is due.
 3. An erasure (participant_erase: our portal, the ops admin, a shop's redact request) becomes a delete call on every
    tool that received the person, with the email kept only until it is sent; pending rows of theirs are dropped.
@@ -27,7 +28,7 @@ from django.utils import timezone
 from integrations.http import PlatformError
 from integrations.models import Connection, OutboundSync
 from integrations.providers import marketing_tool_for
-from integrations.providers.marketing import MarketingTool, NotSendable, key_of, subject_of
+from integrations.providers.marketing import MarketingTool, NotSendable, Sent, key_of, subject_of
 from integrations.selectors import Profile, marketing_connections_of, marketing_profiles
 from integrations.services.connections import connection_record_error
 from programs.models import Participant
@@ -270,8 +271,15 @@ def marketing_sync_send(*, merchant_id: int, connection_id: int) -> SendResult:
             else:
                 _fail(connection, unit_items, exc, result)
             continue
-        _save(unit_items, Status.SENT, request=summary)
-        result.sent += len(unit_items)
+        if isinstance(summary, Sent):
+            refused = [i for i in unit_items if i.participant_id in summary.refused]
+            for item in refused:
+                _fail(connection, [item], PlatformError(summary.refused[item.participant_id]), result)
+            unit_items = [i for i in unit_items if i.participant_id not in summary.refused]
+            summary = summary.summary
+        if unit_items:
+            _save(unit_items, Status.SENT, request=summary)
+            result.sent += len(unit_items)
     if put_off:
         _put_off(put_off, stop, result)
     if result.sent and not result.failed and not put_off and connection.last_error:

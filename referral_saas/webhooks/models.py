@@ -26,6 +26,11 @@ EVENT_TYPES = (
 EVENT_CHOICES = [(event_type, event_type) for event_type in EVENT_TYPES]
 
 
+# The description that marks an endpoint made by a REST-hook subscription (Zapier's POST /api/v1/hooks): such an
+# endpoint is deleted, not disabled, when its target answers 410 Gone (integrations/zapier.py).
+REST_HOOK_DESCRIPTION = "Zapier REST hook"
+
+
 class WebhookEndpoint(TenantModel):
     """A URL of the shop that receives signed events of one mode (live or test)."""
 
@@ -80,6 +85,10 @@ class WebhookEndpoint(TenantModel):
 
     def __str__(self) -> str:
         return self.url
+
+    @property
+    def is_rest_hook(self) -> bool:
+        return self.description.startswith(REST_HOOK_DESCRIPTION)
 
     @property
     def secret_hint(self) -> str:

@@ -139,3 +139,59 @@ def test_429_with_retry_after_is_tried_again_after_the_wait_the_tool_asked_for(p
     assert {s.status for s in syncs(connection)} == {OutboundSync.Status.SENT}
     assert syncs(connection, kind="profile")[0].attempts == 2
     assert [r.path for r, _resp in httpserver.log] == ["/api/profile-import", "/api/profile-import", "/api/events"]
+
+
+def test_several_profiles_go_as_one_bulk_import_job(program, httpserver):
+    connection = marketing_connection(program.merchant, "klaviyo", httpserver)
+    first, first_code = joins(program, email="ewa@example.com", name="Ewa Nowak", external_id="c-1")
+    second, second_code = joins(program, email="jan@example.com", name="Jan")
+
+    def resource(participant, code, **names) -> dict:
+        return {
+            "type": "profile",
+            "attributes": {
+                "email": participant.email,
+                **({"external_id": participant.external_id} if participant.external_id else {}),
+                "properties": {
+                    "referral_program": "friends",
+                    "referral_code": code.code,
+                    "referral_link": f"{settings.SITE_URL}/r/{code.code}",
+                    "referral_portal_link": f"{settings.SITE_URL}/pl/p/{program.merchant.slug}/friends/",
+                    "referral_status": "active",
+                    "referrals": 0,
+                    "successful_referrals": 0,
+                    "rewards_earned": 0,
+                    "referrals_to_next_reward": None,
+                    "next_reward": "",
+                },
+                **names,
+            },
+        }
+
+    httpserver.expect_ordered_request(
+        "/api/profile-bulk-import-jobs",
+        method="POST",
+        headers=HEADERS,
+        json={
+            "data": {
+                "type": "profile-bulk-import-job",
+                "attributes": {
+                    "profiles": {
+                        "data": [
+                            resource(first, first_code, first_name="Ewa", last_name="Nowak"),
+                            resource(second, second_code, first_name="Jan"),
+                        ]
+                    }
+                },
+            }
+        },
+    ).respond_with_json({"data": {"type": "profile-bulk-import-job", "id": "JOB-1"}}, status=202)
+    httpserver.expect_request("/api/events", method="POST", headers=HEADERS).respond_with_data("", status=202)
+
+    sync_all(connection)
+
+    httpserver.check_assertions()
+    assert [r.path for r, _resp in httpserver.log] == ["/api/profile-bulk-import-jobs", "/api/events", "/api/events"]
+    profiles = syncs(connection, kind="profile")
+    assert {s.status for s in syncs(connection)} == {"sent"}
+    assert {s.request for s in profiles} == {"POST /api/profile-bulk-import-jobs x2 (job JOB-1)"}

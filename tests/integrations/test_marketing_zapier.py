@@ -1,6 +1,7 @@
 """Zapier REST hooks through the shop API: a Zap subscribes its target URL to one event with the API key, the event
-arrives signed at the target (a real local HTTP server), 410 Gone from the target turns the subscription off,
-unsubscribing deletes it, and the sample endpoint shows the event's shape. Another merchant's key sees none of it."""
+arrives signed at the target (a real local HTTP server), 410 Gone from the target removes the subscription (a shop's
+own endpoint is only turned off), unsubscribing deletes it, and the sample endpoint shows the event's shape. Another
+merchant's key sees none of it."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def deliver_all(merchant) -> list:
     return [delivery_attempt(merchant_id=merchant.pk, delivery_id=pk) for pk in deliveries]
 
 
-def test_a_subscribed_hook_gets_its_event_signed_and_410_turns_it_off(tenant, program, httpserver):
+def test_a_subscribed_hook_gets_its_event_signed_and_410_removes_the_subscription(tenant, program, httpserver):
     target = httpserver.url_for("/hooks/standard/1/abc/")
     created = tenant.api.post("/api/v1/hooks", {"target_url": target, "event": "participant.created"}, format="json")
     assert created.status_code == 201, created.content
@@ -43,7 +44,26 @@ def test_a_subscribed_hook_gets_its_event_signed_and_410_turns_it_off(tenant, pr
 
     joins(program, email="zap-2@example.com")
     deliver_all(tenant.merchant)
-    endpoint = WebhookEndpoint.objects.for_merchant(tenant.merchant).get(pk=hook["id"])
+    assert [r.path for r, _resp in httpserver.log] == ["/hooks/standard/1/abc/"] * 2
+    assert not WebhookEndpoint.objects.for_merchant(tenant.merchant).filter(pk=hook["id"]).exists()
+    assert not WebhookDelivery.objects.for_merchant(tenant.merchant).exists()  # nothing left to retry
+
+    # Gone for good: the next event is sent nowhere, and Zapier's own unsubscribe finds nothing.
+    joins(program, email="zap-3@example.com")
+    assert deliver_all(tenant.merchant) == []
+    assert len(httpserver.log) == 2
+    assert tenant.api.delete(f"/api/v1/hooks/{hook['id']}").status_code == 404
+
+
+def test_410_from_a_shops_own_endpoint_still_only_turns_it_off(tenant, program, httpserver):
+    target = httpserver.url_for("/own/")
+    plain = tenant.api.post("/api/v1/webhook-endpoints", {"url": target}, format="json").json()
+    httpserver.expect_request("/own/", method="POST").respond_with_data("", status=410)
+
+    joins(program, email="own@example.com")
+    deliver_all(tenant.merchant)
+
+    endpoint = WebhookEndpoint.objects.for_merchant(tenant.merchant).get(pk=plain["id"])
     assert (endpoint.enabled, endpoint.disabled_reason) == (False, "gone")
 
 

@@ -6,7 +6,10 @@
 //            storage: {key: value} | null (localStorage throws), crypto: true | false | "throws",
 //            cookieThrows: bool, loads: n (page loads sharing cookies and storage), fillForm: bool,
 //            elements: [{tag, attrs}] (what querySelectorAll finds: Stripe links and widgets), readyState,
-//            shopify: bool (a Shopify storefront: window.Shopify and fetch, whose calls are recorded)}
+//            shopify: bool (a Shopify storefront: window.Shopify and fetch, whose calls are recorded),
+//            src: the script tag's src, beacon: true | false (sendBeacon refuses) | "throws" | absent (no sendBeacon),
+//            fetch: bool (window.fetch, recorded), setCookies: {name: value} set between loads (the GA tag's _ga),
+//            runTimers: bool (run what setTimeout was given, after each load)}
 "use strict";
 const fs = require("fs");
 const vm = require("vm");
@@ -21,6 +24,8 @@ const writes = [];
 const store = scenario.storage === null ? null : Object.assign({}, scenario.storage || {});
 let randomValuesCalls = 0;
 const fetches = [];
+const beacons = [];
+let timers = [];
 
 function cookieString() {
   if (scenario.cookieThrows) throw new Error("cookies are disabled");
@@ -64,7 +69,10 @@ function load() {
   const document = {
     get cookie() { return cookieString(); },
     set cookie(text) { setCookie(text); },
-    currentScript: { getAttribute: (name) => (scenario.attrs || {})[name.replace(/^data-/, "")] || null },
+    currentScript: {
+      src: scenario.src || "",
+      getAttribute: (name) => (scenario.attrs || {})[name.replace(/^data-/, "")] || null,
+    },
     getElementsByTagName: () => [],
     createElement: () => ({}),
     readyState: scenario.readyState || "complete",
@@ -77,13 +85,27 @@ function load() {
     location: { protocol: scenario.protocol || "https:", search: scenario.search || "" },
     get localStorage() { return localStorage(); },
   };
-  if (scenario.shopify) {
-    window.Shopify = { shop: "alpha-shop.myshopify.com" };
+  if (scenario.shopify || scenario.fetch) {
+    if (scenario.shopify) window.Shopify = { shop: "alpha-shop.myshopify.com" };
     window.fetch = (url, options) => {
-      fetches.push({ url, method: options.method, body: JSON.parse(options.body) });
+      const sent = { url, method: options.method, body: JSON.parse(options.body) };
+      if (options.keepalive !== undefined) {
+        Object.assign(sent, { keepalive: options.keepalive, mode: options.mode, headers: options.headers });
+      }
+      fetches.push(sent);
       return Promise.resolve({});
     };
   }
+  if (scenario.beacon !== undefined) {
+    window.navigator = {
+      sendBeacon(url, body) {
+        if (scenario.beacon === "throws") throw new Error("beacon refused");
+        beacons.push({ url, body: JSON.parse(body), type: typeof body });
+        return scenario.beacon === true;
+      },
+    };
+  }
+  window.setTimeout = (fn, ms) => { timers.push([fn, ms]); };
   if (scenario.crypto === true) {
     window.crypto = { getRandomValues(a) { randomValuesCalls += 1; return nodeCrypto.randomFillSync(a); } };
   } else if (scenario.crypto === "throws") {
@@ -105,8 +127,12 @@ const elements = (scenario.elements || []).map((e) => ({
 const result = { loads: [], error: null };
 try {
   for (let i = 0; i < (scenario.loads || 1); i++) {
+    if (i > 0) Object.assign(jar, scenario.setCookies || {});
+    timers = [];
     const page = load();
-    const seen = { deviceId: page.api.deviceId(), again: page.api.deviceId() };
+    const seen = { deviceId: page.api.deviceId(), again: page.api.deviceId(), timers: timers.map((t) => t[1]) };
+    if (scenario.setCookies && i === 0 && scenario.runTimers) Object.assign(jar, scenario.setCookies);
+    if (scenario.runTimers) timers.forEach(([fn]) => fn());
     if (scenario.fillForm) {
       const form = makeForm();
       seen.attribution = page.api.fillForm(form);
@@ -124,4 +150,5 @@ result.cookies = jar;
 result.storage = store;
 result.randomValuesCalls = randomValuesCalls;
 result.fetches = fetches;
+result.beacons = beacons;
 process.stdout.write(JSON.stringify(result));

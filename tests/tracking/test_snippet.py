@@ -122,3 +122,56 @@ def test_on_a_shopify_storefront_the_referral_goes_into_the_carts_attributes():
     assert result["fetches"] == [{"url": "/cart/update.js", "method": "POST", "body": {"attributes": attributes}}]
     assert _page(shopify=True)["fetches"] == []  # nobody referred: the cart is left alone
     assert _page(search="?ref=ANNA-7K3Q")["fetches"] == []  # not a Shopify storefront
+
+
+# --- GA4 referral_click: the landing page tells POST /t/ga the click's GA client id, once ---------------------------
+
+CLICK = "0123456789abcdef0123456789abcdef"
+LANDING = f"?ref=ANNA-7K3Q&rs_click={CLICK}"
+GA_COOKIE = {"_ga": "GA1.1.1234567890.1712345678"}
+SRC = "https://refer.example.com/static/referral.js"
+TOLD = {"click_id": CLICK, "code": "ANNA-7K3Q", "ga_client_id": "1234567890.1712345678"}
+
+
+def test_the_landing_page_beacons_the_click_and_its_ga_client_id_to_our_origin_once():
+    result = _page(search=LANDING, cookies=GA_COOKIE, src=SRC, beacon=True, loads=3)
+
+    assert result["beacons"] == [{"url": "https://refer.example.com/t/ga", "body": TOLD, "type": "string"}]
+    assert result["loads"][0]["timers"] == []  # told at once: nothing to try later
+    assert result["storage"]["rs_ga_click"] == CLICK
+
+
+def test_without_sendbeacon_it_is_a_keepalive_fetch_with_a_text_body():
+    result = _page(search=LANDING, cookies=GA_COOKIE, src=SRC, fetch=True, attrs={"api-base": "https://r.example/"})
+
+    [sent] = result["fetches"]
+    assert (sent["url"], sent["method"], sent["body"]) == ("https://r.example/t/ga", "POST", TOLD)
+    assert (sent["keepalive"], sent["mode"], sent["headers"]) == (True, "no-cors", {"Content-Type": "text/plain"})
+
+
+def test_a_ga_cookie_set_after_the_snippet_is_told_a_little_later_or_on_the_next_page():
+    later = _page(search=LANDING, src=SRC, beacon=True, setCookies=GA_COOKIE, runTimers=True)
+    assert later["loads"][0]["timers"] == [1500, 5000]
+    assert later["beacons"] == [{"url": "https://refer.example.com/t/ga", "body": TOLD, "type": "string"}]
+
+    next_page = _page(search=LANDING, src=SRC, beacon=True, setCookies=GA_COOKIE, loads=2)
+    assert [b["body"] for b in next_page["beacons"]] == [TOLD]
+
+
+def test_nothing_is_sent_without_a_click_a_ga_cookie_our_origin_or_when_turned_off():
+    assert _page(search="?ref=ANNA-7K3Q", cookies=GA_COOKIE, src=SRC, beacon=True)["beacons"] == []
+    assert _page(search=LANDING, src=SRC, beacon=True)["beacons"] == []
+    assert _page(search=LANDING, cookies={"_ga": "GA1.1.<x>"}, src=SRC, beacon=True)["beacons"] == []
+    assert _page(search=LANDING, cookies=GA_COOKIE, beacon=True)["beacons"] == []  # no src, no data-api-base
+    off = _page(search=LANDING, cookies=GA_COOKIE, src=SRC, beacon=True, attrs={"ga-click": "off"})
+    assert off["beacons"] == []
+    assert _page(loads=1, src=SRC, beacon=True)["loads"][0]["timers"] == []  # no click: nothing to try later
+
+
+def test_a_refused_or_throwing_beacon_never_breaks_the_page_and_is_tried_again_later():
+    refused = _page(search=LANDING, cookies=GA_COOKIE, src=SRC, beacon=False, loads=2)
+    assert len(refused["beacons"]) == 2  # not marked as told: the next page tries again
+    assert "rs_ga_click" not in refused["storage"]
+    throwing = _page(search=LANDING, cookies=GA_COOKIE, src=SRC, beacon="throws", fetch=True, storage=None)
+    assert [f["body"] for f in throwing["fetches"]] == [TOLD]
+    assert f"rs_ga_click={CLICK}" in "; ".join(throwing["writes"])

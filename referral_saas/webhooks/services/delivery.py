@@ -29,6 +29,7 @@ from referral_saas.tenancy.models import Merchant
 from referral_saas.webhooks import sending
 from referral_saas.webhooks.models import EVENT_TYPES, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from referral_saas.webhooks.services.endpoints import (
+    endpoint_delete,
     endpoint_disable,
     endpoint_disabled_notify,
     endpoint_signing_secrets,
@@ -365,10 +366,17 @@ def _record(*, claim: _Claim, outcome: sending.Outcome) -> str | None:
         else:
             _after_failure(endpoint=endpoint, delivery=delivery, claim=claim, outcome=outcome, now=now)
         delivery.save(update_fields=["status", "next_attempt_at", "enqueued_at", "last_status_code", "last_error"])
+    # REST hooks (Zapier): 410 Gone from the target means the subscription is over; it is removed, as if
+    # unsubscribed, with its deliveries. After the attempt is recorded, in a transaction of its own.
+    if outcome.gone and not outcome.succeeded and endpoint.is_rest_hook and endpoint_delete(endpoint=endpoint):
+        logger.info("REST hook subscription removed: its target answered 410", extra={"endpoint_id": endpoint.pk})
     return delivery.status
 
 
 def _after_failure(*, endpoint, delivery, claim: _Claim, outcome: sending.Outcome, now: datetime) -> None:
+    if outcome.gone and endpoint.is_rest_hook:
+        delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.FAILED, None  # _record removes the hook
+        return
     if endpoint.failing_since is None:
         endpoint.failing_since = claim.started_at
         endpoint.save(update_fields=["failing_since"])
