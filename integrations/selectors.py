@@ -11,13 +11,16 @@ from django.core.cache import cache
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 from integrations.models import MARKETING_PROVIDERS, Connection
 from programs.identity import normalize_email
 from programs.models import Participant, Program
+from referral_saas.tenancy.models import ApiKey
+from referral_saas.webhooks.models import WebhookEndpoint
 from rewards.models import Reward, Side
 from rewards.selectors import milestone_progress, rule_in_words, successful_referrals
-from tracking.models import Conversion, Referral, ReferralCode
+from tracking.models import Click, Conversion, Referral, ReferralCode
 from tracking.selectors import code_lookup, link_for
 
 
@@ -76,12 +79,6 @@ class SetupStep:
 def setup_checklist(*, merchant, program) -> list[SetupStep]:
     """The install page's steps from the shop's first API call to a paid reward, each ticked by what really
     happened (in live or test mode): a step is done when its first event exists, never by a box the merchant ticks."""
-    from django.utils.translation import gettext as _
-
-    from referral_saas.tenancy.models import ApiKey
-    from referral_saas.webhooks.models import WebhookEndpoint
-    from tracking.models import Click, Referral
-
     keys = ApiKey.objects.for_merchant(merchant).filter(revoked_at__isnull=True)
     shops = Connection.objects.for_merchant(merchant).exclude(provider__in=MARKETING_PROVIDERS)
     connected = shops.filter(status=Connection.Status.ACTIVE).exists()

@@ -242,6 +242,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The webhook endpoints API and the Zapier hooks API name the same event types: one schema component.
+    "ENUM_NAME_OVERRIDES": {"WebhookEventEnum": "referral_saas.webhooks.models.EVENT_TYPES"},
 }
 
 # --- i18n, time, static -----------------------------------------------------------------------------------------

@@ -85,6 +85,7 @@ class RewardRuleAdmin(PoolChoicesMixin, ServiceSavedAdminMixin, TenantModelAdmin
 
     class Media:
         js = ["js/rule-form.js"]  # the fields that matter for the chosen kind, trigger and value type
+
     list_display = ["name", "summary", "program", "variant", "active", "valid_from", "valid_until"]
     list_filter = ["program", "side", "trigger", "kind", "active"]
     list_select_related = ["program", "variant__program", "pool"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import threading
 from collections import Counter
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg2
@@ -257,8 +259,10 @@ def test_a_redis_that_hangs_never_hangs_an_order_or_a_click_and_both_are_stored(
         assert stored.get(f"/api/v1/conversions/H-{n}").json()["attributed"] is True
 
 
-def test_postgres_restarted_under_load_answers_503_then_serves_again_without_restarting_us(stacks, tmp_path_factory):
-    postgres = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+def test_postgres_restarted_under_load_answers_503_then_serves_again_without_restarting_us(stacks):
+    # Not under pytest's temporary root: another pytest session starting meanwhile makes that root 0700 again, and
+    # the unprivileged user pgserver runs PostgreSQL as could no longer reach its data to stop it.
+    postgres = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="rs-pg-restart-")))
     try:
         url = postgres.create_database("referral_saas")
         stack = stacks("procfile", name="pg-restart", database=url, migrate=True)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.services import portal_link_make
 from programs.models import Participant, Program
 from referral_saas.tenancy.models import User
 from referral_saas.tenancy.selectors import memberships_for_user
@@ -142,8 +143,6 @@ class Command(BaseCommand):
 
     def _sign_in_path(self, program: Program, email: str | None) -> str | None:
         """The path of a one-time portal sign-in link for an existing referrer (None: nobody to show)."""
-        from portal.services import portal_link_make
-
         referrers = Participant.objects.for_merchant(program.merchant).filter(
             codes__program=program, livemode=True, status=Participant.Status.ACTIVE, email__isnull=False
         )
