@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 
 import pytest
@@ -160,3 +162,15 @@ def _redis_breaker_closed():
     redis_reset_breaker()
     yield
     redis_reset_breaker()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium (Playwright may not download browsers on this network), installed by `make test`
+    (`make chromium`). In CI a missing browser fails these tests: a browser test that quietly skips proves nothing."""
+    path = shutil.which("chromium")
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail("chromium is missing: `make chromium` installs Debian's package (root and apt-get needed)")
+    pytest.skip("chromium is missing (`make chromium` installs it); CI fails instead of skipping")

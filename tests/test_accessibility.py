@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import datetime
 import io
-import os
 import re
-import shutil
 import struct
 from decimal import Decimal
 
@@ -21,16 +19,6 @@ from portal.management.commands.screenshots import SIZES as VIEWPORTS
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 BLOCKING = {"serious", "critical"}
 OWNER_EMAIL, OWNER_PASSWORD = "owner@a11y.example", "a11y-password-2026"
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    path = shutil.which("chromium")
-    if path:
-        return path
-    if os.environ.get("CI"):
-        pytest.fail("chromium is missing: `make chromium` installs Debian's package (root and apt-get needed)")
-    pytest.skip("chromium is missing (`make chromium` installs it); CI fails instead of skipping")
 
 
 @pytest.fixture

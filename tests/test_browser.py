@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import io
-import os
 import re
-import shutil
 
 import pytest
 from django.core import mail
 
+from portal.management.commands.screenshots import CHROMIUM_ARGS
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's chromium (Playwright may not download browsers on this network), installed by `make test`
-    (`make chromium`). In CI a missing browser fails these tests: a browser test that quietly skips proves nothing."""
-    path = shutil.which("chromium")
-    if path:
-        return path
-    if os.environ.get("CI"):
-        pytest.fail("chromium is missing: `make chromium` installs Debian's package (root and apt-get needed)")
-    pytest.skip("chromium is missing (`make chromium` installs it); CI fails instead of skipping")
 
 
 @pytest.fixture

@@ -324,7 +324,8 @@ def milestones_check(*, merchant, program_id: int, referrer_id: int) -> int:
     """Pay the milestones a referrer has reached and not been paid (the sweeper sends this when it finds one: a
     milestone lost before one referrer's friends were decided one at a time). Returns how many rewards were made;
     each milestone is paid once (unique per rule, participant and milestone). A rule for an A/B variant pays a
-    referrer who has a friend of that variant, as when it is decided with a friend's order."""
+    referrer who has a friend of that variant, instead of the program's milestone rules, as when it is decided
+    with a friend's order."""
     with transaction.atomic():
         referrer = Participant.objects.for_merchant(merchant).filter(pk=referrer_id).first()
         program = Program.objects.for_merchant(merchant).filter(pk=program_id).first()
@@ -333,21 +334,16 @@ def milestones_check(*, merchant, program_id: int, referrer_id: int) -> int:
         _attach(merchant, referrer, program)
         _lock_referrer(referrer)
         rules = program_rules(program)
+        # The rules as a friend's order of each of the referrer's variants would find them (rules_for: a
+        # variant's own milestone rules replace the program's); without a converted friend, the program's.
         variants = set(
             Referral.objects.for_merchant(merchant)
-            .filter(program=program, referrer=referrer, status=Referral.Status.CONVERTED, variant__isnull=False)
+            .filter(program=program, referrer=referrer, status=Referral.Status.CONVERTED)
             .values_list("variant_id", flat=True)
-        )
-        made = _decide_milestones(
-            program=program, referrer=referrer, variant_id=None, rules=[r for r in rules if r.variant_id is None]
-        )
-        for variant_id in sorted(variants):
-            made += _decide_milestones(
-                program=program,
-                referrer=referrer,
-                variant_id=variant_id,
-                rules=[r for r in rules if r.variant_id == variant_id],
-            )
+        ) or {None}
+        made = []
+        for variant_id in sorted(variants, key=lambda pk: -1 if pk is None else pk):
+            made += _decide_milestones(program=program, referrer=referrer, variant_id=variant_id, rules=rules)
     return len(made)
 
 

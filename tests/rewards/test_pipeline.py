@@ -131,6 +131,24 @@ def test_a_variants_own_rule_pays_its_friends_instead_of_the_programs(tenant, pr
     }
 
 
+def test_the_milestone_sweep_pays_a_variants_own_milestone_instead_of_the_programs(tenant, program, referrer):
+    from programs.models import ProgramVariant
+    from rewards.services.deciding import milestones_check
+
+    variant_b = ProgramVariant.objects.for_merchant(tenant.merchant).create(program=program, name="B")
+    anna, code = referrer
+    code.variant = variant_b
+    code.save(update_fields=["variant"])
+    process(tenant, order(tenant, code)["id"])  # a converted friend of variant B, before any milestone rule
+    milestone = {"trigger": RewardRule.Trigger.MILESTONE, "milestone": 1, "kind": Kind.POINTS,
+                 "value_type": RewardRule.ValueType.FIXED, "hold_days": 0}  # fmt: skip
+    rule(program, name="program: 1 friend, 5 points", value=Decimal("5"), **milestone)
+    rule(program, name="B: 1 friend, 20 points", value=Decimal("20"), variant=variant_b, **milestone)
+    assert milestones_check(merchant=tenant.merchant, program_id=program.pk, referrer_id=anna.pk) == 1
+    assert [r.rule.name for r in _rewards(tenant, milestone=1)] == ["B: 1 friend, 20 points"]
+    assert milestones_check(merchant=tenant.merchant, program_id=program.pk, referrer_id=anna.pk) == 0
+
+
 def test_hold_then_release_issues_a_unique_coupon_and_emails_the_referrer(tenant, program, referrer):
     rule(program, coupon_prefix="THANKS", coupon_valid_days=90)
     process(tenant, order(tenant, referrer[1])["id"])
