@@ -42,11 +42,12 @@ run: install
 	echo "==> starting web (http://127.0.0.1:8000), worker and beat; Ctrl-C stops them all"; \
 	exec $(VENV)/bin/honcho -f Procfile start
 
-# Two pytest processes (pytest-xdist): the system tier (tests/system, one group: its stacks run one after another)
-# in one, every other test spread over both. PYTEST_WORKERS=0 runs everything in this process.
+# Two pytest processes (pytest-xdist), each test file in one of them (a file's module fixtures start once); each
+# process has its own database, Redis namespace and, for the system tier, static files. PYTEST_WORKERS=0 runs
+# everything in this process.
 PYTEST_WORKERS ?= 2
 test: install-test chromium
-	@$(SERVICES); $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	@$(SERVICES); $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Debian's Chromium for the browser tests (Playwright cannot download its own browser on these networks). Installed
 # when missing and possible (root and apt-get); otherwise the browser tests skip, except in CI where they fail.

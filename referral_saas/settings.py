@@ -256,7 +256,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / ".data" / "staticfiles"
+STATIC_ROOT = Path(env("STATIC_ROOT", default="") or BASE_DIR / ".data" / "staticfiles")  # empty: the default
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

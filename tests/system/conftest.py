@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +45,11 @@ def system_database() -> str:
         _drop(cursor, name)
         cursor.execute(f'CREATE DATABASE "{name}"')
     url = database_url(settings.DATABASES["default"], name)
+    # Static files of this process's own: under `make test` (pytest-xdist) another process may be collecting them
+    # at the same time, and two collectstatic runs into one STATIC_ROOT delete each other's files. The stacks this
+    # process starts inherit it (base_env copies the environment).
+    static_root = tempfile.mkdtemp(prefix="rs-system-static-")
+    os.environ["STATIC_ROOT"] = static_root
     env = base_env(DEBUG="true", DATABASE_URL=url, REDIS_URL=settings.REDIS_URL, REDIS_NAMESPACE=_namespace("setup"))
     manage("migrate", "--noinput", "-v0", env=env)
     # The Dockerfile's image runs with hashed static file names (collectstatic at build time).
@@ -50,6 +58,8 @@ def system_database() -> str:
     with conn.cursor() as cursor:
         _drop(cursor, name)
     conn.close()
+    os.environ.pop("STATIC_ROOT", None)
+    shutil.rmtree(static_root, ignore_errors=True)
 
 
 def _namespace(name: str) -> str:
@@ -193,13 +203,5 @@ def webhook_receiver():
 def pytest_collection_modifyitems(config, items):
     # Real processes take their time to start and to drain; none of these waits is a measurement.
     for item in items:
-        if "tests/system/" not in str(item.fspath):
-            continue
-        if item.get_closest_marker("timeout") is None:
+        if "tests/system/" in str(item.fspath) and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(600))
-        # Under pytest-xdist (`make test`) the whole tier runs in one process, one stack after another: two
-        # processes' stacks at once would compete for the machine's cores and PostgreSQL's connections.
-        item.add_marker(pytest.mark.xdist_group("system"))
-    # The tier first: its process works through it while the other takes the rest (the tier is the longest part;
-    # started last, it would run alone at the end).
-    items[:] = sorted(items, key=lambda item: "tests/system/" not in str(item.fspath))
