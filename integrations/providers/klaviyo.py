@@ -4,7 +4,8 @@ names the API revision it was written for (the `revision` header), so Klaviyo ke
 
 Several profiles go as one bulk import job (POST /api/profile-bulk-import-jobs, up to 10,000 profiles); a single one
 keeps the synchronous profile-import. Klaviyo runs the job later: its per-profile errors are in the job's
-import-errors in Klaviyo, not in our sync log. Events stay one per call (POST /api/events)."""
+import-errors in Klaviyo, not in our sync log. Several events go as one bulk create job (POST
+/api/event-bulk-create-jobs, up to 1,000); a single one is POST /api/events."""
 
 from __future__ import annotations
 
@@ -49,11 +50,27 @@ def _profile_attributes(profile: Profile) -> dict:
     return attributes
 
 
+def _event_attributes(event: MarketingEvent) -> dict:
+    attributes = {
+        "properties": event.properties,
+        "metric": {"data": {"type": "metric", "attributes": {"name": event.name}}},
+        "unique_id": event.unique_id,
+    }
+    if event.time:
+        attributes["time"] = event.time
+    if event.value is not None:
+        # Klaviyo's value is a JSON number: the Decimal becomes one only here, on the wire.
+        attributes["value"] = float(event.value)
+        attributes["value_currency"] = event.currency
+    return attributes
+
+
 class Klaviyo(MarketingTool):
     name = "klaviyo"
     default_base_url = "https://a.klaviyo.com"
     sends_events = True
     batch_size = 10_000  # profiles per bulk import job (Klaviyo's limit)
+    bulk_events = 1_000  # events per bulk create job (Klaviyo's limit)
 
     def client(self, connection: Connection) -> PlatformClient:
         return PlatformClient(
@@ -85,19 +102,28 @@ class Klaviyo(MarketingTool):
     def send_event(self, *, connection: Connection, item: OutboundSync, profile: Profile | None) -> str:
         event = MarketingEvent.of(item)
         attributes = {
-            "properties": event.properties,
-            "metric": {"data": {"type": "metric", "attributes": {"name": event.name}}},
+            **_event_attributes(event),
             "profile": {"data": {"type": "profile", "attributes": _identity(profile)}},
-            "unique_id": event.unique_id,
         }
-        if event.time:
-            attributes["time"] = event.time
-        if event.value is not None:
-            # Klaviyo's value is a JSON number: the Decimal becomes one only here, on the wire.
-            attributes["value"] = float(event.value)
-            attributes["value_currency"] = event.currency
         self.client(connection).post("/api/events", {"data": {"type": "event", "attributes": attributes}})
         return f"POST /api/events ({event.name})"
+
+    def send_events(self, *, connection: Connection, events: list[tuple[OutboundSync, Profile | None]]) -> str:
+        """Several events as one bulk create job (up to 1,000, each with its profile). Klaviyo runs the job later:
+        an event it refuses shows in Klaviyo's job, not in our sync log."""
+        entries = [
+            {
+                "type": "event-bulk-create",
+                "attributes": {
+                    "profile": {"data": {"type": "profile", "attributes": _identity(profile)}},
+                    "events": {"data": [{"type": "event", "attributes": _event_attributes(MarketingEvent.of(item))}]},
+                },
+            }
+            for item, profile in events
+        ]
+        body = {"data": {"type": "event-bulk-create-job", "attributes": {"events-bulk-create": {"data": entries}}}}
+        self.client(connection).post("/api/event-bulk-create-jobs", body)
+        return f"POST /api/event-bulk-create-jobs x{len(entries)}"
 
     def erase(self, *, connection: Connection, participant_id: int, email: str | None, external_id: str | None) -> str:
         body = {

@@ -124,6 +124,8 @@ class MarketingTool(Provider):
     sends_events = False
     # Profiles per call (a batch upsert API takes many).
     batch_size = 1
+    # Events per call when several are due (0: one call each; a tool with a bulk events API sets its limit).
+    bulk_events = 0
     # Whether it gets participants' personal data (GA4 and Zapier do not: no consent needed, nothing to erase).
     personal = True
 
@@ -151,6 +153,10 @@ class MarketingTool(Provider):
 
     def send_event(self, *, connection: Connection, item: OutboundSync, profile: Profile | None) -> str:
         """Send one of our events (item.event_type, item.payload); raises PlatformError, or NotSendable."""
+        raise NotImplementedError
+
+    def send_events(self, *, connection: Connection, events: list[tuple[OutboundSync, Profile | None]]) -> str:
+        """Send several of our events in one call (tools with `bulk_events`); raises PlatformError."""
         raise NotImplementedError
 
     def erase(self, *, connection: Connection, participant_id: int, email: str | None, external_id: str | None) -> str:

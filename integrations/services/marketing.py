@@ -233,8 +233,15 @@ def marketing_sync_send(*, merchant_id: int, connection_id: int) -> SendResult:
                 lambda ps=chunk_profiles: tool.upsert_profiles(connection=connection, profiles=ps),
             )
         )
-    for item, profile in events:
-        units.append(([item], lambda i=item, p=profile: tool.send_event(connection=connection, item=i, profile=p)))
+    if tool.bulk_events and len(events) > 1:  # batched where the tool's API allows it
+        for start in range(0, len(events), tool.bulk_events):
+            chunk = events[start : start + tool.bulk_events]
+            units.append(
+                ([item for item, _p in chunk], lambda c=chunk: tool.send_events(connection=connection, events=c))
+            )
+    else:
+        for item, profile in events:
+            units.append(([item], lambda i=item, p=profile: tool.send_event(connection=connection, item=i, profile=p)))
     for item in erasures:
         units.append(([item], lambda i=item: _erase(tool, connection, i)))
     for item, reason in skipped:

@@ -141,7 +141,7 @@ def test_429_with_retry_after_is_tried_again_after_the_wait_the_tool_asked_for(p
     assert [r.path for r, _resp in httpserver.log] == ["/api/profile-import", "/api/profile-import", "/api/events"]
 
 
-def test_several_profiles_go_as_one_bulk_import_job(program, httpserver):
+def test_several_profiles_go_as_one_bulk_import_job_and_their_events_as_one_bulk_create_job(program, httpserver):
     connection = marketing_connection(program.merchant, "klaviyo", httpserver)
     first, first_code = joins(program, email="ewa@example.com", name="Ewa Nowak", external_id="c-1")
     second, second_code = joins(program, email="jan@example.com", name="Jan")
@@ -186,12 +186,45 @@ def test_several_profiles_go_as_one_bulk_import_job(program, httpserver):
             }
         },
     ).respond_with_json({"data": {"type": "profile-bulk-import-job", "id": "JOB-1"}}, status=202)
-    httpserver.expect_request("/api/events", method="POST", headers=HEADERS).respond_with_data("", status=202)
+
+    def joined(participant, code) -> dict:  # one "Referral Joined" event with its profile, as the bulk job takes it
+        identity = {
+            "email": participant.email,
+            **({"external_id": participant.external_id} if participant.external_id else {}),
+        }
+        link = f"{settings.SITE_URL}/r/{code.code}"
+        return {
+            "type": "event-bulk-create",
+            "attributes": {
+                "profile": {"data": {"type": "profile", "attributes": identity}},
+                "events": {"data": [{"type": "event", "attributes": {
+                    "properties": {"program": "friends", "code": code.code, "link": link},
+                    "metric": {"data": {"type": "metric", "attributes": {"name": "Referral Joined"}}},
+                    "unique_id": f"participant.created:{participant.pk}",
+                    "time": participant.created_at.isoformat().replace("+00:00", "Z"),
+                }}]},
+            },
+        }  # fmt: skip
+
+    httpserver.expect_ordered_request(
+        "/api/event-bulk-create-jobs",
+        method="POST",
+        headers=HEADERS,
+        json={
+            "data": {
+                "type": "event-bulk-create-job",
+                "attributes": {
+                    "events-bulk-create": {"data": [joined(first, first_code), joined(second, second_code)]}
+                },
+            }
+        },
+    ).respond_with_data("", status=202)
 
     sync_all(connection)
 
     httpserver.check_assertions()
-    assert [r.path for r, _resp in httpserver.log] == ["/api/profile-bulk-import-jobs", "/api/events", "/api/events"]
+    assert [r.path for r, _resp in httpserver.log] == ["/api/profile-bulk-import-jobs", "/api/event-bulk-create-jobs"]
+    assert {s.request for s in syncs(connection, kind="event")} == {"POST /api/event-bulk-create-jobs x2"}
     profiles = syncs(connection, kind="profile")
     assert {s.status for s in syncs(connection)} == {"sent"}
     assert {s.request for s in profiles} == {"POST /api/profile-bulk-import-jobs x2 (job JOB-1)"}
