@@ -27,6 +27,22 @@ HEADERS = {
 }
 
 
+def new_referrer_properties(program, code) -> dict:
+    """The referral properties of a referrer who just joined (nobody referred yet)."""
+    return {
+        "referral_program": "friends",
+        "referral_code": code.code,
+        "referral_link": f"{settings.SITE_URL}/r/{code.code}",
+        "referral_portal_link": f"{settings.SITE_URL}/pl/p/{program.merchant.slug}/friends/",
+        "referral_status": "active",
+        "referrals": 0,
+        "successful_referrals": 0,
+        "rewards_earned": 0,
+        "referrals_to_next_reward": None,
+        "next_reward": "",
+    }
+
+
 def test_a_consenting_participant_becomes_a_klaviyo_profile_with_referral_properties_and_a_joined_event(
     program, httpserver
 ):
@@ -45,18 +61,7 @@ def test_a_consenting_participant_becomes_a_klaviyo_profile_with_referral_proper
                     "external_id": "c-7",
                     "first_name": "Ewa",
                     "last_name": "Nowak",
-                    "properties": {
-                        "referral_program": "friends",
-                        "referral_code": code.code,
-                        "referral_link": link,
-                        "referral_portal_link": f"{settings.SITE_URL}/pl/p/{program.merchant.slug}/friends/",
-                        "referral_status": "active",
-                        "referrals": 0,
-                        "successful_referrals": 0,
-                        "rewards_earned": 0,
-                        "referrals_to_next_reward": None,
-                        "next_reward": "",
-                    },
+                    "properties": new_referrer_properties(program, code),
                 },
             }
         },
@@ -152,18 +157,7 @@ def test_several_profiles_go_as_one_bulk_import_job_and_their_events_as_one_bulk
             "attributes": {
                 "email": participant.email,
                 **({"external_id": participant.external_id} if participant.external_id else {}),
-                "properties": {
-                    "referral_program": "friends",
-                    "referral_code": code.code,
-                    "referral_link": f"{settings.SITE_URL}/r/{code.code}",
-                    "referral_portal_link": f"{settings.SITE_URL}/pl/p/{program.merchant.slug}/friends/",
-                    "referral_status": "active",
-                    "referrals": 0,
-                    "successful_referrals": 0,
-                    "rewards_earned": 0,
-                    "referrals_to_next_reward": None,
-                    "next_reward": "",
-                },
+                "properties": new_referrer_properties(program, code),
                 **names,
             },
         }
