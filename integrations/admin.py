@@ -250,8 +250,6 @@ class ConnectionAdmin(WooCommerceConnectMixin, TenantModelAdmin):
                 answer = services.connection_check(connection=connection)
             except PlatformError as exc:
                 messages.error(request, f"{connection}: {exc}")
-            except NotImplementedError:
-                messages.warning(request, f"{connection}: {_('this platform cannot be tested yet')}")
             else:
                 messages.success(request, f"{connection}: {answer}")
 

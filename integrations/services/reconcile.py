@@ -63,7 +63,5 @@ def connection_reconcile(*, merchant_id: int, connection_id: int) -> int:
     except PlatformError as exc:
         connection_record_error(connection=connection, error=f"reconciliation: {exc}")
         raise
-    except NotImplementedError:
-        return stored
     Connection.objects.for_merchant(merchant_id).filter(pk=connection_id).update(synced_until=started)
     return stored
