@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
+from django.db.models import Sum
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
@@ -19,6 +22,7 @@ from analytics.selectors.home import merchant_overview
 from analytics.selectors.links import dashboard_url
 from analytics.selectors.periods import parse_period
 from programs.models import Program, ProgramVariant
+from programs.signals import Panel, PanelRow
 from referral_saas.admin_money import MoneyColumnsMixin
 from referral_saas.csv_export import CsvExportMixin
 from referral_saas.tenancy.admin_site import TenantModelAdmin, merchant_admin
@@ -164,3 +168,22 @@ def _day_rows(series: list[dict]) -> SafeString:
             for d in series
         ),
     )
+
+
+def program_overview(sender, *, program, request, **kwargs) -> list[Panel]:
+    """The program page's numbers panel (connected in AnalyticsConfig.ready): its last 30 days, linked to its
+    dashboard."""
+    stats = (
+        DailyStats.objects.for_merchant(program.merchant)
+        .filter(program=program, livemode=True, day__gte=timezone.localdate() - datetime.timedelta(days=29))
+        .aggregate(clicks=Sum("clicks"), signups=Sum("signups"), orders=Sum("attributed_orders"))
+    )
+    rows = [
+        PanelRow(_("Clicks"), str(stats["clicks"] or 0)),
+        PanelRow(_("Sign-ups"), str(stats["signups"] or 0)),
+        PanelRow(_("Referred orders"), str(stats["orders"] or 0)),
+    ]
+    url = reverse("admin:analytics_program_dashboard", args=[program.pk])
+    return [
+        Panel(0, _("The last 30 days"), rows, [(_("Open the dashboard (KPIs, A/B test, before/after)"), url)]),
+    ]

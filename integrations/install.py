@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from integrations.models import MARKETING_PROVIDERS, Connection
 from integrations.selectors import setup_checklist
 from programs.models import Program
+from programs.signals import Panel, PanelRow
 from referral_saas.tenancy.models import ApiKey
 
 KEY_PLACEHOLDER = "rk_test_..."  # keys are stored hashed: the page names the key, the merchant pastes it
@@ -95,3 +96,14 @@ def _reverse_or_none(name: str) -> str | None:
         return reverse(name)
     except NoReverseMatch:
         return None
+
+
+def program_overview(sender, *, program, request, **kwargs) -> list[Panel]:
+    """The program page's install panel (connected in IntegrationsConfig.ready): the setup checklist, ticked by real
+    events, and the way to the install page."""
+    steps = setup_checklist(merchant=program.merchant, program=program)
+    rows = [PanelRow(step.label, _("done") if step.done else _("not yet")) for step in steps]
+    done = sum(step.done for step in steps)
+    title = _("Install: %(done)d of %(total)d steps done") % {"done": done, "total": len(steps)}
+    url = reverse("admin:integrations_connection_install", args=[program.pk])
+    return [Panel(20, title, rows, [(_("Open the install page (snippet, code samples, test order)"), url)])]

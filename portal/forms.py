@@ -47,3 +47,11 @@ class InviteForm(forms.Form):
 
     def email_list(self) -> list[str]:
         return [e for e in re.split(r"[\s,;]+", self.cleaned_data["emails"]) if e]
+
+
+class WelcomeForm(forms.Form):
+    """The friend's email on the welcome page, for their sign-up reward."""
+
+    email = CustomerEmailFormField(label=_("Your email"), widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    ref = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    rs_click = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)

@@ -19,7 +19,8 @@ from django.utils.translation import pgettext_lazy
 from fraud.models import Decision, FraudAssessment
 from programs.models import Participant, Program
 from referral_saas.money import format_money
-from rewards.models import Reward, RewardRule, Side
+from rewards.models import Reward, RewardRule, Side, Work
+from rewards.selectors import reward_in_words
 from tracking.models import Conversion, Referral
 
 FRIENDS_SHOWN = 50
@@ -159,3 +160,45 @@ def friend_statuses(*, participant: Participant, program: Program) -> list[Frien
             status, at = "signed_up", referral.signed_up_at or referral.created_at
         rows.append(FriendRow(who=_who(referral), status=status, label=str(LABELS[status]), detail=detail, at=at))
     return rows
+
+
+# --- the friend's welcome page --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WelcomeGift:
+    state: str  # waiting (a worker has not decided yet) | review (the shop checks it) | ready | none (nothing to give)
+    what: str = ""  # the gift in words, in the active language
+    coupon_code: str = ""
+    expires_at: datetime.datetime | None = None
+
+
+def welcome_gift(*, referral: Referral) -> WelcomeGift:
+    """What the friend who signed up on the welcome page got: their sign-up reward once a worker has decided and
+    issued it (its coupon code to reveal), "waiting" until then, "review" while the shop's fraud review holds it,
+    "none" when the sign-up was refused or earns nothing."""
+    if referral.status == Referral.Status.REJECTED:
+        return WelcomeGift("none")
+    rewards = list(
+        Reward.objects.for_merchant(referral.merchant_id)
+        .filter(referral=referral, side=Side.REFEREE, conversion__isnull=True, milestone__isnull=True)
+        .order_by("pk")
+    )
+    ready = [reward for reward in rewards if reward.status in (Reward.Status.ISSUED, Reward.Status.REDEEMED)]
+    if ready:
+        gift = ready[0]
+        what = reward_in_words(gift.kind, gift.value, gift.currency, gift.description)
+        return WelcomeGift("ready", what, gift.coupon_code, gift.expires_at)
+    if rewards and all(reward.status in ENDED for reward in rewards):
+        return WelcomeGift("none")
+    work = (
+        Work.objects.for_merchant(referral.merchant_id)
+        .filter(referral=referral, conversion__isnull=True, refund__isnull=True)
+        .values_list("stage", flat=True)
+        .first()
+    )
+    if work == Work.Stage.REVIEW:
+        return WelcomeGift("review")
+    if work == Work.Stage.DONE and not rewards:
+        return WelcomeGift("none")
+    return WelcomeGift("waiting")

@@ -30,9 +30,10 @@ from referral_saas.crypto import same_secret
 from referral_saas.errors import PermissionDeniedError, Unprocessable, ValidationFailed
 from referral_saas.fields import is_valid_key
 from referral_saas.validators import single_line
-from tracking.models import ReferralCode
-from tracking.selectors import code_check, link_for, offers_for
-from tracking.services import participant_join
+from rewards.offers import offers_for
+from tracking.models import Referral, ReferralCode
+from tracking.selectors import code_check, link_for
+from tracking.services import participant_join, referral_record_signup
 
 LINK_SALT = "portal-sign-in"
 LINK_MAX_AGE = 30 * 60
@@ -274,12 +275,8 @@ def invites_send(*, participant: Participant, program: Program, emails: list[str
 def _friend_offer(*, invite: Invite, code: ReferralCode | None) -> str:
     """The friend's offer as the shop's code check shows it (the referrer's A/B variant's, else the program's), in
     the invite's language."""
-    check = None
-    if code is not None:
-        check = code_check(merchant=invite.merchant, livemode=code.livemode, code=code.code, language=invite.language)
-    if check is not None:
-        return check.referee_offer
-    return offers_for(program=invite.program, variant=None, language=invite.language)["referee_offer"]
+    variant = code.variant if code is not None else None
+    return offers_for(program=invite.program, variant=variant, language=invite.language)["referee_offer"]
 
 
 def invite_deliver(*, invite: Invite) -> None:
@@ -289,6 +286,7 @@ def invite_deliver(*, invite: Invite) -> None:
     code = (
         ReferralCode.objects.for_merchant(invite.merchant)
         .filter(program=invite.program, participant=invite.participant)
+        .select_related("variant")
         .first()
     )
     context = {
@@ -331,3 +329,49 @@ def share_record(*, participant: Participant, program: Program, channel: str) ->
         day=now.astimezone(zoneinfo.ZoneInfo(merchant.timezone)).date(),
     )
     ShareEvent.objects.for_merchant(merchant).bulk_create([share], ignore_conflicts=True)
+
+
+# --- the friend's welcome page --------------------------------------------------------------------------------------
+
+WELCOME_LIMIT_PER_IP = 10  # sign-ups an hour from one address: a household, not a farm of coupons
+
+
+def welcome_code(*, program: Program, code: str) -> ReferralCode | None:
+    """The referral code a welcome page names, if it is this program's and can still bring a friend (either mode:
+    codes are unique per merchant)."""
+    for livemode in (True, False):
+        check = code_check(merchant=program.merchant, livemode=livemode, code=code)
+        if check is not None:
+            return check.code if check.valid and check.program.pk == program.pk else None
+    return None
+
+
+def welcome_signup(*, program: Program, code: ReferralCode, click_id: str, email: str, ip: str) -> Referral:
+    """A referred friend left their email on the program's welcome page: their sign-up, through the same service as
+    the shop's POST /api/v1/referrals (attribution window, self-referral, first or last touch), so that a worker
+    scores it and pays the friend's sign-up rules (the coupon the page then reveals and the welcome email sends).
+    The same friend again gets the same referral (and gift), never a second one; an address may sign up
+    WELCOME_LIMIT_PER_IP friends an hour."""
+    email = (email or "").strip()
+    try:
+        validate_customer_email(email)
+    except DjangoValidationError:
+        raise ValidationFailed(fields={"email": [_("Enter a valid email address.")]}) from None
+    allowed, _wait = ratelimit.hit(f"portal-welcome-ip:{program.merchant_id}:{ip}", limit=WELCOME_LIMIT_PER_IP,
+                                   window_seconds=3600)  # fmt: skip
+    if not allowed:
+        raise Unprocessable(_("Too many sign-ups from this network. Try again in an hour."), code="rate_limited")
+    click = click_id if is_valid_key(click_id or "") else None
+    try:
+        referral, _created = referral_record_signup(
+            merchant=program.merchant, livemode=code.livemode, customer_external_id=None, customer_email=email,
+            code=None if click else code.code, click_id=click,
+        )  # fmt: skip
+    except Unprocessable as exc:
+        if exc.code != "unknown_click":
+            raise
+        referral, _created = referral_record_signup(
+            merchant=program.merchant, livemode=code.livemode, customer_external_id=None, customer_email=email,
+            code=code.code,
+        )  # fmt: skip
+    return referral

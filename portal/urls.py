@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from portal.views import account, dashboard, leaderboard, rewards
+from portal.views import account, dashboard, leaderboard, rewards, welcome
 
 urlpatterns = [
     path("<slug:merchant>/<slug:program>/", dashboard.home, name="portal_home"),
@@ -17,4 +17,6 @@ urlpatterns = [
     path("<slug:merchant>/<slug:program>/delete/", account.delete_account, name="portal_delete"),
     path("<slug:merchant>/<slug:program>/sign-out/", account.sign_out, name="portal_sign_out"),
     path("<slug:merchant>/<slug:program>/leaderboard/", leaderboard.leaderboard, name="portal_leaderboard"),
+    path("<slug:merchant>/<slug:program>/welcome/", welcome.welcome, name="portal_welcome"),
+    path("<slug:merchant>/<slug:program>/welcome/gift.json", welcome.welcome_gift_status, name="portal_welcome_gift"),
 ]

@@ -25,6 +25,7 @@ from referral_saas.tenancy.admin_site import (
     merchant_admin,
     ops_admin,
 )
+from referral_saas.tenancy.models import LANGUAGE_CHOICES
 
 
 class ProgramForm(TenantModelForm):
@@ -44,7 +45,8 @@ class ProgramForm(TenantModelForm):
         help_texts = {"slug": _("Used in the portal address: /p/(your shop)/(this slug)/")}
         fields = [
             "name", "slug", "status", "starts_on", "ends_on", "currency", "default_language", "referrer_offer",
-            "referee_offer", "landing_url", "good_fit", "terms", "attribution_window_days", "attribution_model",
+            "referee_offer", "landing_url", "friend_welcome_page", "good_fit", "terms", "attribution_window_days",
+            "attribution_model",
             "new_customers_only", "goal_customers", "goal_revenue", "budget", "leaderboard_enabled",
         ]  # fmt: skip
         widgets = {"terms": forms.Textarea(attrs={"rows": 6}), "good_fit": forms.Textarea(attrs={"rows": 3})}
@@ -114,6 +116,16 @@ def warn_about_setup(request, program) -> None:
         messages.warning(request, warning)
 
 
+def _preview_panel(program) -> signals.Panel:
+    """The program's portal as a customer opens it, in each language."""
+    path = f"p/{program.merchant.slug}/{program.slug}/"
+    rows = [signals.PanelRow(name, f"/{code}/{path}", f"/{code}/{path}") for code, name in LANGUAGE_CHOICES]
+    return signals.Panel(30, _("Preview the portal"), rows)
+
+
+OFFER_FIELDS = ("referrer_offer", "referee_offer", "landing_url", "friend_welcome_page", "good_fit", "terms")
+
+
 @admin.register(Program, site=merchant_admin)
 class ProgramAdmin(TenantModelAdmin):
     form = ProgramForm
@@ -125,7 +137,7 @@ class ProgramAdmin(TenantModelAdmin):
     actions = ["activate", "pause", "end", "duplicate"]
     fieldsets = (
         (None, {"fields": ("name", "slug", "status", ("starts_on", "ends_on"), "currency", "default_language")}),
-        (_("Offer"), {"fields": ("referrer_offer", "referee_offer", "landing_url", "good_fit", "terms")}),
+        (_("Offer"), {"fields": OFFER_FIELDS}),
         (_("Attribution"), {"fields": ("attribution_window_days", "attribution_model", "new_customers_only")}),
         (_("Goals and budget"), {"fields": (("goal_customers", "goal_revenue"), "budget", "leaderboard_enabled")}),
     )
@@ -159,10 +171,17 @@ class ProgramAdmin(TenantModelAdmin):
         warn_about_setup(request, form.instance)  # with its variants saved
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        if request.method == "GET":
-            program = self.get_object(request, object_id)
-            if program is not None:
+        """The program's page is the merchant's home for it: the guardrails as warnings, and every app's panel
+        (numbers, the rules that pay and the offers they generate in each language, the install checklist, the
+        portal in each language) above the form."""
+        program = self.get_object(request, object_id)
+        if program is not None:
+            if request.method == "GET":
                 warn_about_setup(request, program)
+            extra_context = {
+                **(extra_context or {}),
+                "program_panels": [*signals.program_panels(program, request), _preview_panel(program)],
+            }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def save_formset(self, request, form, formset, change):

@@ -52,13 +52,28 @@ class Program(TenantModel):
         _("what the referrer gets"),
         max_length=300,
         blank=True,
-        help_text=_("e.g. a 20 EUR voucher for every friend who buys"),
+        help_text=_(
+            "Optional: empty shows what the reward rules pay, generated in each language. Your own wording (e.g. a "
+            "20 EUR voucher for every friend who buys) replaces it in this language and is checked against the rules."
+        ),
     )
     referee_offer = models.CharField(
         _("what the friend gets"),
         max_length=300,
         blank=True,
-        help_text=_("e.g. 10 EUR off your first order"),
+        help_text=_(
+            "Optional: empty shows what the reward rules pay the friend, generated in each language. Your own wording "
+            "(e.g. 10 EUR off your first order) replaces it in this language and is checked against the rules."
+        ),
+    )
+    friend_welcome_page = models.BooleanField(
+        _("welcome the friend on a page of ours first"),
+        default=False,
+        help_text=_(
+            "A referral link opens a welcome page (“Anna gave you a gift”) where the friend leaves their email and "
+            "sees their sign-up reward's coupon at once, then continues to your landing page. Pays the friend's "
+            "reward rules whose 'when' is the friend's sign-up. Off: links go straight to the landing page."
+        ),
     )
     terms = models.TextField(_("terms"), blank=True)
     good_fit = models.TextField(

@@ -4,6 +4,8 @@ Each receiver is connected in its app's AppConfig.ready and calls that app's own
 are sent synchronously, inside the sender's transaction where it has one.
 """
 
+from dataclasses import dataclass, field
+
 from django.dispatch import Signal
 
 # A program was saved with new settings or a new status (program=): what caches its links' behaviour drops it.
@@ -29,3 +31,32 @@ def program_setup_warnings(program) -> list[str]:
     return [
         warning for _receiver, warnings in program_checked.send(sender=None, program=program) for warning in warnings
     ]
+
+
+# The merchant opens a program's page (program=, request=): each app answers with Panels of what it holds for the
+# program (rewards: its rules and the offers they generate in each language; integrations: the install checklist;
+# analytics: the program's numbers), so that the program page is the one place to see and reach all of it.
+program_overview = Signal()
+
+
+@dataclass(frozen=True)
+class PanelRow:
+    label: str
+    value: str = ""
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Panel:
+    order: int  # position on the page, lowest first
+    title: str
+    rows: list[PanelRow] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)  # (label, url): what to do next
+    empty: str = ""  # said when there are no rows
+
+
+def program_panels(program, request) -> list[Panel]:
+    """Every app's panels for the program's page, in their order."""
+    panels = [panel for _receiver, answer in program_overview.send(sender=None, program=program, request=request)
+              for panel in answer]  # fmt: skip
+    return sorted(panels, key=lambda panel: panel.order)

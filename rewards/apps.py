@@ -11,3 +11,4 @@ class RewardsConfig(AppConfig):
 
         signals.program_duplicated.connect(receivers.program_duplicated, dispatch_uid="rewards.program_duplicated")
         signals.program_checked.connect(receivers.program_checked, dispatch_uid="rewards.program_checked")
+        signals.program_overview.connect(receivers.program_overview, dispatch_uid="rewards.program_overview")

@@ -36,6 +36,7 @@ CUSTOMER_FACING = (
     "templates/rewards/",
     "rewards/services/notify.py",
     "rewards/services/points.py",
+    "rewards/offers.py",
     "tracking/models.py",
     "referral_saas/errors.py",
     "referral_saas/validators.py",

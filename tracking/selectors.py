@@ -22,7 +22,6 @@ from redis.exceptions import RedisError
 
 from programs.identity import normalize_code
 from programs.models import Invite, Participant, Program, ProgramVariant, ShareEvent
-from programs.selectors import program_texts
 from referral_saas import prepared
 from referral_saas.redis_client import get_redis, guarded
 from tracking.models import Click, CodeRoute, Conversion, Referral, ReferralCode
@@ -54,6 +53,9 @@ class ProgramInfo:
     landing_url: str
     live: bool  # active and inside its dates today
     checked_at: float
+    # Where a working link sends the friend first when the program welcomes them on a page of ours (the portal's
+    # welcome page, which then sends them on to landing_url); "" = straight to landing_url.
+    welcome_path: str = ""
 
 
 class _LocalCache:
@@ -172,7 +174,8 @@ def program_info(program_id: int) -> ProgramInfo | None:
             program = Program.all_merchants.select_related("merchant").filter(pk=program_id).first()
             if program is None:
                 return None
-            raw = asdict(ProgramInfo(program.pk, program.landing_url, program.is_live(), time.time()))
+            welcome = f"/p/{program.merchant.slug}/{program.slug}/welcome/" if program.friend_welcome_page else ""
+            raw = asdict(ProgramInfo(program.pk, program.landing_url, program.is_live(), time.time(), welcome))
             # Re-check at least hourly so that start and end dates take effect without an edit.
             cache.set(key, raw, REDIS_TTL)
         hit = ProgramInfo(**raw)
@@ -240,17 +243,6 @@ def code_unusable_reason(*, code_status: str, referrer_status: str) -> str | Non
     return None
 
 
-def offers_for(*, program: Program, variant: ProgramVariant | None, language: str | None) -> dict[str, str]:
-    """What the referrer and the friend get ("referrer_offer", "referee_offer") through a code of `variant`: the
-    variant's own offer where it has one (an A/B arm tests exactly that text), else the program's, in `language`
-    where the program has texts in it (programs.selectors.program_texts), else in its default language."""
-    texts = program_texts(program=program, language=language)
-    return {
-        field: (getattr(variant, field) if variant is not None else "") or texts[field]
-        for field in ("referrer_offer", "referee_offer")
-    }
-
-
 @dataclass(frozen=True)
 class CodeCheck:
     code: ReferralCode
@@ -258,15 +250,13 @@ class CodeCheck:
     reason: str | None  # code_disabled, referrer_blocked, program_inactive; None when valid
     program: Program
     referrer: Participant
-    referee_offer: str
-    referrer_offer: str
 
 
-def code_check(*, merchant, code: str, livemode: bool = True, language: str | None = None) -> CodeCheck | None:
+def code_check(*, merchant, code: str, livemode: bool = True) -> CodeCheck | None:
     """A code as a customer would use it, or None when this merchant (in this mode) has no such code.
 
-    Valid when the code is usable (code_unusable_reason) and its program is running today. The offers are
-    offers_for the code's variant in `language`: the shop API's code check and the portal show the same offer.
+    Valid when the code is usable (code_unusable_reason) and its program is running today. What it offers is
+    rewards.offers.offers_for its variant: the shop API's code check and the portal show the same offer.
     """
     row = code_lookup(merchant=merchant, livemode=livemode, code=code)
     if row is None:
@@ -274,16 +264,7 @@ def code_check(*, merchant, code: str, livemode: bool = True, language: str | No
     reason = code_unusable_reason(code_status=row.status, referrer_status=row.participant.status)
     if reason is None and not row.program.is_live():
         reason = "program_inactive"
-    offers = offers_for(program=row.program, variant=row.variant, language=language)
-    return CodeCheck(
-        code=row,
-        valid=reason is None,
-        reason=reason,
-        program=row.program,
-        referrer=row.participant,
-        referee_offer=offers["referee_offer"],
-        referrer_offer=offers["referrer_offer"],
-    )
+    return CodeCheck(code=row, valid=reason is None, reason=reason, program=row.program, referrer=row.participant)
 
 
 def conversion_list(*, merchant, livemode: bool):

@@ -43,7 +43,8 @@ def _redirect(location: str, click: RecordedClick | None = None) -> LinkRedirect
 def link_redirect(request, code: str) -> LinkRedirect | None:
     """The redirect a working code answers (its click recorded), or None when the visitor must see the friendly page.
 
-    A paused or ended program sends to its landing page without attribution. Otherwise the landing URL gets `ref`,
+    A paused or ended program sends to its landing page without attribution. Otherwise the landing URL (or the
+    program's welcome page, which passes them on to it) gets `ref`,
     the click id `rs_click` (when the click was recorded; click_record says why it may not be) and the visit's utm_*
     parameters. A bot or link preview is redirected alike; its click is marked as a bot's and never counted.
     """
@@ -59,7 +60,7 @@ def link_redirect(request, code: str) -> LinkRedirect | None:
     if click is not None:
         params["rs_click"] = click.click_id
     params.update(utm)
-    return _redirect(landing_location(program.landing_url, params), click)
+    return _redirect(landing_location(program.welcome_path or program.landing_url, params), click)
 
 
 @require_safe

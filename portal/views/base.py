@@ -25,7 +25,7 @@ from programs.selectors import program_texts
 from referral_saas.devices import request_device_id, with_device_cookie
 from referral_saas.errors import ApplicationError
 from referral_saas.tenancy.models import Merchant
-from tracking import selectors as tracking_selectors
+from rewards.offers import offers_for
 from tracking.clicks import client_ip
 from tracking.models import ReferralCode
 from tracking.services import code_ensure
@@ -137,7 +137,11 @@ def join_form(program: Program, data=None) -> JoinForm:
 def page(request, template: str, program: Program, status: int = 200, **context):
     """Render a portal page with the program's texts in the page's language, and the banner of a program that is not
     running (closed_notice)."""
-    texts = program_texts(program=program, language=translation.get_language())
+    language = translation.get_language()
+    texts = {
+        **program_texts(program=program, language=language),
+        **offers_for(program=program, variant=None, language=language),
+    }
     context = {"program": program, "texts": texts, "closed": closed_notice(program), **context}
     return render(request, template, context, status=status)
 
@@ -151,11 +155,7 @@ def code_for(participant: Participant, program: Program) -> ReferralCode:
     return code_ensure(participant=participant, program=program)
 
 
-def code_offers(program: Program, code: ReferralCode) -> tracking_selectors.CodeCheck:
-    """The code as the shop's API shows it (tracking.selectors.code_check): the same offers, in the page's language."""
-    check = tracking_selectors.code_check(
-        merchant=program.merchant, livemode=code.livemode, code=code.code, language=translation.get_language()
-    )
-    if check is None:  # pragma: no cover - the code was just ensured; a concurrent erasure deletes it
-        raise Http404
-    return check
+def code_offers(program: Program, code: ReferralCode) -> dict[str, str]:
+    """What the code's referrer and their friends get (rewards.offers.offers_for its A/B variant), in the page's
+    language: what the shop's code check shows too."""
+    return offers_for(program=program, variant=code.variant, language=translation.get_language())

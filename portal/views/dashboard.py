@@ -48,7 +48,9 @@ SHARE_CHANNELS = [
 
 def _share_target(channel: str, program: Program, code: ReferralCode) -> str:
     link = link_for(code.code)
-    offer = code_offers(program, code).referee_offer or _("Have a look at %(shop)s") % {"shop": program.merchant.name}
+    offer = code_offers(program, code)["referee_offer"] or _("Have a look at %(shop)s") % {
+        "shop": program.merchant.name
+    }
     tagged = f"{link}?{urlencode({'utm_source': channel, 'utm_medium': 'referral'})}"
     text = f"{offer} {tagged}"
     subject = _("A gift from me at %(shop)s") % {"shop": program.merchant.name}
@@ -85,8 +87,8 @@ def _dashboard(request, program: Program, participant: Participant, *, invite_fo
         status=status,
         participant=participant,
         code=code,
-        own_offer=offers.referrer_offer,
-        friend_offer=offers.referee_offer,
+        own_offer=offers["referrer_offer"],
+        friend_offer=offers["referee_offer"],
         link=link_for(code.code),
         stats=tracking_selectors.participant_stats(participant=participant, program=program),
         friends=friends,

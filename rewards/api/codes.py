@@ -12,6 +12,7 @@ from referral_saas.errors import NotFound
 from referral_saas.tenancy.models import LANGUAGE_CHOICES
 from rewards import selectors
 from rewards.models import MONEY_KINDS, Kind, RewardRule
+from rewards.offers import offers_for
 from tracking.selectors import code_check
 
 LANGUAGES = [code for code, _name in LANGUAGE_CHOICES]
@@ -58,7 +59,8 @@ class CodeCheckApi(TenantAPIView):
             description = serializers.CharField(allow_blank=True)
 
         referee_offer = serializers.CharField(
-            help_text="What the friend gets: the referrer's A/B variant's offer, else the program's."
+            help_text="What the friend gets, in words: the merchant's own wording in `language` where they wrote one "
+            "(the referrer's A/B variant's, else the program's), else generated from the rules in `referee_rewards`."
         )
         referee_rewards = FriendReward(
             many=True,
@@ -75,8 +77,9 @@ class CodeCheckApi(TenantAPIView):
                 "language",
                 enum=LANGUAGES,
                 required=False,
-                description="The offer in this language where the program has texts in it; otherwise (absent, or a "
-                "language we do not have) the program's own text. Never an error: a checkout must not fail on it.",
+                description="The offer in this language (en, pl, ro, ru): the merchant's wording in it, else generated "
+                "from the rules; absent or a language we do not have: the program's default language. Never an "
+                "error: a checkout must not fail on it.",
             )
         ],
         description="404 for a code this merchant does not have. `valid: false` (with a reason) for a disabled code, "
@@ -112,14 +115,12 @@ class CodeCheckApi(TenantAPIView):
     )
     def get(self, request, code: str):
         language = request.query_params.get("language")
-        check = code_check(
-            merchant=request.merchant,
-            livemode=request.livemode,
-            code=code,
-            language=language if language in LANGUAGES else None,
-        )
+        check = code_check(merchant=request.merchant, livemode=request.livemode, code=code)
         if check is None:
             raise NotFound("Unknown referral code.")
+        offers = offers_for(
+            program=check.program, variant=check.code.variant, language=language if language in LANGUAGES else None
+        )
         return Response(
             self.OutputSerializer(
                 {
@@ -128,7 +129,7 @@ class CodeCheckApi(TenantAPIView):
                     "reason": check.reason,
                     "program": check.program.slug,
                     "referrer": {"id": check.referrer.pk, "name": check.referrer.first_name_initial},
-                    "referee_offer": check.referee_offer,
+                    "referee_offer": offers["referee_offer"],
                     "referee_rewards": [
                         {
                             "when": rule.trigger,

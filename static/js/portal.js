@@ -42,4 +42,21 @@
     var button = form.querySelector("button[type=submit]");
     if (button) { button.setAttribute("aria-disabled", "true"); button.classList.add("is-busy"); }
   });
+  // The friend's welcome page: while a worker prepares the gift, ask every 2 s (for up to 2 minutes); when it is
+  // decided, show the page again as the server renders it (in the friend's language).
+  var gift = document.querySelector("[data-gift-url] .gift-state[data-state=waiting]");
+  if (gift && window.fetch) {
+    var url = gift.parentNode.getAttribute("data-gift-url");
+    var tries = 0;
+    var timer = setInterval(function () {
+      tries += 1;
+      if (tries > 60) { clearInterval(timer); return; }
+      fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (answer) {
+          if (answer && answer.state !== "waiting") { clearInterval(timer); window.location.reload(); }
+        })
+        .catch(function () { /* a network hiccup: the next tick asks again */ });
+    }, 2000);
+  }
 })();
