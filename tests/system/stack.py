@@ -400,7 +400,8 @@ def concurrently(count: int, call, *, timeout: float = 120) -> list:
 
 
 class _FormParser:
-    """The fields of the first <form method=post> of a page, as a browser would submit them untouched."""
+    """The fields of the first <form method=post> of a page (not the admin header's log-out form), as a browser
+    would submit them untouched."""
 
     def __init__(self, html: str):
         from html.parser import HTMLParser
@@ -413,7 +414,12 @@ class _FormParser:
         class Parser(HTMLParser):
             def handle_starttag(self, tag, attrs):
                 a = dict(attrs)
-                if tag == "form" and (a.get("method") or "").lower() == "post" and not state["done"]:
+                if (
+                    tag == "form"
+                    and (a.get("method") or "").lower() == "post"
+                    and a.get("id") != "logout-form"
+                    and not state["done"]
+                ):
                     state["in_form"] = True
                 if not state["in_form"] or ("name" not in a and tag != "option"):
                     return
