@@ -10,16 +10,18 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Q
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
+from fraud.models import Decision, FraudAssessment
 from integrations.models import MARKETING_PROVIDERS, Connection
 from programs.identity import normalize_email
 from programs.models import Participant, Program
 from referral_saas.tenancy.models import ApiKey
-from referral_saas.webhooks.models import WebhookEndpoint
-from rewards.models import Reward, Side
-from rewards.selectors import milestone_progress, rule_in_words, successful_referrals
+from referral_saas.webhooks.models import WebhookDelivery, WebhookEndpoint
+from rewards.models import Reward, Side, Work
+from rewards.selectors import milestone_progress, program_rules, rule_in_words, successful_referrals
 from tracking.models import Click, Conversion, Referral, ReferralCode
 from tracking.selectors import code_lookup, link_for
 
@@ -248,3 +250,170 @@ def ga_client_id_for(*, merchant_id: int, event_type: str, object_id) -> str:
         return ""
     found = model.objects.for_merchant(merchant_id).filter(pk=object_id).values_list("ga_client_id", flat=True)
     return found.first() or ""
+
+
+# --- the install page's test order --------------------------------------------------------------------------------
+
+TEST_REFERRER_EXTERNAL_ID = "rs-test-referrer"  # the program's one test-mode "Test referrer"
+TEST_ORDER_PREFIX = "rs-test-order-"  # the order ids of test orders (integrations.services.test_order)
+
+
+@dataclass(frozen=True)
+class RunStage:
+    """One stage of a test order's run. `state`: done, waiting (for the worker), held (a reward in its hold period),
+    review (a person must decide), stopped (the loop ended here), skipped (nothing to do at this stage)."""
+
+    key: str
+    label: str
+    state: str
+    detail: str = ""
+
+    @property
+    def state_label(self) -> str:
+        return str(RUN_STATE_LABELS[self.state])
+
+
+RUN_STATE_LABELS = {
+    "done": _lazy("Done"),
+    "waiting": _lazy("Waiting"),
+    "held": _lazy("On hold"),
+    "review": _lazy("Your turn"),
+    "stopped": _lazy("Stopped"),
+    "skipped": _lazy("Skipped"),
+}
+
+
+@dataclass(frozen=True)
+class TestRun:
+    order_id: str
+    stages: list[RunStage]
+
+    @property
+    def finished(self) -> bool:
+        """Nothing is left for the worker to do (a hold or a review may still come, by date or by a person)."""
+        return all(stage.state != "waiting" for stage in self.stages)
+
+    def as_json(self) -> dict:
+        return {
+            "order_id": self.order_id,
+            "finished": self.finished,
+            "stages": [
+                {"key": s.key, "label": s.label, "state": s.state, "state_label": s.state_label, "detail": s.detail}
+                for s in self.stages
+            ],
+        }
+
+
+def _reward_stage(rewards: list, *, worker_done: bool, has_rules: bool) -> RunStage:
+    label = _("Reward")
+    if not rewards:
+        if not worker_done:
+            return RunStage("reward", label, "waiting", _("The worker decides the order's rewards."))
+        if not has_rules:
+            return RunStage("reward", label, "skipped", _("The program has no active reward rule: add one."))
+        return RunStage("reward", label, "skipped", _("No reward rule paid for this order."))
+    parts = [
+        _("%(side)s: %(value)s, %(status)s") % {
+            "side": reward.get_side_display(), "value": reward.display_value, "status": reward.get_status_display()
+        }
+        for reward in rewards
+    ]  # fmt: skip
+    statuses = {reward.status for reward in rewards}
+    if statuses & {Reward.Status.REJECTED, Reward.Status.VOIDED, Reward.Status.CLAWED_BACK}:
+        state = "stopped"
+    elif Reward.Status.APPROVED in statuses:
+        state = "waiting"  # issued by the worker next
+    elif Reward.Status.PENDING in statuses:
+        held = min(reward.hold_until for reward in rewards if reward.status == Reward.Status.PENDING)
+        if held <= timezone.now():
+            state = "waiting"  # released by the worker's next sweep
+        else:
+            state = "held"
+            parts.append(_("held until %(date)s (the rule's hold period)") % {"date": held.date().isoformat()})
+    else:
+        state = "done"
+    return RunStage("reward", label, state, "; ".join(parts))
+
+
+def _webhook_stage(*, merchant, order_id: str, worker_done: bool) -> RunStage:
+    label = _("Webhooks to your test-mode endpoints")
+    endpoints = WebhookEndpoint.objects.for_merchant(merchant).filter(livemode=False, enabled=True)
+    if not endpoints.exists():
+        return RunStage("webhooks", label, "skipped", _("No test-mode webhook endpoint: add one to hear of rewards."))
+    deliveries = list(
+        WebhookDelivery.objects.for_merchant(merchant)
+        .filter(message__livemode=False, message__payload__order_id=order_id)
+        .select_related("message")
+        .order_by("created_at", "pk")
+    )
+    if not deliveries:
+        if worker_done:
+            none = _("Your test-mode endpoints listen to none of this order's events.")
+            return RunStage("webhooks", label, "skipped", none)
+        return RunStage("webhooks", label, "waiting", _("No event sent yet."))
+    succeeded = [d.message.type for d in deliveries if d.status == WebhookDelivery.Status.SUCCEEDED]
+    detail = _("%(done)s of %(total)s delivered") % {"done": len(succeeded), "total": len(deliveries)}
+    if succeeded:
+        detail += f" ({', '.join(dict.fromkeys(succeeded))})"
+    if any(d.status == WebhookDelivery.Status.FAILED for d in deliveries):
+        return RunStage("webhooks", label, "stopped", detail)
+    return RunStage("webhooks", label, "done" if len(succeeded) == len(deliveries) else "waiting", detail)
+
+
+def test_order_run(*, merchant, program, order_id: str) -> TestRun | None:
+    """Where a test order of the install page stands, stage by stage, read from the rows the loop wrote (None for an
+    order id that is not a test order of this program)."""
+    if not order_id.startswith(TEST_ORDER_PREFIX):
+        return None
+    conversion = (
+        Conversion.objects.for_merchant(merchant)
+        .filter(livemode=False, order_id=order_id)
+        .select_related("referral__code", "referral__referrer")
+        .first()
+    )
+    referrer = (
+        Participant.objects.for_merchant(merchant)
+        .filter(livemode=False, external_id=TEST_REFERRER_EXTERNAL_ID, codes__program=program)
+        .first()
+    )
+    if conversion is None or referrer is None or (conversion.program_id not in (None, program.pk)):
+        return None
+    code = referrer.codes.filter(program=program).values_list("code", flat=True).first()
+    stages = [RunStage("joined", _("Test referrer joined"), "done", _("Code %(code)s") % {"code": code})]
+    stages.append(
+        RunStage("clicked", _("Their link was followed"), "done", _("Click %(id)s") % {"id": conversion.click_id})
+        if conversion.click_id
+        else RunStage("clicked", _("Their link was followed"), "stopped", _("The order names no click."))
+    )
+    if conversion.status != Conversion.Status.ATTRIBUTED:
+        reason = conversion.get_rejection_reason_display() or conversion.get_status_display()
+        stages.append(RunStage("attributed", _("Order attributed to the test referrer"), "stopped", reason))
+        return TestRun(order_id, stages)
+    stages.append(
+        RunStage("attributed", _("Order attributed to the test referrer"), "done",
+                 _("Order %(order)s, %(amount)s %(currency)s") % {
+                     "order": order_id, "amount": conversion.amount, "currency": conversion.currency})
+    )  # fmt: skip
+    work = Work.objects.for_merchant(merchant).filter(conversion=conversion, refund__isnull=True).first()
+    assessment = FraudAssessment.objects.for_merchant(merchant).filter(conversion=conversion).first()
+    fraud_label = _("Fraud check")
+    if assessment is None:
+        stages.append(RunStage("fraud", fraud_label, "waiting", _("The worker scores the order.")))
+    else:
+        detail = _("%(decision)s (score %(score)s)") % {
+            "decision": assessment.get_decision_display(), "score": assessment.score
+        }  # fmt: skip
+        state = {Decision.APPROVE: "done", Decision.REVIEW: "review", Decision.REJECT: "stopped"}[assessment.decision]
+        if state == "review":
+            detail += " — " + _("in your fraud review queue: approve or reject it there")
+        stages.append(RunStage("fraud", fraud_label, state, detail))
+    rewards = list(
+        Reward.objects.for_merchant(merchant).filter(conversion=conversion).select_related("participant").order_by("pk")
+    )
+    worker_done = work is not None and work.stage == Work.Stage.DONE
+    if work is not None and work.stage == Work.Stage.REVIEW and not rewards:
+        stages.append(RunStage("reward", _("Reward"), "review", _("Decided after the fraud review.")))
+    else:
+        stages.append(_reward_stage(rewards, worker_done=worker_done, has_rules=bool(program_rules(program))))
+    stages.append(_webhook_stage(merchant=merchant, order_id=order_id, worker_done=work is not None))
+    return TestRun(order_id, stages)
