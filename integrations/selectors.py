@@ -70,6 +70,11 @@ def participants_matching(*, merchant, livemode: bool, external_id: str | None, 
 # --- the install page's checklist ---------------------------------------------------------------------------------
 
 
+TEST_REFERRER_EXTERNAL_ID = "rs-test-referrer"  # the program's one test-mode "Test referrer"
+TEST_ORDER_PREFIX = "rs-test-order-"  # the order ids of test orders (integrations.services.test_order)
+TEST_CUSTOMER_PREFIX = "rs-test-customer-"  # the external ids of their customers (a new one per test order)
+
+
 @dataclass(frozen=True)
 class SetupStep:
     key: str
@@ -80,29 +85,35 @@ class SetupStep:
 
 def setup_checklist(*, merchant, program) -> list[SetupStep]:
     """The install page's steps from the shop's first API call to a paid reward, each ticked by what really
-    happened (in live or test mode): a step is done when its first event exists, never by a box the merchant ticks."""
+    happened (in live or test mode): a step is done when its first event exists, never by a box the merchant ticks.
+    The install page's own test orders tick none: they show the loop works, not that the shop is wired to it."""
     keys = ApiKey.objects.for_merchant(merchant).filter(revoked_at__isnull=True)
     shops = Connection.objects.for_merchant(merchant).exclude(provider__in=MARKETING_PROVIDERS)
     connected = shops.filter(status=Connection.Status.ACTIVE).exists()
-    orders = Conversion.objects.for_merchant(merchant)
+    testers = Participant.objects.for_merchant(merchant).filter(
+        Q(external_id=TEST_REFERRER_EXTERNAL_ID) | Q(external_id__startswith=TEST_CUSTOMER_PREFIX), livemode=False
+    )
+    orders = Conversion.objects.for_merchant(merchant).exclude(livemode=False, order_id__startswith=TEST_ORDER_PREFIX)
     return [
         SetupStep("connect", _("Your shop is connected, or has an API key"), connected or keys.exists(),
                   _("Connect Shopify, WooCommerce or Stripe below, or create an API key.")),
         SetupStep("api", _("Your shop called the API"), connected or keys.filter(last_used_at__isnull=False).exists(),
                   _("Send a participant or an order with the key (examples below).")),
         SetupStep("joined", _("A customer joined the program"),
-                  Participant.objects.for_merchant(merchant).filter(codes__program=program).exists(),
+                  Participant.objects.for_merchant(merchant).filter(codes__program=program)
+                  .exclude(pk__in=testers).exists(),
                   _("Join in the portal, or POST /api/v1/participants.")),
         SetupStep("clicked", _("A referral link was followed"),
-                  Click.objects.for_merchant(merchant).filter(program=program).exists(),
+                  Click.objects.for_merchant(merchant).filter(program=program).exclude(participant__in=testers).exists(),
                   _("Open a participant's link: the snippet keeps rs_click on your shop's pages.")),
         SetupStep("order", _("Your shop reported an order"), orders.exists(),
                   _("POST /api/v1/conversions for every order, referred or not.")),
         SetupStep("attributed", _("An order came with its referral (click_id or code)"),
-                  Referral.objects.for_merchant(merchant).filter(program=program, conversions__isnull=False).exists(),
+                  Referral.objects.for_merchant(merchant).filter(program=program, conversions__isnull=False)
+                  .exclude(referrer__in=testers).exists(),
                   _("Send the snippet's click id as click_id (or the code as code) with the order.")),
         SetupStep("rewarded", _("A reward was decided"),
-                  Reward.objects.for_merchant(merchant).filter(program=program).exists(),
+                  Reward.objects.for_merchant(merchant).filter(program=program).exclude(participant__in=testers).exists(),
                   _("Add reward rules to the program; a worker decides each attributed order.")),
         SetupStep("webhooks", _("Your shop hears about rewards (webhooks or a connected shop)"),
                   connected or WebhookEndpoint.objects.for_merchant(merchant).exists(),
@@ -253,9 +264,6 @@ def ga_client_id_for(*, merchant_id: int, event_type: str, object_id) -> str:
 
 
 # --- the install page's test order --------------------------------------------------------------------------------
-
-TEST_REFERRER_EXTERNAL_ID = "rs-test-referrer"  # the program's one test-mode "Test referrer"
-TEST_ORDER_PREFIX = "rs-test-order-"  # the order ids of test orders (integrations.services.test_order)
 
 
 @dataclass(frozen=True)

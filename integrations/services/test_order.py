@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
-from integrations.selectors import TEST_ORDER_PREFIX, TEST_REFERRER_EXTERNAL_ID
+from integrations.selectors import TEST_CUSTOMER_PREFIX, TEST_ORDER_PREFIX, TEST_REFERRER_EXTERNAL_ID
 from programs.models import Participant, Program
 from referral_saas.errors import Conflict
 from referral_saas.tenancy.models import Merchant
@@ -24,7 +24,6 @@ from tracking.models import Conversion
 from tracking.selectors import code_info
 from tracking.services import conversion_record, participant_join
 
-TEST_CUSTOMER_PREFIX = "rs-test-customer-"
 TEST_ORDER_AMOUNT = Decimal("100.00")
 TEST_USER_AGENT = "ReferralSaaS test order (install page)"
 

@@ -192,3 +192,13 @@ def test_test_orders_never_reach_the_live_figures(tenant, program, click_stream)
     live = tenant.api.get(query).json()["totals"]
     assert (live["clicks"], live["conversions"], live["participants_joined"]) == (0, 0, 0)
     assert live["revenue"] in ("0.00", 0, "0")
+
+
+def test_test_orders_tick_no_step_of_the_setup_checklist(tenant, program, click_stream):
+    before = [step.done for step in selectors.setup_checklist(merchant=tenant.merchant, program=program)]
+    rule(program, hold_days=0)
+    conversion = services.test_order_send(merchant=tenant.merchant, program=program)
+    process(tenant, conversion.pk)
+    after = [step.done for step in selectors.setup_checklist(merchant=tenant.merchant, program=program)]
+    assert after == before  # the loop works; the shop is not wired to it yet
+    assert after.count(True) == 1  # the API key
