@@ -12,7 +12,7 @@ from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from fraud.models import Decision, FraudAssessment
 from integrations.models import MARKETING_PROVIDERS, Connection
@@ -282,12 +282,12 @@ class RunStage:
 
 
 RUN_STATE_LABELS = {
-    "done": _lazy("Done"),
-    "waiting": _lazy("Waiting"),
-    "held": _lazy("On hold"),
-    "review": _lazy("Your turn"),
-    "stopped": _lazy("Stopped"),
-    "skipped": _lazy("Skipped"),
+    "done": gettext_lazy("Done"),
+    "waiting": gettext_lazy("Waiting"),
+    "held": gettext_lazy("On hold"),
+    "review": gettext_lazy("Your turn"),
+    "stopped": gettext_lazy("Stopped"),
+    "skipped": gettext_lazy("Skipped"),
 }
 
 
