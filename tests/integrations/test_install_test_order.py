@@ -202,3 +202,23 @@ def test_test_orders_tick_no_step_of_the_setup_checklist(tenant, program, click_
     after = [step.done for step in selectors.setup_checklist(merchant=tenant.merchant, program=program)]
     assert after == before  # the loop works; the shop is not wired to it yet
     assert after.count(True) == 1  # the API key
+
+
+def test_a_test_key_does_not_see_a_live_code_as_the_readme_says(tenant, program, referrer):
+    from referral_saas.tenancy.models import ApiKey
+    from tests.factories import make_api_key
+    from tests.rewards.helpers import order as live_order
+
+    _anna, code = referrer  # joined in live mode (as in the hosted portal)
+    _key, raw = make_api_key(tenant.merchant, mode=ApiKey.Mode.TEST)
+    tester = type(tenant.api)()
+    tester.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert tester.get(f"/api/v1/codes/{code.code}").status_code == 404
+    refused = tester.post(
+        "/api/v1/conversions",
+        {"order_id": "T-1", "amount": "50.00", "currency": "PLN", "code": code.code, "customer": {"external_id": "t"}},
+        format="json",
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "unknown_code"
+    assert live_order(tenant, code)["attributed"] is True  # the live key sees it
