@@ -24,7 +24,7 @@ from tracking.models import Conversion
 from tracking.selectors import code_info
 from tracking.services import conversion_record, participant_join
 
-TEST_ORDER_AMOUNT = Decimal("100.00")
+TEST_ORDER_AMOUNT = Decimal("100")  # whole units: valid in every currency (JPY has no decimals)
 TEST_USER_AGENT = "ReferralSaaS test order (install page)"
 
 
