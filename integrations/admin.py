@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from integrations import services
 from integrations.admin_woocommerce import WooCommerceConnectMixin
 from integrations.http import PlatformError
-from integrations.install import install_view
+from integrations.install import install_view, test_order_status_view, test_order_view
 from integrations.models import Connection, InboundEvent, OutboundSync
 from integrations.providers import provider_for, shopify
 from referral_saas.crypto import same_secret
@@ -179,6 +179,18 @@ class ConnectionAdmin(WooCommerceConnectMixin, TenantModelAdmin):
                 "install/<int:program_id>/",
                 self.admin_site.admin_view(lambda request, program_id: install_view(self, request, program_id)),
                 name="integrations_connection_install",
+            ),
+            path(
+                "install/<int:program_id>/test-order/",
+                self.admin_site.admin_view(lambda request, program_id: test_order_view(self, request, program_id)),
+                name="integrations_connection_test_order",
+            ),
+            path(
+                "install/<int:program_id>/test-order/<str:order_id>/",
+                self.admin_site.admin_view(
+                    lambda request, program_id, order_id: test_order_status_view(self, request, program_id, order_id)
+                ),
+                name="integrations_connection_test_order_status",
             ),
             *super().get_urls(),
         ]

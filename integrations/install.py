@@ -7,15 +7,20 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from integrations.models import MARKETING_PROVIDERS, Connection
-from integrations.selectors import setup_checklist
+from integrations.selectors import setup_checklist, test_order_run
+from integrations.services.test_order import test_order_send
 from programs.models import Program
 from programs.signals import Panel, PanelRow
+from referral_saas.errors import ApplicationError
 from referral_saas.tenancy.models import ApiKey
 
 KEY_PLACEHOLDER = "rk_test_..."  # keys are stored hashed: the page names the key, the merchant pastes it
@@ -57,9 +62,20 @@ def code_samples(*, program: Program, key: str) -> list[tuple[str, str]]:
     ]  # fmt: skip
 
 
+def _program(request, program_id: int) -> Program:
+    return get_object_or_404(Program.objects.for_merchant(request.merchant), pk=program_id)
+
+
+def _can_write(request) -> bool:
+    membership = getattr(request, "membership", None)
+    return membership is not None and membership.can_write
+
+
 def install_view(model_admin, request, program_id: int):
-    program = get_object_or_404(Program.objects.for_merchant(request.merchant), pk=program_id)
+    program = _program(request, program_id)
     merchant = request.merchant
+    order_id = request.GET.get("test_order", "")[:128]
+    run = test_order_run(merchant=merchant, program=program, order_id=order_id) if order_id else None
     keys = list(ApiKey.objects.for_merchant(merchant).filter(revoked_at__isnull=True).order_by("-mode", "-created_at"))
     test_key = next((k for k in keys if k.mode == ApiKey.Mode.TEST), None)
     key = f"{test_key.prefix}...{test_key.last4}" if test_key else KEY_PLACEHOLDER
@@ -85,8 +101,40 @@ def install_view(model_admin, request, program_id: int):
         "api_key_url": reverse("admin:tenancy_apikey_add"),
         "webhook_url": _reverse_or_none("admin:webhooks_webhookendpoint_add"),
         "portal_url": f"/p/{merchant.slug}/{program.slug}/",
+        "can_write": _can_write(request),
+        "run": run,
+        "test_order_url": reverse("admin:integrations_connection_test_order", args=[program.pk]),
+        "run_status_url": reverse("admin:integrations_connection_test_order_status", args=[program.pk, run.order_id])
+        if run else None,
     }  # fmt: skip
     return TemplateResponse(request, "admin/integrations/install.html", context)
+
+
+def test_order_view(model_admin, request, program_id: int):
+    """POST "Send a test order": runs the loop in test mode, then shows the install page with the run."""
+    program = _program(request, program_id)
+    if request.method != "POST":
+        return HttpResponseRedirect(reverse("admin:integrations_connection_install", args=[program.pk]))
+    if not _can_write(request):
+        raise PermissionDenied
+    page = reverse("admin:integrations_connection_install", args=[program.pk])
+    try:
+        conversion = test_order_send(merchant=request.merchant, program=program)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return HttpResponseRedirect(page)
+    messages.success(request, _("Test order %(order)s sent in test mode.") % {"order": conversion.order_id})
+    return HttpResponseRedirect(f"{page}?test_order={conversion.order_id}#test-order")
+
+
+def test_order_status_view(model_admin, request, program_id: int, order_id: str):
+    """The run of a test order as JSON, for the install page to refresh its stages."""
+    run = test_order_run(merchant=request.merchant, program=_program(request, program_id), order_id=order_id)
+    if run is None:
+        raise Http404
+    response = JsonResponse(run.as_json())
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _reverse_or_none(name: str) -> str | None:

@@ -10,16 +10,18 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Q
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from fraud.models import Decision, FraudAssessment
 from integrations.models import MARKETING_PROVIDERS, Connection
 from programs.identity import normalize_email
 from programs.models import Participant, Program
 from referral_saas.tenancy.models import ApiKey
-from referral_saas.webhooks.models import WebhookEndpoint
-from rewards.models import Reward, Side
-from rewards.selectors import milestone_progress, rule_in_words, successful_referrals
+from referral_saas.webhooks.models import WebhookDelivery, WebhookEndpoint
+from rewards.models import Reward, Side, Work
+from rewards.selectors import milestone_progress, program_rules, rule_in_words, successful_referrals
 from tracking.models import Click, Conversion, Referral, ReferralCode
 from tracking.selectors import code_lookup, link_for
 
@@ -68,6 +70,11 @@ def participants_matching(*, merchant, livemode: bool, external_id: str | None, 
 # --- the install page's checklist ---------------------------------------------------------------------------------
 
 
+TEST_REFERRER_EXTERNAL_ID = "rs-test-referrer"  # the program's one test-mode "Test referrer"
+TEST_ORDER_PREFIX = "rs-test-order-"  # the order ids of test orders (integrations.services.test_order)
+TEST_CUSTOMER_PREFIX = "rs-test-customer-"  # the external ids of their customers (a new one per test order)
+
+
 @dataclass(frozen=True)
 class SetupStep:
     key: str
@@ -78,29 +85,35 @@ class SetupStep:
 
 def setup_checklist(*, merchant, program) -> list[SetupStep]:
     """The install page's steps from the shop's first API call to a paid reward, each ticked by what really
-    happened (in live or test mode): a step is done when its first event exists, never by a box the merchant ticks."""
+    happened (in live or test mode): a step is done when its first event exists, never by a box the merchant ticks.
+    The install page's own test orders tick none: they show the loop works, not that the shop is wired to it."""
     keys = ApiKey.objects.for_merchant(merchant).filter(revoked_at__isnull=True)
     shops = Connection.objects.for_merchant(merchant).exclude(provider__in=MARKETING_PROVIDERS)
     connected = shops.filter(status=Connection.Status.ACTIVE).exists()
-    orders = Conversion.objects.for_merchant(merchant)
+    testers = Participant.objects.for_merchant(merchant).filter(
+        Q(external_id=TEST_REFERRER_EXTERNAL_ID) | Q(external_id__startswith=TEST_CUSTOMER_PREFIX), livemode=False
+    )
+    orders = Conversion.objects.for_merchant(merchant).exclude(livemode=False, order_id__startswith=TEST_ORDER_PREFIX)
     return [
         SetupStep("connect", _("Your shop is connected, or has an API key"), connected or keys.exists(),
                   _("Connect Shopify, WooCommerce or Stripe below, or create an API key.")),
         SetupStep("api", _("Your shop called the API"), connected or keys.filter(last_used_at__isnull=False).exists(),
                   _("Send a participant or an order with the key (examples below).")),
         SetupStep("joined", _("A customer joined the program"),
-                  Participant.objects.for_merchant(merchant).filter(codes__program=program).exists(),
+                  Participant.objects.for_merchant(merchant).filter(codes__program=program)
+                  .exclude(pk__in=testers).exists(),
                   _("Join in the portal, or POST /api/v1/participants.")),
         SetupStep("clicked", _("A referral link was followed"),
-                  Click.objects.for_merchant(merchant).filter(program=program).exists(),
+                  Click.objects.for_merchant(merchant).filter(program=program).exclude(participant__in=testers).exists(),
                   _("Open a participant's link: the snippet keeps rs_click on your shop's pages.")),
         SetupStep("order", _("Your shop reported an order"), orders.exists(),
                   _("POST /api/v1/conversions for every order, referred or not.")),
         SetupStep("attributed", _("An order came with its referral (click_id or code)"),
-                  Referral.objects.for_merchant(merchant).filter(program=program, conversions__isnull=False).exists(),
+                  Referral.objects.for_merchant(merchant).filter(program=program, conversions__isnull=False)
+                  .exclude(referrer__in=testers).exists(),
                   _("Send the snippet's click id as click_id (or the code as code) with the order.")),
         SetupStep("rewarded", _("A reward was decided"),
-                  Reward.objects.for_merchant(merchant).filter(program=program).exists(),
+                  Reward.objects.for_merchant(merchant).filter(program=program).exclude(participant__in=testers).exists(),
                   _("Add reward rules to the program; a worker decides each attributed order.")),
         SetupStep("webhooks", _("Your shop hears about rewards (webhooks or a connected shop)"),
                   connected or WebhookEndpoint.objects.for_merchant(merchant).exists(),
@@ -248,3 +261,167 @@ def ga_client_id_for(*, merchant_id: int, event_type: str, object_id) -> str:
         return ""
     found = model.objects.for_merchant(merchant_id).filter(pk=object_id).values_list("ga_client_id", flat=True)
     return found.first() or ""
+
+
+# --- the install page's test order --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunStage:
+    """One stage of a test order's run. `state`: done, waiting (for the worker), held (a reward in its hold period),
+    review (a person must decide), stopped (the loop ended here), skipped (nothing to do at this stage)."""
+
+    key: str
+    label: str
+    state: str
+    detail: str = ""
+
+    @property
+    def state_label(self) -> str:
+        return str(RUN_STATE_LABELS[self.state])
+
+
+RUN_STATE_LABELS = {
+    "done": gettext_lazy("Done"),
+    "waiting": gettext_lazy("Waiting"),
+    "held": gettext_lazy("On hold"),
+    "review": gettext_lazy("Your turn"),
+    "stopped": gettext_lazy("Stopped"),
+    "skipped": gettext_lazy("Skipped"),
+}
+
+
+@dataclass(frozen=True)
+class TestRun:
+    order_id: str
+    stages: list[RunStage]
+
+    @property
+    def finished(self) -> bool:
+        """Nothing is left for the worker to do (a hold or a review may still come, by date or by a person)."""
+        return all(stage.state != "waiting" for stage in self.stages)
+
+    def as_json(self) -> dict:
+        return {
+            "order_id": self.order_id,
+            "finished": self.finished,
+            "stages": [
+                {"key": s.key, "label": s.label, "state": s.state, "state_label": s.state_label, "detail": s.detail}
+                for s in self.stages
+            ],
+        }
+
+
+def _reward_stage(rewards: list, *, worker_done: bool, has_rules: bool) -> RunStage:
+    label = _("Reward")
+    if not rewards:
+        if not worker_done:
+            return RunStage("reward", label, "waiting", _("The worker decides the order's rewards."))
+        if not has_rules:
+            return RunStage("reward", label, "skipped", _("The program has no active reward rule: add one."))
+        return RunStage("reward", label, "skipped", _("No reward rule paid for this order."))
+    parts = [
+        _("%(side)s: %(value)s, %(status)s") % {
+            "side": reward.get_side_display(), "value": reward.display_value, "status": reward.get_status_display()
+        }
+        for reward in rewards
+    ]  # fmt: skip
+    statuses = {reward.status for reward in rewards}
+    if statuses & {Reward.Status.REJECTED, Reward.Status.VOIDED, Reward.Status.CLAWED_BACK}:
+        state = "stopped"
+    elif Reward.Status.APPROVED in statuses:
+        state = "waiting"  # issued by the worker next
+    elif Reward.Status.PENDING in statuses:
+        held = min(reward.hold_until for reward in rewards if reward.status == Reward.Status.PENDING)
+        if held <= timezone.now():
+            state = "waiting"  # released by the worker's next sweep
+        else:
+            state = "held"
+            parts.append(_("held until %(date)s (the rule's hold period)") % {"date": held.date().isoformat()})
+    else:
+        state = "done"
+    return RunStage("reward", label, state, "; ".join(parts))
+
+
+def _webhook_stage(*, merchant, order_id: str, worker_done: bool) -> RunStage:
+    label = _("Webhooks to your test-mode endpoints")
+    endpoints = WebhookEndpoint.objects.for_merchant(merchant).filter(livemode=False, enabled=True)
+    if not endpoints.exists():
+        return RunStage("webhooks", label, "skipped", _("No test-mode webhook endpoint: add one to hear of rewards."))
+    deliveries = list(
+        WebhookDelivery.objects.for_merchant(merchant)
+        .filter(message__livemode=False, message__payload__order_id=order_id)
+        .select_related("message")
+        .order_by("created_at", "pk")
+    )
+    if not deliveries:
+        if worker_done:
+            none = _("Your test-mode endpoints listen to none of this order's events.")
+            return RunStage("webhooks", label, "skipped", none)
+        return RunStage("webhooks", label, "waiting", _("No event sent yet."))
+    succeeded = [d.message.type for d in deliveries if d.status == WebhookDelivery.Status.SUCCEEDED]
+    detail = _("%(done)s of %(total)s delivered") % {"done": len(succeeded), "total": len(deliveries)}
+    if succeeded:
+        detail += f" ({', '.join(dict.fromkeys(succeeded))})"
+    if any(d.status == WebhookDelivery.Status.FAILED for d in deliveries):
+        return RunStage("webhooks", label, "stopped", detail)
+    return RunStage("webhooks", label, "done" if len(succeeded) == len(deliveries) else "waiting", detail)
+
+
+def test_order_run(*, merchant, program, order_id: str) -> TestRun | None:
+    """Where a test order of the install page stands, stage by stage, read from the rows the loop wrote (None for an
+    order id that is not a test order of this program)."""
+    if not order_id.startswith(TEST_ORDER_PREFIX):
+        return None
+    conversion = (
+        Conversion.objects.for_merchant(merchant)
+        .filter(livemode=False, order_id=order_id)
+        .select_related("referral__code", "referral__referrer")
+        .first()
+    )
+    referrer = (
+        Participant.objects.for_merchant(merchant)
+        .filter(livemode=False, external_id=TEST_REFERRER_EXTERNAL_ID, codes__program=program)
+        .first()
+    )
+    if conversion is None or referrer is None or (conversion.program_id not in (None, program.pk)):
+        return None
+    code = referrer.codes.filter(program=program).values_list("code", flat=True).first()
+    stages = [RunStage("joined", _("Test referrer joined"), "done", _("Code %(code)s") % {"code": code})]
+    stages.append(
+        RunStage("clicked", _("Their link was followed"), "done", _("Click %(id)s") % {"id": conversion.click_id})
+        if conversion.click_id
+        else RunStage("clicked", _("Their link was followed"), "stopped", _("The order names no click."))
+    )
+    if conversion.status != Conversion.Status.ATTRIBUTED:
+        reason = conversion.get_rejection_reason_display() or conversion.get_status_display()
+        stages.append(RunStage("attributed", _("Order attributed to the test referrer"), "stopped", reason))
+        return TestRun(order_id, stages)
+    stages.append(
+        RunStage("attributed", _("Order attributed to the test referrer"), "done",
+                 _("Order %(order)s, %(amount)s %(currency)s") % {
+                     "order": order_id, "amount": conversion.amount, "currency": conversion.currency})
+    )  # fmt: skip
+    work = Work.objects.for_merchant(merchant).filter(conversion=conversion, refund__isnull=True).first()
+    assessment = FraudAssessment.objects.for_merchant(merchant).filter(conversion=conversion).first()
+    fraud_label = _("Fraud check")
+    if assessment is None:
+        stages.append(RunStage("fraud", fraud_label, "waiting", _("The worker scores the order.")))
+    else:
+        detail = _("%(decision)s (score %(score)s)") % {
+            "decision": assessment.get_decision_display(), "score": assessment.score
+        }  # fmt: skip
+        state = {Decision.APPROVE: "done", Decision.REVIEW: "review", Decision.REJECT: "stopped"}[assessment.decision]
+        if state == "review":
+            detail += " — " + _("in your fraud review queue: approve or reject it there")
+        stages.append(RunStage("fraud", fraud_label, state, detail))
+    rewards = list(
+        Reward.objects.for_merchant(merchant).filter(conversion=conversion).select_related("participant").order_by("pk")
+    )
+    worker_done = work is not None and work.stage == Work.Stage.DONE
+    if work is not None and work.stage == Work.Stage.REVIEW and not rewards:
+        stages.append(RunStage("reward", _("Reward"), "review", _("Decided after the fraud review.")))
+    else:
+        stages.append(_reward_stage(rewards, worker_done=worker_done, has_rules=bool(program_rules(program))))
+    stages.append(_webhook_stage(merchant=merchant, order_id=order_id, worker_done=work is not None))
+    return TestRun(order_id, stages)

@@ -29,6 +29,7 @@ def shop(live_server, settings):
 
     from analytics.models import DailyStats
     from fraud.models import FraudAssessment
+    from integrations.services import test_order as test_orders
     from programs.models import Program, ProgramVariant
     from referral_saas.tenancy.models import Merchant
     from tests.factories import FACTORY_FOR_MODEL, join
@@ -65,7 +66,8 @@ def shop(live_server, settings):
                 attributed_orders=2 + n, shares=5, shares_by_channel={"email": 2, "whatsapp": 3},
             )  # fmt: skip
     FACTORY_FOR_MODEL[FraudAssessment](merchant)
-    return {"url": live_server.url, "merchant": merchant, "program": program}
+    test_order = test_orders.test_order_send(merchant=merchant, program=program)  # the install page shows its run
+    return {"url": live_server.url, "merchant": merchant, "program": program, "test_order": test_order.order_id}
 
 
 def _admin_pages(program) -> dict[str, str]:
@@ -119,7 +121,12 @@ def test_the_main_admin_and_portal_pages_have_no_serious_axe_violation(chromium,
             page.locator("form button[type=submit]").last.click()
             page.wait_for_url(re.compile(r".*/admin/.*"))
             rule = RewardRule.objects.for_merchant(shop["merchant"]).filter(program=program).first()
-            pages = {**_admin_pages(program), "a reward rule": f"/admin/rewards/rewardrule/{rule.pk}/change/"}
+            pages = {
+                **_admin_pages(program),
+                "a reward rule": f"/admin/rewards/rewardrule/{rule.pk}/change/",
+                "install page with a test order's run": f"/admin/integrations/connection/install/{program.pk}/"
+                f"?test_order={shop['test_order']}",
+            }
             for name, path in pages.items():
                 response = page.goto(f"{base}{path}")
                 assert response.status == 200, (name, path, response.status)

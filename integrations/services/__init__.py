@@ -26,3 +26,4 @@ from integrations.services.marketing import (  # noqa: F401
     outbound_sync_replay,
     outbound_syncs_sweep,
 )
+from integrations.services.test_order import test_order_send  # noqa: F401
