@@ -191,7 +191,7 @@ def check_shared_ip(f: Facts) -> Signal | None:
     matches = [t for t in f.referrer_traces if t.ip_hash and t.ip_hash in f.friend_ips]
     if not matches:
         return None
-    where = " and ".join(sorted({"a sign-up" if t.source == "sighting" else "an order" for t in matches}))
+    where = " and ".join(sorted({"sign-up" if t.source == "sighting" else "order" for t in matches}))
     same_agent = [t for t in matches if t.user_agent and t.user_agent in f.friend_ips[t.ip_hash]]
     if same_agent:
         return _signal(

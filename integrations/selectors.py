@@ -24,6 +24,7 @@ from rewards.models import Reward, Side, Work
 from rewards.selectors import milestone_progress, program_rules, rule_in_words, successful_referrals
 from tracking.models import Click, Conversion, Referral, ReferralCode
 from tracking.selectors import code_lookup, link_for
+from tracking.services import TEST_REFERRER_EXTERNAL_ID
 
 
 def referral_code_for_discounts(*, merchant, livemode: bool, discount_codes: list[str]) -> str | None:
@@ -70,7 +71,6 @@ def participants_matching(*, merchant, livemode: bool, external_id: str | None, 
 # --- the install page's checklist ---------------------------------------------------------------------------------
 
 
-TEST_REFERRER_EXTERNAL_ID = "rs-test-referrer"  # the program's one test-mode "Test referrer"
 TEST_ORDER_PREFIX = "rs-test-order-"  # the order ids of test orders (integrations.services.test_order)
 TEST_CUSTOMER_PREFIX = "rs-test-customer-"  # the external ids of their customers (a new one per test order)
 

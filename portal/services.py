@@ -29,6 +29,7 @@ from referral_saas.celery import app as celery_app
 from referral_saas.crypto import same_secret
 from referral_saas.errors import PermissionDeniedError, Unprocessable, ValidationFailed
 from referral_saas.fields import is_valid_key
+from referral_saas.tenancy.models import Membership
 from referral_saas.validators import single_line
 from rewards.offers import offers_for
 from tracking.models import Referral, ReferralCode
@@ -375,3 +376,12 @@ def welcome_signup(*, program: Program, code: ReferralCode, click_id: str, email
             code=code.code,
         )  # fmt: skip
     return referral
+
+
+def staff_may_test(*, user, merchant) -> bool:
+    """A signed-in member of the merchant's staff who may change its setup (owner or admin): who may open the
+    portal as the program's test referrer."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    membership = Membership.objects.for_merchant(merchant).filter(user=user).first()
+    return membership is not None and membership.can_write

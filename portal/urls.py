@@ -16,6 +16,7 @@ urlpatterns = [
     path("<slug:merchant>/<slug:program>/my-data.json", account.export_data, name="portal_export"),
     path("<slug:merchant>/<slug:program>/delete/", account.delete_account, name="portal_delete"),
     path("<slug:merchant>/<slug:program>/sign-out/", account.sign_out, name="portal_sign_out"),
+    path("<slug:merchant>/<slug:program>/test-referrer/", account.test_referrer, name="portal_test_referrer"),
     path("<slug:merchant>/<slug:program>/leaderboard/", leaderboard.leaderboard, name="portal_leaderboard"),
     path("<slug:merchant>/<slug:program>/welcome/", welcome.welcome, name="portal_welcome"),
     path("<slug:merchant>/<slug:program>/welcome/gift.json", welcome.welcome_gift_status, name="portal_welcome_gift"),

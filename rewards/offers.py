@@ -109,17 +109,29 @@ def generated_offers(*, program: Program, variant_id: int | None) -> dict[str, s
     }
 
 
+def _variant_sides(program: Program, variant: ProgramVariant | None) -> set[str]:
+    """The sides the variant pays with rules of its own: the program's wording does not describe what they get."""
+    if variant is None:
+        return set()
+    return {rule.side for rule in program_rules(program) if rule.variant_id == variant.pk}
+
+
 def _own_texts(*, program: Program, variant: ProgramVariant | None, language: str) -> dict[str, str]:
     """The merchant's own wording of each offer in `language`, "" where they wrote none in it: the variant's text
     (in the program's default language), else the text they wrote in that language, else (in the program's default
-    language) the program's own."""
+    language) the program's own. For a side the variant pays with rules of its own, only the variant's text: the
+    program's wording says what the other arm gets."""
     text = ProgramText.objects.for_merchant(program.merchant).filter(program=program, language=language).first()
+    variant_only = _variant_sides(program, variant)
     own = {}
-    for field in FIELDS.values():
+    for side, field in FIELDS.items():
+        default = language == program.default_language
+        mine = getattr(variant, field) if variant is not None and default else ""
+        if side in variant_only:
+            own[field] = mine
+            continue
         written = getattr(text, field) if text is not None else ""
-        if language == program.default_language:
-            written = (getattr(variant, field) if variant is not None else "") or written or getattr(program, field)
-        own[field] = written
+        own[field] = mine or written or (getattr(program, field) if default else "")
     return own
 
 
@@ -128,7 +140,8 @@ def offers_for(*, program: Program, variant: ProgramVariant | None, language: st
     the program's): the merchant's own wording in that language where they wrote one, else the text generated from
     the rules that pay it (the variant's own rules where it has them), else (no rule pays that side: the guardrails
     warn) the merchant's wording in the program's language. A variant's or the program's own text is in the program's
-    default language, so a reader in another language gets the generated text rather than a foreign one."""
+    default language, so a reader in another language gets the generated text rather than a foreign one; an A/B arm
+    with its own rules is never described by the program's wording."""
     language = language or program.default_language
     own = _own_texts(program=program, variant=variant, language=language)
     if all(own.values()):
@@ -137,9 +150,12 @@ def offers_for(*, program: Program, variant: ProgramVariant | None, language: st
         generated = generated_offers(program=program, variant_id=variant.pk if variant is not None else None)
     offers = {field: own[field] or generated[field] for field in FIELDS.values()}
     if not all(offers.values()) and language != program.default_language:
+        variant_only = _variant_sides(program, variant)
         offers = {
-            field: offers[field] or (getattr(variant, field) if variant is not None else "") or getattr(program, field)
-            for field in FIELDS.values()
+            field: offers[field]
+            or (getattr(variant, field) if variant is not None else "")
+            or ("" if side in variant_only else getattr(program, field))
+            for side, field in FIELDS.items()
         }
     return offers
 

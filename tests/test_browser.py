@@ -225,3 +225,81 @@ def test_the_reward_rule_form_shows_the_fields_of_the_chosen_reward_and_trigger(
     page.select_option("#id_value_type", "fixed")
     assert shown("max_value") is False
     context.close()
+
+
+def test_a_referrer_in_variant_b_reads_and_is_paid_bs_offer_and_a_friend_gets_the_welcome_coupon(browser, demo):
+    """Issue 18: an A/B arm shows and pays its own offer (generated from its own rule, in Polish), and its friend
+    meets the welcome page on a phone, leaves an email and sees the coupon the worker issued appear."""
+    from decimal import Decimal
+
+    from fraud.models import FraudAssessment
+    from fraud.services import assessment_review
+    from portal.services import portal_sso_url
+    from programs.models import Program, ProgramVariant
+    from referral_saas.tenancy.models import Membership, Merchant
+    from rewards.models import Reward, RewardRule
+    from rewards.services import conversions_process
+    from rewards.services.deciding import referral_process
+    from rewards.services.issuing import rewards_release_due
+    from tests.factories import join, reward_rule
+    from tracking.models import Referral
+    from tracking.services import conversion_record
+
+    merchant = Merchant.objects.get(slug="demo-shop")
+    program = Program.objects.for_merchant(merchant).get(slug="friends")
+    Program.objects.for_merchant(merchant).filter(pk=program.pk).update(friend_welcome_page=True)
+    variant = ProgramVariant.objects.for_merchant(merchant).create(program=program, name="B", weight=1)
+    reward_rule(program, name="B: 25 PLN credit", variant=variant, kind="store_credit", value_type="fixed",
+                value=Decimal("25"), max_value=None, hold_days=0)  # fmt: skip
+    _anna, code = join(program, email="anna@example.pl", external_id="c-1", name="Anna Kowalska")
+    assert code.variant_id == variant.pk
+    context = browser.new_context(locale="pl-PL", viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(portal_sso_url(program=program, external_id="c-1", email="anna@example.pl"))
+    page.get_by_test_id("referral-link").wait_for()
+    page.goto(f"{demo}/pl/p/demo-shop/friends/")
+    offer = page.locator(".offer-line").first.inner_text()
+    assert "25,00 PLN do wykorzystania w sklepie za pierwszy zakup każdego znajomego" in offer
+    assert "10%" not in offer  # the program's referrer rule does not pay variant B
+
+    friends_phone = browser.new_context(locale="pl-PL", viewport={"width": 390, "height": 844})  # not Anna's device
+    friend = friends_phone.new_page()
+    friend.goto(f"{demo}/r/{code.code}")
+    friend.get_by_role("heading", name="Anna K. daje ci prezent").wait_for()
+    friend.get_by_label("Twój e-mail").fill("jan@friends.example")
+    friend.get_by_role("button", name="Pokaż mój prezent").click()
+    friend.get_by_text("Przygotowujemy twój prezent").wait_for()
+    referral = Referral.objects.for_merchant(merchant).get(referee_email_normalized="jan@friends.example")
+    # The friend is on Anna's network (the test server's one address): the shop's fraud check holds the sign-up.
+    assert referral_process(merchant=merchant, referral_id=referral.pk) == "review"  # what the worker does
+    friend.get_by_text("Sklep sprawdza tę rejestrację").wait_for(timeout=15_000)  # the page asked, no click
+    owner = Membership.objects.for_merchant(merchant).get().user
+    assessment = FraudAssessment.objects.for_merchant(merchant).get(referral=referral, conversion__isnull=True)
+    assessment_review(assessment=assessment, approve=True, reason="Same household, checked.", user=owner)
+    assert referral_process(merchant=merchant, referral_id=referral.pk) == "approved"
+    rewards_release_due()
+    coupon = Reward.objects.for_merchant(merchant).get(referral=referral, side="referee").coupon_code
+    friend.reload()
+    friend.get_by_text(coupon).wait_for()
+    with friend.expect_navigation():
+        friend.get_by_role("link", name="Przejdź do Demo Shop").click()
+    assert f"ref={code.code}" in friend.url
+
+    conversion, _created = conversion_record(
+        merchant=merchant, livemode=True, order_id="B-1", amount=Decimal("200.00"), currency="PLN",
+        customer_email="jan@friends.example", customer_external_id=None, code=code.code,
+    )  # fmt: skip
+    assert conversions_process(merchant=merchant, conversion_id=conversion.pk) == "review"  # the same network again
+    held = FraudAssessment.objects.for_merchant(merchant).get(conversion=conversion)
+    assessment_review(assessment=held, approve=True, reason="Same household, checked.", user=owner)
+    conversions_process(merchant=merchant, conversion_id=conversion.pk)
+    rewards_release_due()
+    paid = Reward.objects.for_merchant(merchant).get(conversion=conversion, side="referrer")
+    assert (paid.rule.variant_id, paid.value, paid.status) == (variant.pk, Decimal("25.00"), "issued")
+    assert not Reward.objects.for_merchant(merchant).filter(conversion=conversion, rule__variant__isnull=True,
+                                                            side="referrer").exists()  # fmt: skip
+    page.reload()
+    assert "25,00" in page.locator("#rewards").inner_text()
+    assert RewardRule.objects.for_merchant(merchant).filter(variant=variant).count() == 1
+    friends_phone.close()
+    context.close()

@@ -339,6 +339,20 @@ def participant_join(
     return participant, code, created
 
 
+TEST_REFERRER_EXTERNAL_ID = "rs-test-referrer"  # the program's one test-mode "Test referrer"
+
+
+def test_referrer_join(*, merchant: Merchant, program: Program) -> Participant:
+    """The merchant's one test-mode "Test referrer" in `program` (found by its external id, joined the first time):
+    whom the install page's test order and the staff's "portal as the test referrer" use. No email: a test run
+    never writes to a real inbox. Test mode: their code works with test API keys only."""
+    participant, _code, _created = participant_join(
+        merchant=merchant, livemode=False, program=program, external_id=TEST_REFERRER_EXTERNAL_ID,
+        name=_("Test referrer"),
+    )  # fmt: skip
+    return participant
+
+
 def _emit_participant_created(*, participant: Participant, program: Program) -> None:
     # The webhook carries the participant exactly as the shop API shows it (one representation to parse).
     def data() -> dict:

@@ -15,30 +15,17 @@ from decimal import Decimal
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 
-from integrations.selectors import TEST_CUSTOMER_PREFIX, TEST_ORDER_PREFIX, TEST_REFERRER_EXTERNAL_ID
-from programs.models import Participant, Program
+from integrations.selectors import TEST_CUSTOMER_PREFIX, TEST_ORDER_PREFIX
+from programs.models import Program
 from referral_saas.errors import Conflict
 from referral_saas.tenancy.models import Merchant
 from tracking.clicks import click_record
 from tracking.models import Conversion
 from tracking.selectors import code_info
-from tracking.services import conversion_record, participant_join
+from tracking.services import conversion_record, test_referrer_join
 
 TEST_ORDER_AMOUNT = Decimal("100")  # whole units: valid in every currency (JPY has no decimals)
 TEST_USER_AGENT = "ReferralSaaS test order (install page)"
-
-
-def test_referrer_get_or_join(*, merchant: Merchant, program: Program) -> Participant:
-    """The program's one test-mode "Test referrer" (found by its external id, joined the first time). No email: a
-    test run never writes to a real inbox."""
-    participant, _code, _created = participant_join(
-        merchant=merchant,
-        livemode=False,
-        program=program,
-        external_id=TEST_REFERRER_EXTERNAL_ID,
-        name=_("Test referrer"),
-    )
-    return participant
 
 
 def _link_visit() -> HttpRequest:
@@ -61,7 +48,7 @@ def test_order_send(*, merchant: Merchant, program: Program) -> Conversion:
             _("The program is not live (active and inside its dates): activate it before sending a test order."),
             code="program_not_live",
         )
-    referrer = test_referrer_get_or_join(merchant=merchant, program=program)
+    referrer = test_referrer_join(merchant=merchant, program=program)
     code = referrer.codes.get(program=program)
     info = code_info(code.code)
     if info is None or not info.usable:

@@ -4,6 +4,7 @@ export and account deletion."""
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.utils import translation
@@ -17,6 +18,7 @@ from programs.services import participant_erase
 from referral_saas.errors import ApplicationError
 from tracking.clicks import client_ip
 from tracking.selectors import participant_export
+from tracking.services import test_referrer_join
 
 
 @require_POST
@@ -105,3 +107,16 @@ def delete_account(request, program: Program, participant: Participant):
 def sign_out(request, program: Program, participant: Participant | None):
     request.session.pop(session_key(program), None)
     return redirect(request.path.rsplit("sign-out/", 1)[0])
+
+
+@require_POST
+@portal_view()
+def test_referrer(request, program: Program, participant: Participant | None):
+    """The shop's staff (owner or admin, signed in to the admin) open their program's portal as its test-mode "Test
+    referrer" (the install page's button): the portal as a customer sees it, with a code and link that work with the
+    shop's test API key, so the whole loop can be tried in test mode from the hosted portal. 403 for anyone else."""
+    if not services.staff_may_test(user=request.user, merchant=program.merchant):
+        raise PermissionDenied
+    tester = test_referrer_join(merchant=program.merchant, program=program)
+    start_session(request, program, tester)
+    return redirect("portal_home", merchant=program.merchant.slug, program=program.slug)

@@ -94,7 +94,7 @@ def test_shared_ip_with_the_referrers_own_order_and_the_friends_click(tenant, re
     assessment = conversion_assess(conversion=order)
 
     assert _signals(assessment) == {"shared_ip": 25}
-    assert "an order" in assessment.signals[0]["detail"]
+    assert "seen at the referrer's order)" in assessment.signals[0]["detail"]
 
 
 def test_shared_device(tenant, referrer, place_order):

@@ -9,7 +9,6 @@ from datetime import date
 import pytest
 
 from integrations import selectors
-from integrations.selectors import TEST_REFERRER_EXTERNAL_ID
 from integrations.services import test_order as services
 from programs.models import Participant, Program
 from referral_saas.tenancy.models import Membership
@@ -20,6 +19,7 @@ from tests.conftest import staff_client
 from tests.factories import MembershipFactory, UserFactory
 from tests.rewards.helpers import process, rule
 from tracking.models import Click, Conversion
+from tracking.services import TEST_REFERRER_EXTERNAL_ID
 
 pytestmark = pytest.mark.django_db
 
