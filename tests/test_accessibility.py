@@ -67,7 +67,8 @@ def shop(live_server, settings):
             )  # fmt: skip
     FACTORY_FOR_MODEL[FraudAssessment](merchant)
     test_order = test_orders.test_order_send(merchant=merchant, program=program)  # the install page shows its run
-    return {"url": live_server.url, "merchant": merchant, "program": program, "test_order": test_order.order_id}
+    return {"url": live_server.url, "merchant": merchant, "program": program, "test_order": test_order.order_id,
+            "code": code.code}  # fmt: skip
 
 
 def _admin_pages(program) -> dict[str, str]:
@@ -158,6 +159,13 @@ def test_the_main_admin_and_portal_pages_have_no_serious_axe_violation(chromium,
             page.goto(f"{base}/p/access-shop/friends/")
             assert page.locator("html").get_attribute("lang") == "pl"
             problems += _blocking(page, "portal join (pl)")
+            # The friend's welcome page (Ewa's code), before and after leaving an email.
+            page.goto(f"{base}/p/access-shop/friends/welcome/?ref={shop['code']}")
+            problems += _blocking(page, "welcome page (pl)")
+            page.locator("section.join input[type=email]").fill("friend@example.pl")
+            page.locator("section.join button[type=submit]").click()
+            page.locator(".gift-state").wait_for()
+            problems += _blocking(page, "welcome page, gift waiting (pl)")
             polish.close()
         finally:
             browser.close()
@@ -175,7 +183,7 @@ def test_the_screenshots_command_saves_a_png_of_every_main_page_at_both_sizes(ch
     )  # fmt: skip
     expected = {
         "admin-home", "admin-programs", "admin-program", "admin-program-dashboard", "admin-reward-rules",
-        "admin-reward-rule-add", "admin-review-queue", "admin-install", "portal-join-en", "portal-join-pl",
+        "admin-reward-rule-add", "admin-review-queue", "admin-install", "portal-join-en", "portal-join-pl", "portal-welcome",
         "portal-dashboard",
     }  # fmt: skip
     for size, viewport in VIEWPORTS.items():

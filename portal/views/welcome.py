@@ -1,8 +1,10 @@
 """The friend's welcome page: where a referral link lands first when the program says so (Program.friend_welcome_page).
 
-"Anna K. gave you a 15% off coupon on signing up": the offer as the rules pay it, in the friend's language; the friend
-leaves their email, a worker decides their sign-up reward, and the page reveals its coupon (polling a small JSON
-view), then sends them on to the shop's landing page with the referral (ref, rs_click) the shop's snippet keeps.
+"Anna K. gave you a gift — a 15% off coupon on signing up": the offer as the rules pay it, in the friend's language.
+A reward at sign-up: the friend leaves their email, a worker decides it, and the page reveals its coupon (polling a
+small JSON view). A discount on the first order: given at the click, as the referral code to type at checkout (the
+shop applies it through the code check). Then on to the shop's landing page with the referral (ref, rs_click) the
+shop's snippet keeps.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from portal.selectors import welcome_gift
 from portal.views.base import messages_of, page, portal_view
 from programs.models import Participant, Program
 from referral_saas.errors import ApplicationError
-from rewards.models import RewardRule, Side
+from rewards.models import COUPON_KINDS, RewardRule, Side
 from rewards.offers import offers_for
-from rewards.selectors import rules_for
+from rewards.selectors import friend_rules, rules_for
 from tracking.clicks import UTM_FIELDS, client_ip, landing_location
 from tracking.models import Referral
 
@@ -48,6 +50,17 @@ def _own_referral(request, program: Program) -> Referral | None:
 def _signup_pays_friend(program: Program, variant_id: int | None) -> bool:
     rules = rules_for(program=program, variant_id=variant_id, triggers=(RewardRule.Trigger.SIGNUP,), at=timezone.now())
     return any(rule.side == Side.REFEREE for rule in rules)
+
+
+def _discount_at_checkout(program: Program, variant_id: int | None) -> bool:
+    """The friend's reward is a discount on their first order, unheld: what the shop's checkout applies when the
+    referral code is typed there (the code check's `referee_rewards`). The welcome page then gives it at the click:
+    the code to type, no email needed (the shop applies it to a first order only, and the rules decide at the order)."""
+    return any(
+        rule.side == Side.REFEREE and rule.kind in COUPON_KINDS and not rule.hold_days
+        for rule in friend_rules(program=program, variant_id=variant_id)
+        if rule.trigger == RewardRule.Trigger.FIRST_PURCHASE
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -86,6 +99,7 @@ def welcome(request, program: Program, participant: Participant | None):
             "referee_offer"
         ],
         signup_gift=_signup_pays_friend(program, code.variant_id),
+        checkout_code=code.code if _discount_at_checkout(program, code.variant_id) else "",
         form=form,
         gift=welcome_gift(referral=referral) if referral is not None else None,
         landing=landing,

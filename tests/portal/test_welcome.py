@@ -136,11 +136,25 @@ def test_an_unknown_or_another_merchants_code_goes_straight_to_the_shop(tenant, 
     assert not Referral.objects.for_merchant(other_tenant.merchant).exists()
 
 
-def test_without_a_sign_up_reward_the_page_shows_the_offer_and_the_way_on(tenant, welcoming):
+def test_a_first_order_discount_is_given_at_the_click_as_the_code_to_type_at_checkout(tenant, welcoming):
     RewardRule.objects.for_merchant(tenant.merchant).filter(program=welcoming).update(trigger="first_purchase")
     _anna, code = join(welcoming, email="anna@example.com", external_id="c-1")
     page = _text(Client().get(_welcome_url(welcoming, code.code)))
     assert "a 15% off coupon after the first purchase" in page
+    assert 'name="email"' not in page  # nothing to sign up for
+    assert f'value="{code.code}" readonly data-testid="checkout-code"' in page
+    assert "Enter this code at checkout:" in page
+    assert "Continue to" in page
+    assert not Referral.objects.for_merchant(tenant.merchant).exists()
+
+
+def test_a_held_or_non_coupon_friend_reward_shows_only_the_offer_and_the_way_on(tenant, welcoming):
+    RewardRule.objects.for_merchant(tenant.merchant).filter(program=welcoming).update(
+        trigger="first_purchase", hold_days=14
+    )
+    _anna, code = join(welcoming, email="anna@example.com", external_id="c-1")
+    page = _text(Client().get(_welcome_url(welcoming, code.code)))
+    assert "Enter this code at checkout" not in page
     assert 'name="email"' not in page
     assert "Continue to" in page
 

@@ -22,6 +22,7 @@ from programs.models import Participant, Program
 from referral_saas.tenancy.models import User
 from referral_saas.tenancy.selectors import memberships_for_user
 from rewards.management.commands.seed_demo import DEMO_EMAIL, DEMO_PASSWORD
+from tracking.models import ReferralCode
 
 SIZES = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
 CHROMIUM_ARGS = [
@@ -67,6 +68,7 @@ class Command(BaseCommand):
         # Every database read happens here, before Playwright starts its event loop in this thread.
         program = self._program(opts["email"], opts["program"])
         portal_path = f"/p/{program.merchant.slug}/{program.slug}/"
+        welcome_path = self._welcome_path(program)
         # A sign-in link works once: one per size.
         sign_in_paths = {size: self._sign_in_path(program, opts["referrer"]) for size in SIZES}
 
@@ -105,6 +107,10 @@ class Command(BaseCommand):
                         visitor = browser.new_context(locale=locale, viewport=viewport)
                         shoot(visitor.new_page(), f"portal-join-{language}", portal_path)
                         visitor.close()
+                    if welcome_path is not None:  # what a friend sees first, when the program welcomes friends
+                        friend = browser.new_context(locale="en-US", viewport=viewport)
+                        shoot(friend.new_page(), "portal-welcome", welcome_path)
+                        friend.close()
 
                     if sign_in_paths[size] is not None:
                         referrer = browser.new_context(locale="en-US", viewport=viewport)
@@ -140,6 +146,12 @@ class Command(BaseCommand):
         if program is None:
             raise CommandError(f"{merchant.name} has no program{f' {slug!r}' if slug else ''}.")
         return program
+
+    @staticmethod
+    def _welcome_path(program: Program) -> str | None:
+        """The friend's welcome page for the program's first referrer's code (None: nobody's code to show)."""
+        code = ReferralCode.objects.for_merchant(program.merchant).filter(program=program, livemode=True).first()
+        return f"/p/{program.merchant.slug}/{program.slug}/welcome/?ref={code.code}" if code else None
 
     def _sign_in_path(self, program: Program, email: str | None) -> str | None:
         """The path of a one-time portal sign-in link for an existing referrer (None: nobody to show)."""
