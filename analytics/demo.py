@@ -478,11 +478,12 @@ def _plan(*, rng, joined, clicks, now, midnight, variant_b) -> list[Event]:
     add(suspect.at + datetime.timedelta(minutes=42), "order", order_id="H-9001", click=suspect, amount=Decimal(189),
         friend=twin)  # fmt: skip
 
-    # Held rewards come due at 06:00 every day.
+    # Held rewards come due at 06:00 every day, and once more just before now (what beat would have done by now).
     day = midnight + datetime.timedelta(hours=6)
     while day < now:
         add(day, "release")
         day += datetime.timedelta(days=1)
+    add(now - datetime.timedelta(seconds=1), "release")
     events = [e for e in events if e.at < now]
     events.sort()
     return events

@@ -20,7 +20,7 @@ from fraud.models import FraudAssessment
 from programs.models import Participant, Program, ShareEvent
 from referral_saas.tenancy.models import Membership, Merchant
 from rewards.models import Notification, Reward
-from tests.conftest import staff_client
+from tests.conftest import _make_tenant, staff_client
 from tracking.models import Click, Conversion, Referral, Refund
 
 # The whole history, written once for the module (committed: seed_demo commits it), and flushed afterwards.
@@ -31,9 +31,10 @@ ROWS = (Participant, Click, Referral, Conversion, Refund, Reward, FraudAssessmen
 def demo(django_db_setup, django_db_blocker, tmp_path_factory):
     with django_db_blocker.unblock(), override_settings(BASE_DIR=tmp_path_factory.mktemp("demo")):
         try:
+            other = _make_tenant("Other Shop")
             call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115 - closed with the process
             merchant = Merchant.objects.get(slug="demo-shop")
-            yield merchant, Program.objects.for_merchant(merchant).get(slug="friends")
+            yield merchant, Program.objects.for_merchant(merchant).get(slug="friends"), other.merchant
         finally:
             call_command("flush", verbosity=0, interactive=False, reset_sequences=False)
 
@@ -41,7 +42,7 @@ def demo(django_db_setup, django_db_blocker, tmp_path_factory):
 @pytest.fixture
 def shop(demo, django_db_blocker):
     with django_db_blocker.unblock():
-        yield demo
+        yield demo[:2]
 
 
 def _whole(merchant) -> Period:
@@ -136,3 +137,10 @@ def test_a_second_seed_demo_adds_nothing(shop):
     call_command("seed_demo", stdout=open("/dev/null", "w"))  # noqa: SIM115
     assert {model.__name__: model.objects.for_merchant(merchant).count() for model in ROWS} == before
     assert Merchant.objects.filter(name="Demo Shop").count() == 1
+
+
+def test_the_history_is_the_demo_shops_only(demo, django_db_blocker):
+    merchant, _program, other = demo
+    with django_db_blocker.unblock():
+        assert all(model.objects.for_merchant(other).count() == 0 for model in ROWS)
+        assert Participant.objects.for_merchant(merchant).count() > 150

@@ -26,6 +26,11 @@ def credentials_file() -> Path:
 class Command(BaseCommand):
     help = "Create the demo merchant with 90 days of history on first run; print its login and API keys."
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--no-history", action="store_true", help="Create the Demo Shop without its 90 days of history."
+        )
+
     def handle(self, *args, **opts):
         path = credentials_file()
         existing = Merchant.objects.filter(slug="demo-shop").first()
@@ -42,8 +47,10 @@ class Command(BaseCommand):
                 )
                 merchant = Merchant.objects.get(slug=result["merchant"])
                 program = Program.objects.for_merchant(merchant).get(slug=result["program"])
-                seed_demo_history(merchant=merchant, program=program, progress=self.stdout.write)
-            demo_rollup(merchant=merchant, progress=self.stdout.write)
+                if not opts["no_history"]:
+                    seed_demo_history(merchant=merchant, program=program, progress=self.stdout.write)
+            if not opts["no_history"]:
+                demo_rollup(merchant=merchant, progress=self.stdout.write)
             data = {**result, "owner_email": DEMO_EMAIL, "owner_password": DEMO_PASSWORD}
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(data, indent=2))
