@@ -7,14 +7,15 @@ split between the two arms of an A/B test (B offers its own reward, paid by its 
 ~3,000 link clicks with a weekday and hour-of-day rhythm; friends who signed up (their welcome coupon) and bought,
 some again; ~400 orders nobody referred, from 30 days before the program on (the baseline of the before/after and
 referred-vs-not numbers); a few partial and full refunds (a reward pro-rated, one voided, one clawed back); coupons
-redeemed; rewards still in their hold; one order waiting in the fraud review queue; shares on every channel.
+redeemed; rewards still in their hold; one order waiting in the fraud review queue; shares on every channel and a
+few email invitations.
 
-Everything but the clicks and shares goes through the services the API and the workers use (joining, attribution,
-fraud scoring, deciding, releasing, redeeming, refunds), called in-process in the order the events happened, so
-every number agrees with every other. Those services stamp the real time: each event is a segment of wall-clock
-time, and at the end every timestamp written inside a segment is moved to the event's moment in the past (the few
-stamps that a later decision reads, such as a sign-up's time or a hold's end, are moved at once). Then the rollups
-are recounted for the whole span.
+Everything but the clicks, shares and invitations (written in bulk, as the click ingest does) goes through the
+services the API and the workers use (joining, attribution, fraud scoring, deciding, releasing, redeeming, refunds),
+called in-process in the order the events happened, so every number agrees with every other. Those services stamp
+the real time: each event runs in its own slice of wall-clock time, and at the end every timestamp written inside a
+slice is moved to the event's moment in the past (the few stamps that a later decision reads, such as a sign-up's
+time or a hold's end, are moved at once). Then the rollups are recounted for the whole span.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from django.utils import timezone
 
 from analytics.services import rollup_backfill
 from fraud.models import FraudAssessment
-from programs.models import Participant, Program, ProgramVariant, ShareEvent
+from programs.models import Invite, Participant, Program, ProgramVariant, ShareEvent
 from referral_saas.tenancy.models import Merchant, TenantModel
 from rewards.models import Kind, Notification, Reward, RewardRule, Side
 from rewards.services import (
@@ -258,7 +259,7 @@ def demo_history_write(
         joined.append((at, participant, code))
     counts["referrers"] = len(joined)
 
-    say("    clicks and shares…")
+    say("    clicks, shares and invitations…")
     clicks = _clicks_and_shares(rng=rng, merchant=merchant, program=program, joined=joined, now=now)
     counts["clicks"] = len(clicks)
 
@@ -277,9 +278,12 @@ def demo_history_write(
 
 def _ab_test(*, merchant: Merchant, program: Program, first_day: datetime.date) -> ProgramVariant:
     """The program runs since `first_day`, as an A/B test: A offers the program's reward, B a fixed $15 coupon for
-    the referrer after a 14-day hold, paid by B's own rule."""
+    the referrer after a 14-day hold, paid by B's own rule. With a goal and a budget, as a merchant would set."""
     Program.objects.for_merchant(merchant).filter(pk=program.pk).update(
-        starts_on=first_day, created_at=datetime.datetime.combine(first_day, datetime.time(9), tzinfo=datetime.UTC)
+        starts_on=first_day,
+        created_at=datetime.datetime.combine(first_day, datetime.time(9), tzinfo=datetime.UTC),
+        goal_customers=400,  # a quarter's goal, more than half reached: the dashboard's progress bars
+        budget=Decimal(6000),
     )
     program.refresh_from_db()
     variants = ProgramVariant.objects.for_merchant(merchant)
@@ -319,8 +323,8 @@ class SeedClick:
 
 def _clicks_and_shares(*, rng, merchant, program, joined, now) -> list[SeedClick]:
     """Clicks spread over the days (more as more referrers join, a weekday and hour rhythm), most on the links of
-    a few keen referrers; and the shares that brought them. Written in bulk: the click path writes them in bulk too
-    (the ingest task), and there is no decision in it."""
+    a few keen referrers; the shares that brought them, and a few email invitations. Written in bulk (the click
+    path writes clicks in bulk too, by the ingest task): there is no decision in them."""
     weights = [rng.paretovariate(1.3) for _ in joined]
     first = joined[0][0]
     days = (now - first).days + 1
@@ -369,6 +373,19 @@ def _clicks_and_shares(*, rng, merchant, program, joined, now) -> list[SeedClick
             shared = min(at + datetime.timedelta(hours=rng.randrange(1, 72)), now - datetime.timedelta(minutes=5))
             channel = rng.choices(channels, weights=[c[2] for c in channels])[0][0]
             shares.setdefault((participant.pk, channel, shared.date()), (participant, channel, shared))
+    # A few referrers also invite friends by email from the portal.
+    invites = []
+    for n, (at, participant, _code) in enumerate(joined):
+        for k in range(rng.choice([0, 0, 0, 0, 1, 2, 3])):
+            sent = min(at + datetime.timedelta(hours=rng.uniform(0.1, 96)), now - datetime.timedelta(minutes=5))
+            email = f"invited.friend{n}.{k}@{rng.choice(MAIL)}"
+            invites.append(
+                Invite(
+                    merchant=merchant, program=program, participant=participant, email=email, email_normalized=email,
+                    language=participant.language, status=Invite.Status.SENT, created_at=sent, sent_at=sent,
+                )
+            )  # fmt: skip
+    Invite.objects.for_merchant(merchant).bulk_create(invites)
     for month in sorted(months):
         click_partition_create(month=month)
         click_partition_create(month=add_months(month, 1))

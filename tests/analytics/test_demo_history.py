@@ -23,7 +23,9 @@ from rewards.models import Notification, Reward
 from tests.conftest import _make_tenant, staff_client
 from tracking.models import Click, Conversion, Referral, Refund
 
-# The whole history, written once for the module (committed: seed_demo commits it), and flushed afterwards.
+# Each test in a transaction of its own, on the history written once for the module (committed: seed_demo commits
+# it) and flushed afterwards.
+pytestmark = pytest.mark.django_db
 ROWS = (Participant, Click, Referral, Conversion, Refund, Reward, FraudAssessment, ShareEvent, Notification)
 
 
@@ -40,9 +42,8 @@ def demo(django_db_setup, django_db_blocker, tmp_path_factory):
 
 
 @pytest.fixture
-def shop(demo, django_db_blocker):
-    with django_db_blocker.unblock():
-        yield demo[:2]
+def shop(demo):
+    return demo[:2]
 
 
 def _whole(merchant) -> Period:
@@ -139,8 +140,7 @@ def test_a_second_seed_demo_adds_nothing(shop):
     assert Merchant.objects.filter(name="Demo Shop").count() == 1
 
 
-def test_the_history_is_the_demo_shops_only(demo, django_db_blocker):
+def test_the_history_is_the_demo_shops_only(demo):
     merchant, _program, other = demo
-    with django_db_blocker.unblock():
-        assert all(model.objects.for_merchant(other).count() == 0 for model in ROWS)
-        assert Participant.objects.for_merchant(merchant).count() > 150
+    assert all(model.objects.for_merchant(other).count() == 0 for model in ROWS)
+    assert Participant.objects.for_merchant(merchant).count() > 150
