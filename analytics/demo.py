@@ -364,9 +364,10 @@ def _clicks_and_shares(*, rng, merchant, program, joined, now) -> list[SeedClick
             rows.append(click)
             seeded.append(SeedClick(click.click_id, at, code, is_bot))
             months.add(month_start(at))
-            # The share that brought it: that day or a day or two before, once per channel and day.
-            shared = max(at - datetime.timedelta(days=rng.choice([0, 0, 0, 1, 2]), hours=1), _joined_at)
-            shares.setdefault((participant.pk, channel, shared.date()), (participant, channel, shared))
+            # The share that brought it (one share brings several clicks): that day or a day or two before.
+            if rng.random() < 0.3:
+                shared = max(at - datetime.timedelta(days=rng.choice([0, 0, 0, 1, 2]), hours=1), _joined_at)
+                shares.setdefault((participant.pk, channel, shared.date()), (participant, channel, shared))
     # Referrers who shared without anyone clicking yet (mostly the newest).
     for at, participant, _code in joined:
         if rng.random() < 0.35:
