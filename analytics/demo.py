@@ -139,17 +139,24 @@ class Timeline:
                 "INSERT INTO _demo_slices VALUES (tstzrange(%s, %s, '[)'), %s)", [(lo, hi, d) for lo, hi, d in rows]
             )
             cursor.execute("CREATE INDEX ON _demo_slices USING gist (span); ANALYZE _demo_slices")
-            # A coupon's expiry is its issue plus its validity: it moves with the issue (before the issue moves).
-            reward = Reward._meta.db_table
+            # A coupon's expiry is its issue plus its validity: it moves with the issue (before the issue moves). A
+            # hold's end was set in the past already where there is a hold (_after_deciding); without one it is the
+            # moment the reward was made.
+            reward, rule = Reward._meta.db_table, RewardRule._meta.db_table
             cursor.execute(
                 f"UPDATE {reward} t SET expires_at = t.expires_at + s.shift FROM _demo_slices s "
                 f"WHERE t.merchant_id = %s AND t.expires_at IS NOT NULL AND s.span @> t.issued_at",
                 [merchant.pk],
             )
+            cursor.execute(
+                f"UPDATE {reward} t SET hold_until = t.hold_until + s.shift FROM _demo_slices s, {rule} r "
+                f"WHERE t.merchant_id = %s AND r.id = t.rule_id AND r.hold_days = 0 AND s.span @> t.hold_until",
+                [merchant.pk],
+            )
             for model in _tenant_models():
                 table = model._meta.db_table
                 for column in _time_columns(model):
-                    if (model, column) == (Reward, "expires_at"):
+                    if model is Reward and column in ("expires_at", "hold_until"):
                         continue
                     cursor.execute(
                         f"UPDATE {table} t SET {column} = t.{column} + s.shift FROM _demo_slices s "
@@ -336,7 +343,7 @@ def _clicks_and_shares(*, rng, merchant, program, joined, now) -> list[SeedClick
     total = sum(w for _d, w in per_day) or 1
     months = set()
     rows, seeded, shares = [], [], {}
-    channels = [c for c in CHANNELS]
+    channels = CHANNELS
     for day, weight in per_day:
         for _ in range(round(CLICKS * weight / total)):
             at = _weighted_hour(rng, day)
