@@ -419,8 +419,10 @@ def _plan(*, rng, joined, clicks, now, midnight, variant_b) -> list[Event]:
 
     # Referred friends: some of the human clicks lead to an order (most within a few days); about half the friends
     # sign up at the shop first (and get their welcome coupon, which they use on the first order).
+    # B's $15 convinces a few more friends than A's 10%: a weighted sample (key u^(1/w), the largest keys win).
     human = [c for c in clicks if not c.is_bot and c.at < now - datetime.timedelta(hours=2)]
-    friend_clicks = sorted(rng.sample(human, min(FRIENDS, len(human))), key=lambda c: c.at)
+    keyed = sorted(human, key=lambda c: rng.random() ** (1 / (1.3 if c.code.variant_id == variant_b.pk else 1)))
+    friend_clicks = sorted(keyed[-FRIENDS:], key=lambda c: c.at)
     referred_orders: list[dict] = []
     for n, click in enumerate(friend_clicks, start=1):
         friend = _person(rng, n, "friend")
