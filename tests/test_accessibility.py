@@ -183,8 +183,8 @@ def test_the_screenshots_command_saves_a_png_of_every_main_page_at_both_sizes(ch
     )  # fmt: skip
     expected = {
         "admin-home", "admin-programs", "admin-program", "admin-program-dashboard", "admin-reward-rules",
-        "admin-reward-rule-add", "admin-review-queue", "admin-install", "portal-join-en", "portal-join-pl", "portal-welcome",
-        "portal-dashboard",
+        "admin-reward-rule-add", "admin-review-queue", "admin-install", "portal-join-en", "portal-join-pl",
+        "portal-welcome", "portal-dashboard",
     }  # fmt: skip
     for size, viewport in VIEWPORTS.items():
         files = {file.stem: file for file in (tmp_path / size).iterdir()}

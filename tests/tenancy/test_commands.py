@@ -101,7 +101,7 @@ def test_createapikey_prints_a_key_for_the_named_merchant(tenant):
 
 def test_seed_demo_creates_once_and_prints_the_same_credentials_again(tmp_path, settings):
     settings.BASE_DIR = tmp_path
-    first = _run("seed_demo")
+    first = _run("seed_demo", "--no-history")  # the history: tests/analytics/test_demo_history.py
     second = _run("seed_demo")
     assert Merchant.objects.filter(slug="demo-shop").count() == 1
     assert ApiKey.objects.for_merchant(Merchant.objects.get(slug="demo-shop")).count() == 2
