@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.db.models import Prefetch
 from django.utils.translation import gettext as _
@@ -20,7 +19,7 @@ from fraud.models import Decision, FraudAssessment
 from programs.models import Participant, Program
 from referral_saas.money import format_money
 from rewards.models import Reward, RewardRule, Side, Work
-from rewards.selectors import reward_in_words
+from rewards.selectors import program_rules, qualifying_minimum, reward_in_words
 from tracking.models import Conversion, Referral
 
 FRIENDS_SHOWN = 50
@@ -78,14 +77,13 @@ def _reward_reason(reward: Reward) -> str:
     }.get(reward.reason_code, _("It does not meet the program's terms."))
 
 
-def _minimum(rules: list[RewardRule], orders: list[Conversion]) -> Decimal | None:
-    """The smallest minimum order of the referrer's purchase rules that every order of the friend stayed under."""
-    minimums = [rule.min_order_value for rule in rules if rule.min_order_value is not None]
-    if not minimums or len(minimums) < len(rules):
-        return None  # a rule without a minimum pays whatever the amount
-    lowest = min(minimums)
-    amounts = [order.kept_program_amount for order in orders]
-    return lowest if all(amount < lowest for amount in amounts) else None
+def _minimum(program: Program, variant_id: int | None, rules: list[RewardRule], orders: list[Conversion]):
+    """The program's qualifying minimum (rewards.selectors.qualifying_minimum: what milestones count too) when every
+    order of the friend stayed under it."""
+    lowest = qualifying_minimum(program=program, variant_id=variant_id, rules=rules)
+    if lowest is None:
+        return None
+    return lowest if all(order.kept_program_amount < lowest for order in orders) else None
 
 
 def friend_statuses(*, participant: Participant, program: Program) -> list[FriendRow]:
@@ -117,14 +115,7 @@ def friend_statuses(*, participant: Participant, program: Program) -> list[Frien
         referral_id__in=ids, participant=participant, side=Side.REFERRER
     ):
         rewards.setdefault(reward.referral_id, []).append(reward)
-    purchase_rules = list(
-        RewardRule.objects.for_merchant(merchant).filter(
-            program=program,
-            side=Side.REFERRER,
-            active=True,
-            trigger__in=(RewardRule.Trigger.FIRST_PURCHASE, RewardRule.Trigger.EACH_PURCHASE),
-        )
-    )
+    rules = program_rules(program)
     rows = []
     for referral in referrals:
         bought = [order for order in referral.orders if order.status == Conversion.Status.ATTRIBUTED]
@@ -139,8 +130,7 @@ def friend_statuses(*, participant: Participant, program: Program) -> list[Frien
             at = bought[-1].occurred_at
             paid = [r for r in rewards.get(referral.pk, []) if r.status not in ENDED]
             ended = [r for r in rewards.get(referral.pk, []) if r.status in ENDED]
-            variant_rules = [r for r in purchase_rules if r.variant_id in (None, referral.variant_id)]
-            minimum = None if paid or ended else _minimum(variant_rules, bought)
+            minimum = None if paid or ended else _minimum(program, referral.variant_id, rules, bought)
             if minimum is not None:
                 status = "not_qualified"
                 detail = _("The order was under the program's minimum of %(amount)s.") % {

@@ -6,7 +6,7 @@ import datetime
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
-from django.db.models import Exists, F, OuterRef, Sum
+from django.db.models import Case, Exists, F, OuterRef, Sum, When
 from django.utils import timezone
 
 from programs.models import Participant, Program
@@ -144,11 +144,43 @@ def program_setup_warnings(*, program: Program) -> list[str]:
     return warnings
 
 
+def qualifying_minimum(*, program: Program, variant_id: int | None, rules: list[RewardRule] | None = None):
+    """The least a friend's order must be worth (kept, in the program's currency) to make a successful referral:
+    the lowest minimum order of the referrer's purchase rules when every one of them has one (an order none of them
+    would pay is no success, for milestones and for the portal's friend list alike). None when a purchase rule pays
+    any amount, or none pays per purchase."""
+    purchase = (RewardRule.Trigger.FIRST_PURCHASE, RewardRule.Trigger.EACH_PURCHASE)
+    paying = [
+        rule
+        for rule in rules_for(program=program, variant_id=variant_id, triggers=purchase, at=timezone.now(), rules=rules)
+        if rule.side == Side.REFERRER
+    ]
+    minimums = [rule.min_order_value for rule in paying if rule.min_order_value is not None]
+    if not paying or len(minimums) < len(paying):
+        return None
+    return min(minimums)
+
+
 def successful_referrals(*, program: Program, referrer: Participant) -> int:
-    """Friends who bought, were not rejected, whose order passed fraud scoring and was not refunded in full: what
-    milestones count. A milestone reward still on hold when the count drops below it waits until it is reached again;
-    once issued, it stays (rewards.services.issuing.reward_release)."""
+    """Friends who bought, were not rejected, whose order passed fraud scoring, was not refunded in full and kept at
+    least the program's qualifying_minimum: what milestones count, and what the portal shows as "bought" (one
+    definition of a successful referral). A milestone reward still on hold when the count drops below it waits until
+    it is reached again; once issued, it stays (rewards.services.issuing.reward_release)."""
     approved = milestone_orders(Work.objects.for_merchant(program.merchant))
+    variant_id = (
+        ReferralCode.objects.for_merchant(program.merchant)
+        .filter(program=program, participant=referrer)
+        .values_list("variant_id", flat=True)
+        .first()
+    )
+    minimum = qualifying_minimum(program=program, variant_id=variant_id)
+    if minimum is not None:
+        kept = Case(
+            When(conversion__program_amount__isnull=True,
+                 then=F("conversion__amount") - F("conversion__refunded_amount")),
+            default=F("conversion__program_amount") - F("conversion__program_refunded_amount"),
+        )  # fmt: skip
+        approved = approved.alias(kept=kept).filter(kept__gte=minimum)
     return (
         Referral.objects.for_merchant(program.merchant)
         .filter(program=program, referrer=referrer, status=Referral.Status.CONVERTED)

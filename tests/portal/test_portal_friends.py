@@ -127,3 +127,27 @@ def test_a_referrer_sees_only_their_own_friends(tenant, program, anna):
 
     assert "z•••@friends.example" not in page
     assert "z•••@friends.example" in _page(program, other)
+
+
+def test_one_definition_of_a_successful_referral_for_milestones_and_the_friend_list(tenant, program, anna):
+    """Issue 18, item 5: a friend whose order was under the minimum did not qualify on the portal, and does not count
+    towards a milestone either."""
+    from rewards.models import Reward, RewardRule
+    from rewards.selectors import successful_referrals
+
+    _participant, code = anna
+    rule(program, min_order_value=Decimal("50.00"))
+    rule(program, name="Two friends", trigger=RewardRule.Trigger.MILESTONE, milestone=2, kind="points",
+         value_type="fixed", value=Decimal("100"), max_value=None, hold_days=0)  # fmt: skip
+    for order_id, amount, friend in (("Q-1", "120.00", "one@friends.example"), ("S-1", "30.00", "two@friends.example")):
+        process(tenant, order(tenant, code, order_id=order_id, amount=amount, friend=friend)["id"])
+
+    assert successful_referrals(program=program, referrer=anna[0]) == 1
+    assert not Reward.objects.for_merchant(tenant.merchant).filter(milestone=2).exists()
+    page = _page(program, anna[0])
+    assert "Did not qualify" in _row(page, "t•••@friends.example")
+    assert "Bought" in _row(page, "o•••@friends.example")
+
+    process(tenant, order(tenant, code, order_id="Q-2", amount="60.00", friend="three@friends.example")["id"])
+    assert successful_referrals(program=program, referrer=anna[0]) == 2
+    assert Reward.objects.for_merchant(tenant.merchant).filter(milestone=2).count() == 1
