@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from analytics.management.commands.seed_demo import DEMO_EMAIL, DEMO_PASSWORD
 from portal.services import portal_link_make
 from programs.models import Participant, Program
 from referral_saas.tenancy.models import User
 from referral_saas.tenancy.selectors import memberships_for_user
-from rewards.management.commands.seed_demo import DEMO_EMAIL, DEMO_PASSWORD
 from tracking.models import ReferralCode
 
 SIZES = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
