@@ -42,12 +42,13 @@ run: install
 	echo "==> starting web (http://127.0.0.1:8000), worker and beat; Ctrl-C stops them all"; \
 	exec $(VENV)/bin/honcho -f Procfile start
 
-# Two pytest processes (pytest-xdist), each test file in one of them (a file's module fixtures start once); each
+# Two pytest processes (pytest-xdist), each test file in one of them (a file's module fixtures start once; the system
+# tier as one unit, first: tests/conftest.py); each
 # process has its own database, Redis namespace and, for the system tier, static files. PYTEST_WORKERS=0 runs
 # everything in this process.
 PYTEST_WORKERS ?= 2
 test: install-test chromium
-	@$(SERVICES); $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	@$(SERVICES); $(VENV)/bin/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 # Debian's Chromium for the browser tests (Playwright cannot download its own browser on these networks). Installed
 # when missing and possible (root and apt-get); otherwise the browser tests skip, except in CI where they fail.

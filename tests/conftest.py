@@ -174,3 +174,31 @@ def chromium() -> str:
     if os.environ.get("CI"):
         pytest.fail("chromium is missing: `make chromium` installs Debian's package (root and apt-get needed)")
     pytest.skip("chromium is missing (`make chromium` installs it); CI fails instead of skipping")
+
+
+# --- pytest-xdist: the system tier in one process, first ------------------------------------------------------------
+# `make test` runs two pytest processes, each test file in one of them (--dist loadfile). The system tier's stacks
+# (gunicorn, a worker and beat per server configuration) are package fixtures: started once for the package when
+# its files run one after another in one process, but started again each time a process comes back to the package
+# after other files (20-35 s a start). So the whole of tests/system/ is one work unit, collected first: one process
+# starts the stacks once and runs the tier while the other runs every other file.
+
+SYSTEM_TIER = "tests/system/"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    # Stable: the order within the tier (pytest's grouping by parametrized stack) is kept.
+    items.sort(key=lambda item: not item.nodeid.startswith(SYSTEM_TIER))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadFileScheduling
+
+    class SystemTierTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return SYSTEM_TIER if nodeid.startswith(SYSTEM_TIER) else super()._split_scope(nodeid)
+
+    if config.getoption("dist") != "loadfile":
+        return None  # another distribution asked for on the command line: xdist's own
+    return SystemTierTogether(config, log)
