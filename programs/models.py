@@ -255,6 +255,7 @@ class ShareEvent(TenantModel):
         SMS = "sms", "SMS"
         COPY = "copy", _("Copied link")
         QR = "qr", _("QR code")
+        NATIVE = "native", _("Phone's share sheet")
 
     program = models.ForeignKey(Program, on_delete=models.CASCADE, related_name="+")
     participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="+")

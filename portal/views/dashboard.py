@@ -138,7 +138,7 @@ def share(request, program: Program, participant: Participant, channel: str):
     if closed:
         messages.error(request, closed)
         return redirect("portal_home", merchant=program.merchant.slug, program=program.slug)
-    if channel == ShareEvent.Channel.COPY:  # nothing to open
+    if channel in (ShareEvent.Channel.COPY, ShareEvent.Channel.NATIVE):  # nothing to open: the page did it
         response = HttpResponse(status=204)
     elif channel == ShareEvent.Channel.QR:  # the download buttons: the QR file itself is a plain GET
         fmt = request.POST.get("format", "")

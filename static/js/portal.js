@@ -34,6 +34,19 @@
       if (counter) { countShare(counter); }
     });
   });
+  // The phone's share sheet (Web Share API), where the browser has one; counted once it was shared, not cancelled.
+  var nativeShare = document.querySelector("[data-native-share]");
+  if (nativeShare && navigator.share) {
+    nativeShare.parentNode.hidden = false;
+    nativeShare.addEventListener("click", function () {
+      navigator.share({
+        title: nativeShare.getAttribute("data-title"),
+        text: nativeShare.getAttribute("data-text"),
+        url: nativeShare.getAttribute("data-url")
+      }).then(function () { countShare(nativeShare.getAttribute("data-share-url")); })
+        .catch(function () { /* cancelled: nothing shared, nothing counted */ });
+    });
+  }
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!form.hasAttribute || !form.hasAttribute("data-once")) { return; }

@@ -277,9 +277,19 @@ def test_share_buttons_open_the_app_and_are_counted(client, program):
     assert "utm_source%3Dwhatsapp" in whatsapp["Location"]
     assert client.post(_base(program) + "share/sms/")["Location"].startswith("sms:")
     assert client.post(_base(program) + "share/copy/").status_code == 204
+    assert client.post(_base(program) + "share/native/").status_code == 204  # the phone's share sheet, once shared
     assert client.post(_base(program) + "share/myspace/").status_code == 404
     channels = ShareEvent.objects.for_merchant(program.merchant).values_list("channel", flat=True)
-    assert sorted(channels) == ["copy", "sms", "whatsapp"]
+    assert sorted(channels) == ["copy", "native", "sms", "whatsapp"]
+
+
+def test_the_phones_share_sheet_button_carries_the_link_and_the_friends_offer(client, program):
+    _join_and_sign_in(client, program)
+    page = client.get(_base(program)).content.decode()
+    button = page[page.index("data-native-share") : page.index("</button>", page.index("data-native-share"))]
+    assert '<p class="native-share" hidden>' in page  # shown by portal.js where navigator.share exists
+    assert "/r/" in button
+    assert 'data-text="10% off your first order"' in button or "10% off your first order" in button
 
 
 def test_qr_code_downloads_as_png_and_svg(client, program):

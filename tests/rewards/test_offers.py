@@ -184,3 +184,9 @@ def test_the_program_page_holds_numbers_rules_offers_install_and_preview(tenant,
 
 def test_another_merchants_program_page_is_not_found(other_tenant, plain):
     assert other_tenant.admin.get(f"/admin/programs/program/{plain.pk}/change/").status_code == 404
+
+
+def test_the_admin_home_leads_to_each_programs_page(tenant, plain):
+    home = tenant.admin.get("/admin/")
+    assert home.status_code == 200
+    assert f'href="/admin/programs/program/{plain.pk}/change/">rules, offer, install</a>' in home.content.decode()
