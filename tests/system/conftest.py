@@ -62,6 +62,22 @@ def system_database() -> str:
     shutil.rmtree(static_root, ignore_errors=True)
 
 
+@pytest.fixture
+def own_database(system_database) -> str:
+    """An empty database of the test's own (start its stack with migrate=True), dropped after it. For a test whose
+    stack runs no beat on purpose: the package's stacks run beat, whose sweeper would finish work in the shared
+    database before the broker's redelivery the test is about."""
+    name = f"{settings.DATABASES['default']['TEST']['NAME']}_own"
+    conn = _maintenance_connection()
+    with conn.cursor() as cursor:
+        _drop(cursor, name)
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    yield database_url(settings.DATABASES["default"], name)
+    with conn.cursor() as cursor:
+        _drop(cursor, name)
+    conn.close()
+
+
 def _namespace(name: str) -> str:
     # Under the run's namespace: its keys are removed with the run's, and no other run's are touched.
     return f"{settings.REDIS_NAMESPACE}:sys-{name}"

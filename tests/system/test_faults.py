@@ -36,12 +36,16 @@ def _waiting_backends(database_url: str, table: str) -> list[int]:
 
 
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
-def test_a_worker_killed_while_it_creates_an_orders_rewards_is_redelivered_by_celery_and_pays_once(stacks, broker):
+def test_a_worker_killed_while_it_creates_an_orders_rewards_is_redelivered_by_celery_and_pays_once(
+    stacks, broker, own_database
+):
     # The broker's own redelivery: a message whose worker died goes back to the queue (Redis: after the visibility
-    # timeout; RabbitMQ: when the worker's connection drops). No beat, so no sweeper can be what finishes the work.
+    # timeout; RabbitMQ: when the worker's connection drops). No beat, so no sweeper can be what finishes the work
+    # (and a database of its own: the package's stacks run beat).
     stack = stacks(
-        "procfile", name=f"kill-{broker}", broker=broker, env={"BROKER_VISIBILITY_TIMEOUT": "10"}, beat=False
-    )
+        "procfile", name=f"kill-{broker}", broker=broker, env={"BROKER_VISIBILITY_TIMEOUT": "10"}, beat=False,
+        database=own_database, migrate=True,
+    )  # fmt: skip
     shop = stack.createmerchant()
     api = stack.api(shop.live_key)
 
@@ -124,10 +128,14 @@ def test_a_worker_killed_while_it_creates_an_orders_rewards_is_redelivered_by_ce
     assert client.zcard(f"{prefix}unacked_index") == 0
 
 
-def test_a_worker_killed_in_the_middle_of_a_batch_leaves_every_order_decided_once(stacks):
+def test_a_worker_killed_in_the_middle_of_a_batch_leaves_every_order_decided_once(stacks, own_database):
     # Orders wait for the pipeline (no worker yet); the first task claims them all as one batch, which then waits on
-    # an email row another transaction is writing for the last order, and is killed there. Celery redelivers; no beat.
-    stack = stacks("procfile", name="kill-batch", env={"BROKER_VISIBILITY_TIMEOUT": "10"}, beat=False, worker=False)
+    # an email row another transaction is writing for the last order, and is killed there. Celery redelivers; no beat
+    # (and a database of its own: the package's stacks run beat, whose sweeper would decide the waiting orders).
+    stack = stacks(
+        "procfile", name="kill-batch", env={"BROKER_VISIBILITY_TIMEOUT": "10"}, beat=False, worker=False,
+        database=own_database, migrate=True,
+    )  # fmt: skip
     shop = stack.createmerchant()
     api = stack.api(shop.live_key)
     anna = api.post(
