@@ -300,8 +300,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 # Attributed orders one rewards task scores and decides in one transaction (rewards.services.batch; 1 = one at a
-# time). A batch of 200 takes about a second; keep it far below the soft time limit.
-REWARDS_BATCH_SIZE = env.int("REWARDS_BATCH_SIZE", default=200)
+# time). Each batch also pays a fixed cost of about a second (its follow-up, commit and emails), so a bigger batch
+# goes faster: the Procfile's worker decided 130-141 orders/s with 200 and about 300/s with 500 (docs/benchmarks.md).
+# A batch holds its orders' referral rows for its ~2 s: far below the soft time limit.
+REWARDS_BATCH_SIZE = env.int("REWARDS_BATCH_SIZE", default=500)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing fails fast when the broker is down (the default retries forever and would hang the request); the work
