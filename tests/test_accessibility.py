@@ -41,7 +41,9 @@ def shop(live_server, settings):
         "--demo-program", "--currency", "PLN", stdout=io.StringIO(),
     )  # fmt: skip
     merchant = Merchant.objects.get(slug="access-shop")
-    Program.objects.for_merchant(merchant).filter(slug="friends").update(leaderboard_enabled=True)
+    Program.objects.for_merchant(merchant).filter(slug="friends").update(
+        leaderboard_enabled=True, friend_welcome_page=True
+    )
     program = Program.objects.for_merchant(merchant).get(slug="friends")
     _participant, code = join(program, email="ewa@example.pl", name="Ewa")
     # Ewa has a friend who signed up and one who bought: her portal lists them.

@@ -69,8 +69,8 @@ def welcome(request, program: Program, participant: Participant | None):
     query = request.POST if request.method == "POST" else request.GET
     code = services.welcome_code(program=program, code=query.get("ref", "")[:64]) if query.get("ref") else None
     landing = _landing(program, query, code.code if code else None)
-    if code is None or not program.is_live():
-        return HttpResponseRedirect(landing)  # nothing to welcome the friend with: straight to the shop
+    if code is None or not program.is_live() or not program.friend_welcome_page:
+        return HttpResponseRedirect(landing)  # nothing to welcome the friend with (or not asked for): to the shop
     form = WelcomeForm(request.POST or None, initial={"ref": code.code, "rs_click": query.get("rs_click", "")[:64]})
     status = 200
     if request.method == "POST" and form.is_valid():

@@ -169,3 +169,8 @@ def test_a_program_without_the_welcome_page_sends_links_to_its_landing_page(tena
     _anna, code = join(program, email="anna@example.com", external_id="c-1")
     response = Client().get(f"/r/{code.code}", HTTP_USER_AGENT="Mozilla/5.0 (iPhone) Safari/604.1")
     assert response["Location"].startswith(program.landing_url.split("?")[0])
+    # Its welcome page's address, typed by hand, offers nothing either: the merchant did not ask for it.
+    typed = Client().post(_welcome_url(program, code.code), {"email": "jan@example.com", "ref": code.code})
+    assert typed.status_code == 302
+    assert typed["Location"].startswith(program.landing_url.split("?")[0])
+    assert not Referral.objects.for_merchant(tenant.merchant).exists()

@@ -149,7 +149,10 @@ class Command(BaseCommand):
 
     @staticmethod
     def _welcome_path(program: Program) -> str | None:
-        """The friend's welcome page for the program's first referrer's code (None: nobody's code to show)."""
+        """The friend's welcome page for the program's first referrer's code (None: the program does not welcome
+        friends, or nobody's code to show)."""
+        if not program.friend_welcome_page:
+            return None
         code = ReferralCode.objects.for_merchant(program.merchant).filter(program=program, livemode=True).first()
         return f"/p/{program.merchant.slug}/{program.slug}/welcome/?ref={code.code}" if code else None
 
