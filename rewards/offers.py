@@ -98,10 +98,10 @@ def rule_offer(rule: RewardRule, currency: str) -> str:
     return text
 
 
-def generated_offers(*, program: Program, variant_id: int | None) -> dict[str, str]:
+def generated_offers(*, program: Program, variant_id: int | None, rules: list | None = None) -> dict[str, str]:
     """What the rules that pay a participant of `variant_id` (the variant's own where it has them) give each side
     now, in the active language: {"referrer_offer": ..., "referee_offer": ...}; "" for a side nobody pays."""
-    rules = rules_for(program=program, variant_id=variant_id, triggers=ALL_TRIGGERS, at=timezone.now())
+    rules = rules_for(program=program, variant_id=variant_id, triggers=ALL_TRIGGERS, at=timezone.now(), rules=rules)
     milestone_last = sorted(rules, key=lambda rule: (rule.trigger == RewardRule.Trigger.MILESTONE, rule.milestone or 0))
     return {
         field: "; ".join(rule_offer(rule, program.currency) for rule in milestone_last if rule.side == side)
@@ -109,20 +109,19 @@ def generated_offers(*, program: Program, variant_id: int | None) -> dict[str, s
     }
 
 
-def _variant_sides(program: Program, variant: ProgramVariant | None) -> set[str]:
+def _variant_sides(rules: list, variant: ProgramVariant | None) -> set[str]:
     """The sides the variant pays with rules of its own: the program's wording does not describe what they get."""
     if variant is None:
         return set()
-    return {rule.side for rule in program_rules(program) if rule.variant_id == variant.pk}
+    return {rule.side for rule in rules if rule.variant_id == variant.pk}
 
 
-def _own_texts(*, program: Program, variant: ProgramVariant | None, language: str) -> dict[str, str]:
+def _own_texts(*, program: Program, variant: ProgramVariant | None, language: str, variant_only: set[str]) -> dict:
     """The merchant's own wording of each offer in `language`, "" where they wrote none in it: the variant's text
     (in the program's default language), else the text they wrote in that language, else (in the program's default
     language) the program's own. For a side the variant pays with rules of its own, only the variant's text: the
     program's wording says what the other arm gets."""
     text = ProgramText.objects.for_merchant(program.merchant).filter(program=program, language=language).first()
-    variant_only = _variant_sides(program, variant)
     own = {}
     for side, field in FIELDS.items():
         default = language == program.default_language
@@ -143,14 +142,16 @@ def offers_for(*, program: Program, variant: ProgramVariant | None, language: st
     default language, so a reader in another language gets the generated text rather than a foreign one; an A/B arm
     with its own rules is never described by the program's wording."""
     language = language or program.default_language
-    own = _own_texts(program=program, variant=variant, language=language)
+    rules = program_rules(program)  # once: what the variant covers, and what the generated text says
+    variant_only = _variant_sides(rules, variant)
+    own = _own_texts(program=program, variant=variant, language=language, variant_only=variant_only)
     if all(own.values()):
         return own
     with translation.override(language):
-        generated = generated_offers(program=program, variant_id=variant.pk if variant is not None else None)
+        variant_id = variant.pk if variant is not None else None
+        generated = generated_offers(program=program, variant_id=variant_id, rules=rules)
     offers = {field: own[field] or generated[field] for field in FIELDS.values()}
     if not all(offers.values()) and language != program.default_language:
-        variant_only = _variant_sides(program, variant)
         offers = {
             field: offers[field]
             or (getattr(variant, field) if variant is not None else "")
