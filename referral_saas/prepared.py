@@ -4,6 +4,13 @@ PostgreSQL plans a statement on every execution; a PREPAREd one is planned once 
 DATABASES OPTIONS set plan_cache_mode=force_generic_plan, which only affects prepared statements). Django keeps no
 prepared statements of its own, so the names here cannot clash.
 
+That one plan is made when the statement is prepared, for the tables as they are then, and kept as long as the
+connection (CONN_MAX_AGE) unless an ANALYZE changes their statistics. Made on a new shop's near-empty table it was
+a sequential scan: the idempotency lookup read the whole table on every order, and an order cost ~3x more after a
+minute of a flash sale (measured: docs/benchmarks.md). Every statement here is a lookup or a write by an indexed
+key, whose right plan at any size is the index: so the plan is made with sequential scans priced out
+(enable_seqscan off, for that moment only), and a table without a usable index is still scanned.
+
 What was prepared is a property of one PostgreSQL session, so it is remembered on the DB-API connection object
 itself (one per thread: gunicorn's gthread workers, live-server threads), never on Django's `connection` proxy,
 whose attributes every thread of the process shares. A reconnect (CONN_MAX_AGE, a restarted server) brings a new
@@ -30,12 +37,28 @@ def execute(name: str, sql: str, params: list) -> tuple:
     if names is None:
         names = _prepared.setdefault(raw, set())
     with connection.cursor() as cursor:
+        placeholders = ", ".join(["%s"] * len(params))
         if name not in names:
             cursor.execute(f"PREPARE {name} AS {sql}")
             names.add(name)
-        placeholders = ", ".join(["%s"] * len(params))
+            _plan(cursor, f"EXPLAIN EXECUTE {name} ({placeholders})", params)
         cursor.execute(f"EXECUTE {name} ({placeholders})", params)
         return cursor.fetchone()
+
+
+def _plan(cursor, explain: str, params: list) -> None:
+    """Make and keep the statement's generic plan now (EXPLAIN builds it and runs nothing), with sequential scans
+    priced out. A GUC change does not invalidate a cached plan; the setting is set back at once, and a failure
+    leaves the plan to the first EXECUTE (inside a transaction, its rollback undoes the SET as well)."""
+    cursor.execute("SET enable_seqscan = off")
+    try:
+        cursor.execute(explain, params)
+        cursor.fetchall()
+    except Exception:
+        if not connection.in_atomic_block:
+            cursor.execute("RESET enable_seqscan")
+        raise
+    cursor.execute("RESET enable_seqscan")
 
 
 def insert(instance):

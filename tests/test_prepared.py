@@ -54,3 +54,31 @@ def test_a_rolled_back_transaction_keeps_what_it_prepared():
     with pytest.raises(RuntimeError):
         prepare_then_fail()
     assert prepared.execute("rs_test_rollback", "SELECT $1::int * 2", [5]) == (10,)
+
+
+def test_a_lookup_prepared_on_an_empty_table_is_planned_for_any_size():
+    """The plan is made once, when the statement is prepared: made for a new shop's empty idempotency table it was
+    a sequential scan, kept while the table grew (every order then read the whole table)."""
+    from referral_saas.tenancy.models import IdempotencyRecord
+    from tests.factories import MerchantFactory
+
+    merchant = MerchantFactory()
+    table = IdempotencyRecord._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {table}")  # statistics of an empty table, as autovacuum leaves a new one
+    sql = f"SELECT key FROM {table} WHERE merchant_id = $1 AND livemode = $2 AND key = $3"  # noqa: S608
+    assert prepared.execute("rs_test_empty_plan", sql, [merchant.pk, True, "k-1"]) is None
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN EXECUTE rs_test_empty_plan (%s, %s, %s)", [merchant.pk, True, "k-1"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("SHOW enable_seqscan")
+        assert cursor.fetchone() == ("on",)  # set back for every other query of the session
+    assert "Index" in plan and "Seq Scan" not in plan, plan
+
+
+def test_a_failed_first_execution_leaves_sequential_scans_allowed():
+    with pytest.raises(Exception):  # noqa: B017, PT011  any database error
+        prepared.execute("rs_test_failed_plan", "SELECT 1 / $1::int", ["not a number"])
+    with connection.cursor() as cursor:  # the same session (autocommit: no transaction undid the SET)
+        cursor.execute("SHOW enable_seqscan")
+        assert cursor.fetchone() == ("on",)
