@@ -231,7 +231,7 @@ def _close_after_response(environ) -> None:
 class UnreadBodyMiddleware:
     """A body the application did not read to its end is drained before the answer goes out.
 
-    gunicorn (gthread workers, the Procfile's) answered such a request with `Connection: keep-alive`, then read at
+    gunicorn (gthread workers: `--threads`) answered such a request with `Connection: keep-alive`, then read at
     most 64 KB of what was left and closed the socket: a client that sent the next request on that connection (a
     `requests.Session`, a browser) met a dropped connection, or a reset mid-upload. Here the rest is read and
     thrown away (DRAIN_MAX_BYTES, with time limits), so the connection carries the next request; when that is not
