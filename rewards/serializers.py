@@ -12,6 +12,7 @@ from fraud import selectors as fraud_selectors
 from fraud.serializers import FraudSummaryOutput
 from referral_saas.fields import MoneyOutputField
 from referral_saas.money import quantize
+from referral_saas.serializers import FastSerializer
 from rewards.selectors import rewards_for_conversions
 from tracking.models import Referral
 
@@ -21,9 +22,9 @@ def _money_currency(reward) -> str | None:
 
 
 @extend_schema_serializer(component_name="Reward")
-class RewardOutput(serializers.Serializer):
+class RewardOutput(FastSerializer):
     @extend_schema_serializer(component_name="RewardParticipant")
-    class ParticipantSummary(serializers.Serializer):
+    class ParticipantSummary(FastSerializer):
         id = serializers.IntegerField()
         external_id = serializers.CharField(allow_null=True)
         email = serializers.EmailField(allow_null=True)
@@ -85,11 +86,11 @@ def reward_data(reward) -> dict:
     return dict(RewardOutput(reward).data)
 
 
-class ConversionOutput(serializers.Serializer):
+class ConversionOutput(FastSerializer):
     @extend_schema_serializer(component_name="ConversionReferral")
-    class ReferralSummary(serializers.Serializer):
+    class ReferralSummary(FastSerializer):
         @extend_schema_serializer(component_name="ConversionReferrer")
-        class Referrer(serializers.Serializer):
+        class Referrer(FastSerializer):
             id = serializers.IntegerField()
             external_id = serializers.CharField(allow_null=True)
 

@@ -9,11 +9,12 @@ from rest_framework import serializers
 
 from programs.fields import CustomerEmailField
 from referral_saas.fields import KeyField, MoneyOutputField
+from referral_saas.serializers import FastSerializer
 from tracking.models import ReferralCode
 from tracking.selectors import link_for
 
 
-class CustomerInput(serializers.Serializer):
+class CustomerInput(FastSerializer):
     external_id = KeyField(required=False, allow_null=True, allow_blank=True)
     email = CustomerEmailField(required=False, allow_null=True, allow_blank=True)
 

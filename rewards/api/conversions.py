@@ -17,6 +17,7 @@ from referral_saas.errors import NotFound
 from referral_saas.fields import AmountField, CurrencyField, KeyField, check_amount_precision
 from referral_saas.filters import UtcIsoDateTimeFilter
 from referral_saas.schema import error_response
+from referral_saas.serializers import FastSerializer
 from rewards.selectors import rewards_for_conversions
 from rewards.serializers import REWARD_EXAMPLE, ConversionOutput
 from tracking import selectors, services
@@ -89,7 +90,7 @@ def _conversion_output(request, *, new: bool = False):
 
 class ConversionListCreateApi(TenantAPIView):
     @extend_schema_serializer(component_name="ConversionCreate")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(FastSerializer):
         order_id = KeyField()
         amount = AmountField()
         currency = CurrencyField()
