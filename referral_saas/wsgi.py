@@ -278,8 +278,8 @@ def settle_heap() -> None:
     Without it, each full collection walked those ~175,000 objects: in `POST /api/v1/conversions`, one request in
     a few hundred stopped for 50-120 ms (with the requests queued behind it on that worker: the p99), and the
     collector took ~10% of a request's CPU. After it, a full collection takes a few ms (docs/benchmarks.md).
-    Called where each process has loaded the app: here, in each gunicorn worker (we do not `--preload`), and in
-    each Celery pool process (referral_saas.celery)."""
+    Called here, in each gunicorn worker, once it has loaded the app (we do not `--preload`); each Celery pool
+    process does the same after its fork (referral_saas.celery, `worker_process_init`)."""
     from django.urls import get_resolver
 
     get_resolver().url_patterns  # noqa: B018  imports every view module (lazy until the first request)
