@@ -18,11 +18,12 @@ Exactly once, as in the per-order path (rewards.services.deciding), and for the 
   is decided.
 
 Orders the batch decides together ("the fast path"): approved by fraud scoring, still attributed, of a program whose
-active rules are first-purchase rules without caps and with no budget. Everything else (a review or a reject, an
-order whose friend's referral is rejected, milestones, caps, budgets, each-purchase rules, an order decided before
-and re-decided after a fraud review) is decided one order at a time inside the same transaction, after the fast
-path's rows are written, so its counts (milestones, caps, budgets, purchase places) see them: the same answers as
-orders decided one after another.
+active rules are first-purchase rules without caps and with no budget. Orders sent to a fraud review the first time
+are also written together (their Work rows and the shop's events: nothing is paid until a person decides), after
+the fast path's. Everything else (a reject, an order whose friend's referral is rejected, milestones, caps, budgets,
+each-purchase rules, an order decided before and re-decided after a fraud review) is decided one order at a time
+inside the same transaction, after those rows are written, so its counts (milestones, caps, budgets, purchase
+places) see them: the same answers as orders decided one after another.
 
 synchronous_commit stays on: a batch commits once for up to REWARDS_BATCH_SIZE orders, so its WAL flush is a small
 share of the batch's time, and switching it off would let emails, webhooks and zero-hold coupons leave for rows a
@@ -50,7 +51,7 @@ from rewards.models import Notification, Reward, RewardEvent, RewardRule, Side, 
 from rewards.selectors import program_rules, rule_value, rules_for
 from rewards.serializers import ConversionOutput
 from rewards.services.deciding import ACTOR, conversion_process
-from rewards.services.events import referral_data
+from rewards.services.events import flagged_data, referral_data
 from rewards.services.notify import notification_owe
 from tracking.models import Conversion, Referral
 from tracking.services import referees_join
@@ -184,13 +185,15 @@ def _decide(*, merchant, conversion_ids: list[int]) -> dict[int, str]:
     assessments, one_by_one = conversions_assess(merchant_id=merchant.pk, conversion_ids=conversion_ids)
     conversions = _load(merchant=merchant, conversion_ids=[pk for pk in conversion_ids if pk in assessments])
     rules: dict[int, list[RewardRule]] = {}
-    fast = []
+    fast, review = [], []
     for conversion in conversions:
         program = conversion.program
-        if program.pk not in rules:
+        if program is not None and program.pk not in rules:
             rules[program.pk] = program_rules(program)
-        if _fast(conversion, assessments[conversion.pk], rules[program.pk]):
+        if _fast(conversion, assessments[conversion.pk], rules.get(conversion.program_id, [])):
             fast.append(conversion)
+        elif assessments[conversion.pk].decision == Decision.REVIEW and conversion.referral is not None:
+            review.append(conversion)  # nothing to pay until a person decides: a Work row and the shop's events
         else:
             one_by_one.append(conversion.pk)
     outcomes: dict[int, str] = {}
@@ -200,6 +203,12 @@ def _decide(*, merchant, conversion_ids: list[int]) -> dict[int, str]:
             outcomes.update((c.pk, "approved") for c in fast)
         else:  # an order decided meanwhile (the unique constraint): each on its own, where that is seen
             one_by_one += [c.pk for c in fast]
+    if review:
+        if _works_insert(merchant=merchant, conversions=review, stage=Work.Stage.REVIEW, decision=""):
+            _events_emit(merchant=merchant, conversions=review, assessments=assessments, made={})
+            outcomes.update((c.pk, "review") for c in review)
+        else:
+            one_by_one += [c.pk for c in review]
     for pk in sorted(one_by_one, key=conversion_ids.index):
         try:
             with transaction.atomic():
@@ -252,16 +261,19 @@ def _fast(conversion: Conversion, assessment, rules: list[RewardRule]) -> bool:
     )
 
 
-def _works_insert(*, merchant, conversions: list[Conversion]) -> bool:
-    """The fast orders' Work rows, done and approved. False (nothing written) if one exists already."""
+def _works_insert(
+    *, merchant, conversions: list[Conversion], stage: str = Work.Stage.DONE, decision: str = Decision.APPROVE
+) -> bool:
+    """The orders' Work rows: done and approved (the fast path), or waiting for a review with no decision acted on
+    (conversion_process's row of an order in review). False (nothing written) if one exists already."""
     now = timezone.now()
     rows = [
         {
             "merchant_id": merchant.pk,
             "referral_id": c.referral_id,
             "conversion_id": c.pk,
-            "stage": Work.Stage.DONE,
-            "decision": Decision.APPROVE,
+            "stage": stage,
+            "decision": decision,
             "created_at": now,
             "updated_at": now,
         }
@@ -447,8 +459,9 @@ def _emails_owe(*, merchant, conversions: list[Conversion], made: dict[int, list
 
 
 def _events_emit(*, merchant, conversions: list[Conversion], assessments: dict, made: dict) -> None:
-    """conversion_events_emit for approved orders: referral.created where the order opened the referral (the first
-    order decided of a friend who never signed up), then conversion.attributed."""
+    """conversion_events_emit for orders looked at the first time: referral.created where the order opened the
+    referral (the first order decided of a friend who never signed up), conversion.attributed for an attributed
+    order, and fraud.flagged for one not approved."""
     referral_ids = {c.referral_id for c in conversions}
     worked_before = set(
         Work.objects.for_merchant(merchant)
@@ -462,9 +475,15 @@ def _events_emit(*, merchant, conversions: list[Conversion], assessments: dict, 
         if referral.signed_up_at is None and referral.pk not in worked_before:
             worked_before.add(referral.pk)
             events.append((conversion.livemode, "referral.created", _lazy(referral_data, referral)))
-        summary = assessment_summary(assessments[conversion.pk])
+        assessment = assessments[conversion.pk]
+        summary = assessment_summary(assessment)
         ids = [r["id"] for r in made.get(conversion.pk, [])]
-        events.append((conversion.livemode, "conversion.attributed", _lazy(_conversion_data, conversion, summary, ids)))
+        if conversion.status == Conversion.Status.ATTRIBUTED:
+            data = _lazy(_conversion_data, conversion, summary, ids)
+            events.append((conversion.livemode, "conversion.attributed", data))
+        if assessment.decision != Decision.APPROVE:
+            data = _lazy(flagged_data, assessment, referral, conversion)
+            events.append((conversion.livemode, "fraud.flagged", data))
     webhook_emit_many(merchant=merchant, events=events)
 
 

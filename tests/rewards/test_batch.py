@@ -228,3 +228,51 @@ def test_a_batch_that_meets_a_conflict_still_decides_every_other_order_once(tena
     emails = Notification.objects.for_merchant(merchant).filter(kind=Notification.Kind.FRIEND_PURCHASED)
     assert sorted(emails.values_list("key", flat=True)) == sorted(f"conversion:{pk}" for pk in ids)
     assert Participant.objects.for_merchant(merchant).filter(email="f3@example.org").count() == 1
+
+
+def _listen(tenant) -> None:
+    response = tenant.api.post("/api/v1/webhook-endpoints", {"url": "https://hooks.example/in"}, format="json")
+    assert response.status_code == 201, response.content
+
+
+def _flash_sale(tenant) -> list[int]:
+    """Anna's friends order faster than the velocity rule allows (the later ones go to a fraud review), Ben's two
+    friends order normally. Returns the orders' ids in the order they came."""
+    program = ProgramFactory(merchant=tenant.merchant, slug="sale", name="Sale")
+    _double_sided(program)
+    FraudSettings.objects.for_merchant(tenant.merchant).create(program=program, velocity_per_hour=3)
+    anna = join(program, email="anna@example.org", external_id="anna", name="Anna")
+    ben = join(program, email="ben@example.org", external_id="ben", name="Ben")
+    plan = [(anna, n) for n in range(1, 4)] + [(ben, 1)] + [(anna, n) for n in range(4, 9)] + [(ben, 2)]
+    return [
+        order(tenant, who[1], order_id=f"{who[0].external_id}-{n}", friend=f"{who[0].external_id}{n}@example.org")["id"]
+        for who, n in plan
+    ]
+
+
+def _told(tenant) -> Counter:
+    """What the shop was told: each webhook event with the order (or friend) it is about."""
+    return Counter(
+        (m.type, m.payload.get("order_id"), m.payload.get("referee_email"))
+        for m in WebhookMessage.objects.for_merchant(tenant.merchant)
+    )
+
+
+def test_orders_sent_to_a_review_are_batched_and_told_as_one_order_after_another_would(tenant, other_tenant):
+    _listen(tenant)
+    _listen(other_tenant)
+    one_by_one, batched = _flash_sale(tenant), _flash_sale(other_tenant)
+    for pk in one_by_one:
+        conversion_process(merchant=tenant.merchant, conversion_id=pk)
+    with CaptureQueriesContext(connection) as statements:
+        result = conversions_process(merchant=other_tenant.merchant, conversion_id=batched[0])
+    assert result == f"approved+{len(batched) - 1}"
+
+    expected = _outcome(tenant)
+    assert _outcome(other_tenant) == expected
+    in_review = sorted(order_id for order_id, stage, _decision in expected["work"] if stage == "review")
+    assert len(in_review) >= 3, expected["work"]  # the velocity rule held Anna's later friends
+    assert _told(other_tenant) == _told(tenant)
+    assert {order_id for kind, order_id, _email in _told(tenant) if kind == "fraud.flagged"} == set(in_review)
+    # A few statements per order, most of them building the payloads the listening endpoint is sent.
+    assert len(statements) <= 10 * len(batched), [s["sql"][:120] for s in statements]
