@@ -9,6 +9,7 @@ import uuid
 
 from django.core.signals import got_request_exception
 from django.dispatch import receiver
+from django.urls import Resolver404, get_resolver
 
 from referral_saas.errors import is_unavailable, service_unavailable
 from referral_saas.logging import request_id_var
@@ -64,3 +65,39 @@ class RequestIdMiddleware:
             return response
         finally:
             request_id_var.reset(token)
+
+
+class ShopApiMiddleware:
+    """The shop API's fast path: `/api/v1/...` skips the middleware an API-key request does not use.
+
+    The shop API authenticates by its key alone (DRF: ApiKeyAuthentication), answers in English whatever the
+    caller's language (TenantAPIView.initial), and its views are CSRF-exempt (no cookie is ever read). Sessions,
+    the visitor's language, CSRF, the staff's login, allauth, messages and the staff's merchant are of no use to
+    it, and running them cost a tenth of an order's Python time at checkout (docs/benchmarks.md). Placed where
+    tracking.middleware.ReferralLinkMiddleware is, after the request id and access log, SecurityMiddleware and
+    XFrameOptionsMiddleware, so every answer keeps those.
+
+    The view is found and called as Django's handler does (resolver match on the request, a deferred response
+    rendered). A path the URLconf does not know goes on through the whole stack, which answers the 404 as before
+    (CommonMiddleware's slash redirect included).
+    """
+
+    PREFIX = "/api/v1/"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path_info.startswith(self.PREFIX):
+            return self.get_response(request)
+        try:
+            match = get_resolver().resolve(request.path_info)
+        except Resolver404:
+            return self.get_response(request)
+        request.resolver_match = match
+        response = match.func(request, *match.args, **match.kwargs)
+        if callable(getattr(response, "render", None)):
+            response = response.render()
+        if not response.streaming and not response.has_header("Content-Length"):
+            response.headers["Content-Length"] = str(len(response.content))
+        return response

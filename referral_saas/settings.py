@@ -141,6 +141,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # /r/<code> answers here: a redirect needs none of the middleware below (tracking/middleware.py).
     "tracking.middleware.ReferralLinkMiddleware",
+    # /api/v1/ answers here too: an API-key request needs none of the middleware below (referral_saas/middleware.py).
+    "referral_saas.middleware.ShopApiMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",

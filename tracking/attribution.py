@@ -232,7 +232,6 @@ def _upsert_referral(
     again (conversions do: their retry finds the referral); otherwise a savepoint catches it here. The returned row's
     `was_created` says whether this call inserted it (of simultaneous sign-ups of one friend, one did).
     """
-    scope = Referral.objects.for_merchant(merchant)
     fields = {
         "program": touch.code.program,
         "variant_id": touch.code.variant_id,
@@ -268,7 +267,7 @@ def _upsert_referral(
             )
             if existing is None:  # pragma: no cover - the conflicting row must exist
                 raise
-    locked = scope.select_for_update().get(pk=existing.pk)
+    locked = Referral.objects.for_merchant(merchant).select_for_update().get(pk=existing.pk)
     locked.was_created = False
     if locked.status in (Referral.Status.CONVERTED, Referral.Status.REJECTED):
         return locked  # a converted referral keeps its referrer; a rejected one is never reopened
@@ -284,9 +283,10 @@ def _upsert_referral(
     return locked
 
 
-def _stored(scope, livemode: bool, order_id: str) -> Conversion | None:
+def _stored(merchant, livemode: bool, order_id: str) -> Conversion | None:
     return (
-        scope.select_related("program", "referral__referrer", "referral__code")
+        Conversion.objects.for_merchant(merchant)
+        .select_related("program", "referral__referrer", "referral__code")
         .filter(livemode=livemode, order_id=order_id)
         .first()
     )
@@ -315,7 +315,6 @@ def conversion_record(
     ga_client_id: str = "",
 ) -> tuple[Conversion, bool]:
     """Record an order and attribute it. Returns (conversion, created); the same order id again returns the first."""
-    scope = Conversion.objects.for_merchant(merchant)
     now = timezone.now()
     occurred_at = occurred_at or now
     customer = Customer(
@@ -343,7 +342,7 @@ def conversion_record(
             code=code,
         )
         if facts.existing_order_id is not None:
-            return _stored(scope, livemode, order_id), False
+            return _stored(merchant, livemode, order_id), False
         if refused is None and code and facts.code is None:
             refused = _unknown_code()
         if refused is not None:
@@ -351,11 +350,11 @@ def conversion_record(
         # The click wins over the code (a code sent along with it must still exist).
         explicit = by_click or (Touch(code=facts.code, at=occurred_at) if facts.code else None)
         try:
-            return _record(scope=scope, order=order, explicit=explicit, facts=facts), True
+            return _record(order=order, explicit=explicit, facts=facts), True
         except IntegrityError:
             # A concurrent request stored this order first (unique merchant + order id): all we did was rolled back
             # with the savepoint, and the order is theirs. Or it opened this friend's referral first: decide again.
-            winner = _stored(scope, livemode, order_id)
+            winner = _stored(merchant, livemode, order_id)
             if winner is not None:
                 return winner, False
             if attempt == 2:
@@ -364,7 +363,7 @@ def conversion_record(
 
 
 @transaction.atomic
-def _record(*, scope, order: OrderFacts, explicit: Touch | None, facts) -> Conversion:
+def _record(*, order: OrderFacts, explicit: Touch | None, facts) -> Conversion:
     """Decide, open or update the friend's referral, and insert the conversion: all or nothing."""
     existing = _referral_by_id(merchant=order.merchant, referral_id=facts.referral_id)
     is_new = not facts.returning_customer
