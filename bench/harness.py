@@ -187,11 +187,12 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     statuses: dict[int, int] | None = None  # per status code, where the wrk script counts them
+    replayed: int = 0  # answers replayed under an Idempotency-Key sent before, where the wrk script counts them
 
     def row(self, label: str) -> str:
         return (
             f"| {label} | {self.connections} | {self.requests} | {self.rps:,.0f} | {self.p50_ms:.1f} | "
-            f"{self.p99_ms:.1f} | {self.failed + self.non_2xx_3xx} |"
+            f"{self.p99_ms:.1f} | {self.failed + self.non_2xx_3xx + self.replayed} |"
         )
 
 
@@ -252,6 +253,7 @@ def wrk(url: str, *, seconds: int, connections: int, threads: int = 2, script: P
         p50_ms=latency("50"),
         p99_ms=latency("99"),
         statuses=statuses,
+        replayed=int(replayed.group(1)) if (replayed := re.search(r"^replayed (\d+)$", text, flags=re.M)) else 0,
     )
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import statistics
 import time
+import uuid
 from pathlib import Path
 
 from bench.harness import (
@@ -128,7 +129,7 @@ def _history(*, merchant, program, code, orders: int) -> None:
 
 def conversion_load(base: str, seeded: dict, *, seconds: int, connections: int = CONNECTIONS) -> LoadResult:
     """wrk posting orders (bench/conversions.lua) for `seconds`."""
-    env = {"BENCH_KEY": seeded["key"], "BENCH_CODES": ",".join(seeded["codes"])}
+    env = {"BENCH_KEY": seeded["key"], "BENCH_CODES": ",".join(seeded["codes"]), "BENCH_RUN": uuid.uuid4().hex[:12]}
     return wrk(
         f"{base}/api/v1/conversions", seconds=seconds, connections=connections, script=CONVERSIONS_SCRIPT, env=env
     )
@@ -249,7 +250,8 @@ def summary(pairs: list[dict]) -> dict:
         "ours_p99_max": max(p["ours"]["p99_ms"] for p in pairs),
         "ours_p99_median": statistics.median(p["ours"]["p99_ms"] for p in pairs),
         "bare_p99_median": statistics.median(p["bare"]["p99_ms"] for p in pairs),
-        "errors": sum(p["ours"]["failed"] + p["ours"]["non_2xx_3xx"] for p in pairs),
+        # A replayed answer is an error too: every request of a round must be a new order.
+        "errors": sum(p["ours"]["failed"] + p["ours"]["non_2xx_3xx"] + p["ours"].get("replayed", 0) for p in pairs),
     }
 
 
@@ -295,6 +297,11 @@ def _report(results: dict) -> None:
         f"{s['server'].split(' (')[0]} {s['conversion_warmup']['rps']:,.0f} req/s" for s in results["servers"]
     )
     c = results["conversion_accounting"]
+    posted = [s["conversion_warmup"] for s in results["servers"]] + [
+        pair["ours"] for s in results["servers"] for pair in s["conversions"]
+    ]
+    answered = sum(r["requests"] for r in posted)
+    replays = sum(r.get("replayed", 0) for r in posted)
     markdown = "\n".join(
         [
             "## The referral loop: click redirect and POST /conversions, per server configuration",
@@ -319,7 +326,9 @@ def _report(results: dict) -> None:
             *accounting,
             "",
             f"Orders stored: {c['attributed']:,} attributed to {c['referrers_credited']} referrers, {c['other']:,} "
-            f"other. Conversion warm-up rounds: {warmups}. The database held {HISTORY_ORDERS:,} earlier orders; the "
+            f"other; wrk counted {answered:,} order requests answered (warm-ups and rounds), {replays} of them "
+            "replays of an earlier key (a round must have none). "
+            f"Conversion warm-up rounds: {warmups}. The database held {HISTORY_ORDERS:,} earlier orders; the "
             "tables a configuration's run filled were VACUUM ANALYZEd before the next one.",
             "",
             "<details><summary>Every round</summary>",

@@ -83,3 +83,42 @@ def test_a_failed_first_execution_leaves_sequential_scans_allowed():
     with connection.cursor() as cursor:  # the same session (autocommit: no transaction undid the SET)
         cursor.execute("SHOW enable_seqscan")
         assert cursor.fetchone() == ("on",)
+
+
+def test_finding_a_friends_referral_reads_a_few_pages_however_many_referrals_the_shop_has(tenant, program, referrer):
+    """attribution_facts looks up the friend's referral in any program by (merchant, mode, friend). The unique index
+    once led with the program, and the lookup read every referral of the merchant on each order (86 pages for one
+    unknown friend in the benchmark's shop, growing with the shop). 5,000 referrals here: a few pages still."""
+    from django.utils import timezone
+
+    from tracking.models import Referral
+    from tracking.selectors import attribution_facts
+
+    code, now = referrer[1], timezone.now()
+    Referral.objects.for_merchant(tenant.merchant).bulk_create(
+        Referral(
+            merchant=tenant.merchant, livemode=True, program=program, referrer=referrer[0], code=code,
+            referee_external_id=f"friend-{n}", referee_email=f"friend-{n}@example.org",
+            referee_email_normalized=f"friend-{n}@example.org", status=Referral.Status.CONVERTED, touched_at=now,
+        )
+        for n in range(5000)
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE tracking_referral")
+    arguments = dict(
+        merchant=tenant.merchant, livemode=True, order_id="o-new", external_id="someone-new",
+        email_normalized="someone-new@example.org", program_id=None, before=timezone.now(), code=code.code,
+    )  # fmt: skip
+    facts = attribution_facts(**arguments)  # prepares the statement on this connection
+    assert facts.referral_id is None
+    assert facts.code.pk == code.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE rs_attribution_facts (%s, true, 'o-new', 'someone-new', "
+            "'someone-new@example.org', NULL, now(), %s)",
+            [tenant.merchant.pk, code.code_normalized],
+        )
+        (plan,) = cursor.fetchone()
+    pages = plan[0]["Plan"]["Shared Hit Blocks"] + plan[0]["Plan"]["Shared Read Blocks"]
+    assert pages < 60, pages
+    assert attribution_facts(**{**arguments, "external_id": "friend-4321"}).referral_id is not None
