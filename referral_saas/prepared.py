@@ -20,9 +20,10 @@ what it prepared.
 
 from __future__ import annotations
 
+import functools
 import weakref
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 # DB-API connection -> names prepared on its session. psycopg2 connections accept weak references, so a closed
 # connection's entry goes with it.
@@ -31,12 +32,13 @@ _prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def execute(name: str, sql: str, params: list) -> tuple:
     """Run `sql` (with $1..$n placeholders) as the prepared statement `name` on this connection; fetch one row."""
-    connection.ensure_connection()
-    raw = connection.connection
+    wrapper = connections[DEFAULT_DB_ALIAS]  # this thread's; `connection` would look it up on every attribute
+    wrapper.ensure_connection()
+    raw = wrapper.connection
     names = _prepared.get(raw)
     if names is None:
         names = _prepared.setdefault(raw, set())
-    with connection.cursor() as cursor:
+    with wrapper.cursor() as cursor:
         placeholders = ", ".join(["%s"] * len(params))
         if name not in names:
             cursor.execute(f"PREPARE {name} AS {sql}")
@@ -67,7 +69,19 @@ def insert(instance):
     For the hottest writes only (an order, its referral, its idempotency record): the ORM's INSERT compiles the
     same statement on every call. No signals are sent; these models have none.
     """
-    meta = instance._meta
+    name, sql, fields = _insert_statement(type(instance))
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    params = [f.get_db_prep_save(f.pre_save(instance, add=True), wrapper) for f in fields]
+    (instance.pk,) = execute(name, sql, params)
+    instance._state.adding = False
+    instance._state.db = wrapper.alias
+    return instance
+
+
+@functools.cache
+def _insert_statement(model) -> tuple[str, str, list]:
+    """The prepared INSERT of `model`: its name, its SQL and the fields it writes (built once per model)."""
+    meta = model._meta
     fields = [f for f in meta.concrete_fields if not (f.primary_key and f.auto_created)]
     quote = connection.ops.quote_name
     # Identifiers come from the model's metadata; every value is a parameter.
@@ -75,8 +89,4 @@ def insert(instance):
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
         f"VALUES ({', '.join(f'${i}' for i in range(1, len(fields) + 1))}) RETURNING {quote(meta.pk.column)}"
     )
-    params = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
-    (instance.pk,) = execute(f"rs_insert_{meta.db_table}", sql, params)
-    instance._state.adding = False
-    instance._state.db = connection.alias
-    return instance
+    return f"rs_insert_{meta.db_table}", sql, fields
