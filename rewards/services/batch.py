@@ -188,9 +188,9 @@ def _decide(*, merchant, conversion_ids: list[int]) -> dict[int, str]:
     fast, review = [], []
     for conversion in conversions:
         program = conversion.program
-        if program is not None and program.pk not in rules:
+        if program.pk not in rules:
             rules[program.pk] = program_rules(program)
-        if _fast(conversion, assessments[conversion.pk], rules.get(conversion.program_id, [])):
+        if _fast(conversion, assessments[conversion.pk], rules[program.pk]):
             fast.append(conversion)
         elif assessments[conversion.pk].decision == Decision.REVIEW and conversion.referral is not None:
             review.append(conversion)  # nothing to pay until a person decides: a Work row and the shop's events

@@ -7,9 +7,11 @@ from the API.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
+import psycopg2
 import pytest
 import requests
 from standardwebhooks.webhooks import Webhook
@@ -142,3 +144,75 @@ def test_join_click_order_reward_refund_clawback_and_signed_webhooks(stack, webh
         verifier.verify(webhook_receiver.deliveries[0][1] + b" ", webhook_receiver.deliveries[0][0])
     attributed = [e for e in webhook_receiver.events() if e["type"] == "conversion.attributed"]
     assert sorted(e["data"]["order_id"] for e in attributed) == ["B-1", "C-1"]
+
+
+def test_a_flash_sale_over_the_velocity_limit_is_decided_in_one_batch_and_each_review_is_told(
+    stacks, own_database, webhook_receiver
+):
+    """Eight friends of Anna order within the hour while no worker runs (a backlog); the Procfile's worker then
+    decides them in one batch: five approved, the three past the velocity limit (more than 5 referred orders of one
+    referrer in an hour) held for a fraud review, each order once, and the shop hears of every order and of every
+    review. No beat: nothing but the batch's task decides them (and a database of its own: other stacks run beat)."""
+    stack = stacks("procfile", name="flash-sale", beat=False, worker=False, database=own_database, migrate=True)
+    shop = stack.createmerchant()
+    api = stack.api(shop.live_key)
+    assert api.post("/api/v1/webhook-endpoints", json={"url": webhook_receiver.url}).status_code == 201
+    anna = api.post(
+        "/api/v1/participants", json={"program": shop.program, "external_id": "anna", "email": "anna@example.pl"}
+    ).json()
+    ids = {}
+    for n in range(1, 9):
+        order = api.post(
+            "/api/v1/conversions",
+            json={"order_id": f"F-{n}", "amount": "100.00", "currency": "PLN", "code": anna["code"],
+                  "customer": {"external_id": f"friend-{n}", "email": f"friend{n}@example.pl"}},
+        )  # fmt: skip
+        assert order.status_code == 201, order.text
+        ids[order.json()["id"]] = f"F-{n}"
+
+    stack.start_worker("worker")
+    database = stack.env["DATABASE_URL"]
+
+    def stages() -> dict[str, tuple]:
+        with psycopg2.connect(database) as conn, conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT c.order_id, w.stage, w.decision FROM tracking_conversion c "
+                "JOIN rewards_work w ON w.conversion_id = c.id AND w.refund_id IS NULL WHERE c.id = ANY(%s)",
+                [list(ids)],
+            )
+            rows = cursor.fetchall()
+        conn.close()
+        return {order_id: (stage, decision) for order_id, stage, decision in rows}
+
+    wait_for(lambda: len(stages()) == len(ids), timeout=120, what="every order of the backlog decided")
+    decided = stages()  # one Work row per order (the dict would hide a second one: counted below)
+    approved = sorted(o for o, row in decided.items() if row == ("done", "approve"))
+    in_review = sorted(o for o, row in decided.items() if row == ("review", ""))
+    assert (len(approved), len(in_review)) == (5, 3), decided
+    # One task decided all eight (its result names its own order and how many others it decided with it).
+    assert re.search(r"succeeded in [\d.]+s: '(approved|review)\+7'", stack.processes["worker"].output())
+
+    with psycopg2.connect(database) as conn, conn.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), count(DISTINCT conversion_id) FROM rewards_work WHERE conversion_id = ANY(%s) "
+            "AND refund_id IS NULL",
+            [list(ids)],
+        )
+        assert cursor.fetchone() == (8, 8)
+        cursor.execute(
+            "SELECT c.order_id FROM rewards_reward r JOIN tracking_conversion c ON c.id = r.conversion_id "
+            "WHERE r.conversion_id = ANY(%s)",
+            [list(ids)],
+        )
+        paid = {row[0] for row in cursor.fetchall()}
+    conn.close()
+    assert paid <= set(approved)  # nothing is paid for an order waiting for a review
+
+    def told(kind: str) -> set[str]:
+        return {e["data"]["order_id"] for e in webhook_receiver.events() if e["type"] == kind}
+
+    wait_for(
+        lambda: told("fraud.flagged") == set(in_review) and told("conversion.attributed") == set(ids.values()),
+        timeout=120,
+        what="the shop told of every order and of each review",
+    )
