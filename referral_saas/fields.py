@@ -68,10 +68,14 @@ class MoneyOutputField(serializers.Field):
         return super().get_attribute(instance), self.currency_of(instance)
 
     def to_representation(self, value_and_currency) -> str | None:
-        value, currency = value_and_currency
-        if value is None:
-            return None
-        return str(quantize(Decimal(value), currency)) if currency else f"{Decimal(value):.2f}"
+        return money_text(*value_and_currency)
+
+
+def money_text(value, currency: str | None) -> str | None:
+    """An amount as the API shows it (MoneyOutputField): its currency's decimals, two without a currency."""
+    if value is None:
+        return None
+    return str(quantize(Decimal(value), currency)) if currency else f"{Decimal(value):.2f}"
 
 
 @extend_schema_field(OpenApiTypes.STR)

@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from fraud import selectors as fraud_selectors
 from fraud.serializers import FraudSummaryOutput
-from referral_saas.fields import MoneyOutputField
+from referral_saas.fields import MoneyOutputField, money_text
 from referral_saas.money import quantize
 from referral_saas.serializers import FastSerializer
 from rewards.selectors import rewards_for_conversions
@@ -86,6 +86,27 @@ def reward_data(reward) -> dict:
     return dict(RewardOutput(reward).data)
 
 
+_DATETIME = serializers.DateTimeField()
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _when(value) -> str | None:
+    return None if value is None else _DATETIME.to_representation(value)
+
+
+def _referral_summary(referral) -> dict:
+    referrer = referral.referrer
+    return {
+        "id": int(referral.pk),
+        "status": _text(referral.status),
+        "referrer": None if referrer is None else {"id": int(referrer.pk), "external_id": _text(referrer.external_id)},
+        "code": _text(referral.code.code),
+    }
+
+
 class ConversionOutput(FastSerializer):
     @extend_schema_serializer(component_name="ConversionReferral")
     class ReferralSummary(FastSerializer):
@@ -135,6 +156,38 @@ class ConversionOutput(FastSerializer):
     rewards = serializers.SerializerMethodField()
     occurred_at = serializers.DateTimeField()
     created_at = serializers.DateTimeField()
+
+    def to_representation(self, conversion) -> dict:
+        """The fields above, written out: what DRF's field-by-field walk answers (the fields stay the schema and
+        the reference: tests/rewards/test_conversion_output.py compares the two on orders of every kind), in a
+        tenth of its time, for the checkout's answer and every page of orders."""
+        program_amount = conversion.program_amount
+        program = conversion.program
+        referral = conversion.referral
+        rejection_reason = conversion.rejection_reason
+        return {
+            "id": int(conversion.pk),
+            "order_id": str(conversion.order_id),
+            "amount": money_text(conversion.amount, conversion.currency),
+            "currency": _text(conversion.currency),
+            "refunded_amount": money_text(conversion.refunded_amount, conversion.currency),
+            "program_amount": money_text(program_amount, conversion.program_currency or None),
+            "program_currency": self.get_program_currency(conversion),
+            "program_refunded_amount": self.get_program_refunded_amount(conversion),
+            "exchange_rate": self.get_exchange_rate(conversion),
+            "status": _text(conversion.status),
+            "attributed": bool(conversion.attributed),
+            "rejection_reason": _text(rejection_reason),
+            "attribution_reason": rejection_reason,
+            "program": None if program is None else _text(program.slug),
+            "referral": None if referral is None else _referral_summary(referral),
+            "is_new_customer": bool(conversion.is_new_customer),
+            "customer": self.get_customer(conversion),
+            "fraud": self.get_fraud(conversion),
+            "rewards": self.get_rewards(conversion),
+            "occurred_at": _when(conversion.occurred_at),
+            "created_at": _when(conversion.created_at),
+        }
 
     def get_customer(self, conversion) -> dict:
         return {"external_id": conversion.customer_external_id, "email": conversion.customer_email}

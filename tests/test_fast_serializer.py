@@ -69,3 +69,40 @@ def test_each_instance_has_fields_of_its_own():
         assert first.fields[name].parent is first
         assert second.fields[name].parent is second
     assert first.fields["children"].child is not second.fields["children"].child
+
+
+def test_valid_input_is_validated_without_building_the_instances_own_fields():
+    data = INPUTS[3]
+    fast = FAST(data=data)
+    assert fast.is_valid(), fast.errors
+    assert "fields" not in fast.__dict__  # validated by the class's one validating instance
+    plain = PLAIN(data=data)
+    assert plain.is_valid()
+    assert fast.validated_data == plain.validated_data
+
+
+def test_a_refused_input_is_reported_by_the_instances_own_fields():
+    fast = FAST(data=INPUTS[1])
+    assert not fast.is_valid()
+    assert "fields" in fast.__dict__  # DRF's own path reported the errors
+
+
+def test_a_serializer_whose_fields_read_the_context_validates_with_its_own_fields():
+    class WithUser(FastSerializer):
+        user = serializers.HiddenField(default=serializers.CurrentUserDefault())
+        name = serializers.CharField()
+
+    class Request:
+        user = "ann"
+
+    first = WithUser(data={"name": "x"}, context={"request": Request()})
+    assert first.is_valid(), first.errors
+    assert first.validated_data == {"user": "ann", "name": "x"}
+    assert "fields" in first.__dict__
+
+
+def test_a_partial_update_validates_with_its_own_fields():
+    fast = FAST(data={"amount": "3"}, partial=True)
+    assert fast.is_valid(), fast.errors
+    assert fast.validated_data == {"amount": Decimal("3")}
+    assert "fields" in fast.__dict__
