@@ -1,7 +1,10 @@
 """`Idempotency-Key` on POST: same key + same body -> the first response; other body -> 422; still running -> 409.
 
 The business write and the stored response commit in one transaction, under a transaction-scoped advisory lock on
-(merchant, mode, key): a concurrent duplicate cannot take the lock and gets 409; a later one finds the record.
+(merchant, mode, key): a concurrent duplicate cannot take the lock and gets 409; a later one finds the record. The
+lock and the lookup of the record go in one round trip, as two statements: the lookup takes its snapshot (READ
+COMMITTED: one per statement) after the lock is held, so it sees the record of the lock's previous holder. (One
+statement doing both would read a snapshot taken before its lock: it could miss a record committed in between.)
 Only successful (2xx) responses are stored, so a client can fix a rejected request and retry with the same key.
 The unique constraint on (merchant, livemode, key) is the last line of defence.
 
@@ -18,7 +21,7 @@ import re
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -66,23 +69,26 @@ def run(request, handler: Callable[[], Response]) -> Response:
         raise ValidationFailed(fields={HEADER: ["Must be 1 to 255 visible ASCII characters."]})
     merchant: Merchant = request.merchant
     fingerprint = _fingerprint(request)
+    lock_id = _lock_id(merchant.pk, request.livemode, key)
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_lock_id(merchant.pk, request.livemode, key)])
-            if not cursor.fetchone()[0]:
-                raise Conflict(
-                    "A request with this Idempotency-Key is still being processed; retry in a moment.",
-                    code="idempotency_key_in_use",
-                )
-        stored = prepared.execute(
+        # The first statement takes the lock; the lookup asks for it again (held already: granted again, released
+        # with the first at the end of the transaction) to say whether it is held.
+        locked, stored_fingerprint, status, body = prepared.execute(
             "rs_idempotency_lookup",
             # The table name comes from the model; every value is a parameter.
-            f"SELECT request_fingerprint, response_status, response_body FROM {IdempotencyRecord._meta.db_table}"  # noqa: S608
-            " WHERE merchant_id = $1 AND livemode = $2 AND key = $3",
-            [merchant.pk, request.livemode, key],
+            "SELECT taken.held, stored.request_fingerprint, stored.response_status, stored.response_body"  # noqa: S608
+            " FROM (SELECT pg_try_advisory_xact_lock($4) AS held) AS taken"
+            f" LEFT JOIN {IdempotencyRecord._meta.db_table} AS stored ON taken.held"
+            " AND stored.merchant_id = $1 AND stored.livemode = $2 AND stored.key = $3",
+            [merchant.pk, request.livemode, key, lock_id],
+            before=("SELECT pg_try_advisory_xact_lock(%s)", [lock_id]),
         )
-        if stored is not None:
-            stored_fingerprint, status, body = stored
+        if not locked:
+            raise Conflict(
+                "A request with this Idempotency-Key is still being processed; retry in a moment.",
+                code="idempotency_key_in_use",
+            )
+        if stored_fingerprint is not None:
             if stored_fingerprint != fingerprint:
                 raise IdempotencyMismatch()
             return Response(_json(body), status=status, headers={"Idempotent-Replayed": "true"})

@@ -30,8 +30,11 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 _prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def execute(name: str, sql: str, params: list) -> tuple:
-    """Run `sql` (with $1..$n placeholders) as the prepared statement `name` on this connection; fetch one row."""
+def execute(name: str, sql: str, params: list, *, before: tuple[str, list] | None = None) -> tuple:
+    """Run `sql` (with $1..$n placeholders) as the prepared statement `name` on this connection; fetch one row.
+
+    `before`: a statement (with %s placeholders) and its parameters sent in the same round trip, ahead of it. The two
+    are two statements: under READ COMMITTED the prepared one takes its snapshot after the first has run."""
     wrapper = connections[DEFAULT_DB_ALIAS]  # this thread's; `connection` would look it up on every attribute
     wrapper.ensure_connection()
     raw = wrapper.connection
@@ -44,7 +47,10 @@ def execute(name: str, sql: str, params: list) -> tuple:
             cursor.execute(f"PREPARE {name} AS {sql}")
             names.add(name)
             _plan(cursor, f"EXPLAIN EXECUTE {name} ({placeholders})", params)
-        cursor.execute(f"EXECUTE {name} ({placeholders})", params)
+        if before is None:
+            cursor.execute(f"EXECUTE {name} ({placeholders})", params)
+        else:
+            cursor.execute(f"{before[0]}; EXECUTE {name} ({placeholders})", [*before[1], *params])
         return cursor.fetchone()
 
 
@@ -72,21 +78,78 @@ def insert(instance):
     name, sql, fields = _insert_statement(type(instance))
     wrapper = connections[DEFAULT_DB_ALIAS]
     params = [f.get_db_prep_save(f.pre_save(instance, add=True), wrapper) for f in fields]
-    (instance.pk,) = execute(name, sql, params)
-    instance._state.adding = False
-    instance._state.db = wrapper.alias
+    _written(instance, execute(name, sql, params)[0])
     return instance
 
 
+def insert_unless_taken(instance, *, parent=None, via: str = ""):
+    """INSERT `instance` (and first `parent`, whose new id becomes `instance`'s foreign key `via`) in one
+    statement, each row ON CONFLICT DO NOTHING: a row a unique constraint refuses (another transaction has it, or
+    is writing it: PostgreSQL waits for that one to end) is not written, and no error aborts the transaction. A
+    refused parent writes no instance either. Returns (parent's id, instance's id), None for a row not written,
+    and sets the pk of those written; the caller undoes a written parent whose instance was refused, if it must.
+    """
+    if parent is None:
+        name, sql, fields = _insert_statement(type(instance), skip_taken=True)
+        wrapper = connections[DEFAULT_DB_ALIAS]
+        row = execute(name, sql, [f.get_db_prep_save(f.pre_save(instance, add=True), wrapper) for f in fields])
+        return None, _written(instance, row[0] if row else None)
+    name, sql, parent_fields, fields = _linked_insert_statement(type(parent), type(instance), via)
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    params = [f.get_db_prep_save(f.pre_save(parent, add=True), wrapper) for f in parent_fields]
+    params += [f.get_db_prep_save(f.pre_save(instance, add=True), wrapper) for f in fields]
+    parent_id, instance_id = execute(name, sql, params)
+    _written(parent, parent_id)
+    if _written(instance, instance_id) is not None:
+        setattr(instance, via, parent)  # after the parent's pk is set: the descriptor copies it
+    return parent_id, instance_id
+
+
+def _written(instance, pk):
+    if pk is not None:
+        instance.pk = pk
+        instance._state.adding = False
+        instance._state.db = DEFAULT_DB_ALIAS
+    return pk
+
+
+def _columns(model, exclude: str = "") -> list:
+    meta = model._meta
+    return [f for f in meta.concrete_fields if not (f.primary_key and f.auto_created) and f.name != exclude]
+
+
 @functools.cache
-def _insert_statement(model) -> tuple[str, str, list]:
+def _insert_statement(model, skip_taken: bool = False) -> tuple[str, str, list]:
     """The prepared INSERT of `model`: its name, its SQL and the fields it writes (built once per model)."""
     meta = model._meta
-    fields = [f for f in meta.concrete_fields if not (f.primary_key and f.auto_created)]
+    fields = _columns(model)
     quote = connection.ops.quote_name
     # Identifiers come from the model's metadata; every value is a parameter.
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(f'${i}' for i in range(1, len(fields) + 1))}) RETURNING {quote(meta.pk.column)}"
+        f"VALUES ({', '.join(f'${i}' for i in range(1, len(fields) + 1))})"
+        f"{' ON CONFLICT DO NOTHING' if skip_taken else ''} RETURNING {quote(meta.pk.column)}"
     )
-    return f"rs_insert_{meta.db_table}", sql, fields
+    return f"rs_insert{'_new' if skip_taken else ''}_{meta.db_table}", sql, fields
+
+
+@functools.cache
+def _linked_insert_statement(parent_model, model, via: str) -> tuple[str, str, list, list]:
+    """insert_unless_taken's statement for a parent row and a row pointing at it: name, SQL, both field lists."""
+    quote = connection.ops.quote_name
+    parent_fields, fields = _columns(parent_model), _columns(model, exclude=via)
+    link = model._meta.get_field(via)
+    first = len(parent_fields)
+    # Identifiers come from the models' metadata; every value is a parameter.
+    sql = (
+        f"WITH parent AS (INSERT INTO {quote(parent_model._meta.db_table)} "  # noqa: S608
+        f"({', '.join(quote(f.column) for f in parent_fields)}) "
+        f"VALUES ({', '.join(f'${i}' for i in range(1, first + 1))}) "
+        f"ON CONFLICT DO NOTHING RETURNING {quote(parent_model._meta.pk.column)} AS id), "
+        f"child AS (INSERT INTO {quote(model._meta.db_table)} "
+        f"({', '.join(quote(f.column) for f in fields)}, {quote(link.column)}) "
+        f"SELECT {', '.join(f'${first + i}' for i in range(1, len(fields) + 1))}, parent.id FROM parent "
+        f"ON CONFLICT DO NOTHING RETURNING {quote(model._meta.pk.column)} AS id) "
+        "SELECT (SELECT id FROM parent), (SELECT id FROM child)"
+    )
+    return f"rs_insert_{parent_model._meta.db_table}_{model._meta.db_table}", sql, parent_fields, fields

@@ -4,9 +4,11 @@ their own connection and must each prepare their own, whatever the others did.""
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 
 import pytest
 from django.db import close_old_connections, connection
+from django.utils import timezone
 
 from referral_saas import prepared
 
@@ -123,3 +125,47 @@ def test_finding_a_friends_referral_reads_a_few_pages_however_many_referrals_the
     pages = plan[0]["Plan"]["Shared Hit Blocks"] + plan[0]["Plan"]["Shared Read Blocks"]
     assert pages < 60, pages
     assert attribution_facts(**{**arguments, "external_id": "friend-4321"}).referral_id is not None
+
+
+def _friend_and_order(tenant, referrer, *, friend: str, order_id: str):
+    from tracking.models import Conversion, Referral
+
+    participant, code = referrer
+    referral = Referral(
+        merchant=tenant.merchant, livemode=True, program=code.program, referrer=participant, code=code,
+        referee_external_id=friend, referee_email=None, referee_email_normalized=None, status="converted",
+        touched_at=timezone.now(),
+    )  # fmt: skip
+    conversion = Conversion(
+        merchant=tenant.merchant, livemode=True, order_id=order_id, amount=Decimal("10.00"), currency="PLN",
+        status="attributed", program=code.program, occurred_at=timezone.now(),
+    )  # fmt: skip
+    return referral, conversion
+
+
+def test_a_friends_first_referral_and_the_order_are_written_in_one_statement_linked(tenant, referrer):
+    from tracking.models import Conversion
+
+    referral, conversion = _friend_and_order(tenant, referrer, friend="f-1", order_id="o-1")
+    assert prepared.insert_unless_taken(conversion, parent=referral, via="referral") == (referral.pk, conversion.pk)
+    assert conversion.referral_id == referral.pk  # in hand, as the rewards pipeline's message needs it
+    stored = Conversion.objects.for_merchant(tenant.merchant).get(pk=conversion.pk)
+    assert stored.referral_id == referral.pk
+
+
+def test_what_a_unique_constraint_refuses_is_skipped_without_an_error(tenant, referrer):
+    from tracking.models import Conversion, Referral
+
+    first = _friend_and_order(tenant, referrer, friend="f-1", order_id="o-1")
+    prepared.insert_unless_taken(first[1], parent=first[0], via="referral")
+    same_friend = _friend_and_order(tenant, referrer, friend="f-1", order_id="o-2")
+    assert prepared.insert_unless_taken(same_friend[1], parent=same_friend[0], via="referral") == (None, None)
+    same_order = _friend_and_order(tenant, referrer, friend="f-2", order_id="o-1")
+    referral_id, order_id = prepared.insert_unless_taken(same_order[1], parent=same_order[0], via="referral")
+    assert referral_id is not None
+    assert order_id is None  # the caller deletes the referral it does not want (tracking.attribution)
+    assert same_order[1].referral_id is None
+    alone = _friend_and_order(tenant, referrer, friend="f-3", order_id="o-1")[1]
+    assert prepared.insert_unless_taken(alone) == (None, None)
+    assert Conversion.objects.for_merchant(tenant.merchant).count() == 1
+    assert Referral.objects.for_merchant(tenant.merchant).count() == 2

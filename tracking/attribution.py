@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -232,29 +232,12 @@ def _upsert_referral(
     again (conversions do: their retry finds the referral); otherwise a savepoint catches it here. The returned row's
     `was_created` says whether this call inserted it (of simultaneous sign-ups of one friend, one did).
     """
-    fields = {
-        "program": touch.code.program,
-        "variant_id": touch.code.variant_id,
-        "referrer": touch.code.participant,
-        "code": touch.code,
-        "click": touch.click,
-        "touched_at": touch.at,
-    }
+    fields = _touch_fields(touch)
     if existing is None:
-        new = Referral(
-            merchant=merchant,
-            livemode=livemode,
-            referee_id=referee_id,
-            referee_external_id=customer.external_id,
-            referee_email=customer.email,
-            referee_email_normalized=customer.email_normalized,
-            status=status,
-            rejection_reason=reason,
-            signed_up_at=now if status == Referral.Status.SIGNED_UP else None,
-            converted_at=now if status == Referral.Status.CONVERTED else None,
-            **fields,
-        )
-        new.was_created = True
+        new = _new_referral(
+            merchant=merchant, livemode=livemode, customer=customer, touch=touch, status=status, reason=reason,
+            now=now, referee_id=referee_id,
+        )  # fmt: skip
         if not race_safe:
             return prepared.insert(new)
         try:
@@ -281,6 +264,40 @@ def _upsert_referral(
         locked.converted_at = now
     locked.save()
     return locked
+
+
+def _touch_fields(touch: Touch) -> dict:
+    """What a referral takes from the touch that brought the friend."""
+    return {
+        "program": touch.code.program,
+        "variant_id": touch.code.variant_id,
+        "referrer": touch.code.participant,
+        "code": touch.code,
+        "click": touch.click,
+        "touched_at": touch.at,
+    }
+
+
+def _new_referral(
+    *, merchant, livemode: bool, customer: Customer, touch: Touch, status: str, reason: str, now: datetime,
+    referee_id: int | None,
+) -> Referral:  # fmt: skip
+    """The friend's first referral, not saved yet (`was_created` set)."""
+    new = Referral(
+        merchant=merchant,
+        livemode=livemode,
+        referee_id=referee_id,
+        referee_external_id=customer.external_id,
+        referee_email=customer.email,
+        referee_email_normalized=customer.email_normalized,
+        status=status,
+        rejection_reason=reason,
+        signed_up_at=now if status == Referral.Status.SIGNED_UP else None,
+        converted_at=now if status == Referral.Status.CONVERTED else None,
+        **_touch_fields(touch),
+    )
+    new.was_created = True
+    return new
 
 
 def _stored(merchant, livemode: bool, order_id: str) -> Conversion | None:
@@ -350,21 +367,30 @@ def conversion_record(
         # The click wins over the code (a code sent along with it must still exist).
         explicit = by_click or (Touch(code=facts.code, at=occurred_at) if facts.code else None)
         try:
-            return _record(order=order, explicit=explicit, facts=facts), True
+            conversion = _record(order=order, explicit=explicit, facts=facts)
         except IntegrityError:
-            # A concurrent request stored this order first (unique merchant + order id): all we did was rolled back
-            # with the savepoint, and the order is theirs. Or it opened this friend's referral first: decide again.
-            winner = _stored(merchant, livemode, order_id)
-            if winner is not None:
-                return winner, False
-            if attempt == 2:
-                raise
+            if transaction.get_connection().needs_rollback:
+                raise  # not a race the savepoint caught: the caller's transaction is lost, nothing to look at
+            conversion = None  # a concurrent insert won a race the statements below do not skip (the savepoint's)
+        if conversion is not None:
+            return conversion, True
+        # A concurrent request stored this order first (unique merchant + order id): nothing of ours was kept, and
+        # the order is theirs. Or it opened this friend's first referral: decide again, with it.
+        winner = _stored(merchant, livemode, order_id)
+        if winner is not None:
+            return winner, False
+        if attempt == 2:
+            raise IntegrityError(f"order {order_id!r}: a concurrent request won twice and stored nothing")
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-@transaction.atomic
-def _record(*, order: OrderFacts, explicit: Touch | None, facts) -> Conversion:
-    """Decide, open or update the friend's referral, and insert the conversion: all or nothing."""
+def _record(*, order: OrderFacts, explicit: Touch | None, facts) -> Conversion | None:
+    """Decide, open or update the friend's referral, and insert the conversion: all or nothing. None (nothing
+    kept) when a concurrent request got there first: it stored this order id, or opened this friend's referral.
+
+    The usual order (no referral, or the friend's first) is one statement that skips what a unique constraint
+    refuses (prepared.insert_unless_taken): no savepoint, no error to roll back. An order that moves an existing
+    referral does so in a savepoint, which goes back with the referral's change when the order id is taken."""
     existing = _referral_by_id(merchant=order.merchant, referral_id=facts.referral_id)
     is_new = not facts.returning_customer
     decision = _decide(
@@ -375,53 +401,65 @@ def _record(*, order: OrderFacts, explicit: Touch | None, facts) -> Conversion:
         # In another currency than the program, and the merchant has no rate for it: stored, not attributed.
         decision = Decision(Conversion.Status.UNATTRIBUTED, Reason.CURRENCY_MISMATCH)
     program_amount, exchange_rate = in_program or (None, None)
-    referral = None
-    if decision.touch and decision.status != Conversion.Status.UNATTRIBUTED:
-        referral_status = (
-            Referral.Status.CONVERTED if decision.status == Conversion.Status.ATTRIBUTED else Referral.Status.REJECTED
-        )
-        referral = _upsert_referral(
-            merchant=order.merchant,
-            livemode=order.livemode,
-            customer=order.customer,
-            touch=decision.touch,
-            existing=decision.referral,
-            status=referral_status,
-            reason=decision.reason,
-            now=order.now,
-            referee_id=facts.referee_participant_id,
-            race_safe=False,  # the caller's retry handles a concurrent first referral of this friend
-        )
-    conversion = prepared.insert(
-        Conversion(
-            merchant=order.merchant,
-            livemode=order.livemode,
-            order_id=order.order_id,
-            amount=order.amount,
-            currency=order.currency,
-            program_amount=program_amount,
-            program_currency=decision.touch.code.program.currency if program_amount is not None else "",
-            exchange_rate=exchange_rate,
-            customer_external_id=order.customer.external_id,
-            customer_email=order.customer.email,
-            customer_email_normalized=order.customer.email_normalized,
-            status=decision.status,
-            rejection_reason=decision.reason,
-            program=decision.touch.code.program if decision.touch else None,
-            referral=referral,
-            click=decision.touch.click if decision.touch else None,
-            code_given=(order.code or "")[:32],
-            is_new_customer=is_new,
-            occurred_at=order.occurred_at,
-            ip=order.ip or None,
-            ip_hash=hash_ip(order.ip),
-            user_agent=(order.user_agent or "")[:512],
-            payment_fingerprint=(order.payment_fingerprint or "")[:128],
-            address_hash=(order.address_hash or "")[:128],
-            device_id=(order.device_id or "")[:128],
-            ga_client_id=(order.ga_client_id or "")[:64],
-        )
+    conversion = Conversion(
+        merchant=order.merchant,
+        livemode=order.livemode,
+        order_id=order.order_id,
+        amount=order.amount,
+        currency=order.currency,
+        program_amount=program_amount,
+        program_currency=decision.touch.code.program.currency if program_amount is not None else "",
+        exchange_rate=exchange_rate,
+        customer_external_id=order.customer.external_id,
+        customer_email=order.customer.email,
+        customer_email_normalized=order.customer.email_normalized,
+        status=decision.status,
+        rejection_reason=decision.reason,
+        program=decision.touch.code.program if decision.touch else None,
+        click=decision.touch.click if decision.touch else None,
+        code_given=(order.code or "")[:32],
+        is_new_customer=is_new,
+        occurred_at=order.occurred_at,
+        ip=order.ip or None,
+        ip_hash=hash_ip(order.ip),
+        user_agent=(order.user_agent or "")[:512],
+        payment_fingerprint=(order.payment_fingerprint or "")[:128],
+        address_hash=(order.address_hash or "")[:128],
+        device_id=(order.device_id or "")[:128],
+        ga_client_id=(order.ga_client_id or "")[:64],
     )
+    referral_status = (
+        Referral.Status.CONVERTED if decision.status == Conversion.Status.ATTRIBUTED else Referral.Status.REJECTED
+    )
+    if not decision.touch or decision.status == Conversion.Status.UNATTRIBUTED:
+        if prepared.insert_unless_taken(conversion)[1] is None:
+            return None
+    elif decision.referral is None:  # the friend's first referral, and the order, in one statement
+        referral = _new_referral(
+            merchant=order.merchant, livemode=order.livemode, customer=order.customer, touch=decision.touch,
+            status=referral_status, reason=decision.reason, now=order.now, referee_id=facts.referee_participant_id,
+        )  # fmt: skip
+        with transaction.atomic(savepoint=False):  # its own transaction when the caller has none
+            referral_id, conversion_id = prepared.insert_unless_taken(conversion, parent=referral, via="referral")
+            if conversion_id is None:
+                if referral_id is not None:  # the order id was taken meanwhile: the referral goes with the order
+                    _forget_new_referral(merchant=order.merchant, referral_id=referral_id)
+                return None
+    else:
+        with transaction.atomic():  # a savepoint: the referral's change goes back if the order id is taken
+            conversion.referral = _upsert_referral(
+                merchant=order.merchant,
+                livemode=order.livemode,
+                customer=order.customer,
+                touch=decision.touch,
+                existing=decision.referral,
+                status=referral_status,
+                reason=decision.reason,
+                now=order.now,
+                referee_id=facts.referee_participant_id,
+                race_safe=False,
+            )
+            prepared.insert(conversion)  # a taken order id raises IntegrityError: the caller looks for the winner
     if conversion.referral_id and (
         conversion.status == Conversion.Status.ATTRIBUTED or conversion.rejection_reason == Reason.FRAUD
     ):  # fraud scoring and rewards, by a worker (an order of a friend rejected as fraud is scored for review too);
@@ -433,6 +471,15 @@ def _record(*, order: OrderFacts, explicit: Touch | None, facts) -> Conversion:
             conversion_id=conversion.pk,
         )
     return conversion
+
+
+def _forget_new_referral(*, merchant, referral_id: int) -> None:
+    """Delete the referral this transaction has just inserted (nothing can point at it yet)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {Referral._meta.db_table} WHERE merchant_id = %s AND id = %s",  # noqa: S608 - the model's table
+            [merchant.pk, referral_id],
+        )
 
 
 def _in_program_currency(order: OrderFacts, program: Program) -> tuple[Decimal, Decimal | None] | None:
