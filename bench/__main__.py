@@ -1,4 +1,4 @@
-"""python -m bench [loop|sustained|rewards|analytics|clicks10m] [--click-requests N] [--seconds S] [--rounds R]
+"""python -m bench [loop|floor|sustained|rewards|analytics|clicks10m] [--click-requests N] [--seconds S] [--rounds R]
 [--servers procfile,dockerfile] [--scales 1,10] [--clicks N]"""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "referral_saas.settings")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-SUITES = ["loop", "sustained", "rewards", "analytics", "clicks10m"]
+SUITES = ["loop", "floor", "sustained", "rewards", "analytics", "clicks10m"]
 
 
 def main() -> int:
@@ -19,7 +19,10 @@ def main() -> int:
     parser.add_argument("suite", nargs="?", default="all", choices=["all", *SUITES])
     parser.add_argument("--click-requests", type=int, default=20000)
     parser.add_argument(
-        "--seconds", type=int, default=None, help="loop: seconds per round (15); sustained: seconds of load (120)"
+        "--seconds",
+        type=int,
+        default=None,
+        help="loop, floor: seconds per round (15); sustained: seconds of load (120)",
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--servers", default="", help="loop: only these configurations (procfile, dockerfile)")
@@ -42,6 +45,10 @@ def main() -> int:
             rounds=args.rounds,
             servers=[s.strip().lower() for s in args.servers.split(",") if s.strip()],
         )
+    elif args.suite == "floor":
+        from bench import floor
+
+        floor.run(seconds=args.seconds or 15, rounds=min(args.rounds, 3))
     elif args.suite == "sustained":
         from bench import sustained
 
