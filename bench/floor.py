@@ -26,7 +26,7 @@ import sys
 import time
 import uuid
 
-from bench.harness import ensure_tools, gunicorn, machine, redis_clear, say, shipped_servers, write_section, wrk
+from bench.harness import gunicorn, machine, say, shipped_servers, write_section, wrk
 
 CLIENTS = 4
 CONNECTIONS = 32
@@ -142,22 +142,9 @@ def database_rate(captured: dict, *, seconds: int, clients: int = CLIENTS) -> di
 
 
 def run(*, seconds: int = 15, rounds: int = 3) -> dict:
-    import django
+    from bench.loop import seeded_environment
 
-    ensure_tools()
-    from bench.harness import bench_environment
-
-    env = bench_environment()
-    os.environ.update(env)
-    django.setup()
-    from django.core.management import call_command
-
-    from bench.loop import seed
-
-    say("migrating the benchmark database")
-    call_command("migrate", verbosity=0)
-    redis_clear()
-    seeded = seed()
+    env, seeded = seeded_environment()
     captured = _capture(seeded)
     say(f"captured {len(captured['order'])} statements per order (plus BEGIN and COMMIT); a warm-up replay")
     database_rate(captured, seconds=max(5, seconds // 2))

@@ -184,7 +184,8 @@ def _measure(server: ServerConfig, env: dict, seeded: dict, *, click_requests: i
     return result
 
 
-def run(*, click_requests: int, seconds: int, rounds: int, servers: list[str] | None = None) -> dict:
+def seeded_environment() -> tuple[dict, dict]:
+    """The benchmark database (new), migrated and seeded (`seed`), and its Redis namespace emptied: (env, seeded)."""
     import django
 
     ensure_tools()
@@ -198,7 +199,11 @@ def run(*, click_requests: int, seconds: int, rounds: int, servers: list[str] | 
     say("migrating the benchmark database")
     call_command("migrate", verbosity=0)
     redis_clear()
-    seeded = seed()
+    return env, seed()
+
+
+def run(*, click_requests: int, seconds: int, rounds: int, servers: list[str] | None = None) -> dict:
+    env, seeded = seeded_environment()
     configs = distinct([s for s in shipped_servers() if not servers or s.name.lower() in servers])
     results: dict = {
         "machine": machine(),
