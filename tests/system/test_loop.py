@@ -189,7 +189,13 @@ def test_a_flash_sale_over_the_velocity_limit_is_decided_in_one_batch_and_each_r
     approved = sorted(o for o, row in decided.items() if row == ("done", "approve"))
     in_review = sorted(o for o, row in decided.items() if row == ("review", ""))
     assert (len(approved), len(in_review)) == (5, 3), decided
-    # One task decided all eight (its result names its own order and how many others it decided with it).
+    # One task decided all eight (its result names its own order and how many others it decided with it). Celery
+    # logs the result after the task's transaction has committed: the Work rows can be seen a moment before it.
+    wait_for(
+        lambda: re.search(r"rewards\.process_conversion\[[^\]]+\] succeeded in", stack.processes["worker"].output()),
+        timeout=60,
+        what="the batch's task reported its result",
+    )
     assert re.search(r"succeeded in [\d.]+s: '(approved|review)\+7'", stack.processes["worker"].output())
 
     with psycopg2.connect(database) as conn, conn.cursor() as cursor:
