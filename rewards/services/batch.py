@@ -67,17 +67,23 @@ CLAIM_BEFORE = datetime.timedelta(minutes=2)
 CLAIM_WINDOW = datetime.timedelta(minutes=10)
 
 # Undecided attributed orders of the merchant, oldest first; each order's referral is locked (SKIP LOCKED: one that
-# another transaction holds is left out). The partial index conversion_pending serves the scan.
+# another transaction holds is left out). The partial index conversion_pending serves the scan. Whether an order is
+# decided is looked up order by order (a LATERAL subquery with LIMIT 1 is never turned into a join): as a NOT EXISTS
+# anti-join, the plan made from the statistics of a flash sale's first minutes (the orders' times past the
+# histogram's end: "1 row"; a Work table analyzed when it was empty) read every Work row of the merchant once per
+# order: 10 s for a batch of 500 among 9,562 orders in `bench sustained`, 30 ms this way.
 _CLAIM = """
     SELECT c.id FROM tracking_conversion c
     JOIN tracking_referral r ON r.id = c.referral_id AND r.merchant_id = c.merchant_id
+    LEFT JOIN LATERAL (
+        SELECT w.id FROM rewards_work w
+        WHERE w.merchant_id = c.merchant_id AND w.conversion_id = c.id AND w.refund_id IS NULL
+        LIMIT 1
+    ) AS decided ON true
     WHERE c.merchant_id = %(merchant)s
       AND (c.status = 'attributed' OR c.rejection_reason = 'fraud')
       AND {where}
-      AND NOT EXISTS (
-          SELECT 1 FROM rewards_work w
-          WHERE w.merchant_id = c.merchant_id AND w.conversion_id = c.id AND w.refund_id IS NULL
-      )
+      AND decided.id IS NULL
     ORDER BY c.created_at, c.id
     LIMIT %(limit)s
     FOR NO KEY UPDATE OF r SKIP LOCKED
