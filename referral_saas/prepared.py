@@ -76,9 +76,7 @@ def insert(instance):
     same statement on every call. No signals are sent; these models have none.
     """
     name, sql, fields = _insert_statement(type(instance))
-    wrapper = connections[DEFAULT_DB_ALIAS]
-    params = [f.get_db_prep_save(f.pre_save(instance, add=True), wrapper) for f in fields]
-    _written(instance, execute(name, sql, params)[0])
+    _written(instance, execute(name, sql, _values(instance, fields))[0])
     return instance
 
 
@@ -91,18 +89,20 @@ def insert_unless_taken(instance, *, parent=None, via: str = ""):
     """
     if parent is None:
         name, sql, fields = _insert_statement(type(instance), skip_taken=True)
-        wrapper = connections[DEFAULT_DB_ALIAS]
-        row = execute(name, sql, [f.get_db_prep_save(f.pre_save(instance, add=True), wrapper) for f in fields])
+        row = execute(name, sql, _values(instance, fields))
         return None, _written(instance, row[0] if row else None)
     name, sql, parent_fields, fields = _linked_insert_statement(type(parent), type(instance), via)
-    wrapper = connections[DEFAULT_DB_ALIAS]
-    params = [f.get_db_prep_save(f.pre_save(parent, add=True), wrapper) for f in parent_fields]
-    params += [f.get_db_prep_save(f.pre_save(instance, add=True), wrapper) for f in fields]
-    parent_id, instance_id = execute(name, sql, params)
+    parent_id, instance_id = execute(name, sql, _values(parent, parent_fields) + _values(instance, fields))
     _written(parent, parent_id)
     if _written(instance, instance_id) is not None:
         setattr(instance, via, parent)  # after the parent's pk is set: the descriptor copies it
     return parent_id, instance_id
+
+
+def _values(instance, fields: list) -> list:
+    """The database values of `instance`'s `fields` for an INSERT (defaults and auto-now applied)."""
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    return [f.get_db_prep_save(f.pre_save(instance, add=True), wrapper) for f in fields]
 
 
 def _written(instance, pk):

@@ -224,13 +224,12 @@ def _upsert_referral(
     reason: str,
     now: datetime,
     referee_id: int | None,
-    race_safe: bool = True,
 ) -> Referral:
     """Create the friend's referral, or move it to `touch` (last touch) / mark it converted or rejected.
 
-    With race_safe=False a concurrent insert of the same friend raises IntegrityError to the caller, which decides
-    again (conversions do: their retry finds the referral); otherwise a savepoint catches it here. The returned row's
-    `was_created` says whether this call inserted it (of simultaneous sign-ups of one friend, one did).
+    A concurrent insert of the same friend is caught by a savepoint here, and the row that won is moved instead.
+    The returned row's `was_created` says whether this call inserted it (of simultaneous sign-ups of one friend, one
+    did). (An order's first referral is written with the order instead: _record.)
     """
     fields = _touch_fields(touch)
     if existing is None:
@@ -238,8 +237,6 @@ def _upsert_referral(
             merchant=merchant, livemode=livemode, customer=customer, touch=touch, status=status, reason=reason,
             now=now, referee_id=referee_id,
         )  # fmt: skip
-        if not race_safe:
-            return prepared.insert(new)
         try:
             with transaction.atomic():
                 return prepared.insert(new)
@@ -457,7 +454,6 @@ def _record(*, order: OrderFacts, explicit: Touch | None, facts) -> Conversion |
                 reason=decision.reason,
                 now=order.now,
                 referee_id=facts.referee_participant_id,
-                race_safe=False,
             )
             prepared.insert(conversion)  # a taken order id raises IntegrityError: the caller looks for the winner
     if conversion.referral_id and (
