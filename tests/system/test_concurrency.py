@@ -69,6 +69,27 @@ def test_fifty_simultaneous_posts_of_one_order_make_one_conversion(stack, shop, 
     assert stack.api(shop.live_key).get(f"/api/v1/conversions/{order_id}").json()["attributed"] is True
 
 
+def test_fifty_friends_posting_one_order_id_at_once_leave_one_order_and_one_referral(stack, shop, anna):
+    """Each request would open its own friend's referral with the order (one INSERT for both); the requests that
+    lose the order id keep no referral either, and each answers with the one order."""
+    order_id = _order_id(anna, "F")
+
+    def post(i: int) -> requests.Response:
+        order = {
+            "order_id": order_id, "amount": "59.00", "currency": "PLN", "code": anna["code"],
+            "customer": {"external_id": f"friend-{i}-{order_id}", "email": f"friend{i}-{order_id}@example.pl"},
+        }  # fmt: skip
+        return _post(stack, shop.live_key, "/api/v1/conversions", order, f"{order_id}-{i}")
+
+    responses = concurrently(50, post)
+
+    assert Counter(r.status_code for r in responses) == {201: 1, 200: 49}
+    assert len({r.json()["id"] for r in responses}) == 1
+    referrals = stack.api(shop.live_key).get("/api/v1/referrals", params={"referrer": anna["id"]}).json()["results"]
+    winner = next(r.json() for r in responses if r.status_code == 201)
+    assert [r["id"] for r in referrals] == [winner["referral"]["id"]]
+
+
 def _issued_reward(stack, shop, anna) -> dict:
     """Anna's friend orders 100.00 (order `O-<anna's id>`); returns Anna's reward once it is issued."""
     api = stack.api(shop.live_key)
